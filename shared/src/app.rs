@@ -1,0 +1,52 @@
+//! [`App`]: the store, the clock and the settings that every use case needs, built once.
+
+use crate::clock::{Clock, Timestamp};
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::store::Store;
+use ring::rand::{SecureRandom, SystemRandom};
+use std::sync::Arc;
+
+/// The service: one per process, shared by every request. Use cases are its methods, in
+/// [`crate::usecase`].
+pub struct App {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) settings: Settings,
+    pub(crate) rng: SystemRandom,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl App {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+        App { store, clock, settings, rng: SystemRandom::new() }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub(crate) fn random_bytes<const N: usize>(&self) -> Result<[u8; N]> {
+        let mut bytes = [0u8; N];
+        self.rng.fill(&mut bytes).map_err(|_| Error::Internal)?;
+        Ok(bytes)
+    }
+
+    /// A random version-4 UUID, the format of generated ids (spec 2.3 examples).
+    pub(crate) fn random_uuid(&self) -> Result<String> {
+        let mut b: [u8; 16] = self.random_bytes()?;
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h = hex::encode(b);
+        Ok(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+    }
+}

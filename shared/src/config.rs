@@ -1,0 +1,57 @@
+//! Settings, read once at start-up.
+
+use crate::token::DEFAULT_TOKEN_LIFETIME_SECONDS;
+
+/// Lifetimes and limits of the service. The defaults are the documented behaviour; the local
+/// server and (later) the Lambda functions read overrides from the environment once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Lifetime of every issued token (spec 5: 10 minutes).
+    pub token_lifetime_seconds: i64,
+    /// Lifetime of an in-app challenge from `POST /client/challenge`: long enough for a
+    /// biometric prompt, short enough that a leaked id is soon useless.
+    pub challenge_lifetime_seconds: i64,
+    /// Failed signatures after which a challenge is ended (DESIGN 6).
+    pub max_failed_attempts: u32,
+    /// How long actions are kept; the query API looks back at most this far (spec 2.5).
+    pub action_retention_days: i64,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            token_lifetime_seconds: DEFAULT_TOKEN_LIFETIME_SECONDS,
+            challenge_lifetime_seconds: 300,
+            max_failed_attempts: 5,
+            action_retention_days: 30,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, overridden by `TRUSTED_DEVICE_TOKEN_LIFETIME_SECONDS` and
+    /// `TRUSTED_DEVICE_CHALLENGE_LIFETIME_SECONDS` when set to positive integers.
+    pub fn from_env() -> Result<Self, String> {
+        let mut settings = Settings::default();
+        if let Some(value) = read_positive("TRUSTED_DEVICE_TOKEN_LIFETIME_SECONDS")? {
+            settings.token_lifetime_seconds = value;
+        }
+        if let Some(value) = read_positive("TRUSTED_DEVICE_CHALLENGE_LIFETIME_SECONDS")? {
+            settings.challenge_lifetime_seconds = value;
+        }
+        Ok(settings)
+    }
+}
+
+fn read_positive(name: &str) -> Result<Option<i64>, String> {
+    match std::env::var(name) {
+        Ok(text) => match text.trim().parse::<i64>() {
+            Ok(value) if value > 0 => Ok(Some(value)),
+            _ => Err(format!("{name} must be a positive number of seconds, not {text:?}")),
+        },
+        Err(_) => Ok(None),
+    }
+}

@@ -1,0 +1,10 @@
+//! The domain: validated identifiers, the records the service keeps, and the use cases.
+//!
+//! Use cases take the store and a clock through [`crate::App`]; they know nothing of HTTP.
+
+pub mod ids;
+pub mod model;
+pub mod policy;
+
+pub use ids::*;
+pub use model::*;

@@ -1,0 +1,260 @@
+//! The records the service keeps, and the enums that appear on the wire.
+
+use super::ids::{ActionCode, ChallengeId, CredentialId, IdempotencyKey, TenantId, UserId};
+use crate::clock::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// `UserActionState` (spec 2.9), identical in every SDK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ActionState {
+    Allow,
+    Block,
+    ChallengeRequired,
+    ChallengeSucceeded,
+    ChallengeFailed,
+    ReviewRequired,
+    ReviewSucceeded,
+    ReviewFailed,
+}
+
+impl ActionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionState::Allow => "ALLOW",
+            ActionState::Block => "BLOCK",
+            ActionState::ChallengeRequired => "CHALLENGE_REQUIRED",
+            ActionState::ChallengeSucceeded => "CHALLENGE_SUCCEEDED",
+            ActionState::ChallengeFailed => "CHALLENGE_FAILED",
+            ActionState::ReviewRequired => "REVIEW_REQUIRED",
+            ActionState::ReviewSucceeded => "REVIEW_SUCCEEDED",
+            ActionState::ReviewFailed => "REVIEW_FAILED",
+        }
+    }
+
+    /// The states a device signature may move to `CHALLENGE_SUCCEEDED`.
+    ///
+    /// `ALLOW` may be stepped up (a stronger proof than needed); a completed challenge may be
+    /// repeated. `BLOCK` and the review states are decisions a signature must never override.
+    pub const CHALLENGEABLE: [ActionState; 3] = [
+        ActionState::Allow,
+        ActionState::ChallengeRequired,
+        ActionState::ChallengeSucceeded,
+    ];
+
+    pub fn is_challengeable(self) -> bool {
+        Self::CHALLENGEABLE.contains(&self)
+    }
+}
+
+/// A rule or default outcome (spec 7), mapped to the state a track returns (spec 2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Outcome {
+    Allow,
+    Challenge,
+    Review,
+    Block,
+}
+
+impl Outcome {
+    pub fn state(self) -> ActionState {
+        match self {
+            Outcome::Allow => ActionState::Allow,
+            Outcome::Challenge => ActionState::ChallengeRequired,
+            Outcome::Review => ActionState::ReviewRequired,
+            Outcome::Block => ActionState::Block,
+        }
+    }
+}
+
+/// The verification methods this service reports (spec 2.9).
+///
+/// In-app, QR-code and legacy device credentials are all reported as `DEVICE`: the .NET SDK
+/// parses this enum strictly and rejects `IN_APP` and `QR_CODE` (spec 2.9, 8.8), while every SDK
+/// accepts `DEVICE`, the value Authsignal's docs show for trusted devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VerificationMethod {
+    Device,
+    Push,
+}
+
+/// The namespace of a device credential: its URL segment (spec 3.2). Each namespace has its
+/// own key pair on the device; one public key may appear in several namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Namespace {
+    Push,
+    QrCode,
+    InApp,
+    Device,
+}
+
+impl Namespace {
+    pub const ALL: [Namespace; 4] = [
+        Namespace::Push,
+        Namespace::QrCode,
+        Namespace::InApp,
+        Namespace::Device,
+    ];
+
+    pub fn parse_segment(segment: &str) -> Option<Namespace> {
+        Self::ALL.into_iter().find(|ns| ns.segment() == segment)
+    }
+
+    pub fn segment(self) -> &'static str {
+        match self {
+            Namespace::Push => "push",
+            Namespace::QrCode => "qr-code",
+            Namespace::InApp => "in-app",
+            Namespace::Device => "device",
+        }
+    }
+
+    pub fn verification_method(self) -> VerificationMethod {
+        match self {
+            Namespace::Push => VerificationMethod::Push,
+            Namespace::QrCode | Namespace::InApp | Namespace::Device => VerificationMethod::Device,
+        }
+    }
+}
+
+/// A registered device public key (spec 6.1 step 3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credential {
+    pub id: CredentialId,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub namespace: Namespace,
+    /// Canonical standard base64 of the SPKI DER (spec 4.2).
+    pub public_key: String,
+    /// Hex SHA-256 of the SPKI DER: the lookup key.
+    pub key_fingerprint: String,
+    pub device_name: Option<String>,
+    pub device_platform: Option<String>,
+    pub push_token: Option<String>,
+    pub created_at: Timestamp,
+    pub last_verified_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// The attributes of a track request that later steps show or decide on (spec 2.3).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackContext {
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub device_id: Option<String>,
+    pub custom: Option<serde_json::Value>,
+    pub scope: Option<String>,
+}
+
+/// Identifies one tracked action.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ActionKey {
+    pub user_id: UserId,
+    pub action_code: ActionCode,
+    pub idempotency_key: IdempotencyKey,
+}
+
+/// A tracked action and its one state history (DESIGN 4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    pub tenant_id: TenantId,
+    pub key: ActionKey,
+    pub state: ActionState,
+    pub created_at: Timestamp,
+    pub state_updated_at: Timestamp,
+    pub verification_method: Option<VerificationMethod>,
+    pub verified_by_authenticator_id: Option<CredentialId>,
+    pub context: TrackContext,
+    pub rule_ids: Vec<String>,
+    /// When the record may be deleted (DynamoDB TTL); reads treat it as gone after this.
+    pub expires_at: Timestamp,
+}
+
+/// Where a challenge stands. The move from `Pending` is single-use (DESIGN 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ChallengeState {
+    Pending,
+    Consumed,
+    /// Ended by too many failed signature attempts (DESIGN 6).
+    Failed,
+}
+
+/// What a challenge will complete, fixed when it is started (spec 3.4.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChallengeTarget {
+    /// Started with a Bearer token: it completes that tracked action only.
+    TrackedAction(ActionKey),
+    /// Started with tenant Basic and `{action}`: verify creates an action with this code for
+    /// the user who owns the signing key.
+    NewAction(ActionCode),
+    /// Started with tenant Basic and no action: the target comes from the verify call's Bearer
+    /// token, or a new action with the default code is created.
+    Unbound,
+}
+
+/// A one-time challenge for a device signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    pub tenant_id: TenantId,
+    pub id: ChallengeId,
+    pub target: ChallengeTarget,
+    /// Attestation nonce, issued with Bearer auth (spec 3.4.1).
+    pub nonce: Option<String>,
+    pub state: ChallengeState,
+    pub failed_attempts: u32,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// The user attributes of spec 2.6.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserProfile {
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub phone_number: Option<String>,
+    pub phone_number_verified: bool,
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    pub custom: Option<serde_json::Value>,
+    pub locale: Option<String>,
+}
+
+/// A tenant as stored. Secrets are stored as SHA-256 hashes only; token signing keys are kept
+/// (they must be, to sign) and never leave the server.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantRecord {
+    pub id: TenantId,
+    /// Hex SHA-256 of each API secret key that is accepted (several during a rotation).
+    pub secret_key_hashes: Vec<String>,
+    /// Token signing keys, newest first; the first signs, all verify.
+    pub signing_keys: Vec<SigningKeyRecord>,
+    pub created_at: Timestamp,
+}
+
+impl std::fmt::Debug for TenantRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantRecord")
+            .field("id", &self.id)
+            .field("secret_key_hashes", &self.secret_key_hashes.len())
+            .field("signing_keys", &self.signing_keys.len())
+            .finish()
+    }
+}
+
+/// One HS256 signing key; `kid` goes into the JWT header (DESIGN 3, key rotation).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    /// Standard base64 of 32 random bytes.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}

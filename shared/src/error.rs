@@ -1,0 +1,212 @@
+//! One error type for every failure a caller can see, and its one mapping to HTTP.
+//!
+//! Each variant is one precise failed check. [`Error::status`], [`Error::code`] and
+//! [`Error::description`] are the only place that decides what goes on the wire; handlers
+//! never build error bodies themselves. The body always carries `error`, `errorCode` and
+//! `errorDescription` with the same snake_case code in the first two, because the official SDKs
+//! disagree on which key they read (spec 1.3).
+
+use axum::http::StatusCode;
+use std::borrow::Cow;
+
+/// The exact 401 text the official SDKs' own tests assert against (spec 1.3).
+pub const UNAUTHORIZED_DESCRIPTION: &str =
+    "The request is unauthorized. Check that your API key and region base URL are correctly configured.";
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum Error {
+    // --- Authentication (spec 2.1, 3.1) ---
+    #[error("missing or unknown API secret key, or unknown tenant")]
+    Unauthorized,
+    #[error("the bearer token is malformed, forged or for another tenant")]
+    InvalidToken,
+    #[error("the bearer token has expired")]
+    ExpiredToken,
+    #[error("the token lacks the scope {0}")]
+    InsufficientScope(&'static str),
+
+    // --- Input (spec 1.2) ---
+    #[error("{0}")]
+    InvalidRequest(Cow<'static, str>),
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+
+    // --- Device credentials (spec 3.4.1 to 3.4.3, 4) ---
+    #[error("no credential is registered for this public key")]
+    InvalidCredential,
+    #[error("this public key is already registered to another user")]
+    CredentialConflict,
+    #[error("the signature does not verify with the registered public key")]
+    InvalidSignature,
+    #[error("this removal signature has already been used")]
+    SignatureAlreadyUsed,
+    #[error("the credential belongs to a different user than the token")]
+    UserMismatch,
+    #[error("authenticator not found")]
+    AuthenticatorNotFound,
+
+    // --- Challenges (spec 3.4.4, DESIGN 6) ---
+    #[error("challenge not found")]
+    ChallengeNotFound,
+    #[error("the challenge has expired")]
+    ChallengeExpired,
+    #[error("the challenge has already been used")]
+    ChallengeAlreadyUsed,
+    #[error("the challenge was started for a different action or user")]
+    ChallengeMismatch,
+
+    // --- Actions (spec 2.3 to 2.5) ---
+    #[error("action not found")]
+    ActionNotFound,
+    #[error("the action is in state {0} and cannot be completed by a challenge")]
+    ActionNotChallengeable(&'static str),
+
+    // --- Routing ---
+    #[error("no route for this path")]
+    RouteNotFound,
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
+
+    // --- Infrastructure: never carry internals to the caller ---
+    #[error("the data store is unavailable")]
+    StoreUnavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl Error {
+    pub fn invalid_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::InvalidRequest(message.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        use Error::*;
+        match self {
+            Unauthorized | InvalidToken | ExpiredToken => StatusCode::UNAUTHORIZED,
+            InsufficientScope(_) | UserMismatch => StatusCode::FORBIDDEN,
+            InvalidRequest(_) | InvalidCredential | InvalidSignature | ChallengeExpired
+            | ChallengeMismatch => StatusCode::BAD_REQUEST,
+            PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            CredentialConflict
+            | SignatureAlreadyUsed
+            | ChallengeAlreadyUsed
+            | ActionNotChallengeable(_) => StatusCode::CONFLICT,
+            AuthenticatorNotFound | ChallengeNotFound | ActionNotFound | RouteNotFound => {
+                StatusCode::NOT_FOUND
+            }
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The snake_case code in `error` and `errorCode`.
+    pub fn code(&self) -> &'static str {
+        use Error::*;
+        match self {
+            Unauthorized => "unauthorized",
+            InvalidToken => "invalid_token",
+            ExpiredToken => "expired_token",
+            InsufficientScope(_) => "insufficient_scope",
+            InvalidRequest(_) => "invalid_request",
+            PayloadTooLarge(_) => "payload_too_large",
+            InvalidCredential => "invalid_credential",
+            CredentialConflict => "credential_conflict",
+            InvalidSignature => "invalid_signature",
+            SignatureAlreadyUsed => "signature_already_used",
+            UserMismatch => "user_mismatch",
+            AuthenticatorNotFound => "authenticator_not_found",
+            ChallengeNotFound => "challenge_not_found",
+            ChallengeExpired => "challenge_expired",
+            ChallengeAlreadyUsed => "challenge_already_used",
+            ChallengeMismatch => "challenge_mismatch",
+            ActionNotFound => "action_not_found",
+            ActionNotChallengeable(_) => "invalid_action_state",
+            RouteNotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            StoreUnavailable => "service_unavailable",
+            Internal => "internal_error",
+        }
+    }
+
+    /// The human-readable `errorDescription`.
+    pub fn description(&self) -> Cow<'static, str> {
+        match self {
+            Error::Unauthorized => Cow::Borrowed(UNAUTHORIZED_DESCRIPTION),
+            Error::InvalidRequest(message) => message.clone(),
+            Error::InvalidCredential => Cow::Borrowed(
+                "The credential exists on the device but is not registered on the server.",
+            ),
+            other => Cow::Owned(capitalize(&other.to_string())),
+        }
+    }
+
+    /// The JSON body of spec 1.3.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": self.code(),
+            "errorCode": self.code(),
+            "errorDescription": self.description(),
+        })
+    }
+}
+
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect::<String>() + ".",
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unauthorized_has_the_exact_sdk_tested_text() {
+        let body = Error::Unauthorized.body();
+        assert_eq!(body["error"], "unauthorized");
+        assert_eq!(body["errorCode"], "unauthorized");
+        assert_eq!(
+            body["errorDescription"],
+            "The request is unauthorized. Check that your API key and region base URL are correctly configured."
+        );
+        assert_eq!(Error::Unauthorized.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn every_client_facing_error_is_4xx_and_infrastructure_is_5xx() {
+        let client = [
+            Error::InvalidToken,
+            Error::ExpiredToken,
+            Error::InsufficientScope("add:authenticators"),
+            Error::invalid_request("x"),
+            Error::PayloadTooLarge(1),
+            Error::InvalidCredential,
+            Error::CredentialConflict,
+            Error::InvalidSignature,
+            Error::SignatureAlreadyUsed,
+            Error::UserMismatch,
+            Error::AuthenticatorNotFound,
+            Error::ChallengeNotFound,
+            Error::ChallengeExpired,
+            Error::ChallengeAlreadyUsed,
+            Error::ChallengeMismatch,
+            Error::ActionNotFound,
+            Error::ActionNotChallengeable("BLOCK"),
+            Error::RouteNotFound,
+            Error::MethodNotAllowed,
+        ];
+        for error in client {
+            assert!(error.status().is_client_error(), "{error:?}");
+            let body = error.body();
+            assert_eq!(body["error"], body["errorCode"]);
+            assert!(!body["errorDescription"].as_str().unwrap().is_empty());
+        }
+        assert_eq!(Error::StoreUnavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(Error::Internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

@@ -1,0 +1,328 @@
+//! HTTP plumbing shared by every function: auth extractors, the JSON body and path
+//! extractors, error responses, the request log line, and the layers every router gets.
+//!
+//! A handler is three steps: extractors decode (and reject bad input with the precise
+//! [`Error`]), one [`App`] use case runs, [`json`] encodes.
+
+use crate::App;
+use crate::encoding;
+use crate::error::Error;
+use crate::token::{self, VerifiedToken};
+use crate::usecase::tenants::Tenant;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The state every router shares.
+pub type SharedApp = Arc<App>;
+
+// ---------------------------------------------------------------- responses
+
+/// A JSON response with `Content-Type: application/json` exactly: the Python SDK parses only
+/// that exact string (spec 1.2).
+pub fn json(status: StatusCode, body: &impl Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut response = Response::new(Body::from(bytes));
+            *response.status_mut() = status;
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
+        Err(_) => Error::Internal.into_response(),
+    }
+}
+
+/// 200 with a JSON body: the only success the Client API may give (spec 3.6).
+pub fn ok(body: &impl Serialize) -> Response {
+    json(StatusCode::OK, body)
+}
+
+/// The error code of a response, for the request log line.
+#[derive(Debug, Clone, Copy)]
+struct LoggedErrorCode(&'static str);
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let mut response = json(self.status(), &self.body());
+        response.extensions_mut().insert(LoggedErrorCode(self.code()));
+        response
+    }
+}
+
+// ---------------------------------------------------------------- auth
+
+fn authorization<'a>(parts: &'a Parts, scheme: &str) -> Option<&'a str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (given, rest) = value.split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then(|| rest.trim())
+}
+
+/// Server API auth: `Basic base64("<secret>:")` (spec 2.1). Anything else is `Unauthorized`.
+#[derive(Debug)]
+pub struct SecretKeyAuth(pub Tenant);
+
+impl FromRequestParts<SharedApp> for SecretKeyAuth {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &SharedApp) -> Result<Self, Error> {
+        let credentials = authorization(parts, "Basic").ok_or(Error::Unauthorized)?;
+        let secret = encoding::secret_from_basic(credentials).ok_or(Error::Unauthorized)?;
+        Ok(SecretKeyAuth(app.tenant_by_secret(&secret).await?))
+    }
+}
+
+/// Client API tenant auth: `Basic` with the tenant id in any of the three client encodings
+/// (spec 3.1). It proves nothing by itself; the device signature in the body does.
+#[derive(Debug)]
+pub struct TenantAuth(pub Tenant);
+
+impl FromRequestParts<SharedApp> for TenantAuth {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &SharedApp) -> Result<Self, Error> {
+        let credentials = authorization(parts, "Basic").ok_or(Error::Unauthorized)?;
+        Ok(TenantAuth(tenant_from_basic(parts, credentials, app).await?))
+    }
+}
+
+async fn tenant_from_basic(parts: &Parts, credentials: &str, app: &App) -> Result<Tenant, Error> {
+    let id = encoding::tenant_id_from_basic(credentials).ok_or(Error::Unauthorized)?;
+    let id = crate::domain::TenantId::parse(id).map_err(|_| Error::Unauthorized)?;
+    // The mobile SDKs also send the tenant in a header (spec 1.4): they must agree.
+    if let Some(header_id) = parts.headers.get("x-authsignal-tenant-id")
+        && header_id.to_str().map(str::trim).ok() != Some(id.as_str())
+    {
+        return Err(Error::Unauthorized);
+    }
+    app.tenant_by_id(&id).await
+}
+
+/// Client API user auth: `Bearer <token from track or verify>` (spec 3.1).
+#[derive(Debug)]
+pub struct BearerAuth {
+    pub tenant: Tenant,
+    pub token: VerifiedToken,
+}
+
+impl FromRequestParts<SharedApp> for BearerAuth {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &SharedApp) -> Result<Self, Error> {
+        let token = authorization(parts, "Bearer").ok_or(Error::Unauthorized)?;
+        bearer(token, app).await
+    }
+}
+
+async fn bearer(token: &str, app: &App) -> Result<BearerAuth, Error> {
+    let tenant_id = token::claimed_tenant(token).ok_or(Error::InvalidToken)?;
+    let tenant = app.tenant_by_id(&tenant_id).await.map_err(|error| match error {
+        Error::Unauthorized => Error::InvalidToken,
+        other => other,
+    })?;
+    let token = tenant.keys.verify(token, app.now())?;
+    Ok(BearerAuth { tenant, token })
+}
+
+/// Either client auth, for the calls that take both (spec 3.3 #4, #5).
+#[derive(Debug)]
+pub enum ClientAuth {
+    Bearer(BearerAuth),
+    Tenant(Tenant),
+}
+
+impl ClientAuth {
+    pub fn tenant(&self) -> &Tenant {
+        match self {
+            ClientAuth::Bearer(auth) => &auth.tenant,
+            ClientAuth::Tenant(tenant) => tenant,
+        }
+    }
+
+    pub fn token(&self) -> Option<&VerifiedToken> {
+        match self {
+            ClientAuth::Bearer(auth) => Some(&auth.token),
+            ClientAuth::Tenant(_) => None,
+        }
+    }
+}
+
+impl FromRequestParts<SharedApp> for ClientAuth {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &SharedApp) -> Result<Self, Error> {
+        if let Some(token) = authorization(parts, "Bearer") {
+            return Ok(ClientAuth::Bearer(bearer(token, app).await?));
+        }
+        let credentials = authorization(parts, "Basic").ok_or(Error::Unauthorized)?;
+        Ok(ClientAuth::Tenant(tenant_from_basic(parts, credentials, app).await?))
+    }
+}
+
+// ---------------------------------------------------------------- input
+
+/// A JSON request body. Whatever the `Content-Type`, an empty body reads as `{}` (PHP sends
+/// none on track, spec 2.2); unknown fields are ignored and `null` reads as missing (spec
+/// 1.2, by declaring optional fields as `Option`); bodies over the limit are refused.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<SharedApp> for JsonBody<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, app: &SharedApp) -> Result<Self, Error> {
+        let limit = app.settings().max_body_bytes;
+        let bytes = axum::body::to_bytes(request.into_body(), limit)
+            .await
+            .map_err(|_| Error::PayloadTooLarge(limit))?;
+        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        serde_json::from_slice(text).map(JsonBody).map_err(|error| {
+            Error::invalid_request(format!("The request body is not valid: {error}."))
+        })
+    }
+}
+
+/// Path parameters, percent-decoded (spec 2.2); a malformed one is a 400, not axum's text.
+#[derive(Debug)]
+pub struct PathParams<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for PathParams<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| PathParams(value))
+            .map_err(|error| Error::invalid_request(format!("Invalid path: {error}.")))
+    }
+}
+
+/// Query parameters; a malformed query is a 400 in the error shape.
+#[derive(Debug)]
+pub struct QueryParams<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for QueryParams<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| QueryParams(value))
+            .map_err(|error| Error::invalid_request(format!("Invalid query: {error}.")))
+    }
+}
+
+/// A required field of a request body, or `invalid_request` naming it.
+pub fn required<T>(value: Option<T>, name: &str) -> Result<T, Error> {
+    value.ok_or_else(|| Error::invalid_request(format!("The field `{name}` is required.")))
+}
+
+// ---------------------------------------------------------------- the service
+
+/// Adds what every router needs, once, around the merged routes: JSON 404 and 405, a panic
+/// turned into a 500 in the error shape, and one log line per request.
+pub fn finish(router: Router) -> Router {
+    router
+        .fallback(|| async { Error::RouteNotFound })
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(axum::middleware::from_fn(log_request))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            tracing::error!("handler panicked");
+            Error::Internal.into_response()
+        }))
+}
+
+/// Rewrites the path before routing: repeated slashes collapse to one, and the Go SDK's
+/// doubled `/v1/v1/` prefix becomes `/v1/` (spec 8.1, 2.2).
+pub fn normalize_path(mut request: Request) -> Request {
+    let path = request.uri().path();
+    let mut normalized = String::with_capacity(path.len());
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        normalized.push('/');
+        normalized.push_str(segment);
+    }
+    while normalized.starts_with("/v1/v1/") {
+        normalized.replace_range(0..3, "");
+    }
+    if normalized.is_empty() {
+        normalized.push('/');
+    }
+    if normalized != path {
+        let path_and_query = match request.uri().query() {
+            Some(query) => format!("{normalized}?{query}"),
+            None => normalized,
+        };
+        let mut uri_parts = request.uri().clone().into_parts();
+        if let Ok(pq) = path_and_query.parse() {
+            uri_parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(uri_parts) {
+                *request.uri_mut() = uri;
+            }
+        }
+    }
+    request
+}
+
+/// The request log line: method, route template (never the raw path or query, which can
+/// hold user ids and public keys), status, error code, latency.
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let error = response.extensions().get::<LoggedErrorCode>().map(|c| c.0);
+    tracing::info!(
+        method = %method,
+        route = %route,
+        status = response.status().as_u16(),
+        error,
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path_of(uri: &str) -> String {
+        let request = Request::builder().uri(uri).body(Body::empty()).unwrap();
+        normalize_path(request).uri().to_string()
+    }
+
+    #[test]
+    fn paths_are_normalized_before_routing() {
+        assert_eq!(path_of("/v1//client//challenge"), "/v1/client/challenge");
+        assert_eq!(path_of("/v1/v1/challenges?challengeId=x"), "/v1/challenges?challengeId=x");
+        assert_eq!(path_of("/v1/users/a%20b/actions/signIn"), "/v1/users/a%20b/actions/signIn");
+        assert_eq!(path_of("//"), "/");
+    }
+
+    #[test]
+    fn error_responses_have_the_exact_content_type() {
+        let response = Error::ChallengeExpired.into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    }
+}

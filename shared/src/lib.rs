@@ -1,0 +1,35 @@
+//! The crate every trusted-device function shares.
+//!
+//! A request flows top to bottom through these modules:
+//!
+//! | module | what it is |
+//! |---|---|
+//! | [`http`] | auth extractors (secret Basic, tenant Basic, Bearer), the JSON body and path extractors, error responses, logging, path normalisation |
+//! | [`usecase`] | one method on [`App`] per operation: `track`, `add_credential`, `start_challenge`, `verify_challenge`, `validate`, ... |
+//! | [`domain`] | validated identifiers, records, states and the track policy |
+//! | [`token`] | JWT issue and verify (HS256 pinned, per-tenant keys with `kid`) |
+//! | [`signature`] | P-256 ECDSA verification and strict SPKI parsing |
+//! | [`encoding`] | base64, strict by default and lenient where the spec says clients differ |
+//! | [`store`] | the storage traits and the embedded adapter |
+//! | [`clock`] | injected time |
+//! | [`config`], [`telemetry`] | settings read once; one JSON or text log line per request |
+//! | [`error`] | every failure a caller can see, mapped to HTTP in one place |
+//!
+//! The wire contract is `../shared/spec/wire-protocol.md` ("spec" in comments); the
+//! architecture is `../shared/DESIGN.md`.
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod encoding;
+pub mod error;
+pub mod http;
+pub mod signature;
+pub mod store;
+pub mod telemetry;
+pub mod token;
+pub mod usecase;
+
+pub use app::App;
+pub use error::{Error, Result};

@@ -1,0 +1,172 @@
+//! Storage: small traits for what the use cases need, and the adapters behind them.
+//!
+//! | trait | holds |
+//! |---|---|
+//! | [`TenantStore`] | tenants, and the index from a secret key's hash to its tenant |
+//! | [`CredentialStore`] | device credentials, by public key and by user; removal receipts |
+//! | [`ChallengeStore`] | one-time challenges |
+//! | [`ActionStore`] | tracked actions and their state |
+//! | [`UserStore`] | user attributes; deleting a user deletes what belongs to them |
+//! | [`VerificationStore`] | the one atomic step of a verify |
+//!
+//! Every single-use or state-changing step is one conditional write (or transaction) in the
+//! adapter, and a failed condition comes back as the precise [`Error`]
+//! (`ChallengeAlreadyUsed`, `ChallengeExpired`, ...), never as a generic failure. Expiry is
+//! checked by the code that reads, not left to TTL deletion, which is late (DESIGN 4).
+//!
+//! Adapters: [`embedded::EmbeddedStore`] (a `redb` file, or memory for tests). The DynamoDB
+//! adapter implements the same traits and runs the same conformance suite.
+
+pub mod embedded;
+
+use crate::clock::Timestamp;
+use crate::domain::{
+    Action, ActionKey, ActionState, Challenge, ChallengeId, Credential, CredentialId, Namespace,
+    TenantId, TenantRecord, UserId, UserProfile, VerificationMethod,
+};
+use crate::error::Result;
+use async_trait::async_trait;
+
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    async fn get_tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>>;
+    /// The tenant whose API secret hashes to `secret_hash` (hex SHA-256).
+    async fn find_tenant_by_secret_hash(&self, secret_hash: &str) -> Result<Option<TenantId>>;
+    /// Creates or replaces a tenant, keeping the secret index in step with its hashes.
+    async fn put_tenant(&self, tenant: &TenantRecord) -> Result<()>;
+}
+
+/// The result of adding a credential whose key may already be registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsertOutcome {
+    Inserted,
+    /// The key was already registered (to this user or another); nothing was written.
+    AlreadyRegistered(Credential),
+}
+
+/// A record that a removal signature for one time window was used (spec 4.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemovalReceipt {
+    pub window: i64,
+    pub expires_at: Timestamp,
+}
+
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    async fn get_credential(
+        &self,
+        tenant: &TenantId,
+        namespace: Namespace,
+        key_fingerprint: &str,
+    ) -> Result<Option<Credential>>;
+    async fn list_user_credentials(&self, tenant: &TenantId, user: &UserId)
+    -> Result<Vec<Credential>>;
+    /// Inserts if no credential has this (tenant, namespace, key); otherwise returns the one
+    /// that does. Concurrent inserts of one key leave exactly one credential.
+    async fn insert_credential(&self, credential: &Credential) -> Result<InsertOutcome>;
+    /// Deletes a user's credential by id; returns what was deleted.
+    async fn delete_credential(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        id: &CredentialId,
+    ) -> Result<Option<Credential>>;
+    /// Deletes `credential` and records `receipt`, only if no receipt exists yet for this key
+    /// and window: `SignatureAlreadyUsed` otherwise, `InvalidCredential` if it is gone.
+    async fn remove_credential_once(
+        &self,
+        credential: &Credential,
+        receipt: &RemovalReceipt,
+    ) -> Result<()>;
+}
+
+#[async_trait]
+pub trait ChallengeStore: Send + Sync {
+    async fn put_challenge(&self, challenge: &Challenge) -> Result<()>;
+    async fn get_challenge(&self, tenant: &TenantId, id: &ChallengeId) -> Result<Option<Challenge>>;
+    /// Counts a failed signature on a pending challenge; at `max_attempts` it becomes `Failed`.
+    async fn record_failed_attempt(
+        &self,
+        tenant: &TenantId,
+        id: &ChallengeId,
+        max_attempts: u32,
+    ) -> Result<()>;
+}
+
+#[async_trait]
+pub trait ActionStore: Send + Sync {
+    /// Creates the action unless one with the same key exists; returns the stored action
+    /// either way, so a repeated idempotency key never makes a duplicate.
+    async fn create_action(&self, action: &Action) -> Result<Action>;
+    async fn get_action(&self, tenant: &TenantId, key: &ActionKey) -> Result<Option<Action>>;
+    /// Sets the state of an existing action; `None` if there is no such action.
+    async fn set_action_state(
+        &self,
+        tenant: &TenantId,
+        key: &ActionKey,
+        state: ActionState,
+        now: Timestamp,
+    ) -> Result<Option<Action>>;
+    /// A user's actions created at or after `since`, newest first.
+    async fn list_actions(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        since: Timestamp,
+    ) -> Result<Vec<Action>>;
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    async fn get_user(&self, tenant: &TenantId, user: &UserId) -> Result<Option<UserProfile>>;
+    async fn put_user(&self, tenant: &TenantId, user: &UserId, profile: &UserProfile)
+    -> Result<()>;
+    /// Deletes the user's attributes, credentials and actions.
+    async fn delete_user(&self, tenant: &TenantId, user: &UserId) -> Result<()>;
+}
+
+/// Which action a verification completes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionWrite {
+    /// An existing action moves to `CHALLENGE_SUCCEEDED` if it is still in a challengeable
+    /// state (`ActionNotChallengeable` otherwise, `ActionNotFound` if gone).
+    Complete(ActionKey),
+    /// A new action is created already succeeded (in-app verify without a track, spec 3.4.4).
+    Create(Action),
+}
+
+/// Everything a successful verify changes, applied together or not at all (DESIGN 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerificationCommit {
+    pub tenant_id: TenantId,
+    pub challenge_id: ChallengeId,
+    pub credential: Credential,
+    pub method: VerificationMethod,
+    pub action: ActionWrite,
+    pub now: Timestamp,
+}
+
+#[async_trait]
+pub trait VerificationStore: Send + Sync {
+    /// In one transaction: the challenge goes from pending (and unexpired at `now`) to
+    /// consumed; the action becomes `CHALLENGE_SUCCEEDED` with the method and credential; the
+    /// credential's `lastVerifiedAt` becomes `now`. Returns the action as written.
+    ///
+    /// Errors, each from one failed condition: `ChallengeNotFound`, `ChallengeExpired`,
+    /// `ChallengeAlreadyUsed`, `ActionNotFound`, `ActionNotChallengeable`, `InvalidCredential`.
+    async fn complete_verification(&self, commit: &VerificationCommit) -> Result<Action>;
+}
+
+/// Everything the use cases need from storage.
+pub trait Store:
+    TenantStore + CredentialStore + ChallengeStore + ActionStore + UserStore + VerificationStore
+{
+}
+
+impl<T> Store for T where
+    T: TenantStore + CredentialStore + ChallengeStore + ActionStore + UserStore + VerificationStore
+{
+}
+
+#[cfg(test)]
+pub(crate) mod conformance;

@@ -1,0 +1,24 @@
+//! Logging: one line per request (written by [`crate::http`]'s middleware), JSON or text,
+//! filtered by `RUST_LOG`. Nothing logged carries a secret, token, key or signature: the
+//! request line holds the route template, never the raw path or query.
+
+use tracing_subscriber::EnvFilter;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, for log pipelines (CloudWatch, Loki, ...).
+    Json,
+    /// Human-readable lines for a terminal.
+    Text,
+}
+
+/// Installs the global subscriber once; later calls do nothing.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        LogFormat::Text => builder.compact().try_init(),
+    };
+}

@@ -1,0 +1,372 @@
+//! Tokens: the JWT a track returns and a verify hands back for `/validate` (spec 5).
+//!
+//! HS256 only, pinned: the algorithm is never taken from the token. Each tenant has its own
+//! signing keys; the header's `kid` is `"<tenantId>.<keyId>"`, used only to pick the key to
+//! verify with. `aud` is the tenant id and must match, and `sub`, `iat`, `exp` and `aud` are
+//! required. Expiry is checked against the injected clock, not the system time, so tests can
+//! move time.
+
+use crate::clock::Timestamp;
+use crate::domain::{ActionCode, ActionKey, IdempotencyKey, SigningKeyRecord, TenantId, UserId};
+use crate::encoding;
+use crate::error::Error;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+/// Tokens last 10 minutes (spec 5: "valid for 10 minutes").
+pub const DEFAULT_TOKEN_LIFETIME_SECONDS: i64 = 600;
+
+/// How far in the future `iat` may be before a token is refused (clock skew between hosts).
+const MAX_IAT_SKEW_SECONDS: i64 = 60;
+
+/// The JWT payload as the SDKs type it (spec 5, react-native `TokenPayload`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenClaims {
+    pub sub: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    pub other: OtherClaims,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OtherClaims {
+    pub tenant_id: String,
+    pub user_id: String,
+    pub action_code: String,
+    pub idempotency_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+/// A token that verified: its claims, parsed into domain types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    pub tenant_id: TenantId,
+    pub action: ActionKey,
+    pub scopes: Vec<String>,
+}
+
+impl VerifiedToken {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// What to put in a new token.
+pub struct TokenRequest<'a> {
+    pub action: &'a ActionKey,
+    pub scope: Option<&'a str>,
+    pub username: Option<&'a str>,
+}
+
+/// One tenant's keys, parsed once: the newest signs, all verify.
+pub struct TenantKeys {
+    tenant_id: TenantId,
+    signing_kid: String,
+    signing_key: EncodingKey,
+    verifying: Vec<(String, DecodingKey)>,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for TenantKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantKeys")
+            .field("tenant_id", &self.tenant_id)
+            .field("signing_kid", &self.signing_kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TenantKeys {
+    pub fn new(tenant_id: &TenantId, keys: &[SigningKeyRecord]) -> Result<Self, Error> {
+        let mut verifying = Vec::with_capacity(keys.len());
+        let mut signing = None;
+        for record in keys {
+            let secret = encoding::decode_standard(&record.secret).ok_or(Error::Internal)?;
+            let kid = format!("{tenant_id}.{}", record.kid);
+            if signing.is_none() {
+                let key = EncodingKey::from_secret(&secret).map_err(|_| Error::Internal)?;
+                signing = Some((kid.clone(), key));
+            }
+            let key = DecodingKey::from_secret(&secret).map_err(|_| Error::Internal)?;
+            verifying.push((kid, key));
+        }
+        let (signing_kid, signing_key) = signing.ok_or(Error::Internal)?;
+
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.set_audience(&[tenant_id.as_str()]);
+        validation.set_required_spec_claims(&["exp", "iat", "aud", "sub"]);
+        // Expiry is checked against the injected clock in `verify`.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.leeway = 0;
+
+        Ok(TenantKeys {
+            tenant_id: tenant_id.clone(),
+            signing_kid,
+            signing_key,
+            verifying,
+            validation,
+        })
+    }
+
+    pub fn tenant_id(&self) -> &TenantId {
+        &self.tenant_id
+    }
+
+    /// Issues a token bound to the tenant, user, action and idempotency key (DESIGN 6).
+    pub fn issue(&self, request: TokenRequest<'_>, now: Timestamp, lifetime_seconds: i64) -> String {
+        let iat = now.unix_seconds();
+        let claims = TokenClaims {
+            sub: request.action.user_id.to_string(),
+            aud: self.tenant_id.to_string(),
+            iat,
+            exp: iat + lifetime_seconds,
+            scope: request.scope.filter(|s| !s.trim().is_empty()).map(str::to_owned),
+            other: OtherClaims {
+                tenant_id: self.tenant_id.to_string(),
+                user_id: request.action.user_id.to_string(),
+                action_code: request.action.action_code.to_string(),
+                idempotency_key: request.action.idempotency_key.to_string(),
+                username: request.username.map(str::to_owned),
+            },
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.signing_kid.clone());
+        // Serialising these claims with an HMAC key cannot fail.
+        jsonwebtoken::encode(&header, &claims, &self.signing_key).unwrap_or_default()
+    }
+
+    /// Verifies a token: pinned HS256, a known `kid` of this tenant, `aud` = this tenant,
+    /// required claims present, `other` consistent with `sub`/`aud`, not expired at `now`.
+    pub fn verify(&self, token: &str, now: Timestamp) -> Result<VerifiedToken, Error> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Error::InvalidToken)?;
+        if header.alg != Algorithm::HS256 {
+            return Err(Error::InvalidToken);
+        }
+        let kid = header.kid.ok_or(Error::InvalidToken)?;
+        let (_, key) = self
+            .verifying
+            .iter()
+            .find(|(candidate, _)| *candidate == kid)
+            .ok_or(Error::InvalidToken)?;
+        let data = jsonwebtoken::decode::<TokenClaims>(token, key, &self.validation)
+            .map_err(|_| Error::InvalidToken)?;
+        let claims = data.claims;
+
+        if claims.other.tenant_id != self.tenant_id.as_str() || claims.other.user_id != claims.sub {
+            return Err(Error::InvalidToken);
+        }
+        let now_seconds = now.unix_seconds();
+        if claims.iat > now_seconds + MAX_IAT_SKEW_SECONDS {
+            return Err(Error::InvalidToken);
+        }
+        if claims.exp <= now_seconds {
+            return Err(Error::ExpiredToken);
+        }
+        let action = ActionKey {
+            user_id: UserId::parse(claims.sub).map_err(|_| Error::InvalidToken)?,
+            action_code: ActionCode::parse(claims.other.action_code)
+                .map_err(|_| Error::InvalidToken)?,
+            idempotency_key: IdempotencyKey::parse(claims.other.idempotency_key)
+                .map_err(|_| Error::InvalidToken)?,
+        };
+        Ok(VerifiedToken {
+            tenant_id: self.tenant_id.clone(),
+            action,
+            scopes: claims
+                .scope
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+        })
+    }
+}
+
+/// The tenant a token claims to belong to, read from its header's `kid` without verifying
+/// anything. Used only to choose which tenant's keys to verify with.
+pub fn claimed_tenant(token: &str) -> Option<TenantId> {
+    let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
+    let (tenant, _) = kid.split_once('.')?;
+    TenantId::parse(tenant).ok()
+}
+
+/// A fresh random signing key record.
+pub fn new_signing_key(rng: &dyn ring::rand::SecureRandom) -> Result<SigningKeyRecord, Error> {
+    let mut secret = [0u8; 32];
+    rng.fill(&mut secret).map_err(|_| Error::Internal)?;
+    let mut kid = [0u8; 6];
+    rng.fill(&mut kid).map_err(|_| Error::Internal)?;
+    Ok(SigningKeyRecord {
+        kid: hex::encode(kid),
+        secret: encoding::encode_standard(&secret),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    const NOW: Timestamp = Timestamp(1_800_000_000_000);
+
+    fn keys_for(tenant: &str, secret_byte: u8) -> TenantKeys {
+        let record = SigningKeyRecord {
+            kid: "k1".into(),
+            secret: encoding::encode_standard(&[secret_byte; 32]),
+        };
+        TenantKeys::new(&TenantId::parse(tenant).unwrap(), &[record]).unwrap()
+    }
+
+    fn action() -> ActionKey {
+        ActionKey {
+            user_id: UserId::parse("user-1").unwrap(),
+            action_code: ActionCode::parse("signIn").unwrap(),
+            idempotency_key: IdempotencyKey::parse("idem-1").unwrap(),
+        }
+    }
+
+    fn issue(keys: &TenantKeys, now: Timestamp) -> String {
+        keys.issue(
+            TokenRequest {
+                action: &action(),
+                scope: Some("add:authenticators read:authenticators"),
+                username: None,
+            },
+            now,
+            DEFAULT_TOKEN_LIFETIME_SECONDS,
+        )
+    }
+
+    fn payload(token: &str) -> serde_json::Value {
+        let middle = token.split('.').nth(1).unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(middle).unwrap()).unwrap()
+    }
+
+    fn resign_payload(token: &str, payload: &serde_json::Value) -> String {
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(payload).unwrap());
+        parts.join(".")
+    }
+
+    #[test]
+    fn issued_token_has_the_spec_claims_and_verifies() {
+        let keys = keys_for("tenant-a", 1);
+        let token = issue(&keys, NOW);
+        let claims = payload(&token);
+        assert_eq!(claims["sub"], "user-1");
+        assert_eq!(claims["aud"], "tenant-a");
+        assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 600);
+        assert_eq!(claims["scope"], "add:authenticators read:authenticators");
+        assert_eq!(claims["other"]["tenantId"], "tenant-a");
+        assert_eq!(claims["other"]["userId"], "user-1");
+        assert_eq!(claims["other"]["actionCode"], "signIn");
+        assert_eq!(claims["other"]["idempotencyKey"], "idem-1");
+
+        let verified = keys.verify(&token, NOW.plus_seconds(599)).unwrap();
+        assert_eq!(verified.action, action());
+        assert!(verified.has_scope("add:authenticators"));
+        assert!(!verified.has_scope("remove:authenticators"));
+        assert_eq!(claimed_tenant(&token).unwrap().as_str(), "tenant-a");
+    }
+
+    #[test]
+    fn expired_token_is_expired_token() {
+        let keys = keys_for("tenant-a", 1);
+        let token = issue(&keys, NOW);
+        assert_eq!(keys.verify(&token, NOW.plus_seconds(600)), Err(Error::ExpiredToken));
+    }
+
+    #[test]
+    fn token_from_the_future_is_refused() {
+        let keys = keys_for("tenant-a", 1);
+        let token = issue(&keys, NOW.plus_seconds(3600));
+        assert_eq!(keys.verify(&token, NOW), Err(Error::InvalidToken));
+    }
+
+    #[test]
+    fn wrong_key_is_refused() {
+        let token = issue(&keys_for("tenant-a", 1), NOW);
+        assert_eq!(keys_for("tenant-a", 2).verify(&token, NOW), Err(Error::InvalidToken));
+    }
+
+    #[test]
+    fn other_tenant_is_refused_even_with_the_same_key_material() {
+        let token = issue(&keys_for("tenant-a", 1), NOW);
+        assert_eq!(keys_for("tenant-b", 1).verify(&token, NOW), Err(Error::InvalidToken));
+    }
+
+    #[test]
+    fn wrong_audience_is_refused() {
+        let keys = keys_for("tenant-a", 1);
+        let other_aud = keys_for("tenant-b", 1);
+        // Signed with the right secret but for audience tenant-b, with tenant-a's kid.
+        let token = other_aud.issue(
+            TokenRequest { action: &action(), scope: None, username: None },
+            NOW,
+            600,
+        );
+        let mut header: serde_json::Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap(),
+        )
+        .unwrap();
+        header["kid"] = "tenant-a.k1".into();
+        let forged_header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap());
+        let rest: Vec<&str> = token.split('.').skip(1).collect();
+        let forged = format!("{forged_header}.{}", rest.join("."));
+        assert_eq!(keys.verify(&forged, NOW), Err(Error::InvalidToken));
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let keys = keys_for("tenant-a", 1);
+        let token = issue(&keys, NOW);
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT","kid":"tenant-a.k1"}"#);
+        let body = token.split('.').nth(1).unwrap();
+        for forged in [format!("{header}.{body}."), format!("{header}.{body}")] {
+            assert_eq!(keys.verify(&forged, NOW), Err(Error::InvalidToken));
+        }
+    }
+
+    #[test]
+    fn tampered_payload_is_refused() {
+        let keys = keys_for("tenant-a", 1);
+        let token = issue(&keys, NOW);
+        let mut claims = payload(&token);
+        claims["sub"] = "user-2".into();
+        claims["other"]["userId"] = "user-2".into();
+        assert_eq!(keys.verify(&resign_payload(&token, &claims), NOW), Err(Error::InvalidToken));
+
+        let mut claims = payload(&token);
+        claims["exp"] = (claims["exp"].as_i64().unwrap() + 3600).into();
+        assert_eq!(keys.verify(&resign_payload(&token, &claims), NOW), Err(Error::InvalidToken));
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        let keys = keys_for("tenant-a", 1);
+        for garbage in ["", "abc", "a.b.c", "eyJhbGciOiJIUzI1NiJ9.e30.xx"] {
+            assert_eq!(keys.verify(garbage, NOW), Err(Error::InvalidToken), "{garbage}");
+        }
+    }
+
+    #[test]
+    fn rotated_keys_still_verify_old_tokens() {
+        let tenant = TenantId::parse("tenant-a").unwrap();
+        let old = SigningKeyRecord { kid: "old".into(), secret: encoding::encode_standard(&[1; 32]) };
+        let new = SigningKeyRecord { kid: "new".into(), secret: encoding::encode_standard(&[2; 32]) };
+        let before = TenantKeys::new(&tenant, std::slice::from_ref(&old)).unwrap();
+        let after = TenantKeys::new(&tenant, &[new, old]).unwrap();
+        let old_token = issue(&before, NOW);
+        assert!(after.verify(&old_token, NOW).is_ok());
+        let new_token = issue(&after, NOW);
+        assert!(jsonwebtoken::decode_header(&new_token).unwrap().kid.unwrap().ends_with(".new"));
+    }
+}

@@ -1,0 +1,332 @@
+//! One-time challenges and the in-app verify (spec 3.4.4, 6.2; DESIGN 6).
+
+use super::tenants::Tenant;
+use crate::App;
+use crate::domain::{
+    Action, ActionCode, ActionKey, ActionState, Challenge, ChallengeId, ChallengeState,
+    ChallengeTarget, Credential, IdempotencyKey, Namespace, TrackContext,
+};
+use crate::encoding;
+use crate::error::{Error, Result};
+use crate::signature::PublicKey;
+use crate::store::{ActionWrite, VerificationCommit};
+use crate::token::{TokenRequest, VerifiedToken};
+
+/// The action code given to an in-app verify that names no action and has no token (the
+/// SDK's `verify()` without arguments). The backend can validate it with this `action`.
+pub const DEFAULT_VERIFY_ACTION_CODE: &str = "inAppVerification";
+
+/// How the caller of `POST /client/challenge` authenticated (spec 3.1).
+#[derive(Debug, Clone)]
+pub enum ChallengeStarter {
+    /// A track token: the challenge completes that action, and carries an attestation nonce.
+    Token(VerifiedToken),
+    /// Tenant Basic: anonymous; the action, if any, comes from the body.
+    Tenant,
+}
+
+/// A verify request, parsed (spec 3.3 #5).
+#[derive(Debug, Clone)]
+pub struct VerifyCommand {
+    pub namespace: Namespace,
+    pub challenge_id: ChallengeId,
+    pub public_key: PublicKey,
+    pub signature: String,
+}
+
+/// A successful verify: the token for `/validate`, the credential and the action.
+#[derive(Debug, Clone)]
+pub struct VerifyResult {
+    pub token: String,
+    pub credential: Credential,
+    pub action: Action,
+}
+
+impl App {
+    /// Starts a challenge: a 256-bit random id, bound to the tenant and to what it may
+    /// complete, valid for `challenge_lifetime_seconds`, usable once.
+    pub async fn start_challenge(
+        &self,
+        tenant: &Tenant,
+        starter: ChallengeStarter,
+        action: Option<ActionCode>,
+    ) -> Result<Challenge> {
+        let now = self.now();
+        let (target, nonce) = match starter {
+            ChallengeStarter::Token(token) => {
+                if action.as_ref().is_some_and(|code| *code != token.action.action_code) {
+                    return Err(Error::invalid_request(
+                        "The action does not match the action of the token.",
+                    ));
+                }
+                // Play Integrity wants a URL-safe base64 nonce of 16 to 500 characters.
+                let nonce = encoding::encode_url_safe(&self.random_bytes::<32>()?);
+                (ChallengeTarget::TrackedAction(token.action), Some(nonce))
+            }
+            ChallengeStarter::Tenant => match action {
+                Some(code) => (ChallengeTarget::NewAction(code), None),
+                None => (ChallengeTarget::Unbound, None),
+            },
+        };
+        let challenge = Challenge {
+            tenant_id: tenant.id.clone(),
+            id: ChallengeId::parse(hex::encode(self.random_bytes::<32>()?))?,
+            target,
+            nonce,
+            state: ChallengeState::Pending,
+            failed_attempts: 0,
+            created_at: now,
+            expires_at: now.plus_seconds(self.settings.challenge_lifetime_seconds),
+        };
+        self.store.put_challenge(&challenge).await?;
+        Ok(challenge)
+    }
+
+    /// Verifies a device signature over a challenge id and completes the action it stands
+    /// for. Consuming the challenge, marking the action `CHALLENGE_SUCCEEDED` and setting the
+    /// credential's `lastVerifiedAt` happen in one store transaction (DESIGN 4).
+    pub async fn verify_challenge(
+        &self,
+        tenant: &Tenant,
+        bearer: Option<&VerifiedToken>,
+        command: VerifyCommand,
+    ) -> Result<VerifyResult> {
+        let now = self.now();
+        let challenge = self
+            .store
+            .get_challenge(&tenant.id, &command.challenge_id)
+            .await?
+            .ok_or(Error::ChallengeNotFound)?;
+        // Checked here for a precise answer, and again atomically in the commit.
+        if challenge.state != ChallengeState::Pending {
+            return Err(Error::ChallengeAlreadyUsed);
+        }
+        if challenge.expires_at <= now {
+            return Err(Error::ChallengeExpired);
+        }
+
+        let credential = self
+            .store
+            .get_credential(&tenant.id, command.namespace, &command.public_key.fingerprint())
+            .await?
+            .ok_or(Error::InvalidCredential)?;
+
+        // Spec 4.4: the signed message is the challenge id itself.
+        if let Err(error) = command.public_key.verify(challenge.id.as_str(), &command.signature) {
+            if error == Error::InvalidSignature {
+                self.store
+                    .record_failed_attempt(&tenant.id, &challenge.id, self.settings.max_failed_attempts)
+                    .await?;
+            }
+            return Err(error);
+        }
+
+        let action = self.action_to_complete(&challenge.target, bearer, &credential)?;
+        let commit = VerificationCommit {
+            tenant_id: tenant.id.clone(),
+            challenge_id: challenge.id.clone(),
+            credential: credential.clone(),
+            method: command.namespace.verification_method(),
+            action,
+            now,
+        };
+        let action = self.store.complete_verification(&commit).await?;
+        let token = tenant.keys.issue(
+            TokenRequest { action: &action.key, scope: None, username: None },
+            now,
+            self.settings.token_lifetime_seconds,
+        );
+        Ok(VerifyResult { token, credential, action })
+    }
+
+    /// Which action a verify completes (spec 3.4.4): the tracked action the challenge or the
+    /// Bearer token names, or a new action for the key's owner. The token, the challenge and
+    /// the credential must all agree on the user.
+    fn action_to_complete(
+        &self,
+        target: &ChallengeTarget,
+        bearer: Option<&VerifiedToken>,
+        credential: &Credential,
+    ) -> Result<ActionWrite> {
+        let owned_by_key_owner = |key: &ActionKey| {
+            if key.user_id == credential.user_id {
+                Ok(())
+            } else {
+                Err(Error::UserMismatch)
+            }
+        };
+        match (target, bearer) {
+            (ChallengeTarget::TrackedAction(key), bearer) => {
+                if bearer.is_some_and(|token| token.action != *key) {
+                    return Err(Error::ChallengeMismatch);
+                }
+                owned_by_key_owner(key)?;
+                Ok(ActionWrite::Complete(key.clone()))
+            }
+            (ChallengeTarget::NewAction(code), Some(token)) => {
+                if token.action.action_code != *code {
+                    return Err(Error::ChallengeMismatch);
+                }
+                owned_by_key_owner(&token.action)?;
+                Ok(ActionWrite::Complete(token.action.clone()))
+            }
+            (ChallengeTarget::Unbound, Some(token)) => {
+                owned_by_key_owner(&token.action)?;
+                Ok(ActionWrite::Complete(token.action.clone()))
+            }
+            (ChallengeTarget::NewAction(code), None) => self.new_action(code.clone(), credential),
+            (ChallengeTarget::Unbound, None) => {
+                self.new_action(ActionCode::parse(DEFAULT_VERIFY_ACTION_CODE)?, credential)
+            }
+        }
+    }
+
+    fn new_action(&self, code: ActionCode, credential: &Credential) -> Result<ActionWrite> {
+        let now = self.now();
+        Ok(ActionWrite::Create(Action {
+            tenant_id: credential.tenant_id.clone(),
+            key: ActionKey {
+                user_id: credential.user_id.clone(),
+                action_code: code,
+                idempotency_key: IdempotencyKey::parse(self.random_uuid()?)?,
+            },
+            state: ActionState::ChallengeRequired,
+            created_at: now,
+            state_updated_at: now,
+            verification_method: None,
+            verified_by_authenticator_id: None,
+            context: TrackContext::default(),
+            rule_ids: Vec::new(),
+            expires_at: now.plus_seconds(self.settings.action_retention_days * 24 * 3600),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usecase::testkit::{Device, Kit};
+
+    #[tokio::test]
+    async fn verify_with_a_bearer_token_completes_the_tracked_action() {
+        let kit = Kit::new().await;
+        let device = kit.enroll("alice").await;
+        let token = kit.track_token("alice", "signIn", None).await;
+        let result = kit.verify_with(&device, &token).await.unwrap();
+        assert_eq!(result.action.key, token.action);
+        assert_eq!(result.action.state, ActionState::ChallengeSucceeded);
+        let credential = kit.app.get_credential(&kit.tenant, Namespace::InApp, &device.public_key).await.unwrap();
+        assert_eq!(credential.last_verified_at, Some(kit.app.now()));
+        // The returned token names the same action.
+        let verified = kit.tenant.keys.verify(&result.token, kit.app.now()).unwrap();
+        assert_eq!(verified.action, token.action);
+    }
+
+    #[tokio::test]
+    async fn verify_without_a_token_creates_the_named_action() {
+        let kit = Kit::new().await;
+        let device = kit.enroll("alice").await;
+        let code = ActionCode::parse("approvePayment").unwrap();
+        let challenge = kit.app.start_challenge(&kit.tenant, ChallengeStarter::Tenant, Some(code.clone())).await.unwrap();
+        let result = kit.app.verify_challenge(&kit.tenant, None, device.verify_command(&challenge)).await.unwrap();
+        assert_eq!(result.action.key.action_code, code);
+        assert_eq!(result.action.key.user_id, kit.user("alice"));
+        assert_eq!(result.action.state, ActionState::ChallengeSucceeded);
+
+        let bare = kit.app.start_challenge(&kit.tenant, ChallengeStarter::Tenant, None).await.unwrap();
+        let result = kit.app.verify_challenge(&kit.tenant, None, device.verify_command(&bare)).await.unwrap();
+        assert_eq!(result.action.key.action_code.as_str(), DEFAULT_VERIFY_ACTION_CODE);
+    }
+
+    #[tokio::test]
+    async fn replay_expiry_and_unknown_challenges_are_refused() {
+        let kit = Kit::new().await;
+        let device = kit.enroll("alice").await;
+        let token = kit.track_token("alice", "signIn", None).await;
+        let challenge = kit.app.start_challenge(&kit.tenant, ChallengeStarter::Tenant, None).await.unwrap();
+        kit.app.verify_challenge(&kit.tenant, Some(&token), device.verify_command(&challenge)).await.unwrap();
+        assert_eq!(
+            kit.app.verify_challenge(&kit.tenant, Some(&token), device.verify_command(&challenge)).await.unwrap_err(),
+            Error::ChallengeAlreadyUsed
+        );
+
+        let late = kit.app.start_challenge(&kit.tenant, ChallengeStarter::Tenant, None).await.unwrap();
+        kit.clock.advance_seconds(kit.app.settings().challenge_lifetime_seconds);
+        assert_eq!(
+            kit.app.verify_challenge(&kit.tenant, None, device.verify_command(&late)).await.unwrap_err(),
+            Error::ChallengeExpired
+        );
+
+        let mut unknown = late.clone();
+        unknown.id = ChallengeId::parse("0".repeat(64)).unwrap();
+        assert_eq!(
+            kit.app.verify_challenge(&kit.tenant, None, device.verify_command(&unknown)).await.unwrap_err(),
+            Error::ChallengeNotFound
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_keys_are_refused_and_end_the_challenge_after_the_limit() {
+        let kit = Kit::new().await;
+        let device = kit.enroll("alice").await;
+        let intruder = Device::new(Namespace::InApp);
+        let challenge = kit.app.start_challenge(&kit.tenant, ChallengeStarter::Tenant, None).await.unwrap();
+
+        // An unregistered key.
+        assert_eq!(
+            kit.app.verify_challenge(&kit.tenant, None, intruder.verify_command(&challenge)).await.unwrap_err(),
+            Error::InvalidCredential
+        );
+        // The registered key with another key's signature.
+        let mut forged = device.verify_command(&challenge);
+        forged.signature = intruder.sign(challenge.id.as_str());
+        for _ in 0..kit.app.settings().max_failed_attempts {
+            assert_eq!(
+                kit.app.verify_challenge(&kit.tenant, None, forged.clone()).await.unwrap_err(),
+                Error::InvalidSignature
+            );
+        }
+        // Now even the right signature cannot use it.
+        assert_eq!(
+            kit.app.verify_challenge(&kit.tenant, None, device.verify_command(&challenge)).await.unwrap_err(),
+            Error::ChallengeAlreadyUsed
+        );
+    }
+
+    #[tokio::test]
+    async fn token_challenge_and_key_must_agree_on_the_user_and_action() {
+        let kit = Kit::new().await;
+        let alices = kit.enroll("alice").await;
+        kit.enroll("bob").await;
+        let bobs_token = kit.track_token("bob", "signIn", None).await;
+
+        // Alice's key cannot complete Bob's action.
+        assert_eq!(kit.verify_with(&alices, &bobs_token).await.unwrap_err(), Error::UserMismatch);
+
+        // A challenge started for one tracked action cannot complete another.
+        let alices_token = kit.track_token("alice", "signIn", None).await;
+        let other_token = kit.track_token("alice", "signIn", None).await;
+        let bound = kit
+            .app
+            .start_challenge(&kit.tenant, ChallengeStarter::Token(alices_token), None)
+            .await
+            .unwrap();
+        assert!(bound.nonce.as_ref().is_some_and(|n| n.len() >= 16));
+        assert_eq!(
+            kit.app.verify_challenge(&kit.tenant, Some(&other_token), alices.verify_command(&bound)).await.unwrap_err(),
+            Error::ChallengeMismatch
+        );
+    }
+
+    #[tokio::test]
+    async fn blocked_actions_cannot_be_completed_by_a_signature() {
+        let kit = Kit::new().await;
+        let device = kit.enroll("alice").await;
+        let token = kit.track_token("alice", "signIn", None).await;
+        kit.app.update_action_state(&kit.tenant, &token.action, ActionState::Block).await.unwrap();
+        assert_eq!(
+            kit.verify_with(&device, &token).await.unwrap_err(),
+            Error::ActionNotChallengeable("BLOCK")
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! Device credentials: add, look up and remove (spec 3.4.1 to 3.4.3, 4).
+
+use super::tenants::Tenant;
+use crate::App;
+use crate::domain::{ActionState, Credential, CredentialId, Namespace};
+use crate::error::{Error, Result};
+use crate::signature::{PublicKey, removal_window_messages};
+use crate::store::{InsertOutcome, RemovalReceipt};
+use crate::token::VerifiedToken;
+
+/// The scope a token needs to add a user's second or later credential (spec 2.9, 3.4.1).
+pub const ADD_AUTHENTICATORS_SCOPE: &str = "add:authenticators";
+
+/// An add-credential request, parsed (spec 3.4.1).
+#[derive(Debug, Clone)]
+pub struct AddCredential {
+    pub namespace: Namespace,
+    pub public_key: PublicKey,
+    pub device_name: Option<String>,
+    pub device_platform: Option<String>,
+    pub push_token: Option<String>,
+}
+
+impl App {
+    /// Registers a device key for the token's user.
+    ///
+    /// - The same key again for the same user returns the stored credential (the SDKs re-use
+    ///   an existing key, spec 3.4.1); a key registered to another user is refused.
+    /// - A user's first credential needs only a valid token. A later one needs the
+    ///   `add:authenticators` scope, or a token whose action was completed by a challenge
+    ///   (Authsignal's "challenge, then enroll" binding): otherwise anyone holding a plain
+    ///   sign-in token could add their own device.
+    pub async fn add_credential(
+        &self,
+        tenant: &Tenant,
+        token: &VerifiedToken,
+        command: AddCredential,
+    ) -> Result<Credential> {
+        let user = &token.action.user_id;
+        let fingerprint = command.public_key.fingerprint();
+        if let Some(existing) =
+            self.store.get_credential(&tenant.id, command.namespace, &fingerprint).await?
+        {
+            return same_user_or_conflict(existing, token);
+        }
+
+        let credentials = self.store.list_user_credentials(&tenant.id, user).await?;
+        if !credentials.is_empty() && !token.has_scope(ADD_AUTHENTICATORS_SCOPE) {
+            let action = self.store.get_action(&tenant.id, &token.action).await?;
+            if action.map(|a| a.state) != Some(ActionState::ChallengeSucceeded) {
+                return Err(Error::InsufficientScope(ADD_AUTHENTICATORS_SCOPE));
+            }
+        }
+
+        let credential = Credential {
+            id: CredentialId::parse(self.random_uuid()?)?,
+            tenant_id: tenant.id.clone(),
+            user_id: user.clone(),
+            namespace: command.namespace,
+            public_key: command.public_key.to_base64(),
+            key_fingerprint: fingerprint,
+            device_name: command.device_name,
+            device_platform: command.device_platform,
+            push_token: command.push_token,
+            created_at: self.now(),
+            last_verified_at: None,
+            expires_at: None,
+        };
+        match self.store.insert_credential(&credential).await? {
+            InsertOutcome::Inserted => Ok(credential),
+            // Lost a race with a concurrent add of the same key.
+            InsertOutcome::AlreadyRegistered(existing) => same_user_or_conflict(existing, token),
+        }
+    }
+
+    /// The credential registered for this key in this namespace; `InvalidCredential` if none
+    /// (spec 3.4.2: the device still has a key the server no longer knows).
+    pub async fn get_credential(
+        &self,
+        tenant: &Tenant,
+        namespace: Namespace,
+        public_key: &PublicKey,
+    ) -> Result<Credential> {
+        self.store
+            .get_credential(&tenant.id, namespace, &public_key.fingerprint())
+            .await?
+            .ok_or(Error::InvalidCredential)
+    }
+
+    /// Removes a credential on proof of its key: a signature over the current time window
+    /// (spec 4.4), accepted once per window and key, so a captured removal request cannot be
+    /// replayed against a re-registered key.
+    pub async fn remove_credential(
+        &self,
+        tenant: &Tenant,
+        namespace: Namespace,
+        public_key: &PublicKey,
+        signature: &str,
+    ) -> Result<Credential> {
+        let credential = self.get_credential(tenant, namespace, public_key).await?;
+        let now = self.now();
+        let mut window = None;
+        for (candidate, message) in removal_window_messages(now.unix_seconds()) {
+            match public_key.verify(&message, signature) {
+                Ok(()) => {
+                    window = Some(candidate);
+                    break;
+                }
+                Err(Error::InvalidSignature) => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        let window = window.ok_or(Error::InvalidSignature)?;
+        // A window's signature is accepted until one window after it ends.
+        let receipt = RemovalReceipt {
+            window,
+            expires_at: crate::clock::Timestamp::from_unix_seconds((window + 2) * 600),
+        };
+        self.store.remove_credential_once(&credential, &receipt).await?;
+        Ok(credential)
+    }
+}
+
+fn same_user_or_conflict(existing: Credential, token: &VerifiedToken) -> Result<Credential> {
+    if existing.user_id == token.action.user_id {
+        Ok(existing)
+    } else {
+        Err(Error::CredentialConflict)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usecase::testkit::{Device, Kit};
+
+    #[tokio::test]
+    async fn first_credential_needs_no_scope_and_re_adding_is_idempotent() {
+        let kit = Kit::new().await;
+        let device = kit.enroll("alice").await;
+        let token = kit.track_token("alice", "addAuthenticator", None).await;
+        let again = kit.app.add_credential(&kit.tenant, &token, device.add_command()).await.unwrap();
+        assert_eq!(again, device.credential);
+        assert_eq!(kit.app.list_authenticators(&kit.tenant, &kit.user("alice")).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_later_credential_needs_the_scope_or_a_completed_challenge() {
+        let kit = Kit::new().await;
+        let first = kit.enroll("alice").await;
+        let second = Device::new(Namespace::InApp);
+
+        let plain = kit.track_token("alice", "signIn", None).await;
+        assert_eq!(
+            kit.app.add_credential(&kit.tenant, &plain, second.add_command()).await.unwrap_err(),
+            Error::InsufficientScope(ADD_AUTHENTICATORS_SCOPE)
+        );
+
+        // Challenge, then enroll: the same token works once its action has succeeded.
+        kit.verify_with(&first, &plain).await.unwrap();
+        kit.app.add_credential(&kit.tenant, &plain, second.add_command()).await.unwrap();
+
+        let third = Device::new(Namespace::InApp);
+        let scoped = kit.track_token("alice", "addAuthenticator", Some(ADD_AUTHENTICATORS_SCOPE)).await;
+        kit.app.add_credential(&kit.tenant, &scoped, third.add_command()).await.unwrap();
+        assert_eq!(kit.app.list_authenticators(&kit.tenant, &kit.user("alice")).await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_key_of_another_user_is_refused() {
+        let kit = Kit::new().await;
+        let device = kit.enroll("alice").await;
+        let bobs_token = kit.track_token("bob", "addAuthenticator", None).await;
+        assert_eq!(
+            kit.app.add_credential(&kit.tenant, &bobs_token, device.add_command()).await.unwrap_err(),
+            Error::CredentialConflict
+        );
+    }
+
+    #[tokio::test]
+    async fn removal_is_accepted_once_per_window() {
+        let kit = Kit::new().await;
+        let device = kit.enroll("alice").await;
+        let now = kit.app.now().unix_seconds();
+        let signature = device.sign(&format!("{}.0", now.div_euclid(600)));
+        kit.app
+            .remove_credential(&kit.tenant, Namespace::InApp, &device.public_key, &signature)
+            .await
+            .unwrap();
+        assert_eq!(
+            kit.app.get_credential(&kit.tenant, Namespace::InApp, &device.public_key).await.unwrap_err(),
+            Error::InvalidCredential
+        );
+
+        // Re-registered, the captured request cannot remove it again.
+        let token = kit.track_token("alice", "addAuthenticator", None).await;
+        kit.app.add_credential(&kit.tenant, &token, device.add_command()).await.unwrap();
+        assert_eq!(
+            kit.app
+                .remove_credential(&kit.tenant, Namespace::InApp, &device.public_key, &signature)
+                .await
+                .unwrap_err(),
+            Error::SignatureAlreadyUsed
+        );
+    }
+
+    #[tokio::test]
+    async fn removal_outside_the_window_or_by_another_key_is_refused() {
+        let kit = Kit::new().await;
+        let device = kit.enroll("alice").await;
+        let window = kit.app.now().unix_seconds().div_euclid(600);
+        let stale = device.sign(&format!("{}.0", window - 2));
+        assert_eq!(
+            kit.app.remove_credential(&kit.tenant, Namespace::InApp, &device.public_key, &stale).await.unwrap_err(),
+            Error::InvalidSignature
+        );
+        let other = Device::new(Namespace::InApp);
+        let forged = other.sign(&format!("{window}.0"));
+        assert_eq!(
+            kit.app.remove_credential(&kit.tenant, Namespace::InApp, &device.public_key, &forged).await.unwrap_err(),
+            Error::InvalidSignature
+        );
+        // Next window still fine (clock skew).
+        let ahead = device.sign(&format!("{}", window + 1));
+        kit.app.remove_credential(&kit.tenant, Namespace::InApp, &device.public_key, &ahead).await.unwrap();
+    }
+}

@@ -1,0 +1,183 @@
+//! Tenants: who is calling (spec 2.1, 3.1), and how tenants are made (DESIGN 5).
+
+use crate::App;
+use crate::domain::{TenantId, TenantRecord};
+use crate::encoding;
+use crate::error::{Error, Result};
+use crate::token::{TenantKeys, new_signing_key};
+use subtle::ConstantTimeEq;
+
+/// A tenant resolved for one request, with its token keys parsed.
+#[derive(Debug)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub keys: TenantKeys,
+}
+
+/// An API secret key. It is printed once when created and never logged: `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiSecret(String);
+
+impl ApiSecret {
+    /// Accepts an operator-chosen secret of at least 16 characters without whitespace.
+    pub fn parse(text: &str) -> Result<Self> {
+        if text.len() >= 16 && !text.chars().any(|c| c.is_whitespace() || c == ':') {
+            Ok(ApiSecret(text.to_owned()))
+        } else {
+            Err(Error::invalid_request(
+                "A secret key needs at least 16 characters and no whitespace or ':'.",
+            ))
+        }
+    }
+
+    /// Reveals the secret: only for printing it once to the operator who created it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// What is stored: hex SHA-256. Secrets are 256 random bits, so a fast hash is enough;
+    /// there is nothing to brute-force.
+    pub fn hash(&self) -> String {
+        hash_secret(&self.0)
+    }
+}
+
+impl std::fmt::Debug for ApiSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiSecret(<redacted>)")
+    }
+}
+
+fn hash_secret(secret: &str) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, secret.as_bytes()))
+}
+
+impl App {
+    fn tenant_from_record(record: &TenantRecord) -> Result<Tenant> {
+        Ok(Tenant {
+            id: record.id.clone(),
+            keys: TenantKeys::new(&record.id, &record.signing_keys)?,
+        })
+    }
+
+    /// The tenant named by client auth (tenant Basic, or a token's `kid`); `Unauthorized` if
+    /// there is none.
+    pub async fn tenant_by_id(&self, id: &TenantId) -> Result<Tenant> {
+        let record = self.store.get_tenant(id).await?.ok_or(Error::Unauthorized)?;
+        Self::tenant_from_record(&record)
+    }
+
+    /// The tenant whose API secret this is (spec 2.1); `Unauthorized` otherwise. The secret's
+    /// hash finds the tenant; the stored hashes are then compared in constant time.
+    pub async fn tenant_by_secret(&self, secret: &str) -> Result<Tenant> {
+        let hash = hash_secret(secret);
+        let id = self
+            .store
+            .find_tenant_by_secret_hash(&hash)
+            .await?
+            .ok_or(Error::Unauthorized)?;
+        let record = self.store.get_tenant(&id).await?.ok_or(Error::Unauthorized)?;
+        let matches = record
+            .secret_key_hashes
+            .iter()
+            .fold(subtle::Choice::from(0), |found, stored| {
+                found | stored.as_bytes().ct_eq(hash.as_bytes())
+            });
+        if !bool::from(matches) {
+            return Err(Error::Unauthorized);
+        }
+        Self::tenant_from_record(&record)
+    }
+
+    /// Creates a tenant with a random id (unless given) and a random secret, returned once.
+    pub async fn create_tenant(&self, id: Option<TenantId>) -> Result<(TenantId, ApiSecret)> {
+        let id = match id {
+            Some(id) => id,
+            None => TenantId::parse(self.random_uuid()?)?,
+        };
+        if self.store.get_tenant(&id).await?.is_some() {
+            return Err(Error::invalid_request(format!("Tenant {id} already exists.")));
+        }
+        let secret = ApiSecret(format!(
+            "sk_{}",
+            encoding::encode_url_safe(&self.random_bytes::<32>()?)
+        ));
+        self.put_tenant_with_secret(&id, &secret).await?;
+        Ok((id, secret))
+    }
+
+    /// Creates the tenant, or replaces its accepted secret with `secret`, keeping its token
+    /// keys so that tokens already issued stay valid. Returns whether it was created.
+    pub async fn ensure_tenant(&self, id: &TenantId, secret: &ApiSecret) -> Result<bool> {
+        let existed = self.store.get_tenant(id).await?.is_some();
+        self.put_tenant_with_secret(id, secret).await?;
+        Ok(!existed)
+    }
+
+    pub async fn tenant_exists(&self, id: &TenantId) -> Result<bool> {
+        Ok(self.store.get_tenant(id).await?.is_some())
+    }
+
+    async fn put_tenant_with_secret(&self, id: &TenantId, secret: &ApiSecret) -> Result<()> {
+        let record = match self.store.get_tenant(id).await? {
+            Some(mut existing) => {
+                existing.secret_key_hashes = vec![secret.hash()];
+                existing
+            }
+            None => TenantRecord {
+                id: id.clone(),
+                secret_key_hashes: vec![secret.hash()],
+                signing_keys: vec![new_signing_key(&self.rng)?],
+                created_at: self.now(),
+            },
+        };
+        self.store.put_tenant(&record).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usecase::testkit::Kit;
+
+    #[tokio::test]
+    async fn secrets_resolve_their_tenant_and_nothing_else() {
+        let kit = Kit::new().await;
+        let tenant = kit.app.tenant_by_secret(kit.secret.expose()).await.unwrap();
+        assert_eq!(tenant.id, kit.tenant.id);
+        assert_eq!(
+            kit.app.tenant_by_secret("sk_wrong_secret_value").await.unwrap_err(),
+            Error::Unauthorized
+        );
+        assert_eq!(kit.app.tenant_by_secret("").await.unwrap_err(), Error::Unauthorized);
+    }
+
+    #[tokio::test]
+    async fn secrets_are_stored_hashed() {
+        let kit = Kit::new().await;
+        let record = kit.app.store.get_tenant(&kit.tenant.id).await.unwrap().unwrap();
+        assert_eq!(record.secret_key_hashes, vec![kit.secret.hash()]);
+        assert!(!format!("{record:?}").contains(kit.secret.expose()));
+        assert_eq!(format!("{:?}", kit.secret), "ApiSecret(<redacted>)");
+    }
+
+    #[tokio::test]
+    async fn ensure_tenant_rotates_the_secret_and_keeps_token_keys() {
+        let kit = Kit::new().await;
+        let before = kit.app.store.get_tenant(&kit.tenant.id).await.unwrap().unwrap();
+        let new_secret = ApiSecret::parse("another-secret-0123456789").unwrap();
+        assert!(!kit.app.ensure_tenant(&kit.tenant.id, &new_secret).await.unwrap());
+        let after = kit.app.store.get_tenant(&kit.tenant.id).await.unwrap().unwrap();
+        assert_eq!(before.signing_keys, after.signing_keys);
+        assert!(kit.app.tenant_by_secret(kit.secret.expose()).await.is_err());
+        assert!(kit.app.tenant_by_secret(new_secret.expose()).await.is_ok());
+    }
+
+    #[test]
+    fn short_or_spaced_secrets_are_refused() {
+        assert!(ApiSecret::parse("short").is_err());
+        assert!(ApiSecret::parse("has a space in it, long").is_err());
+        assert!(ApiSecret::parse("has:colon-0123456789").is_err());
+        assert!(ApiSecret::parse("sk_0123456789abcdef").is_ok());
+    }
+}

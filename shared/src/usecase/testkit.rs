@@ -1,0 +1,142 @@
+//! Test helpers for the use cases: an app on the in-memory store with a manual clock, a
+//! tenant, and devices that hold real P-256 keys and sign the way the SDKs do.
+
+use super::challenges::{ChallengeStarter, VerifyCommand, VerifyResult};
+use super::credentials::AddCredential;
+use super::tenants::{ApiSecret, Tenant};
+use super::track::{TrackCommand, TrackResult};
+use crate::App;
+use crate::clock::{ManualClock, Timestamp};
+use crate::config::Settings;
+use crate::domain::{ActionCode, Challenge, Credential, IdempotencyKey, Namespace, TenantId, TrackContext, UserId};
+use crate::encoding;
+use crate::error::Result;
+use crate::signature::PublicKey;
+use crate::store::embedded::EmbeddedStore;
+use crate::token::VerifiedToken;
+use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use std::sync::Arc;
+
+pub struct Kit {
+    pub app: App,
+    pub clock: Arc<ManualClock>,
+    pub tenant: Tenant,
+    pub secret: ApiSecret,
+}
+
+impl Kit {
+    pub async fn new() -> Kit {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_unix_seconds(1_790_000_000)));
+        let store = Arc::new(EmbeddedStore::in_memory().unwrap());
+        let app = App::new(store, clock.clone(), Settings::default());
+        let secret = ApiSecret::parse("sk_test_0123456789abcdef").unwrap();
+        let id = TenantId::parse("tenant-test").unwrap();
+        app.ensure_tenant(&id, &secret).await.unwrap();
+        let tenant = app.tenant_by_id(&id).await.unwrap();
+        Kit { app, clock, tenant, secret }
+    }
+
+    pub fn user(&self, name: &str) -> UserId {
+        UserId::parse(name).unwrap()
+    }
+
+    pub async fn track(&self, user: &str, code: &str, idempotency_key: Option<&str>) -> TrackResult {
+        self.track_with_scope(user, code, idempotency_key, None).await
+    }
+
+    async fn track_with_scope(
+        &self,
+        user: &str,
+        code: &str,
+        idempotency_key: Option<&str>,
+        scope: Option<&str>,
+    ) -> TrackResult {
+        let command = TrackCommand {
+            user_id: self.user(user),
+            action_code: ActionCode::parse(code).unwrap(),
+            idempotency_key: idempotency_key.map(|k| IdempotencyKey::parse(k).unwrap()),
+            context: TrackContext { scope: scope.map(str::to_owned), ..Default::default() },
+            username: None,
+        };
+        self.app.track(&self.tenant, command).await.unwrap()
+    }
+
+    pub async fn track_token(&self, user: &str, code: &str, scope: Option<&str>) -> VerifiedToken {
+        let tracked = self.track_with_scope(user, code, None, scope).await;
+        self.tenant.keys.verify(&tracked.token, self.app.now()).unwrap()
+    }
+
+    /// Registers a new in-app device for `user`.
+    pub async fn enroll(&self, user: &str) -> EnrolledDevice {
+        let device = Device::new(Namespace::InApp);
+        let token = self.track_token(user, "addAuthenticator", Some("add:authenticators")).await;
+        let credential = self.app.add_credential(&self.tenant, &token, device.add_command()).await.unwrap();
+        EnrolledDevice { device, credential }
+    }
+
+    /// The in-app flow of spec 3.4.4: an anonymous challenge, then verify with the token.
+    pub async fn verify_with(&self, device: &Device, token: &VerifiedToken) -> Result<VerifyResult> {
+        let challenge = self.app.start_challenge(&self.tenant, ChallengeStarter::Tenant, None).await?;
+        self.app.verify_challenge(&self.tenant, Some(token), device.verify_command(&challenge)).await
+    }
+}
+
+/// A device key pair, as the Secure Enclave or Android Keystore would hold it.
+pub struct Device {
+    pub namespace: Namespace,
+    pair: EcdsaKeyPair,
+    pub public_key: PublicKey,
+}
+
+impl Device {
+    pub fn new(namespace: Namespace) -> Device {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        let mut spki = vec![
+            0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
+            0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+        ];
+        spki.extend_from_slice(pair.public_key().as_ref());
+        let public_key = PublicKey::from_spki_der(&spki).unwrap();
+        Device { namespace, pair, public_key }
+    }
+
+    /// Standard base64 of a DER signature over the UTF-8 message (spec 4.4).
+    pub fn sign(&self, message: &str) -> String {
+        let rng = ring::rand::SystemRandom::new();
+        let signature = self.pair.sign(&rng, message.as_bytes()).unwrap();
+        encoding::encode_standard(signature.as_ref())
+    }
+
+    pub fn add_command(&self) -> AddCredential {
+        AddCredential {
+            namespace: self.namespace,
+            public_key: self.public_key.clone(),
+            device_name: Some("Test phone".into()),
+            device_platform: Some("ios".into()),
+            push_token: None,
+        }
+    }
+
+    pub fn verify_command(&self, challenge: &Challenge) -> VerifyCommand {
+        VerifyCommand {
+            namespace: self.namespace,
+            challenge_id: challenge.id.clone(),
+            public_key: self.public_key.clone(),
+            signature: self.sign(challenge.id.as_str()),
+        }
+    }
+}
+
+pub struct EnrolledDevice {
+    pub device: Device,
+    pub credential: Credential,
+}
+
+impl std::ops::Deref for EnrolledDevice {
+    type Target = Device;
+    fn deref(&self) -> &Device {
+        &self.device
+    }
+}

@@ -1,0 +1,208 @@
+//! Track, get, update and query actions (spec 2.3, 2.5).
+
+use super::tenants::Tenant;
+use crate::App;
+use crate::clock::Timestamp;
+use crate::domain::{
+    Action, ActionCode, ActionKey, ActionState, IdempotencyKey, TrackContext, UserId,
+    VerificationMethod, policy,
+};
+use crate::error::{Error, Result};
+use crate::token::TokenRequest;
+
+/// A track request, parsed.
+#[derive(Debug, Clone)]
+pub struct TrackCommand {
+    pub user_id: UserId,
+    pub action_code: ActionCode,
+    /// Generated when absent (spec 2.3).
+    pub idempotency_key: Option<IdempotencyKey>,
+    pub context: TrackContext,
+    pub username: Option<String>,
+}
+
+/// What a track decided.
+#[derive(Debug, Clone)]
+pub struct TrackResult {
+    pub action: Action,
+    pub token: String,
+    pub is_enrolled: bool,
+    pub enrolled_methods: Vec<VerificationMethod>,
+}
+
+/// Filters of the action query (spec 2.5).
+#[derive(Debug, Clone, Default)]
+pub struct ActionQuery {
+    pub from: Option<Timestamp>,
+    pub codes: Option<Vec<ActionCode>>,
+    pub state: Option<ActionState>,
+}
+
+impl App {
+    /// Records an action and decides its state. The same idempotency key again returns the
+    /// action first recorded, with a fresh token, and never a duplicate.
+    pub async fn track(&self, tenant: &Tenant, command: TrackCommand) -> Result<TrackResult> {
+        let now = self.now();
+        let idempotency_key = match command.idempotency_key {
+            Some(key) => key,
+            None => IdempotencyKey::parse(self.random_uuid()?)?,
+        };
+        let credentials = self.store.list_user_credentials(&tenant.id, &command.user_id).await?;
+        let enrolled_methods = super::users::distinct_methods(&credentials);
+        let is_enrolled = !credentials.is_empty();
+        let decision = policy::decide(is_enrolled);
+
+        let candidate = Action {
+            tenant_id: tenant.id.clone(),
+            key: ActionKey {
+                user_id: command.user_id,
+                action_code: command.action_code,
+                idempotency_key,
+            },
+            state: decision.outcome.state(),
+            created_at: now,
+            state_updated_at: now,
+            verification_method: None,
+            verified_by_authenticator_id: None,
+            context: command.context,
+            rule_ids: decision.rule_ids,
+            expires_at: now.plus_seconds(self.settings.action_retention_days * 24 * 3600),
+        };
+        let action = self.store.create_action(&candidate).await?;
+        let token = tenant.keys.issue(
+            TokenRequest {
+                action: &action.key,
+                scope: action.context.scope.as_deref(),
+                username: command.username.as_deref(),
+            },
+            now,
+            self.settings.token_lifetime_seconds,
+        );
+        Ok(TrackResult { action, token, is_enrolled, enrolled_methods })
+    }
+
+    /// An action that exists and has not passed its retention time.
+    pub async fn get_action(&self, tenant: &Tenant, key: &ActionKey) -> Result<Action> {
+        let now = self.now();
+        self.store
+            .get_action(&tenant.id, key)
+            .await?
+            .filter(|action| action.expires_at > now)
+            .ok_or(Error::ActionNotFound)
+    }
+
+    /// Sets an action's state from the backend (spec 2.5), e.g. resolving a review.
+    pub async fn update_action_state(
+        &self,
+        tenant: &Tenant,
+        key: &ActionKey,
+        state: ActionState,
+    ) -> Result<Action> {
+        self.get_action(tenant, key).await?;
+        self.store
+            .set_action_state(&tenant.id, key, state, self.now())
+            .await?
+            .ok_or(Error::ActionNotFound)
+    }
+
+    /// A user's actions, newest first. `from` defaults to, and cannot reach further back
+    /// than, the retention period (spec 2.5: 30 days).
+    pub async fn query_actions(
+        &self,
+        tenant: &Tenant,
+        user: &UserId,
+        query: ActionQuery,
+    ) -> Result<Vec<Action>> {
+        let now = self.now();
+        let earliest = now.plus_seconds(-self.settings.action_retention_days * 24 * 3600);
+        let from = query.from.map_or(earliest, |from| from.max(earliest));
+        let actions = self.store.list_actions(&tenant.id, user, from).await?;
+        Ok(actions
+            .into_iter()
+            .filter(|a| a.expires_at > now)
+            .filter(|a| query.codes.as_ref().is_none_or(|codes| codes.contains(&a.key.action_code)))
+            .filter(|a| query.state.is_none_or(|state| a.state == state))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usecase::testkit::Kit;
+
+    #[tokio::test]
+    async fn unenrolled_user_is_allowed_and_enrolled_user_challenged() {
+        let kit = Kit::new().await;
+        let first = kit.track("alice", "signIn", None).await;
+        assert_eq!(first.action.state, ActionState::Allow);
+        assert!(!first.is_enrolled);
+        kit.enroll("alice").await;
+        let second = kit.track("alice", "signIn", None).await;
+        assert_eq!(second.action.state, ActionState::ChallengeRequired);
+        assert!(second.is_enrolled);
+        assert_eq!(second.enrolled_methods, vec![VerificationMethod::Device]);
+    }
+
+    #[tokio::test]
+    async fn same_idempotency_key_returns_the_same_action() {
+        let kit = Kit::new().await;
+        let first = kit.track("alice", "signIn", Some("key-1")).await;
+        kit.enroll("alice").await;
+        let again = kit.track("alice", "signIn", Some("key-1")).await;
+        assert_eq!(again.action, first.action, "state is the one first decided");
+        let sign_ins = ActionQuery {
+            codes: Some(vec![ActionCode::parse("signIn").unwrap()]),
+            ..Default::default()
+        };
+        let actions = kit.app.query_actions(&kit.tenant, &kit.user("alice"), sign_ins).await.unwrap();
+        assert_eq!(actions, vec![first.action]);
+    }
+
+    #[tokio::test]
+    async fn actions_past_retention_are_gone() {
+        let kit = Kit::new().await;
+        let tracked = kit.track("alice", "signIn", None).await;
+        kit.clock.advance_seconds(31 * 24 * 3600);
+        assert_eq!(
+            kit.app.get_action(&kit.tenant, &tracked.action.key).await.unwrap_err(),
+            Error::ActionNotFound
+        );
+        let listed = kit
+            .app
+            .query_actions(&kit.tenant, &kit.user("alice"), ActionQuery::default())
+            .await
+            .unwrap();
+        assert!(listed.is_empty());
+    }
+
+    #[tokio::test]
+    async fn query_filters_by_code_and_state() {
+        let kit = Kit::new().await;
+        kit.track("alice", "signIn", None).await;
+        kit.clock.advance_seconds(1);
+        let pay = kit.track("alice", "pay", None).await;
+        let codes = Some(vec![ActionCode::parse("pay").unwrap()]);
+        let only_pay = kit
+            .app
+            .query_actions(&kit.tenant, &kit.user("alice"), ActionQuery { codes, ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(only_pay, vec![pay.action.clone()]);
+        kit.app
+            .update_action_state(&kit.tenant, &pay.action.key, ActionState::Block)
+            .await
+            .unwrap();
+        let blocked = kit
+            .app
+            .query_actions(
+                &kit.tenant,
+                &kit.user("alice"),
+                ActionQuery { state: Some(ActionState::Block), ..Default::default() },
+            )
+            .await
+            .unwrap();
+        assert_eq!(blocked.len(), 1);
+        assert_eq!(blocked[0].key, pay.action.key);
+    }
+}

@@ -1,0 +1,141 @@
+//! Users and the authenticators admin of the Server API (spec 2.6, 2.7).
+
+use super::tenants::Tenant;
+use crate::App;
+use crate::domain::{Credential, CredentialId, UserId, UserProfile, VerificationMethod};
+use crate::error::{Error, Result};
+
+/// A user as `GET /users/{userId}` shows it. Unknown users are not an error: they read back
+/// empty and not enrolled (spec 2.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserView {
+    pub profile: UserProfile,
+    pub enrolled_methods: Vec<VerificationMethod>,
+}
+
+impl UserView {
+    pub fn is_enrolled(&self) -> bool {
+        !self.enrolled_methods.is_empty()
+    }
+}
+
+/// The attributes an update sets; `None` leaves an attribute as it is (spec 1.2: missing and
+/// `null` are the same).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserPatch {
+    pub email: Option<String>,
+    pub email_verified: Option<bool>,
+    pub phone_number: Option<String>,
+    pub phone_number_verified: Option<bool>,
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    pub custom: Option<serde_json::Value>,
+    pub locale: Option<String>,
+}
+
+/// The distinct verification methods of some credentials, in a stable order.
+pub(crate) fn distinct_methods(credentials: &[Credential]) -> Vec<VerificationMethod> {
+    let mut methods: Vec<VerificationMethod> =
+        credentials.iter().map(|c| c.namespace.verification_method()).collect();
+    methods.sort();
+    methods.dedup();
+    methods
+}
+
+impl App {
+    pub async fn get_user(&self, tenant: &Tenant, user: &UserId) -> Result<UserView> {
+        let profile = self.store.get_user(&tenant.id, user).await?.unwrap_or_default();
+        let credentials = self.store.list_user_credentials(&tenant.id, user).await?;
+        Ok(UserView { profile, enrolled_methods: distinct_methods(&credentials) })
+    }
+
+    /// Applies `patch` to the user's attributes (creating the user) and returns them.
+    pub async fn update_user(
+        &self,
+        tenant: &Tenant,
+        user: &UserId,
+        patch: UserPatch,
+    ) -> Result<UserProfile> {
+        let mut profile = self.store.get_user(&tenant.id, user).await?.unwrap_or_default();
+        macro_rules! apply {
+            ($($field:ident),*) => { $( if let Some(value) = patch.$field { profile.$field = Some(value); } )* };
+        }
+        apply!(email, phone_number, username, display_name, custom, locale);
+        if let Some(verified) = patch.email_verified {
+            profile.email_verified = verified;
+        }
+        if let Some(verified) = patch.phone_number_verified {
+            profile.phone_number_verified = verified;
+        }
+        self.store.put_user(&tenant.id, user, &profile).await?;
+        Ok(profile)
+    }
+
+    /// Deletes the user's attributes, credentials and actions.
+    pub async fn delete_user(&self, tenant: &Tenant, user: &UserId) -> Result<()> {
+        self.store.delete_user(&tenant.id, user).await
+    }
+
+    pub async fn list_authenticators(&self, tenant: &Tenant, user: &UserId) -> Result<Vec<Credential>> {
+        self.store.list_user_credentials(&tenant.id, user).await
+    }
+
+    pub async fn delete_authenticator(
+        &self,
+        tenant: &Tenant,
+        user: &UserId,
+        id: &CredentialId,
+    ) -> Result<Credential> {
+        self.store
+            .delete_credential(&tenant.id, user, id)
+            .await?
+            .ok_or(Error::AuthenticatorNotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usecase::testkit::Kit;
+
+    #[tokio::test]
+    async fn unknown_user_reads_back_empty_and_not_enrolled() {
+        let kit = Kit::new().await;
+        let view = kit.app.get_user(&kit.tenant, &kit.user("nobody")).await.unwrap();
+        assert!(!view.is_enrolled());
+        assert_eq!(view.profile, UserProfile::default());
+    }
+
+    #[tokio::test]
+    async fn update_merges_and_delete_removes_everything() {
+        let kit = Kit::new().await;
+        let alice = kit.user("alice");
+        let patch = UserPatch { email: Some("a@example.com".into()), ..Default::default() };
+        kit.app.update_user(&kit.tenant, &alice, patch).await.unwrap();
+        let patch = UserPatch { username: Some("alice".into()), ..Default::default() };
+        let profile = kit.app.update_user(&kit.tenant, &alice, patch).await.unwrap();
+        assert_eq!(profile.email.as_deref(), Some("a@example.com"));
+        assert_eq!(profile.username.as_deref(), Some("alice"));
+
+        kit.enroll("alice").await;
+        assert!(kit.app.get_user(&kit.tenant, &alice).await.unwrap().is_enrolled());
+        kit.app.delete_user(&kit.tenant, &alice).await.unwrap();
+        let view = kit.app.get_user(&kit.tenant, &alice).await.unwrap();
+        assert!(!view.is_enrolled());
+        assert_eq!(view.profile, UserProfile::default());
+    }
+
+    #[tokio::test]
+    async fn delete_authenticator_needs_the_owner() {
+        let kit = Kit::new().await;
+        let device = kit.enroll("alice").await;
+        let bob = kit.user("bob");
+        assert_eq!(
+            kit.app.delete_authenticator(&kit.tenant, &bob, &device.credential.id).await.unwrap_err(),
+            Error::AuthenticatorNotFound
+        );
+        let alice = kit.user("alice");
+        kit.app.delete_authenticator(&kit.tenant, &alice, &device.credential.id).await.unwrap();
+        assert!(kit.app.list_authenticators(&kit.tenant, &alice).await.unwrap().is_empty());
+    }
+}

@@ -1,0 +1,127 @@
+//! `POST /v1/validate`: the backend asks whether a token stands for a completed challenge
+//! (spec 2.4).
+//!
+//! A token that cannot be used is not an HTTP error here: the answer is `isValid: false` with
+//! an `error` code (the Node SDK types an optional `error` in the 200 body), so a backend that
+//! checks `isValid` always gets a definite no. Validation does not consume the token: it
+//! reports the action's state, which SDK retries may read more than once (spec 9 leaves
+//! single use open); the token's 10-minute life bounds it.
+
+use super::tenants::Tenant;
+use crate::App;
+use crate::domain::{Action, ActionCode, ActionState, UserId};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct ValidateCommand {
+    pub token: String,
+    /// When given, the token must belong to this user (spec 2.4).
+    pub user_id: Option<UserId>,
+    /// When given, the token's action must have this code (spec 2.4).
+    pub action: Option<ActionCode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Validation {
+    /// The token resolved to an action; `error` says why it is not valid, when it is not.
+    Resolved { action: Action, is_valid: bool, error: Option<&'static str> },
+    /// The token is forged, expired, of another tenant, or its action is gone.
+    Unusable { error: &'static str },
+}
+
+impl App {
+    pub async fn validate(&self, tenant: &Tenant, command: ValidateCommand) -> Result<Validation> {
+        let token = match tenant.keys.verify(&command.token, self.now()) {
+            Ok(token) => token,
+            Err(error @ (Error::InvalidToken | Error::ExpiredToken)) => {
+                return Ok(Validation::Unusable { error: error.code() });
+            }
+            Err(other) => return Err(other),
+        };
+        let action = match self.get_action(tenant, &token.action).await {
+            Ok(action) => action,
+            Err(Error::ActionNotFound) => {
+                return Ok(Validation::Unusable { error: Error::ActionNotFound.code() });
+            }
+            Err(other) => return Err(other),
+        };
+        let error = if command.user_id.is_some_and(|user| user != action.key.user_id) {
+            Some("user_mismatch")
+        } else if command.action.is_some_and(|code| code != action.key.action_code) {
+            Some("action_mismatch")
+        } else {
+            None
+        };
+        // spec 2.4: valid when the challenge was completed successfully.
+        let is_valid = error.is_none() && action.state == ActionState::ChallengeSucceeded;
+        Ok(Validation::Resolved { action, is_valid, error })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usecase::testkit::Kit;
+
+    fn command(token: &str) -> ValidateCommand {
+        ValidateCommand { token: token.to_owned(), user_id: None, action: None }
+    }
+
+    #[tokio::test]
+    async fn only_a_completed_challenge_is_valid() {
+        let kit = Kit::new().await;
+        let device = kit.enroll("alice").await;
+        let tracked = kit.track("alice", "signIn", None).await;
+        match kit.app.validate(&kit.tenant, command(&tracked.token)).await.unwrap() {
+            Validation::Resolved { action, is_valid, error } => {
+                assert!(!is_valid);
+                assert_eq!(error, None);
+                assert_eq!(action.state, ActionState::ChallengeRequired);
+            }
+            other => panic!("{other:?}"),
+        }
+        let token = kit.tenant.keys.verify(&tracked.token, kit.app.now()).unwrap();
+        let verified = kit.verify_with(&device, &token).await.unwrap();
+        match kit.app.validate(&kit.tenant, command(&verified.token)).await.unwrap() {
+            Validation::Resolved { is_valid, action, .. } => {
+                assert!(is_valid);
+                assert_eq!(action.state, ActionState::ChallengeSucceeded);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn user_and_action_are_checked_when_given() {
+        let kit = Kit::new().await;
+        let tracked = kit.track("alice", "signIn", None).await;
+        let mut wrong_user = command(&tracked.token);
+        wrong_user.user_id = Some(kit.user("mallory"));
+        let mut wrong_action = command(&tracked.token);
+        wrong_action.action = Some(ActionCode::parse("pay").unwrap());
+        for (cmd, expected) in [(wrong_user, "user_mismatch"), (wrong_action, "action_mismatch")] {
+            match kit.app.validate(&kit.tenant, cmd).await.unwrap() {
+                Validation::Resolved { is_valid, error, .. } => {
+                    assert!(!is_valid);
+                    assert_eq!(error, Some(expected));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn forged_and_expired_tokens_are_unusable() {
+        let kit = Kit::new().await;
+        let tracked = kit.track("alice", "signIn", None).await;
+        assert_eq!(
+            kit.app.validate(&kit.tenant, command("not.a.token")).await.unwrap(),
+            Validation::Unusable { error: "invalid_token" }
+        );
+        kit.clock.advance_seconds(600);
+        assert_eq!(
+            kit.app.validate(&kit.tenant, command(&tracked.token)).await.unwrap(),
+            Validation::Unusable { error: "expired_token" }
+        );
+    }
+}
