@@ -1,1 +1,76 @@
+//! The local server: the four functions' routers merged into one `axum::serve`, on the
+//! embedded store. The Lambda functions serve the same routers, so what runs here is what runs
+//! in AWS (DESIGN 2).
 
+use axum::Router;
+use axum::extract::Request;
+use shared::App;
+use shared::http::{SharedApp, finish, normalize_path};
+use std::future::Future;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower::ServiceExt as _;
+
+/// Every route of every function, `(method, path)`.
+pub fn all_routes() -> Vec<(&'static str, &'static str)> {
+    [track::ROUTES, add_authenticator::ROUTES, challenge::ROUTES, validate::ROUTES].concat()
+}
+
+/// The four functions' routes in one router, with the shared layers.
+pub fn router(app: SharedApp) -> Router {
+    finish(
+        Router::new()
+            .merge(track::router(app.clone()))
+            .merge(add_authenticator::router(app.clone()))
+            .merge(challenge::router(app.clone()))
+            .merge(validate::router(app)),
+    )
+}
+
+/// Serves `app` on `listener` until `shutdown` completes; requests in flight finish first.
+pub async fn serve(
+    listener: TcpListener,
+    app: SharedApp,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Paths are normalised before routing, so the rewrite wraps the router.
+    let service = router(app).map_request(normalize_path);
+    let service = axum::ServiceExt::<Request>::into_make_service(service);
+    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+}
+
+/// A server running in this process, for tests: started on a port the OS picks.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningServer {
+    /// Binds `127.0.0.1:0` and serves `app` in the background.
+    pub async fn start(app: App) -> std::io::Result<RunningServer> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(serve(listener, std::sync::Arc::new(app), async {
+            let _ = rx.await;
+        }));
+        Ok(RunningServer { addr, shutdown: Some(tx), task: Some(task) })
+    }
+
+    /// The base URL the SDKs are configured with, e.g. `http://127.0.0.1:PORT/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}

@@ -1,1 +1,211 @@
+//! The `add-authenticator` function: device credentials on the Client API (add, look up,
+//! remove; spec 3.4.1 to 3.4.3) and the authenticators admin of the Server API (spec 2.7).
+//!
+//! Each handler decodes the request, calls one [`shared::App`] use case and encodes the result.
 
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use serde::{Deserialize, Serialize};
+use shared::domain::{Credential, CredentialId, Namespace, UserId, VerificationMethod};
+use shared::encoding;
+use shared::error::{Error, Result};
+use shared::http::{
+    BearerAuth, JsonBody, PathParams, QueryParams, SecretKeyAuth, SharedApp, TenantAuth, ok,
+    required,
+};
+use shared::signature::PublicKey;
+use shared::usecase::credentials::AddCredential;
+
+/// The routes this function serves, as `(method, path)`.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/client/user-authenticators/{namespace}"),
+    ("GET", "/v1/client/user-authenticators/{namespace}"),
+    ("POST", "/v1/client/user-authenticators/{namespace}/remove"),
+    ("GET", "/v1/users/{userId}/authenticators"),
+    ("DELETE", "/v1/users/{userId}/authenticators/{userAuthenticatorId}"),
+];
+
+pub fn router(app: SharedApp) -> Router {
+    Router::new()
+        .route(
+            "/v1/client/user-authenticators/{namespace}",
+            post(add_credential).get(get_credential),
+        )
+        .route("/v1/client/user-authenticators/{namespace}/remove", post(remove_credential))
+        .route("/v1/users/{userId}/authenticators", get(list_authenticators))
+        .route(
+            "/v1/users/{userId}/authenticators/{userAuthenticatorId}",
+            delete(delete_authenticator),
+        )
+        .with_state(app)
+}
+
+/// A namespace segment (spec 3.2); any other segment is not a route.
+fn namespace(segment: &str) -> Result<Namespace> {
+    Namespace::parse_segment(segment).ok_or(Error::RouteNotFound)
+}
+
+/// A credential as the mobile SDKs decode it: `userAuthenticatorId`, `userId` and
+/// `verifiedAt` are required by both iOS and Android (spec 3.4.1, 3.7).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CredentialResponse {
+    user_authenticator_id: String,
+    user_id: String,
+    verified_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_verified_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+}
+
+impl From<Credential> for CredentialResponse {
+    fn from(c: Credential) -> Self {
+        CredentialResponse {
+            user_authenticator_id: c.id.into(),
+            user_id: c.user_id.into(),
+            verified_at: c.created_at.to_iso8601(),
+            last_verified_at: c.last_verified_at.map(|t| t.to_iso8601()),
+            expires_at: c.expires_at.map(|t| t.to_iso8601()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- add (spec 3.4.1)
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AddCredentialBody {
+    public_key: Option<String>,
+    device_name: Option<String>,
+    device_platform: Option<String>,
+    push_token: Option<String>,
+    // `performAttestation` is accepted and not verified yet (spec 4.5 allows ignoring it).
+}
+
+async fn add_credential(
+    BearerAuth { tenant, token }: BearerAuth,
+    State(app): State<SharedApp>,
+    PathParams(segment): PathParams<String>,
+    JsonBody(body): JsonBody<AddCredentialBody>,
+) -> Result<Response> {
+    let namespace = namespace(&segment)?;
+    let command = AddCredential {
+        namespace,
+        public_key: PublicKey::from_base64(&required(body.public_key, "publicKey")?)?,
+        device_name: body.device_name,
+        device_platform: body.device_platform,
+        push_token: body.push_token.filter(|_| namespace == Namespace::Push),
+    };
+    let credential = app.add_credential(&tenant, &token, command).await?;
+    Ok(ok(&CredentialResponse::from(credential)))
+}
+
+// ---------------------------------------------------------------- get (spec 3.4.2)
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PublicKeyQuery {
+    public_key: Option<String>,
+}
+
+/// The double-encoded `?publicKey=` of spec 4.3, in either platform's encoding.
+fn public_key_from_query(query: PublicKeyQuery) -> Result<PublicKey> {
+    let value = required(query.public_key, "publicKey")?;
+    let inner = encoding::public_key_from_query(&value)
+        .ok_or_else(|| Error::invalid_request("Invalid publicKey query parameter."))?;
+    Ok(PublicKey::from_base64(&inner)?)
+}
+
+async fn get_credential(
+    TenantAuth(tenant): TenantAuth,
+    State(app): State<SharedApp>,
+    PathParams(segment): PathParams<String>,
+    QueryParams(query): QueryParams<PublicKeyQuery>,
+) -> Result<Response> {
+    let namespace = namespace(&segment)?;
+    let public_key = public_key_from_query(query)?;
+    let credential = app.get_credential(&tenant, namespace, &public_key).await?;
+    Ok(ok(&CredentialResponse::from(credential)))
+}
+
+// ---------------------------------------------------------------- remove (spec 3.4.3)
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RemoveCredentialBody {
+    public_key: Option<String>,
+    signature: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RemoveCredentialResponse {
+    removed_authenticator_id: String,
+}
+
+async fn remove_credential(
+    TenantAuth(tenant): TenantAuth,
+    State(app): State<SharedApp>,
+    PathParams(segment): PathParams<String>,
+    JsonBody(body): JsonBody<RemoveCredentialBody>,
+) -> Result<Response> {
+    let namespace = namespace(&segment)?;
+    let public_key = PublicKey::from_base64(&required(body.public_key, "publicKey")?)?;
+    let signature = required(body.signature, "signature")?;
+    let removed = app.remove_credential(&tenant, namespace, &public_key, &signature).await?;
+    Ok(ok(&RemoveCredentialResponse { removed_authenticator_id: removed.id.into() }))
+}
+
+// ---------------------------------------------------------------- admin (spec 2.7)
+
+/// A UserAuthenticator as the server SDKs type it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AuthenticatorView {
+    user_id: String,
+    user_authenticator_id: String,
+    verification_method: VerificationMethod,
+    created_at: String,
+    verified_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_verified_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_platform: Option<String>,
+}
+
+async fn list_authenticators(
+    SecretKeyAuth(tenant): SecretKeyAuth,
+    State(app): State<SharedApp>,
+    PathParams(user_id): PathParams<String>,
+) -> Result<Response> {
+    let credentials = app.list_authenticators(&tenant, &UserId::parse(user_id)?).await?;
+    let views: Vec<AuthenticatorView> = credentials
+        .into_iter()
+        .map(|c| AuthenticatorView {
+            verification_method: c.namespace.verification_method(),
+            created_at: c.created_at.to_iso8601(),
+            verified_at: c.created_at.to_iso8601(),
+            last_verified_at: c.last_verified_at.map(|t| t.to_iso8601()),
+            display_name: c.device_name,
+            device_platform: c.device_platform,
+            user_id: c.user_id.into(),
+            user_authenticator_id: c.id.into(),
+        })
+        .collect();
+    Ok(ok(&views))
+}
+
+async fn delete_authenticator(
+    SecretKeyAuth(tenant): SecretKeyAuth,
+    State(app): State<SharedApp>,
+    PathParams((user_id, id)): PathParams<(String, String)>,
+) -> Result<Response> {
+    let id = CredentialId::parse(id).map_err(|_| Error::AuthenticatorNotFound)?;
+    app.delete_authenticator(&tenant, &UserId::parse(user_id)?, &id).await?;
+    Ok(ok(&serde_json::json!({})))
+}

@@ -1,1 +1,355 @@
+//! The `track` function: track, get, update and query actions, and the users admin of the
+//! Server API (spec 2.3, 2.5, 2.6). Every route takes the tenant's secret key (spec 2.1).
+//!
+//! Each handler decodes the request, calls one [`shared::App`] use case and encodes the result.
 
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use shared::clock::Timestamp;
+use shared::domain::{
+    Action, ActionCode, ActionKey, ActionState, IdempotencyKey, TrackContext, UserId,
+    UserProfile, VerificationMethod,
+};
+use shared::error::{Error, Result};
+use shared::http::{JsonBody, PathParams, QueryParams, SecretKeyAuth, SharedApp, ok, required};
+use shared::usecase::track::{ActionQuery, TrackCommand};
+use shared::usecase::users::{UserPatch, UserView};
+
+/// The routes this function serves, as `(method, path)`: the source of truth for the
+/// Lambda's API events.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/users/{userId}/actions/{action}"),
+    ("GET", "/v1/users/{userId}/actions/{action}/{idempotencyKey}"),
+    ("PATCH", "/v1/users/{userId}/actions/{action}/{idempotencyKey}"),
+    ("GET", "/v1/users/{userId}/actions"),
+    ("GET", "/v1/users/{userId}"),
+    ("PATCH", "/v1/users/{userId}"),
+    ("POST", "/v1/users/{userId}"),
+    ("DELETE", "/v1/users/{userId}"),
+];
+
+pub fn router(app: SharedApp) -> Router {
+    Router::new()
+        .route("/v1/users/{userId}/actions/{action}", post(track))
+        .route(
+            "/v1/users/{userId}/actions/{action}/{idempotencyKey}",
+            get(get_action).patch(update_action),
+        )
+        .route("/v1/users/{userId}/actions", get(query_actions))
+        .route(
+            "/v1/users/{userId}",
+            get(get_user).patch(update_user).post(update_user).delete(delete_user),
+        )
+        .with_state(app)
+}
+
+// ---------------------------------------------------------------- track (spec 2.3)
+
+/// TrackAttributes. Only what the service uses is declared; unknown fields (`redirectUrl`,
+/// `locale`, `crypto`, ...) are accepted and ignored (spec 1.2).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TrackBody {
+    idempotency_key: Option<String>,
+    ip_address: Option<String>,
+    user_agent: Option<String>,
+    device_id: Option<String>,
+    scope: Option<String>,
+    username: Option<String>,
+    custom: Option<Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TrackResponse {
+    state: ActionState,
+    idempotency_key: String,
+    token: String,
+    is_enrolled: bool,
+    enrolled_verification_methods: Vec<VerificationMethod>,
+    allowed_verification_methods: Vec<VerificationMethod>,
+    rule_ids: Vec<String>,
+}
+
+async fn track(
+    SecretKeyAuth(tenant): SecretKeyAuth,
+    State(app): State<SharedApp>,
+    PathParams((user_id, action)): PathParams<(String, String)>,
+    JsonBody(body): JsonBody<TrackBody>,
+) -> Result<Response> {
+    let command = TrackCommand {
+        user_id: UserId::parse(user_id)?,
+        action_code: ActionCode::parse(action)?,
+        idempotency_key: body.idempotency_key.map(IdempotencyKey::parse).transpose()?,
+        context: TrackContext {
+            ip_address: body.ip_address,
+            user_agent: body.user_agent,
+            device_id: body.device_id,
+            custom: body.custom,
+            scope: body.scope,
+        },
+        username: body.username,
+    };
+    let result = app.track(&tenant, command).await?;
+    Ok(ok(&TrackResponse {
+        state: result.action.state,
+        idempotency_key: result.action.key.idempotency_key.to_string(),
+        token: result.token,
+        is_enrolled: result.is_enrolled,
+        // Only device methods exist here, so a user may use every method they enrolled.
+        allowed_verification_methods: result.enrolled_methods.clone(),
+        enrolled_verification_methods: result.enrolled_methods,
+        rule_ids: result.action.rule_ids,
+    }))
+}
+
+// ---------------------------------------------------------------- actions (spec 2.5)
+
+/// One action as get and update return it. `rules` and `output` are always present: the
+/// Python SDK's tests expect `output` to be non-null.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ActionView {
+    user_id: String,
+    action_code: String,
+    idempotency_key: String,
+    state: ActionState,
+    state_updated_at: String,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verification_method: Option<VerificationMethod>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verified_by_authenticator_id: Option<String>,
+    rule_ids: Vec<String>,
+    rules: Vec<Value>,
+    output: Value,
+}
+
+impl From<Action> for ActionView {
+    fn from(action: Action) -> Self {
+        ActionView {
+            user_id: action.key.user_id.to_string(),
+            action_code: action.key.action_code.to_string(),
+            idempotency_key: action.key.idempotency_key.to_string(),
+            state: action.state,
+            state_updated_at: action.state_updated_at.to_iso8601(),
+            created_at: action.created_at.to_iso8601(),
+            verification_method: action.verification_method,
+            verified_by_authenticator_id: action.verified_by_authenticator_id.map(String::from),
+            rule_ids: action.rule_ids,
+            rules: Vec::new(),
+            output: Value::Object(Default::default()),
+        }
+    }
+}
+
+fn action_key(user_id: String, action: String, idempotency_key: String) -> Result<ActionKey> {
+    Ok(ActionKey {
+        user_id: UserId::parse(user_id)?,
+        action_code: ActionCode::parse(action)?,
+        idempotency_key: IdempotencyKey::parse(idempotency_key)?,
+    })
+}
+
+async fn get_action(
+    SecretKeyAuth(tenant): SecretKeyAuth,
+    State(app): State<SharedApp>,
+    PathParams((user_id, action, key)): PathParams<(String, String, String)>,
+) -> Result<Response> {
+    let action = app.get_action(&tenant, &action_key(user_id, action, key)?).await?;
+    Ok(ok(&ActionView::from(action)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct UpdateActionBody {
+    state: Option<ActionState>,
+}
+
+async fn update_action(
+    SecretKeyAuth(tenant): SecretKeyAuth,
+    State(app): State<SharedApp>,
+    PathParams((user_id, action, key)): PathParams<(String, String, String)>,
+    JsonBody(body): JsonBody<UpdateActionBody>,
+) -> Result<Response> {
+    let key = action_key(user_id, action, key)?;
+    let state = required(body.state, "state")?;
+    let action = app.update_action_state(&tenant, &key, state).await?;
+    Ok(ok(&ActionView::from(action)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ActionQueryParams {
+    from_date: Option<String>,
+    codes: Option<String>,
+    state: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ActionSummary {
+    action_code: String,
+    idempotency_key: String,
+    created_at: String,
+    updated_at: String,
+    state: ActionState,
+    state_updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verification_method: Option<VerificationMethod>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verified_by_authenticator_id: Option<String>,
+}
+
+async fn query_actions(
+    SecretKeyAuth(tenant): SecretKeyAuth,
+    State(app): State<SharedApp>,
+    PathParams(user_id): PathParams<String>,
+    QueryParams(params): QueryParams<ActionQueryParams>,
+) -> Result<Response> {
+    let query = ActionQuery {
+        from: params
+            .from_date
+            .map(|text| {
+                Timestamp::parse_iso8601(&text)
+                    .ok_or_else(|| Error::invalid_request("fromDate must be an ISO-8601 timestamp."))
+            })
+            .transpose()?,
+        codes: params
+            .codes
+            .map(|codes| codes.split(',').map(|c| ActionCode::parse(c.trim())).collect())
+            .transpose()?,
+        state: params
+            .state
+            .map(|s| {
+                serde_json::from_value(Value::String(s))
+                    .map_err(|_| Error::invalid_request("state is not a UserActionState."))
+            })
+            .transpose()?,
+    };
+    let actions = app.query_actions(&tenant, &UserId::parse(user_id)?, query).await?;
+    let summaries: Vec<ActionSummary> = actions
+        .into_iter()
+        .map(|a| ActionSummary {
+            action_code: a.key.action_code.to_string(),
+            idempotency_key: a.key.idempotency_key.to_string(),
+            created_at: a.created_at.to_iso8601(),
+            updated_at: a.state_updated_at.to_iso8601(),
+            state: a.state,
+            state_updated_at: a.state_updated_at.to_iso8601(),
+            verification_method: a.verification_method,
+            verified_by_authenticator_id: a.verified_by_authenticator_id.map(String::from),
+        })
+        .collect();
+    Ok(ok(&summaries))
+}
+
+// ---------------------------------------------------------------- users (spec 2.6)
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserAttributes {
+    user_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    email_verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phone_number: Option<String>,
+    phone_number_verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    custom: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locale: Option<String>,
+}
+
+impl UserAttributes {
+    fn new(user_id: &UserId, profile: UserProfile) -> Self {
+        UserAttributes {
+            user_id: user_id.to_string(),
+            email: profile.email,
+            email_verified: profile.email_verified,
+            phone_number: profile.phone_number,
+            phone_number_verified: profile.phone_number_verified,
+            username: profile.username,
+            display_name: profile.display_name,
+            custom: profile.custom,
+            locale: profile.locale,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserResponse {
+    is_enrolled: bool,
+    enrolled_verification_methods: Vec<VerificationMethod>,
+    allowed_verification_methods: Vec<VerificationMethod>,
+    #[serde(flatten)]
+    attributes: UserAttributes,
+}
+
+async fn get_user(
+    SecretKeyAuth(tenant): SecretKeyAuth,
+    State(app): State<SharedApp>,
+    PathParams(user_id): PathParams<String>,
+) -> Result<Response> {
+    let user_id = UserId::parse(user_id)?;
+    let view: UserView = app.get_user(&tenant, &user_id).await?;
+    Ok(ok(&UserResponse {
+        is_enrolled: view.is_enrolled(),
+        allowed_verification_methods: view.enrolled_methods.clone(),
+        enrolled_verification_methods: view.enrolled_methods,
+        attributes: UserAttributes::new(&user_id, view.profile),
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateUserBody {
+    email: Option<String>,
+    email_verified: Option<bool>,
+    phone_number: Option<String>,
+    phone_number_verified: Option<bool>,
+    username: Option<String>,
+    display_name: Option<String>,
+    custom: Option<Value>,
+    locale: Option<String>,
+}
+
+/// PATCH and POST alike: the Ruby and Java SDKs use POST (spec 2.2).
+async fn update_user(
+    SecretKeyAuth(tenant): SecretKeyAuth,
+    State(app): State<SharedApp>,
+    PathParams(user_id): PathParams<String>,
+    JsonBody(body): JsonBody<UpdateUserBody>,
+) -> Result<Response> {
+    let user_id = UserId::parse(user_id)?;
+    let patch = UserPatch {
+        email: body.email,
+        email_verified: body.email_verified,
+        phone_number: body.phone_number,
+        phone_number_verified: body.phone_number_verified,
+        username: body.username,
+        display_name: body.display_name,
+        custom: body.custom,
+        locale: body.locale,
+    };
+    let profile = app.update_user(&tenant, &user_id, patch).await?;
+    Ok(ok(&UserAttributes::new(&user_id, profile)))
+}
+
+async fn delete_user(
+    SecretKeyAuth(tenant): SecretKeyAuth,
+    State(app): State<SharedApp>,
+    PathParams(user_id): PathParams<String>,
+) -> Result<Response> {
+    app.delete_user(&tenant, &UserId::parse(user_id)?).await?;
+    Ok(ok(&serde_json::json!({})))
+}

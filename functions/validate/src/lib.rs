@@ -1,1 +1,82 @@
+//! The `validate` function: `POST /v1/validate`, the backend's question "did this token's
+//! challenge succeed?" (spec 2.4).
+//!
+//! The handler decodes the request, calls [`shared::App::validate`] and encodes the result.
 
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::post;
+use serde::{Deserialize, Serialize};
+use shared::domain::{ActionCode, ActionState, UserId, VerificationMethod};
+use shared::error::Result;
+use shared::http::{JsonBody, SecretKeyAuth, SharedApp, ok, required};
+use shared::usecase::validate::{ValidateCommand, Validation};
+
+/// The routes this function serves, as `(method, path)`.
+pub const ROUTES: &[(&str, &str)] = &[("POST", "/v1/validate")];
+
+pub fn router(app: SharedApp) -> Router {
+    Router::new().route("/v1/validate", post(validate)).with_state(app)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ValidateBody {
+    token: Option<String>,
+    user_id: Option<String>,
+    action: Option<String>,
+}
+
+/// Both `action` and `actionCode` are sent: Java and .NET read `actionCode`, Node renames it,
+/// Python reads `action` (spec 2.4).
+#[derive(Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ValidateResponse {
+    is_valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<ActionState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_updated_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idempotency_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verification_method: Option<VerificationMethod>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+}
+
+async fn validate(
+    SecretKeyAuth(tenant): SecretKeyAuth,
+    State(app): State<SharedApp>,
+    JsonBody(body): JsonBody<ValidateBody>,
+) -> Result<Response> {
+    let command = ValidateCommand {
+        token: required(body.token, "token")?,
+        user_id: body.user_id.map(UserId::parse).transpose()?,
+        action: body.action.map(ActionCode::parse).transpose()?,
+    };
+    let response = match app.validate(&tenant, command).await? {
+        Validation::Resolved { action, is_valid, error } => ValidateResponse {
+            is_valid,
+            state: Some(action.state),
+            state_updated_at: Some(action.state_updated_at.to_iso8601()),
+            user_id: Some(action.key.user_id.to_string()),
+            action: Some(action.key.action_code.to_string()),
+            action_code: Some(action.key.action_code.to_string()),
+            idempotency_key: Some(action.key.idempotency_key.to_string()),
+            verification_method: action.verification_method,
+            error,
+        },
+        Validation::Unusable { error } => {
+            ValidateResponse { is_valid: false, error: Some(error), ..Default::default() }
+        }
+    };
+    Ok(ok(&response))
+}
