@@ -15,7 +15,13 @@ use tower::ServiceExt as _;
 
 /// Every route of every function, `(method, path)`.
 pub fn all_routes() -> Vec<(&'static str, &'static str)> {
-    [track::ROUTES, add_authenticator::ROUTES, challenge::ROUTES, validate::ROUTES].concat()
+    [
+        track::ROUTES,
+        add_authenticator::ROUTES,
+        challenge::ROUTES,
+        validate::ROUTES,
+    ]
+    .concat()
 }
 
 /// The four functions' routes in one router, with the shared layers.
@@ -38,7 +44,9 @@ pub async fn serve(
     // Paths are normalised before routing, so the rewrite wraps the router.
     let service = router(app).map_request(normalize_path);
     let service = axum::ServiceExt::<Request>::into_make_service(service);
-    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// A server running in this process, for tests: started on a port the OS picks.
@@ -57,7 +65,11 @@ impl RunningServer {
         let task = tokio::spawn(serve(listener, std::sync::Arc::new(app), async {
             let _ = rx.await;
         }));
-        Ok(RunningServer { addr, shutdown: Some(tx), task: Some(task) })
+        Ok(RunningServer {
+            addr,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
     }
 
     /// The base URL the SDKs are configured with, e.g. `http://127.0.0.1:PORT/v1`.

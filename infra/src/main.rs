@@ -21,7 +21,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "trusted-device", version, about = "Self-hosted trusted-device authentication, Authsignal-compatible")]
+#[command(
+    name = "trusted-device",
+    version,
+    about = "Self-hosted trusted-device authentication, Authsignal-compatible"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,7 +43,11 @@ enum Command {
 #[derive(clap::Args)]
 struct StoreArgs {
     /// Directory of the embedded store.
-    #[arg(long, env = "TRUSTED_DEVICE_DATA_DIR", default_value = "./.trusted-device")]
+    #[arg(
+        long,
+        env = "TRUSTED_DEVICE_DATA_DIR",
+        default_value = "./.trusted-device"
+    )]
     data_dir: PathBuf,
 }
 
@@ -54,10 +62,20 @@ struct ServeArgs {
     #[arg(long, env = "TRUSTED_DEVICE_TENANT_ID", requires = "secret_key")]
     tenant_id: Option<String>,
     /// The API secret key of --tenant-id (at least 16 characters).
-    #[arg(long, env = "TRUSTED_DEVICE_SECRET_KEY", requires = "tenant_id", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TRUSTED_DEVICE_SECRET_KEY",
+        requires = "tenant_id",
+        hide_env_values = true
+    )]
     secret_key: Option<String>,
     /// Log format.
-    #[arg(long, env = "TRUSTED_DEVICE_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        env = "TRUSTED_DEVICE_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     log_format: LogFormatArg,
 }
 
@@ -119,8 +137,14 @@ fn open_app(data_dir: &Path) -> Result<(App, EmbeddedStore), String> {
 
 async fn create_tenant(data_dir: &Path, tenant_id: Option<String>) -> Result<(), String> {
     let (app, _) = open_app(data_dir)?;
-    let id = tenant_id.map(TenantId::parse).transpose().map_err(|e| e.to_string())?;
-    let (id, secret) = app.create_tenant(id).await.map_err(|e| e.description().into_owned())?;
+    let id = tenant_id
+        .map(TenantId::parse)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let (id, secret) = app
+        .create_tenant(id)
+        .await
+        .map_err(|e| e.description().into_owned())?;
     println!("tenant id:  {id}");
     println!("secret key: {}", secret.expose());
     println!("The secret key is shown only now; only its hash is stored.");
@@ -143,7 +167,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         (Some(id), Some(secret)) => {
             let id = TenantId::parse(id).map_err(|e| e.description().into_owned())?;
             let secret = ApiSecret::parse(&secret).map_err(|e| e.description().into_owned())?;
-            let created = app.ensure_tenant(&id, &secret).await.map_err(|e| e.to_string())?;
+            let created = app
+                .ensure_tenant(&id, &secret)
+                .await
+                .map_err(|e| e.to_string())?;
             let verb = if created { "created" } else { "updated" };
             println!("tenant {id} {verb}; base URL {base_url}");
         }
@@ -186,7 +213,8 @@ async fn bootstrap_dev_tenant(app: &App, data_dir: &Path, base_url: &str) -> Res
         return Ok(());
     }
     let (id, secret) = app.create_tenant(None).await.map_err(|e| e.to_string())?;
-    std::fs::write(&id_file, id.as_str()).map_err(|e| format!("cannot write {}: {e}", id_file.display()))?;
+    std::fs::write(&id_file, id.as_str())
+        .map_err(|e| format!("cannot write {}: {e}", id_file.display()))?;
     println!("Created a development tenant. Keep the secret key: it is shown only now.");
     println!("  tenant id:  {id}");
     println!("  secret key: {}", secret.expose());

@@ -43,7 +43,8 @@ impl Timestamp {
 
     /// Parses an RFC 3339 / ISO-8601 timestamp such as a `fromDate` query value.
     pub fn parse_iso8601(text: &str) -> Option<Self> {
-        let at = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+        let at =
+            OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
         i64::try_from(at.unix_timestamp_nanos() / 1_000_000)
             .ok()
             .map(Timestamp)

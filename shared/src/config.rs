@@ -50,7 +50,9 @@ fn read_positive(name: &str) -> Result<Option<i64>, String> {
     match std::env::var(name) {
         Ok(text) => match text.trim().parse::<i64>() {
             Ok(value) if value > 0 => Ok(Some(value)),
-            _ => Err(format!("{name} must be a positive number of seconds, not {text:?}")),
+            _ => Err(format!(
+                "{name} must be a positive number of seconds, not {text:?}"
+            )),
         },
         Err(_) => Ok(None),
     }

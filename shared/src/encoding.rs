@@ -94,14 +94,21 @@ mod tests {
         // Browser: standard base64 of encodeURIComponent(id), no colon.
         let browser = STANDARD.encode(TENANT);
         for encoded in [ios, android, browser] {
-            assert_eq!(tenant_id_from_basic(&encoded).as_deref(), Some(TENANT), "{encoded}");
+            assert_eq!(
+                tenant_id_from_basic(&encoded).as_deref(),
+                Some(TENANT),
+                "{encoded}"
+            );
         }
     }
 
     #[test]
     fn tenant_basic_url_decodes_what_the_browser_escaped() {
         let browser = STANDARD.encode("tenant%5Fone");
-        assert_eq!(tenant_id_from_basic(&browser).as_deref(), Some("tenant_one"));
+        assert_eq!(
+            tenant_id_from_basic(&browser).as_deref(),
+            Some("tenant_one")
+        );
     }
 
     #[test]

@@ -10,8 +10,7 @@ use axum::http::StatusCode;
 use std::borrow::Cow;
 
 /// The exact 401 text the official SDKs' own tests assert against (spec 1.3).
-pub const UNAUTHORIZED_DESCRIPTION: &str =
-    "The request is unauthorized. Check that your API key and region base URL are correctly configured.";
+pub const UNAUTHORIZED_DESCRIPTION: &str = "The request is unauthorized. Check that your API key and region base URL are correctly configured.";
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -206,7 +205,10 @@ mod tests {
             assert_eq!(body["error"], body["errorCode"]);
             assert!(!body["errorDescription"].as_str().unwrap().is_empty());
         }
-        assert_eq!(Error::StoreUnavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            Error::StoreUnavailable.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         assert_eq!(Error::Internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -33,9 +33,10 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> Response {
         Ok(bytes) => {
             let mut response = Response::new(Body::from(bytes));
             *response.status_mut() = status;
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             response
         }
         Err(_) => Error::Internal.into_response(),
@@ -54,7 +55,9 @@ struct LoggedErrorCode(&'static str);
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let mut response = json(self.status(), &self.body());
-        response.extensions_mut().insert(LoggedErrorCode(self.code()));
+        response
+            .extensions_mut()
+            .insert(LoggedErrorCode(self.code()));
         response
     }
 }
@@ -62,7 +65,12 @@ impl IntoResponse for Error {
 // ---------------------------------------------------------------- auth
 
 fn authorization<'a>(parts: &'a Parts, scheme: &str) -> Option<&'a str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
     let (given, rest) = value.split_once(' ')?;
     given.eq_ignore_ascii_case(scheme).then(|| rest.trim())
 }
@@ -91,7 +99,9 @@ impl FromRequestParts<SharedApp> for TenantAuth {
 
     async fn from_request_parts(parts: &mut Parts, app: &SharedApp) -> Result<Self, Error> {
         let credentials = authorization(parts, "Basic").ok_or(Error::Unauthorized)?;
-        Ok(TenantAuth(tenant_from_basic(parts, credentials, app).await?))
+        Ok(TenantAuth(
+            tenant_from_basic(parts, credentials, app).await?,
+        ))
     }
 }
 
@@ -125,10 +135,13 @@ impl FromRequestParts<SharedApp> for BearerAuth {
 
 async fn bearer(token: &str, app: &App) -> Result<BearerAuth, Error> {
     let tenant_id = token::claimed_tenant(token).ok_or(Error::InvalidToken)?;
-    let tenant = app.tenant_by_id(&tenant_id).await.map_err(|error| match error {
-        Error::Unauthorized => Error::InvalidToken,
-        other => other,
-    })?;
+    let tenant = app
+        .tenant_by_id(&tenant_id)
+        .await
+        .map_err(|error| match error {
+            Error::Unauthorized => Error::InvalidToken,
+            other => other,
+        })?;
     let token = tenant.keys.verify(token, app.now())?;
     Ok(BearerAuth { tenant, token })
 }
@@ -164,7 +177,9 @@ impl FromRequestParts<SharedApp> for ClientAuth {
             return Ok(ClientAuth::Bearer(bearer(token, app).await?));
         }
         let credentials = authorization(parts, "Basic").ok_or(Error::Unauthorized)?;
-        Ok(ClientAuth::Tenant(tenant_from_basic(parts, credentials, app).await?))
+        Ok(ClientAuth::Tenant(
+            tenant_from_basic(parts, credentials, app).await?,
+        ))
     }
 }
 
@@ -184,7 +199,11 @@ impl<T: DeserializeOwned> FromRequest<SharedApp> for JsonBody<T> {
         let bytes = axum::body::to_bytes(request.into_body(), limit)
             .await
             .map_err(|_| Error::PayloadTooLarge(limit))?;
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
         serde_json::from_slice(text).map(JsonBody).map_err(|error| {
             Error::invalid_request(format!("The request body is not valid: {error}."))
         })
@@ -314,8 +333,14 @@ mod tests {
     #[test]
     fn paths_are_normalized_before_routing() {
         assert_eq!(path_of("/v1//client//challenge"), "/v1/client/challenge");
-        assert_eq!(path_of("/v1/v1/challenges?challengeId=x"), "/v1/challenges?challengeId=x");
-        assert_eq!(path_of("/v1/users/a%20b/actions/signIn"), "/v1/users/a%20b/actions/signIn");
+        assert_eq!(
+            path_of("/v1/v1/challenges?challengeId=x"),
+            "/v1/challenges?challengeId=x"
+        );
+        assert_eq!(
+            path_of("/v1/users/a%20b/actions/signIn"),
+            "/v1/users/a%20b/actions/signIn"
+        );
         assert_eq!(path_of("//"), "/");
     }
 

@@ -158,20 +158,29 @@ mod tests {
     #[test]
     fn known_answer_time_window_message_verifies() {
         assert_eq!(key().verify("2917345.0", WINDOW_SIG), Ok(()));
-        assert_eq!(key().verify("2917345", WINDOW_SIG), Err(Error::InvalidSignature));
+        assert_eq!(
+            key().verify("2917345", WINDOW_SIG),
+            Err(Error::InvalidSignature)
+        );
     }
 
     #[test]
     fn tampered_message_or_signature_is_refused() {
         let mut tampered_message = MESSAGE.to_owned();
         tampered_message.replace_range(0..1, "b");
-        assert_eq!(key().verify(&tampered_message, SIG_LOW_S), Err(Error::InvalidSignature));
+        assert_eq!(
+            key().verify(&tampered_message, SIG_LOW_S),
+            Err(Error::InvalidSignature)
+        );
 
         let mut der = encoding::decode_standard(SIG_LOW_S).unwrap();
         let last = der.len() - 1;
         der[last] ^= 0x01;
         let flipped = encoding::encode_standard(&der);
-        assert_eq!(key().verify(MESSAGE, &flipped), Err(Error::InvalidSignature));
+        assert_eq!(
+            key().verify(MESSAGE, &flipped),
+            Err(Error::InvalidSignature)
+        );
 
         // A raw r||s (64 bytes, not DER) is not accepted.
         let raw = encoding::encode_standard(&[7u8; 64]);
@@ -182,12 +191,20 @@ mod tests {
     fn signature_by_another_key_is_refused() {
         let other = PublicKey::from_base64(OTHER_SPKI).unwrap();
         assert_eq!(other.verify(MESSAGE, OTHER_SIG), Ok(()));
-        assert_eq!(key().verify(MESSAGE, OTHER_SIG), Err(Error::InvalidSignature));
+        assert_eq!(
+            key().verify(MESSAGE, OTHER_SIG),
+            Err(Error::InvalidSignature)
+        );
     }
 
     #[test]
     fn malformed_signature_encodings_are_bad_requests() {
-        for bad in ["", "not base64!", "YWI", &encoding::encode_standard(&[0u8; 73])] {
+        for bad in [
+            "",
+            "not base64!",
+            "YWI",
+            &encoding::encode_standard(&[0u8; 73]),
+        ] {
             let error = key().verify(MESSAGE, bad).unwrap_err();
             assert_eq!(error.code(), "invalid_request", "{bad}");
         }
@@ -199,7 +216,10 @@ mod tests {
             PublicKey::from_base64(P384_SPKI),
             Err(PublicKeyError::NotP256Spki)
         );
-        assert_eq!(PublicKey::from_base64("garbage!"), Err(PublicKeyError::NotBase64));
+        assert_eq!(
+            PublicKey::from_base64("garbage!"),
+            Err(PublicKeyError::NotBase64)
+        );
         assert_eq!(
             PublicKey::from_base64(&encoding::encode_standard(b"0123456789")),
             Err(PublicKeyError::NotP256Spki)
@@ -220,7 +240,10 @@ mod tests {
         );
         // URL-safe base64 is not accepted in a body field.
         let url_safe = SPKI.replace('+', "-").replace('/', "_");
-        assert_eq!(PublicKey::from_base64(&url_safe), Err(PublicKeyError::NotBase64));
+        assert_eq!(
+            PublicKey::from_base64(&url_safe),
+            Err(PublicKeyError::NotBase64)
+        );
     }
 
     #[test]
@@ -236,7 +259,10 @@ mod tests {
     #[test]
     fn removal_windows_cover_skew_and_both_formats() {
         let at = 2_917_345 * 600 + 10;
-        let messages: Vec<String> = removal_window_messages(at).into_iter().map(|m| m.1).collect();
+        let messages: Vec<String> = removal_window_messages(at)
+            .into_iter()
+            .map(|m| m.1)
+            .collect();
         for expected in ["2917344.0", "2917345.0", "2917346.0", "2917345"] {
             assert!(messages.iter().any(|m| m == expected), "{expected}");
         }

@@ -22,7 +22,11 @@ pub fn init(format: LogFormat) {
         .with_target(false)
         .with_ansi(std::io::stdout().is_terminal());
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
         LogFormat::Text => builder.compact().try_init(),
     };
 }

@@ -26,6 +26,9 @@ pub struct TokenClaims {
     pub aud: String,
     pub iat: i64,
     pub exp: i64,
+    /// A random id, so that no two tokens are alike even for the same action and second.
+    #[serde(default)]
+    pub jti: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     pub other: OtherClaims,
@@ -61,6 +64,7 @@ pub struct TokenRequest<'a> {
     pub action: &'a ActionKey,
     pub scope: Option<&'a str>,
     pub username: Option<&'a str>,
+    pub jti: &'a str,
 }
 
 /// One tenant's keys, parsed once: the newest signs, all verify.
@@ -120,14 +124,23 @@ impl TenantKeys {
     }
 
     /// Issues a token bound to the tenant, user, action and idempotency key (DESIGN 6).
-    pub fn issue(&self, request: TokenRequest<'_>, now: Timestamp, lifetime_seconds: i64) -> String {
+    pub fn issue(
+        &self,
+        request: TokenRequest<'_>,
+        now: Timestamp,
+        lifetime_seconds: i64,
+    ) -> String {
         let iat = now.unix_seconds();
         let claims = TokenClaims {
             sub: request.action.user_id.to_string(),
             aud: self.tenant_id.to_string(),
             iat,
             exp: iat + lifetime_seconds,
-            scope: request.scope.filter(|s| !s.trim().is_empty()).map(str::to_owned),
+            jti: request.jti.to_owned(),
+            scope: request
+                .scope
+                .filter(|s| !s.trim().is_empty())
+                .map(str::to_owned),
             other: OtherClaims {
                 tenant_id: self.tenant_id.to_string(),
                 user_id: request.action.user_id.to_string(),
@@ -239,6 +252,7 @@ mod tests {
                 action: &action(),
                 scope: Some("add:authenticators read:authenticators"),
                 username: None,
+                jti: "jti-1",
             },
             now,
             DEFAULT_TOKEN_LIFETIME_SECONDS,
@@ -263,7 +277,10 @@ mod tests {
         let claims = payload(&token);
         assert_eq!(claims["sub"], "user-1");
         assert_eq!(claims["aud"], "tenant-a");
-        assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 600);
+        assert_eq!(
+            claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+            600
+        );
         assert_eq!(claims["scope"], "add:authenticators read:authenticators");
         assert_eq!(claims["other"]["tenantId"], "tenant-a");
         assert_eq!(claims["other"]["userId"], "user-1");
@@ -281,7 +298,10 @@ mod tests {
     fn expired_token_is_expired_token() {
         let keys = keys_for("tenant-a", 1);
         let token = issue(&keys, NOW);
-        assert_eq!(keys.verify(&token, NOW.plus_seconds(600)), Err(Error::ExpiredToken));
+        assert_eq!(
+            keys.verify(&token, NOW.plus_seconds(600)),
+            Err(Error::ExpiredToken)
+        );
     }
 
     #[test]
@@ -294,13 +314,19 @@ mod tests {
     #[test]
     fn wrong_key_is_refused() {
         let token = issue(&keys_for("tenant-a", 1), NOW);
-        assert_eq!(keys_for("tenant-a", 2).verify(&token, NOW), Err(Error::InvalidToken));
+        assert_eq!(
+            keys_for("tenant-a", 2).verify(&token, NOW),
+            Err(Error::InvalidToken)
+        );
     }
 
     #[test]
     fn other_tenant_is_refused_even_with_the_same_key_material() {
         let token = issue(&keys_for("tenant-a", 1), NOW);
-        assert_eq!(keys_for("tenant-b", 1).verify(&token, NOW), Err(Error::InvalidToken));
+        assert_eq!(
+            keys_for("tenant-b", 1).verify(&token, NOW),
+            Err(Error::InvalidToken)
+        );
     }
 
     #[test]
@@ -309,12 +335,19 @@ mod tests {
         let other_aud = keys_for("tenant-b", 1);
         // Signed with the right secret but for audience tenant-b, with tenant-a's kid.
         let token = other_aud.issue(
-            TokenRequest { action: &action(), scope: None, username: None },
+            TokenRequest {
+                action: &action(),
+                scope: None,
+                username: None,
+                jti: "j",
+            },
             NOW,
             600,
         );
         let mut header: serde_json::Value = serde_json::from_slice(
-            &URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap(),
+            &URL_SAFE_NO_PAD
+                .decode(token.split('.').next().unwrap())
+                .unwrap(),
         )
         .unwrap();
         header["kid"] = "tenant-a.k1".into();
@@ -342,31 +375,53 @@ mod tests {
         let mut claims = payload(&token);
         claims["sub"] = "user-2".into();
         claims["other"]["userId"] = "user-2".into();
-        assert_eq!(keys.verify(&resign_payload(&token, &claims), NOW), Err(Error::InvalidToken));
+        assert_eq!(
+            keys.verify(&resign_payload(&token, &claims), NOW),
+            Err(Error::InvalidToken)
+        );
 
         let mut claims = payload(&token);
         claims["exp"] = (claims["exp"].as_i64().unwrap() + 3600).into();
-        assert_eq!(keys.verify(&resign_payload(&token, &claims), NOW), Err(Error::InvalidToken));
+        assert_eq!(
+            keys.verify(&resign_payload(&token, &claims), NOW),
+            Err(Error::InvalidToken)
+        );
     }
 
     #[test]
     fn garbage_is_refused() {
         let keys = keys_for("tenant-a", 1);
         for garbage in ["", "abc", "a.b.c", "eyJhbGciOiJIUzI1NiJ9.e30.xx"] {
-            assert_eq!(keys.verify(garbage, NOW), Err(Error::InvalidToken), "{garbage}");
+            assert_eq!(
+                keys.verify(garbage, NOW),
+                Err(Error::InvalidToken),
+                "{garbage}"
+            );
         }
     }
 
     #[test]
     fn rotated_keys_still_verify_old_tokens() {
         let tenant = TenantId::parse("tenant-a").unwrap();
-        let old = SigningKeyRecord { kid: "old".into(), secret: encoding::encode_standard(&[1; 32]) };
-        let new = SigningKeyRecord { kid: "new".into(), secret: encoding::encode_standard(&[2; 32]) };
+        let old = SigningKeyRecord {
+            kid: "old".into(),
+            secret: encoding::encode_standard(&[1; 32]),
+        };
+        let new = SigningKeyRecord {
+            kid: "new".into(),
+            secret: encoding::encode_standard(&[2; 32]),
+        };
         let before = TenantKeys::new(&tenant, std::slice::from_ref(&old)).unwrap();
         let after = TenantKeys::new(&tenant, &[new, old]).unwrap();
         let old_token = issue(&before, NOW);
         assert!(after.verify(&old_token, NOW).is_ok());
         let new_token = issue(&after, NOW);
-        assert!(jsonwebtoken::decode_header(&new_token).unwrap().kid.unwrap().ends_with(".new"));
+        assert!(
+            jsonwebtoken::decode_header(&new_token)
+                .unwrap()
+                .kid
+                .unwrap()
+                .ends_with(".new")
+        );
     }
 }

@@ -24,7 +24,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/client/user-authenticators/{namespace}"),
     ("POST", "/v1/client/user-authenticators/{namespace}/remove"),
     ("GET", "/v1/users/{userId}/authenticators"),
-    ("DELETE", "/v1/users/{userId}/authenticators/{userAuthenticatorId}"),
+    (
+        "DELETE",
+        "/v1/users/{userId}/authenticators/{userAuthenticatorId}",
+    ),
 ];
 
 pub fn router(app: SharedApp) -> Router {
@@ -33,8 +36,14 @@ pub fn router(app: SharedApp) -> Router {
             "/v1/client/user-authenticators/{namespace}",
             post(add_credential).get(get_credential),
         )
-        .route("/v1/client/user-authenticators/{namespace}/remove", post(remove_credential))
-        .route("/v1/users/{userId}/authenticators", get(list_authenticators))
+        .route(
+            "/v1/client/user-authenticators/{namespace}/remove",
+            post(remove_credential),
+        )
+        .route(
+            "/v1/users/{userId}/authenticators",
+            get(list_authenticators),
+        )
         .route(
             "/v1/users/{userId}/authenticators/{userAuthenticatorId}",
             delete(delete_authenticator),
@@ -155,8 +164,12 @@ async fn remove_credential(
     let namespace = namespace(&segment)?;
     let public_key = PublicKey::from_base64(&required(body.public_key, "publicKey")?)?;
     let signature = required(body.signature, "signature")?;
-    let removed = app.remove_credential(&tenant, namespace, &public_key, &signature).await?;
-    Ok(ok(&RemoveCredentialResponse { removed_authenticator_id: removed.id.into() }))
+    let removed = app
+        .remove_credential(&tenant, namespace, &public_key, &signature)
+        .await?;
+    Ok(ok(&RemoveCredentialResponse {
+        removed_authenticator_id: removed.id.into(),
+    }))
 }
 
 // ---------------------------------------------------------------- admin (spec 2.7)
@@ -183,7 +196,9 @@ async fn list_authenticators(
     State(app): State<SharedApp>,
     PathParams(user_id): PathParams<String>,
 ) -> Result<Response> {
-    let credentials = app.list_authenticators(&tenant, &UserId::parse(user_id)?).await?;
+    let credentials = app
+        .list_authenticators(&tenant, &UserId::parse(user_id)?)
+        .await?;
     let views: Vec<AuthenticatorView> = credentials
         .into_iter()
         .map(|c| AuthenticatorView {
@@ -206,6 +221,7 @@ async fn delete_authenticator(
     PathParams((user_id, id)): PathParams<(String, String)>,
 ) -> Result<Response> {
     let id = CredentialId::parse(id).map_err(|_| Error::AuthenticatorNotFound)?;
-    app.delete_authenticator(&tenant, &UserId::parse(user_id)?, &id).await?;
+    app.delete_authenticator(&tenant, &UserId::parse(user_id)?, &id)
+        .await?;
     Ok(ok(&serde_json::json!({})))
 }

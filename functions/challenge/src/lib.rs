@@ -56,7 +56,10 @@ async fn start_challenge(
         ClientAuth::Tenant(_) => ChallengeStarter::Tenant,
     };
     let challenge = app.start_challenge(auth.tenant(), starter, action).await?;
-    Ok(ok(&StartChallengeResponse { challenge_id: challenge.id.into(), nonce: challenge.nonce }))
+    Ok(ok(&StartChallengeResponse {
+        challenge_id: challenge.id.into(),
+        nonce: challenge.nonce,
+    }))
 }
 
 // ---------------------------------------------------------------- verify (spec 3.3 #5)
@@ -94,7 +97,12 @@ async fn verify_device(
     verify(Namespace::Device, auth, app, body).await
 }
 
-async fn verify(namespace: Namespace, auth: ClientAuth, app: SharedApp, body: VerifyBody) -> Result<Response> {
+async fn verify(
+    namespace: Namespace,
+    auth: ClientAuth,
+    app: SharedApp,
+    body: VerifyBody,
+) -> Result<Response> {
     let command = VerifyCommand {
         namespace,
         challenge_id: ChallengeId::parse(required(body.challenge_id, "challengeId")?)
@@ -102,7 +110,9 @@ async fn verify(namespace: Namespace, auth: ClientAuth, app: SharedApp, body: Ve
         public_key: PublicKey::from_base64(&required(body.public_key, "publicKey")?)?,
         signature: required(body.signature, "signature")?,
     };
-    let result = app.verify_challenge(auth.tenant(), auth.token(), command).await?;
+    let result = app
+        .verify_challenge(auth.tenant(), auth.token(), command)
+        .await?;
     Ok(ok(&VerifyResponse {
         token: result.token,
         user_id: result.credential.user_id.into(),

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::clock::Timestamp;
 use shared::domain::{
-    Action, ActionCode, ActionKey, ActionState, IdempotencyKey, TrackContext, UserId,
-    UserProfile, VerificationMethod,
+    Action, ActionCode, ActionKey, ActionState, IdempotencyKey, TrackContext, UserId, UserProfile,
+    VerificationMethod,
 };
 use shared::error::{Error, Result};
 use shared::http::{JsonBody, PathParams, QueryParams, SecretKeyAuth, SharedApp, ok, required};
@@ -23,8 +23,14 @@ use shared::usecase::users::{UserPatch, UserView};
 /// Lambda's API events.
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/users/{userId}/actions/{action}"),
-    ("GET", "/v1/users/{userId}/actions/{action}/{idempotencyKey}"),
-    ("PATCH", "/v1/users/{userId}/actions/{action}/{idempotencyKey}"),
+    (
+        "GET",
+        "/v1/users/{userId}/actions/{action}/{idempotencyKey}",
+    ),
+    (
+        "PATCH",
+        "/v1/users/{userId}/actions/{action}/{idempotencyKey}",
+    ),
     ("GET", "/v1/users/{userId}/actions"),
     ("GET", "/v1/users/{userId}"),
     ("PATCH", "/v1/users/{userId}"),
@@ -42,7 +48,10 @@ pub fn router(app: SharedApp) -> Router {
         .route("/v1/users/{userId}/actions", get(query_actions))
         .route(
             "/v1/users/{userId}",
-            get(get_user).patch(update_user).post(update_user).delete(delete_user),
+            get(get_user)
+                .patch(update_user)
+                .post(update_user)
+                .delete(delete_user),
         )
         .with_state(app)
 }
@@ -84,7 +93,10 @@ async fn track(
     let command = TrackCommand {
         user_id: UserId::parse(user_id)?,
         action_code: ActionCode::parse(action)?,
-        idempotency_key: body.idempotency_key.map(IdempotencyKey::parse).transpose()?,
+        idempotency_key: body
+            .idempotency_key
+            .map(IdempotencyKey::parse)
+            .transpose()?,
         context: TrackContext {
             ip_address: body.ip_address,
             user_agent: body.user_agent,
@@ -160,7 +172,9 @@ async fn get_action(
     State(app): State<SharedApp>,
     PathParams((user_id, action, key)): PathParams<(String, String, String)>,
 ) -> Result<Response> {
-    let action = app.get_action(&tenant, &action_key(user_id, action, key)?).await?;
+    let action = app
+        .get_action(&tenant, &action_key(user_id, action, key)?)
+        .await?;
     Ok(ok(&ActionView::from(action)))
 }
 
@@ -214,13 +228,19 @@ async fn query_actions(
         from: params
             .from_date
             .map(|text| {
-                Timestamp::parse_iso8601(&text)
-                    .ok_or_else(|| Error::invalid_request("fromDate must be an ISO-8601 timestamp."))
+                Timestamp::parse_iso8601(&text).ok_or_else(|| {
+                    Error::invalid_request("fromDate must be an ISO-8601 timestamp.")
+                })
             })
             .transpose()?,
         codes: params
             .codes
-            .map(|codes| codes.split(',').map(|c| ActionCode::parse(c.trim())).collect())
+            .map(|codes| {
+                codes
+                    .split(',')
+                    .map(|c| ActionCode::parse(c.trim()))
+                    .collect()
+            })
             .transpose()?,
         state: params
             .state
@@ -230,7 +250,9 @@ async fn query_actions(
             })
             .transpose()?,
     };
-    let actions = app.query_actions(&tenant, &UserId::parse(user_id)?, query).await?;
+    let actions = app
+        .query_actions(&tenant, &UserId::parse(user_id)?, query)
+        .await?;
     let summaries: Vec<ActionSummary> = actions
         .into_iter()
         .map(|a| ActionSummary {

@@ -17,7 +17,9 @@ use shared::usecase::validate::{ValidateCommand, Validation};
 pub const ROUTES: &[(&str, &str)] = &[("POST", "/v1/validate")];
 
 pub fn router(app: SharedApp) -> Router {
-    Router::new().route("/v1/validate", post(validate)).with_state(app)
+    Router::new()
+        .route("/v1/validate", post(validate))
+        .with_state(app)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,7 +65,11 @@ async fn validate(
         action: body.action.map(ActionCode::parse).transpose()?,
     };
     let response = match app.validate(&tenant, command).await? {
-        Validation::Resolved { action, is_valid, error } => ValidateResponse {
+        Validation::Resolved {
+            action,
+            is_valid,
+            error,
+        } => ValidateResponse {
             is_valid,
             state: Some(action.state),
             state_updated_at: Some(action.state_updated_at.to_iso8601()),
@@ -74,9 +80,11 @@ async fn validate(
             verification_method: action.verification_method,
             error,
         },
-        Validation::Unusable { error } => {
-            ValidateResponse { is_valid: false, error: Some(error), ..Default::default() }
-        }
+        Validation::Unusable { error } => ValidateResponse {
+            is_valid: false,
+            error: Some(error),
+            ..Default::default()
+        },
     };
     Ok(ok(&response))
 }

@@ -255,6 +255,8 @@ pub struct SigningKeyRecord {
 
 impl std::fmt::Debug for SigningKeyRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKeyRecord").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }

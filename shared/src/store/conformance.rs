@@ -13,7 +13,11 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A name no other test in this process uses.
 fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 const NOW: Timestamp = Timestamp(1_800_000_000_000);
@@ -22,7 +26,10 @@ pub fn sample_tenant(name: &str) -> TenantRecord {
     TenantRecord {
         id: TenantId::parse(unique(name)).unwrap(),
         secret_key_hashes: vec![unique("hash")],
-        signing_keys: vec![SigningKeyRecord { kid: "k1".into(), secret: "c2VjcmV0".into() }],
+        signing_keys: vec![SigningKeyRecord {
+            kid: "k1".into(),
+            secret: "c2VjcmV0".into(),
+        }],
         created_at: NOW,
     }
 }
@@ -35,9 +42,15 @@ fn user(name: &str) -> UserId {
     UserId::parse(unique(name)).unwrap()
 }
 
-fn credential(tenant: &TenantId, user: &UserId, namespace: Namespace, fingerprint: &str) -> Credential {
+fn credential(
+    tenant: &TenantId,
+    user: &UserId,
+    namespace: Namespace,
+    fingerprint: &str,
+) -> Credential {
     Credential {
-        id: CredentialId::parse(format!("{:032x}", COUNTER.fetch_add(1, Ordering::SeqCst))).unwrap(),
+        id: CredentialId::parse(format!("{:032x}", COUNTER.fetch_add(1, Ordering::SeqCst)))
+            .unwrap(),
         tenant_id: tenant.clone(),
         user_id: user.clone(),
         namespace,
@@ -102,19 +115,33 @@ async fn tenants(store: &dyn Store) {
     let mut tenant = sample_tenant("tenant");
     assert_eq!(store.get_tenant(&tenant.id).await.unwrap(), None);
     store.put_tenant(&tenant).await.unwrap();
-    assert_eq!(store.get_tenant(&tenant.id).await.unwrap().as_ref(), Some(&tenant));
+    assert_eq!(
+        store.get_tenant(&tenant.id).await.unwrap().as_ref(),
+        Some(&tenant)
+    );
     let old_hash = tenant.secret_key_hashes[0].clone();
     assert_eq!(
-        store.find_tenant_by_secret_hash(&old_hash).await.unwrap().as_ref(),
+        store
+            .find_tenant_by_secret_hash(&old_hash)
+            .await
+            .unwrap()
+            .as_ref(),
         Some(&tenant.id)
     );
 
     // Rotating the secret drops the old hash from the index.
     tenant.secret_key_hashes = vec![unique("new-hash")];
     store.put_tenant(&tenant).await.unwrap();
-    assert_eq!(store.find_tenant_by_secret_hash(&old_hash).await.unwrap(), None);
     assert_eq!(
-        store.find_tenant_by_secret_hash(&tenant.secret_key_hashes[0]).await.unwrap().as_ref(),
+        store.find_tenant_by_secret_hash(&old_hash).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .find_tenant_by_secret_hash(&tenant.secret_key_hashes[0])
+            .await
+            .unwrap()
+            .as_ref(),
         Some(&tenant.id)
     );
 
@@ -130,9 +157,16 @@ async fn credentials(store: &dyn Store) {
     let (tenant, other_tenant) = (tenant_id("t"), tenant_id("t"));
     let (alice, bob) = (user("alice"), user("bob"));
     let first = credential(&tenant, &alice, Namespace::InApp, "fp-1");
-    assert_eq!(store.insert_credential(&first).await.unwrap(), InsertOutcome::Inserted);
     assert_eq!(
-        store.get_credential(&tenant, Namespace::InApp, "fp-1").await.unwrap().as_ref(),
+        store.insert_credential(&first).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+    assert_eq!(
+        store
+            .get_credential(&tenant, Namespace::InApp, "fp-1")
+            .await
+            .unwrap()
+            .as_ref(),
         Some(&first)
     );
 
@@ -145,22 +179,67 @@ async fn credentials(store: &dyn Store) {
 
     // The same key in another namespace, or another tenant, is a different credential.
     let push = credential(&tenant, &alice, Namespace::Push, "fp-1");
-    assert_eq!(store.insert_credential(&push).await.unwrap(), InsertOutcome::Inserted);
-    assert_eq!(store.get_credential(&other_tenant, Namespace::InApp, "fp-1").await.unwrap(), None);
+    assert_eq!(
+        store.insert_credential(&push).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+    assert_eq!(
+        store
+            .get_credential(&other_tenant, Namespace::InApp, "fp-1")
+            .await
+            .unwrap(),
+        None
+    );
     let elsewhere = credential(&other_tenant, &alice, Namespace::InApp, "fp-1");
-    assert_eq!(store.insert_credential(&elsewhere).await.unwrap(), InsertOutcome::Inserted);
+    assert_eq!(
+        store.insert_credential(&elsewhere).await.unwrap(),
+        InsertOutcome::Inserted
+    );
 
     let listed = store.list_user_credentials(&tenant, &alice).await.unwrap();
     assert_eq!(listed.len(), 2);
     assert!(listed.contains(&first) && listed.contains(&push));
-    assert!(store.list_user_credentials(&tenant, &bob).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_user_credentials(&tenant, &bob)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Deleting needs the right user and id.
-    assert_eq!(store.delete_credential(&tenant, &bob, &first.id).await.unwrap(), None);
-    assert_eq!(store.delete_credential(&tenant, &alice, &first.id).await.unwrap(), Some(first.clone()));
-    assert_eq!(store.delete_credential(&tenant, &alice, &first.id).await.unwrap(), None);
-    assert_eq!(store.get_credential(&tenant, Namespace::InApp, "fp-1").await.unwrap(), None);
-    assert_eq!(store.list_user_credentials(&tenant, &alice).await.unwrap(), vec![push]);
+    assert_eq!(
+        store
+            .delete_credential(&tenant, &bob, &first.id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .delete_credential(&tenant, &alice, &first.id)
+            .await
+            .unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store
+            .delete_credential(&tenant, &alice, &first.id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .get_credential(&tenant, Namespace::InApp, "fp-1")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.list_user_credentials(&tenant, &alice).await.unwrap(),
+        vec![push]
+    );
 }
 
 async fn removal_receipts(store: &dyn Store) {
@@ -168,24 +247,48 @@ async fn removal_receipts(store: &dyn Store) {
     let alice = user("alice");
     let cred = credential(&tenant, &alice, Namespace::InApp, "fp-remove");
     store.insert_credential(&cred).await.unwrap();
-    let receipt = RemovalReceipt { window: 42, expires_at: NOW.plus_seconds(1800) };
+    let receipt = RemovalReceipt {
+        window: 42,
+        expires_at: NOW.plus_seconds(1800),
+    };
     store.remove_credential_once(&cred, &receipt).await.unwrap();
-    assert_eq!(store.get_credential(&tenant, Namespace::InApp, "fp-remove").await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_credential(&tenant, Namespace::InApp, "fp-remove")
+            .await
+            .unwrap(),
+        None
+    );
 
     // Re-registered, the same window's signature cannot remove it again.
     store.insert_credential(&cred).await.unwrap();
     assert_eq!(
-        store.remove_credential_once(&cred, &receipt).await.unwrap_err(),
+        store
+            .remove_credential_once(&cred, &receipt)
+            .await
+            .unwrap_err(),
         Error::SignatureAlreadyUsed
     );
-    assert!(store.get_credential(&tenant, Namespace::InApp, "fp-remove").await.unwrap().is_some());
+    assert!(
+        store
+            .get_credential(&tenant, Namespace::InApp, "fp-remove")
+            .await
+            .unwrap()
+            .is_some()
+    );
 
     // Another window works; a credential that is gone is reported as such.
-    let next = RemovalReceipt { window: 43, ..receipt };
+    let next = RemovalReceipt {
+        window: 43,
+        ..receipt
+    };
     store.remove_credential_once(&cred, &next).await.unwrap();
     let later = RemovalReceipt { window: 44, ..next };
     assert_eq!(
-        store.remove_credential_once(&cred, &later).await.unwrap_err(),
+        store
+            .remove_credential_once(&cred, &later)
+            .await
+            .unwrap_err(),
         Error::InvalidCredential
     );
 }
@@ -195,20 +298,56 @@ async fn challenges(store: &dyn Store) {
     let challenge = sample_challenge(&tenant, NOW.plus_seconds(300));
     store.put_challenge(&challenge).await.unwrap();
     assert_eq!(
-        store.get_challenge(&challenge.tenant_id, &challenge.id).await.unwrap().as_ref(),
+        store
+            .get_challenge(&challenge.tenant_id, &challenge.id)
+            .await
+            .unwrap()
+            .as_ref(),
         Some(&challenge)
     );
-    assert_eq!(store.get_challenge(&tenant_id("other"), &challenge.id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_challenge(&tenant_id("other"), &challenge.id)
+            .await
+            .unwrap(),
+        None
+    );
 
-    store.record_failed_attempt(&challenge.tenant_id, &challenge.id, 3).await.unwrap();
-    store.record_failed_attempt(&challenge.tenant_id, &challenge.id, 3).await.unwrap();
-    let stored = store.get_challenge(&challenge.tenant_id, &challenge.id).await.unwrap().unwrap();
-    assert_eq!((stored.failed_attempts, stored.state), (2, ChallengeState::Pending));
-    store.record_failed_attempt(&challenge.tenant_id, &challenge.id, 3).await.unwrap();
-    let stored = store.get_challenge(&challenge.tenant_id, &challenge.id).await.unwrap().unwrap();
-    assert_eq!((stored.failed_attempts, stored.state), (3, ChallengeState::Failed));
+    store
+        .record_failed_attempt(&challenge.tenant_id, &challenge.id, 3)
+        .await
+        .unwrap();
+    store
+        .record_failed_attempt(&challenge.tenant_id, &challenge.id, 3)
+        .await
+        .unwrap();
+    let stored = store
+        .get_challenge(&challenge.tenant_id, &challenge.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.failed_attempts, stored.state),
+        (2, ChallengeState::Pending)
+    );
+    store
+        .record_failed_attempt(&challenge.tenant_id, &challenge.id, 3)
+        .await
+        .unwrap();
+    let stored = store
+        .get_challenge(&challenge.tenant_id, &challenge.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.failed_attempts, stored.state),
+        (3, ChallengeState::Failed)
+    );
     // A missing challenge is not an error to count against.
-    store.record_failed_attempt(&tenant_id("x"), &challenge.id, 3).await.unwrap();
+    store
+        .record_failed_attempt(&tenant_id("x"), &challenge.id, 3)
+        .await
+        .unwrap();
 }
 
 async fn actions(store: &dyn Store) {
@@ -221,8 +360,21 @@ async fn actions(store: &dyn Store) {
     let mut duplicate = first.clone();
     duplicate.state = ActionState::Allow;
     assert_eq!(store.create_action(&duplicate).await.unwrap(), first);
-    assert_eq!(store.get_action(&tenant, &first.key).await.unwrap().as_ref(), Some(&first));
-    assert_eq!(store.get_action(&tenant_id("other"), &first.key).await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_action(&tenant, &first.key)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&first)
+    );
+    assert_eq!(
+        store
+            .get_action(&tenant_id("other"), &first.key)
+            .await
+            .unwrap(),
+        None
+    );
 
     let later = NOW.plus_seconds(5);
     let updated = store
@@ -230,11 +382,20 @@ async fn actions(store: &dyn Store) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((updated.state, updated.state_updated_at), (ActionState::ReviewRequired, later));
-    assert_eq!(store.get_action(&tenant, &first.key).await.unwrap(), Some(updated));
+    assert_eq!(
+        (updated.state, updated.state_updated_at),
+        (ActionState::ReviewRequired, later)
+    );
+    assert_eq!(
+        store.get_action(&tenant, &first.key).await.unwrap(),
+        Some(updated)
+    );
     let missing = action(&tenant, &alice, "signIn", ActionState::Allow);
     assert_eq!(
-        store.set_action_state(&tenant, &missing.key, ActionState::Block, later).await.unwrap(),
+        store
+            .set_action_state(&tenant, &missing.key, ActionState::Block, later)
+            .await
+            .unwrap(),
         None
     );
 
@@ -242,10 +403,22 @@ async fn actions(store: &dyn Store) {
     newer.created_at = NOW.plus_seconds(60);
     store.create_action(&newer).await.unwrap();
     let all = store.list_actions(&tenant, &alice, NOW).await.unwrap();
-    assert_eq!(all.iter().map(|a| &a.key).collect::<Vec<_>>(), vec![&newer.key, &first.key]);
-    let recent = store.list_actions(&tenant, &alice, NOW.plus_seconds(30)).await.unwrap();
+    assert_eq!(
+        all.iter().map(|a| &a.key).collect::<Vec<_>>(),
+        vec![&newer.key, &first.key]
+    );
+    let recent = store
+        .list_actions(&tenant, &alice, NOW.plus_seconds(30))
+        .await
+        .unwrap();
     assert_eq!(recent.len(), 1);
-    assert!(store.list_actions(&tenant, &user("nobody"), NOW).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_actions(&tenant, &user("nobody"), NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn users(store: &dyn Store) {
@@ -259,7 +432,10 @@ async fn users(store: &dyn Store) {
     };
     store.put_user(&tenant, &alice, &profile).await.unwrap();
     store.put_user(&tenant, &bob, &profile).await.unwrap();
-    assert_eq!(store.get_user(&tenant, &alice).await.unwrap().as_ref(), Some(&profile));
+    assert_eq!(
+        store.get_user(&tenant, &alice).await.unwrap().as_ref(),
+        Some(&profile)
+    );
 
     let cred = credential(&tenant, &alice, Namespace::InApp, &unique("fp"));
     store.insert_credential(&cred).await.unwrap();
@@ -270,12 +446,27 @@ async fn users(store: &dyn Store) {
 
     store.delete_user(&tenant, &alice).await.unwrap();
     assert_eq!(store.get_user(&tenant, &alice).await.unwrap(), None);
-    assert!(store.list_user_credentials(&tenant, &alice).await.unwrap().is_empty());
-    assert_eq!(store.get_credential(&tenant, Namespace::InApp, &cred.key_fingerprint).await.unwrap(), None);
+    assert!(
+        store
+            .list_user_credentials(&tenant, &alice)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .get_credential(&tenant, Namespace::InApp, &cred.key_fingerprint)
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(store.get_action(&tenant, &tracked.key).await.unwrap(), None);
     // Bob is untouched.
     assert_eq!(store.get_user(&tenant, &bob).await.unwrap(), Some(profile));
-    assert_eq!(store.list_user_credentials(&tenant, &bob).await.unwrap(), vec![bobs]);
+    assert_eq!(
+        store.list_user_credentials(&tenant, &bob).await.unwrap(),
+        vec![bobs]
+    );
 }
 
 struct Scene {
@@ -294,7 +485,12 @@ async fn scene(store: &dyn Store, state: ActionState) -> Scene {
     store.put_challenge(&challenge).await.unwrap();
     let action = action(&tenant, &alice, "signIn", state);
     store.create_action(&action).await.unwrap();
-    Scene { tenant, credential, challenge, action }
+    Scene {
+        tenant,
+        credential,
+        challenge,
+        action,
+    }
 }
 
 fn commit(scene: &Scene, now: Timestamp) -> VerificationCommit {
@@ -314,9 +510,19 @@ async fn verification(store: &dyn Store) {
     let done = store.complete_verification(&commit(&s, at)).await.unwrap();
     assert_eq!(done.state, ActionState::ChallengeSucceeded);
     assert_eq!(done.verification_method, Some(VerificationMethod::Device));
-    assert_eq!(done.verified_by_authenticator_id.as_ref(), Some(&s.credential.id));
-    assert_eq!(store.get_action(&s.tenant, &s.action.key).await.unwrap(), Some(done));
-    let challenge = store.get_challenge(&s.tenant, &s.challenge.id).await.unwrap().unwrap();
+    assert_eq!(
+        done.verified_by_authenticator_id.as_ref(),
+        Some(&s.credential.id)
+    );
+    assert_eq!(
+        store.get_action(&s.tenant, &s.action.key).await.unwrap(),
+        Some(done)
+    );
+    let challenge = store
+        .get_challenge(&s.tenant, &s.challenge.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(challenge.state, ChallengeState::Consumed);
     let credential = store
         .get_credential(&s.tenant, Namespace::InApp, &s.credential.key_fingerprint)
@@ -327,27 +533,45 @@ async fn verification(store: &dyn Store) {
 
     // Replay.
     assert_eq!(
-        store.complete_verification(&commit(&s, at)).await.unwrap_err(),
+        store
+            .complete_verification(&commit(&s, at))
+            .await
+            .unwrap_err(),
         Error::ChallengeAlreadyUsed
     );
 
     // A verification that creates its action.
     let s2 = scene(store, ActionState::Allow).await;
-    let mut new_action = action(&s2.tenant, &s2.credential.user_id, "pay", ActionState::ChallengeRequired);
+    let mut new_action = action(
+        &s2.tenant,
+        &s2.credential.user_id,
+        "pay",
+        ActionState::ChallengeRequired,
+    );
     new_action.created_at = at;
     let mut create = commit(&s2, at);
     create.action = ActionWrite::Create(new_action.clone());
     let created = store.complete_verification(&create).await.unwrap();
     assert_eq!(created.state, ActionState::ChallengeSucceeded);
-    assert_eq!(store.get_action(&s2.tenant, &new_action.key).await.unwrap(), Some(created));
+    assert_eq!(
+        store.get_action(&s2.tenant, &new_action.key).await.unwrap(),
+        Some(created)
+    );
 }
 
 /// Each failed condition gives its own error, and leaves every record as it was.
 async fn verification_failures_write_nothing(store: &dyn Store) {
     async fn assert_untouched(store: &dyn Store, s: &Scene) {
-        let challenge = store.get_challenge(&s.tenant, &s.challenge.id).await.unwrap();
+        let challenge = store
+            .get_challenge(&s.tenant, &s.challenge.id)
+            .await
+            .unwrap();
         assert_eq!(challenge.map(|c| c.state), Some(ChallengeState::Pending));
-        let action = store.get_action(&s.tenant, &s.action.key).await.unwrap().unwrap();
+        let action = store
+            .get_action(&s.tenant, &s.action.key)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(action.state, s.action.state);
         let credential = store
             .get_credential(&s.tenant, Namespace::InApp, &s.credential.key_fingerprint)
@@ -359,26 +583,41 @@ async fn verification_failures_write_nothing(store: &dyn Store) {
     // Expired: checked in code, whatever TTL has or has not deleted.
     let s = scene(store, ActionState::ChallengeRequired).await;
     let late = s.challenge.expires_at;
-    assert_eq!(store.complete_verification(&commit(&s, late)).await.unwrap_err(), Error::ChallengeExpired);
+    assert_eq!(
+        store
+            .complete_verification(&commit(&s, late))
+            .await
+            .unwrap_err(),
+        Error::ChallengeExpired
+    );
     assert_untouched(store, &s).await;
 
     // Missing challenge.
     let s = scene(store, ActionState::ChallengeRequired).await;
     let mut missing = commit(&s, NOW);
     missing.challenge_id = sample_challenge(s.tenant.as_str(), NOW).id;
-    assert_eq!(store.complete_verification(&missing).await.unwrap_err(), Error::ChallengeNotFound);
+    assert_eq!(
+        store.complete_verification(&missing).await.unwrap_err(),
+        Error::ChallengeNotFound
+    );
     assert_untouched(store, &s).await;
 
     // Wrong tenant: the challenge is not found there.
     let mut foreign = commit(&s, NOW);
     foreign.tenant_id = tenant_id("intruder");
-    assert_eq!(store.complete_verification(&foreign).await.unwrap_err(), Error::ChallengeNotFound);
+    assert_eq!(
+        store.complete_verification(&foreign).await.unwrap_err(),
+        Error::ChallengeNotFound
+    );
     assert_untouched(store, &s).await;
 
     // A blocked action cannot be completed by a signature.
     let s = scene(store, ActionState::Block).await;
     assert_eq!(
-        store.complete_verification(&commit(&s, NOW)).await.unwrap_err(),
+        store
+            .complete_verification(&commit(&s, NOW))
+            .await
+            .unwrap_err(),
         Error::ActionNotChallengeable("BLOCK")
     );
     assert_untouched(store, &s).await;
@@ -386,21 +625,48 @@ async fn verification_failures_write_nothing(store: &dyn Store) {
     // A missing action.
     let s = scene(store, ActionState::ChallengeRequired).await;
     let mut no_action = commit(&s, NOW);
-    no_action.action = ActionWrite::Complete(action(&s.tenant, &s.credential.user_id, "x", ActionState::Allow).key);
-    assert_eq!(store.complete_verification(&no_action).await.unwrap_err(), Error::ActionNotFound);
+    no_action.action = ActionWrite::Complete(
+        action(&s.tenant, &s.credential.user_id, "x", ActionState::Allow).key,
+    );
+    assert_eq!(
+        store.complete_verification(&no_action).await.unwrap_err(),
+        Error::ActionNotFound
+    );
     assert_untouched(store, &s).await;
 
     // The credential was removed in between.
     let s = scene(store, ActionState::ChallengeRequired).await;
-    store.delete_credential(&s.tenant, &s.credential.user_id, &s.credential.id).await.unwrap();
-    assert_eq!(store.complete_verification(&commit(&s, NOW)).await.unwrap_err(), Error::InvalidCredential);
-    let challenge = store.get_challenge(&s.tenant, &s.challenge.id).await.unwrap().unwrap();
+    store
+        .delete_credential(&s.tenant, &s.credential.user_id, &s.credential.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .complete_verification(&commit(&s, NOW))
+            .await
+            .unwrap_err(),
+        Error::InvalidCredential
+    );
+    let challenge = store
+        .get_challenge(&s.tenant, &s.challenge.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(challenge.state, ChallengeState::Pending);
 
     // A challenge ended by failed attempts cannot be used.
     let s = scene(store, ActionState::ChallengeRequired).await;
-    store.record_failed_attempt(&s.tenant, &s.challenge.id, 1).await.unwrap();
-    assert_eq!(store.complete_verification(&commit(&s, NOW)).await.unwrap_err(), Error::ChallengeAlreadyUsed);
+    store
+        .record_failed_attempt(&s.tenant, &s.challenge.id, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .complete_verification(&commit(&s, NOW))
+            .await
+            .unwrap_err(),
+        Error::ChallengeAlreadyUsed
+    );
 }
 
 async fn concurrent_verifies_have_one_winner(store: Arc<dyn Store>) {
@@ -439,5 +705,12 @@ async fn concurrent_adds_leave_one_credential(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(inserted, 1);
-    assert_eq!(store.list_user_credentials(&tenant, &alice).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .list_user_credentials(&tenant, &alice)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }

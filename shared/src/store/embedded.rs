@@ -219,7 +219,10 @@ fn scan<T: DeserializeOwned>(
 ) -> Result<Vec<(String, T)>> {
     let (start, end) = prefix_range(prefix);
     let mut out = Vec::new();
-    for entry in table.range(start.as_str()..end.as_str()).map_err(unavailable)? {
+    for entry in table
+        .range(start.as_str()..end.as_str())
+        .map_err(unavailable)?
+    {
         let (k, v) = entry.map_err(unavailable)?;
         out.push((k.value().to_owned(), decode(v.value())?));
     }
@@ -345,7 +348,9 @@ impl CredentialStore for EmbeddedStore {
             let index = txn.open_table(USER_CREDENTIALS).map_err(unavailable)?;
             let credentials = txn.open_table(CREDENTIALS).map_err(unavailable)?;
             let mut out = Vec::new();
-            for (_, pointer) in scan::<CredentialPointer>(&index, &[tenant.as_str(), user.as_str()])? {
+            for (_, pointer) in
+                scan::<CredentialPointer>(&index, &[tenant.as_str(), user.as_str()])?
+            {
                 let k = credential_key(&tenant, pointer.namespace, &pointer.fingerprint);
                 if let Some(credential) = get::<Credential>(&credentials, &k)? {
                     out.push(credential);
@@ -429,7 +434,11 @@ impl CredentialStore for EmbeddedStore {
                 &credential.key_fingerprint,
                 &receipt.window.to_string(),
             ]);
-            if receipts.get(receipt_key.as_str()).map_err(unavailable)?.is_some() {
+            if receipts
+                .get(receipt_key.as_str())
+                .map_err(unavailable)?
+                .is_some()
+            {
                 return Err(Error::SignatureAlreadyUsed);
             }
             let stored = {
@@ -470,7 +479,11 @@ impl ChallengeStore for EmbeddedStore {
         .await
     }
 
-    async fn get_challenge(&self, tenant: &TenantId, id: &ChallengeId) -> Result<Option<Challenge>> {
+    async fn get_challenge(
+        &self,
+        tenant: &TenantId,
+        id: &ChallengeId,
+    ) -> Result<Option<Challenge>> {
         let k = key(&[tenant.as_str(), id.as_str()]);
         self.read(move |txn| get(&txn.open_table(CHALLENGES).map_err(unavailable)?, &k))
             .await
@@ -555,11 +568,12 @@ impl ActionStore for EmbeddedStore {
         let (tenant, user) = (tenant.clone(), user.clone());
         self.read(move |txn| {
             let table = txn.open_table(ACTIONS).map_err(unavailable)?;
-            let mut actions: Vec<Action> = scan::<Action>(&table, &[tenant.as_str(), user.as_str()])?
-                .into_iter()
-                .map(|(_, action)| action)
-                .filter(|action| action.created_at >= since)
-                .collect();
+            let mut actions: Vec<Action> =
+                scan::<Action>(&table, &[tenant.as_str(), user.as_str()])?
+                    .into_iter()
+                    .map(|(_, action)| action)
+                    .filter(|action| action.created_at >= since)
+                    .collect();
             actions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
             Ok(actions)
         })
@@ -584,8 +598,14 @@ impl UserStore for EmbeddedStore {
         profile: &UserProfile,
     ) -> Result<()> {
         let (k, profile) = (key(&[tenant.as_str(), user.as_str()]), profile.clone());
-        self.write(move |txn| put(&mut txn.open_table(USERS).map_err(unavailable)?, &k, &profile))
-            .await
+        self.write(move |txn| {
+            put(
+                &mut txn.open_table(USERS).map_err(unavailable)?,
+                &k,
+                &profile,
+            )
+        })
+        .await
     }
 
     async fn delete_user(&self, tenant: &TenantId, user: &UserId) -> Result<()> {
@@ -605,7 +625,9 @@ impl UserStore for EmbeddedStore {
             let mut index = txn.open_table(USER_CREDENTIALS).map_err(unavailable)?;
             for (index_key, pointer) in pointers {
                 credentials
-                    .remove(credential_key(&tenant, pointer.namespace, &pointer.fingerprint).as_str())
+                    .remove(
+                        credential_key(&tenant, pointer.namespace, &pointer.fingerprint).as_str(),
+                    )
                     .map_err(unavailable)?;
                 index.remove(index_key.as_str()).map_err(unavailable)?;
             }
@@ -737,7 +759,19 @@ mod tests {
         store.put_challenge(&live).await.unwrap();
         store.put_challenge(&dead).await.unwrap();
         assert_eq!(store.purge_expired(Timestamp(6_000)).await.unwrap(), 1);
-        assert!(store.get_challenge(&live.tenant_id, &live.id).await.unwrap().is_some());
-        assert!(store.get_challenge(&dead.tenant_id, &dead.id).await.unwrap().is_none());
+        assert!(
+            store
+                .get_challenge(&live.tenant_id, &live.id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .get_challenge(&dead.tenant_id, &dead.id)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }

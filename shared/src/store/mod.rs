@@ -59,8 +59,11 @@ pub trait CredentialStore: Send + Sync {
         namespace: Namespace,
         key_fingerprint: &str,
     ) -> Result<Option<Credential>>;
-    async fn list_user_credentials(&self, tenant: &TenantId, user: &UserId)
-    -> Result<Vec<Credential>>;
+    async fn list_user_credentials(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<Vec<Credential>>;
     /// Inserts if no credential has this (tenant, namespace, key); otherwise returns the one
     /// that does. Concurrent inserts of one key leave exactly one credential.
     async fn insert_credential(&self, credential: &Credential) -> Result<InsertOutcome>;
@@ -83,7 +86,8 @@ pub trait CredentialStore: Send + Sync {
 #[async_trait]
 pub trait ChallengeStore: Send + Sync {
     async fn put_challenge(&self, challenge: &Challenge) -> Result<()>;
-    async fn get_challenge(&self, tenant: &TenantId, id: &ChallengeId) -> Result<Option<Challenge>>;
+    async fn get_challenge(&self, tenant: &TenantId, id: &ChallengeId)
+    -> Result<Option<Challenge>>;
     /// Counts a failed signature on a pending challenge; at `max_attempts` it becomes `Failed`.
     async fn record_failed_attempt(
         &self,

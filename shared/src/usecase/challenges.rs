@@ -54,7 +54,10 @@ impl App {
         let now = self.now();
         let (target, nonce) = match starter {
             ChallengeStarter::Token(token) => {
-                if action.as_ref().is_some_and(|code| *code != token.action.action_code) {
+                if action
+                    .as_ref()
+                    .is_some_and(|code| *code != token.action.action_code)
+                {
                     return Err(Error::invalid_request(
                         "The action does not match the action of the token.",
                     ));
@@ -107,15 +110,26 @@ impl App {
 
         let credential = self
             .store
-            .get_credential(&tenant.id, command.namespace, &command.public_key.fingerprint())
+            .get_credential(
+                &tenant.id,
+                command.namespace,
+                &command.public_key.fingerprint(),
+            )
             .await?
             .ok_or(Error::InvalidCredential)?;
 
         // Spec 4.4: the signed message is the challenge id itself.
-        if let Err(error) = command.public_key.verify(challenge.id.as_str(), &command.signature) {
+        if let Err(error) = command
+            .public_key
+            .verify(challenge.id.as_str(), &command.signature)
+        {
             if error == Error::InvalidSignature {
                 self.store
-                    .record_failed_attempt(&tenant.id, &challenge.id, self.settings.max_failed_attempts)
+                    .record_failed_attempt(
+                        &tenant.id,
+                        &challenge.id,
+                        self.settings.max_failed_attempts,
+                    )
                     .await?;
             }
             return Err(error);
@@ -132,11 +146,20 @@ impl App {
         };
         let action = self.store.complete_verification(&commit).await?;
         let token = tenant.keys.issue(
-            TokenRequest { action: &action.key, scope: None, username: None },
+            TokenRequest {
+                action: &action.key,
+                scope: None,
+                username: None,
+                jti: &hex::encode(self.random_bytes::<16>()?),
+            },
             now,
             self.settings.token_lifetime_seconds,
         );
-        Ok(VerifyResult { token, credential, action })
+        Ok(VerifyResult {
+            token,
+            credential,
+            action,
+        })
     }
 
     /// Which action a verify completes (spec 3.4.4): the tracked action the challenge or the
@@ -215,10 +238,18 @@ mod tests {
         let result = kit.verify_with(&device, &token).await.unwrap();
         assert_eq!(result.action.key, token.action);
         assert_eq!(result.action.state, ActionState::ChallengeSucceeded);
-        let credential = kit.app.get_credential(&kit.tenant, Namespace::InApp, &device.public_key).await.unwrap();
+        let credential = kit
+            .app
+            .get_credential(&kit.tenant, Namespace::InApp, &device.public_key)
+            .await
+            .unwrap();
         assert_eq!(credential.last_verified_at, Some(kit.app.now()));
         // The returned token names the same action.
-        let verified = kit.tenant.keys.verify(&result.token, kit.app.now()).unwrap();
+        let verified = kit
+            .tenant
+            .keys
+            .verify(&result.token, kit.app.now())
+            .unwrap();
         assert_eq!(verified.action, token.action);
     }
 
@@ -227,15 +258,34 @@ mod tests {
         let kit = Kit::new().await;
         let device = kit.enroll("alice").await;
         let code = ActionCode::parse("approvePayment").unwrap();
-        let challenge = kit.app.start_challenge(&kit.tenant, ChallengeStarter::Tenant, Some(code.clone())).await.unwrap();
-        let result = kit.app.verify_challenge(&kit.tenant, None, device.verify_command(&challenge)).await.unwrap();
+        let challenge = kit
+            .app
+            .start_challenge(&kit.tenant, ChallengeStarter::Tenant, Some(code.clone()))
+            .await
+            .unwrap();
+        let result = kit
+            .app
+            .verify_challenge(&kit.tenant, None, device.verify_command(&challenge))
+            .await
+            .unwrap();
         assert_eq!(result.action.key.action_code, code);
         assert_eq!(result.action.key.user_id, kit.user("alice"));
         assert_eq!(result.action.state, ActionState::ChallengeSucceeded);
 
-        let bare = kit.app.start_challenge(&kit.tenant, ChallengeStarter::Tenant, None).await.unwrap();
-        let result = kit.app.verify_challenge(&kit.tenant, None, device.verify_command(&bare)).await.unwrap();
-        assert_eq!(result.action.key.action_code.as_str(), DEFAULT_VERIFY_ACTION_CODE);
+        let bare = kit
+            .app
+            .start_challenge(&kit.tenant, ChallengeStarter::Tenant, None)
+            .await
+            .unwrap();
+        let result = kit
+            .app
+            .verify_challenge(&kit.tenant, None, device.verify_command(&bare))
+            .await
+            .unwrap();
+        assert_eq!(
+            result.action.key.action_code.as_str(),
+            DEFAULT_VERIFY_ACTION_CODE
+        );
     }
 
     #[tokio::test]
@@ -243,24 +293,45 @@ mod tests {
         let kit = Kit::new().await;
         let device = kit.enroll("alice").await;
         let token = kit.track_token("alice", "signIn", None).await;
-        let challenge = kit.app.start_challenge(&kit.tenant, ChallengeStarter::Tenant, None).await.unwrap();
-        kit.app.verify_challenge(&kit.tenant, Some(&token), device.verify_command(&challenge)).await.unwrap();
+        let challenge = kit
+            .app
+            .start_challenge(&kit.tenant, ChallengeStarter::Tenant, None)
+            .await
+            .unwrap();
+        kit.app
+            .verify_challenge(&kit.tenant, Some(&token), device.verify_command(&challenge))
+            .await
+            .unwrap();
         assert_eq!(
-            kit.app.verify_challenge(&kit.tenant, Some(&token), device.verify_command(&challenge)).await.unwrap_err(),
+            kit.app
+                .verify_challenge(&kit.tenant, Some(&token), device.verify_command(&challenge))
+                .await
+                .unwrap_err(),
             Error::ChallengeAlreadyUsed
         );
 
-        let late = kit.app.start_challenge(&kit.tenant, ChallengeStarter::Tenant, None).await.unwrap();
-        kit.clock.advance_seconds(kit.app.settings().challenge_lifetime_seconds);
+        let late = kit
+            .app
+            .start_challenge(&kit.tenant, ChallengeStarter::Tenant, None)
+            .await
+            .unwrap();
+        kit.clock
+            .advance_seconds(kit.app.settings().challenge_lifetime_seconds);
         assert_eq!(
-            kit.app.verify_challenge(&kit.tenant, None, device.verify_command(&late)).await.unwrap_err(),
+            kit.app
+                .verify_challenge(&kit.tenant, None, device.verify_command(&late))
+                .await
+                .unwrap_err(),
             Error::ChallengeExpired
         );
 
         let mut unknown = late.clone();
         unknown.id = ChallengeId::parse("0".repeat(64)).unwrap();
         assert_eq!(
-            kit.app.verify_challenge(&kit.tenant, None, device.verify_command(&unknown)).await.unwrap_err(),
+            kit.app
+                .verify_challenge(&kit.tenant, None, device.verify_command(&unknown))
+                .await
+                .unwrap_err(),
             Error::ChallengeNotFound
         );
     }
@@ -270,11 +341,18 @@ mod tests {
         let kit = Kit::new().await;
         let device = kit.enroll("alice").await;
         let intruder = Device::new(Namespace::InApp);
-        let challenge = kit.app.start_challenge(&kit.tenant, ChallengeStarter::Tenant, None).await.unwrap();
+        let challenge = kit
+            .app
+            .start_challenge(&kit.tenant, ChallengeStarter::Tenant, None)
+            .await
+            .unwrap();
 
         // An unregistered key.
         assert_eq!(
-            kit.app.verify_challenge(&kit.tenant, None, intruder.verify_command(&challenge)).await.unwrap_err(),
+            kit.app
+                .verify_challenge(&kit.tenant, None, intruder.verify_command(&challenge))
+                .await
+                .unwrap_err(),
             Error::InvalidCredential
         );
         // The registered key with another key's signature.
@@ -282,13 +360,19 @@ mod tests {
         forged.signature = intruder.sign(challenge.id.as_str());
         for _ in 0..kit.app.settings().max_failed_attempts {
             assert_eq!(
-                kit.app.verify_challenge(&kit.tenant, None, forged.clone()).await.unwrap_err(),
+                kit.app
+                    .verify_challenge(&kit.tenant, None, forged.clone())
+                    .await
+                    .unwrap_err(),
                 Error::InvalidSignature
             );
         }
         // Now even the right signature cannot use it.
         assert_eq!(
-            kit.app.verify_challenge(&kit.tenant, None, device.verify_command(&challenge)).await.unwrap_err(),
+            kit.app
+                .verify_challenge(&kit.tenant, None, device.verify_command(&challenge))
+                .await
+                .unwrap_err(),
             Error::ChallengeAlreadyUsed
         );
     }
@@ -301,7 +385,10 @@ mod tests {
         let bobs_token = kit.track_token("bob", "signIn", None).await;
 
         // Alice's key cannot complete Bob's action.
-        assert_eq!(kit.verify_with(&alices, &bobs_token).await.unwrap_err(), Error::UserMismatch);
+        assert_eq!(
+            kit.verify_with(&alices, &bobs_token).await.unwrap_err(),
+            Error::UserMismatch
+        );
 
         // A challenge started for one tracked action cannot complete another.
         let alices_token = kit.track_token("alice", "signIn", None).await;
@@ -313,7 +400,14 @@ mod tests {
             .unwrap();
         assert!(bound.nonce.as_ref().is_some_and(|n| n.len() >= 16));
         assert_eq!(
-            kit.app.verify_challenge(&kit.tenant, Some(&other_token), alices.verify_command(&bound)).await.unwrap_err(),
+            kit.app
+                .verify_challenge(
+                    &kit.tenant,
+                    Some(&other_token),
+                    alices.verify_command(&bound)
+                )
+                .await
+                .unwrap_err(),
             Error::ChallengeMismatch
         );
     }
@@ -323,7 +417,10 @@ mod tests {
         let kit = Kit::new().await;
         let device = kit.enroll("alice").await;
         let token = kit.track_token("alice", "signIn", None).await;
-        kit.app.update_action_state(&kit.tenant, &token.action, ActionState::Block).await.unwrap();
+        kit.app
+            .update_action_state(&kit.tenant, &token.action, ActionState::Block)
+            .await
+            .unwrap();
         assert_eq!(
             kit.verify_with(&device, &token).await.unwrap_err(),
             Error::ActionNotChallengeable("BLOCK")

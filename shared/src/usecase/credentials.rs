@@ -38,8 +38,10 @@ impl App {
     ) -> Result<Credential> {
         let user = &token.action.user_id;
         let fingerprint = command.public_key.fingerprint();
-        if let Some(existing) =
-            self.store.get_credential(&tenant.id, command.namespace, &fingerprint).await?
+        if let Some(existing) = self
+            .store
+            .get_credential(&tenant.id, command.namespace, &fingerprint)
+            .await?
         {
             return same_user_or_conflict(existing, token);
         }
@@ -116,7 +118,9 @@ impl App {
             window,
             expires_at: crate::clock::Timestamp::from_unix_seconds((window + 2) * 600),
         };
-        self.store.remove_credential_once(&credential, &receipt).await?;
+        self.store
+            .remove_credential_once(&credential, &receipt)
+            .await?;
         Ok(credential)
     }
 }
@@ -139,9 +143,20 @@ mod tests {
         let kit = Kit::new().await;
         let device = kit.enroll("alice").await;
         let token = kit.track_token("alice", "addAuthenticator", None).await;
-        let again = kit.app.add_credential(&kit.tenant, &token, device.add_command()).await.unwrap();
+        let again = kit
+            .app
+            .add_credential(&kit.tenant, &token, device.add_command())
+            .await
+            .unwrap();
         assert_eq!(again, device.credential);
-        assert_eq!(kit.app.list_authenticators(&kit.tenant, &kit.user("alice")).await.unwrap().len(), 1);
+        assert_eq!(
+            kit.app
+                .list_authenticators(&kit.tenant, &kit.user("alice"))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[tokio::test]
@@ -152,18 +167,36 @@ mod tests {
 
         let plain = kit.track_token("alice", "signIn", None).await;
         assert_eq!(
-            kit.app.add_credential(&kit.tenant, &plain, second.add_command()).await.unwrap_err(),
+            kit.app
+                .add_credential(&kit.tenant, &plain, second.add_command())
+                .await
+                .unwrap_err(),
             Error::InsufficientScope(ADD_AUTHENTICATORS_SCOPE)
         );
 
         // Challenge, then enroll: the same token works once its action has succeeded.
         kit.verify_with(&first, &plain).await.unwrap();
-        kit.app.add_credential(&kit.tenant, &plain, second.add_command()).await.unwrap();
+        kit.app
+            .add_credential(&kit.tenant, &plain, second.add_command())
+            .await
+            .unwrap();
 
         let third = Device::new(Namespace::InApp);
-        let scoped = kit.track_token("alice", "addAuthenticator", Some(ADD_AUTHENTICATORS_SCOPE)).await;
-        kit.app.add_credential(&kit.tenant, &scoped, third.add_command()).await.unwrap();
-        assert_eq!(kit.app.list_authenticators(&kit.tenant, &kit.user("alice")).await.unwrap().len(), 3);
+        let scoped = kit
+            .track_token("alice", "addAuthenticator", Some(ADD_AUTHENTICATORS_SCOPE))
+            .await;
+        kit.app
+            .add_credential(&kit.tenant, &scoped, third.add_command())
+            .await
+            .unwrap();
+        assert_eq!(
+            kit.app
+                .list_authenticators(&kit.tenant, &kit.user("alice"))
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
     }
 
     #[tokio::test]
@@ -172,7 +205,10 @@ mod tests {
         let device = kit.enroll("alice").await;
         let bobs_token = kit.track_token("bob", "addAuthenticator", None).await;
         assert_eq!(
-            kit.app.add_credential(&kit.tenant, &bobs_token, device.add_command()).await.unwrap_err(),
+            kit.app
+                .add_credential(&kit.tenant, &bobs_token, device.add_command())
+                .await
+                .unwrap_err(),
             Error::CredentialConflict
         );
     }
@@ -184,20 +220,36 @@ mod tests {
         let now = kit.app.now().unix_seconds();
         let signature = device.sign(&format!("{}.0", now.div_euclid(600)));
         kit.app
-            .remove_credential(&kit.tenant, Namespace::InApp, &device.public_key, &signature)
+            .remove_credential(
+                &kit.tenant,
+                Namespace::InApp,
+                &device.public_key,
+                &signature,
+            )
             .await
             .unwrap();
         assert_eq!(
-            kit.app.get_credential(&kit.tenant, Namespace::InApp, &device.public_key).await.unwrap_err(),
+            kit.app
+                .get_credential(&kit.tenant, Namespace::InApp, &device.public_key)
+                .await
+                .unwrap_err(),
             Error::InvalidCredential
         );
 
         // Re-registered, the captured request cannot remove it again.
         let token = kit.track_token("alice", "addAuthenticator", None).await;
-        kit.app.add_credential(&kit.tenant, &token, device.add_command()).await.unwrap();
+        kit.app
+            .add_credential(&kit.tenant, &token, device.add_command())
+            .await
+            .unwrap();
         assert_eq!(
             kit.app
-                .remove_credential(&kit.tenant, Namespace::InApp, &device.public_key, &signature)
+                .remove_credential(
+                    &kit.tenant,
+                    Namespace::InApp,
+                    &device.public_key,
+                    &signature
+                )
                 .await
                 .unwrap_err(),
             Error::SignatureAlreadyUsed
@@ -211,17 +263,26 @@ mod tests {
         let window = kit.app.now().unix_seconds().div_euclid(600);
         let stale = device.sign(&format!("{}.0", window - 2));
         assert_eq!(
-            kit.app.remove_credential(&kit.tenant, Namespace::InApp, &device.public_key, &stale).await.unwrap_err(),
+            kit.app
+                .remove_credential(&kit.tenant, Namespace::InApp, &device.public_key, &stale)
+                .await
+                .unwrap_err(),
             Error::InvalidSignature
         );
         let other = Device::new(Namespace::InApp);
         let forged = other.sign(&format!("{window}.0"));
         assert_eq!(
-            kit.app.remove_credential(&kit.tenant, Namespace::InApp, &device.public_key, &forged).await.unwrap_err(),
+            kit.app
+                .remove_credential(&kit.tenant, Namespace::InApp, &device.public_key, &forged)
+                .await
+                .unwrap_err(),
             Error::InvalidSignature
         );
         // Next window still fine (clock skew).
         let ahead = device.sign(&format!("{}", window + 1));
-        kit.app.remove_credential(&kit.tenant, Namespace::InApp, &device.public_key, &ahead).await.unwrap();
+        kit.app
+            .remove_credential(&kit.tenant, Namespace::InApp, &device.public_key, &ahead)
+            .await
+            .unwrap();
     }
 }

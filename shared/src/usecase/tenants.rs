@@ -49,7 +49,10 @@ impl std::fmt::Debug for ApiSecret {
 }
 
 fn hash_secret(secret: &str) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, secret.as_bytes()))
+    hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        secret.as_bytes(),
+    ))
 }
 
 impl App {
@@ -63,7 +66,11 @@ impl App {
     /// The tenant named by client auth (tenant Basic, or a token's `kid`); `Unauthorized` if
     /// there is none.
     pub async fn tenant_by_id(&self, id: &TenantId) -> Result<Tenant> {
-        let record = self.store.get_tenant(id).await?.ok_or(Error::Unauthorized)?;
+        let record = self
+            .store
+            .get_tenant(id)
+            .await?
+            .ok_or(Error::Unauthorized)?;
         Self::tenant_from_record(&record)
     }
 
@@ -76,7 +83,11 @@ impl App {
             .find_tenant_by_secret_hash(&hash)
             .await?
             .ok_or(Error::Unauthorized)?;
-        let record = self.store.get_tenant(&id).await?.ok_or(Error::Unauthorized)?;
+        let record = self
+            .store
+            .get_tenant(&id)
+            .await?
+            .ok_or(Error::Unauthorized)?;
         let matches = record
             .secret_key_hashes
             .iter()
@@ -96,7 +107,9 @@ impl App {
             None => TenantId::parse(self.random_uuid()?)?,
         };
         if self.store.get_tenant(&id).await?.is_some() {
-            return Err(Error::invalid_request(format!("Tenant {id} already exists.")));
+            return Err(Error::invalid_request(format!(
+                "Tenant {id} already exists."
+            )));
         }
         let secret = ApiSecret(format!(
             "sk_{}",
@@ -146,16 +159,28 @@ mod tests {
         let tenant = kit.app.tenant_by_secret(kit.secret.expose()).await.unwrap();
         assert_eq!(tenant.id, kit.tenant.id);
         assert_eq!(
-            kit.app.tenant_by_secret("sk_wrong_secret_value").await.unwrap_err(),
+            kit.app
+                .tenant_by_secret("sk_wrong_secret_value")
+                .await
+                .unwrap_err(),
             Error::Unauthorized
         );
-        assert_eq!(kit.app.tenant_by_secret("").await.unwrap_err(), Error::Unauthorized);
+        assert_eq!(
+            kit.app.tenant_by_secret("").await.unwrap_err(),
+            Error::Unauthorized
+        );
     }
 
     #[tokio::test]
     async fn secrets_are_stored_hashed() {
         let kit = Kit::new().await;
-        let record = kit.app.store.get_tenant(&kit.tenant.id).await.unwrap().unwrap();
+        let record = kit
+            .app
+            .store
+            .get_tenant(&kit.tenant.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(record.secret_key_hashes, vec![kit.secret.hash()]);
         assert!(!format!("{record:?}").contains(kit.secret.expose()));
         assert_eq!(format!("{:?}", kit.secret), "ApiSecret(<redacted>)");
@@ -164,10 +189,27 @@ mod tests {
     #[tokio::test]
     async fn ensure_tenant_rotates_the_secret_and_keeps_token_keys() {
         let kit = Kit::new().await;
-        let before = kit.app.store.get_tenant(&kit.tenant.id).await.unwrap().unwrap();
+        let before = kit
+            .app
+            .store
+            .get_tenant(&kit.tenant.id)
+            .await
+            .unwrap()
+            .unwrap();
         let new_secret = ApiSecret::parse("another-secret-0123456789").unwrap();
-        assert!(!kit.app.ensure_tenant(&kit.tenant.id, &new_secret).await.unwrap());
-        let after = kit.app.store.get_tenant(&kit.tenant.id).await.unwrap().unwrap();
+        assert!(
+            !kit.app
+                .ensure_tenant(&kit.tenant.id, &new_secret)
+                .await
+                .unwrap()
+        );
+        let after = kit
+            .app
+            .store
+            .get_tenant(&kit.tenant.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(before.signing_keys, after.signing_keys);
         assert!(kit.app.tenant_by_secret(kit.secret.expose()).await.is_err());
         assert!(kit.app.tenant_by_secret(new_secret.expose()).await.is_ok());

@@ -8,7 +8,9 @@ use super::track::{TrackCommand, TrackResult};
 use crate::App;
 use crate::clock::{ManualClock, Timestamp};
 use crate::config::Settings;
-use crate::domain::{ActionCode, Challenge, Credential, IdempotencyKey, Namespace, TenantId, TrackContext, UserId};
+use crate::domain::{
+    ActionCode, Challenge, Credential, IdempotencyKey, Namespace, TenantId, TrackContext, UserId,
+};
 use crate::encoding;
 use crate::error::Result;
 use crate::signature::PublicKey;
@@ -26,22 +28,35 @@ pub struct Kit {
 
 impl Kit {
     pub async fn new() -> Kit {
-        let clock = Arc::new(ManualClock::new(Timestamp::from_unix_seconds(1_790_000_000)));
+        let clock = Arc::new(ManualClock::new(Timestamp::from_unix_seconds(
+            1_790_000_000,
+        )));
         let store = Arc::new(EmbeddedStore::in_memory().unwrap());
         let app = App::new(store, clock.clone(), Settings::default());
         let secret = ApiSecret::parse("sk_test_0123456789abcdef").unwrap();
         let id = TenantId::parse("tenant-test").unwrap();
         app.ensure_tenant(&id, &secret).await.unwrap();
         let tenant = app.tenant_by_id(&id).await.unwrap();
-        Kit { app, clock, tenant, secret }
+        Kit {
+            app,
+            clock,
+            tenant,
+            secret,
+        }
     }
 
     pub fn user(&self, name: &str) -> UserId {
         UserId::parse(name).unwrap()
     }
 
-    pub async fn track(&self, user: &str, code: &str, idempotency_key: Option<&str>) -> TrackResult {
-        self.track_with_scope(user, code, idempotency_key, None).await
+    pub async fn track(
+        &self,
+        user: &str,
+        code: &str,
+        idempotency_key: Option<&str>,
+    ) -> TrackResult {
+        self.track_with_scope(user, code, idempotency_key, None)
+            .await
     }
 
     async fn track_with_scope(
@@ -55,7 +70,10 @@ impl Kit {
             user_id: self.user(user),
             action_code: ActionCode::parse(code).unwrap(),
             idempotency_key: idempotency_key.map(|k| IdempotencyKey::parse(k).unwrap()),
-            context: TrackContext { scope: scope.map(str::to_owned), ..Default::default() },
+            context: TrackContext {
+                scope: scope.map(str::to_owned),
+                ..Default::default()
+            },
             username: None,
         };
         self.app.track(&self.tenant, command).await.unwrap()
@@ -63,21 +81,39 @@ impl Kit {
 
     pub async fn track_token(&self, user: &str, code: &str, scope: Option<&str>) -> VerifiedToken {
         let tracked = self.track_with_scope(user, code, None, scope).await;
-        self.tenant.keys.verify(&tracked.token, self.app.now()).unwrap()
+        self.tenant
+            .keys
+            .verify(&tracked.token, self.app.now())
+            .unwrap()
     }
 
     /// Registers a new in-app device for `user`.
     pub async fn enroll(&self, user: &str) -> EnrolledDevice {
         let device = Device::new(Namespace::InApp);
-        let token = self.track_token(user, "addAuthenticator", Some("add:authenticators")).await;
-        let credential = self.app.add_credential(&self.tenant, &token, device.add_command()).await.unwrap();
+        let token = self
+            .track_token(user, "addAuthenticator", Some("add:authenticators"))
+            .await;
+        let credential = self
+            .app
+            .add_credential(&self.tenant, &token, device.add_command())
+            .await
+            .unwrap();
         EnrolledDevice { device, credential }
     }
 
     /// The in-app flow of spec 3.4.4: an anonymous challenge, then verify with the token.
-    pub async fn verify_with(&self, device: &Device, token: &VerifiedToken) -> Result<VerifyResult> {
-        let challenge = self.app.start_challenge(&self.tenant, ChallengeStarter::Tenant, None).await?;
-        self.app.verify_challenge(&self.tenant, Some(token), device.verify_command(&challenge)).await
+    pub async fn verify_with(
+        &self,
+        device: &Device,
+        token: &VerifiedToken,
+    ) -> Result<VerifyResult> {
+        let challenge = self
+            .app
+            .start_challenge(&self.tenant, ChallengeStarter::Tenant, None)
+            .await?;
+        self.app
+            .verify_challenge(&self.tenant, Some(token), device.verify_command(&challenge))
+            .await
     }
 }
 
@@ -92,14 +128,19 @@ impl Device {
     pub fn new(namespace: Namespace) -> Device {
         let rng = ring::rand::SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
         let mut spki = vec![
-            0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
-            0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+            0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
+            0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
         ];
         spki.extend_from_slice(pair.public_key().as_ref());
         let public_key = PublicKey::from_spki_der(&spki).unwrap();
-        Device { namespace, pair, public_key }
+        Device {
+            namespace,
+            pair,
+            public_key,
+        }
     }
 
     /// Standard base64 of a DER signature over the UTF-8 message (spec 4.4).

@@ -47,7 +47,10 @@ impl App {
             Some(key) => key,
             None => IdempotencyKey::parse(self.random_uuid()?)?,
         };
-        let credentials = self.store.list_user_credentials(&tenant.id, &command.user_id).await?;
+        let credentials = self
+            .store
+            .list_user_credentials(&tenant.id, &command.user_id)
+            .await?;
         let enrolled_methods = super::users::distinct_methods(&credentials);
         let is_enrolled = !credentials.is_empty();
         let decision = policy::decide(is_enrolled);
@@ -74,11 +77,17 @@ impl App {
                 action: &action.key,
                 scope: action.context.scope.as_deref(),
                 username: command.username.as_deref(),
+                jti: &hex::encode(self.random_bytes::<16>()?),
             },
             now,
             self.settings.token_lifetime_seconds,
         );
-        Ok(TrackResult { action, token, is_enrolled, enrolled_methods })
+        Ok(TrackResult {
+            action,
+            token,
+            is_enrolled,
+            enrolled_methods,
+        })
     }
 
     /// An action that exists and has not passed its retention time.
@@ -120,7 +129,12 @@ impl App {
         Ok(actions
             .into_iter()
             .filter(|a| a.expires_at > now)
-            .filter(|a| query.codes.as_ref().is_none_or(|codes| codes.contains(&a.key.action_code)))
+            .filter(|a| {
+                query
+                    .codes
+                    .as_ref()
+                    .is_none_or(|codes| codes.contains(&a.key.action_code))
+            })
             .filter(|a| query.state.is_none_or(|state| a.state == state))
             .collect())
     }
@@ -155,7 +169,11 @@ mod tests {
             codes: Some(vec![ActionCode::parse("signIn").unwrap()]),
             ..Default::default()
         };
-        let actions = kit.app.query_actions(&kit.tenant, &kit.user("alice"), sign_ins).await.unwrap();
+        let actions = kit
+            .app
+            .query_actions(&kit.tenant, &kit.user("alice"), sign_ins)
+            .await
+            .unwrap();
         assert_eq!(actions, vec![first.action]);
     }
 
@@ -165,7 +183,10 @@ mod tests {
         let tracked = kit.track("alice", "signIn", None).await;
         kit.clock.advance_seconds(31 * 24 * 3600);
         assert_eq!(
-            kit.app.get_action(&kit.tenant, &tracked.action.key).await.unwrap_err(),
+            kit.app
+                .get_action(&kit.tenant, &tracked.action.key)
+                .await
+                .unwrap_err(),
             Error::ActionNotFound
         );
         let listed = kit
@@ -185,7 +206,14 @@ mod tests {
         let codes = Some(vec![ActionCode::parse("pay").unwrap()]);
         let only_pay = kit
             .app
-            .query_actions(&kit.tenant, &kit.user("alice"), ActionQuery { codes, ..Default::default() })
+            .query_actions(
+                &kit.tenant,
+                &kit.user("alice"),
+                ActionQuery {
+                    codes,
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         assert_eq!(only_pay, vec![pay.action.clone()]);
@@ -198,7 +226,10 @@ mod tests {
             .query_actions(
                 &kit.tenant,
                 &kit.user("alice"),
-                ActionQuery { state: Some(ActionState::Block), ..Default::default() },
+                ActionQuery {
+                    state: Some(ActionState::Block),
+                    ..Default::default()
+                },
             )
             .await
             .unwrap();

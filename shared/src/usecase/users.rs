@@ -35,8 +35,10 @@ pub struct UserPatch {
 
 /// The distinct verification methods of some credentials, in a stable order.
 pub(crate) fn distinct_methods(credentials: &[Credential]) -> Vec<VerificationMethod> {
-    let mut methods: Vec<VerificationMethod> =
-        credentials.iter().map(|c| c.namespace.verification_method()).collect();
+    let mut methods: Vec<VerificationMethod> = credentials
+        .iter()
+        .map(|c| c.namespace.verification_method())
+        .collect();
     methods.sort();
     methods.dedup();
     methods
@@ -44,9 +46,16 @@ pub(crate) fn distinct_methods(credentials: &[Credential]) -> Vec<VerificationMe
 
 impl App {
     pub async fn get_user(&self, tenant: &Tenant, user: &UserId) -> Result<UserView> {
-        let profile = self.store.get_user(&tenant.id, user).await?.unwrap_or_default();
+        let profile = self
+            .store
+            .get_user(&tenant.id, user)
+            .await?
+            .unwrap_or_default();
         let credentials = self.store.list_user_credentials(&tenant.id, user).await?;
-        Ok(UserView { profile, enrolled_methods: distinct_methods(&credentials) })
+        Ok(UserView {
+            profile,
+            enrolled_methods: distinct_methods(&credentials),
+        })
     }
 
     /// Applies `patch` to the user's attributes (creating the user) and returns them.
@@ -56,7 +65,11 @@ impl App {
         user: &UserId,
         patch: UserPatch,
     ) -> Result<UserProfile> {
-        let mut profile = self.store.get_user(&tenant.id, user).await?.unwrap_or_default();
+        let mut profile = self
+            .store
+            .get_user(&tenant.id, user)
+            .await?
+            .unwrap_or_default();
         macro_rules! apply {
             ($($field:ident),*) => { $( if let Some(value) = patch.$field { profile.$field = Some(value); } )* };
         }
@@ -76,7 +89,11 @@ impl App {
         self.store.delete_user(&tenant.id, user).await
     }
 
-    pub async fn list_authenticators(&self, tenant: &Tenant, user: &UserId) -> Result<Vec<Credential>> {
+    pub async fn list_authenticators(
+        &self,
+        tenant: &Tenant,
+        user: &UserId,
+    ) -> Result<Vec<Credential>> {
         self.store.list_user_credentials(&tenant.id, user).await
     }
 
@@ -101,7 +118,11 @@ mod tests {
     #[tokio::test]
     async fn unknown_user_reads_back_empty_and_not_enrolled() {
         let kit = Kit::new().await;
-        let view = kit.app.get_user(&kit.tenant, &kit.user("nobody")).await.unwrap();
+        let view = kit
+            .app
+            .get_user(&kit.tenant, &kit.user("nobody"))
+            .await
+            .unwrap();
         assert!(!view.is_enrolled());
         assert_eq!(view.profile, UserProfile::default());
     }
@@ -110,15 +131,34 @@ mod tests {
     async fn update_merges_and_delete_removes_everything() {
         let kit = Kit::new().await;
         let alice = kit.user("alice");
-        let patch = UserPatch { email: Some("a@example.com".into()), ..Default::default() };
-        kit.app.update_user(&kit.tenant, &alice, patch).await.unwrap();
-        let patch = UserPatch { username: Some("alice".into()), ..Default::default() };
-        let profile = kit.app.update_user(&kit.tenant, &alice, patch).await.unwrap();
+        let patch = UserPatch {
+            email: Some("a@example.com".into()),
+            ..Default::default()
+        };
+        kit.app
+            .update_user(&kit.tenant, &alice, patch)
+            .await
+            .unwrap();
+        let patch = UserPatch {
+            username: Some("alice".into()),
+            ..Default::default()
+        };
+        let profile = kit
+            .app
+            .update_user(&kit.tenant, &alice, patch)
+            .await
+            .unwrap();
         assert_eq!(profile.email.as_deref(), Some("a@example.com"));
         assert_eq!(profile.username.as_deref(), Some("alice"));
 
         kit.enroll("alice").await;
-        assert!(kit.app.get_user(&kit.tenant, &alice).await.unwrap().is_enrolled());
+        assert!(
+            kit.app
+                .get_user(&kit.tenant, &alice)
+                .await
+                .unwrap()
+                .is_enrolled()
+        );
         kit.app.delete_user(&kit.tenant, &alice).await.unwrap();
         let view = kit.app.get_user(&kit.tenant, &alice).await.unwrap();
         assert!(!view.is_enrolled());
@@ -131,11 +171,23 @@ mod tests {
         let device = kit.enroll("alice").await;
         let bob = kit.user("bob");
         assert_eq!(
-            kit.app.delete_authenticator(&kit.tenant, &bob, &device.credential.id).await.unwrap_err(),
+            kit.app
+                .delete_authenticator(&kit.tenant, &bob, &device.credential.id)
+                .await
+                .unwrap_err(),
             Error::AuthenticatorNotFound
         );
         let alice = kit.user("alice");
-        kit.app.delete_authenticator(&kit.tenant, &alice, &device.credential.id).await.unwrap();
-        assert!(kit.app.list_authenticators(&kit.tenant, &alice).await.unwrap().is_empty());
+        kit.app
+            .delete_authenticator(&kit.tenant, &alice, &device.credential.id)
+            .await
+            .unwrap();
+        assert!(
+            kit.app
+                .list_authenticators(&kit.tenant, &alice)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -24,7 +24,11 @@ pub struct ValidateCommand {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Validation {
     /// The token resolved to an action; `error` says why it is not valid, when it is not.
-    Resolved { action: Action, is_valid: bool, error: Option<&'static str> },
+    Resolved {
+        action: Action,
+        is_valid: bool,
+        error: Option<&'static str>,
+    },
     /// The token is forged, expired, of another tenant, or its action is gone.
     Unusable { error: &'static str },
 }
@@ -34,27 +38,41 @@ impl App {
         let token = match tenant.keys.verify(&command.token, self.now()) {
             Ok(token) => token,
             Err(error @ (Error::InvalidToken | Error::ExpiredToken)) => {
-                return Ok(Validation::Unusable { error: error.code() });
+                return Ok(Validation::Unusable {
+                    error: error.code(),
+                });
             }
             Err(other) => return Err(other),
         };
         let action = match self.get_action(tenant, &token.action).await {
             Ok(action) => action,
             Err(Error::ActionNotFound) => {
-                return Ok(Validation::Unusable { error: Error::ActionNotFound.code() });
+                return Ok(Validation::Unusable {
+                    error: Error::ActionNotFound.code(),
+                });
             }
             Err(other) => return Err(other),
         };
-        let error = if command.user_id.is_some_and(|user| user != action.key.user_id) {
+        let error = if command
+            .user_id
+            .is_some_and(|user| user != action.key.user_id)
+        {
             Some("user_mismatch")
-        } else if command.action.is_some_and(|code| code != action.key.action_code) {
+        } else if command
+            .action
+            .is_some_and(|code| code != action.key.action_code)
+        {
             Some("action_mismatch")
         } else {
             None
         };
         // spec 2.4: valid when the challenge was completed successfully.
         let is_valid = error.is_none() && action.state == ActionState::ChallengeSucceeded;
-        Ok(Validation::Resolved { action, is_valid, error })
+        Ok(Validation::Resolved {
+            action,
+            is_valid,
+            error,
+        })
     }
 }
 
@@ -64,7 +82,11 @@ mod tests {
     use crate::usecase::testkit::Kit;
 
     fn command(token: &str) -> ValidateCommand {
-        ValidateCommand { token: token.to_owned(), user_id: None, action: None }
+        ValidateCommand {
+            token: token.to_owned(),
+            user_id: None,
+            action: None,
+        }
     }
 
     #[tokio::test]
@@ -72,18 +94,38 @@ mod tests {
         let kit = Kit::new().await;
         let device = kit.enroll("alice").await;
         let tracked = kit.track("alice", "signIn", None).await;
-        match kit.app.validate(&kit.tenant, command(&tracked.token)).await.unwrap() {
-            Validation::Resolved { action, is_valid, error } => {
+        match kit
+            .app
+            .validate(&kit.tenant, command(&tracked.token))
+            .await
+            .unwrap()
+        {
+            Validation::Resolved {
+                action,
+                is_valid,
+                error,
+            } => {
                 assert!(!is_valid);
                 assert_eq!(error, None);
                 assert_eq!(action.state, ActionState::ChallengeRequired);
             }
             other => panic!("{other:?}"),
         }
-        let token = kit.tenant.keys.verify(&tracked.token, kit.app.now()).unwrap();
+        let token = kit
+            .tenant
+            .keys
+            .verify(&tracked.token, kit.app.now())
+            .unwrap();
         let verified = kit.verify_with(&device, &token).await.unwrap();
-        match kit.app.validate(&kit.tenant, command(&verified.token)).await.unwrap() {
-            Validation::Resolved { is_valid, action, .. } => {
+        match kit
+            .app
+            .validate(&kit.tenant, command(&verified.token))
+            .await
+            .unwrap()
+        {
+            Validation::Resolved {
+                is_valid, action, ..
+            } => {
                 assert!(is_valid);
                 assert_eq!(action.state, ActionState::ChallengeSucceeded);
             }
@@ -99,9 +141,14 @@ mod tests {
         wrong_user.user_id = Some(kit.user("mallory"));
         let mut wrong_action = command(&tracked.token);
         wrong_action.action = Some(ActionCode::parse("pay").unwrap());
-        for (cmd, expected) in [(wrong_user, "user_mismatch"), (wrong_action, "action_mismatch")] {
+        for (cmd, expected) in [
+            (wrong_user, "user_mismatch"),
+            (wrong_action, "action_mismatch"),
+        ] {
             match kit.app.validate(&kit.tenant, cmd).await.unwrap() {
-                Validation::Resolved { is_valid, error, .. } => {
+                Validation::Resolved {
+                    is_valid, error, ..
+                } => {
                     assert!(!is_valid);
                     assert_eq!(error, Some(expected));
                 }
@@ -115,13 +162,23 @@ mod tests {
         let kit = Kit::new().await;
         let tracked = kit.track("alice", "signIn", None).await;
         assert_eq!(
-            kit.app.validate(&kit.tenant, command("not.a.token")).await.unwrap(),
-            Validation::Unusable { error: "invalid_token" }
+            kit.app
+                .validate(&kit.tenant, command("not.a.token"))
+                .await
+                .unwrap(),
+            Validation::Unusable {
+                error: "invalid_token"
+            }
         );
         kit.clock.advance_seconds(600);
         assert_eq!(
-            kit.app.validate(&kit.tenant, command(&tracked.token)).await.unwrap(),
-            Validation::Unusable { error: "expired_token" }
+            kit.app
+                .validate(&kit.tenant, command(&tracked.token))
+                .await
+                .unwrap(),
+            Validation::Unusable {
+                error: "expired_token"
+            }
         );
     }
 }

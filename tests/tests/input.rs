@@ -1,0 +1,190 @@
+//! Bad input gets a clear JSON error in the contract's shape and the right 4xx, never a 500;
+//! tolerated input (unknown fields, `null`, doubled slashes) is tolerated (spec 1.2, 8).
+
+use e2e_tests::{Auth, Device, Harness};
+use reqwest::Method;
+use serde_json::json;
+
+#[tokio::test]
+async fn malformed_bodies_are_400_invalid_request() {
+    let h = Harness::start().await;
+    let secret = Auth::Secret(&h.a.secret);
+    for raw in [
+        &b"{not json"[..],
+        b"[1,2,3]",
+        b"\"text\"",
+        b"{\"idempotencyKey\": 42}",
+    ] {
+        h.send_raw(
+            Method::POST,
+            "/users/alice/actions/signIn",
+            secret,
+            raw.to_vec(),
+        )
+        .await
+        .expect_error(400, "invalid_request");
+    }
+    // A required field missing, or of the wrong type.
+    h.post("/validate", secret, json!({}))
+        .await
+        .expect_error(400, "invalid_request");
+    h.post("/validate", secret, json!({"token": 7}))
+        .await
+        .expect_error(400, "invalid_request");
+    let path = "/users/alice/actions/signIn/k";
+    h.send(
+        Method::PATCH,
+        path,
+        secret,
+        Some(&json!({"state": "MAYBE"})),
+    )
+    .await
+    .expect_error(400, "invalid_request");
+}
+
+#[tokio::test]
+async fn invalid_identifiers_in_paths_and_queries_are_400() {
+    let h = Harness::start().await;
+    let secret = Auth::Secret(&h.a.secret);
+    h.post("/users/alice/actions/sign%20in", secret, json!({}))
+        .await
+        .expect_error(400, "invalid_request");
+    let long = "a".repeat(65);
+    h.post(&format!("/users/alice/actions/{long}"), secret, json!({}))
+        .await
+        .expect_error(400, "invalid_request");
+    h.get("/users/alice/actions?fromDate=yesterday", secret)
+        .await
+        .expect_error(400, "invalid_request");
+    h.get("/users/alice/actions?state=NOPE", secret)
+        .await
+        .expect_error(400, "invalid_request");
+    h.post(
+        "/users/alice/actions/signIn",
+        secret,
+        json!({"idempotencyKey": "a/b"}),
+    )
+    .await
+    .expect_error(400, "invalid_request");
+}
+
+#[tokio::test]
+async fn bad_keys_signatures_and_challenge_ids_are_400() {
+    let h = Harness::start().await;
+    let tracked = h.track(&h.a, "alice", "addAuthenticator", json!({})).await;
+    let token = tracked["token"].as_str().unwrap();
+    let add = "/client/user-authenticators/in-app";
+    for key in [json!("not base64!"), json!("AAAA"), json!(null), json!(12)] {
+        h.post(add, Auth::Bearer(token), json!({"publicKey": key}))
+            .await
+            .expect_error(400, "invalid_request");
+    }
+    let device = Device::new();
+    h.register(&h.a, "alice", &device).await;
+    let challenge_id = h.challenge(&h.a, json!({})).await;
+    let verify = "/client/verify/in-app";
+    let ios = Auth::TenantIos(&h.a.id);
+    h.post(
+        verify,
+        ios,
+        json!({"challengeId": challenge_id, "publicKey": device.public_key, "signature": "%%%"}),
+    )
+    .await
+    .expect_error(400, "invalid_request");
+    h.post(verify, ios, json!({"challengeId": "short", "publicKey": device.public_key, "signature": device.sign("short")}))
+        .await
+        .expect_error(404, "challenge_not_found");
+    h.post(verify, ios, json!({"publicKey": device.public_key}))
+        .await
+        .expect_error(400, "invalid_request");
+    h.get("/client/user-authenticators/in-app?publicKey=***", ios)
+        .await
+        .expect_error(400, "invalid_request");
+    h.get("/client/user-authenticators/in-app", ios)
+        .await
+        .expect_error(400, "invalid_request");
+    h.post("/client/challenge", ios, json!({"action": "no spaces"}))
+        .await
+        .expect_error(400, "invalid_request");
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413() {
+    let h = Harness::start().await;
+    let big = json!({"custom": {"blob": "x".repeat(100 * 1024)}});
+    h.post(
+        "/users/alice/actions/signIn",
+        Auth::Secret(&h.a.secret),
+        big,
+    )
+    .await
+    .expect_error(413, "payload_too_large");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_json_404_and_405() {
+    let h = Harness::start().await;
+    h.get("/nothing/here", Auth::None)
+        .await
+        .expect_error(404, "not_found");
+    h.post(
+        "/client/user-authenticators/passkey-ish",
+        Auth::Bearer("x"),
+        json!({}),
+    )
+    .await
+    .expect_error(401, "invalid_token");
+    let tracked = h.track(&h.a, "alice", "addAuthenticator", json!({})).await;
+    h.post(
+        "/client/user-authenticators/unknown-namespace",
+        Auth::Bearer(tracked["token"].as_str().unwrap()),
+        json!({}),
+    )
+    .await
+    .expect_error(404, "not_found");
+    h.send(
+        Method::PUT,
+        "/validate",
+        Auth::Secret(&h.a.secret),
+        Some(&json!({})),
+    )
+    .await
+    .expect_error(405, "method_not_allowed");
+}
+
+#[tokio::test]
+async fn unknown_fields_are_ignored_null_is_missing_and_paths_are_forgiving() {
+    let h = Harness::start().await;
+    // Snake_case keys from the Python SDK, extra fields, explicit nulls (Go, Android).
+    let reply = h
+        .post(
+            "/users/alice/actions/signIn",
+            Auth::Secret(&h.a.secret),
+            json!({"redirect_url": "x", "redirectToSettings": null, "idempotencyKey": null, "custom": {"a": 1}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(reply["state"], "ALLOW");
+    // A doubled slash and the Go SDK's doubled /v1 reach the same routes.
+    h.get("//users//alice", Auth::Secret(&h.a.secret))
+        .await
+        .expect(200);
+    let user = h
+        .get("/v1/users/alice", Auth::Secret(&h.a.secret))
+        .await
+        .expect(200);
+    assert_eq!(user["isEnrolled"], false);
+    // Percent-encoded user ids are decoded (Python and PHP encode them, spec 2.2).
+    let encoded = h
+        .post(
+            "/users/a%20b%40c/actions/signIn",
+            Auth::Secret(&h.a.secret),
+            json!({}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        e2e_tests::jwt_payload(encoded["token"].as_str().unwrap())["sub"],
+        "a b@c"
+    );
+}
