@@ -574,7 +574,7 @@ impl ActionStore for EmbeddedStore {
                     .map(|(_, action)| action)
                     .filter(|action| action.created_at >= since)
                     .collect();
-            actions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+            actions.sort_by_key(|action| std::cmp::Reverse(action.created_at));
             Ok(actions)
         })
         .await

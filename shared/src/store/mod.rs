@@ -38,6 +38,10 @@ pub trait TenantStore: Send + Sync {
 
 /// The result of adding a credential whose key may already be registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per request, never stored in bulk"
+)]
 pub enum InsertOutcome {
     Inserted,
     /// The key was already registered (to this user or another); nothing was written.
@@ -131,6 +135,10 @@ pub trait UserStore: Send + Sync {
 
 /// Which action a verification completes.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per request, never stored in bulk"
+)]
 pub enum ActionWrite {
     /// An existing action moves to `CHALLENGE_SUCCEEDED` if it is still in a challengeable
     /// state (`ActionNotChallengeable` otherwise, `ActionNotFound` if gone).

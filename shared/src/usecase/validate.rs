@@ -22,6 +22,10 @@ pub struct ValidateCommand {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per request, never stored in bulk"
+)]
 pub enum Validation {
     /// The token resolved to an action; `error` says why it is not valid, when it is not.
     Resolved {

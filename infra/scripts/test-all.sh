@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every test of trusted-device, installing what the tests need. CI runs exactly this.
+#
+#   bash infra/scripts/test-all.sh
+#
+# 1. formatting and lints (rustfmt, clippy with warnings as errors);
+# 2. the Rust tests: unit tests, the store conformance suite, the end-to-end HTTP tests and
+#    the CLI tests (cargo test --workspace);
+# 3. the official @authsignal/node SDK, unmodified, against the local server binary.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "rustfmt"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
+
+step "Node SDK compatibility (@authsignal/node against the local server)"
+command -v node >/dev/null || { echo "node is required (Node.js 20+)"; exit 1; }
+(cd tests/node-compat && npm ci --no-audit --no-fund --loglevel=error)
+cargo build -p trusted-device --locked
+data_dir=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export TD_TENANT_ID="node-compat"
+export TD_SECRET_KEY="sk_node_compat_$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+export TD_BASE_URL="http://127.0.0.1:${port}/v1"
+./target/debug/trusted-device serve --addr "127.0.0.1:${port}" --data-dir "$data_dir" \
+  --tenant-id "$TD_TENANT_ID" --secret-key "$TD_SECRET_KEY" >"$data_dir/server.log" 2>&1 &
+server_pid=$!
+cleanup() { kill -TERM "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; rm -rf "$data_dir"; }
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+  grep -q listening "$data_dir/server.log" 2>/dev/null && break
+  sleep 0.1
+done
+grep -q listening "$data_dir/server.log" || { cat "$data_dir/server.log"; echo "server did not start"; exit 1; }
+(cd tests/node-compat && node --test)

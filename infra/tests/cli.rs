@@ -1,0 +1,242 @@
+//! The `trusted-device` binary as an operator runs it: tenant creation, `serve` with a tenant
+//! from flags and with a development tenant, one log line per request without secrets, a
+//! clean stop on SIGTERM with nothing lost.
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_trusted-device");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `trusted-device serve`, with every line it prints collected.
+struct Served {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    base_url: String,
+}
+
+impl Served {
+    fn start(data_dir: &std::path::Path, extra: &[&str]) -> Served {
+        let port = free_port();
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env_remove("TRUSTED_DEVICE_TENANT_ID")
+            .env_remove("TRUSTED_DEVICE_SECRET_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let mut served = Served {
+            child,
+            lines,
+            seen: Vec::new(),
+            base_url: format!("http://127.0.0.1:{port}/v1"),
+        };
+        served.wait_for("listening");
+        served
+    }
+
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                self.seen.push(line.clone());
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+        }
+        panic!("no line with {needle:?}; saw:\n{}", self.seen.join("\n"));
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    fn stop(mut self) -> Vec<String> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.wait_for("stopped");
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "exit status {exit}");
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
+            self.seen.push(line);
+        }
+        self.seen
+    }
+}
+
+/// Runs one HTTP request on a small runtime: the binary is driven from plain test threads.
+fn request(builder: impl FnOnce(&::reqwest::Client) -> ::reqwest::RequestBuilder) -> (u16, Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let response = builder(&::reqwest::Client::new()).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    })
+}
+
+/// `POST /users/{user}/actions/signIn` with the secret key, as a server SDK sends it.
+fn track(base_url: &str, secret: &str, user: &str) -> Value {
+    let url = format!("{base_url}/users/{user}/actions/signIn");
+    let (status, body) = request(|c| c.post(url).basic_auth(secret, Some("")));
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn get(url: &str, secret: &str) -> (u16, Value) {
+    request(|c| c.get(url).basic_auth(secret, Some("")))
+}
+
+#[test]
+fn tenant_create_then_serve_logs_one_line_per_request_without_secrets_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .args(["tenant", "create", "--tenant-id", "acme", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(printed.contains("tenant id:  acme"), "{printed}");
+    let secret = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("secret key: "))
+        .expect("the secret is printed once")
+        .to_owned();
+    assert!(secret.starts_with("sk_") && secret.len() > 40);
+
+    let served = Served::start(dir.path(), &[]);
+    let tracked = track(&served.base_url, &secret, "alice");
+    let token = tracked["token"].as_str().unwrap().to_owned();
+    let key = tracked["idempotencyKey"].as_str().unwrap().to_owned();
+    let lines = served.stop();
+
+    let requests: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("/v1/users/{userId}/actions/{action}"))
+        .collect();
+    assert_eq!(
+        requests.len(),
+        1,
+        "one line per request:\n{}",
+        lines.join("\n")
+    );
+    assert!(requests[0].contains("200"));
+    let all = lines.join("\n");
+    for secret_text in [secret.as_str(), token.as_str(), "alice"] {
+        assert!(!all.contains(secret_text), "logged {secret_text:?}:\n{all}");
+    }
+
+    // Restarted on the same data, the action tracked before is still there.
+    let served = Served::start(dir.path(), &[]);
+    let url = format!("{}/users/alice/actions/signIn/{key}", served.base_url);
+    let (status, action) = get(&url, &secret);
+    assert_eq!(status, 200, "{action}");
+    assert_eq!(action["state"], "ALLOW");
+    served.stop();
+}
+
+#[test]
+fn serve_creates_a_development_tenant_once_and_reuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(dir.path(), &[]);
+    let printed = served
+        .seen
+        .iter()
+        .find(|l| l.trim_start().starts_with("secret key:"))
+        .expect("printed on first start");
+    let secret = printed.split_whitespace().last().unwrap().to_owned();
+    served.stop();
+
+    let served = Served::start(dir.path(), &[]);
+    let lines = served.seen.join("\n");
+    assert!(lines.contains("Development tenant"), "{lines}");
+    assert!(
+        !lines.contains(&secret),
+        "the secret is printed only on the first start"
+    );
+    let tracked = track(&served.base_url, &secret, "bob");
+    assert_eq!(tracked["state"], "ALLOW");
+    served.stop();
+}
+
+#[test]
+fn serve_with_a_tenant_from_flags_accepts_its_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "sk_from_flags_0123456789";
+    let served = Served::start(
+        dir.path(),
+        &["--tenant-id", "flagged", "--secret-key", secret],
+    );
+    assert!(served.seen.join("\n").contains("tenant flagged created"));
+    let tracked = track(&served.base_url, secret, "carol");
+    assert_eq!(tracked["isEnrolled"], json!(false));
+    let (status, body) = get(
+        &format!("{}/users/carol", served.base_url),
+        "sk_not_the_secret_000",
+    );
+    assert_eq!(
+        (status, body["error"].clone()),
+        (401, json!("unauthorized"))
+    );
+    served.stop();
+}
+
+#[test]
+fn a_short_secret_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--tenant-id",
+            "t",
+            "--secret-key",
+            "short",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("at least 16 characters"));
+}
