@@ -135,7 +135,7 @@ mod tests {
     use super::*;
 
     // Known-answer vectors made once with Python `cryptography` from the fixed private scalar
-    // c9afa9d8...0f6721 (the RFC 6979 P-256 test key). See docs/test-vectors.md.
+    // c9afa9d8...0f6721 (the RFC 6979 P-256 test key); the script is in docs/test-vectors.md.
     const SPKI: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEYP7UuiVanTHJYet0xjVtaMBJuJI7Yfps5mliLmDyn7Z5A/4QCLi8maQa6elWKLxk8vGyDC1+n1F3o8KU1EYimQ==";
     const MESSAGE: &str = "a3f1c0dea3f1c0dea3f1c0dea3f1c0dea3f1c0dea3f1c0dea3f1c0dea3f1c0de";
     const SIG_LOW_S: &str = "MEUCIQClkI8dTpCrYsEZGdfh6LOmAkfh0vfoQcC/3lKkcI7WSgIgKKFqgviVmqL6djHOI48AUsHmrmYJiuS9Wwf47l38SVs=";
