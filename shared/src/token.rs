@@ -1,4 +1,5 @@
-//! Tokens: the JWT a track returns and a verify hands back for `/validate` (spec 5).
+//! Tokens: the JWT a track returns and a verify hands back for `/validate` (spec 5), and the
+//! sealed challenge ids of the in-app flow.
 //!
 //! HS256 only, pinned: the algorithm is never taken from the token. Each tenant has its own
 //! signing keys; the header's `kid` is `"<tenantId>.<keyId>"`, used only to pick the key to
@@ -7,7 +8,10 @@
 //! move time.
 
 use crate::clock::Timestamp;
-use crate::domain::{ActionCode, ActionKey, IdempotencyKey, SigningKeyRecord, TenantId, UserId};
+use crate::domain::{
+    ActionCode, ActionKey, Challenge, ChallengeId, ChallengeTarget, IdempotencyKey,
+    SigningKeyRecord, TenantId, UserId,
+};
 use crate::encoding;
 use crate::error::Error;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -74,6 +78,8 @@ pub struct TenantKeys {
     signing_key: EncodingKey,
     verifying: Vec<(String, DecodingKey)>,
     validation: Validation,
+    /// HMAC keys for challenge ids, derived from the signing keys (newest first).
+    challenge_keys: Vec<ring::hmac::Key>,
 }
 
 impl std::fmt::Debug for TenantKeys {
@@ -88,9 +94,11 @@ impl std::fmt::Debug for TenantKeys {
 impl TenantKeys {
     pub fn new(tenant_id: &TenantId, keys: &[SigningKeyRecord]) -> Result<Self, Error> {
         let mut verifying = Vec::with_capacity(keys.len());
+        let mut challenge_keys = Vec::with_capacity(keys.len());
         let mut signing = None;
         for record in keys {
             let secret = encoding::decode_standard(&record.secret).ok_or(Error::Internal)?;
+            challenge_keys.push(challenge_key(&secret));
             let kid = format!("{tenant_id}.{}", record.kid);
             if signing.is_none() {
                 let key = EncodingKey::from_secret(&secret).map_err(|_| Error::Internal)?;
@@ -116,6 +124,7 @@ impl TenantKeys {
             signing_key,
             verifying,
             validation,
+            challenge_keys,
         })
     }
 
@@ -198,6 +207,128 @@ impl TenantKeys {
                 .split_whitespace()
                 .map(str::to_owned)
                 .collect(),
+        })
+    }
+}
+
+/// What a sealed challenge id carries. Short keys: the id travels in every verify call.
+#[derive(Serialize, Deserialize)]
+struct ChallengePayload {
+    /// Tenant.
+    t: String,
+    /// Expiry, Unix seconds.
+    e: i64,
+    /// 128 random bits, hex: makes every id unique and unguessable.
+    r: String,
+    /// Tracked action (user, code, idempotency key), or the code alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    u: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    c: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    k: Option<String>,
+    /// Attestation nonce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    n: Option<String>,
+}
+
+const CHALLENGE_PREFIX: &str = "c1.";
+
+/// The challenge MAC key is derived, so it never equals a JWT key (no cross-use).
+fn challenge_key(secret: &[u8]) -> ring::hmac::Key {
+    let derive = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let derived = ring::hmac::sign(&derive, b"trusted-device/challenge-id/v1");
+    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref())
+}
+
+impl TenantKeys {
+    /// Seals a challenge into its id: `c1.<payload>.<HMAC-SHA256>`, base64url.
+    ///
+    /// Nothing is stored when a challenge starts; the id itself proves, when it comes back,
+    /// that this tenant issued it, for what, and until when. Single use is enforced by the
+    /// store's mark written when it is used (DESIGN 4, 6).
+    pub fn seal_challenge(
+        &self,
+        target: &ChallengeTarget,
+        nonce: Option<String>,
+        expires_at: Timestamp,
+        random: [u8; 16],
+    ) -> Result<Challenge, Error> {
+        let (u, c, k) = match target {
+            ChallengeTarget::TrackedAction(key) => (
+                Some(key.user_id.to_string()),
+                Some(key.action_code.to_string()),
+                Some(key.idempotency_key.to_string()),
+            ),
+            ChallengeTarget::NewAction(code) => (None, Some(code.to_string()), None),
+            ChallengeTarget::Unbound => (None, None, None),
+        };
+        let payload = ChallengePayload {
+            t: self.tenant_id.to_string(),
+            e: expires_at.unix_seconds(),
+            r: hex::encode(random),
+            u,
+            c,
+            k,
+            n: nonce.clone(),
+        };
+        let json = serde_json::to_vec(&payload).map_err(|_| Error::Internal)?;
+        let signed = format!("{CHALLENGE_PREFIX}{}", encoding::encode_url_safe(&json));
+        let tag = ring::hmac::sign(&self.challenge_keys[0], signed.as_bytes());
+        let id = ChallengeId::parse(format!(
+            "{signed}.{}",
+            encoding::encode_url_safe(tag.as_ref())
+        ))
+        .map_err(|_| Error::invalid_request("The challenge is too large (user id too long)."))?;
+        Ok(Challenge {
+            tenant_id: self.tenant_id.clone(),
+            id,
+            target: target.clone(),
+            nonce,
+            expires_at: Timestamp::from_unix_seconds(payload.e),
+        })
+    }
+
+    /// Opens a challenge id sealed by this tenant. A forged, altered or other tenant's id is
+    /// `ChallengeNotFound`: to this tenant it does not exist. Expiry is the caller's check.
+    pub fn open_challenge(&self, id: &ChallengeId) -> Result<Challenge, Error> {
+        let (signed, tag) = id
+            .as_str()
+            .rsplit_once('.')
+            .ok_or(Error::ChallengeNotFound)?;
+        let tag = encoding::decode_lenient(tag).ok_or(Error::ChallengeNotFound)?;
+        let authentic = self
+            .challenge_keys
+            .iter()
+            .any(|key| ring::hmac::verify(key, signed.as_bytes(), &tag).is_ok());
+        if !authentic {
+            return Err(Error::ChallengeNotFound);
+        }
+        let json = signed
+            .strip_prefix(CHALLENGE_PREFIX)
+            .and_then(encoding::decode_lenient)
+            .ok_or(Error::ChallengeNotFound)?;
+        let payload: ChallengePayload =
+            serde_json::from_slice(&json).map_err(|_| Error::ChallengeNotFound)?;
+        if payload.t != self.tenant_id.as_str() {
+            return Err(Error::ChallengeNotFound);
+        }
+        let target = match (payload.u, payload.c, payload.k) {
+            (Some(u), Some(c), Some(k)) => ChallengeTarget::TrackedAction(ActionKey {
+                user_id: UserId::parse(u)?,
+                action_code: ActionCode::parse(c)?,
+                idempotency_key: IdempotencyKey::parse(k)?,
+            }),
+            (None, Some(c), None) => ChallengeTarget::NewAction(ActionCode::parse(c)?),
+            (None, None, None) => ChallengeTarget::Unbound,
+            _ => return Err(Error::ChallengeNotFound),
+        };
+        Ok(Challenge {
+            tenant_id: self.tenant_id.clone(),
+            id: id.clone(),
+            target,
+            nonce: payload.n,
+            expires_at: Timestamp::from_unix_seconds(payload.e),
         })
     }
 }
@@ -398,6 +529,48 @@ mod tests {
                 "{garbage}"
             );
         }
+    }
+
+    #[test]
+    fn challenges_round_trip_and_refuse_forgery_and_other_tenants() {
+        let keys = keys_for("tenant-a", 1);
+        let targets = [
+            ChallengeTarget::TrackedAction(action()),
+            ChallengeTarget::NewAction(ActionCode::parse("pay").unwrap()),
+            ChallengeTarget::Unbound,
+        ];
+        for target in targets {
+            let sealed = keys
+                .seal_challenge(&target, Some("nonce".into()), NOW, [7; 16])
+                .unwrap();
+            let opened = keys.open_challenge(&sealed.id).unwrap();
+            assert_eq!(opened, sealed);
+            assert_eq!(opened.target, target);
+        }
+        let sealed = keys
+            .seal_challenge(&ChallengeTarget::Unbound, None, NOW, [1; 16])
+            .unwrap();
+        // Another tenant, or another key of the same tenant name, cannot open it.
+        assert_eq!(
+            keys_for("tenant-b", 1).open_challenge(&sealed.id),
+            Err(Error::ChallengeNotFound)
+        );
+        assert_eq!(
+            keys_for("tenant-a", 2).open_challenge(&sealed.id),
+            Err(Error::ChallengeNotFound)
+        );
+        // A changed payload (a later expiry) breaks the MAC.
+        let (_, rest) = sealed.id.as_str().split_once('.').unwrap();
+        let (_, tag) = rest.split_once('.').unwrap();
+        let forged_payload =
+            encoding::encode_url_safe(br#"{"t":"tenant-a","e":99999999999,"r":"00"}"#);
+        let forged = ChallengeId::parse(format!("c1.{forged_payload}.{tag}")).unwrap();
+        assert_eq!(keys.open_challenge(&forged), Err(Error::ChallengeNotFound));
+        // Different random bits give different ids.
+        let other = keys
+            .seal_challenge(&ChallengeTarget::Unbound, None, NOW, [2; 16])
+            .unwrap();
+        assert_ne!(other.id, sealed.id);
     }
 
     #[test]

@@ -98,11 +98,33 @@ string_id!(
 );
 
 string_id!(
-    /// A challenge id: 64 lowercase hex characters (256 random bits, DESIGN 6).
+    /// A challenge id: `c1.<payload>.<mac>`, base64url parts, sealed by the tenant's key (see
+    /// [`crate::token::TenantKeys::seal_challenge`]). The mobile SDKs treat it as opaque text
+    /// to sign (spec 4.4).
     ChallengeId,
     "challengeId",
-    |v| v.len() == 64 && v.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    |v| {
+        v.len() <= 1024
+            && v.strip_prefix("c1.").is_some_and(|rest| {
+                let parts: Vec<&str> = rest.split('.').collect();
+                parts.len() == 2
+                    && parts.iter().all(|p| {
+                        !p.is_empty()
+                            && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    })
+            })
+    }
 );
+
+impl ChallengeId {
+    /// Hex SHA-256 of the id: the store's key for the challenge's single-use mark.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(ring::digest::digest(
+            &ring::digest::SHA256,
+            self.0.as_bytes(),
+        ))
+    }
+}
 
 string_id!(
     /// A credential's `userAuthenticatorId`, a UUID we generate.
@@ -137,11 +159,15 @@ mod tests {
     }
 
     #[test]
-    fn challenge_ids_are_exactly_64_lowercase_hex() {
-        assert!(ChallengeId::parse("a".repeat(64)).is_ok());
-        assert!(ChallengeId::parse("A".repeat(64)).is_err());
-        assert!(ChallengeId::parse("a".repeat(63)).is_err());
-        assert!(ChallengeId::parse("g".repeat(64)).is_err());
+    fn challenge_ids_are_sealed_shaped() {
+        assert!(ChallengeId::parse("c1.eyJ0IjoiYSJ9.bWFj").is_ok());
+        assert!(ChallengeId::parse("c2.eyJ0IjoiYSJ9.bWFj").is_err());
+        assert!(ChallengeId::parse("c1.eyJ0IjoiYSJ9").is_err());
+        assert!(ChallengeId::parse("c1..bWFj").is_err());
+        assert!(ChallengeId::parse("c1.a+b.bWFj").is_err());
+        assert!(ChallengeId::parse(format!("c1.{}.x", "a".repeat(1024))).is_err());
+        let id = ChallengeId::parse("c1.eyJ0IjoiYSJ9.bWFj").unwrap();
+        assert_eq!(id.fingerprint().len(), 64);
     }
 
     #[test]

@@ -173,14 +173,14 @@ pub struct Action {
     pub expires_at: Timestamp,
 }
 
-/// Where a challenge stands. The move from `Pending` is single-use (DESIGN 4).
+/// The single-use record of a challenge, written on the first failed signature or on success
+/// (DESIGN 4). A challenge with no mark is unused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ChallengeState {
-    Pending,
-    Consumed,
-    /// Ended by too many failed signature attempts (DESIGN 6).
-    Failed,
+pub struct ChallengeMark {
+    pub consumed: bool,
+    pub failed_attempts: u32,
+    /// The challenge's own expiry: the mark is useless after it (DynamoDB TTL).
+    pub expires_at: Timestamp,
 }
 
 /// What a challenge will complete, fixed when it is started (spec 3.4.4).
@@ -196,17 +196,16 @@ pub enum ChallengeTarget {
     Unbound,
 }
 
-/// A one-time challenge for a device signature.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A one-time challenge for a device signature. It is not stored: everything here is sealed
+/// into its id (see [`crate::token::TenantKeys::seal_challenge`]); only its single-use
+/// [`ChallengeMark`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
     pub tenant_id: TenantId,
     pub id: ChallengeId,
     pub target: ChallengeTarget,
     /// Attestation nonce, issued with Bearer auth (spec 3.4.1).
     pub nonce: Option<String>,
-    pub state: ChallengeState,
-    pub failed_attempts: u32,
-    pub created_at: Timestamp,
     pub expires_at: Timestamp,
 }
 

@@ -2,9 +2,7 @@
 //! adapter (DESIGN 3, 8). An adapter is correct when `run_all` passes on it.
 
 use super::*;
-use crate::domain::{
-    ActionCode, ChallengeState, ChallengeTarget, IdempotencyKey, SigningKeyRecord, TrackContext,
-};
+use crate::domain::{ActionCode, IdempotencyKey, SigningKeyRecord, TrackContext};
 use crate::error::Error;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,18 +63,10 @@ fn credential(
     }
 }
 
-pub fn sample_challenge(tenant: &str, expires_at: Timestamp) -> Challenge {
+/// A well-formed challenge id no other test uses (the store never opens it).
+pub fn sample_challenge_id() -> ChallengeId {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    Challenge {
-        tenant_id: TenantId::parse(tenant).unwrap(),
-        id: ChallengeId::parse(format!("{n:064x}")).unwrap(),
-        target: ChallengeTarget::Unbound,
-        nonce: None,
-        state: ChallengeState::Pending,
-        failed_attempts: 0,
-        created_at: NOW,
-        expires_at,
-    }
+    ChallengeId::parse(format!("c1.{n:016x}{}.mac", std::process::id())).unwrap()
 }
 
 fn action(tenant: &TenantId, user: &UserId, code: &str, state: ActionState) -> Action {
@@ -294,60 +284,42 @@ async fn removal_receipts(store: &dyn Store) {
 }
 
 async fn challenges(store: &dyn Store) {
-    let tenant = unique("t");
-    let challenge = sample_challenge(&tenant, NOW.plus_seconds(300));
-    store.put_challenge(&challenge).await.unwrap();
+    let tenant = tenant_id("t");
+    let challenge = sample_challenge_id();
+    let expires_at = NOW.plus_seconds(300);
     assert_eq!(
-        store
-            .get_challenge(&challenge.tenant_id, &challenge.id)
-            .await
-            .unwrap()
-            .as_ref(),
-        Some(&challenge)
+        store.get_challenge_mark(&tenant, &challenge).await.unwrap(),
+        None
     );
+    store
+        .record_failed_attempt(&tenant, &challenge, expires_at)
+        .await
+        .unwrap();
+    store
+        .record_failed_attempt(&tenant, &challenge, expires_at)
+        .await
+        .unwrap();
+    let mark = store
+        .get_challenge_mark(&tenant, &challenge)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        mark,
+        ChallengeMark {
+            consumed: false,
+            failed_attempts: 2,
+            expires_at
+        }
+    );
+    // Marks are per tenant.
     assert_eq!(
         store
-            .get_challenge(&tenant_id("other"), &challenge.id)
+            .get_challenge_mark(&tenant_id("other"), &challenge)
             .await
             .unwrap(),
         None
     );
-
-    store
-        .record_failed_attempt(&challenge.tenant_id, &challenge.id, 3)
-        .await
-        .unwrap();
-    store
-        .record_failed_attempt(&challenge.tenant_id, &challenge.id, 3)
-        .await
-        .unwrap();
-    let stored = store
-        .get_challenge(&challenge.tenant_id, &challenge.id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (stored.failed_attempts, stored.state),
-        (2, ChallengeState::Pending)
-    );
-    store
-        .record_failed_attempt(&challenge.tenant_id, &challenge.id, 3)
-        .await
-        .unwrap();
-    let stored = store
-        .get_challenge(&challenge.tenant_id, &challenge.id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (stored.failed_attempts, stored.state),
-        (3, ChallengeState::Failed)
-    );
-    // A missing challenge is not an error to count against.
-    store
-        .record_failed_attempt(&tenant_id("x"), &challenge.id, 3)
-        .await
-        .unwrap();
 }
 
 async fn actions(store: &dyn Store) {
@@ -472,7 +444,7 @@ async fn users(store: &dyn Store) {
 struct Scene {
     tenant: TenantId,
     credential: Credential,
-    challenge: Challenge,
+    challenge: ChallengeId,
     action: Action,
 }
 
@@ -481,8 +453,7 @@ async fn scene(store: &dyn Store, state: ActionState) -> Scene {
     let alice = user("alice");
     let credential = credential(&tenant, &alice, Namespace::InApp, &unique("fp"));
     store.insert_credential(&credential).await.unwrap();
-    let challenge = sample_challenge(tenant.as_str(), NOW.plus_seconds(300));
-    store.put_challenge(&challenge).await.unwrap();
+    let challenge = sample_challenge_id();
     let action = action(&tenant, &alice, "signIn", state);
     store.create_action(&action).await.unwrap();
     Scene {
@@ -496,7 +467,9 @@ async fn scene(store: &dyn Store, state: ActionState) -> Scene {
 fn commit(scene: &Scene, now: Timestamp) -> VerificationCommit {
     VerificationCommit {
         tenant_id: scene.tenant.clone(),
-        challenge_id: scene.challenge.id.clone(),
+        challenge_id: scene.challenge.clone(),
+        challenge_expires_at: NOW.plus_seconds(300),
+        max_failed_attempts: 3,
         credential: scene.credential.clone(),
         method: VerificationMethod::Device,
         action: ActionWrite::Complete(scene.action.key.clone()),
@@ -518,12 +491,13 @@ async fn verification(store: &dyn Store) {
         store.get_action(&s.tenant, &s.action.key).await.unwrap(),
         Some(done)
     );
-    let challenge = store
-        .get_challenge(&s.tenant, &s.challenge.id)
+    let mark = store
+        .get_challenge_mark(&s.tenant, &s.challenge)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(challenge.state, ChallengeState::Consumed);
+    assert!(mark.consumed);
+    assert_eq!(mark.expires_at, NOW.plus_seconds(300));
     let credential = store
         .get_credential(&s.tenant, Namespace::InApp, &s.credential.key_fingerprint)
         .await
@@ -562,11 +536,11 @@ async fn verification(store: &dyn Store) {
 /// Each failed condition gives its own error, and leaves every record as it was.
 async fn verification_failures_write_nothing(store: &dyn Store) {
     async fn assert_untouched(store: &dyn Store, s: &Scene) {
-        let challenge = store
-            .get_challenge(&s.tenant, &s.challenge.id)
+        let mark = store
+            .get_challenge_mark(&s.tenant, &s.challenge)
             .await
             .unwrap();
-        assert_eq!(challenge.map(|c| c.state), Some(ChallengeState::Pending));
+        assert!(!mark.is_some_and(|m| m.consumed));
         let action = store
             .get_action(&s.tenant, &s.action.key)
             .await
@@ -582,7 +556,7 @@ async fn verification_failures_write_nothing(store: &dyn Store) {
 
     // Expired: checked in code, whatever TTL has or has not deleted.
     let s = scene(store, ActionState::ChallengeRequired).await;
-    let late = s.challenge.expires_at;
+    let late = NOW.plus_seconds(300);
     assert_eq!(
         store
             .complete_verification(&commit(&s, late))
@@ -592,24 +566,30 @@ async fn verification_failures_write_nothing(store: &dyn Store) {
     );
     assert_untouched(store, &s).await;
 
-    // Missing challenge.
+    // Ended by failed signatures (the commit allows 3).
     let s = scene(store, ActionState::ChallengeRequired).await;
-    let mut missing = commit(&s, NOW);
-    missing.challenge_id = sample_challenge(s.tenant.as_str(), NOW).id;
+    for _ in 0..3 {
+        store
+            .record_failed_attempt(&s.tenant, &s.challenge, NOW.plus_seconds(300))
+            .await
+            .unwrap();
+    }
     assert_eq!(
-        store.complete_verification(&missing).await.unwrap_err(),
-        Error::ChallengeNotFound
+        store
+            .complete_verification(&commit(&s, NOW))
+            .await
+            .unwrap_err(),
+        Error::ChallengeAlreadyUsed
     );
     assert_untouched(store, &s).await;
 
-    // Wrong tenant: the challenge is not found there.
-    let mut foreign = commit(&s, NOW);
-    foreign.tenant_id = tenant_id("intruder");
-    assert_eq!(
-        store.complete_verification(&foreign).await.unwrap_err(),
-        Error::ChallengeNotFound
-    );
-    assert_untouched(store, &s).await;
+    // Fewer failures than the limit do not stop the right signature.
+    let s = scene(store, ActionState::ChallengeRequired).await;
+    store
+        .record_failed_attempt(&s.tenant, &s.challenge, NOW.plus_seconds(300))
+        .await
+        .unwrap();
+    store.complete_verification(&commit(&s, NOW)).await.unwrap();
 
     // A blocked action cannot be completed by a signature.
     let s = scene(store, ActionState::Block).await;
@@ -622,7 +602,7 @@ async fn verification_failures_write_nothing(store: &dyn Store) {
     );
     assert_untouched(store, &s).await;
 
-    // A missing action.
+    // A missing action, or one past its retention.
     let s = scene(store, ActionState::ChallengeRequired).await;
     let mut no_action = commit(&s, NOW);
     no_action.action = ActionWrite::Complete(
@@ -630,6 +610,17 @@ async fn verification_failures_write_nothing(store: &dyn Store) {
     );
     assert_eq!(
         store.complete_verification(&no_action).await.unwrap_err(),
+        Error::ActionNotFound
+    );
+    assert_untouched(store, &s).await;
+    let retired = s.action.expires_at;
+    let mut after_retention = commit(&s, retired);
+    after_retention.challenge_expires_at = retired.plus_seconds(300);
+    assert_eq!(
+        store
+            .complete_verification(&after_retention)
+            .await
+            .unwrap_err(),
         Error::ActionNotFound
     );
     assert_untouched(store, &s).await;
@@ -647,26 +638,21 @@ async fn verification_failures_write_nothing(store: &dyn Store) {
             .unwrap_err(),
         Error::InvalidCredential
     );
-    let challenge = store
-        .get_challenge(&s.tenant, &s.challenge.id)
+    let mark = store
+        .get_challenge_mark(&s.tenant, &s.challenge)
         .await
-        .unwrap()
         .unwrap();
-    assert_eq!(challenge.state, ChallengeState::Pending);
+    assert!(!mark.is_some_and(|m| m.consumed));
 
-    // A challenge ended by failed attempts cannot be used.
+    // The credential was replaced by another registration of the same key.
     let s = scene(store, ActionState::ChallengeRequired).await;
-    store
-        .record_failed_attempt(&s.tenant, &s.challenge.id, 1)
-        .await
-        .unwrap();
+    let mut stale = commit(&s, NOW);
+    stale.credential.id = CredentialId::parse("0000").unwrap();
     assert_eq!(
-        store
-            .complete_verification(&commit(&s, NOW))
-            .await
-            .unwrap_err(),
-        Error::ChallengeAlreadyUsed
+        store.complete_verification(&stale).await.unwrap_err(),
+        Error::InvalidCredential
     );
+    assert_untouched(store, &s).await;
 }
 
 async fn concurrent_verifies_have_one_winner(store: Arc<dyn Store>) {

@@ -14,7 +14,7 @@
 //! | `secret_index` | hex SHA-256 of a secret | tenant id |
 //! | `credentials` | tenant, namespace, key fingerprint | [`Credential`] JSON |
 //! | `user_credentials` | tenant, user, credential id | namespace, fingerprint |
-//! | `challenges` | tenant, challenge id | [`Challenge`] JSON |
+//! | `challenge_marks` | tenant, challenge fingerprint | [`ChallengeMark`] JSON |
 //! | `actions` | tenant, user, action code, idempotency key | [`Action`] JSON |
 //! | `users` | tenant, user | [`UserProfile`] JSON |
 //! | `removal_receipts` | tenant, namespace, fingerprint, window | expiry (ms) |
@@ -25,8 +25,8 @@ use super::{
 };
 use crate::clock::Timestamp;
 use crate::domain::{
-    Action, ActionKey, ActionState, Challenge, ChallengeId, ChallengeState, Credential,
-    CredentialId, KEY_SEPARATOR, Namespace, TenantId, TenantRecord, UserId, UserProfile,
+    Action, ActionKey, ActionState, ChallengeId, ChallengeMark, Credential, CredentialId,
+    KEY_SEPARATOR, Namespace, TenantId, TenantRecord, UserId, UserProfile,
 };
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -45,7 +45,7 @@ const TENANTS: Table = TableDefinition::new("tenants");
 const SECRET_INDEX: Table = TableDefinition::new("secret_index");
 const CREDENTIALS: Table = TableDefinition::new("credentials");
 const USER_CREDENTIALS: Table = TableDefinition::new("user_credentials");
-const CHALLENGES: Table = TableDefinition::new("challenges");
+const CHALLENGE_MARKS: Table = TableDefinition::new("challenge_marks");
 const ACTIONS: Table = TableDefinition::new("actions");
 const USERS: Table = TableDefinition::new("users");
 const REMOVAL_RECEIPTS: Table = TableDefinition::new("removal_receipts");
@@ -55,7 +55,7 @@ const ALL_TABLES: [Table; 8] = [
     SECRET_INDEX,
     CREDENTIALS,
     USER_CREDENTIALS,
-    CHALLENGES,
+    CHALLENGE_MARKS,
     ACTIONS,
     USERS,
     REMOVAL_RECEIPTS,
@@ -128,12 +128,12 @@ impl EmbeddedStore {
         .map_err(|_| Error::Internal)?
     }
 
-    /// Deletes challenges, actions and removal receipts that expired before `now`: what
+    /// Deletes challenge marks, actions and removal receipts that expired before `now`: what
     /// DynamoDB's TTL does in production. Reads never depend on it having run.
     pub async fn purge_expired(&self, now: Timestamp) -> Result<u64> {
         self.write(move |txn| {
             let mut purged = 0u64;
-            purged += retain_live::<Challenge>(txn, CHALLENGES, now, |c| c.expires_at)?;
+            purged += retain_live::<ChallengeMark>(txn, CHALLENGE_MARKS, now, |m| m.expires_at)?;
             purged += retain_live::<Action>(txn, ACTIONS, now, |a| a.expires_at)?;
             let mut receipts = txn.open_table(REMOVAL_RECEIPTS).map_err(unavailable)?;
             let before = receipts.len().map_err(unavailable)?;
@@ -464,53 +464,40 @@ impl CredentialStore for EmbeddedStore {
 
 // ---------------------------------------------------------------- challenges
 
+fn mark_key(tenant: &TenantId, challenge: &ChallengeId) -> String {
+    key(&[tenant.as_str(), &challenge.fingerprint()])
+}
+
 #[async_trait]
 impl ChallengeStore for EmbeddedStore {
-    async fn put_challenge(&self, challenge: &Challenge) -> Result<()> {
-        let challenge = challenge.clone();
-        self.write(move |txn| {
-            let mut table = txn.open_table(CHALLENGES).map_err(unavailable)?;
-            put(
-                &mut table,
-                &key(&[challenge.tenant_id.as_str(), challenge.id.as_str()]),
-                &challenge,
-            )
-        })
-        .await
-    }
-
-    async fn get_challenge(
-        &self,
-        tenant: &TenantId,
-        id: &ChallengeId,
-    ) -> Result<Option<Challenge>> {
-        let k = key(&[tenant.as_str(), id.as_str()]);
-        self.read(move |txn| get(&txn.open_table(CHALLENGES).map_err(unavailable)?, &k))
-            .await
-    }
-
     async fn record_failed_attempt(
         &self,
         tenant: &TenantId,
-        id: &ChallengeId,
-        max_attempts: u32,
+        challenge: &ChallengeId,
+        expires_at: Timestamp,
     ) -> Result<()> {
-        let k = key(&[tenant.as_str(), id.as_str()]);
+        let k = mark_key(tenant, challenge);
         self.write(move |txn| {
-            let mut table = txn.open_table(CHALLENGES).map_err(unavailable)?;
-            let Some(mut challenge) = get::<Challenge>(&table, &k)? else {
-                return Ok(());
-            };
-            if challenge.state != ChallengeState::Pending {
-                return Ok(());
-            }
-            challenge.failed_attempts += 1;
-            if challenge.failed_attempts >= max_attempts {
-                challenge.state = ChallengeState::Failed;
-            }
-            put(&mut table, &k, &challenge)
+            let mut table = txn.open_table(CHALLENGE_MARKS).map_err(unavailable)?;
+            let mut mark = get::<ChallengeMark>(&table, &k)?.unwrap_or(ChallengeMark {
+                consumed: false,
+                failed_attempts: 0,
+                expires_at,
+            });
+            mark.failed_attempts += 1;
+            put(&mut table, &k, &mark)
         })
         .await
+    }
+
+    async fn get_challenge_mark(
+        &self,
+        tenant: &TenantId,
+        challenge: &ChallengeId,
+    ) -> Result<Option<ChallengeMark>> {
+        let k = mark_key(tenant, challenge);
+        self.read(move |txn| get(&txn.open_table(CHALLENGE_MARKS).map_err(unavailable)?, &k))
+            .await
     }
 }
 
@@ -656,16 +643,19 @@ impl VerificationStore for EmbeddedStore {
             let tenant = &commit.tenant_id;
             let now = commit.now;
 
-            // The challenge: pending and unexpired, else the precise reason.
-            let mut challenges = txn.open_table(CHALLENGES).map_err(unavailable)?;
-            let challenge_key = key(&[tenant.as_str(), commit.challenge_id.as_str()]);
-            let mut challenge =
-                get::<Challenge>(&challenges, &challenge_key)?.ok_or(Error::ChallengeNotFound)?;
-            if challenge.state != ChallengeState::Pending {
-                return Err(Error::ChallengeAlreadyUsed);
-            }
-            if challenge.expires_at <= now {
+            // The challenge: unexpired, never consumed, not ended by failures.
+            if commit.challenge_expires_at <= now {
                 return Err(Error::ChallengeExpired);
+            }
+            let mut marks = txn.open_table(CHALLENGE_MARKS).map_err(unavailable)?;
+            let mark_key = mark_key(tenant, &commit.challenge_id);
+            let mut mark = get::<ChallengeMark>(&marks, &mark_key)?.unwrap_or(ChallengeMark {
+                consumed: false,
+                failed_attempts: 0,
+                expires_at: commit.challenge_expires_at,
+            });
+            if mark.consumed || mark.failed_attempts >= commit.max_failed_attempts {
+                return Err(Error::ChallengeAlreadyUsed);
             }
 
             // The credential: still registered, still the same one.
@@ -707,10 +697,10 @@ impl VerificationStore for EmbeddedStore {
             action.verification_method = Some(commit.method);
             action.verified_by_authenticator_id = Some(credential.id.clone());
 
-            challenge.state = ChallengeState::Consumed;
+            mark.consumed = true;
             credential.last_verified_at = Some(now);
 
-            put(&mut challenges, &challenge_key, &challenge)?;
+            put(&mut marks, &mark_key, &mark)?;
             put(&mut credentials, &credential_key, &credential)?;
             put(&mut actions, &action_key(tenant, &action.key), &action)?;
             Ok(action)
@@ -753,22 +743,28 @@ mod tests {
     #[tokio::test]
     async fn purge_removes_only_expired_records() {
         let store = EmbeddedStore::in_memory().unwrap();
-        let live = crate::store::conformance::sample_challenge("t1", Timestamp(10_000));
-        let mut dead = crate::store::conformance::sample_challenge("t1", Timestamp(10_000));
-        dead.expires_at = Timestamp(5_000);
-        store.put_challenge(&live).await.unwrap();
-        store.put_challenge(&dead).await.unwrap();
+        let tenant = TenantId::parse("t1").unwrap();
+        let live = crate::store::conformance::sample_challenge_id();
+        let dead = crate::store::conformance::sample_challenge_id();
+        store
+            .record_failed_attempt(&tenant, &live, Timestamp(10_000))
+            .await
+            .unwrap();
+        store
+            .record_failed_attempt(&tenant, &dead, Timestamp(5_000))
+            .await
+            .unwrap();
         assert_eq!(store.purge_expired(Timestamp(6_000)).await.unwrap(), 1);
         assert!(
             store
-                .get_challenge(&live.tenant_id, &live.id)
+                .get_challenge_mark(&tenant, &live)
                 .await
                 .unwrap()
                 .is_some()
         );
         assert!(
             store
-                .get_challenge(&dead.tenant_id, &dead.id)
+                .get_challenge_mark(&tenant, &dead)
                 .await
                 .unwrap()
                 .is_none()

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | [`TenantStore`] | tenants, and the index from a secret key's hash to its tenant |
 //! | [`CredentialStore`] | device credentials, by public key and by user; removal receipts |
-//! | [`ChallengeStore`] | one-time challenges |
+//! | [`ChallengeStore`] | the single-use marks of challenges (challenges themselves are sealed ids, not stored) |
 //! | [`ActionStore`] | tracked actions and their state |
 //! | [`UserStore`] | user attributes; deleting a user deletes what belongs to them |
 //! | [`VerificationStore`] | the one atomic step of a verify |
@@ -21,8 +21,8 @@ pub mod embedded;
 
 use crate::clock::Timestamp;
 use crate::domain::{
-    Action, ActionKey, ActionState, Challenge, ChallengeId, Credential, CredentialId, Namespace,
-    TenantId, TenantRecord, UserId, UserProfile, VerificationMethod,
+    Action, ActionKey, ActionState, ChallengeId, ChallengeMark, Credential, CredentialId,
+    Namespace, TenantId, TenantRecord, UserId, UserProfile, VerificationMethod,
 };
 use crate::error::Result;
 use async_trait::async_trait;
@@ -89,16 +89,20 @@ pub trait CredentialStore: Send + Sync {
 
 #[async_trait]
 pub trait ChallengeStore: Send + Sync {
-    async fn put_challenge(&self, challenge: &Challenge) -> Result<()>;
-    async fn get_challenge(&self, tenant: &TenantId, id: &ChallengeId)
-    -> Result<Option<Challenge>>;
-    /// Counts a failed signature on a pending challenge; at `max_attempts` it becomes `Failed`.
+    /// Counts a failed signature against a challenge, creating its mark (kept until
+    /// `expires_at`). The verification commit refuses a challenge with too many.
     async fn record_failed_attempt(
         &self,
         tenant: &TenantId,
-        id: &ChallengeId,
-        max_attempts: u32,
+        challenge: &ChallengeId,
+        expires_at: Timestamp,
     ) -> Result<()>;
+    /// The challenge's mark, if it was ever used or failed.
+    async fn get_challenge_mark(
+        &self,
+        tenant: &TenantId,
+        challenge: &ChallengeId,
+    ) -> Result<Option<ChallengeMark>>;
 }
 
 #[async_trait]
@@ -152,6 +156,9 @@ pub enum ActionWrite {
 pub struct VerificationCommit {
     pub tenant_id: TenantId,
     pub challenge_id: ChallengeId,
+    pub challenge_expires_at: Timestamp,
+    /// Failed signatures at or past which the challenge can no longer be used.
+    pub max_failed_attempts: u32,
     pub credential: Credential,
     pub method: VerificationMethod,
     pub action: ActionWrite,
@@ -160,12 +167,12 @@ pub struct VerificationCommit {
 
 #[async_trait]
 pub trait VerificationStore: Send + Sync {
-    /// In one transaction: the challenge goes from pending (and unexpired at `now`) to
-    /// consumed; the action becomes `CHALLENGE_SUCCEEDED` with the method and credential; the
+    /// In one transaction: the challenge (unexpired at `now`, never consumed, fewer than
+    /// `max_failed_attempts` failures) is marked consumed; the action becomes `CHALLENGE_SUCCEEDED` with the method and credential; the
     /// credential's `lastVerifiedAt` becomes `now`. Returns the action as written.
     ///
-    /// Errors, each from one failed condition: `ChallengeNotFound`, `ChallengeExpired`,
-    /// `ChallengeAlreadyUsed`, `ActionNotFound`, `ActionNotChallengeable`, `InvalidCredential`.
+    /// Errors, each from one failed condition: `ChallengeExpired`, `ChallengeAlreadyUsed`,
+    /// `ActionNotFound`, `ActionNotChallengeable`, `InvalidCredential`.
     async fn complete_verification(&self, commit: &VerificationCommit) -> Result<Action>;
 }
 

@@ -3,8 +3,8 @@
 use super::tenants::Tenant;
 use crate::App;
 use crate::domain::{
-    Action, ActionCode, ActionKey, ActionState, Challenge, ChallengeId, ChallengeState,
-    ChallengeTarget, Credential, IdempotencyKey, Namespace, TrackContext,
+    Action, ActionCode, ActionKey, ActionState, Challenge, ChallengeId, ChallengeTarget,
+    Credential, IdempotencyKey, Namespace, TrackContext,
 };
 use crate::encoding;
 use crate::error::{Error, Result};
@@ -43,15 +43,16 @@ pub struct VerifyResult {
 }
 
 impl App {
-    /// Starts a challenge: a 256-bit random id, bound to the tenant and to what it may
-    /// complete, valid for `challenge_lifetime_seconds`, usable once.
+    /// Starts a challenge: an id sealed with the tenant's key that names what it may complete
+    /// and until when, with 128 random bits in it, valid for `challenge_lifetime_seconds`,
+    /// usable once. Nothing is written: an abandoned challenge costs no storage, and the
+    /// in-app flow saves a request (docs/dynamodb.md).
     pub async fn start_challenge(
         &self,
         tenant: &Tenant,
         starter: ChallengeStarter,
         action: Option<ActionCode>,
     ) -> Result<Challenge> {
-        let now = self.now();
         let (target, nonce) = match starter {
             ChallengeStarter::Token(token) => {
                 if action
@@ -71,23 +72,17 @@ impl App {
                 None => (ChallengeTarget::Unbound, None),
             },
         };
-        let challenge = Challenge {
-            tenant_id: tenant.id.clone(),
-            id: ChallengeId::parse(hex::encode(self.random_bytes::<32>()?))?,
-            target,
-            nonce,
-            state: ChallengeState::Pending,
-            failed_attempts: 0,
-            created_at: now,
-            expires_at: now.plus_seconds(self.settings.challenge_lifetime_seconds),
-        };
-        self.store.put_challenge(&challenge).await?;
-        Ok(challenge)
+        let expires_at = self
+            .now()
+            .plus_seconds(self.settings.challenge_lifetime_seconds);
+        tenant
+            .keys
+            .seal_challenge(&target, nonce, expires_at, self.random_bytes()?)
     }
 
     /// Verifies a device signature over a challenge id and completes the action it stands
-    /// for. Consuming the challenge, marking the action `CHALLENGE_SUCCEEDED` and setting the
-    /// credential's `lastVerifiedAt` happen in one store transaction (DESIGN 4).
+    /// for. Marking the challenge used, moving the action to `CHALLENGE_SUCCEEDED` and setting
+    /// the credential's `lastVerifiedAt` happen in one store transaction (DESIGN 4).
     pub async fn verify_challenge(
         &self,
         tenant: &Tenant,
@@ -95,15 +90,8 @@ impl App {
         command: VerifyCommand,
     ) -> Result<VerifyResult> {
         let now = self.now();
-        let challenge = self
-            .store
-            .get_challenge(&tenant.id, &command.challenge_id)
-            .await?
-            .ok_or(Error::ChallengeNotFound)?;
-        // Checked here for a precise answer, and again atomically in the commit.
-        if challenge.state != ChallengeState::Pending {
-            return Err(Error::ChallengeAlreadyUsed);
-        }
+        let challenge = tenant.keys.open_challenge(&command.challenge_id)?;
+        // Checked here for a prompt answer, and again inside the commit.
         if challenge.expires_at <= now {
             return Err(Error::ChallengeExpired);
         }
@@ -125,11 +113,7 @@ impl App {
         {
             if error == Error::InvalidSignature {
                 self.store
-                    .record_failed_attempt(
-                        &tenant.id,
-                        &challenge.id,
-                        self.settings.max_failed_attempts,
-                    )
+                    .record_failed_attempt(&tenant.id, &challenge.id, challenge.expires_at)
                     .await?;
             }
             return Err(error);
@@ -139,6 +123,8 @@ impl App {
         let commit = VerificationCommit {
             tenant_id: tenant.id.clone(),
             challenge_id: challenge.id.clone(),
+            challenge_expires_at: challenge.expires_at,
+            max_failed_attempts: self.settings.max_failed_attempts,
             credential: credential.clone(),
             method: command.namespace.verification_method(),
             action,
@@ -326,7 +312,7 @@ mod tests {
         );
 
         let mut unknown = late.clone();
-        unknown.id = ChallengeId::parse("0".repeat(64)).unwrap();
+        unknown.id = ChallengeId::parse("c1.eyJ0IjoidGVuYW50LXRlc3QifQ.AAAA").unwrap();
         assert_eq!(
             kit.app
                 .verify_challenge(&kit.tenant, None, device.verify_command(&unknown))
