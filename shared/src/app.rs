@@ -4,6 +4,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::store::Store;
+use crate::usecase::tenants::TenantCache;
 use ring::rand::{SecureRandom, SystemRandom};
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ pub struct App {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Settings,
     pub(crate) rng: SystemRandom,
+    pub(crate) tenants: TenantCache,
 }
 
 impl std::fmt::Debug for App {
@@ -31,6 +33,7 @@ impl App {
             clock,
             settings,
             rng: SystemRandom::new(),
+            tenants: TenantCache::default(),
         }
     }
 

@@ -77,7 +77,7 @@ fn authorization<'a>(parts: &'a Parts, scheme: &str) -> Option<&'a str> {
 
 /// Server API auth: `Basic base64("<secret>:")` (spec 2.1). Anything else is `Unauthorized`.
 #[derive(Debug)]
-pub struct SecretKeyAuth(pub Tenant);
+pub struct SecretKeyAuth(pub Arc<Tenant>);
 
 impl FromRequestParts<SharedApp> for SecretKeyAuth {
     type Rejection = Error;
@@ -92,7 +92,7 @@ impl FromRequestParts<SharedApp> for SecretKeyAuth {
 /// Client API tenant auth: `Basic` with the tenant id in any of the three client encodings
 /// (spec 3.1). It proves nothing by itself; the device signature in the body does.
 #[derive(Debug)]
-pub struct TenantAuth(pub Tenant);
+pub struct TenantAuth(pub Arc<Tenant>);
 
 impl FromRequestParts<SharedApp> for TenantAuth {
     type Rejection = Error;
@@ -105,7 +105,11 @@ impl FromRequestParts<SharedApp> for TenantAuth {
     }
 }
 
-async fn tenant_from_basic(parts: &Parts, credentials: &str, app: &App) -> Result<Tenant, Error> {
+async fn tenant_from_basic(
+    parts: &Parts,
+    credentials: &str,
+    app: &App,
+) -> Result<Arc<Tenant>, Error> {
     let id = encoding::tenant_id_from_basic(credentials).ok_or(Error::Unauthorized)?;
     let id = crate::domain::TenantId::parse(id).map_err(|_| Error::Unauthorized)?;
     // The mobile SDKs also send the tenant in a header (spec 1.4): they must agree.
@@ -120,7 +124,7 @@ async fn tenant_from_basic(parts: &Parts, credentials: &str, app: &App) -> Resul
 /// Client API user auth: `Bearer <token from track or verify>` (spec 3.1).
 #[derive(Debug)]
 pub struct BearerAuth {
-    pub tenant: Tenant,
+    pub tenant: Arc<Tenant>,
     pub token: VerifiedToken,
 }
 
@@ -150,7 +154,7 @@ async fn bearer(token: &str, app: &App) -> Result<BearerAuth, Error> {
 #[derive(Debug)]
 pub enum ClientAuth {
     Bearer(BearerAuth),
-    Tenant(Tenant),
+    Tenant(Arc<Tenant>),
 }
 
 impl ClientAuth {

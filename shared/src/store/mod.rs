@@ -17,6 +17,7 @@
 //! Adapters: [`embedded::EmbeddedStore`] (a `redb` file, or memory for tests). The DynamoDB
 //! adapter implements the same traits and runs the same conformance suite.
 
+pub mod dynamodb;
 pub mod embedded;
 
 use crate::clock::Timestamp;

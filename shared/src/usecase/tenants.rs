@@ -5,13 +5,73 @@ use crate::domain::{TenantId, TenantRecord};
 use crate::encoding;
 use crate::error::{Error, Result};
 use crate::token::{TenantKeys, new_signing_key};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
+
+/// How long a tenant read from the store is reused. Every request needs its tenant; caching
+/// it spares a warm request a store read. A secret rotated out keeps working on other warm
+/// processes for at most this long.
+pub const TENANT_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// Tenants (with parsed keys) and secret-hash lookups, kept for [`TENANT_CACHE_TTL`].
+#[derive(Default)]
+pub struct TenantCache {
+    by_id: Mutex<HashMap<TenantId, (Arc<Tenant>, Instant)>>,
+    by_secret_hash: Mutex<HashMap<String, (TenantId, Instant)>>,
+}
+
+impl TenantCache {
+    fn tenant(&self, id: &TenantId) -> Option<Arc<Tenant>> {
+        let map = self.by_id.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(id)
+            .filter(|(_, at)| at.elapsed() < TENANT_CACHE_TTL)
+            .map(|(t, _)| t.clone())
+    }
+
+    fn secret(&self, hash: &str) -> Option<TenantId> {
+        let map = self
+            .by_secret_hash
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.get(hash)
+            .filter(|(_, at)| at.elapsed() < TENANT_CACHE_TTL)
+            .map(|(id, _)| id.clone())
+    }
+
+    fn remember_tenant(&self, tenant: Arc<Tenant>) {
+        let mut map = self.by_id.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (_, at)| at.elapsed() < TENANT_CACHE_TTL);
+        map.insert(tenant.id.clone(), (tenant, Instant::now()));
+    }
+
+    fn remember_secret(&self, hash: String, id: TenantId) {
+        let mut map = self
+            .by_secret_hash
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (_, at)| at.elapsed() < TENANT_CACHE_TTL);
+        map.insert(hash, (id, Instant::now()));
+    }
+
+    /// Forgets everything: after this process changed a tenant.
+    fn clear(&self) {
+        self.by_id.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.by_secret_hash
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
 
 /// A tenant resolved for one request, with its token keys parsed.
 #[derive(Debug)]
 pub struct Tenant {
     pub id: TenantId,
     pub keys: TenantKeys,
+    /// Hex SHA-256 of each accepted API secret.
+    secret_key_hashes: Vec<String>,
 }
 
 /// An API secret key. It is printed once when created and never logged: `Debug` hides it.
@@ -60,35 +120,44 @@ impl App {
         Ok(Tenant {
             id: record.id.clone(),
             keys: TenantKeys::new(&record.id, &record.signing_keys)?,
+            secret_key_hashes: record.secret_key_hashes.clone(),
         })
     }
 
     /// The tenant named by client auth (tenant Basic, or a token's `kid`); `Unauthorized` if
-    /// there is none.
-    pub async fn tenant_by_id(&self, id: &TenantId) -> Result<Tenant> {
+    /// there is none. Cached for [`TENANT_CACHE_TTL`].
+    pub async fn tenant_by_id(&self, id: &TenantId) -> Result<Arc<Tenant>> {
+        if let Some(tenant) = self.tenants.tenant(id) {
+            return Ok(tenant);
+        }
         let record = self
             .store
             .get_tenant(id)
             .await?
             .ok_or(Error::Unauthorized)?;
-        Self::tenant_from_record(&record)
+        let tenant = Arc::new(Self::tenant_from_record(&record)?);
+        self.tenants.remember_tenant(tenant.clone());
+        Ok(tenant)
     }
 
     /// The tenant whose API secret this is (spec 2.1); `Unauthorized` otherwise. The secret's
-    /// hash finds the tenant; the stored hashes are then compared in constant time.
-    pub async fn tenant_by_secret(&self, secret: &str) -> Result<Tenant> {
+    /// hash finds the tenant; its accepted hashes are then compared in constant time.
+    pub async fn tenant_by_secret(&self, secret: &str) -> Result<Arc<Tenant>> {
         let hash = hash_secret(secret);
-        let id = self
-            .store
-            .find_tenant_by_secret_hash(&hash)
-            .await?
-            .ok_or(Error::Unauthorized)?;
-        let record = self
-            .store
-            .get_tenant(&id)
-            .await?
-            .ok_or(Error::Unauthorized)?;
-        let matches = record
+        let id = match self.tenants.secret(&hash) {
+            Some(id) => id,
+            None => {
+                let id = self
+                    .store
+                    .find_tenant_by_secret_hash(&hash)
+                    .await?
+                    .ok_or(Error::Unauthorized)?;
+                self.tenants.remember_secret(hash.clone(), id.clone());
+                id
+            }
+        };
+        let tenant = self.tenant_by_id(&id).await?;
+        let matches = tenant
             .secret_key_hashes
             .iter()
             .fold(subtle::Choice::from(0), |found, stored| {
@@ -97,7 +166,7 @@ impl App {
         if !bool::from(matches) {
             return Err(Error::Unauthorized);
         }
-        Self::tenant_from_record(&record)
+        Ok(tenant)
     }
 
     /// Creates a tenant with a random id (unless given) and a random secret, returned once.
@@ -144,7 +213,9 @@ impl App {
                 created_at: self.now(),
             },
         };
-        self.store.put_tenant(&record).await
+        self.store.put_tenant(&record).await?;
+        self.tenants.clear();
+        Ok(())
     }
 }
 

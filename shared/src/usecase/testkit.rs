@@ -22,7 +22,7 @@ use std::sync::Arc;
 pub struct Kit {
     pub app: App,
     pub clock: Arc<ManualClock>,
-    pub tenant: Tenant,
+    pub tenant: Arc<Tenant>,
     pub secret: ApiSecret,
 }
 
