@@ -4,9 +4,11 @@
 #   bash infra/scripts/test-all.sh
 #
 # 1. formatting and lints (rustfmt, clippy with warnings as errors);
-# 2. the Rust tests: unit tests, the store conformance suite, the end-to-end HTTP tests and
-#    the CLI tests (cargo test --workspace);
-# 3. the official @authsignal/node SDK, unmodified, against the local server binary.
+# 2. the Rust tests: unit tests, the store conformance suite on both stores (DynamoDB through
+#    dynoxide, a DynamoDB-compatible server the tests embed on a free loopback port), the
+#    end-to-end HTTP tests and the CLI tests (cargo test --workspace);
+# 3. the end-to-end HTTP suite once more, with the server on the DynamoDB store;
+# 4. the official @authsignal/node SDK, unmodified, against the local server binary.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -19,8 +21,11 @@ cargo fmt --all -- --check
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test"
+step "cargo test (embedded store)"
 cargo test --workspace --locked
+
+step "end-to-end suite on the DynamoDB store"
+TRUSTED_DEVICE_TEST_STORE=dynamodb cargo test -p e2e-tests --locked
 
 step "Node SDK compatibility (@authsignal/node against the local server)"
 command -v node >/dev/null || { echo "node is required (Node.js 20+)"; exit 1; }
@@ -31,8 +36,10 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 export TD_TENANT_ID="node-compat"
 export TD_SECRET_KEY="sk_node_compat_$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 export TD_BASE_URL="http://127.0.0.1:${port}/v1"
-./target/debug/trusted-device serve --addr "127.0.0.1:${port}" --data-dir "$data_dir" \
-  --tenant-id "$TD_TENANT_ID" --secret-key "$TD_SECRET_KEY" >"$data_dir/server.log" 2>&1 &
+# The secret goes through the environment, not the command line (visible in ps).
+TRUSTED_DEVICE_TENANT_ID="$TD_TENANT_ID" TRUSTED_DEVICE_SECRET_KEY="$TD_SECRET_KEY" \
+  ./target/debug/trusted-device serve --addr "127.0.0.1:${port}" --data-dir "$data_dir" \
+  >"$data_dir/server.log" 2>&1 &
 server_pid=$!
 cleanup() { kill -TERM "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; rm -rf "$data_dir"; }
 trap cleanup EXIT

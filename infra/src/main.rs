@@ -1,9 +1,12 @@
 //! `trusted-device`: the local server and the operator CLI.
 //!
 //! ```text
-//! trusted-device serve [--addr 127.0.0.1:8787] [--data-dir ./.trusted-device]
-//!                      [--tenant-id ID --secret-key SECRET]
-//! trusted-device tenant create [--data-dir DIR] [--tenant-id ID]
+//! trusted-device serve [--addr 127.0.0.1:8787] [STORE] [--tenant-id ID --secret-key SECRET]
+//! trusted-device tenant create [STORE] [--tenant-id ID]
+//! trusted-device table create --table NAME [--endpoint-url URL]
+//!
+//! STORE: --store embedded [--data-dir ./.trusted-device]            (the default)
+//!        --store dynamodb --table NAME [--endpoint-url URL]
 //! ```
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -11,11 +14,13 @@ use shared::App;
 use shared::clock::{Clock, SystemClock};
 use shared::config::Settings;
 use shared::domain::TenantId;
+use shared::store::Store;
+use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, RequestCounter};
 use shared::store::embedded::EmbeddedStore;
 use shared::telemetry::{self, LogFormat};
 use shared::usecase::tenants::ApiSecret;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,10 +43,29 @@ enum Command {
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Manage the DynamoDB table.
+    #[command(subcommand)]
+    Table(TableCommand),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StoreKind {
+    /// A file on this machine (redb).
+    Embedded,
+    /// A DynamoDB table (AWS, or an emulator with --endpoint-url).
+    Dynamodb,
 }
 
 #[derive(clap::Args)]
 struct StoreArgs {
+    /// Where data lives.
+    #[arg(
+        long,
+        env = "TRUSTED_DEVICE_STORE",
+        value_enum,
+        default_value = "embedded"
+    )]
+    store: StoreKind,
     /// Directory of the embedded store.
     #[arg(
         long,
@@ -49,6 +73,30 @@ struct StoreArgs {
         default_value = "./.trusted-device"
     )]
     data_dir: PathBuf,
+    #[command(flatten)]
+    dynamodb: DynamoArgs,
+}
+
+#[derive(clap::Args)]
+struct DynamoArgs {
+    /// The DynamoDB table (with --store dynamodb).
+    #[arg(long, env = "TRUSTED_DEVICE_TABLE")]
+    table: Option<String>,
+    /// A DynamoDB-compatible endpoint, e.g. http://127.0.0.1:8000 for dynoxide; AWS when
+    /// omitted (credentials and region from the usual AWS chain).
+    #[arg(long, env = "TRUSTED_DEVICE_DYNAMODB_ENDPOINT")]
+    endpoint_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum TableCommand {
+    /// Create the table from the shared schema and enable TTL; does nothing if it exists.
+    Create {
+        #[arg(long, env = "TRUSTED_DEVICE_TABLE")]
+        table: String,
+        #[arg(long, env = "TRUSTED_DEVICE_DYNAMODB_ENDPOINT")]
+        endpoint_url: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -108,7 +156,14 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Tenant(TenantCommand::Create { store, tenant_id }) => {
             telemetry::init(LogFormat::Text);
-            create_tenant(&store.data_dir, tenant_id).await
+            create_tenant(&store, tenant_id).await
+        }
+        Command::Table(TableCommand::Create {
+            table,
+            endpoint_url,
+        }) => {
+            telemetry::init(LogFormat::Text);
+            create_table(&table, endpoint_url).await
         }
     };
     match result {
@@ -120,23 +175,62 @@ async fn main() -> ExitCode {
     }
 }
 
-fn open_app(data_dir: &Path) -> Result<(App, EmbeddedStore), String> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
-    let path = data_dir.join(DB_FILE);
-    let store = EmbeddedStore::open(&path).map_err(|_| {
-        format!(
-            "cannot open {} (is another trusted-device process using this --data-dir?)",
-            path.display()
-        )
-    })?;
-    let settings = Settings::from_env()?;
-    let app = App::new(Arc::new(store.clone()), Arc::new(SystemClock), settings);
-    Ok((app, store))
+/// The store the arguments name, and the embedded store itself when it is that one (for the
+/// expiry sweep).
+async fn open_store(args: &StoreArgs) -> Result<(Arc<dyn Store>, Option<EmbeddedStore>), String> {
+    match args.store {
+        StoreKind::Embedded => {
+            let dir = &args.data_dir;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+            let path = dir.join(DB_FILE);
+            let store = EmbeddedStore::open(&path).map_err(|_| {
+                format!(
+                    "cannot open {} (is another trusted-device process using this --data-dir?)",
+                    path.display()
+                )
+            })?;
+            Ok((Arc::new(store.clone()), Some(store)))
+        }
+        StoreKind::Dynamodb => {
+            let table = args
+                .dynamodb
+                .table
+                .clone()
+                .ok_or("--store dynamodb needs --table (or TRUSTED_DEVICE_TABLE)")?;
+            let config = DynamoConfig {
+                endpoint_url: args.dynamodb.endpoint_url.clone(),
+            };
+            let client = dynamodb::client(&config, RequestCounter::default()).await;
+            Ok((Arc::new(DynamoStore::new(client, table)), None))
+        }
+    }
 }
 
-async fn create_tenant(data_dir: &Path, tenant_id: Option<String>) -> Result<(), String> {
-    let (app, _) = open_app(data_dir)?;
+async fn open_app(args: &StoreArgs) -> Result<(App, Option<EmbeddedStore>), String> {
+    let (store, embedded) = open_store(args).await?;
+    let settings = Settings::from_env()?;
+    Ok((App::new(store, Arc::new(SystemClock), settings), embedded))
+}
+
+async fn create_table(table: &str, endpoint_url: Option<String>) -> Result<(), String> {
+    let client = dynamodb::client(&DynamoConfig { endpoint_url }, RequestCounter::default()).await;
+    let created = dynamodb::create_table(&client, table)
+        .await
+        .map_err(|e| format!("cannot create table {table}: {}", e.description()))?;
+    if created {
+        println!(
+            "table {table} created, TTL enabled on `{}`",
+            dynamodb::schema::TTL_ATTRIBUTE
+        );
+    } else {
+        println!("table {table} already exists; left as it is");
+    }
+    Ok(())
+}
+
+async fn create_tenant(store: &StoreArgs, tenant_id: Option<String>) -> Result<(), String> {
+    let (app, _) = open_app(store).await?;
     let id = tenant_id
         .map(TenantId::parse)
         .transpose()
@@ -156,7 +250,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         LogFormatArg::Text => LogFormat::Text,
         LogFormatArg::Json => LogFormat::Json,
     });
-    let (app, store) = open_app(&args.store.data_dir)?;
+    let (app, embedded) = open_app(&args.store).await?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
@@ -174,23 +268,24 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             let verb = if created { "created" } else { "updated" };
             println!("tenant {id} {verb}; base URL {base_url}");
         }
-        _ => bootstrap_dev_tenant(&app, &args.store.data_dir, &base_url).await?,
+        _ => bootstrap_dev_tenant(&app, &args.store, &base_url).await?,
     }
 
-    // DynamoDB's TTL deletes expired items in production; here a sweep does. Reads check
-    // expiry themselves, so this only keeps the file small.
-    let sweeper = store.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(600));
-        loop {
-            every.tick().await;
-            if let Ok(purged) = sweeper.purge_expired(SystemClock.now()).await
-                && purged > 0
-            {
-                tracing::info!(purged, "expired records removed");
+    // DynamoDB's TTL deletes expired items in production; on the embedded store a sweep does.
+    // Reads check expiry themselves, so this only keeps the file small.
+    if let Some(sweeper) = embedded {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                every.tick().await;
+                if let Ok(purged) = sweeper.purge_expired(SystemClock.now()).await
+                    && purged > 0
+                {
+                    tracing::info!(purged, "expired records removed");
+                }
             }
-        }
-    });
+        });
+    }
 
     tracing::info!(%addr, "listening");
     trusted_device::serve(listener, Arc::new(app), shutdown_signal())
@@ -200,10 +295,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The first start makes a development tenant and prints its secret once; later starts
-/// reuse it and print only its id.
-async fn bootstrap_dev_tenant(app: &App, data_dir: &Path, base_url: &str) -> Result<(), String> {
-    let id_file = data_dir.join(DEV_TENANT_FILE);
+/// On the embedded store, the first start makes a development tenant and prints its secret
+/// once; later starts reuse it and print only its id, remembered in the data directory.
+async fn bootstrap_dev_tenant(app: &App, store: &StoreArgs, base_url: &str) -> Result<(), String> {
+    if store.store == StoreKind::Dynamodb {
+        // Tenants live in the table (`trusted-device tenant create --store dynamodb`); a
+        // development tenant is only made for the embedded store.
+        println!("Serving the tenants of the DynamoDB table; base URL: {base_url}");
+        return Ok(());
+    }
+    let id_file = store.data_dir.join(DEV_TENANT_FILE);
     if let Ok(text) = std::fs::read_to_string(&id_file)
         && let Ok(id) = TenantId::parse(text.trim())
         && app.tenant_exists(&id).await.map_err(|e| e.to_string())?

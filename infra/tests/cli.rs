@@ -240,3 +240,76 @@ fn a_short_secret_is_refused_with_a_clear_message() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("at least 16 characters"));
 }
+
+#[test]
+fn table_create_tenant_create_and_serve_on_dynamodb() {
+    // A DynamoDB-compatible server on a free loopback port, for the binary to talk to.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let local = runtime.block_on(shared::store::dynamodb::local::LocalDynamo::start());
+    let endpoint = local.endpoint();
+    let dynamo = [
+        "--store",
+        "dynamodb",
+        "--table",
+        "td-cli",
+        "--endpoint-url",
+        &endpoint,
+    ];
+
+    let run = |args: &[&str]| {
+        let output = Command::new(BIN).args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let created = run(&[
+        "table",
+        "create",
+        "--table",
+        "td-cli",
+        "--endpoint-url",
+        &endpoint,
+    ]);
+    assert!(created.contains("table td-cli created"), "{created}");
+    let again = run(&[
+        "table",
+        "create",
+        "--table",
+        "td-cli",
+        "--endpoint-url",
+        &endpoint,
+    ]);
+    assert!(again.contains("already exists"), "{again}");
+
+    let mut args = vec!["tenant", "create", "--tenant-id", "dyn-acme"];
+    args.extend_from_slice(&dynamo);
+    let printed = run(&args);
+    let secret = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("secret key: "))
+        .expect("the secret is printed once")
+        .to_owned();
+
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(dir.path(), &dynamo);
+    let tracked = track(&served.base_url, &secret, "dora");
+    let key = tracked["idempotencyKey"].as_str().unwrap().to_owned();
+    served.stop();
+
+    // Another server process on the same table sees the action: the data is in DynamoDB.
+    let served = Served::start(dir.path(), &dynamo);
+    let (status, action) = get(
+        &format!("{}/users/dora/actions/signIn/{key}", served.base_url),
+        &secret,
+    );
+    assert_eq!(status, 200, "{action}");
+    served.stop();
+    assert!(
+        !dir.path().join("trusted-device.redb").exists(),
+        "nothing was written locally"
+    );
+    drop(local);
+}

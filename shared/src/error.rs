@@ -61,6 +61,8 @@ pub enum Error {
     ActionNotFound,
     #[error("the action is in state {0} and cannot be completed by a challenge")]
     ActionNotChallengeable(&'static str),
+    #[error("the token's action is in state {0}, which does not allow adding a device")]
+    ActionForbidsEnrolment(&'static str),
 
     // --- Routing ---
     #[error("no route for this path")]
@@ -84,7 +86,9 @@ impl Error {
         use Error::*;
         match self {
             Unauthorized | InvalidToken | ExpiredToken => StatusCode::UNAUTHORIZED,
-            InsufficientScope(_) | UserMismatch => StatusCode::FORBIDDEN,
+            InsufficientScope(_) | UserMismatch | ActionForbidsEnrolment(_) => {
+                StatusCode::FORBIDDEN
+            }
             InvalidRequest(_) | InvalidCredential | InvalidSignature | ChallengeExpired
             | ChallengeMismatch => StatusCode::BAD_REQUEST,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -123,6 +127,7 @@ impl Error {
             ChallengeMismatch => "challenge_mismatch",
             ActionNotFound => "action_not_found",
             ActionNotChallengeable(_) => "invalid_action_state",
+            ActionForbidsEnrolment(_) => "action_not_allowed",
             RouteNotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             StoreUnavailable => "service_unavailable",
@@ -196,6 +201,7 @@ mod tests {
             Error::ChallengeMismatch,
             Error::ActionNotFound,
             Error::ActionNotChallengeable("BLOCK"),
+            Error::ActionForbidsEnrolment("BLOCK"),
             Error::RouteNotFound,
             Error::MethodNotAllowed,
         ];

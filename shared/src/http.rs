@@ -189,8 +189,8 @@ impl FromRequestParts<SharedApp> for ClientAuth {
 
 // ---------------------------------------------------------------- input
 
-/// A JSON request body. Whatever the `Content-Type`, an empty body reads as `{}` (PHP sends
-/// none on track, spec 2.2); unknown fields are ignored and `null` reads as missing (spec
+/// A JSON request body. Whatever the `Content-Type`, an empty body or `null` reads as `{}`
+/// (PHP sends none on track, spec 2.2; Go sends `null` for nil attributes); unknown fields are ignored and `null` reads as missing (spec
 /// 1.2, by declaring optional fields as `Option`); bodies over the limit are refused.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
@@ -203,7 +203,9 @@ impl<T: DeserializeOwned> FromRequest<SharedApp> for JsonBody<T> {
         let bytes = axum::body::to_bytes(request.into_body(), limit)
             .await
             .map_err(|_| Error::PayloadTooLarge(limit))?;
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        // A body of `null` is "no attributes" too: the Go SDK marshals a nil attributes pointer.
+        let trimmed = bytes.trim_ascii();
+        let text: &[u8] = if trimmed.is_empty() || trimmed == b"null" {
             b"{}"
         } else {
             &bytes
@@ -265,11 +267,12 @@ pub fn finish(router: Router) -> Router {
     router
         .fallback(|| async { Error::RouteNotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
-        .layer(axum::middleware::from_fn(log_request))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             tracing::error!("handler panicked");
             Error::Internal.into_response()
         }))
+        // Outside the panic catcher, so a request that panicked is logged with its 500 too.
+        .layer(axum::middleware::from_fn(log_request))
 }
 
 /// Rewrites the path before routing: repeated slashes collapse to one, and the Go SDK's

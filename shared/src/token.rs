@@ -395,7 +395,8 @@ mod tests {
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(middle).unwrap()).unwrap()
     }
 
-    fn resign_payload(token: &str, payload: &serde_json::Value) -> String {
+    /// Replaces the payload and keeps the old signature: a tampered token.
+    fn swap_payload(token: &str, payload: &serde_json::Value) -> String {
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(payload).unwrap());
         parts.join(".")
@@ -460,32 +461,91 @@ mod tests {
         );
     }
 
+    /// Signs arbitrary claims with tenant-a's real key and kid: what an insider or a bug in
+    /// another issuer could produce. The checks after the signature must still refuse them.
+    fn signed_with_real_key(claims: serde_json::Value) -> String {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("tenant-a.k1".into());
+        let key = EncodingKey::from_secret(&[1u8; 32]).unwrap();
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    }
+
+    fn good_claims() -> serde_json::Value {
+        let now = NOW.unix_seconds();
+        serde_json::json!({
+            "sub": "user-1", "aud": "tenant-a", "iat": now, "exp": now + 600, "jti": "j",
+            "other": {"tenantId": "tenant-a", "userId": "user-1", "actionCode": "signIn", "idempotencyKey": "idem-1"}
+        })
+    }
+
     #[test]
-    fn wrong_audience_is_refused() {
+    fn claims_are_checked_after_the_signature() {
         let keys = keys_for("tenant-a", 1);
-        let other_aud = keys_for("tenant-b", 1);
-        // Signed with the right secret but for audience tenant-b, with tenant-a's kid.
-        let token = other_aud.issue(
-            TokenRequest {
-                action: &action(),
-                scope: None,
-                username: None,
-                jti: "j",
-            },
-            NOW,
-            600,
+        // The control: correctly signed good claims verify, so the refusals below are due to
+        // the claim each one changes.
+        assert!(
+            keys.verify(&signed_with_real_key(good_claims()), NOW)
+                .is_ok()
         );
-        let mut header: serde_json::Value = serde_json::from_slice(
-            &URL_SAFE_NO_PAD
-                .decode(token.split('.').next().unwrap())
-                .unwrap(),
-        )
-        .unwrap();
-        header["kid"] = "tenant-a.k1".into();
-        let forged_header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap());
-        let rest: Vec<&str> = token.split('.').skip(1).collect();
-        let forged = format!("{forged_header}.{}", rest.join("."));
-        assert_eq!(keys.verify(&forged, NOW), Err(Error::InvalidToken));
+
+        type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+        let mutations: Vec<(&str, Mutation)> = vec![
+            ("wrong aud", Box::new(|c| c["aud"] = "tenant-b".into())),
+            (
+                "other.userId differs from sub",
+                Box::new(|c| c["other"]["userId"] = "user-2".into()),
+            ),
+            (
+                "other.tenantId differs",
+                Box::new(|c| c["other"]["tenantId"] = "tenant-b".into()),
+            ),
+            (
+                "no iat",
+                Box::new(|c| {
+                    c.as_object_mut().unwrap().remove("iat");
+                }),
+            ),
+            (
+                "no exp",
+                Box::new(|c| {
+                    c.as_object_mut().unwrap().remove("exp");
+                }),
+            ),
+            (
+                "no sub",
+                Box::new(|c| {
+                    c.as_object_mut().unwrap().remove("sub");
+                }),
+            ),
+            (
+                "no aud",
+                Box::new(|c| {
+                    c.as_object_mut().unwrap().remove("aud");
+                }),
+            ),
+            (
+                "invalid action code",
+                Box::new(|c| c["other"]["actionCode"] = "sign in".into()),
+            ),
+        ];
+        for (what, mutate) in mutations {
+            let mut claims = good_claims();
+            mutate(&mut claims);
+            assert_eq!(
+                keys.verify(&signed_with_real_key(claims), NOW),
+                Err(Error::InvalidToken),
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_kid_of_another_tenant_is_refused() {
+        let token = issue(&keys_for("tenant-b", 1), NOW);
+        assert_eq!(
+            keys_for("tenant-a", 1).verify(&token, NOW),
+            Err(Error::InvalidToken)
+        );
     }
 
     #[test]
@@ -507,14 +567,14 @@ mod tests {
         claims["sub"] = "user-2".into();
         claims["other"]["userId"] = "user-2".into();
         assert_eq!(
-            keys.verify(&resign_payload(&token, &claims), NOW),
+            keys.verify(&swap_payload(&token, &claims), NOW),
             Err(Error::InvalidToken)
         );
 
         let mut claims = payload(&token);
         claims["exp"] = (claims["exp"].as_i64().unwrap() + 3600).into();
         assert_eq!(
-            keys.verify(&resign_payload(&token, &claims), NOW),
+            keys.verify(&swap_payload(&token, &claims), NOW),
             Err(Error::InvalidToken)
         );
     }

@@ -4,6 +4,11 @@
 //!
 //! The server's clock is a [`ManualClock`] started at the real time, so expiry is tested by
 //! moving it rather than by sleeping.
+//!
+//! The store is the embedded one, or DynamoDB through a real DynamoDB-compatible server
+//! (dynoxide, embedded here, on a free loopback port) when `TRUSTED_DEVICE_TEST_STORE=dynamodb`
+//! or when a test asks for it with [`Harness::start_on`]. The test command runs the whole suite
+//! once on each.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -14,6 +19,9 @@ use shared::App;
 use shared::clock::{Clock, ManualClock, SystemClock};
 use shared::config::Settings;
 use shared::domain::TenantId;
+use shared::store::Store;
+use shared::store::dynamodb::local::{LocalDynamo, unique_table};
+use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, RequestCounter};
 use shared::store::embedded::EmbeddedStore;
 use shared::usecase::tenants::ApiSecret;
 use std::sync::Arc;
@@ -24,12 +32,38 @@ pub struct TestTenant {
     pub secret: String,
 }
 
+/// Which store the server under test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Embedded,
+    DynamoDb,
+}
+
+impl StoreKind {
+    /// `TRUSTED_DEVICE_TEST_STORE=dynamodb` runs the suite on DynamoDB.
+    pub fn from_env() -> StoreKind {
+        match std::env::var("TRUSTED_DEVICE_TEST_STORE").as_deref() {
+            Ok("dynamodb") => StoreKind::DynamoDb,
+            _ => StoreKind::Embedded,
+        }
+    }
+}
+
+/// The DynamoDB side of a harness: the server, the adapter (to read items directly) and the
+/// request counter.
+pub struct DynamoSide {
+    pub local: LocalDynamo,
+    pub store: DynamoStore,
+    pub requests: RequestCounter,
+}
+
 pub struct Harness {
     pub server: RunningServer,
     pub http: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub a: TestTenant,
     pub b: TestTenant,
+    pub dynamo: Option<DynamoSide>,
     _data_dir: tempfile::TempDir,
 }
 
@@ -108,10 +142,42 @@ impl Harness {
     }
 
     pub async fn start_with(settings: Settings) -> Harness {
+        Self::start_full(StoreKind::from_env(), settings).await
+    }
+
+    pub async fn start_on(kind: StoreKind) -> Harness {
+        Self::start_full(kind, Settings::default()).await
+    }
+
+    async fn start_full(kind: StoreKind, settings: Settings) -> Harness {
         let data_dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(&data_dir.path().join("e2e.redb")).unwrap();
+        let (store, dynamo): (Arc<dyn Store>, _) = match kind {
+            StoreKind::Embedded => {
+                let store = EmbeddedStore::open(&data_dir.path().join("e2e.redb")).unwrap();
+                (Arc::new(store), None)
+            }
+            StoreKind::DynamoDb => {
+                let local = LocalDynamo::start().await;
+                let requests = RequestCounter::default();
+                let config = DynamoConfig {
+                    endpoint_url: Some(local.endpoint()),
+                };
+                let client = dynamodb::client(&config, requests.clone()).await;
+                let table = unique_table("e2e");
+                dynamodb::create_table(&client, &table).await.unwrap();
+                let store = DynamoStore::new(client, table);
+                (
+                    Arc::new(store.clone()),
+                    Some(DynamoSide {
+                        local,
+                        store,
+                        requests,
+                    }),
+                )
+            }
+        };
         let clock = Arc::new(ManualClock::new(SystemClock.now()));
-        let app = App::new(Arc::new(store), clock.clone(), settings);
+        let app = App::new(store, clock.clone(), settings);
         let a = TestTenant {
             id: "tenant-a".into(),
             secret: "sk_test_tenant_a_0123456789".into(),
@@ -135,6 +201,7 @@ impl Harness {
             clock,
             a,
             b,
+            dynamo,
             _data_dir: data_dir,
         }
     }

@@ -1,7 +1,7 @@
 //! The trusted-device flows end to end over HTTP, as a backend (server SDK) and a mobile app
 //! (iOS / Android SDK) drive them (spec 6.1, 6.2).
 
-use e2e_tests::{Auth, Device, Harness, jwt_payload};
+use e2e_tests::{Auth, Device, Harness, StoreKind, jwt_payload};
 use reqwest::Method;
 use serde_json::json;
 
@@ -240,8 +240,6 @@ async fn challenge_accepts_all_three_tenant_basic_encodings_and_bearer() {
 #[tokio::test]
 async fn track_is_idempotent_and_actions_can_be_read_updated_and_queried() {
     let h = Harness::start().await;
-    let device = Device::new();
-    h.register(&h.a, "alice", &device).await;
     let first = h
         .track(
             &h.a,
@@ -250,6 +248,9 @@ async fn track_is_idempotent_and_actions_can_be_read_updated_and_queried() {
             json!({"idempotencyKey": "order-42"}),
         )
         .await;
+    assert_eq!(first["state"], "ALLOW", "not enrolled yet");
+    // Enrolled now: a new track would be CHALLENGE_REQUIRED, but this one is not new.
+    h.register(&h.a, "alice", &Device::new()).await;
     let again = h
         .track(
             &h.a,
@@ -260,7 +261,8 @@ async fn track_is_idempotent_and_actions_can_be_read_updated_and_queried() {
         .await;
     assert_eq!(first["idempotencyKey"], "order-42");
     assert_eq!(again["idempotencyKey"], "order-42");
-    assert_eq!(again["state"], first["state"]);
+    assert_eq!(again["state"], "ALLOW", "the state first decided is kept");
+    assert_ne!(again["token"], first["token"], "a fresh token each time");
 
     let path = "/users/alice/actions/withdraw/order-42";
     let secret = Auth::Secret(&h.a.secret);
@@ -448,5 +450,22 @@ impl ClockNow for Harness {
     fn clock_now(&self) -> i64 {
         use shared::clock::Clock;
         self.clock.now().unix_seconds()
+    }
+}
+
+#[tokio::test]
+async fn the_suite_runs_on_the_store_it_was_asked_for() {
+    let h = Harness::start().await;
+    h.track(&h.a, "alice", "signIn", json!({})).await;
+    match StoreKind::from_env() {
+        StoreKind::DynamoDb => {
+            let requests = &h
+                .dynamo
+                .as_ref()
+                .expect("a DynamoDB-backed server")
+                .requests;
+            assert!(requests.total() > 0, "the track went through DynamoDB");
+        }
+        StoreKind::Embedded => assert!(h.dynamo.is_none()),
     }
 }

@@ -188,3 +188,28 @@ async fn unknown_fields_are_ignored_null_is_missing_and_paths_are_forgiving() {
         "a b@c"
     );
 }
+
+#[tokio::test]
+async fn a_null_body_is_no_attributes_as_the_go_sdk_sends_it() {
+    let h = Harness::start().await;
+    let reply = h
+        .send_raw(
+            Method::POST,
+            "/users/gopher/actions/signIn",
+            Auth::Secret(&h.a.secret),
+            b"null".to_vec(),
+        )
+        .await
+        .expect(200);
+    assert_eq!(reply["state"], "ALLOW");
+    let updated = h
+        .send_raw(
+            Method::PATCH,
+            "/users/gopher",
+            Auth::Secret(&h.a.secret),
+            b" null ".to_vec(),
+        )
+        .await
+        .expect(200);
+    assert_eq!(updated["userId"], "gopher");
+}

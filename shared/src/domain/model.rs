@@ -45,6 +45,18 @@ impl ActionState {
     pub fn is_challengeable(self) -> bool {
         Self::CHALLENGEABLE.contains(&self)
     }
+
+    /// Whether a token of an action in this state may add a device credential: not when the
+    /// backend blocked it, sent it to review or saw it fail.
+    pub fn allows_enrolment(self) -> bool {
+        !matches!(
+            self,
+            ActionState::Block
+                | ActionState::ReviewRequired
+                | ActionState::ReviewFailed
+                | ActionState::ChallengeFailed
+        )
+    }
 }
 
 /// A rule or default outcome (spec 7), mapped to the state a track returns (spec 2.3).
@@ -169,8 +181,24 @@ pub struct Action {
     pub verified_by_authenticator_id: Option<CredentialId>,
     pub context: TrackContext,
     pub rule_ids: Vec<String>,
+    /// Who created the action: only a backend's track can authorise enrolment (see
+    /// `usecase::credentials`).
+    #[serde(default)]
+    pub origin: ActionOrigin,
     /// When the record may be deleted (DynamoDB TTL); reads treat it as gone after this.
     pub expires_at: Timestamp,
+}
+
+/// Where an action came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ActionOrigin {
+    /// The backend tracked it with its secret key (spec 2.3).
+    #[default]
+    Track,
+    /// A device verify without a track created it (spec 3.4.4): it proves a key was used, and
+    /// nothing more.
+    DeviceVerification,
 }
 
 /// The single-use record of a challenge, written on the first failed signature or on success

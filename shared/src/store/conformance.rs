@@ -84,6 +84,7 @@ fn action(tenant: &TenantId, user: &UserId, code: &str, state: ActionState) -> A
         verified_by_authenticator_id: None,
         context: TrackContext::default(),
         rule_ids: vec![],
+        origin: crate::domain::ActionOrigin::Track,
         expires_at: NOW.plus_seconds(30 * 24 * 3600),
     }
 }
@@ -267,6 +268,19 @@ async fn removal_receipts(store: &dyn Store) {
             .is_some()
     );
 
+    // The same key in another namespace: the window's signature is spent for the key.
+    let mut other_namespace = cred.clone();
+    other_namespace.namespace = Namespace::Push;
+    other_namespace.id = CredentialId::parse("00000000000000000000000000000abc").unwrap();
+    store.insert_credential(&other_namespace).await.unwrap();
+    assert_eq!(
+        store
+            .remove_credential_once(&other_namespace, &receipt)
+            .await
+            .unwrap_err(),
+        Error::SignatureAlreadyUsed
+    );
+
     // Another window works; a credential that is gone is reported as such.
     let next = RemovalReceipt {
         window: 43,
@@ -292,11 +306,11 @@ async fn challenges(store: &dyn Store) {
         None
     );
     store
-        .record_failed_attempt(&tenant, &challenge, expires_at)
+        .record_failed_attempt(&tenant, &challenge, expires_at, 3)
         .await
         .unwrap();
     store
-        .record_failed_attempt(&tenant, &challenge, expires_at)
+        .record_failed_attempt(&tenant, &challenge, expires_at, 3)
         .await
         .unwrap();
     let mark = store
@@ -312,6 +326,19 @@ async fn challenges(store: &dyn Store) {
             expires_at
         }
     );
+    // Counting stops at the limit: an attacker cannot make every bad signature a write.
+    for _ in 0..5 {
+        store
+            .record_failed_attempt(&tenant, &challenge, expires_at, 3)
+            .await
+            .unwrap();
+    }
+    let mark = store
+        .get_challenge_mark(&tenant, &challenge)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(mark.failed_attempts, 3);
     // Marks are per tenant.
     assert_eq!(
         store
@@ -480,16 +507,19 @@ fn commit(scene: &Scene, now: Timestamp) -> VerificationCommit {
 async fn verification(store: &dyn Store) {
     let s = scene(store, ActionState::ChallengeRequired).await;
     let at = NOW.plus_seconds(10);
-    let done = store.complete_verification(&commit(&s, at)).await.unwrap();
+    let key = store.complete_verification(&commit(&s, at)).await.unwrap();
+    assert_eq!(key, s.action.key);
+    let done = store.get_action(&s.tenant, &key).await.unwrap().unwrap();
     assert_eq!(done.state, ActionState::ChallengeSucceeded);
+    assert_eq!(done.state_updated_at, at);
+    assert_eq!(
+        done.created_at, s.action.created_at,
+        "the rest of the action is kept"
+    );
     assert_eq!(done.verification_method, Some(VerificationMethod::Device));
     assert_eq!(
         done.verified_by_authenticator_id.as_ref(),
         Some(&s.credential.id)
-    );
-    assert_eq!(
-        store.get_action(&s.tenant, &s.action.key).await.unwrap(),
-        Some(done)
     );
     let mark = store
         .get_challenge_mark(&s.tenant, &s.challenge)
@@ -525,12 +555,15 @@ async fn verification(store: &dyn Store) {
     new_action.created_at = at;
     let mut create = commit(&s2, at);
     create.action = ActionWrite::Create(new_action.clone());
-    let created = store.complete_verification(&create).await.unwrap();
+    let key = store.complete_verification(&create).await.unwrap();
+    assert_eq!(key, new_action.key);
+    let created = store.get_action(&s2.tenant, &key).await.unwrap().unwrap();
     assert_eq!(created.state, ActionState::ChallengeSucceeded);
     assert_eq!(
-        store.get_action(&s2.tenant, &new_action.key).await.unwrap(),
-        Some(created)
+        created.verified_by_authenticator_id.as_ref(),
+        Some(&s2.credential.id)
     );
+    assert_eq!(created.created_at, at);
 }
 
 /// Each failed condition gives its own error, and leaves every record as it was.
@@ -570,7 +603,7 @@ async fn verification_failures_write_nothing(store: &dyn Store) {
     let s = scene(store, ActionState::ChallengeRequired).await;
     for _ in 0..3 {
         store
-            .record_failed_attempt(&s.tenant, &s.challenge, NOW.plus_seconds(300))
+            .record_failed_attempt(&s.tenant, &s.challenge, NOW.plus_seconds(300), 3)
             .await
             .unwrap();
     }
@@ -586,7 +619,7 @@ async fn verification_failures_write_nothing(store: &dyn Store) {
     // Fewer failures than the limit do not stop the right signature.
     let s = scene(store, ActionState::ChallengeRequired).await;
     store
-        .record_failed_attempt(&s.tenant, &s.challenge, NOW.plus_seconds(300))
+        .record_failed_attempt(&s.tenant, &s.challenge, NOW.plus_seconds(300), 3)
         .await
         .unwrap();
     store.complete_verification(&commit(&s, NOW)).await.unwrap();

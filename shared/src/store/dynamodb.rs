@@ -14,7 +14,7 @@
 //! | user profile | `T#{t}#U#{u}` | `PROFILE` | `data` (profile JSON) | |
 //! | credential | `T#{t}#U#{u}` | `CRED#{id}` | credential attributes (below) | |
 //! | credential by key | `T#{t}#K#{ns}#{fp}` | `KEY` | the same attributes, a second copy | |
-//! | removal receipt | `T#{t}#K#{ns}#{fp}` | `RECEIPT#{window}` | `expiresAt` | yes |
+//! | removal receipt | `T#{t}#RK#{fp}` | `RECEIPT#{window}` | `expiresAt` | yes |
 //! | action | `T#{t}#U#{u}` | `ACT#{code}#{key}` | action attributes (below) | yes |
 //! | challenge mark | `T#{t}#CH#{ch}` | `MARK` | `consumed`, `failedAttempts`, `expiresAt` | yes |
 //!
@@ -22,7 +22,7 @@
 //! `deviceName`, `devicePlatform`, `pushToken`, `createdAt`, `lastVerifiedAt`, `credExpiresAt`.
 //! Action attributes: `userId`, `actionCode`, `idempotencyKey`, `state`, `createdAt`,
 //! `stateUpdatedAt`, `verificationMethod`, `verifiedBy`, `context` (JSON), `ruleIds` (JSON),
-//! `expiresAt`. Times are epoch milliseconds (`N`) except `ttl` (seconds).
+//! `origin`, `expiresAt`. Times are epoch milliseconds (`N`) except `ttl` (seconds).
 //!
 //! ## Access patterns and their cost (requests)
 //!
@@ -51,9 +51,9 @@ use super::{
 };
 use crate::clock::Timestamp;
 use crate::domain::{
-    Action, ActionCode, ActionKey, ActionState, ChallengeId, ChallengeMark, Credential,
-    CredentialId, IdempotencyKey, Namespace, TenantId, TenantRecord, UserId, UserProfile,
-    VerificationMethod,
+    Action, ActionCode, ActionKey, ActionOrigin, ActionState, ChallengeId, ChallengeMark,
+    Credential, CredentialId, IdempotencyKey, Namespace, TenantId, TenantRecord, UserId,
+    UserProfile, VerificationMethod,
 };
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -434,6 +434,7 @@ fn action_item(a: &Action) -> Result<Item> {
     }
     item.insert("context".into(), json_attr(&a.context)?);
     item.insert("ruleIds".into(), json_attr(&a.rule_ids)?);
+    item.insert("origin".into(), enum_attr(&a.origin)?);
     item.insert("expiresAt".into(), n(a.expires_at.0));
     item.insert(schema::TTL_ATTRIBUTE.into(), n(a.expires_at.unix_seconds()));
     Ok(item)
@@ -465,6 +466,10 @@ fn action_from(tenant: &TenantId, item: &Item) -> Result<Action> {
             .map_err(|_| corrupt("verifiedBy"))?,
         context: from_json_attr(item, "context")?,
         rule_ids: from_json_attr(item, "ruleIds")?,
+        origin: match item.get("origin") {
+            Some(_) => from_enum_attr(item, "origin")?,
+            None => ActionOrigin::Track,
+        },
         expires_at: Timestamp(get_n(item, "expiresAt")?),
     })
 }
@@ -776,7 +781,9 @@ impl CredentialStore for DynamoStore {
     ) -> Result<()> {
         let tenant = &credential.tenant_id;
         let pk = key_pk(tenant, credential.namespace, &credential.key_fingerprint);
-        let mut receipt_item = item_key(pk.clone(), format!("RECEIPT#{}", receipt.window));
+        // Not per namespace: the signed window message names none (spec 3.2, 4.4).
+        let receipt_pk = format!("T#{tenant}#RK#{}", credential.key_fingerprint);
+        let mut receipt_item = item_key(receipt_pk, format!("RECEIPT#{}", receipt.window));
         receipt_item.insert("expiresAt".into(), n(receipt.expires_at.0));
         receipt_item.insert(
             schema::TTL_ATTRIBUTE.into(),
@@ -816,24 +823,32 @@ impl ChallengeStore for DynamoStore {
         tenant: &TenantId,
         challenge: &ChallengeId,
         expires_at: Timestamp,
+        max_attempts: u32,
     ) -> Result<()> {
-        self.client
+        let result = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(item_key(mark_pk(tenant, challenge), "MARK")))
             .update_expression(
                 "ADD failedAttempts :one SET #consumed = if_not_exists(#consumed, :false), expiresAt = :exp, #ttl = :ttl",
             )
+            .condition_expression("attribute_not_exists(pk) OR failedAttempts < :max")
             .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
             .expression_attribute_names("#consumed", "consumed")
             .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(i64::from(max_attempts)))
             .expression_attribute_values(":false", AttributeValue::Bool(false))
             .expression_attribute_values(":exp", n(expires_at.0))
             .expression_attribute_values(":ttl", n(expires_at.unix_seconds()))
             .send()
-            .await
-            .map_err(|e| sdk_error("UpdateItem", e))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Already at the limit: nothing more to count.
+            Err(error) if error.code() == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(error) => Err(sdk_error("UpdateItem", error)),
+        }
     }
 
     async fn get_challenge_mark(
@@ -1030,7 +1045,7 @@ impl UserStore for DynamoStore {
 
 #[async_trait]
 impl VerificationStore for DynamoStore {
-    async fn complete_verification(&self, commit: &VerificationCommit) -> Result<Action> {
+    async fn complete_verification(&self, commit: &VerificationCommit) -> Result<ActionKey> {
         let tenant = &commit.tenant_id;
         let now = commit.now;
         if commit.challenge_expires_at <= now {
@@ -1056,9 +1071,9 @@ impl VerificationStore for DynamoStore {
         )?;
 
         // 2. The action: completed if still challengeable and retained, or created.
-        let (action_write, mut action) = match &commit.action {
+        let action_write = match &commit.action {
             ActionWrite::Complete(key) => {
-                let write = self.update(
+                self.update(
                     item_key(user_pk(tenant, &key.user_id), action_sk(key)),
                     "SET #state = :succeeded, stateUpdatedAt = :now, verificationMethod = :method, verifiedBy = :by",
                     "attribute_exists(pk) AND expiresAt > :now AND #state IN (:allow, :required, :succeeded)",
@@ -1071,8 +1086,7 @@ impl VerificationStore for DynamoStore {
                         (":method".to_owned(), method.clone()),
                         (":by".to_owned(), s(credential.id.as_str())),
                     ]),
-                )?;
-                (write, None)
+                )?
             }
             ActionWrite::Create(action) => {
                 let mut created = action.clone();
@@ -1080,10 +1094,7 @@ impl VerificationStore for DynamoStore {
                 created.state_updated_at = now;
                 created.verification_method = Some(commit.method);
                 created.verified_by_authenticator_id = Some(credential.id.clone());
-                (
-                    self.put(action_item(&created)?, Some("attribute_not_exists(pk)"))?,
-                    Some(created),
-                )
+                self.put(action_item(&created)?, Some("attribute_not_exists(pk)"))?
             }
         };
 
@@ -1136,17 +1147,10 @@ impl VerificationStore for DynamoStore {
                 return Err(Error::InvalidCredential);
             }
         }
-        match (action.take(), &commit.action) {
-            (Some(created), _) => Ok(created),
-            (None, ActionWrite::Complete(key)) => {
-                // The transaction returns no items; one read gives the action as written. The
-                // use case needs only its key and state, so build it instead of reading.
-                self.get_action(tenant, key)
-                    .await?
-                    .ok_or(Error::ActionNotFound)
-            }
-            (None, ActionWrite::Create(_)) => Err(Error::Internal),
-        }
+        Ok(match &commit.action {
+            ActionWrite::Complete(key) => key.clone(),
+            ActionWrite::Create(created) => created.key.clone(),
+        })
     }
 }
 

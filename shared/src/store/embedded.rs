@@ -17,7 +17,7 @@
 //! | `challenge_marks` | tenant, challenge fingerprint | [`ChallengeMark`] JSON |
 //! | `actions` | tenant, user, action code, idempotency key | [`Action`] JSON |
 //! | `users` | tenant, user | [`UserProfile`] JSON |
-//! | `removal_receipts` | tenant, namespace, fingerprint, window | expiry (ms) |
+//! | `removal_receipts` | tenant, fingerprint, window | expiry (ms) |
 
 use super::{
     ActionStore, ActionWrite, ChallengeStore, CredentialStore, InsertOutcome, RemovalReceipt,
@@ -428,9 +428,10 @@ impl CredentialStore for EmbeddedStore {
         let (credential, receipt) = (credential.clone(), receipt.clone());
         self.write(move |txn| {
             let mut receipts = txn.open_table(REMOVAL_RECEIPTS).map_err(unavailable)?;
+            // Not per namespace: the signed window message names none, so a signature must not
+            // be replayable against the same key in another namespace (spec 3.2, 4.4).
             let receipt_key = key(&[
                 credential.tenant_id.as_str(),
-                credential.namespace.segment(),
                 &credential.key_fingerprint,
                 &receipt.window.to_string(),
             ]);
@@ -475,6 +476,7 @@ impl ChallengeStore for EmbeddedStore {
         tenant: &TenantId,
         challenge: &ChallengeId,
         expires_at: Timestamp,
+        max_attempts: u32,
     ) -> Result<()> {
         let k = mark_key(tenant, challenge);
         self.write(move |txn| {
@@ -484,6 +486,9 @@ impl ChallengeStore for EmbeddedStore {
                 failed_attempts: 0,
                 expires_at,
             });
+            if mark.failed_attempts >= max_attempts {
+                return Ok(());
+            }
             mark.failed_attempts += 1;
             put(&mut table, &k, &mark)
         })
@@ -637,7 +642,7 @@ impl UserStore for EmbeddedStore {
 
 #[async_trait]
 impl VerificationStore for EmbeddedStore {
-    async fn complete_verification(&self, commit: &VerificationCommit) -> Result<Action> {
+    async fn complete_verification(&self, commit: &VerificationCommit) -> Result<ActionKey> {
         let commit = commit.clone();
         self.write(move |txn| {
             let tenant = &commit.tenant_id;
@@ -703,7 +708,7 @@ impl VerificationStore for EmbeddedStore {
             put(&mut marks, &mark_key, &mark)?;
             put(&mut credentials, &credential_key, &credential)?;
             put(&mut actions, &action_key(tenant, &action.key), &action)?;
-            Ok(action)
+            Ok(action.key)
         })
         .await
     }
@@ -747,11 +752,11 @@ mod tests {
         let live = crate::store::conformance::sample_challenge_id();
         let dead = crate::store::conformance::sample_challenge_id();
         store
-            .record_failed_attempt(&tenant, &live, Timestamp(10_000))
+            .record_failed_attempt(&tenant, &live, Timestamp(10_000), 5)
             .await
             .unwrap();
         store
-            .record_failed_attempt(&tenant, &dead, Timestamp(5_000))
+            .record_failed_attempt(&tenant, &dead, Timestamp(5_000), 5)
             .await
             .unwrap();
         assert_eq!(store.purge_expired(Timestamp(6_000)).await.unwrap(), 1);

@@ -91,12 +91,14 @@ pub trait CredentialStore: Send + Sync {
 #[async_trait]
 pub trait ChallengeStore: Send + Sync {
     /// Counts a failed signature against a challenge, creating its mark (kept until
-    /// `expires_at`). The verification commit refuses a challenge with too many.
+    /// `expires_at`), up to `max_attempts`: past that nothing more is written. The
+    /// verification commit refuses a challenge that reached it.
     async fn record_failed_attempt(
         &self,
         tenant: &TenantId,
         challenge: &ChallengeId,
         expires_at: Timestamp,
+        max_attempts: u32,
     ) -> Result<()>;
     /// The challenge's mark, if it was ever used or failed.
     async fn get_challenge_mark(
@@ -170,11 +172,12 @@ pub struct VerificationCommit {
 pub trait VerificationStore: Send + Sync {
     /// In one transaction: the challenge (unexpired at `now`, never consumed, fewer than
     /// `max_failed_attempts` failures) is marked consumed; the action becomes `CHALLENGE_SUCCEEDED` with the method and credential; the
-    /// credential's `lastVerifiedAt` becomes `now`. Returns the action as written.
+    /// credential's `lastVerifiedAt` becomes `now`. Returns the key of the action completed
+    /// (a DynamoDB transaction returns no items, and reading them back would cost a request).
     ///
     /// Errors, each from one failed condition: `ChallengeExpired`, `ChallengeAlreadyUsed`,
     /// `ActionNotFound`, `ActionNotChallengeable`, `InvalidCredential`.
-    async fn complete_verification(&self, commit: &VerificationCommit) -> Result<Action>;
+    async fn complete_verification(&self, commit: &VerificationCommit) -> Result<ActionKey>;
 }
 
 /// Everything the use cases need from storage.

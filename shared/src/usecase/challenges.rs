@@ -3,8 +3,8 @@
 use super::tenants::Tenant;
 use crate::App;
 use crate::domain::{
-    Action, ActionCode, ActionKey, ActionState, Challenge, ChallengeId, ChallengeTarget,
-    Credential, IdempotencyKey, Namespace, TrackContext,
+    Action, ActionCode, ActionKey, ActionOrigin, ActionState, Challenge, ChallengeId,
+    ChallengeTarget, Credential, IdempotencyKey, Namespace, TrackContext,
 };
 use crate::encoding;
 use crate::error::{Error, Result};
@@ -34,12 +34,12 @@ pub struct VerifyCommand {
     pub signature: String,
 }
 
-/// A successful verify: the token for `/validate`, the credential and the action.
+/// A successful verify: the token for `/validate`, the credential and the action completed.
 #[derive(Debug, Clone)]
 pub struct VerifyResult {
     pub token: String,
     pub credential: Credential,
-    pub action: Action,
+    pub action: ActionKey,
 }
 
 impl App {
@@ -113,7 +113,12 @@ impl App {
         {
             if error == Error::InvalidSignature {
                 self.store
-                    .record_failed_attempt(&tenant.id, &challenge.id, challenge.expires_at)
+                    .record_failed_attempt(
+                        &tenant.id,
+                        &challenge.id,
+                        challenge.expires_at,
+                        self.settings.max_failed_attempts,
+                    )
                     .await?;
             }
             return Err(error);
@@ -133,7 +138,7 @@ impl App {
         let action = self.store.complete_verification(&commit).await?;
         let token = tenant.keys.issue(
             TokenRequest {
-                action: &action.key,
+                action: &action,
                 scope: None,
                 username: None,
                 jti: &hex::encode(self.random_bytes::<16>()?),
@@ -206,6 +211,7 @@ impl App {
             verified_by_authenticator_id: None,
             context: TrackContext::default(),
             rule_ids: Vec::new(),
+            origin: ActionOrigin::DeviceVerification,
             expires_at: now.plus_seconds(self.settings.action_retention_days * 24 * 3600),
         }))
     }
@@ -222,8 +228,13 @@ mod tests {
         let device = kit.enroll("alice").await;
         let token = kit.track_token("alice", "signIn", None).await;
         let result = kit.verify_with(&device, &token).await.unwrap();
-        assert_eq!(result.action.key, token.action);
-        assert_eq!(result.action.state, ActionState::ChallengeSucceeded);
+        assert_eq!(result.action, token.action);
+        let action = kit
+            .app
+            .get_action(&kit.tenant, &result.action)
+            .await
+            .unwrap();
+        assert_eq!(action.state, ActionState::ChallengeSucceeded);
         let credential = kit
             .app
             .get_credential(&kit.tenant, Namespace::InApp, &device.public_key)
@@ -254,9 +265,14 @@ mod tests {
             .verify_challenge(&kit.tenant, None, device.verify_command(&challenge))
             .await
             .unwrap();
-        assert_eq!(result.action.key.action_code, code);
-        assert_eq!(result.action.key.user_id, kit.user("alice"));
-        assert_eq!(result.action.state, ActionState::ChallengeSucceeded);
+        assert_eq!(result.action.action_code, code);
+        assert_eq!(result.action.user_id, kit.user("alice"));
+        let action = kit
+            .app
+            .get_action(&kit.tenant, &result.action)
+            .await
+            .unwrap();
+        assert_eq!(action.state, ActionState::ChallengeSucceeded);
 
         let bare = kit
             .app
@@ -269,7 +285,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            result.action.key.action_code.as_str(),
+            result.action.action_code.as_str(),
             DEFAULT_VERIFY_ACTION_CODE
         );
     }

@@ -2,7 +2,7 @@
 
 use super::tenants::Tenant;
 use crate::App;
-use crate::domain::{ActionState, Credential, CredentialId, Namespace};
+use crate::domain::{ActionOrigin, ActionState, Credential, CredentialId, Namespace};
 use crate::error::{Error, Result};
 use crate::signature::{PublicKey, removal_window_messages};
 use crate::store::{InsertOutcome, RemovalReceipt};
@@ -24,12 +24,15 @@ pub struct AddCredential {
 impl App {
     /// Registers a device key for the token's user.
     ///
+    /// - The token's action must still exist and not be blocked, under review or failed: a
+    ///   backend that blocked an action, or deleted the user, has withdrawn its token.
     /// - The same key again for the same user returns the stored credential (the SDKs re-use
     ///   an existing key, spec 3.4.1); a key registered to another user is refused.
-    /// - A user's first credential needs only a valid token. A later one needs the
-    ///   `add:authenticators` scope, or a token whose action was completed by a challenge
-    ///   (Authsignal's "challenge, then enroll" binding): otherwise anyone holding a plain
-    ///   sign-in token could add their own device.
+    /// - A user's first credential needs only that token. A later one needs the
+    ///   `add:authenticators` scope, or a token whose *tracked* action was completed by a
+    ///   challenge (Authsignal's "challenge, then enroll" binding). An action created by a
+    ///   device verify without a track does not count: otherwise one device key could enrol
+    ///   any number of others with no backend involved.
     pub async fn add_credential(
         &self,
         tenant: &Tenant,
@@ -37,6 +40,10 @@ impl App {
         command: AddCredential,
     ) -> Result<Credential> {
         let user = &token.action.user_id;
+        let action = self.get_action(tenant, &token.action).await?;
+        if !action.state.allows_enrolment() {
+            return Err(Error::ActionForbidsEnrolment(action.state.as_str()));
+        }
         let fingerprint = command.public_key.fingerprint();
         if let Some(existing) = self
             .store
@@ -47,11 +54,13 @@ impl App {
         }
 
         let credentials = self.store.list_user_credentials(&tenant.id, user).await?;
-        if !credentials.is_empty() && !token.has_scope(ADD_AUTHENTICATORS_SCOPE) {
-            let action = self.store.get_action(&tenant.id, &token.action).await?;
-            if action.map(|a| a.state) != Some(ActionState::ChallengeSucceeded) {
-                return Err(Error::InsufficientScope(ADD_AUTHENTICATORS_SCOPE));
-            }
+        let challenged_after_track =
+            action.state == ActionState::ChallengeSucceeded && action.origin == ActionOrigin::Track;
+        if !credentials.is_empty()
+            && !token.has_scope(ADD_AUTHENTICATORS_SCOPE)
+            && !challenged_after_track
+        {
+            return Err(Error::InsufficientScope(ADD_AUTHENTICATORS_SCOPE));
         }
 
         let credential = Credential {
@@ -196,6 +205,69 @@ mod tests {
                 .unwrap()
                 .len(),
             3
+        );
+    }
+
+    #[tokio::test]
+    async fn a_device_verify_without_a_track_cannot_authorise_another_device() {
+        use crate::usecase::challenges::ChallengeStarter;
+        let kit = Kit::new().await;
+        let first = kit.enroll("alice").await;
+        // The anonymous verify creates an action, already succeeded, for the key's owner...
+        let challenge = kit
+            .app
+            .start_challenge(&kit.tenant, ChallengeStarter::Tenant, None)
+            .await
+            .unwrap();
+        let verified = kit
+            .app
+            .verify_challenge(&kit.tenant, None, first.verify_command(&challenge))
+            .await
+            .unwrap();
+        let token = kit
+            .tenant
+            .keys
+            .verify(&verified.token, kit.app.now())
+            .unwrap();
+        // ...whose token must not add a second device.
+        let second = Device::new(Namespace::InApp);
+        assert_eq!(
+            kit.app
+                .add_credential(&kit.tenant, &token, second.add_command())
+                .await
+                .unwrap_err(),
+            Error::InsufficientScope(ADD_AUTHENTICATORS_SCOPE)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_blocked_or_deleted_action_withdraws_its_token() {
+        let kit = Kit::new().await;
+        let token = kit.track_token("alice", "addAuthenticator", None).await;
+        kit.app
+            .update_action_state(&kit.tenant, &token.action, ActionState::Block)
+            .await
+            .unwrap();
+        let device = Device::new(Namespace::InApp);
+        assert_eq!(
+            kit.app
+                .add_credential(&kit.tenant, &token, device.add_command())
+                .await
+                .unwrap_err(),
+            Error::ActionForbidsEnrolment("BLOCK")
+        );
+
+        let token = kit.track_token("bob", "addAuthenticator", None).await;
+        kit.app
+            .delete_user(&kit.tenant, &kit.user("bob"))
+            .await
+            .unwrap();
+        assert_eq!(
+            kit.app
+                .add_credential(&kit.tenant, &token, device.add_command())
+                .await
+                .unwrap_err(),
+            Error::ActionNotFound
         );
     }
 

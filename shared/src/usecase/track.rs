@@ -4,7 +4,7 @@ use super::tenants::Tenant;
 use crate::App;
 use crate::clock::Timestamp;
 use crate::domain::{
-    Action, ActionCode, ActionKey, ActionState, IdempotencyKey, TrackContext, UserId,
+    Action, ActionCode, ActionKey, ActionOrigin, ActionState, IdempotencyKey, TrackContext, UserId,
     VerificationMethod, policy,
 };
 use crate::error::{Error, Result};
@@ -69,6 +69,7 @@ impl App {
             verified_by_authenticator_id: None,
             context: command.context,
             rule_ids: decision.rule_ids,
+            origin: ActionOrigin::Track,
             expires_at: now.plus_seconds(self.settings.action_retention_days * 24 * 3600),
         };
         let action = self.store.create_action(&candidate).await?;

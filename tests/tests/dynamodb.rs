@@ -1,0 +1,124 @@
+//! The server on the DynamoDB store, through a real DynamoDB-compatible server: what a flow
+//! costs in requests, and what an outage does.
+
+use e2e_tests::{Auth, Device, Harness, StoreKind, jwt_payload};
+use serde_json::json;
+use shared::domain::{
+    ActionCode, ActionKey, ActionState, IdempotencyKey, Namespace, TenantId, UserId,
+};
+use shared::signature::PublicKey;
+use shared::store::{ActionStore, CredentialStore};
+use std::collections::BTreeMap;
+
+fn total(counts: &BTreeMap<String, u64>) -> u64 {
+    counts.values().sum()
+}
+
+/// The request counts written down in docs/dynamodb.md. A change that adds a request to a flow
+/// fails here, and the docs must say why.
+#[tokio::test]
+async fn dynamodb_requests_per_flow() {
+    let h = Harness::start_on(StoreKind::DynamoDb).await;
+    let requests = &h.dynamo.as_ref().unwrap().requests;
+    // Warm the tenant cache, as any running server is after its first request.
+    h.track(&h.a, "warm-up", "signIn", json!({})).await;
+    requests.take();
+
+    let device = Device::new();
+    h.register(&h.a, "alice", &device).await;
+    let registration = requests.take();
+    eprintln!("registration: {registration:?}");
+
+    let tracked = h.track(&h.a, "alice", "signIn", json!({})).await;
+    let track = requests.take();
+    let challenge_id = h.challenge(&h.a, json!({})).await;
+    let challenge = requests.take();
+    let verified = h
+        .verify(
+            Auth::Bearer(tracked["token"].as_str().unwrap()),
+            &device,
+            &challenge_id,
+        )
+        .await
+        .expect(200);
+    let verify = requests.take();
+    let validated = h.validate(&h.a, json!({"token": verified["token"]})).await;
+    assert_eq!(validated["isValid"], true);
+    let validate = requests.take();
+    eprintln!(
+        "track: {track:?}\nchallenge: {challenge:?}\nverify: {verify:?}\nvalidate: {validate:?}"
+    );
+
+    assert_eq!(total(&track), 2, "Query credentials + PutItem action");
+    assert_eq!(total(&challenge), 0, "challenges are sealed, not stored");
+    assert_eq!(total(&verify), 2, "GetItem credential + TransactWriteItems");
+    assert_eq!(total(&validate), 1, "GetItem action");
+    let full_flow = total(&track) + total(&challenge) + total(&verify) + total(&validate);
+    assert!(
+        full_flow <= 5,
+        "a full in-app flow costs {full_flow} requests"
+    );
+    assert_eq!(
+        total(&registration),
+        6,
+        "track (Query + PutItem), add (GetItem key, GetItem action, Query credentials, TransactWriteItems)"
+    );
+}
+
+#[tokio::test]
+async fn an_outage_gives_503s_and_leaves_nothing_half_written() {
+    let mut h = Harness::start_on(StoreKind::DynamoDb).await;
+    let device = Device::new();
+    h.register(&h.a, "alice", &device).await;
+    let tracked = h.track(&h.a, "alice", "signIn", json!({})).await;
+    let token = tracked["token"].as_str().unwrap().to_owned();
+    let challenge_id = h.challenge(&h.a, json!({})).await;
+
+    h.dynamo.as_mut().unwrap().local.stop().await;
+    h.verify(Auth::Bearer(&token), &device, &challenge_id)
+        .await
+        .expect_error(503, "service_unavailable");
+    h.post(
+        "/validate",
+        Auth::Secret(&h.a.secret),
+        json!({"token": token}),
+    )
+    .await
+    .expect_error(503, "service_unavailable");
+    h.post(
+        "/users/alice/actions/signIn",
+        Auth::Secret(&h.a.secret),
+        json!({}),
+    )
+    .await
+    .expect_error(503, "service_unavailable");
+    h.dynamo.as_mut().unwrap().local.restart().await;
+
+    // Nothing of the failed verify was written: read the items themselves.
+    let store = &h.dynamo.as_ref().unwrap().store;
+    let tenant = TenantId::parse(h.a.id.clone()).unwrap();
+    let claims = jwt_payload(&token);
+    let key = ActionKey {
+        user_id: UserId::parse("alice").unwrap(),
+        action_code: ActionCode::parse("signIn").unwrap(),
+        idempotency_key: IdempotencyKey::parse(claims["other"]["idempotencyKey"].as_str().unwrap())
+            .unwrap(),
+    };
+    let action = store.get_action(&tenant, &key).await.unwrap().unwrap();
+    assert_eq!(action.state, ActionState::ChallengeRequired);
+    let public_key = PublicKey::from_base64(&device.public_key).unwrap();
+    let credential = store
+        .get_credential(&tenant, Namespace::InApp, &public_key.fingerprint())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(credential.last_verified_at, None);
+
+    // The same challenge still works once DynamoDB is back: it was never marked used.
+    let verified = h
+        .verify(Auth::Bearer(&token), &device, &challenge_id)
+        .await
+        .expect(200);
+    let validated = h.validate(&h.a, json!({"token": verified["token"]})).await;
+    assert_eq!(validated["isValid"], true);
+}
