@@ -14,8 +14,9 @@
 //! (`ChallengeAlreadyUsed`, `ChallengeExpired`, ...), never as a generic failure. Expiry is
 //! checked by the code that reads, not left to TTL deletion, which is late (DESIGN 4).
 //!
-//! Adapters: [`embedded::EmbeddedStore`] (a `redb` file, or memory for tests). The DynamoDB
-//! adapter implements the same traits and runs the same conformance suite.
+//! Adapters: [`embedded::EmbeddedStore`] (a `redb` file, or memory for tests) and
+//! [`dynamodb::DynamoStore`] (production). Both run the same conformance suite
+//! (`conformance.rs`), the DynamoDB one against a real DynamoDB-compatible server.
 
 pub mod dynamodb;
 pub mod embedded;
