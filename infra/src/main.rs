@@ -15,7 +15,7 @@ use shared::clock::{Clock, SystemClock};
 use shared::config::Settings;
 use shared::domain::TenantId;
 use shared::store::Store;
-use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, RequestCounter};
+use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
 use shared::store::embedded::EmbeddedStore;
 use shared::telemetry::{self, LogFormat};
 use shared::usecase::tenants::ApiSecret;
@@ -201,8 +201,9 @@ async fn open_store(args: &StoreArgs) -> Result<(Arc<dyn Store>, Option<Embedded
             let config = DynamoConfig {
                 endpoint_url: args.dynamodb.endpoint_url.clone(),
             };
-            let client = dynamodb::client(&config, RequestCounter::default()).await;
-            Ok((Arc::new(DynamoStore::new(client, table)), None))
+            let meter = UsageMeter::default();
+            let client = dynamodb::client(&config, meter.clone()).await;
+            Ok((Arc::new(DynamoStore::new(client, table, meter)), None))
         }
     }
 }
@@ -214,7 +215,7 @@ async fn open_app(args: &StoreArgs) -> Result<(App, Option<EmbeddedStore>), Stri
 }
 
 async fn create_table(table: &str, endpoint_url: Option<String>) -> Result<(), String> {
-    let client = dynamodb::client(&DynamoConfig { endpoint_url }, RequestCounter::default()).await;
+    let client = dynamodb::client(&DynamoConfig { endpoint_url }, UsageMeter::default()).await;
     let created = dynamodb::create_table(&client, table)
         .await
         .map_err(|e| format!("cannot create table {table}: {}", e.description()))?;

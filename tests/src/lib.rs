@@ -21,7 +21,7 @@ use shared::config::Settings;
 use shared::domain::TenantId;
 use shared::store::Store;
 use shared::store::dynamodb::local::{LocalDynamo, unique_table};
-use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, RequestCounter};
+use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
 use shared::store::embedded::EmbeddedStore;
 use shared::usecase::tenants::ApiSecret;
 use std::sync::Arc;
@@ -50,11 +50,11 @@ impl StoreKind {
 }
 
 /// The DynamoDB side of a harness: the server, the adapter (to read items directly) and the
-/// request counter.
+/// usage meter (requests and consumed capacity).
 pub struct DynamoSide {
     pub local: LocalDynamo,
     pub store: DynamoStore,
-    pub requests: RequestCounter,
+    pub requests: UsageMeter,
 }
 
 pub struct Harness {
@@ -158,14 +158,14 @@ impl Harness {
             }
             StoreKind::DynamoDb => {
                 let local = LocalDynamo::start().await;
-                let requests = RequestCounter::default();
+                let requests = UsageMeter::default();
                 let config = DynamoConfig {
                     endpoint_url: Some(local.endpoint()),
                 };
                 let client = dynamodb::client(&config, requests.clone()).await;
                 let table = unique_table("e2e");
                 dynamodb::create_table(&client, &table).await.unwrap();
-                let store = DynamoStore::new(client, table);
+                let store = DynamoStore::new(client, table, requests.clone());
                 (
                     Arc::new(store.clone()),
                     Some(DynamoSide {

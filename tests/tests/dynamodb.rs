@@ -7,11 +7,11 @@ use shared::domain::{
     ActionCode, ActionKey, ActionState, IdempotencyKey, Namespace, TenantId, UserId,
 };
 use shared::signature::PublicKey;
+use shared::store::dynamodb::Usage;
 use shared::store::{ActionStore, CredentialStore};
-use std::collections::BTreeMap;
 
-fn total(counts: &BTreeMap<String, u64>) -> u64 {
-    counts.values().sum()
+fn total(usage: &Usage) -> u64 {
+    usage.total_requests()
 }
 
 /// The request counts written down in docs/dynamodb.md. A change that adds a request to a flow

@@ -60,9 +60,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, Delete, KeySchemaElement,
-    KeyType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
-    TimeToLiveSpecification, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConsumedCapacity, Delete,
+    KeySchemaElement, KeyType, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -158,29 +158,65 @@ pub async fn create_table(client: &Client, table: &str) -> Result<bool> {
 
 // ---------------------------------------------------------------- client and metrics
 
-/// Counts the DynamoDB requests sent (every attempt, retries included), by operation. The
-/// count is the running cost of the service, so tests assert it and benchmarks report it.
-#[derive(Debug, Default, Clone)]
-pub struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>);
+/// What DynamoDB was asked to do: requests per operation (every HTTP request, retries
+/// included) and the capacity units DynamoDB reported. This is the running cost of the
+/// service, so tests assert it and benchmarks report it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Usage {
+    pub requests: BTreeMap<String, u64>,
+    pub read_units: f64,
+    pub write_units: f64,
+}
 
-impl RequestCounter {
-    /// Requests per operation since the last `take`, and resets the count.
-    pub fn take(&self) -> BTreeMap<String, u64> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    pub fn total(&self) -> u64 {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .sum()
+impl Usage {
+    pub fn total_requests(&self) -> u64 {
+        self.requests.values().sum()
     }
 }
 
-impl aws_smithy_runtime_api::client::interceptors::Intercept for RequestCounter {
+/// Meters [`Usage`]: an interceptor on the client counts requests; the store adds the
+/// consumed capacity each response reports (`ReturnConsumedCapacity = TOTAL`).
+#[derive(Debug, Default, Clone)]
+pub struct UsageMeter(Arc<Mutex<Usage>>);
+
+impl UsageMeter {
+    fn usage(&self) -> std::sync::MutexGuard<'_, Usage> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The usage since the last `take`, and resets it.
+    pub fn take(&self) -> Usage {
+        std::mem::take(&mut *self.usage())
+    }
+
+    pub fn total_requests(&self) -> u64 {
+        self.usage().total_requests()
+    }
+
+    fn record_read(&self, capacity: Option<&ConsumedCapacity>) {
+        if let Some(c) = capacity {
+            self.usage().read_units += c
+                .read_capacity_units()
+                .or(c.capacity_units())
+                .unwrap_or(0.0);
+        }
+    }
+
+    fn record_write(&self, capacity: &[ConsumedCapacity]) {
+        let mut usage = self.usage();
+        for c in capacity {
+            usage.write_units += c
+                .write_capacity_units()
+                .or(c.capacity_units())
+                .unwrap_or(0.0);
+            usage.read_units += c.read_capacity_units().unwrap_or(0.0);
+        }
+    }
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for UsageMeter {
     fn name(&self) -> &'static str {
-        "RequestCounter"
+        "UsageMeter"
     }
 
     fn read_before_transmit(
@@ -193,12 +229,7 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for RequestCounter 
             .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
             .map_or("unknown", |m| m.name())
             .to_owned();
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(operation)
-            .or_default() += 1;
+        *self.usage().requests.entry(operation).or_default() += 1;
         Ok(())
     }
 }
@@ -213,7 +244,7 @@ pub struct DynamoConfig {
 /// Builds the client once per process: credentials and region from the usual AWS chain, or
 /// dummy ones for an emulator endpoint; bounded retries and timeouts, so a DynamoDB outage
 /// turns into a prompt 503 rather than a hung request.
-pub async fn client(config: &DynamoConfig, counter: RequestCounter) -> Client {
+pub async fn client(config: &DynamoConfig, meter: UsageMeter) -> Client {
     use aws_config::retry::RetryConfig;
     use aws_config::timeout::TimeoutConfig;
     use std::time::Duration;
@@ -237,7 +268,7 @@ pub async fn client(config: &DynamoConfig, counter: RequestCounter) -> Client {
     }
     let shared = loader.load().await;
     let dynamo = aws_sdk_dynamodb::config::Builder::from(&shared)
-        .interceptor(counter)
+        .interceptor(meter)
         .build();
     Client::from_conf(dynamo)
 }
@@ -481,13 +512,16 @@ fn action_from(tenant: &TenantId, item: &Item) -> Result<Action> {
 pub struct DynamoStore {
     client: Client,
     table: String,
+    meter: UsageMeter,
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    /// `meter` should be the one given to [`client`], so requests and capacity add up.
+    pub fn new(client: Client, table: impl Into<String>, meter: UsageMeter) -> Self {
         DynamoStore {
             client,
             table: table.into(),
+            meter,
         }
     }
 
@@ -498,9 +532,11 @@ impl DynamoStore {
             .table_name(&self.table)
             .set_key(Some(item_key(pk, sk)))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(|e| sdk_error("GetItem", e))?;
+        self.meter.record_read(output.consumed_capacity());
         Ok(output.item)
     }
 
@@ -518,9 +554,11 @@ impl DynamoStore {
                 .expression_attribute_values(":prefix", s(prefix))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await
                 .map_err(|e| sdk_error("Query", e))?;
+            self.meter.record_read(output.consumed_capacity());
             items.extend(output.items.unwrap_or_default());
             match output.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
@@ -539,10 +577,14 @@ impl DynamoStore {
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
         {
-            Ok(_) => Ok(Ok(())),
+            Ok(output) => {
+                self.meter.record_write(output.consumed_capacity());
+                Ok(Ok(()))
+            }
             Err(error) => {
                 if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(cancelled)) =
                     error.as_service_error()
@@ -615,6 +657,11 @@ impl DynamoStore {
             .map_err(internal)?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
+}
+
+/// The capacity of a single-item response, as a slice.
+fn one(capacity: Option<&ConsumedCapacity>) -> &[ConsumedCapacity] {
+    capacity.map(std::slice::from_ref).unwrap_or_default()
 }
 
 fn failed(reason: &CancellationReason) -> bool {
@@ -841,10 +888,14 @@ impl ChallengeStore for DynamoStore {
             .expression_attribute_values(":false", AttributeValue::Bool(false))
             .expression_attribute_values(":exp", n(expires_at.0))
             .expression_attribute_values(":ttl", n(expires_at.unix_seconds()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(output) => {
+                self.meter.record_write(one(output.consumed_capacity()));
+                Ok(())
+            }
             // Already at the limit: nothing more to count.
             Err(error) if error.code() == Some("ConditionalCheckFailedException") => Ok(()),
             Err(error) => Err(sdk_error("UpdateItem", error)),
@@ -880,10 +931,14 @@ impl ActionStore for DynamoStore {
             .set_item(Some(action_item(action)?))
             .condition_expression("attribute_not_exists(pk)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(action.clone()),
+            Ok(output) => {
+                self.meter.record_write(one(output.consumed_capacity()));
+                Ok(action.clone())
+            }
             Err(error) => {
                 if let Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(existing)) =
                     error.as_service_error()
@@ -927,14 +982,18 @@ impl ActionStore for DynamoStore {
             .expression_attribute_values(":state", s(state.as_str()))
             .expression_attribute_values(":now", n(now.0))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match result {
-            Ok(output) => output
-                .attributes
-                .as_ref()
-                .map(|item| action_from(tenant, item))
-                .transpose(),
+            Ok(output) => {
+                self.meter.record_write(one(output.consumed_capacity()));
+                output
+                    .attributes
+                    .as_ref()
+                    .map(|item| action_from(tenant, item))
+                    .transpose()
+            }
             Err(error) if error.code() == Some("ConditionalCheckFailedException") => Ok(None),
             Err(error) => Err(sdk_error("UpdateItem", error)),
         }
@@ -978,13 +1037,16 @@ impl UserStore for DynamoStore {
     ) -> Result<()> {
         let mut item = item_key(user_pk(tenant, user), "PROFILE");
         item.insert("data".into(), json_attr(profile)?);
-        self.client
+        let output = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(|e| sdk_error("PutItem", e))?;
+        self.meter.record_write(one(output.consumed_capacity()));
         Ok(())
     }
 
@@ -1022,9 +1084,11 @@ impl UserStore for DynamoStore {
                     .client
                     .batch_write_item()
                     .request_items(&self.table, requests)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
                     .await
                     .map_err(|e| sdk_error("BatchWriteItem", e))?;
+                self.meter.record_write(output.consumed_capacity());
                 requests = output
                     .unprocessed_items
                     .and_then(|mut u| u.remove(&self.table))
@@ -1243,8 +1307,8 @@ mod tests {
     use super::local::{LocalDynamo, unique_table};
     use super::*;
 
-    async fn store(local: &LocalDynamo) -> (DynamoStore, RequestCounter) {
-        let counter = RequestCounter::default();
+    async fn store(local: &LocalDynamo) -> (DynamoStore, UsageMeter) {
+        let counter = UsageMeter::default();
         let client = client(
             &DynamoConfig {
                 endpoint_url: Some(local.endpoint()),
@@ -1255,7 +1319,7 @@ mod tests {
         let table = unique_table("conformance");
         assert!(create_table(&client, &table).await.unwrap());
         counter.take();
-        (DynamoStore::new(client, table), counter)
+        (DynamoStore::new(client, table, counter.clone()), counter)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1272,7 +1336,7 @@ mod tests {
             &DynamoConfig {
                 endpoint_url: Some(local.endpoint()),
             },
-            RequestCounter::default(),
+            UsageMeter::default(),
         )
         .await;
         let table = unique_table("schema");
