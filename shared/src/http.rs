@@ -277,7 +277,7 @@ pub fn finish(router: Router) -> Router {
 
 /// Rewrites the path before routing: repeated slashes collapse to one, and the Go SDK's
 /// doubled `/v1/v1/` prefix becomes `/v1/` (spec 8.1, 2.2).
-pub fn normalize_path(mut request: Request) -> Request {
+pub fn normalize_path<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
     let path = request.uri().path();
     let mut normalized = String::with_capacity(path.len());
     for segment in path.split('/').filter(|s| !s.is_empty()) {
@@ -306,11 +306,17 @@ pub fn normalize_path(mut request: Request) -> Request {
     request
 }
 
+/// The id of the request in the platform that delivered it (the Lambda request id), for the
+/// log line.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
 /// The request log line: method, route template (never the raw path or query, which can
-/// hold user ids and public keys), status, error code, latency.
+/// hold user ids and public keys), status, error code, latency, and the request id if known.
 async fn log_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
+    let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -318,6 +324,7 @@ async fn log_request(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let error = response.extensions().get::<LoggedErrorCode>().map(|c| c.0);
     tracing::info!(
+        request_id,
         method = %method,
         route = %route,
         status = response.status().as_u16(),

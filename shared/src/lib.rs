@@ -13,6 +13,7 @@
 //! | [`store`] | the storage traits and the embedded adapter |
 //! | [`clock`] | injected time |
 //! | [`config`], [`telemetry`] | settings read once; one JSON or text log line per request |
+//! | `lambda` (feature `lambda`) | the Lambda entry point the four functions share |
 //! | [`error`] | every failure a caller can see, mapped to HTTP in one place |
 //!
 //! The wire contract is `../shared/spec/wire-protocol.md` ("spec" in comments); the
@@ -25,6 +26,8 @@ pub mod domain;
 pub mod encoding;
 pub mod error;
 pub mod http;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod signature;
 pub mod store;
 pub mod telemetry;

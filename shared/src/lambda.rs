@@ -1,0 +1,51 @@
+//! The Lambda entry point the four functions share: their `main` builds the app once per
+//! execution environment and hands its router to [`serve`].
+//!
+//! Requests arrive as API Gateway HTTP API (v2) events through `lambda_http`; the router, the
+//! handlers and the error mapping are exactly those of the local server.
+
+use crate::http::{RequestId, SharedApp, finish, normalize_path};
+use crate::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
+use crate::telemetry::{self, LogFormat};
+use crate::{App, clock::SystemClock, config::Settings};
+use axum::Router;
+use lambda_http::RequestExt as _;
+use std::sync::Arc;
+use tower::ServiceExt as _;
+
+/// Builds what every invocation shares, once: JSON logs, settings and the DynamoDB client
+/// from the environment (`TABLE_NAME` is required; `TRUSTED_DEVICE_DYNAMODB_ENDPOINT`,
+/// `TRUSTED_DEVICE_TOKEN_LIFETIME_SECONDS` and `RUST_LOG` are optional).
+pub async fn app_from_env() -> Result<SharedApp, lambda_http::Error> {
+    telemetry::init(LogFormat::Json);
+    let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
+    let settings = Settings::from_env()?;
+    let config = DynamoConfig { endpoint_url: std::env::var("TRUSTED_DEVICE_DYNAMODB_ENDPOINT").ok() };
+    let meter = UsageMeter::default();
+    let client = dynamodb::client(&config, meter.clone()).await;
+    let store = DynamoStore::new(client, table, meter);
+    Ok(Arc::new(App::new(Arc::new(store), Arc::new(SystemClock), settings)))
+}
+
+/// The router as a Lambda handler: the shared layers, the Lambda request id in the log line,
+/// the path normalised before routing.
+pub fn handler(
+    router: Router,
+) -> impl tower::Service<
+    lambda_http::Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone {
+    finish(router).map_request(|mut request: lambda_http::Request| {
+        if let Some(id) = request.lambda_context_ref().map(|c| c.request_id.clone()) {
+            request.extensions_mut().insert(RequestId(id));
+        }
+        normalize_path(request)
+    })
+}
+
+/// Runs `router` as this process's Lambda handler until the runtime stops it.
+pub async fn serve(router: Router) -> Result<(), lambda_http::Error> {
+    lambda_http::run(handler(router)).await
+}
