@@ -316,7 +316,10 @@ pub struct RequestId(pub String);
 async fn log_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone());
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.0.clone());
     let route = request
         .extensions()
         .get::<MatchedPath>()

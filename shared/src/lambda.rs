@@ -20,11 +20,17 @@ pub async fn app_from_env() -> Result<SharedApp, lambda_http::Error> {
     telemetry::init(LogFormat::Json);
     let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
     let settings = Settings::from_env()?;
-    let config = DynamoConfig { endpoint_url: std::env::var("TRUSTED_DEVICE_DYNAMODB_ENDPOINT").ok() };
+    let config = DynamoConfig {
+        endpoint_url: std::env::var("TRUSTED_DEVICE_DYNAMODB_ENDPOINT").ok(),
+    };
     let meter = UsageMeter::default();
     let client = dynamodb::client(&config, meter.clone()).await;
     let store = DynamoStore::new(client, table, meter);
-    Ok(Arc::new(App::new(Arc::new(store), Arc::new(SystemClock), settings)))
+    Ok(Arc::new(App::new(
+        Arc::new(store),
+        Arc::new(SystemClock),
+        settings,
+    )))
 }
 
 /// The router as a Lambda handler: the shared layers, the Lambda request id in the log line,

@@ -31,6 +31,8 @@ pub mod lambda;
 pub mod signature;
 pub mod store;
 pub mod telemetry;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod token;
 pub mod usecase;
 

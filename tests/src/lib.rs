@@ -10,6 +10,8 @@
 //! or when a test asks for it with [`Harness::start_on`]. The test command runs the whole suite
 //! once on each.
 
+pub mod lambda_events;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use reqwest::{Method, StatusCode};

@@ -1,0 +1,529 @@
+//! API Gateway HTTP API (payload 2.0) event fixtures, one or more per route, in
+//! `functions/<function>/events/*.json`. They are usable as they are with
+//! `cargo lambda invoke <function> --data-file functions/<function>/events/<name>.json` (and
+//! `sam local invoke -e`) against a table seeded by [`seed`], and the tests drive each one
+//! through its function's real Lambda entry path.
+//!
+//! Regenerate them (tokens, sealed challenge ids and signatures are made here) with
+//! `cargo test -p e2e-tests --test lambda_events -- --ignored regenerate`.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use serde_json::{Value, json};
+use shared::App;
+use shared::clock::Timestamp;
+use shared::domain::{
+    ActionCode, ActionKey, ChallengeTarget, IdempotencyKey, Namespace, SigningKeyRecord, TenantId,
+    TenantRecord, TrackContext, UserId,
+};
+use shared::signature::PublicKey;
+use shared::store::Store;
+use shared::token::{TenantKeys, TokenRequest};
+use shared::usecase::credentials::AddCredential;
+use shared::usecase::track::TrackCommand;
+
+/// The moment the fixtures were made; the tests run the server's clock from here.
+pub const FIXTURE_TIME: Timestamp = Timestamp(1_795_824_000_000);
+pub const TENANT_ID: &str = "fixture-tenant";
+pub const SECRET_KEY: &str = "sk_fixture_0123456789abcdef";
+pub const USER_ID: &str = "fixture-user";
+/// A P-256 device key made once with openssl (PKCS#8): the fixtures' signatures are by it.
+const DEVICE_PKCS8: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgw+PuaRdZmgXEwbo9FrTSHavxrD/bbUBq+J/f/pllcDKhRANCAAR73wGV8DakMUmbezmk6Af/S3RVaiAMvzv7Pi8NKbP4rnsnnEoN8+0wEOdWNT4AMephiXCPEmnVmqMalKxddvht";
+/// Fixture tokens and challenges stay valid until 2099, so the files keep working.
+const FIXTURE_LIFETIME_SECONDS: i64 = 72 * 365 * 24 * 3600;
+
+/// The fixture tenant, with a fixed token key so that tokens in the files verify.
+pub fn tenant_record() -> TenantRecord {
+    TenantRecord {
+        id: TenantId::parse(TENANT_ID).unwrap(),
+        secret_key_hashes: vec![hex_sha256(SECRET_KEY)],
+        signing_keys: vec![SigningKeyRecord {
+            kid: "fixture".into(),
+            secret: STANDARD.encode([7u8; 32]),
+        }],
+        created_at: FIXTURE_TIME,
+    }
+}
+
+fn hex_sha256(text: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn device() -> EcdsaKeyPair {
+    let rng = ring::rand::SystemRandom::new();
+    EcdsaKeyPair::from_pkcs8(
+        &ECDSA_P256_SHA256_ASN1_SIGNING,
+        &STANDARD.decode(DEVICE_PKCS8).unwrap(),
+        &rng,
+    )
+    .unwrap()
+}
+
+/// Standard base64 SPKI of the fixture device key (spec 4.2).
+pub fn device_public_key() -> String {
+    let mut spki = vec![
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
+        0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    ];
+    spki.extend_from_slice(device().public_key().as_ref());
+    STANDARD.encode(spki)
+}
+
+fn sign(message: &str) -> String {
+    let rng = ring::rand::SystemRandom::new();
+    STANDARD.encode(device().sign(&rng, message.as_bytes()).unwrap().as_ref())
+}
+
+fn action_key(code: &str, idempotency_key: &str) -> ActionKey {
+    ActionKey {
+        user_id: UserId::parse(USER_ID).unwrap(),
+        action_code: ActionCode::parse(code).unwrap(),
+        idempotency_key: IdempotencyKey::parse(idempotency_key).unwrap(),
+    }
+}
+
+/// What the fixtures expect to find: the tenant (put with `store`, which `app` must use), the
+/// device registered for the fixture user in the `in-app` and legacy `device` namespaces, and
+/// the tracked actions the tokens in the files name.
+pub async fn seed(app: &App, store: &dyn Store) {
+    store.put_tenant(&tenant_record()).await.unwrap();
+    let tenant = app
+        .tenant_by_id(&TenantId::parse(TENANT_ID).unwrap())
+        .await
+        .unwrap();
+    let track = |code: &str, key: &str, scope: Option<&str>| TrackCommand {
+        user_id: UserId::parse(USER_ID).unwrap(),
+        action_code: ActionCode::parse(code).unwrap(),
+        idempotency_key: Some(IdempotencyKey::parse(key).unwrap()),
+        context: TrackContext {
+            scope: scope.map(str::to_owned),
+            ..Default::default()
+        },
+        username: None,
+    };
+    let enrol = app
+        .track(
+            &tenant,
+            track(
+                "addAuthenticator",
+                "fixture-enroll",
+                Some("add:authenticators"),
+            ),
+        )
+        .await
+        .unwrap();
+    let token = tenant.keys.verify(&enrol.token, app.now()).unwrap();
+    for namespace in [Namespace::InApp, Namespace::Device] {
+        let command = AddCredential {
+            namespace,
+            public_key: PublicKey::from_base64(&device_public_key()).unwrap(),
+            device_name: Some("Fixture phone".into()),
+            device_platform: Some("ios".into()),
+            push_token: None,
+        };
+        app.add_credential(&tenant, &token, command).await.unwrap();
+    }
+    for key in ["fixture-signin", "fixture-review"] {
+        app.track(&tenant, track("signIn", key, None))
+            .await
+            .unwrap();
+    }
+}
+
+/// One fixture: which function serves it, its file name, the route it exercises and the status
+/// its request gets on a seeded store.
+pub struct EventFixture {
+    pub function: &'static str,
+    pub name: &'static str,
+    pub method: &'static str,
+    pub route: &'static str,
+    pub expected_status: u16,
+}
+
+/// Every fixture, in one list: the source of truth for the files and for the tests.
+pub const FIXTURES: &[EventFixture] = &[
+    EventFixture {
+        function: "track",
+        name: "track",
+        method: "POST",
+        route: "/v1/users/{userId}/actions/{action}",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "track",
+        name: "get-action",
+        method: "GET",
+        route: "/v1/users/{userId}/actions/{action}/{idempotencyKey}",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "track",
+        name: "update-action",
+        method: "PATCH",
+        route: "/v1/users/{userId}/actions/{action}/{idempotencyKey}",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "track",
+        name: "query-actions",
+        method: "GET",
+        route: "/v1/users/{userId}/actions",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "track",
+        name: "get-user",
+        method: "GET",
+        route: "/v1/users/{userId}",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "track",
+        name: "update-user",
+        method: "PATCH",
+        route: "/v1/users/{userId}",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "track",
+        name: "update-user-post",
+        method: "POST",
+        route: "/v1/users/{userId}",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "track",
+        name: "delete-user",
+        method: "DELETE",
+        route: "/v1/users/{userId}",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "track",
+        name: "track-wrong-secret",
+        method: "POST",
+        route: "/v1/users/{userId}/actions/{action}",
+        expected_status: 401,
+    },
+    EventFixture {
+        function: "add-authenticator",
+        name: "add-credential",
+        method: "POST",
+        route: "/v1/client/user-authenticators/{namespace}",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "add-authenticator",
+        name: "get-credential",
+        method: "GET",
+        route: "/v1/client/user-authenticators/{namespace}",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "add-authenticator",
+        name: "remove-credential",
+        method: "POST",
+        route: "/v1/client/user-authenticators/{namespace}/remove",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "add-authenticator",
+        name: "list-authenticators",
+        method: "GET",
+        route: "/v1/users/{userId}/authenticators",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "add-authenticator",
+        name: "delete-authenticator",
+        method: "DELETE",
+        route: "/v1/users/{userId}/authenticators/{userAuthenticatorId}",
+        expected_status: 404,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "start-challenge",
+        method: "POST",
+        route: "/v1/client/challenge",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "verify-in-app",
+        method: "POST",
+        route: "/v1/client/verify/in-app",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "verify-device",
+        method: "POST",
+        route: "/v1/client/verify/device",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "validate",
+        name: "validate",
+        method: "POST",
+        route: "/v1/validate",
+        expected_status: 200,
+    },
+];
+
+/// The path of a fixture file, from the workspace root.
+pub fn fixture_path(fixture: &EventFixture) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("functions")
+        .join(fixture.function)
+        .join("events")
+        .join(format!("{}.json", fixture.name))
+}
+
+/// The request each fixture sends: concrete path, query, headers and body.
+fn request_for(name: &str) -> (String, String, Vec<(&'static str, String)>, Option<Value>) {
+    let keys = TenantKeys::new(
+        &TenantId::parse(TENANT_ID).unwrap(),
+        &tenant_record().signing_keys,
+    )
+    .unwrap();
+    let token = |code: &str, key: &str, scope: Option<&str>| {
+        keys.issue(
+            TokenRequest {
+                action: &action_key(code, key),
+                scope,
+                username: None,
+                jti: "fixture",
+            },
+            FIXTURE_TIME,
+            FIXTURE_LIFETIME_SECONDS,
+        )
+    };
+    let secret = (
+        "authorization",
+        format!("Basic {}", STANDARD.encode(format!("{SECRET_KEY}:"))),
+    );
+    let tenant_basic = (
+        "authorization",
+        format!("Basic {}", URL_SAFE_NO_PAD.encode(format!("{TENANT_ID}:"))),
+    );
+    let bearer = |t: String| ("authorization", format!("Bearer {t}"));
+    let challenge = |target: ChallengeTarget| {
+        keys.seal_challenge(
+            &target,
+            None,
+            FIXTURE_TIME.plus_seconds(FIXTURE_LIFETIME_SECONDS),
+            [9; 16],
+        )
+        .unwrap()
+        .id
+        .to_string()
+    };
+    let user = format!("/v1/users/{USER_ID}");
+    match name {
+        "track" => (
+            format!("{user}/actions/signIn"),
+            String::new(),
+            vec![secret],
+            Some(json!({"ipAddress": "203.0.113.7", "userAgent": "Mozilla/5.0"})),
+        ),
+        "track-wrong-secret" => (
+            format!("{user}/actions/signIn"),
+            String::new(),
+            vec![(
+                "authorization",
+                format!("Basic {}", STANDARD.encode("sk_not_the_secret_000:")),
+            )],
+            Some(json!({})),
+        ),
+        "get-action" => (
+            format!("{user}/actions/signIn/fixture-signin"),
+            String::new(),
+            vec![secret],
+            None,
+        ),
+        "update-action" => (
+            format!("{user}/actions/signIn/fixture-review"),
+            String::new(),
+            vec![secret],
+            Some(json!({"state": "REVIEW_REQUIRED"})),
+        ),
+        "query-actions" => (
+            format!("{user}/actions"),
+            "codes=signIn".into(),
+            vec![secret],
+            None,
+        ),
+        "get-user" => (user.clone(), String::new(), vec![secret], None),
+        "update-user" => (
+            user.clone(),
+            String::new(),
+            vec![secret],
+            Some(json!({"email": "fixture@example.com"})),
+        ),
+        "update-user-post" => (
+            user.clone(),
+            String::new(),
+            vec![secret],
+            Some(json!({"username": "fixture"})),
+        ),
+        "delete-user" => (
+            "/v1/users/fixture-departed".into(),
+            String::new(),
+            vec![secret],
+            None,
+        ),
+        "add-credential" => (
+            "/v1/client/user-authenticators/in-app".into(),
+            String::new(),
+            vec![bearer(token(
+                "addAuthenticator",
+                "fixture-enroll",
+                Some("add:authenticators"),
+            ))],
+            Some(
+                json!({"publicKey": device_public_key(), "deviceName": "Fixture phone", "devicePlatform": "ios"}),
+            ),
+        ),
+        "get-credential" => (
+            "/v1/client/user-authenticators/in-app".into(),
+            format!("publicKey={}", URL_SAFE_NO_PAD.encode(device_public_key())),
+            vec![tenant_basic],
+            None,
+        ),
+        "remove-credential" => (
+            "/v1/client/user-authenticators/device/remove".into(),
+            String::new(),
+            vec![tenant_basic],
+            Some(
+                json!({"publicKey": device_public_key(), "signature": sign(&format!("{}.0", FIXTURE_TIME.unix_seconds() / 600))}),
+            ),
+        ),
+        "list-authenticators" => (
+            format!("{user}/authenticators"),
+            String::new(),
+            vec![secret],
+            None,
+        ),
+        "delete-authenticator" => (
+            format!("{user}/authenticators/00000000-0000-4000-8000-000000000000"),
+            String::new(),
+            vec![secret],
+            None,
+        ),
+        "start-challenge" => (
+            "/v1/client/challenge".into(),
+            String::new(),
+            vec![tenant_basic],
+            Some(json!({})),
+        ),
+        "verify-in-app" => {
+            let id = challenge(ChallengeTarget::Unbound);
+            (
+                "/v1/client/verify/in-app".into(),
+                String::new(),
+                vec![bearer(token("signIn", "fixture-signin", None))],
+                Some(
+                    json!({"challengeId": id, "publicKey": device_public_key(), "signature": sign(&id)}),
+                ),
+            )
+        }
+        "verify-device" => {
+            let id = challenge(ChallengeTarget::NewAction(
+                ActionCode::parse("legacySignIn").unwrap(),
+            ));
+            (
+                "/v1/client/verify/device".into(),
+                String::new(),
+                vec![tenant_basic],
+                Some(
+                    json!({"challengeId": id, "publicKey": device_public_key(), "signature": sign(&id)}),
+                ),
+            )
+        }
+        "validate" => (
+            "/v1/validate".into(),
+            String::new(),
+            vec![secret],
+            Some(json!({"token": token("signIn", "fixture-signin", None)})),
+        ),
+        other => panic!("no request for fixture {other}"),
+    }
+}
+
+/// An API Gateway HTTP API event, payload format 2.0, as API Gateway sends it to Lambda.
+pub fn event(fixture: &EventFixture) -> Value {
+    let (path, query, headers, body) = request_for(fixture.name);
+    let mut header_map = serde_json::Map::new();
+    header_map.insert("accept".into(), "application/json".into());
+    header_map.insert("content-type".into(), "application/json".into());
+    header_map.insert(
+        "host".into(),
+        "abc123.execute-api.us-east-1.amazonaws.com".into(),
+    );
+    header_map.insert("user-agent".into(), "authsignal-node".into());
+    header_map.insert("x-forwarded-for".into(), "203.0.113.7".into());
+    header_map.insert("x-forwarded-proto".into(), "https".into());
+    for (name, value) in headers {
+        header_map.insert(name.into(), value.into());
+    }
+    let path_parameters = path_parameters(fixture.route, &path);
+    let route_key = format!("{} {}", fixture.method, fixture.route);
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": header_map,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": {
+                "method": fixture.method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.7",
+                "userAgent": "authsignal-node"
+            },
+            "requestId": format!("fixture-{}", fixture.name),
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": "28/Nov/2026:00:00:00 +0000",
+            "timeEpoch": FIXTURE_TIME.0
+        },
+        "isBase64Encoded": false
+    });
+    if !query.is_empty() {
+        let params: serde_json::Map<String, Value> = query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+            .collect();
+        event["queryStringParameters"] = Value::Object(params);
+    }
+    if !path_parameters.is_empty() {
+        event["pathParameters"] = Value::Object(path_parameters);
+    }
+    if let Some(body) = body {
+        event["body"] = Value::String(body.to_string());
+    }
+    event
+}
+
+fn path_parameters(route: &str, path: &str) -> serde_json::Map<String, Value> {
+    route
+        .split('/')
+        .zip(path.split('/'))
+        .filter_map(|(template, actual)| {
+            let name = template.strip_prefix('{')?.strip_suffix('}')?;
+            Some((name.to_owned(), Value::String(actual.to_owned())))
+        })
+        .collect()
+}

@@ -1,0 +1,130 @@
+//! Every route, as API Gateway delivers it to Lambda: each fixture in
+//! `functions/<function>/events/` goes through `lambda_http::request::from_str` and the
+//! function's real handler (`shared::lambda::handler` around its router), on a seeded store.
+
+use axum::body::to_bytes;
+use e2e_tests::lambda_events::{self, EventFixture, FIXTURE_TIME, FIXTURES};
+use shared::App;
+use shared::clock::ManualClock;
+use shared::config::Settings;
+use shared::store::embedded::EmbeddedStore;
+use std::sync::Arc;
+use tower::ServiceExt as _;
+
+fn routes_of(function: &str) -> &'static [(&'static str, &'static str)] {
+    match function {
+        "track" => track::ROUTES,
+        "add-authenticator" => add_authenticator::ROUTES,
+        "challenge" => challenge::ROUTES,
+        "validate" => validate::ROUTES,
+        other => panic!("unknown function {other}"),
+    }
+}
+
+fn router_of(function: &str, app: shared::http::SharedApp) -> axum::Router {
+    match function {
+        "track" => track::router(app),
+        "add-authenticator" => add_authenticator::router(app),
+        "challenge" => challenge::router(app),
+        "validate" => validate::router(app),
+        other => panic!("unknown function {other}"),
+    }
+}
+
+/// Writes the fixture files. Run it after changing `lambda_events.rs`:
+/// `cargo test -p e2e-tests --test lambda_events -- --ignored regenerate`.
+#[test]
+#[ignore = "writes files; run by hand to regenerate the fixtures"]
+fn regenerate() {
+    for fixture in FIXTURES {
+        let path = lambda_events::fixture_path(fixture);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let text = serde_json::to_string_pretty(&lambda_events::event(fixture)).unwrap();
+        std::fs::write(&path, text + "\n").unwrap();
+    }
+}
+
+#[test]
+fn every_route_of_every_function_has_a_fixture_and_no_fixture_is_off_route() {
+    for function in ["track", "add-authenticator", "challenge", "validate"] {
+        for (method, route) in routes_of(function) {
+            assert!(
+                FIXTURES
+                    .iter()
+                    .any(|f| f.function == function && f.method == *method && f.route == *route),
+                "no fixture for {function} {method} {route}"
+            );
+        }
+    }
+    for fixture in FIXTURES {
+        assert!(
+            routes_of(fixture.function).contains(&(fixture.method, fixture.route)),
+            "{} is not a route of {}",
+            fixture.name,
+            fixture.function
+        );
+        let file: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(lambda_events::fixture_path(fixture)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            file["routeKey"],
+            format!("{} {}", fixture.method, fixture.route),
+            "{}",
+            fixture.name
+        );
+    }
+}
+
+async fn run(fixture: &EventFixture) -> (u16, serde_json::Value) {
+    let store = Arc::new(EmbeddedStore::in_memory().unwrap());
+    let app = App::new(
+        store.clone(),
+        Arc::new(ManualClock::new(FIXTURE_TIME)),
+        Settings::default(),
+    );
+    lambda_events::seed(&app, &*store).await;
+    let text = std::fs::read_to_string(lambda_events::fixture_path(fixture)).unwrap();
+    let request = lambda_http::request::from_str(&text).unwrap();
+    let handler = shared::lambda::handler(router_of(fixture.function, Arc::new(app)));
+    let response = handler.oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json",
+        "{}",
+        fixture.name
+    );
+    let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+#[tokio::test]
+async fn every_fixture_through_its_functions_lambda_entry_path() {
+    for fixture in FIXTURES {
+        let (status, body) = run(fixture).await;
+        assert_eq!(status, fixture.expected_status, "{}: {body}", fixture.name);
+        if status >= 400 {
+            assert_eq!(body["error"], body["errorCode"], "{}", fixture.name);
+        }
+    }
+}
+
+#[tokio::test]
+async fn fixture_bodies_say_what_the_sdks_need() {
+    let by_name = |name: &str| FIXTURES.iter().find(|f| f.name == name).unwrap();
+    let (_, tracked) = run(by_name("track")).await;
+    assert_eq!(tracked["state"], "CHALLENGE_REQUIRED");
+    let (_, verified) = run(by_name("verify-in-app")).await;
+    assert_eq!(verified["userId"], lambda_events::USER_ID);
+    assert!(verified["token"].is_string());
+    let (_, legacy) = run(by_name("verify-device")).await;
+    assert!(legacy["userAuthenticatorId"].is_string());
+    let (_, validated) = run(by_name("validate")).await;
+    assert_eq!(validated["isValid"], false);
+    assert_eq!(validated["state"], "CHALLENGE_REQUIRED");
+    let (_, wrong) = run(by_name("track-wrong-secret")).await;
+    assert_eq!(wrong["error"], "unauthorized");
+    let (_, removed) = run(by_name("remove-credential")).await;
+    assert!(removed["removedAuthenticatorId"].is_string());
+}
