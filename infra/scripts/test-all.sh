@@ -8,7 +8,8 @@
 #    dynoxide, a DynamoDB-compatible server the tests embed on a free loopback port), the
 #    end-to-end HTTP tests and the CLI tests (cargo test --workspace);
 # 3. the end-to-end HTTP suite once more, with the server on the DynamoDB store;
-# 4. the official @authsignal/node SDK, unmodified, against the local server binary.
+# 4. template.yaml: cfn-lint and `sam validate --lint` (both offline; installed in a venv);
+# 5. the official @authsignal/node SDK, unmodified, against the local server binary.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -26,6 +27,15 @@ cargo test --workspace --locked
 
 step "end-to-end suite on the DynamoDB store"
 TRUSTED_DEVICE_TEST_STORE=dynamodb cargo test -p e2e-tests --locked
+
+step "template.yaml: cfn-lint and sam validate --lint"
+tools=".tools/venv"
+if [ ! -x "$tools/bin/sam" ] || [ ! -x "$tools/bin/cfn-lint" ]; then
+  python3 -m venv "$tools"
+  "$tools/bin/pip" install --quiet --disable-pip-version-check "aws-sam-cli==1.170.0" "cfn-lint==1.58.0"
+fi
+"$tools/bin/cfn-lint" template.yaml
+SAM_CLI_TELEMETRY=0 AWS_REGION=us-east-1 "$tools/bin/sam" validate --lint --template-file template.yaml
 
 step "Node SDK compatibility (@authsignal/node against the local server)"
 command -v node >/dev/null || { echo "node is required (Node.js 20+)"; exit 1; }

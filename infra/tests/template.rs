@@ -1,0 +1,147 @@
+//! `template.yaml` against the code: each function's HttpApi events are exactly its router's
+//! routes, the table is the shared schema, and each function is built and run as the issue
+//! requires (provided.al2023, arm64, cargo-lambda) with a least-privilege table policy.
+
+use serde_norway::Value;
+use shared::store::dynamodb::schema;
+use std::collections::BTreeSet;
+
+fn template() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn resource<'a>(template: &'a Value, name: &str) -> &'a Value {
+    &template["Resources"][name]
+}
+
+/// `(method, path)` of every HttpApi event of a function resource.
+fn events(function: &Value) -> BTreeSet<(String, String)> {
+    function["Properties"]["Events"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .map(|event| {
+            assert_eq!(event["Type"].as_str(), Some("HttpApi"));
+            let properties = &event["Properties"];
+            (properties["Method"].as_str().unwrap().to_owned(), properties["Path"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+fn routes(routes: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    routes.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())).collect()
+}
+
+const FUNCTIONS: [(&str, &str); 4] = [
+    ("TrackFunction", "track"),
+    ("AddAuthenticatorFunction", "add-authenticator"),
+    ("ChallengeFunction", "challenge"),
+    ("ValidateFunction", "validate"),
+];
+
+fn routes_of(binary: &str) -> BTreeSet<(String, String)> {
+    routes(match binary {
+        "track" => track::ROUTES,
+        "add-authenticator" => add_authenticator::ROUTES,
+        "challenge" => challenge::ROUTES,
+        "validate" => validate::ROUTES,
+        other => panic!("unknown function {other}"),
+    })
+}
+
+#[test]
+fn each_functions_events_equal_its_routers_routes() {
+    let template = template();
+    let mut all = BTreeSet::new();
+    for (resource_name, binary) in FUNCTIONS {
+        let function = resource(&template, resource_name);
+        assert_eq!(events(function), routes_of(binary), "{resource_name}");
+        all.extend(events(function));
+    }
+    // And together they are every route the local server serves: nothing is left out.
+    assert_eq!(all, routes(&trusted_device::all_routes()));
+}
+
+#[test]
+fn functions_are_built_by_cargo_lambda_for_arm64_on_provided_al2023() {
+    let template = template();
+    let globals = &template["Globals"]["Function"];
+    assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
+    assert_eq!(globals["Architectures"][0].as_str(), Some("arm64"));
+    assert_eq!(globals["Handler"].as_str(), Some("bootstrap"));
+    for (resource_name, binary) in FUNCTIONS {
+        let function = resource(&template, resource_name);
+        assert_eq!(function["Type"].as_str(), Some("AWS::Serverless::Function"));
+        assert_eq!(function["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"));
+        assert_eq!(function["Metadata"]["BuildProperties"]["Binary"].as_str(), Some(binary));
+        // Logs: JSON, in a log group of the template's with a retention.
+        let log_group_ref = function["Properties"]["LoggingConfig"]["LogGroup"].clone();
+        let Value::Tagged(tagged) = log_group_ref else { panic!("{resource_name}: LogGroup is not a !Ref") };
+        let log_group = resource(&template, tagged.value.as_str().unwrap());
+        assert_eq!(log_group["Type"].as_str(), Some("AWS::Logs::LogGroup"));
+        assert!(!log_group["Properties"]["RetentionInDays"].is_null());
+    }
+}
+
+#[test]
+fn each_function_may_call_only_the_table_and_only_named_actions() {
+    let template = template();
+    for (resource_name, _) in FUNCTIONS {
+        let policies = resource(&template, resource_name)["Properties"]["Policies"].as_sequence().unwrap();
+        assert_eq!(policies.len(), 1, "{resource_name}");
+        for statement in policies[0]["Statement"].as_sequence().unwrap() {
+            for action in statement["Action"].as_sequence().unwrap() {
+                let action = action.as_str().unwrap();
+                assert!(action.starts_with("dynamodb:") && !action.contains('*'), "{resource_name}: {action}");
+            }
+            let Value::Tagged(resource) = &statement["Resource"] else { panic!("{resource_name}: Resource") };
+            assert_eq!(resource.value.as_str(), Some("Table.Arn"), "{resource_name}");
+        }
+    }
+    // validate only reads.
+    let validate = &resource(&template, "ValidateFunction")["Properties"]["Policies"][0]["Statement"][0]["Action"];
+    assert_eq!(validate.as_sequence().unwrap().len(), 1);
+    assert_eq!(validate[0].as_str(), Some("dynamodb:GetItem"));
+}
+
+#[test]
+fn the_table_is_the_shared_schema() {
+    let template = template();
+    let table = &resource(&template, "Table")["Properties"];
+    let keys: Vec<(&str, &str)> = table["KeySchema"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|k| (k["AttributeName"].as_str().unwrap(), k["KeyType"].as_str().unwrap()))
+        .collect();
+    assert_eq!(keys, vec![(schema::PARTITION_KEY, "HASH"), (schema::SORT_KEY, "RANGE")]);
+    let attributes: Vec<(&str, &str)> = table["AttributeDefinitions"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| (a["AttributeName"].as_str().unwrap(), a["AttributeType"].as_str().unwrap()))
+        .collect();
+    assert_eq!(attributes, vec![(schema::PARTITION_KEY, "S"), (schema::SORT_KEY, "S")]);
+    assert_eq!(table["BillingMode"].as_str(), Some(schema::BILLING_MODE));
+    assert_eq!(table["TimeToLiveSpecification"]["AttributeName"].as_str(), Some(schema::TTL_ATTRIBUTE));
+    assert_eq!(table["TimeToLiveSpecification"]["Enabled"].as_bool(), Some(true));
+    assert_eq!(
+        table["GlobalSecondaryIndexes"].as_sequence().map_or(0, |i| i.len()),
+        schema::GLOBAL_SECONDARY_INDEXES.len()
+    );
+    assert!(table["LocalSecondaryIndexes"].is_null());
+    assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(), Some(true));
+    assert_eq!(table["SSESpecification"]["SSEEnabled"].as_bool(), Some(true));
+}
+
+#[test]
+fn outputs_give_the_sdk_base_url_and_the_table() {
+    let template = template();
+    let Value::Tagged(url) = &template["Outputs"]["ApiUrl"]["Value"] else { panic!("ApiUrl") };
+    assert!(url.value.as_str().unwrap().ends_with("/v1"));
+    assert!(!template["Outputs"]["TableName"].is_null());
+    for parameter in ["Stage", "MemorySize", "LogLevel", "TokenLifetimeSeconds", "LogRetentionDays"] {
+        assert!(!template["Parameters"][parameter].is_null(), "{parameter}");
+    }
+}

@@ -1,0 +1,86 @@
+//! Measures each Lambda function's binary size and cold init time: from process start to the
+//! first API Gateway event answered, through a local Runtime API, on a DynamoDB-compatible
+//! server on loopback. Median of several runs. Results go in docs/performance.md.
+//!
+//! ```sh
+//! cargo build --release -p track -p add-authenticator -p challenge -p validate
+//! cargo run -p e2e-tests --bin measure-lambda-init -- target/release 15
+//! ```
+
+use e2e_tests::lambda_events::{FIXTURES, SECRET_KEY, TENANT_ID, fixture_path};
+use shared::App;
+use shared::clock::SystemClock;
+use shared::config::Settings;
+use shared::domain::TenantId;
+use shared::store::dynamodb::local::{LocalDynamo, unique_table};
+use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
+use shared::testing::runtime_api::{Outcome, RuntimeApi};
+use shared::usecase::tenants::ApiSecret;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const FUNCTIONS: [(&str, &str); 4] = [
+    ("track", "track"),
+    ("add-authenticator", "get-credential"),
+    ("challenge", "start-challenge"),
+    ("validate", "validate"),
+];
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let bin_dir = std::path::PathBuf::from(args.get(1).map_or("target/release", String::as_str));
+    let runs: usize = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(15);
+
+    let local = LocalDynamo::start().await;
+    let table = unique_table("measure");
+    let meter = UsageMeter::default();
+    let client = dynamodb::client(&DynamoConfig { endpoint_url: Some(local.endpoint()) }, meter.clone()).await;
+    dynamodb::create_table(&client, &table).await.unwrap();
+    let app = App::new(Arc::new(DynamoStore::new(client, &table, meter)), Arc::new(SystemClock), Settings::default());
+    app.ensure_tenant(&TenantId::parse(TENANT_ID).unwrap(), &ApiSecret::parse(SECRET_KEY).unwrap())
+        .await
+        .unwrap();
+
+    println!("| function | binary (bytes) | init to first response, median (ms) | min | max |");
+    println!("|---|---|---|---|---|");
+    for (function, fixture_name) in FUNCTIONS {
+        let binary = bin_dir.join(function);
+        let size = std::fs::metadata(&binary).unwrap_or_else(|_| panic!("no {}", binary.display())).len();
+        let fixture = FIXTURES.iter().find(|f| f.name == fixture_name).unwrap();
+        let event = std::fs::read_to_string(fixture_path(fixture)).unwrap();
+        let mut samples = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let runtime = RuntimeApi::start().await.unwrap();
+            let started = Instant::now();
+            let mut child = Command::new(&binary)
+                .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
+                .env("AWS_LAMBDA_FUNCTION_NAME", function)
+                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+                .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+                .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+                .env("AWS_LAMBDA_LOG_GROUP_NAME", "local")
+                .env("TABLE_NAME", &table)
+                .env("TRUSTED_DEVICE_DYNAMODB_ENDPOINT", local.endpoint())
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let outcome = runtime.invoke(&event, Duration::from_secs(30)).await.unwrap();
+            samples.push(started.elapsed());
+            assert!(matches!(outcome, Outcome::Response(_)), "{function}: {outcome:?}");
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        samples.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "| {function} | {size} | {:.1} | {:.1} | {:.1} |",
+            ms(samples[samples.len() / 2]),
+            ms(samples[0]),
+            ms(samples[samples.len() - 1])
+        );
+    }
+}
