@@ -24,13 +24,19 @@ fn events(function: &Value) -> BTreeSet<(String, String)> {
         .map(|event| {
             assert_eq!(event["Type"].as_str(), Some("HttpApi"));
             let properties = &event["Properties"];
-            (properties["Method"].as_str().unwrap().to_owned(), properties["Path"].as_str().unwrap().to_owned())
+            (
+                properties["Method"].as_str().unwrap().to_owned(),
+                properties["Path"].as_str().unwrap().to_owned(),
+            )
         })
         .collect()
 }
 
 fn routes(routes: &[(&str, &str)]) -> BTreeSet<(String, String)> {
-    routes.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())).collect()
+    routes
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect()
 }
 
 const FUNCTIONS: [(&str, &str); 4] = [
@@ -73,11 +79,19 @@ fn functions_are_built_by_cargo_lambda_for_arm64_on_provided_al2023() {
     for (resource_name, binary) in FUNCTIONS {
         let function = resource(&template, resource_name);
         assert_eq!(function["Type"].as_str(), Some("AWS::Serverless::Function"));
-        assert_eq!(function["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"));
-        assert_eq!(function["Metadata"]["BuildProperties"]["Binary"].as_str(), Some(binary));
+        assert_eq!(
+            function["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda")
+        );
+        assert_eq!(
+            function["Metadata"]["BuildProperties"]["Binary"].as_str(),
+            Some(binary)
+        );
         // Logs: JSON, in a log group of the template's with a retention.
         let log_group_ref = function["Properties"]["LoggingConfig"]["LogGroup"].clone();
-        let Value::Tagged(tagged) = log_group_ref else { panic!("{resource_name}: LogGroup is not a !Ref") };
+        let Value::Tagged(tagged) = log_group_ref else {
+            panic!("{resource_name}: LogGroup is not a !Ref")
+        };
         let log_group = resource(&template, tagged.value.as_str().unwrap());
         assert_eq!(log_group["Type"].as_str(), Some("AWS::Logs::LogGroup"));
         assert!(!log_group["Properties"]["RetentionInDays"].is_null());
@@ -88,19 +102,31 @@ fn functions_are_built_by_cargo_lambda_for_arm64_on_provided_al2023() {
 fn each_function_may_call_only_the_table_and_only_named_actions() {
     let template = template();
     for (resource_name, _) in FUNCTIONS {
-        let policies = resource(&template, resource_name)["Properties"]["Policies"].as_sequence().unwrap();
+        let policies = resource(&template, resource_name)["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap();
         assert_eq!(policies.len(), 1, "{resource_name}");
         for statement in policies[0]["Statement"].as_sequence().unwrap() {
             for action in statement["Action"].as_sequence().unwrap() {
                 let action = action.as_str().unwrap();
-                assert!(action.starts_with("dynamodb:") && !action.contains('*'), "{resource_name}: {action}");
+                assert!(
+                    action.starts_with("dynamodb:") && !action.contains('*'),
+                    "{resource_name}: {action}"
+                );
             }
-            let Value::Tagged(resource) = &statement["Resource"] else { panic!("{resource_name}: Resource") };
-            assert_eq!(resource.value.as_str(), Some("Table.Arn"), "{resource_name}");
+            let Value::Tagged(resource) = &statement["Resource"] else {
+                panic!("{resource_name}: Resource")
+            };
+            assert_eq!(
+                resource.value.as_str(),
+                Some("Table.Arn"),
+                "{resource_name}"
+            );
         }
     }
     // validate only reads.
-    let validate = &resource(&template, "ValidateFunction")["Properties"]["Policies"][0]["Statement"][0]["Action"];
+    let validate = &resource(&template, "ValidateFunction")["Properties"]["Policies"][0]["Statement"]
+        [0]["Action"];
     assert_eq!(validate.as_sequence().unwrap().len(), 1);
     assert_eq!(validate[0].as_str(), Some("dynamodb:GetItem"));
 }
@@ -113,35 +139,73 @@ fn the_table_is_the_shared_schema() {
         .as_sequence()
         .unwrap()
         .iter()
-        .map(|k| (k["AttributeName"].as_str().unwrap(), k["KeyType"].as_str().unwrap()))
+        .map(|k| {
+            (
+                k["AttributeName"].as_str().unwrap(),
+                k["KeyType"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(keys, vec![(schema::PARTITION_KEY, "HASH"), (schema::SORT_KEY, "RANGE")]);
+    assert_eq!(
+        keys,
+        vec![(schema::PARTITION_KEY, "HASH"), (schema::SORT_KEY, "RANGE")]
+    );
     let attributes: Vec<(&str, &str)> = table["AttributeDefinitions"]
         .as_sequence()
         .unwrap()
         .iter()
-        .map(|a| (a["AttributeName"].as_str().unwrap(), a["AttributeType"].as_str().unwrap()))
+        .map(|a| {
+            (
+                a["AttributeName"].as_str().unwrap(),
+                a["AttributeType"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(attributes, vec![(schema::PARTITION_KEY, "S"), (schema::SORT_KEY, "S")]);
-    assert_eq!(table["BillingMode"].as_str(), Some(schema::BILLING_MODE));
-    assert_eq!(table["TimeToLiveSpecification"]["AttributeName"].as_str(), Some(schema::TTL_ATTRIBUTE));
-    assert_eq!(table["TimeToLiveSpecification"]["Enabled"].as_bool(), Some(true));
     assert_eq!(
-        table["GlobalSecondaryIndexes"].as_sequence().map_or(0, |i| i.len()),
+        attributes,
+        vec![(schema::PARTITION_KEY, "S"), (schema::SORT_KEY, "S")]
+    );
+    assert_eq!(table["BillingMode"].as_str(), Some(schema::BILLING_MODE));
+    assert_eq!(
+        table["TimeToLiveSpecification"]["AttributeName"].as_str(),
+        Some(schema::TTL_ATTRIBUTE)
+    );
+    assert_eq!(
+        table["TimeToLiveSpecification"]["Enabled"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(
+        table["GlobalSecondaryIndexes"]
+            .as_sequence()
+            .map_or(0, |i| i.len()),
         schema::GLOBAL_SECONDARY_INDEXES.len()
     );
     assert!(table["LocalSecondaryIndexes"].is_null());
-    assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(), Some(true));
-    assert_eq!(table["SSESpecification"]["SSEEnabled"].as_bool(), Some(true));
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(
+        table["SSESpecification"]["SSEEnabled"].as_bool(),
+        Some(true)
+    );
 }
 
 #[test]
 fn outputs_give_the_sdk_base_url_and_the_table() {
     let template = template();
-    let Value::Tagged(url) = &template["Outputs"]["ApiUrl"]["Value"] else { panic!("ApiUrl") };
+    let Value::Tagged(url) = &template["Outputs"]["ApiUrl"]["Value"] else {
+        panic!("ApiUrl")
+    };
     assert!(url.value.as_str().unwrap().ends_with("/v1"));
     assert!(!template["Outputs"]["TableName"].is_null());
-    for parameter in ["Stage", "MemorySize", "LogLevel", "TokenLifetimeSeconds", "LogRetentionDays"] {
+    for parameter in [
+        "Stage",
+        "MemorySize",
+        "LogLevel",
+        "TokenLifetimeSeconds",
+        "LogRetentionDays",
+    ] {
         assert!(!template["Parameters"][parameter].is_null(), "{parameter}");
     }
 }

@@ -361,6 +361,30 @@ mod tests {
         assert_eq!(path_of("//"), "/");
     }
 
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_in_the_error_shape() {
+        use tower::ServiceExt as _;
+        let router = finish(Router::new().route(
+            "/boom",
+            axum::routing::get(|| async {
+                if true {
+                    panic!("boom");
+                }
+                "unreachable"
+            }),
+        ));
+        let request = Request::builder().uri("/boom").body(Body::empty()).unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "internal_error");
+        assert_eq!(body["errorCode"], "internal_error");
+    }
+
     #[test]
     fn error_responses_have_the_exact_content_type() {
         let response = Error::ChallengeExpired.into_response();

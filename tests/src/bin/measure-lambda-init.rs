@@ -36,18 +36,33 @@ async fn main() {
     let local = LocalDynamo::start().await;
     let table = unique_table("measure");
     let meter = UsageMeter::default();
-    let client = dynamodb::client(&DynamoConfig { endpoint_url: Some(local.endpoint()) }, meter.clone()).await;
+    let client = dynamodb::client(
+        &DynamoConfig {
+            endpoint_url: Some(local.endpoint()),
+        },
+        meter.clone(),
+    )
+    .await;
     dynamodb::create_table(&client, &table).await.unwrap();
-    let app = App::new(Arc::new(DynamoStore::new(client, &table, meter)), Arc::new(SystemClock), Settings::default());
-    app.ensure_tenant(&TenantId::parse(TENANT_ID).unwrap(), &ApiSecret::parse(SECRET_KEY).unwrap())
-        .await
-        .unwrap();
+    let app = App::new(
+        Arc::new(DynamoStore::new(client, &table, meter)),
+        Arc::new(SystemClock),
+        Settings::default(),
+    );
+    app.ensure_tenant(
+        &TenantId::parse(TENANT_ID).unwrap(),
+        &ApiSecret::parse(SECRET_KEY).unwrap(),
+    )
+    .await
+    .unwrap();
 
     println!("| function | binary (bytes) | init to first response, median (ms) | min | max |");
     println!("|---|---|---|---|---|");
     for (function, fixture_name) in FUNCTIONS {
         let binary = bin_dir.join(function);
-        let size = std::fs::metadata(&binary).unwrap_or_else(|_| panic!("no {}", binary.display())).len();
+        let size = std::fs::metadata(&binary)
+            .unwrap_or_else(|_| panic!("no {}", binary.display()))
+            .len();
         let fixture = FIXTURES.iter().find(|f| f.name == fixture_name).unwrap();
         let event = std::fs::read_to_string(fixture_path(fixture)).unwrap();
         let mut samples = Vec::with_capacity(runs);
@@ -68,9 +83,15 @@ async fn main() {
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap();
-            let outcome = runtime.invoke(&event, Duration::from_secs(30)).await.unwrap();
+            let outcome = runtime
+                .invoke(&event, Duration::from_secs(30))
+                .await
+                .unwrap();
             samples.push(started.elapsed());
-            assert!(matches!(outcome, Outcome::Response(_)), "{function}: {outcome:?}");
+            assert!(
+                matches!(outcome, Outcome::Response(_)),
+                "{function}: {outcome:?}"
+            );
             let _ = child.kill();
             let _ = child.wait();
         }
