@@ -1,0 +1,273 @@
+//! CPU cost of the pieces of a request and of the in-app flow's use cases, on the in-memory
+//! store (no disk, no network): `cargo bench -p trusted-device-shared --bench core`.
+//! Results and method: docs/performance.md.
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use shared::App;
+use shared::clock::SystemClock;
+use shared::config::Settings;
+use shared::domain::{
+    ActionCode, ActionKey, IdempotencyKey, Namespace, TenantId, TrackContext, UserId,
+};
+use shared::encoding;
+use shared::signature::PublicKey;
+use shared::store::embedded::EmbeddedStore;
+use shared::token::{TenantKeys, TokenRequest};
+use shared::usecase::challenges::{ChallengeStarter, VerifyCommand};
+use shared::usecase::credentials::AddCredential;
+use shared::usecase::tenants::{ApiSecret, Tenant};
+use shared::usecase::track::TrackCommand;
+use shared::usecase::validate::ValidateCommand;
+use std::hint::black_box;
+use std::sync::Arc;
+
+struct DeviceKey {
+    pair: EcdsaKeyPair,
+    public_key: PublicKey,
+}
+
+impl DeviceKey {
+    fn new() -> Self {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let mut spki = vec![
+            0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
+            0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+        ];
+        spki.extend_from_slice(pair.public_key().as_ref());
+        DeviceKey {
+            public_key: PublicKey::from_spki_der(&spki).unwrap(),
+            pair,
+        }
+    }
+
+    fn sign(&self, message: &str) -> String {
+        let rng = ring::rand::SystemRandom::new();
+        encoding::encode_standard(self.pair.sign(&rng, message.as_bytes()).unwrap().as_ref())
+    }
+}
+
+fn action() -> ActionKey {
+    ActionKey {
+        user_id: UserId::parse("bench-user").unwrap(),
+        action_code: ActionCode::parse("signIn").unwrap(),
+        idempotency_key: IdempotencyKey::parse("bench-key").unwrap(),
+    }
+}
+
+fn tokens_and_signatures(c: &mut Criterion) {
+    let record = shared::domain::SigningKeyRecord {
+        kid: "k".into(),
+        secret: encoding::encode_standard(&[3; 32]),
+    };
+    let keys = TenantKeys::new(&TenantId::parse("bench").unwrap(), &[record]).unwrap();
+    let now = shared::clock::Clock::now(&SystemClock);
+    let key = action();
+    let request = || TokenRequest {
+        action: &key,
+        scope: None,
+        username: None,
+        jti: "0123456789abcdef",
+    };
+    c.bench_function("token/issue", |b| {
+        b.iter(|| black_box(keys.issue(request(), now, 600)))
+    });
+    let token = keys.issue(request(), now, 600);
+    c.bench_function("token/verify", |b| {
+        b.iter(|| black_box(keys.verify(black_box(&token), now).unwrap()))
+    });
+
+    let device = DeviceKey::new();
+    let message = "c1.eyJ0IjoiYmVuY2gifQ.bWFj";
+    let signature = device.sign(message);
+    c.bench_function("signature/p256_verify", |b| {
+        b.iter(|| {
+            device
+                .public_key
+                .verify(black_box(message), black_box(&signature))
+                .unwrap()
+        })
+    });
+}
+
+struct Flow {
+    app: App,
+    tenant: Arc<Tenant>,
+    device: DeviceKey,
+}
+
+async fn flow_setup() -> Flow {
+    let store = Arc::new(EmbeddedStore::in_memory().unwrap());
+    let app = App::new(store, Arc::new(SystemClock), Settings::default());
+    let id = TenantId::parse("bench").unwrap();
+    app.ensure_tenant(&id, &ApiSecret::parse("sk_bench_0123456789abcdef").unwrap())
+        .await
+        .unwrap();
+    let tenant = app.tenant_by_id(&id).await.unwrap();
+    let device = DeviceKey::new();
+    let enrol = app
+        .track(&tenant, track_command("addAuthenticator"))
+        .await
+        .unwrap();
+    let token = tenant.keys.verify(&enrol.token, app.now()).unwrap();
+    let add = AddCredential {
+        namespace: Namespace::InApp,
+        public_key: device.public_key.clone(),
+        device_name: None,
+        device_platform: None,
+        push_token: None,
+    };
+    app.add_credential(&tenant, &token, add).await.unwrap();
+    Flow {
+        app,
+        tenant,
+        device,
+    }
+}
+
+fn track_command(code: &str) -> TrackCommand {
+    TrackCommand {
+        user_id: UserId::parse("bench-user").unwrap(),
+        action_code: ActionCode::parse(code).unwrap(),
+        idempotency_key: None,
+        context: TrackContext::default(),
+        username: None,
+    }
+}
+
+/// One whole in-app flow: track, challenge, device signature (not timed work of the server,
+/// but done here), verify, validate.
+async fn full_flow(flow: &Flow, signature_for: impl Fn(&str) -> String) {
+    let app = &flow.app;
+    let tracked = app
+        .track(&flow.tenant, track_command("signIn"))
+        .await
+        .unwrap();
+    let token = flow.tenant.keys.verify(&tracked.token, app.now()).unwrap();
+    let challenge = app
+        .start_challenge(&flow.tenant, ChallengeStarter::Tenant, None)
+        .await
+        .unwrap();
+    let command = VerifyCommand {
+        namespace: Namespace::InApp,
+        signature: signature_for(challenge.id.as_str()),
+        challenge_id: challenge.id,
+        public_key: flow.device.public_key.clone(),
+    };
+    let verified = app
+        .verify_challenge(&flow.tenant, Some(&token), command)
+        .await
+        .unwrap();
+    let validated = app
+        .validate(
+            &flow.tenant,
+            ValidateCommand {
+                token: verified.token,
+                user_id: None,
+                action: None,
+            },
+        )
+        .await
+        .unwrap();
+    black_box(validated);
+}
+
+fn use_cases(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let flow = runtime.block_on(flow_setup());
+    let flow = &flow;
+
+    c.bench_function("usecase/track", |b| {
+        b.to_async(&runtime).iter(|| async {
+            black_box(
+                flow.app
+                    .track(&flow.tenant, track_command("signIn"))
+                    .await
+                    .unwrap(),
+            )
+        })
+    });
+    c.bench_function("usecase/start_challenge", |b| {
+        b.to_async(&runtime).iter(|| async {
+            black_box(
+                flow.app
+                    .start_challenge(&flow.tenant, ChallengeStarter::Tenant, None)
+                    .await
+                    .unwrap(),
+            )
+        })
+    });
+    let validate_token = {
+        let tracked = runtime
+            .block_on(flow.app.track(&flow.tenant, track_command("signIn")))
+            .unwrap();
+        tracked.token
+    };
+    c.bench_function("usecase/validate", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let command = ValidateCommand {
+                token: validate_token.clone(),
+                user_id: None,
+                action: None,
+            };
+            black_box(flow.app.validate(&flow.tenant, command).await.unwrap())
+        })
+    });
+    c.bench_function("usecase/verify_challenge", |b| {
+        b.to_async(&runtime).iter_batched(
+            || {
+                // Not timed: the track, the challenge and the device's signature.
+                runtime.block_on(async {
+                    let tracked = flow
+                        .app
+                        .track(&flow.tenant, track_command("signIn"))
+                        .await
+                        .unwrap();
+                    let token = flow
+                        .tenant
+                        .keys
+                        .verify(&tracked.token, flow.app.now())
+                        .unwrap();
+                    let challenge = flow
+                        .app
+                        .start_challenge(&flow.tenant, ChallengeStarter::Tenant, None)
+                        .await
+                        .unwrap();
+                    let signature = flow.device.sign(challenge.id.as_str());
+                    (token, challenge, signature)
+                })
+            },
+            |(token, challenge, signature)| async move {
+                let command = VerifyCommand {
+                    namespace: Namespace::InApp,
+                    challenge_id: challenge.id,
+                    public_key: flow.device.public_key.clone(),
+                    signature,
+                };
+                black_box(
+                    flow.app
+                        .verify_challenge(&flow.tenant, Some(&token), command)
+                        .await
+                        .unwrap(),
+                );
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // A whole flow with a precomputed signature cost removed from the device side is not
+    // possible (the challenge is new each time), so this includes one device ECDSA *sign*.
+    c.bench_function("usecase/full_in_app_flow_including_device_sign", |b| {
+        b.to_async(&runtime)
+            .iter(|| full_flow(flow, |id| flow.device.sign(id)))
+    });
+}
+
+criterion_group!(benches, tokens_and_signatures, use_cases);
+criterion_main!(benches);
