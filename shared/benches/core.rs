@@ -2,7 +2,7 @@
 //! store (no disk, no network): `cargo bench -p trusted-device-shared --bench core`.
 //! Results and method: docs/performance.md.
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use shared::App;
 use shared::clock::SystemClock;
@@ -221,45 +221,42 @@ fn use_cases(c: &mut Criterion) {
         })
     });
     c.bench_function("usecase/verify_challenge", |b| {
-        b.to_async(&runtime).iter_batched(
-            || {
+        b.to_async(&runtime).iter_custom(|iterations| async move {
+            let mut timed = std::time::Duration::ZERO;
+            for _ in 0..iterations {
                 // Not timed: the track, the challenge and the device's signature.
-                runtime.block_on(async {
-                    let tracked = flow
-                        .app
-                        .track(&flow.tenant, track_command("signIn"))
-                        .await
-                        .unwrap();
-                    let token = flow
-                        .tenant
-                        .keys
-                        .verify(&tracked.token, flow.app.now())
-                        .unwrap();
-                    let challenge = flow
-                        .app
-                        .start_challenge(&flow.tenant, ChallengeStarter::Tenant, None)
-                        .await
-                        .unwrap();
-                    let signature = flow.device.sign(challenge.id.as_str());
-                    (token, challenge, signature)
-                })
-            },
-            |(token, challenge, signature)| async move {
+                let tracked = flow
+                    .app
+                    .track(&flow.tenant, track_command("signIn"))
+                    .await
+                    .unwrap();
+                let token = flow
+                    .tenant
+                    .keys
+                    .verify(&tracked.token, flow.app.now())
+                    .unwrap();
+                let challenge = flow
+                    .app
+                    .start_challenge(&flow.tenant, ChallengeStarter::Tenant, None)
+                    .await
+                    .unwrap();
                 let command = VerifyCommand {
                     namespace: Namespace::InApp,
+                    signature: flow.device.sign(challenge.id.as_str()),
                     challenge_id: challenge.id,
                     public_key: flow.device.public_key.clone(),
-                    signature,
                 };
+                let started = std::time::Instant::now();
                 black_box(
                     flow.app
                         .verify_challenge(&flow.tenant, Some(&token), command)
                         .await
                         .unwrap(),
                 );
-            },
-            BatchSize::SmallInput,
-        )
+                timed += started.elapsed();
+            }
+            timed
+        })
     });
     // A whole flow with a precomputed signature cost removed from the device side is not
     // possible (the challenge is new each time), so this includes one device ECDSA *sign*.
