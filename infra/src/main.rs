@@ -50,7 +50,7 @@ enum Command {
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum StoreKind {
-    /// A file on this machine (redb).
+    /// A journal file on this machine.
     Embedded,
     /// A DynamoDB table (AWS, or an emulator with --endpoint-url).
     Dynamodb,
@@ -147,7 +147,7 @@ enum LogFormatArg {
 
 /// Where the id of the development tenant made on first start is remembered.
 const DEV_TENANT_FILE: &str = "dev-tenant-id";
-const DB_FILE: &str = "trusted-device.redb";
+const DB_FILE: &str = "trusted-device.journal";
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -14,7 +14,7 @@
 //! (`ChallengeAlreadyUsed`, `ChallengeExpired`, ...), never as a generic failure. Expiry is
 //! checked by the code that reads, not left to TTL deletion, which is late (DESIGN 4).
 //!
-//! Adapters: [`embedded::EmbeddedStore`] (a `redb` file, or memory for tests) and
+//! Adapters: [`embedded::EmbeddedStore`] (a journal file, or memory for tests) and
 //! [`dynamodb::DynamoStore`] (production). Both run the same conformance suite
 //! (`conformance.rs`), the DynamoDB one against a real DynamoDB-compatible server.
 

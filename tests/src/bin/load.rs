@@ -322,7 +322,7 @@ fn main() {
             let store: Arc<dyn Store> = match o.store.as_str() {
                 "embedded" => {
                     let dir = tempfile::tempdir().unwrap();
-                    let store = EmbeddedStore::open(&dir.path().join("load.redb")).unwrap();
+                    let store = EmbeddedStore::open(&dir.path().join("load.journal")).unwrap();
                     _keep_alive = Some(Box::new(dir) as Box<dyn std::any::Any>);
                     Arc::new(store)
                 }
