@@ -20,6 +20,15 @@ const P256_SPKI_LEN: usize = 91;
 /// A DER ECDSA P-256 signature is at most 72 bytes; anything longer is refused before parsing.
 const MAX_SIGNATURE_LEN: usize = 72;
 
+/// The SPKI DER of an uncompressed P-256 point (`04 || X || Y`), as iOS builds it from
+/// `SecKeyCopyExternalRepresentation` (spec 4.2). For clients and tests that hold a raw point.
+pub fn p256_spki(uncompressed_point: &[u8]) -> Vec<u8> {
+    let mut spki = Vec::with_capacity(P256_SPKI_LEN);
+    spki.extend_from_slice(&P256_SPKI_HEADER);
+    spki.extend_from_slice(uncompressed_point);
+    spki
+}
+
 /// A parsed, validated P-256 public key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PublicKey {

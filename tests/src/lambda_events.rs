@@ -66,11 +66,7 @@ fn device() -> EcdsaKeyPair {
 
 /// Standard base64 SPKI of the fixture device key (spec 4.2).
 pub fn device_public_key() -> String {
-    let mut spki = vec![
-        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
-        0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
-    ];
-    spki.extend_from_slice(device().public_key().as_ref());
+    let spki = shared::signature::p256_spki(device().public_key().as_ref());
     STANDARD.encode(spki)
 }
 

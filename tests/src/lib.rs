@@ -366,8 +366,7 @@ impl Device {
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
             .unwrap();
         // iOS: the fixed P-256 SPKI header before the raw point (spec 4.2).
-        let mut spki = hex_decode("3059301306072a8648ce3d020106082a8648ce3d030107034200");
-        spki.extend_from_slice(pair.public_key().as_ref());
+        let spki = shared::signature::p256_spki(pair.public_key().as_ref());
         Device {
             pair,
             public_key: STANDARD.encode(spki),
@@ -401,13 +400,6 @@ impl Default for Device {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn hex_decode(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 /// The payload of a JWT, decoded without verifying (as the SDKs do, spec 5).

@@ -12,7 +12,7 @@ use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
 use shared::testing::runtime_api::{Outcome, RuntimeApi};
 use shared::usecase::tenants::ApiSecret;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -60,15 +60,13 @@ async fn the_bootstrap_binary_answers_api_gateway_events_through_the_runtime_api
     .unwrap();
 
     let runtime = RuntimeApi::start().await.unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_track"))
-        .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "track")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/track")
-        .env("TABLE_NAME", &table)
-        .env("TRUSTED_DEVICE_DYNAMODB_ENDPOINT", local.endpoint())
+    let mut child = runtime
+        .command(
+            std::path::Path::new(env!("CARGO_BIN_EXE_track")),
+            "track",
+            &table,
+            &local.endpoint(),
+        )
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

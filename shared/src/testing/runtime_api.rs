@@ -120,6 +120,33 @@ impl RuntimeApi {
     }
 }
 
+impl RuntimeApi {
+    /// A command that runs a function's `bootstrap` binary the way Lambda does, against this
+    /// Runtime API, serving `table` on the DynamoDB-compatible server at `dynamodb_endpoint`.
+    pub fn command(
+        &self,
+        binary: &std::path::Path,
+        function: &str,
+        table: &str,
+        dynamodb_endpoint: &str,
+    ) -> std::process::Command {
+        let mut command = std::process::Command::new(binary);
+        command
+            .env("AWS_LAMBDA_RUNTIME_API", self.address())
+            .env("AWS_LAMBDA_FUNCTION_NAME", function)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{function}"),
+            )
+            .env("TABLE_NAME", table)
+            .env("TRUSTED_DEVICE_DYNAMODB_ENDPOINT", dynamodb_endpoint);
+        command
+    }
+}
+
 async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     let (id, event) = loop {
         let notified = shared.new_event.notified();

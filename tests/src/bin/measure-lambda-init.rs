@@ -16,7 +16,7 @@ use shared::store::dynamodb::local::{LocalDynamo, unique_table};
 use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
 use shared::testing::runtime_api::{Outcome, RuntimeApi};
 use shared::usecase::tenants::ApiSecret;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,15 +72,8 @@ async fn main() {
         for run in 0..runs {
             let runtime = RuntimeApi::start().await.unwrap();
             let started = Instant::now();
-            let mut child = Command::new(&binary)
-                .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
-                .env("AWS_LAMBDA_FUNCTION_NAME", function)
-                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-                .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-                .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
-                .env("AWS_LAMBDA_LOG_GROUP_NAME", "local")
-                .env("TABLE_NAME", &table)
-                .env("TRUSTED_DEVICE_DYNAMODB_ENDPOINT", local.endpoint())
+            let mut child = runtime
+                .command(&binary, function, &table, &local.endpoint())
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
