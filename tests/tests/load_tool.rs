@@ -1,0 +1,33 @@
+//! The load generator works end to end: a short run completes flows with no error and prints
+//! the report a reader of docs/performance.md expects.
+
+#[test]
+fn a_short_load_run_completes_flows_without_errors_and_reports_them() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_load"))
+        .args(["--store", "embedded", "--users", "2", "--seconds", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = String::from_utf8(output.stdout).unwrap();
+    for endpoint in ["track", "challenge", "verify", "validate"] {
+        let row = report
+            .lines()
+            .find(|l| l.starts_with(&format!("| {endpoint} |")))
+            .unwrap_or_else(|| panic!("no row for {endpoint}:\n{report}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert!(cells[2].parse::<u64>().unwrap() > 0, "{row}");
+        assert_eq!(cells[3], "0", "errors: {row}");
+    }
+    let flows: u64 = report
+        .lines()
+        .find_map(|l| l.strip_prefix("full flows: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("a flows line");
+    assert!(flows > 0);
+    assert!(report.contains("server CPU per flow:"), "{report}");
+}
