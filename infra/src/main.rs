@@ -288,8 +288,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         });
     }
 
+    let shutdown = shutdown_signal()?;
     tracing::info!(%addr, "listening");
-    trusted_device::serve(listener, Arc::new(app), shutdown_signal())
+    trusted_device::serve(listener, Arc::new(app), shutdown)
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!("stopped");
@@ -324,24 +325,17 @@ async fn bootstrap_dev_tenant(app: &App, store: &StoreArgs, base_url: &str) -> R
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Ctrl-C and SIGTERM, registered now: a signal that arrives before the server is polled must
+/// still stop it cleanly rather than kill it.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static, String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    })
 }
