@@ -31,6 +31,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// The same allocator as the `trusted-device` server binary, so the in-process server is
+/// measured as it runs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ENDPOINTS: [&str; 4] = ["track", "challenge", "verify", "validate"];
 const SERVER_THREAD: &str = "td-server";
 /// The embedded store's journal writer: server work too.
