@@ -12,6 +12,9 @@
 //!   write) fails its checksum and is cut off. A journal much larger than the live data is
 //!   rewritten as one snapshot record (atomically, by rename) when the store is opened.
 //! - **One process.** An exclusive lock on `<journal>.lock` keeps a second process out.
+//! - **Fail-stop.** If the journal cannot be written, memory may hold a change the disk does
+//!   not; from then on every read and write is refused (`StoreUnavailable`) until a restart
+//!   replays what is durable. Nobody can observe a change that a restart would undo.
 //!
 //! Record format: `len: u32 LE | checksum: 8 bytes (SHA-256 prefix of the body) | body`, the
 //! body a sequence of `table: u8 | key_len: u32 | key | tag: u8 (0 delete, 1 put) |
@@ -22,6 +25,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, mpsc};
 use tokio::sync::oneshot;
 
@@ -259,6 +263,8 @@ fn writer(mut file: File, queue: mpsc::Receiver<Pending>) {
 pub struct Engine {
     tables: RwLock<Tables>,
     journal: Option<mpsc::Sender<Pending>>,
+    /// Set when a journal write failed: the engine then refuses all access.
+    failed: AtomicBool,
     _lock: Option<File>,
 }
 
@@ -267,6 +273,7 @@ impl Engine {
         Engine {
             tables: RwLock::new(Tables::default()),
             journal: None,
+            failed: AtomicBool::new(false),
             _lock: None,
         }
     }
@@ -305,13 +312,34 @@ impl Engine {
         Ok(Engine {
             tables: RwLock::new(tables),
             journal: Some(sender),
+            failed: AtomicBool::new(false),
             _lock: Some(lock),
         })
     }
 
+    fn check_not_failed(&self) -> std::io::Result<()> {
+        if self.failed.load(Ordering::SeqCst) {
+            Err(std::io::Error::other(
+                "the journal failed earlier; restart to recover",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn fail(&self, error: std::io::Error) -> std::io::Error {
+        self.failed.store(true, Ordering::SeqCst);
+        error
+    }
+
     /// Runs `f` against the committed tables.
-    pub fn read<T>(&self, f: impl FnOnce(&Tx<'_>) -> T) -> T {
+    pub fn read<T, E>(
+        &self,
+        f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+        journal_failed: impl FnOnce(std::io::Error) -> E,
+    ) -> Result<T, E> {
         let tables = self.tables.read().unwrap_or_else(|e| e.into_inner());
+        self.check_not_failed().map_err(journal_failed)?;
         f(&Tx::new(&tables))
     }
 
@@ -324,6 +352,9 @@ impl Engine {
     ) -> Result<T, E> {
         let (value, durable) = {
             let mut tables = self.tables.write().unwrap_or_else(|e| e.into_inner());
+            if let Err(error) = self.check_not_failed() {
+                return Err(journal_failed(error));
+            }
             let (value, changes) = {
                 let mut tx = Tx::new(&tables);
                 let value = f(&mut tx)?;
@@ -333,29 +364,32 @@ impl Engine {
                 return Ok(value);
             }
             // Queued under the lock, so the journal's order is the order of application.
-            let durable = self.journal.as_ref().map(|journal| {
-                let (done, durable) = oneshot::channel();
-                let sent = journal.send(Pending {
-                    record: encode_record(&changes),
-                    done,
-                });
-                (durable, sent.is_ok())
-            });
+            let durable = match &self.journal {
+                None => None,
+                Some(journal) => {
+                    let (done, durable) = oneshot::channel();
+                    let record = encode_record(&changes);
+                    if journal.send(Pending { record, done }).is_err() {
+                        // Nothing applied, but the engine can no longer make writes durable.
+                        let stopped = std::io::Error::other("the journal writer stopped");
+                        return Err(journal_failed(self.fail(stopped)));
+                    }
+                    Some(durable)
+                }
+            };
             apply(&mut tables, changes);
             (value, durable)
         };
-        match durable {
-            None => Ok(value),
-            Some((_, false)) => Err(journal_failed(std::io::Error::other(
-                "the journal writer stopped",
-            ))),
-            Some((durable, true)) => match durable.await {
-                Ok(Ok(())) => Ok(value),
-                Ok(Err(error)) => Err(journal_failed(error)),
-                Err(_) => Err(journal_failed(std::io::Error::other(
-                    "the journal writer stopped",
-                ))),
-            },
+        let Some(durable) = durable else {
+            return Ok(value);
+        };
+        match durable.await {
+            Ok(Ok(())) => Ok(value),
+            // Applied in memory but not durable: fail-stop (see the module docs).
+            Ok(Err(error)) => Err(journal_failed(self.fail(error))),
+            Err(_) => Err(journal_failed(
+                self.fail(std::io::Error::other("the journal writer stopped")),
+            )),
         }
     }
 }
@@ -434,7 +468,40 @@ mod tests {
             )
             .await;
         assert_eq!(result, Err("refused"));
-        assert!(engine.read(|tx| tx.get(TableId::Users, "a").is_none()));
+        assert!(
+            engine
+                .read(
+                    |tx| Ok::<_, ()>(tx.get(TableId::Users, "a").is_none()),
+                    |_| ()
+                )
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn after_a_journal_failure_every_read_and_write_is_refused() {
+        // A journal whose writer is gone: the change cannot be made durable.
+        let (sender, queue) = mpsc::channel::<Pending>();
+        drop(queue);
+        let engine = Engine {
+            tables: RwLock::new(Tables::default()),
+            journal: Some(sender),
+            failed: AtomicBool::new(false),
+            _lock: None,
+        };
+        let put = |tx: &mut Tx<'_>| {
+            tx.put(TableId::Users, "a", b"1".to_vec());
+            Ok::<_, String>(())
+        };
+        assert!(engine.write(put, |e| e.to_string()).await.is_err());
+        // Not applied, and from now on nothing is served.
+        let read = engine.read(
+            |tx| Ok::<_, String>(tx.get(TableId::Users, "a").is_some()),
+            |e| e.to_string(),
+        );
+        assert!(read.is_err(), "{read:?}");
+        assert!(engine.write(put, |e| e.to_string()).await.is_err());
+        assert!(engine.tables.read().unwrap().map(TableId::Users).is_empty());
     }
 
     #[tokio::test]
@@ -471,9 +538,10 @@ mod tests {
         let engine = Engine::open(&path).unwrap();
         let after = std::fs::metadata(&path).unwrap().len();
         assert!(after < before / 10, "{before} -> {after}");
-        assert_eq!(
-            engine.read(|tx| tx.get(TableId::Actions, "same-key").map(<[u8]>::len)),
-            Some(64 * 1024)
+        let length = engine.read(
+            |tx| Ok::<_, ()>(tx.get(TableId::Actions, "same-key").map(<[u8]>::len)),
+            |_| (),
         );
+        assert_eq!(length, Ok(Some(64 * 1024)));
     }
 }

@@ -65,7 +65,7 @@ impl EmbeddedStore {
     }
 
     fn read<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
-        self.engine.read(f)
+        self.engine.read(f, unavailable)
     }
 
     /// Runs `f` as one transaction: its changes are applied and made durable only if it
