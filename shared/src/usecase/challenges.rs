@@ -415,6 +415,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_challenge_for_one_action_code_cannot_complete_a_token_for_another() {
+        let kit = Kit::new().await;
+        let device = kit.enroll("alice").await;
+        let pay = ActionCode::parse("pay").unwrap();
+        let for_pay = kit
+            .app
+            .start_challenge(&kit.tenant, ChallengeStarter::Tenant, Some(pay.clone()))
+            .await
+            .unwrap();
+        let sign_in = kit.track_token("alice", "signIn", None).await;
+        assert_eq!(
+            kit.app
+                .verify_challenge(&kit.tenant, Some(&sign_in), device.verify_command(&for_pay))
+                .await
+                .unwrap_err(),
+            Error::ChallengeMismatch
+        );
+        // A Bearer start that names another action than its token's is refused outright.
+        let error = kit
+            .app
+            .start_challenge(&kit.tenant, ChallengeStarter::Token(sign_in), Some(pay))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), "invalid_request");
+    }
+
+    #[tokio::test]
     async fn blocked_actions_cannot_be_completed_by_a_signature() {
         let kit = Kit::new().await;
         let device = kit.enroll("alice").await;
