@@ -43,6 +43,8 @@ pub fn tenant_record() -> TenantRecord {
             secret: STANDARD.encode([7u8; 32]),
         }],
         created_at: FIXTURE_TIME,
+        push_webhook: None,
+        require_decision_signature: false,
     }
 }
 

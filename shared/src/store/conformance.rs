@@ -29,6 +29,8 @@ pub fn sample_tenant(name: &str) -> TenantRecord {
             secret: "c2VjcmV0".into(),
         }],
         created_at: NOW,
+        push_webhook: None,
+        require_decision_signature: false,
     }
 }
 
@@ -494,9 +496,11 @@ async fn scene(store: &dyn Store, state: ActionState) -> Scene {
 fn commit(scene: &Scene, now: Timestamp) -> VerificationCommit {
     VerificationCommit {
         tenant_id: scene.tenant.clone(),
-        challenge_id: scene.challenge.clone(),
-        challenge_expires_at: NOW.plus_seconds(300),
-        max_failed_attempts: 3,
+        single_use: SingleUse::Mark {
+            challenge_id: scene.challenge.clone(),
+            expires_at: NOW.plus_seconds(300),
+            max_failed_attempts: 3,
+        },
         credential: scene.credential.clone(),
         method: VerificationMethod::Device,
         action: ActionWrite::Complete(scene.action.key.clone()),
@@ -648,7 +652,9 @@ async fn verification_failures_write_nothing(store: &dyn Store) {
     assert_untouched(store, &s).await;
     let retired = s.action.expires_at;
     let mut after_retention = commit(&s, retired);
-    after_retention.challenge_expires_at = retired.plus_seconds(300);
+    if let SingleUse::Mark { expires_at, .. } = &mut after_retention.single_use {
+        *expires_at = retired.plus_seconds(300);
+    }
     assert_eq!(
         store
             .complete_verification(&after_retention)
