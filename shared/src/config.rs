@@ -28,6 +28,9 @@ pub struct Settings {
     pub push_start_window_seconds: i64,
     /// How long a `push.created` webhook may take before the start fails (spec 2.11).
     pub webhook_timeout_ms: u64,
+    /// A push credential expires this long after it is added or its expiry is reset
+    /// (spec 3.4.5: `PATCH .../push` with `resetExpiry`); an expired one gets no challenges.
+    pub push_credential_lifetime_days: i64,
 }
 
 impl Default for Settings {
@@ -43,6 +46,7 @@ impl Default for Settings {
             push_starts_per_window: 5,
             push_start_window_seconds: 600,
             webhook_timeout_ms: 5_000,
+            push_credential_lifetime_days: 180,
         }
     }
 }

@@ -197,7 +197,11 @@ impl App {
         }
     }
 
-    fn new_action(&self, code: ActionCode, credential: &Credential) -> Result<ActionWrite> {
+    pub(crate) fn new_action(
+        &self,
+        code: ActionCode,
+        credential: &Credential,
+    ) -> Result<ActionWrite> {
         let now = self.now();
         Ok(ActionWrite::Create(Action {
             tenant_id: credential.tenant_id.clone(),
