@@ -25,7 +25,7 @@ use shared::store::Store;
 use shared::store::dynamodb::local::{LocalDynamo, unique_table};
 use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
 use shared::store::embedded::EmbeddedStore;
-use shared::usecase::tenants::ApiSecret;
+use shared::usecase::tenants::{ApiSecret, TenantSettingsChange};
 use std::sync::Arc;
 use trusted_device::RunningServer;
 
@@ -151,7 +151,22 @@ impl Harness {
         Self::start_full(kind, Settings::default()).await
     }
 
+    /// Starts with tenant A's approval settings changed (push webhook, decision signature
+    /// requirement), as the CLI's `tenant configure` does. The change is stored before the
+    /// server starts, so no cached copy of the tenant predates it.
+    pub async fn start_configured(tenant_a: TenantSettingsChange) -> Harness {
+        Self::start_inner(StoreKind::from_env(), Settings::default(), tenant_a).await
+    }
+
     async fn start_full(kind: StoreKind, settings: Settings) -> Harness {
+        Self::start_inner(kind, settings, TenantSettingsChange::default()).await
+    }
+
+    async fn start_inner(
+        kind: StoreKind,
+        settings: Settings,
+        tenant_a: TenantSettingsChange,
+    ) -> Harness {
         let data_dir = tempfile::tempdir().unwrap();
         let (store, dynamo): (Arc<dyn Store>, _) = match kind {
             StoreKind::Embedded => {
@@ -196,6 +211,11 @@ impl Harness {
             .await
             .unwrap();
         }
+        if tenant_a.push_webhook.is_some() || tenant_a.require_decision_signature.is_some() {
+            app.configure_tenant(&TenantId::parse(a.id.clone()).unwrap(), tenant_a)
+                .await
+                .unwrap();
+        }
         let server = RunningServer::start(app).await.unwrap();
         Harness {
             server,
@@ -221,9 +241,24 @@ impl Harness {
         auth: Auth<'_>,
         body: Option<&Value>,
     ) -> Reply {
+        self.send_with_headers(method, path, auth, &[], body).await
+    }
+
+    /// [`Harness::send`] with extra request headers, e.g. `X-Authsignal-Signature`.
+    pub async fn send_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Auth<'_>,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Reply {
         let mut request = self.http.request(method, self.url(path));
         if let Some(header) = auth.header() {
             request = request.header("Authorization", header);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         if let Some(body) = body {
             request = request
