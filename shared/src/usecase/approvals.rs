@@ -531,14 +531,17 @@ impl App {
             }
             self.check_device_signature(&challenge, &request, now)
                 .await?;
-            if challenge
-                .user_id
-                .as_ref()
-                .is_some_and(|user| *user != credential.user_id)
-            {
-                return Err(Error::UserMismatch);
-            }
             let claimed = match challenge.state {
+                // A token-started code is for its user only. Once claimed, `user_id` is the
+                // claimer's: any other device is told the code is taken, whoever its user.
+                ApprovalState::Pending
+                    if challenge
+                        .user_id
+                        .as_ref()
+                        .is_some_and(|user| *user != credential.user_id) =>
+                {
+                    return Err(Error::UserMismatch);
+                }
                 ApprovalState::Pending => {
                     let mut next = challenge.moved_to(ApprovalState::Claimed, now);
                     next.answered_by = Some(credential.id.clone());
