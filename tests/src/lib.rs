@@ -154,8 +154,8 @@ impl Harness {
     /// Starts with tenant A's approval settings changed (push webhook, decision signature
     /// requirement), as the CLI's `tenant configure` does. The change is stored before the
     /// server starts, so no cached copy of the tenant predates it.
-    pub async fn start_configured(tenant_a: TenantSettingsChange) -> Harness {
-        Self::start_inner(StoreKind::from_env(), Settings::default(), tenant_a).await
+    pub async fn start_configured(settings: Settings, tenant_a: TenantSettingsChange) -> Harness {
+        Self::start_inner(StoreKind::from_env(), settings, tenant_a).await
     }
 
     async fn start_full(kind: StoreKind, settings: Settings) -> Harness {

@@ -8,6 +8,7 @@ use e2e_tests::{Auth, Device, Harness, Reply};
 use reqwest::Method;
 use serde_json::{Value, json};
 use shared::clock::Clock;
+use shared::config::Settings;
 use shared::domain::WebhookEndpoint;
 use shared::usecase::tenants::TenantSettingsChange;
 use std::sync::{Arc, Mutex};
@@ -758,10 +759,13 @@ async fn a_decision_signature_must_sign_the_decision_itself() {
 
 #[tokio::test]
 async fn a_tenant_may_require_decision_signatures() {
-    let h = Harness::start_configured(TenantSettingsChange {
-        require_decision_signature: Some(true),
-        ..TenantSettingsChange::default()
-    })
+    let h = Harness::start_configured(
+        Settings::default(),
+        TenantSettingsChange {
+            require_decision_signature: Some(true),
+            ..TenantSettingsChange::default()
+        },
+    )
     .await;
     let (phone, _) = enrol(&h, "alice", "push").await;
     let token = track_token(&h, "alice", "signIn", json!({})).await;
@@ -1268,14 +1272,17 @@ async fn receiver(status: u16) -> Receiver {
 
 const WEBHOOK_SECRET: &str = "whsec_e2e_test_secret_0123456789";
 
-async fn harness_with_webhook(url: &str) -> Harness {
-    Harness::start_configured(TenantSettingsChange {
-        push_webhook: Some(Some(WebhookEndpoint {
-            url: url.to_owned(),
-            secret: WEBHOOK_SECRET.to_owned(),
-        })),
-        ..TenantSettingsChange::default()
-    })
+async fn harness_with_webhook(url: &str, settings: Settings) -> Harness {
+    Harness::start_configured(
+        settings,
+        TenantSettingsChange {
+            push_webhook: Some(Some(WebhookEndpoint {
+                url: url.to_owned(),
+                secret: WEBHOOK_SECRET.to_owned(),
+            })),
+            ..TenantSettingsChange::default()
+        },
+    )
     .await
 }
 
@@ -1294,7 +1301,7 @@ fn verify_signature(header: &str, body: &str) -> i64 {
 #[tokio::test]
 async fn push_created_is_delivered_signed_before_the_start_returns() {
     let hook = receiver(200).await;
-    let h = harness_with_webhook(&hook.url).await;
+    let h = harness_with_webhook(&hook.url, Settings::default()).await;
     let (phone, phone_id) = enrol(&h, "alice", "push").await;
     // The app has set its APNs token.
     let signing = h
@@ -1384,7 +1391,7 @@ async fn push_created_is_delivered_signed_before_the_start_returns() {
 #[tokio::test]
 async fn a_failed_push_created_delivery_fails_the_push() {
     let hook = receiver(500).await;
-    let h = harness_with_webhook(&hook.url).await;
+    let h = harness_with_webhook(&hook.url, Settings::default()).await;
     let (phone, _) = enrol(&h, "alice", "push").await;
     let token = track_token(&h, "alice", "signIn", json!({})).await;
 
@@ -1417,10 +1424,276 @@ async fn an_unreachable_push_webhook_fails_the_push() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}/hook", listener.local_addr().unwrap())
     };
-    let h = harness_with_webhook(&url).await;
+    let h = harness_with_webhook(&url, Settings::default()).await;
     enrol(&h, "alice", "push").await;
     let token = track_token(&h, "alice", "signIn", json!({})).await;
     start_push(&h, &token, json!({}))
         .await
         .expect_error(502, "webhook_failed");
+}
+
+#[tokio::test]
+async fn a_push_webhook_that_does_not_answer_in_time_fails_the_push() {
+    // An endpoint that accepts the connection and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let hold = tokio::spawn(async move {
+        let mut open = Vec::new();
+        loop {
+            let (socket, _) = listener.accept().await.unwrap();
+            open.push(socket);
+        }
+    });
+    let settings = Settings {
+        webhook_timeout_ms: 200,
+        ..Settings::default()
+    };
+    let h = harness_with_webhook(&url, settings).await;
+    let (phone, _) = enrol(&h, "alice", "push").await;
+    let token = track_token(&h, "alice", "signIn", json!({})).await;
+    start_push(&h, &token, json!({}))
+        .await
+        .expect_error(502, "webhook_failed");
+    assert!(pending(&h, &phone, None).await.get("challengeId").is_none());
+    hold.abort();
+}
+
+// ---------------------------------------------------------------- races
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_answers_and_polls_give_one_approval_and_one_token() {
+    let h = Harness::start().await;
+    let (phone, _) = enrol(&h, "alice", "push").await;
+    let token = track_token(&h, "alice", "signIn", json!({})).await;
+    let id = started_push(&h, &token).await;
+
+    let answers = futures_join(
+        (0..8)
+            .map(|i| answer(&h, &phone, &id, i % 2 == 0, json!({})))
+            .collect(),
+    )
+    .await;
+    let accepted: Vec<&Reply> = answers.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(accepted.len(), 1, "{answers:?}");
+    for refused in answers.iter().filter(|r| r.status != 200) {
+        assert_eq!(refused.status, 409, "{refused:?}");
+        assert_eq!(refused.body["error"], "challenge_already_used");
+    }
+    let approved = accepted[0].body["isVerified"] == true;
+
+    let polls = futures_join((0..8).map(|_| poll_push(&h, &token, &id)).collect()).await;
+    let tokens = polls
+        .iter()
+        .filter(|p| {
+            assert_eq!(p.status, 200, "{p:?}");
+            assert_poll(&p.body, true, true, approved);
+            p.body.get("accessToken").is_some()
+        })
+        .count();
+    assert_eq!(tokens, usize::from(approved), "{polls:?}");
+}
+
+/// Polls all the requests together, so that each is in flight before any completes.
+async fn futures_join<F: std::future::Future<Output = Reply>>(futures: Vec<F>) -> Vec<Reply> {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<Reply>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        for (future, slot) in futures.iter_mut().zip(done.iter_mut()) {
+            if slot.is_none()
+                && let std::task::Poll::Ready(reply) = future.as_mut().poll(cx)
+            {
+                *slot = Some(reply);
+            }
+        }
+        if done.iter().all(Option::is_some) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    done.into_iter().map(Option::unwrap).collect()
+}
+
+// ---------------------------------------------------------------- credentials and tenants
+
+#[tokio::test]
+async fn push_credentials_expire_unless_their_expiry_is_reset() {
+    const DAY: i64 = 24 * 3600;
+    let h = Harness::start().await;
+    let (phone, _) = enrol(&h, "alice", "push").await;
+    let (stale, _) = enrol(&h, "bob", "push").await;
+
+    h.clock.advance_seconds(179 * DAY);
+    let sign_path = format!(
+        "/client/user-authenticators/push/sign?publicKey={}",
+        phone.query_ios()
+    );
+    let signing = h
+        .send(Method::POST, &sign_path, Auth::TenantIos(&h.a.id), None)
+        .await
+        .expect(200);
+    let challenge_id = signing["challengeId"].as_str().unwrap();
+    let reset = h
+        .send(
+            Method::PATCH,
+            "/client/user-authenticators/push",
+            Auth::TenantIos(&h.a.id),
+            Some(&json!({
+                "challengeId": challenge_id,
+                "publicKey": phone.public_key,
+                "signature": phone.sign(challenge_id),
+                "resetExpiry": true,
+            })),
+        )
+        .await
+        .expect(200);
+    let expected = h.clock.now().plus_seconds(180 * DAY).to_iso8601();
+    assert_eq!(reset["expiresAt"], expected.as_str());
+
+    h.clock.advance_seconds(2 * DAY);
+    // Alice's reset credential still gets pushes; Bob's, 181 days old, does not.
+    let alice = track_token(&h, "alice", "signIn", json!({})).await;
+    let id = started_push(&h, &alice).await;
+    answer(&h, &phone, &id, true, json!({})).await.expect(200);
+    let bob = track_token(&h, "bob", "signIn", json!({})).await;
+    start_push(&h, &bob, json!({}))
+        .await
+        .expect_error(404, "authenticator_not_found");
+    h.get(
+        &format!(
+            "/client/user-authenticators/push/challenge?publicKey={}",
+            stale.query_ios()
+        ),
+        Auth::TenantIos(&h.a.id),
+    )
+    .await
+    .expect_error(400, "invalid_credential");
+}
+
+#[tokio::test]
+async fn a_push_update_challenge_dies_after_five_bad_signatures_or_when_expired() {
+    let h = Harness::start().await;
+    let (phone, _) = enrol(&h, "alice", "push").await;
+    let sign_path = format!(
+        "/client/user-authenticators/push/sign?publicKey={}",
+        phone.query_ios()
+    );
+    let update = |challenge_id: String, signature: String| {
+        let h = &h;
+        let body = json!({
+            "challengeId": challenge_id,
+            "publicKey": phone.public_key,
+            "signature": signature,
+            "pushToken": "apns-token-2",
+        });
+        async move {
+            h.send(
+                Method::PATCH,
+                "/client/user-authenticators/push",
+                Auth::TenantIos(&h.a.id),
+                Some(&body),
+            )
+            .await
+        }
+    };
+    let new_challenge = || async {
+        h.send(Method::POST, &sign_path, Auth::TenantIos(&h.a.id), None)
+            .await
+            .expect(200)["challengeId"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    let id = new_challenge().await;
+    for _ in 0..5 {
+        update(id.clone(), phone.sign("wrong"))
+            .await
+            .expect_error(400, "invalid_signature");
+    }
+    update(id.clone(), phone.sign(&id))
+        .await
+        .expect_error(409, "challenge_already_used");
+
+    let id = new_challenge().await;
+    h.clock.advance_seconds(3600);
+    update(id.clone(), phone.sign(&id))
+        .await
+        .expect_error(400, "challenge_expired");
+}
+
+#[tokio::test]
+async fn another_tenant_cannot_reach_a_challenge() {
+    let h = Harness::start().await;
+    let (phone, _) = enrol(&h, "alice", "push").await;
+    let outsider = Device::in_namespace("qr-code");
+    h.register(&h.b, "eve", &outsider).await;
+    let token = track_token(&h, "alice", "signIn", json!({})).await;
+    let push = started_push(&h, &token).await;
+    let (qr, device_code) = start_qr(&h, json!({"action": "signIn"})).await;
+
+    // Tenant B's app, with tenant B's id.
+    h.post(
+        "/client/user-authenticators/qr-code/challenge/claim",
+        Auth::TenantIos(&h.b.id),
+        json!({"challengeId": qr, "publicKey": outsider.public_key, "signature": outsider.sign(&qr)}),
+    )
+    .await
+    .expect_error(404, "challenge_not_found");
+    // Alice's key presented under tenant B's id is unknown there.
+    h.post(
+        "/client/user-authenticators/push/challenge",
+        Auth::TenantIos(&h.b.id),
+        json!({"challengeId": push, "publicKey": phone.public_key, "signature": phone.sign(&push), "approved": true}),
+    )
+    .await
+    .expect_error(400, "invalid_credential");
+    h.post(
+        "/client/verify/qr-code",
+        Auth::TenantBrowser(&h.b.id),
+        json!({"challengeId": qr, "deviceCode": device_code}),
+    )
+    .await
+    .expect_error(404, "challenge_not_found");
+    assert_poll(
+        &poll_qr(&h, &qr, &device_code).await.expect(200),
+        false,
+        false,
+        false,
+    );
+}
+
+#[tokio::test]
+async fn qr_code_start_is_validated() {
+    let h = Harness::start().await;
+    let kiosk = Auth::TenantBrowser(&h.a.id);
+    h.post("/client/challenge/qr-code", kiosk, json!({}))
+        .await
+        .expect_error(400, "invalid_request");
+    h.post(
+        "/client/challenge/qr-code",
+        kiosk,
+        json!({"action": "signIn", "custom": "not an object"}),
+    )
+    .await
+    .expect_error(400, "invalid_request");
+
+    let tracked = h.track(&h.a, "alice", "signIn", json!({})).await;
+    let key = tracked["idempotencyKey"].as_str().unwrap();
+    h.send(
+        Method::PATCH,
+        &format!("/users/alice/actions/signIn/{key}"),
+        Auth::Secret(&h.a.secret),
+        Some(&json!({"state": "BLOCK"})),
+    )
+    .await
+    .expect(200);
+    h.post(
+        "/client/challenge/qr-code",
+        Auth::Bearer(tracked["token"].as_str().unwrap()),
+        json!({}),
+    )
+    .await
+    .expect_error(409, "invalid_action_state");
 }
