@@ -1128,8 +1128,17 @@ async fn the_backend_reads_a_push_or_qr_challenge_with_get_or_post() {
     .expect_error(404, "challenge_not_found");
 
     answer(&h, &phone, &push, true, json!({})).await.expect(200);
-    // .NET posts a JSON body; Java puts the query without `?` (handled by the router), so
-    // here: POST with the fields in the body.
+    // Java and .NET send POST (spec 2.2): with the query string, or the fields in the body.
+    let by_query = h
+        .send(
+            Method::POST,
+            &format!("/challenges?challengeId={push}&userId=alice"),
+            secret,
+            None,
+        )
+        .await
+        .expect(200);
+    assert_eq!(by_query["state"], "APPROVED");
     let posted = h
         .post(
             "/challenges",
