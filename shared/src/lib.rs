@@ -28,6 +28,7 @@ pub mod error;
 pub mod http;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod rules;
 pub mod signature;
 pub mod store;
 pub mod telemetry;
