@@ -64,6 +64,12 @@ pub enum Error {
     #[error("the token's action is in state {0}, which does not allow adding a device")]
     ActionForbidsEnrolment(&'static str),
 
+    // --- Action configs and rules (spec 7; our extension routes) ---
+    #[error("{0}")]
+    InvalidActionConfig(Cow<'static, str>),
+    #[error("no config for this action code")]
+    ActionConfigNotFound,
+
     // --- Routing ---
     #[error("no route for this path")]
     RouteNotFound,
@@ -82,6 +88,10 @@ impl Error {
         Error::InvalidRequest(message.into())
     }
 
+    pub fn invalid_action_config(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::InvalidActionConfig(message.into())
+    }
+
     pub fn status(&self) -> StatusCode {
         use Error::*;
         match self {
@@ -89,16 +99,22 @@ impl Error {
             InsufficientScope(_) | UserMismatch | ActionForbidsEnrolment(_) => {
                 StatusCode::FORBIDDEN
             }
-            InvalidRequest(_) | InvalidCredential | InvalidSignature | ChallengeExpired
+            InvalidRequest(_)
+            | InvalidActionConfig(_)
+            | InvalidCredential
+            | InvalidSignature
+            | ChallengeExpired
             | ChallengeMismatch => StatusCode::BAD_REQUEST,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             CredentialConflict
             | SignatureAlreadyUsed
             | ChallengeAlreadyUsed
             | ActionNotChallengeable(_) => StatusCode::CONFLICT,
-            AuthenticatorNotFound | ChallengeNotFound | ActionNotFound | RouteNotFound => {
-                StatusCode::NOT_FOUND
-            }
+            AuthenticatorNotFound
+            | ChallengeNotFound
+            | ActionNotFound
+            | ActionConfigNotFound
+            | RouteNotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -128,6 +144,8 @@ impl Error {
             ActionNotFound => "action_not_found",
             ActionNotChallengeable(_) => "invalid_action_state",
             ActionForbidsEnrolment(_) => "action_not_allowed",
+            InvalidActionConfig(_) => "invalid_action_config",
+            ActionConfigNotFound => "action_config_not_found",
             RouteNotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             StoreUnavailable => "service_unavailable",
@@ -139,7 +157,7 @@ impl Error {
     pub fn description(&self) -> Cow<'static, str> {
         match self {
             Error::Unauthorized => Cow::Borrowed(UNAUTHORIZED_DESCRIPTION),
-            Error::InvalidRequest(message) => message.clone(),
+            Error::InvalidRequest(message) | Error::InvalidActionConfig(message) => message.clone(),
             Error::InvalidCredential => Cow::Borrowed(
                 "The credential exists on the device but is not registered on the server.",
             ),
@@ -202,6 +220,8 @@ mod tests {
             Error::ActionNotFound,
             Error::ActionNotChallengeable("BLOCK"),
             Error::ActionForbidsEnrolment("BLOCK"),
+            Error::invalid_action_config("rule #0: x"),
+            Error::ActionConfigNotFound,
             Error::RouteNotFound,
             Error::MethodNotAllowed,
         ];

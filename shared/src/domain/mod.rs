@@ -5,6 +5,7 @@
 pub mod ids;
 pub mod model;
 pub mod policy;
+pub mod signals;
 
 pub use ids::*;
 pub use model::*;

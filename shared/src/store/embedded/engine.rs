@@ -40,9 +40,10 @@ pub enum TableId {
     Actions = 5,
     Users = 6,
     RemovalReceipts = 7,
+    ActionConfigs = 8,
 }
 
-const TABLE_COUNT: usize = 8;
+const TABLE_COUNT: usize = 9;
 
 impl TableId {
     fn from_tag(tag: u8) -> Option<TableId> {
@@ -56,6 +57,7 @@ impl TableId {
             Actions,
             Users,
             RemovalReceipts,
+            ActionConfigs,
         ]
         .get(usize::from(tag))
         .copied()
