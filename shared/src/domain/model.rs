@@ -70,6 +70,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allow => "ALLOW",
+            Outcome::Challenge => "CHALLENGE",
+            Outcome::Review => "REVIEW",
+            Outcome::Block => "BLOCK",
+        }
+    }
+
     pub fn state(self) -> ActionState {
         match self {
             Outcome::Allow => ActionState::Allow,
