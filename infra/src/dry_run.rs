@@ -8,7 +8,6 @@
 
 use serde_json::{Map, Value};
 use shared::domain::policy::{self, ActionConfig, ConfigKey, EffectiveConfig, Reason, RuleResult};
-use shared::domain::signals;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -131,15 +130,7 @@ pub fn explain(configs: Vec<ActionConfig>, request: Value) -> Result<String, Str
             let _ = writeln!(out, "action {code}: no config applies");
         }
     }
-    for name in config
-        .rules
-        .iter()
-        .filter(|r| r.is_active)
-        .flat_map(|r| {
-            shared::rules::validate(&r.conditions, &signals::is_known).unwrap_or_default()
-        })
-        .collect::<std::collections::BTreeSet<_>>()
-    {
+    for name in config.data_points() {
         let pointer = format!("/{}", name.replace('.', "/"));
         if data.pointer(&pointer).is_none_or(Value::is_null) {
             let _ = writeln!(out, "note: {name} is not in the sample request (null)");

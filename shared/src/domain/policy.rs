@@ -35,6 +35,10 @@ pub const TENANT_DEFAULT_KEY: &str = "*";
 /// Most rules one config may hold.
 pub const MAX_RULES: usize = 100;
 
+/// Largest config, as stored JSON: well under DynamoDB's 400 KB item limit, and the API's body
+/// limit, so a config the CLI can save the API can save too.
+pub const MAX_CONFIG_BYTES: usize = 64 * 1024;
+
 /// What a config applies to: one action code, or every action without its own config.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ConfigKey {
@@ -164,25 +168,36 @@ impl ActionConfig {
             }
             rules.push(rule);
         }
-        Ok(ActionConfig {
+        let config = ActionConfig {
             action_code: key.as_str().to_owned(),
             default_outcome: raw.default_outcome,
             rules,
-        })
+        };
+        let size = serde_json::to_vec(&config).map_or(usize::MAX, |bytes| bytes.len());
+        if size > MAX_CONFIG_BYTES {
+            return Err(Error::invalid_action_config(format!(
+                "action config: {size} bytes as JSON, at most {MAX_CONFIG_BYTES}"
+            )));
+        }
+        Ok(config)
     }
 
     /// The data points the active rules read.
     pub fn data_points(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .rules
-            .iter()
-            .filter(|r| r.is_active)
-            .flat_map(|r| rules::validate(&r.conditions, &signals::is_known).unwrap_or_default())
-            .collect();
-        names.sort();
-        names.dedup();
-        names
+        active_data_points(&self.rules)
     }
+}
+
+/// The data points the active rules among `rules` read, sorted, without duplicates.
+fn active_data_points(rules: &[Rule]) -> Vec<String> {
+    let mut names: Vec<String> = rules
+        .iter()
+        .filter(|r| r.is_active)
+        .flat_map(|r| rules::validate(&r.conditions, &signals::is_known).unwrap_or_default())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// How an error names a rule: `rule #2 (ruleId "r1", name "Tor")`, with what it has.
@@ -277,15 +292,14 @@ impl EffectiveConfig {
         }
     }
 
+    /// The data points the active rules read.
+    pub fn data_points(&self) -> Vec<String> {
+        active_data_points(&self.rules)
+    }
+
     /// Whether the active rules read the user's earlier actions (an extra cost for track).
     pub fn needs_history(&self) -> bool {
-        let names: Vec<String> = self
-            .rules
-            .iter()
-            .filter(|r| r.is_active)
-            .flat_map(|r| rules::validate(&r.conditions, &signals::is_known).unwrap_or_default())
-            .collect();
-        signals::needs_history(&names)
+        signals::needs_history(&self.data_points())
     }
 }
 

@@ -1095,8 +1095,12 @@ impl ActionConfigStore for DynamoStore {
             .map_err(internal)?;
         let mut request = HashMap::from([(self.table.clone(), keys)]);
         let mut items: Vec<Item> = Vec::new();
-        // BatchGetItem may leave keys unprocessed under load: ask again for those, a few times.
-        for _ in 0..5 {
+        // BatchGetItem may leave keys unprocessed under load: ask again for those, a few
+        // times, backing off as AWS advises.
+        for attempt in 0..5u32 {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+            }
             let output = self
                 .client
                 .batch_get_item()

@@ -224,6 +224,14 @@ fn invalid_configs_are_refused_naming_the_rule_and_the_problem() {
             .starts_with("action config: unknown variant")
     );
     assert!(refused(json!({"actionCode": "pay", "rules": vec![rule("r", 0, "BLOCK", json!(true)); MAX_RULES + 1]})).contains("at most 100"));
+    let long = "x".repeat(900);
+    let large: Vec<Value> = (0..MAX_RULES)
+        .map(|i| json!({"ruleId": format!("r{i}"), "name": "n", "description": long, "type": "BLOCK", "conditions": true}))
+        .collect();
+    assert!(
+        refused(json!({"actionCode": "pay", "rules": large}))
+            .contains("bytes as JSON, at most 65536")
+    );
 }
 
 #[test]
