@@ -46,8 +46,13 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 export TD_TENANT_ID="node-compat"
 export TD_SECRET_KEY="sk_node_compat_$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 export TD_BASE_URL="http://127.0.0.1:${port}/v1"
+# The test listens for push.created on this port; the server signs with this secret (spec 2.11).
+export TD_WEBHOOK_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export TD_WEBHOOK_SECRET="whsec_node_compat_$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 # The secret goes through the environment, not the command line (visible in ps).
 TRUSTED_DEVICE_TENANT_ID="$TD_TENANT_ID" TRUSTED_DEVICE_SECRET_KEY="$TD_SECRET_KEY" \
+  TRUSTED_DEVICE_PUSH_WEBHOOK_URL="http://127.0.0.1:${TD_WEBHOOK_PORT}/push-created" \
+  TRUSTED_DEVICE_PUSH_WEBHOOK_SECRET="$TD_WEBHOOK_SECRET" \
   ./target/debug/trusted-device serve --addr "127.0.0.1:${port}" --data-dir "$data_dir" \
   >"$data_dir/server.log" 2>&1 &
 server_pid=$!

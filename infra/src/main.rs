@@ -3,6 +3,8 @@
 //! ```text
 //! trusted-device serve [--addr 127.0.0.1:8787] [STORE] [--tenant-id ID --secret-key SECRET]
 //! trusted-device tenant create [STORE] [--tenant-id ID]
+//! trusted-device tenant configure [STORE] --tenant-id ID [--push-webhook-url URL | --remove-push-webhook]
+//!                                 [--require-decision-signature true|false]
 //! trusted-device table create --table NAME [--endpoint-url URL]
 //! trusted-device action-config set --file F.yaml|F.json --tenant-id ID [STORE]
 //! trusted-device action-config get|delete CODE --tenant-id ID [STORE]     (CODE `*`: the tenant default)
@@ -17,13 +19,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 use shared::App;
 use shared::clock::{Clock, SystemClock};
 use shared::config::Settings;
-use shared::domain::TenantId;
 use shared::domain::policy::ConfigKey;
+use shared::domain::{TenantId, WebhookEndpoint};
 use shared::store::Store;
 use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
 use shared::store::embedded::EmbeddedStore;
 use shared::telemetry::{self, LogFormat};
-use shared::usecase::tenants::ApiSecret;
+use shared::usecase::tenants::{ApiSecret, TenantSettingsChange};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -185,6 +187,17 @@ struct ServeArgs {
         hide_env_values = true
     )]
     secret_key: Option<String>,
+    /// Deliver push.created for --tenant-id to this URL (https, or http to localhost).
+    #[arg(long, env = "TRUSTED_DEVICE_PUSH_WEBHOOK_URL", requires_all = ["tenant_id", "push_webhook_secret"])]
+    push_webhook_url: Option<String>,
+    /// The secret that signs those webhooks (X-Signature-V2); at least 16 characters.
+    #[arg(
+        long,
+        env = "TRUSTED_DEVICE_PUSH_WEBHOOK_SECRET",
+        requires = "push_webhook_url",
+        hide_env_values = true
+    )]
+    push_webhook_secret: Option<String>,
     /// Log format.
     #[arg(
         long,
@@ -205,6 +218,26 @@ enum TenantCommand {
         #[arg(long)]
         tenant_id: Option<String>,
     },
+    /// Change a tenant's push and QR-code approval settings.
+    Configure(ConfigureArgs),
+}
+
+#[derive(clap::Args)]
+struct ConfigureArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[arg(long)]
+    tenant_id: String,
+    /// Deliver push.created webhooks here (https, or http to localhost). A signing secret is
+    /// generated and printed once, unless TRUSTED_DEVICE_PUSH_WEBHOOK_SECRET gives one.
+    #[arg(long, conflicts_with = "remove_push_webhook")]
+    push_webhook_url: Option<String>,
+    /// Stop delivering push.created; apps find push challenges by polling.
+    #[arg(long)]
+    remove_push_webhook: bool,
+    /// Require a decisionSignature on every approve or reject.
+    #[arg(long)]
+    require_decision_signature: Option<bool>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -225,6 +258,10 @@ async fn main() -> ExitCode {
         Command::Tenant(TenantCommand::Create { store, tenant_id }) => {
             telemetry::init(LogFormat::Text);
             create_tenant(&store, tenant_id).await
+        }
+        Command::Tenant(TenantCommand::Configure(args)) => {
+            telemetry::init(LogFormat::Text);
+            configure_tenant(args).await
         }
         Command::Table(TableCommand::Create {
             table,
@@ -383,6 +420,43 @@ async fn action_config(command: ActionConfigCommand) -> Result<(), String> {
     Ok(())
 }
 
+async fn configure_tenant(args: ConfigureArgs) -> Result<(), String> {
+    let (app, _) = open_app(&args.store).await?;
+    let id = TenantId::parse(args.tenant_id).map_err(|e| e.description().into_owned())?;
+    let mut change = TenantSettingsChange {
+        require_decision_signature: args.require_decision_signature,
+        ..TenantSettingsChange::default()
+    };
+    let mut new_secret = None;
+    if let Some(url) = args.push_webhook_url {
+        let secret = match std::env::var("TRUSTED_DEVICE_PUSH_WEBHOOK_SECRET") {
+            Ok(secret) => secret,
+            Err(_) => {
+                let secret = app.new_webhook_secret().map_err(|e| e.to_string())?;
+                new_secret = Some(secret.clone());
+                secret
+            }
+        };
+        change.push_webhook = Some(Some(WebhookEndpoint { url, secret }));
+    } else if args.remove_push_webhook {
+        change.push_webhook = Some(None);
+    }
+    app.configure_tenant(&id, change)
+        .await
+        .map_err(|e| e.description().into_owned())?;
+    println!("tenant {id} configured");
+    if let Some(secret) = new_secret {
+        println!("webhook signing secret: {secret}");
+        println!(
+            "It is shown only now. Verify X-Signature-V2 with it, e.g. with @authsignal/node:"
+        );
+        println!(
+            "  new Authsignal({{ apiSecretKey: <this secret> }}).webhook.constructEvent(body, signature)"
+        );
+    }
+    Ok(())
+}
+
 fn rules_test(config: &std::path::Path, request: &std::path::Path) -> Result<(), String> {
     use trusted_device::dry_run;
     let configs = dry_run::parse_configs(dry_run::read_document(config)?)?;
@@ -412,6 +486,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             let verb = if created { "created" } else { "updated" };
+            if let (Some(url), Some(secret)) = (args.push_webhook_url, args.push_webhook_secret) {
+                let change = TenantSettingsChange {
+                    push_webhook: Some(Some(WebhookEndpoint { url, secret })),
+                    ..TenantSettingsChange::default()
+                };
+                app.configure_tenant(&id, change)
+                    .await
+                    .map_err(|e| e.description().into_owned())?;
+            }
             println!("tenant {id} {verb}; base URL {base_url}");
         }
         _ => bootstrap_dev_tenant(&app, &args.store, &base_url).await?,

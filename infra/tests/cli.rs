@@ -561,3 +561,72 @@ fn rules_test_explains_which_rule_matched_and_why() {
         "{err}"
     );
 }
+
+#[test]
+fn tenant_configure_sets_a_push_webhook_and_refuses_a_cleartext_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env_remove("TRUSTED_DEVICE_PUSH_WEBHOOK_SECRET")
+            .output()
+            .unwrap()
+    };
+    assert!(
+        run(&["tenant", "create", "--tenant-id", "acme"])
+            .status
+            .success()
+    );
+
+    let refused = run(&[
+        "tenant",
+        "configure",
+        "--tenant-id",
+        "acme",
+        "--push-webhook-url",
+        "http://hooks.example.com/push",
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("plain http is only allowed to localhost"),
+        "{stderr}"
+    );
+
+    let configured = run(&[
+        "tenant",
+        "configure",
+        "--tenant-id",
+        "acme",
+        "--push-webhook-url",
+        "https://hooks.example.com/push",
+        "--require-decision-signature",
+        "true",
+    ]);
+    assert!(
+        configured.status.success(),
+        "{}",
+        String::from_utf8_lossy(&configured.stderr)
+    );
+    let stdout = String::from_utf8(configured.stdout).unwrap();
+    let secret = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("webhook signing secret: "))
+        .expect("the generated secret is printed once");
+    assert!(
+        secret.starts_with("whsec_") && secret.len() > 40,
+        "{secret}"
+    );
+
+    let unknown = run(&[
+        "tenant",
+        "configure",
+        "--tenant-id",
+        "nobody",
+        "--remove-push-webhook",
+    ]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("does not exist"));
+}

@@ -5,6 +5,7 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::usecase::tenants::TenantCache;
+use crate::webhook::{HttpWebhookSender, WebhookSender};
 use ring::rand::{SecureRandom, SystemRandom};
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ pub struct App {
     pub(crate) settings: Settings,
     pub(crate) rng: SystemRandom,
     pub(crate) tenants: TenantCache,
+    pub(crate) webhooks: Arc<dyn WebhookSender>,
 }
 
 impl std::fmt::Debug for App {
@@ -34,7 +36,14 @@ impl App {
             settings,
             rng: SystemRandom::new(),
             tenants: TenantCache::default(),
+            webhooks: Arc::new(HttpWebhookSender::default()),
         }
+    }
+
+    /// Replaces how webhooks are sent (tests of failure paths).
+    pub fn with_webhook_sender(mut self, sender: Arc<dyn WebhookSender>) -> Self {
+        self.webhooks = sender;
+        self
     }
 
     pub fn settings(&self) -> &Settings {

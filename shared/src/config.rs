@@ -17,6 +17,20 @@ pub struct Settings {
     pub action_retention_days: i64,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Lifetime of a push challenge: a person has to notice the notification and decide.
+    pub push_challenge_lifetime_seconds: i64,
+    /// Lifetime of a QR-code challenge. The browser SDK renews its QR code every 9 minutes by
+    /// default, so a code must outlive that (spec 3.4.7).
+    pub qr_challenge_lifetime_seconds: i64,
+    /// Push starts allowed per user within `push_start_window_seconds`; more get 429
+    /// (anti push-bombing, DESIGN 6).
+    pub push_starts_per_window: u32,
+    pub push_start_window_seconds: i64,
+    /// How long a `push.created` webhook may take before the start fails (spec 2.11).
+    pub webhook_timeout_ms: u64,
+    /// A push credential expires this long after it is added or its expiry is reset
+    /// (spec 3.4.5: `PATCH .../push` with `resetExpiry`); an expired one gets no challenges.
+    pub push_credential_lifetime_days: i64,
 }
 
 impl Default for Settings {
@@ -27,6 +41,12 @@ impl Default for Settings {
             max_failed_attempts: 5,
             action_retention_days: 30,
             max_body_bytes: 64 * 1024,
+            push_challenge_lifetime_seconds: 300,
+            qr_challenge_lifetime_seconds: 600,
+            push_starts_per_window: 5,
+            push_start_window_seconds: 600,
+            webhook_timeout_ms: 5_000,
+            push_credential_lifetime_days: 180,
         }
     }
 }

@@ -55,6 +55,24 @@ pub enum Error {
     ChallengeAlreadyUsed,
     #[error("the challenge was started for a different action or user")]
     ChallengeMismatch,
+    #[error("another device has claimed this challenge")]
+    ChallengeClaimedByAnotherDevice,
+    #[error("the challenge must be claimed before it can be answered")]
+    ChallengeNotClaimed,
+    #[error(
+        "the verification code does not match the code shown at sign-in; the challenge is rejected"
+    )]
+    InvalidVerificationCode,
+    #[error("this tenant requires a decisionSignature over challengeId|approved|verificationCode")]
+    DecisionSignatureRequired,
+    #[error("the device code does not match this challenge")]
+    InvalidDeviceCode,
+    #[error("too many push challenges were started for this user recently; try again later")]
+    TooManyRequests,
+    #[error("the user has no push credential to send the challenge to")]
+    NoPushCredential,
+    #[error("the push.created webhook did not accept the challenge: {0}")]
+    WebhookFailed(Cow<'static, str>),
 
     // --- Actions (spec 2.3 to 2.5) ---
     #[error("action not found")]
@@ -104,17 +122,24 @@ impl Error {
             | InvalidCredential
             | InvalidSignature
             | ChallengeExpired
-            | ChallengeMismatch => StatusCode::BAD_REQUEST,
+            | ChallengeMismatch
+            | InvalidVerificationCode
+            | DecisionSignatureRequired => StatusCode::BAD_REQUEST,
+            InvalidDeviceCode | ChallengeClaimedByAnotherDevice => StatusCode::FORBIDDEN,
+            TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            WebhookFailed(_) => StatusCode::BAD_GATEWAY,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             CredentialConflict
             | SignatureAlreadyUsed
             | ChallengeAlreadyUsed
-            | ActionNotChallengeable(_) => StatusCode::CONFLICT,
+            | ActionNotChallengeable(_)
+            | ChallengeNotClaimed => StatusCode::CONFLICT,
             AuthenticatorNotFound
             | ChallengeNotFound
             | ActionNotFound
             | ActionConfigNotFound
-            | RouteNotFound => StatusCode::NOT_FOUND,
+            | RouteNotFound
+            | NoPushCredential => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -141,6 +166,14 @@ impl Error {
             ChallengeExpired => "challenge_expired",
             ChallengeAlreadyUsed => "challenge_already_used",
             ChallengeMismatch => "challenge_mismatch",
+            ChallengeClaimedByAnotherDevice => "challenge_claimed_by_another_device",
+            ChallengeNotClaimed => "challenge_not_claimed",
+            InvalidVerificationCode => "invalid_verification_code",
+            DecisionSignatureRequired => "decision_signature_required",
+            InvalidDeviceCode => "invalid_device_code",
+            TooManyRequests => "too_many_requests",
+            NoPushCredential => "authenticator_not_found",
+            WebhookFailed(_) => "webhook_failed",
             ActionNotFound => "action_not_found",
             ActionNotChallengeable(_) => "invalid_action_state",
             ActionForbidsEnrolment(_) => "action_not_allowed",
@@ -217,6 +250,13 @@ mod tests {
             Error::ChallengeExpired,
             Error::ChallengeAlreadyUsed,
             Error::ChallengeMismatch,
+            Error::ChallengeClaimedByAnotherDevice,
+            Error::ChallengeNotClaimed,
+            Error::InvalidVerificationCode,
+            Error::DecisionSignatureRequired,
+            Error::InvalidDeviceCode,
+            Error::TooManyRequests,
+            Error::NoPushCredential,
             Error::ActionNotFound,
             Error::ActionNotChallengeable("BLOCK"),
             Error::ActionForbidsEnrolment("BLOCK"),
@@ -236,5 +276,9 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(Error::Internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            Error::WebhookFailed("status 500".into()).status(),
+            StatusCode::BAD_GATEWAY
+        );
     }
 }

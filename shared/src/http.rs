@@ -7,6 +7,7 @@
 use crate::App;
 use crate::encoding;
 use crate::error::Error;
+use crate::signature::PublicKey;
 use crate::token::{self, VerifiedToken};
 use crate::usecase::tenants::Tenant;
 use axum::Router;
@@ -16,8 +17,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -251,6 +252,23 @@ where
             .await
             .map(|axum::extract::Query(value)| QueryParams(value))
             .map_err(|error| Error::invalid_request(format!("Invalid query: {error}.")))
+    }
+}
+
+/// The `?publicKey=` query of the device calls (spec 3.3).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicKeyQuery {
+    pub public_key: Option<String>,
+}
+
+impl PublicKeyQuery {
+    /// The double-encoded key of spec 4.3, in either platform's encoding.
+    pub fn parse(self) -> Result<PublicKey, Error> {
+        let value = required(self.public_key, "publicKey")?;
+        let inner = encoding::public_key_from_query(&value)
+            .ok_or_else(|| Error::invalid_request("Invalid publicKey query parameter."))?;
+        Ok(PublicKey::from_base64(&inner)?)
     }
 }
 

@@ -16,6 +16,7 @@
 //! | [`config`], [`telemetry`] | settings read once; one JSON or text log line per request |
 //! | `lambda` (feature `lambda`) | the Lambda entry point the four functions share |
 //! | [`error`] | every failure a caller can see, mapped to HTTP in one place |
+//! | [`webhook`] | the `push.created` webhook: envelope, `X-Signature-V2`, delivery |
 //!
 //! The wire contract is `../shared/spec/wire-protocol.md` ("spec" in comments); the
 //! architecture is `../shared/DESIGN.md`.
@@ -37,6 +38,7 @@ pub mod telemetry;
 pub mod testing;
 pub mod token;
 pub mod usecase;
+pub mod webhook;
 
 pub use app::App;
 pub use error::{Error, Result};

@@ -289,6 +289,31 @@ impl TenantKeys {
         })
     }
 
+    /// The message a push credential signs to read its pending challenge with the custom
+    /// data (spec 3.4.5): a MAC over the key's fingerprint and a time window, so nothing is
+    /// stored and it goes stale by itself. The input cannot collide with a sealed challenge
+    /// (those start with `c1.`).
+    pub fn push_read_nonce(&self, fingerprint: &str, window: i64) -> String {
+        self.push_read_nonces(fingerprint, window)
+            .next()
+            .unwrap_or_default()
+    }
+
+    /// [`Self::push_read_nonce`] under every key, newest first (key rotation).
+    pub fn push_read_nonces<'a>(
+        &'a self,
+        fingerprint: &'a str,
+        window: i64,
+    ) -> impl Iterator<Item = String> + 'a {
+        self.challenge_keys.iter().map(move |key| {
+            let tag = ring::hmac::sign(
+                key,
+                format!("push-read-nonce/v1|{fingerprint}|{window}").as_bytes(),
+            );
+            encoding::encode_url_safe(tag.as_ref())
+        })
+    }
+
     /// Opens a challenge id sealed by this tenant. A forged, altered or other tenant's id is
     /// `ChallengeNotFound`: to this tenant it does not exist. Expiry is the caller's check.
     pub fn open_challenge(&self, id: &ChallengeId) -> Result<Challenge, Error> {

@@ -9,12 +9,16 @@
 //   TD_BASE_URL    e.g. http://127.0.0.1:8787/v1  (given to the SDK as `apiUrl`, §1.1)
 //   TD_SECRET_KEY  the tenant's API secret key     (Server API Basic auth, §2.1)
 //   TD_TENANT_ID   the tenant id                   (Client API tenant Basic auth, §3.1)
+//   TD_WEBHOOK_PORT, TD_WEBHOOK_SECRET  the loopback port this test listens on for push.created,
+//                  and the secret the server signs it with (the server is started with
+//                  --push-webhook-url http://127.0.0.1:$TD_WEBHOOK_PORT/push-created, §2.11)
 //
 // Run: npm ci && npm test   (that is `node --test`)
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { generateKeyPairSync, randomUUID, sign } from "node:crypto";
+import { createServer } from "node:http";
 import { Authsignal, AuthsignalError } from "@authsignal/node";
 
 // ---------------------------------------------------------------------------------------------
@@ -32,6 +36,8 @@ function requireEnv(name) {
 const BASE_URL = requireEnv("TD_BASE_URL").replace(/\/+$/, "");
 const SECRET_KEY = requireEnv("TD_SECRET_KEY");
 const TENANT_ID = requireEnv("TD_TENANT_ID");
+const WEBHOOK_PORT = Number(requireEnv("TD_WEBHOOK_PORT"));
+const WEBHOOK_SECRET = requireEnv("TD_WEBHOOK_SECRET");
 
 // The SDK client under test. `retries` is left at the SDK default (2): the SDK only retries
 // connection errors and 5xx on GET (§1.3), so it hides nothing a test should see.
@@ -354,4 +360,134 @@ test("getUser / updateUser round trip, deleteUser, unknown user (§2.6)", async 
   assert.equal(gone.email ?? undefined, undefined, "a deleted user keeps no email");
   assert.equal(gone.username ?? undefined, undefined, "a deleted user keeps no username");
   assert.deepEqual(await authsignal.getAuthenticators({ userId }), []);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Push and QR-code approval (§3.4.5 to §3.4.7, §6.3, §6.4) and the push.created webhook (§2.11)
+// ---------------------------------------------------------------------------------------------
+
+/** Register a credential in a namespace (§3.4.1); a later one needs add:authenticators. */
+async function registerIn(namespace, userId, extra = {}) {
+  const tracked = await authsignal.track({ userId, action: "addAuthenticator", attributes: { scope: "add:authenticators" } });
+  const key = newDeviceKey();
+  const credential = await clientPost(`/user-authenticators/${namespace}`, `Bearer ${tracked.token}`, {
+    publicKey: key.publicKey,
+    deviceName: "node test",
+    devicePlatform: "android",
+    ...extra,
+  });
+  return { key, credential };
+}
+
+/** The double base64 of ?publicKey= as Android sends it (§4.3). */
+function publicKeyQuery(key) {
+  return encodeURIComponent(Buffer.from(key.publicKey, "utf8").toString("base64"));
+}
+
+test("push: push.created arrives signed and passes the official webhook verifier; approve; validateChallenge says PUSH (§2.11, §6.3)", async () => {
+  const received = [];
+  const server = createServer((request, response) => {
+    let body = "";
+    request.on("data", (chunk) => (body += chunk));
+    request.on("end", () => {
+      received.push({ path: request.url, body, signature: request.headers["x-signature-v2"] });
+      response.writeHead(200, { "Content-Type": "application/json" }).end("{}");
+    });
+  });
+  await new Promise((resolve) => server.listen(WEBHOOK_PORT, "127.0.0.1", resolve));
+  try {
+    const userId = newUserId();
+    const { key, credential } = await registerIn("push", userId, { pushToken: "fcm-token-1" });
+
+    // 1. The backend tracks the web sign-in; the browser starts the push (§3.4.6).
+    const signIn = await authsignal.track({ userId, action: "signIn", attributes: { ipAddress: "198.51.100.4", custom: { amount: 42 } } });
+    assert.equal(signIn.state, "CHALLENGE_REQUIRED");
+    const started = await clientPost("/challenge/push", `Bearer ${signIn.token}`, { action: "signIn" });
+    assert.match(started.challengeId, /^[0-9a-f]{96}$/);
+
+    // 2. push.created was delivered before the start returned, and the official verifier,
+    //    given the webhook secret, accepts its X-Signature-V2.
+    assert.equal(received.length, 1, "one push.created per start");
+    assert.equal(received[0].path, "/push-created");
+    const verifier = new Authsignal({ apiSecretKey: WEBHOOK_SECRET, apiUrl: BASE_URL });
+    const event = verifier.webhook.constructEvent(received[0].body, received[0].signature);
+    assert.equal(event.type, "push.created");
+    assert.equal(event.version, 1);
+    assert.equal(event.tenantId, TENANT_ID);
+    assert.equal(event.data.challengeId, started.challengeId);
+    assert.equal(event.data.userId, userId);
+    assert.equal(event.data.actionCode, "signIn");
+    assert.equal(event.data.idempotencyKey, signIn.idempotencyKey);
+    assert.equal(event.data.authenticators[0].pushToken, "fcm-token-1");
+    // A tampered body fails the same verifier: the check is real.
+    assert.throws(() => verifier.webhook.constructEvent(received[0].body.replace("signIn", "signOut"), received[0].signature));
+
+    // 3. The app reads the challenge with a signed nonce (§3.4.5) and approves it.
+    const auth = tenantBasicAuth();
+    const nonce = await clientPost(`/user-authenticators/push/challenge/sign?publicKey=${publicKeyQuery(key)}`, auth, undefined);
+    const pendingResponse = await fetch(`${BASE_URL}/client/user-authenticators/push/challenge?publicKey=${publicKeyQuery(key)}`, {
+      headers: { Authorization: auth, "X-Authsignal-Signature": deviceSign(key.privateKey, nonce.message) },
+    });
+    assert.equal(pendingResponse.status, 200);
+    const pending = await pendingResponse.json();
+    assert.equal(pending.userAuthenticatorId, credential.userAuthenticatorId);
+    assert.equal(pending.challengeId, started.challengeId);
+    assert.equal(pending.ipAddress, "198.51.100.4");
+    assert.deepEqual(pending.custom, { amount: 42 });
+    const answered = await clientPost("/user-authenticators/push/challenge", auth, {
+      challengeId: started.challengeId,
+      publicKey: key.publicKey,
+      signature: deviceSign(key.privateKey, started.challengeId),
+      approved: true,
+      verificationCode: null,
+    });
+    assert.equal(answered.isVerified, true);
+
+    // 4. The browser's poll carries the token once; the backend validates it (§2.4).
+    const polled = await clientPost("/verify/push", `Bearer ${signIn.token}`, { challengeId: started.challengeId });
+    assert.deepEqual([polled.isConsumed, polled.isVerified], [true, true]);
+    const validated = await authsignal.validateChallenge({ token: polled.accessToken });
+    assert.equal(validated.isValid, true);
+    assert.equal(validated.state, "CHALLENGE_SUCCEEDED");
+    assert.equal(validated.verificationMethod, "PUSH");
+    assert.equal(validated.userId, userId);
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+test("QR code: an anonymous kiosk, a claim, an approval; validateChallenge names the claimer (§6.4)", async () => {
+  const userId = newUserId();
+  const { key } = await registerIn("qr-code", userId);
+  const auth = tenantBasicAuth();
+
+  const started = await clientPost("/challenge/qr-code", auth, { action: "kioskSignIn", custom: { kiosk: "lobby" } });
+  assert.equal(typeof started.deviceCode, "string");
+  assert.ok(Number.isInteger(started.expiresAt), "expiresAt is integer Unix seconds (§8 item 9)");
+
+  const claimed = await clientPost("/user-authenticators/qr-code/challenge/claim", auth, {
+    challengeId: started.challengeId,
+    publicKey: key.publicKey,
+    signature: deviceSign(key.privateKey, started.challengeId),
+  });
+  assert.equal(claimed.success, true);
+  assert.equal(claimed.actionCode, "kioskSignIn");
+  assert.deepEqual(claimed.custom, { kiosk: "lobby" });
+
+  const poll = () => clientPost("/verify/qr-code", auth, { challengeId: started.challengeId, deviceCode: started.deviceCode });
+  assert.deepEqual(await poll(), { isClaimed: true, isConsumed: false, isVerified: false });
+
+  await clientPost("/user-authenticators/qr-code/challenge", auth, {
+    challengeId: started.challengeId,
+    publicKey: key.publicKey,
+    signature: deviceSign(key.privateKey, started.challengeId),
+    approved: true,
+  });
+  const approved = await poll();
+  assert.equal(approved.isVerified, true);
+  const validated = await authsignal.validateChallenge({ token: approved.accessToken, action: "kioskSignIn" });
+  assert.equal(validated.isValid, true);
+  assert.equal(validated.userId, userId);
+  assert.equal(validated.verificationMethod, "DEVICE", ".NET-safe value for QR (§2.9, §8 item 8)");
+  assert.equal((await poll()).accessToken, undefined, "the token is handed out once");
 });

@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 use shared::App;
 use shared::clock::Timestamp;
 use shared::domain::{
-    ActionCode, ActionKey, ChallengeTarget, IdempotencyKey, Namespace, SigningKeyRecord, TenantId,
-    TenantRecord, TrackContext, UserId,
+    ActionCode, ActionKey, ApprovalChallenge, ApprovalId, ApprovalKind, ApprovalState,
+    ChallengeTarget, IdempotencyKey, Namespace, SigningKeyRecord, TenantId, TenantRecord,
+    TrackContext, UserId,
 };
 use shared::signature::PublicKey;
 use shared::store::Store;
@@ -33,6 +34,12 @@ const DEVICE_PKCS8: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgw+Pu
 /// Fixture tokens and challenges stay valid until 2099, so the files keep working.
 const FIXTURE_LIFETIME_SECONDS: i64 = 72 * 365 * 24 * 3600;
 
+/// The seeded pending push challenge of the fixture user.
+pub const PUSH_CHALLENGE_ID: &str = "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0";
+/// The seeded anonymous QR code, and the device code its kiosk polls with.
+pub const QR_CHALLENGE_ID: &str = "b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1";
+pub const QR_DEVICE_CODE: &str = "fixture-device-code";
+
 /// The fixture tenant, with a fixed token key so that tokens in the files verify.
 pub fn tenant_record() -> TenantRecord {
     TenantRecord {
@@ -43,6 +50,8 @@ pub fn tenant_record() -> TenantRecord {
             secret: STANDARD.encode([7u8; 32]),
         }],
         created_at: FIXTURE_TIME,
+        push_webhook: None,
+        require_decision_signature: false,
     }
 }
 
@@ -84,8 +93,8 @@ fn action_key(code: &str, idempotency_key: &str) -> ActionKey {
 }
 
 /// What the fixtures expect to find: the tenant (put with `store`, which `app` must use), the
-/// device registered for the fixture user in the `in-app` and legacy `device` namespaces, and
-/// the tracked actions the tokens in the files name.
+/// device registered for the fixture user in every namespace, the tracked actions the tokens
+/// in the files name, a pending push for the user and an unclaimed QR code.
 pub async fn seed(app: &App, store: &dyn Store) {
     store.put_tenant(&tenant_record()).await.unwrap();
     let tenant = app
@@ -116,7 +125,8 @@ pub async fn seed(app: &App, store: &dyn Store) {
         .await
         .unwrap();
     let token = tenant.keys.verify(&enrol.token, app.now()).unwrap();
-    for namespace in [Namespace::InApp, Namespace::Device] {
+    let mut push_credential = None;
+    for namespace in Namespace::ALL {
         let command = AddCredential {
             namespace,
             public_key: PublicKey::from_base64(&device_public_key()).unwrap(),
@@ -124,12 +134,50 @@ pub async fn seed(app: &App, store: &dyn Store) {
             device_platform: Some("ios".into()),
             push_token: None,
         };
-        app.add_credential(&tenant, &token, command).await.unwrap();
+        let credential = app.add_credential(&tenant, &token, command).await.unwrap();
+        if namespace == Namespace::Push {
+            push_credential = Some(credential.id);
+        }
     }
-    for key in ["fixture-signin", "fixture-review"] {
+    for key in ["fixture-signin", "fixture-review", "fixture-push"] {
         app.track(&tenant, track("signIn", key, None))
             .await
             .unwrap();
+    }
+    let far = FIXTURE_TIME.plus_seconds(FIXTURE_LIFETIME_SECONDS);
+    let pending = |id: &str, kind: ApprovalKind| ApprovalChallenge {
+        id: ApprovalId::parse(id).unwrap(),
+        tenant_id: tenant.id.clone(),
+        kind,
+        state: ApprovalState::Pending,
+        action_code: ActionCode::parse("signIn").unwrap(),
+        action: None,
+        user_id: None,
+        target_credentials: Vec::new(),
+        answered_by: None,
+        device_code_hash: None,
+        verification_code: None,
+        context: TrackContext::default(),
+        failed_attempts: 0,
+        token_delivered: false,
+        recent_starts: Vec::new(),
+        created_at: FIXTURE_TIME,
+        state_updated_at: FIXTURE_TIME,
+        expires_at: far,
+        version: 1,
+    };
+    let push = ApprovalChallenge {
+        action: Some(action_key("signIn", "fixture-push")),
+        user_id: Some(UserId::parse(USER_ID).unwrap()),
+        target_credentials: push_credential.into_iter().collect(),
+        ..pending(PUSH_CHALLENGE_ID, ApprovalKind::Push)
+    };
+    let qr = ApprovalChallenge {
+        device_code_hash: Some(hex_sha256(QR_DEVICE_CODE)),
+        ..pending(QR_CHALLENGE_ID, ApprovalKind::QrCode)
+    };
+    for challenge in [push, qr] {
+        assert!(store.put_approval(&challenge, None).await.unwrap());
     }
     // A rules config for `pay` (not `signIn`: the track fixture expects the built-in default).
     app.put_action_config(&tenant, None, pay_config())
@@ -310,6 +358,90 @@ pub const FIXTURES: &[EventFixture] = &[
         name: "verify-device",
         method: "POST",
         route: "/v1/client/verify/device",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "add-authenticator",
+        name: "update-push-credential",
+        method: "PATCH",
+        route: "/v1/client/user-authenticators/{namespace}",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "add-authenticator",
+        name: "push-update-challenge",
+        method: "POST",
+        route: "/v1/client/user-authenticators/{namespace}/sign",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "start-push",
+        method: "POST",
+        route: "/v1/client/challenge/push",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "poll-push",
+        method: "POST",
+        route: "/v1/client/verify/push",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "start-qr-code",
+        method: "POST",
+        route: "/v1/client/challenge/qr-code",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "poll-qr-code",
+        method: "POST",
+        route: "/v1/client/verify/qr-code",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "pending-push",
+        method: "GET",
+        route: "/v1/client/user-authenticators/{namespace}/challenge",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "answer-push",
+        method: "POST",
+        route: "/v1/client/user-authenticators/{namespace}/challenge",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "push-read-nonce",
+        method: "POST",
+        route: "/v1/client/user-authenticators/{namespace}/challenge/sign",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "claim-qr-code",
+        method: "POST",
+        route: "/v1/client/user-authenticators/{namespace}/challenge/claim",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "get-challenge",
+        method: "GET",
+        route: "/v1/challenges",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "get-challenge-post",
+        method: "POST",
+        route: "/v1/challenges",
         expected_status: 200,
     },
     EventFixture {
@@ -525,6 +657,90 @@ fn request_for(name: &str) -> (String, String, Vec<(&'static str, String)>, Opti
             String::new(),
             vec![secret],
             Some(json!({"token": token("signIn", "fixture-signin", None)})),
+        ),
+        "update-push-credential" => {
+            let id = challenge(ChallengeTarget::Unbound);
+            (
+                "/v1/client/user-authenticators/push".into(),
+                String::new(),
+                vec![tenant_basic],
+                Some(json!({
+                    "challengeId": id, "publicKey": device_public_key(), "signature": sign(&id),
+                    "pushToken": "fixture-push-token", "resetExpiry": true
+                })),
+            )
+        }
+        "push-update-challenge" => (
+            "/v1/client/user-authenticators/push/sign".into(),
+            format!("publicKey={}", URL_SAFE_NO_PAD.encode(device_public_key())),
+            vec![tenant_basic],
+            None,
+        ),
+        "start-push" => (
+            "/v1/client/challenge/push".into(),
+            String::new(),
+            vec![bearer(token("signIn", "fixture-push", None))],
+            Some(json!({"action": "signIn"})),
+        ),
+        "poll-push" => (
+            "/v1/client/verify/push".into(),
+            String::new(),
+            vec![bearer(token("signIn", "fixture-push", None))],
+            Some(json!({"challengeId": PUSH_CHALLENGE_ID})),
+        ),
+        "start-qr-code" => (
+            "/v1/client/challenge/qr-code".into(),
+            String::new(),
+            vec![tenant_basic],
+            Some(json!({"action": "signIn", "custom": {"kiosk": "lobby"}})),
+        ),
+        "poll-qr-code" => (
+            "/v1/client/verify/qr-code".into(),
+            String::new(),
+            vec![tenant_basic],
+            Some(json!({"challengeId": QR_CHALLENGE_ID, "deviceCode": QR_DEVICE_CODE})),
+        ),
+        "pending-push" => (
+            "/v1/client/user-authenticators/push/challenge".into(),
+            format!("publicKey={}", URL_SAFE_NO_PAD.encode(device_public_key())),
+            vec![tenant_basic],
+            None,
+        ),
+        "answer-push" => (
+            "/v1/client/user-authenticators/push/challenge".into(),
+            String::new(),
+            vec![tenant_basic],
+            Some(json!({
+                "challengeId": PUSH_CHALLENGE_ID, "publicKey": device_public_key(),
+                "signature": sign(PUSH_CHALLENGE_ID), "approved": true, "verificationCode": null
+            })),
+        ),
+        "push-read-nonce" => (
+            "/v1/client/user-authenticators/push/challenge/sign".into(),
+            format!("publicKey={}", URL_SAFE_NO_PAD.encode(device_public_key())),
+            vec![tenant_basic],
+            None,
+        ),
+        "claim-qr-code" => (
+            "/v1/client/user-authenticators/qr-code/challenge/claim".into(),
+            String::new(),
+            vec![tenant_basic],
+            Some(json!({
+                "challengeId": QR_CHALLENGE_ID, "publicKey": device_public_key(),
+                "signature": sign(QR_CHALLENGE_ID)
+            })),
+        ),
+        "get-challenge" => (
+            "/v1/challenges".into(),
+            format!("challengeId={QR_CHALLENGE_ID}"),
+            vec![secret],
+            None,
+        ),
+        "get-challenge-post" => (
+            "/v1/challenges".into(),
+            format!("challengeId={PUSH_CHALLENGE_ID}&userId={USER_ID}"),
+            vec![secret],
+            Some(json!({"challengeId": PUSH_CHALLENGE_ID, "userId": USER_ID})),
         ),
         other => panic!("no request for fixture {other}"),
     }

@@ -153,3 +153,137 @@ async fn an_outage_gives_503s_and_leaves_nothing_half_written() {
     let validated = h.validate(&h.a, json!({"token": verified["token"]})).await;
     assert_eq!(validated["isValid"], true);
 }
+
+/// What push and QR-code approval cost, step by step (docs/dynamodb.md). A change that adds a
+/// request to one of these steps fails here.
+#[tokio::test]
+async fn dynamodb_requests_per_push_and_qr_code_flow() {
+    let h = Harness::start_on(StoreKind::DynamoDb).await;
+    let requests = &h.dynamo.as_ref().unwrap().requests;
+    h.track(&h.a, "warm-up", "signIn", json!({})).await;
+    let tenant_basic = || Auth::TenantAndroid(&h.a.id);
+
+    // Push (spec 6.3).
+    let phone = Device::in_namespace("push");
+    h.register(&h.a, "alice", &phone).await;
+    let tracked = h.track(&h.a, "alice", "signIn", json!({})).await;
+    let token = tracked["token"].as_str().unwrap();
+    requests.take();
+    let started = h
+        .post("/client/challenge/push", Auth::Bearer(token), json!({}))
+        .await
+        .expect(200);
+    let id = started["challengeId"].as_str().unwrap();
+    let start = requests.take();
+    let pending = h
+        .get(
+            &format!(
+                "/client/user-authenticators/push/challenge?publicKey={}",
+                phone.query_android()
+            ),
+            tenant_basic(),
+        )
+        .await
+        .expect(200);
+    assert_eq!(pending["challengeId"], id);
+    let read = requests.take();
+    let answered = h
+        .post(
+            "/client/user-authenticators/push/challenge",
+            tenant_basic(),
+            json!({"challengeId": id, "publicKey": phone.public_key, "signature": phone.sign(id), "approved": true}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(answered["isVerified"], true);
+    let answer = requests.take();
+    let polled = h
+        .post(
+            "/client/verify/push",
+            Auth::Bearer(token),
+            json!({"challengeId": id}),
+        )
+        .await
+        .expect(200);
+    let poll = requests.take();
+    let validated = h
+        .validate(&h.a, json!({"token": polled["accessToken"]}))
+        .await;
+    assert_eq!(validated["verificationMethod"], "PUSH");
+    eprintln!("push start: {start:?}\nread: {read:?}\nanswer: {answer:?}\npoll: {poll:?}");
+    assert_eq!(
+        total(&start),
+        4,
+        "GetItem action, Query credentials, GetItem push slot, PutItem push slot"
+    );
+    assert_eq!(total(&read), 2, "GetItem credential, GetItem push slot");
+    assert_eq!(
+        total(&answer),
+        3,
+        "GetItem credential, GetItem push slot, TransactWriteItems"
+    );
+    assert_eq!(
+        total(&poll),
+        2,
+        "GetItem push slot, PutItem (token handed out)"
+    );
+
+    // QR code (spec 6.4), an anonymous kiosk.
+    let scanner = Device::in_namespace("qr-code");
+    h.register(&h.a, "bob", &scanner).await;
+    requests.take();
+    let started = h
+        .post(
+            "/client/challenge/qr-code",
+            tenant_basic(),
+            json!({"action": "kioskSignIn"}),
+        )
+        .await
+        .expect(200);
+    let id = started["challengeId"].as_str().unwrap();
+    let device_code = started["deviceCode"].as_str().unwrap();
+    let start = requests.take();
+    let signed =
+        json!({"challengeId": id, "publicKey": scanner.public_key, "signature": scanner.sign(id)});
+    h.post(
+        "/client/user-authenticators/qr-code/challenge/claim",
+        tenant_basic(),
+        signed.clone(),
+    )
+    .await
+    .expect(200);
+    let claim = requests.take();
+    let mut approve = signed;
+    approve["approved"] = json!(true);
+    h.post(
+        "/client/user-authenticators/qr-code/challenge",
+        tenant_basic(),
+        approve,
+    )
+    .await
+    .expect(200);
+    let answer = requests.take();
+    let polled = h
+        .post(
+            "/client/verify/qr-code",
+            tenant_basic(),
+            json!({"challengeId": id, "deviceCode": device_code}),
+        )
+        .await
+        .expect(200);
+    assert!(polled["accessToken"].is_string());
+    let poll = requests.take();
+    eprintln!("qr start: {start:?}\nclaim: {claim:?}\nanswer: {answer:?}\npoll: {poll:?}");
+    assert_eq!(total(&start), 1, "PutItem");
+    assert_eq!(
+        total(&claim),
+        4,
+        "GetItem credential, GetItem code, PutItem claimed, GetItem user (custom data)"
+    );
+    assert_eq!(
+        total(&answer),
+        3,
+        "GetItem credential, GetItem code, TransactWriteItems (code, new action, both credential copies)"
+    );
+    assert_eq!(total(&poll), 2, "GetItem code, PutItem (token handed out)");
+}

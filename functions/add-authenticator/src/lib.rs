@@ -8,14 +8,16 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
-use shared::domain::{Credential, CredentialId, Namespace, UserId, VerificationMethod};
-use shared::encoding;
+use shared::domain::{
+    ChallengeId, Credential, CredentialId, Namespace, UserId, VerificationMethod,
+};
 use shared::error::{Error, Result};
 use shared::http::{
-    BearerAuth, JsonBody, PathParams, QueryParams, SecretKeyAuth, SharedApp, TenantAuth, ok,
-    required,
+    BearerAuth, JsonBody, PathParams, PublicKeyQuery, QueryParams, SecretKeyAuth, SharedApp,
+    TenantAuth, ok, required,
 };
 use shared::signature::PublicKey;
+use shared::usecase::approvals::UpdatePushCredential;
 use shared::usecase::credentials::AddCredential;
 
 /// The routes this function serves, as `(method, path)`.
@@ -23,6 +25,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/client/user-authenticators/{namespace}"),
     ("GET", "/v1/client/user-authenticators/{namespace}"),
     ("POST", "/v1/client/user-authenticators/{namespace}/remove"),
+    ("PATCH", "/v1/client/user-authenticators/{namespace}"),
+    ("POST", "/v1/client/user-authenticators/{namespace}/sign"),
     ("GET", "/v1/users/{userId}/authenticators"),
     (
         "DELETE",
@@ -34,7 +38,13 @@ pub fn router(app: SharedApp) -> Router {
     Router::new()
         .route(
             "/v1/client/user-authenticators/{namespace}",
-            post(add_credential).get(get_credential),
+            post(add_credential)
+                .get(get_credential)
+                .patch(update_push_credential),
+        )
+        .route(
+            "/v1/client/user-authenticators/{namespace}/sign",
+            post(push_update_challenge),
         )
         .route(
             "/v1/client/user-authenticators/{namespace}/remove",
@@ -114,20 +124,6 @@ async fn add_credential(
 
 // ---------------------------------------------------------------- get (spec 3.4.2)
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PublicKeyQuery {
-    public_key: Option<String>,
-}
-
-/// The double-encoded `?publicKey=` of spec 4.3, in either platform's encoding.
-fn public_key_from_query(query: PublicKeyQuery) -> Result<PublicKey> {
-    let value = required(query.public_key, "publicKey")?;
-    let inner = encoding::public_key_from_query(&value)
-        .ok_or_else(|| Error::invalid_request("Invalid publicKey query parameter."))?;
-    Ok(PublicKey::from_base64(&inner)?)
-}
-
 async fn get_credential(
     TenantAuth(tenant): TenantAuth,
     State(app): State<SharedApp>,
@@ -135,7 +131,7 @@ async fn get_credential(
     QueryParams(query): QueryParams<PublicKeyQuery>,
 ) -> Result<Response> {
     let namespace = namespace(&segment)?;
-    let public_key = public_key_from_query(query)?;
+    let public_key = query.parse()?;
     let credential = app.get_credential(&tenant, namespace, &public_key).await?;
     Ok(ok(&CredentialResponse::from(credential)))
 }
@@ -169,6 +165,90 @@ async fn remove_credential(
         .await?;
     Ok(ok(&RemoveCredentialResponse {
         removed_authenticator_id: removed.id.into(),
+    }))
+}
+
+// ---------------------------------------------------------------- push update (spec 3.4.5)
+
+/// Only the `push` namespace has these two routes (spec 3.3 #8, #9).
+fn push_only(segment: &str) -> Result<()> {
+    match namespace(segment)? {
+        Namespace::Push => Ok(()),
+        _ => Err(Error::RouteNotFound),
+    }
+}
+
+/// Both platforms treat both fields as optional; we always send both.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SigningMessageResponse {
+    challenge_id: String,
+    message: String,
+}
+
+async fn push_update_challenge(
+    TenantAuth(tenant): TenantAuth,
+    State(app): State<SharedApp>,
+    PathParams(segment): PathParams<String>,
+    QueryParams(query): QueryParams<PublicKeyQuery>,
+) -> Result<Response> {
+    push_only(&segment)?;
+    let challenge_id = app.push_update_challenge(&tenant, &query.parse()?).await?;
+    // The message to sign is the challenge id itself, as for every other challenge.
+    Ok(ok(&SigningMessageResponse {
+        challenge_id: challenge_id.to_string(),
+        message: challenge_id.into(),
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdatePushBody {
+    challenge_id: Option<String>,
+    public_key: Option<String>,
+    signature: Option<String>,
+    push_token: Option<String>,
+    reset_expiry: Option<bool>,
+}
+
+/// iOS requires `userAuthenticatorId`, `userId` and `lastVerifiedAt` (spec 3.7).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdatePushResponse {
+    user_authenticator_id: String,
+    user_id: String,
+    last_verified_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    push_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+}
+
+async fn update_push_credential(
+    TenantAuth(tenant): TenantAuth,
+    State(app): State<SharedApp>,
+    PathParams(segment): PathParams<String>,
+    JsonBody(body): JsonBody<UpdatePushBody>,
+) -> Result<Response> {
+    push_only(&segment)?;
+    let command = UpdatePushCredential {
+        challenge_id: ChallengeId::parse(required(body.challenge_id, "challengeId")?)
+            .map_err(|_| Error::ChallengeNotFound)?,
+        public_key: PublicKey::from_base64(&required(body.public_key, "publicKey")?)?,
+        signature: required(body.signature, "signature")?,
+        push_token: body.push_token,
+        reset_expiry: body.reset_expiry.unwrap_or(false),
+    };
+    let credential = app.update_push_credential(&tenant, command).await?;
+    Ok(ok(&UpdatePushResponse {
+        user_authenticator_id: credential.id.into(),
+        user_id: credential.user_id.into(),
+        last_verified_at: credential
+            .last_verified_at
+            .unwrap_or(credential.created_at)
+            .to_iso8601(),
+        push_token: credential.push_token,
+        expires_at: credential.expires_at.map(|t| t.to_iso8601()),
     }))
 }
 

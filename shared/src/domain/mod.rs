@@ -2,10 +2,12 @@
 //!
 //! Use cases take the store and a clock through [`crate::App`]; they know nothing of HTTP.
 
+pub mod approval;
 pub mod ids;
 pub mod model;
 pub mod policy;
 pub mod signals;
 
+pub use approval::*;
 pub use ids::*;
 pub use model::*;

@@ -285,6 +285,32 @@ pub struct TenantRecord {
     /// Token signing keys, newest first; the first signs, all verify.
     pub signing_keys: Vec<SigningKeyRecord>,
     pub created_at: Timestamp,
+    /// Where `push.created` is delivered (spec 2.11); none: apps find challenges by polling.
+    #[serde(default)]
+    pub push_webhook: Option<WebhookEndpoint>,
+    /// Whether approving or rejecting a push or QR challenge needs a `decisionSignature`
+    /// (ours, DESIGN 6).
+    #[serde(default)]
+    pub require_decision_signature: bool,
+}
+
+/// A webhook URL and the secret its `X-Signature-V2` is made with (spec 2.11).
+///
+/// The secret is its own, not the API secret: API secrets are stored only as hashes and
+/// cannot sign anything. It is kept in the clear because it must be, like the token keys.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookEndpoint {
+    pub url: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for WebhookEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookEndpoint")
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for TenantRecord {

@@ -2,7 +2,10 @@
 //! adapter (DESIGN 3, 8). An adapter is correct when `run_all` passes on it.
 
 use super::*;
-use crate::domain::{ActionCode, IdempotencyKey, SigningKeyRecord, TrackContext};
+use crate::domain::{
+    ActionCode, ApprovalId, ApprovalKind, ApprovalState, IdempotencyKey, SigningKeyRecord,
+    TrackContext,
+};
 use crate::error::Error;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +32,8 @@ pub fn sample_tenant(name: &str) -> TenantRecord {
             secret: "c2VjcmV0".into(),
         }],
         created_at: NOW,
+        push_webhook: None,
+        require_decision_signature: false,
     }
 }
 
@@ -103,6 +108,328 @@ pub async fn run_all(store: Arc<dyn Store>) {
     verification_failures_write_nothing(&*store).await;
     concurrent_verifies_have_one_winner(store.clone()).await;
     concurrent_adds_leave_one_credential(store.clone()).await;
+    approvals(&*store).await;
+    approval_commit(&*store).await;
+    concurrent_approvals_have_one_winner(store.clone()).await;
+    credential_update_once(&*store).await;
+    deleting_a_user_deletes_their_push(&*store).await;
+}
+
+fn approval(tenant: &TenantId, user: Option<&UserId>, kind: ApprovalKind) -> ApprovalChallenge {
+    let mut id = [0u8; 48];
+    id[..8].copy_from_slice(&COUNTER.fetch_add(1, Ordering::SeqCst).to_be_bytes());
+    id[8..16].copy_from_slice(&u64::from(std::process::id()).to_be_bytes());
+    ApprovalChallenge {
+        id: ApprovalId::from_random(id),
+        tenant_id: tenant.clone(),
+        kind,
+        state: ApprovalState::Pending,
+        action_code: ActionCode::parse("signIn").unwrap(),
+        action: None,
+        user_id: user.cloned(),
+        target_credentials: vec![],
+        answered_by: None,
+        device_code_hash: Some("ab".repeat(32)),
+        verification_code: None,
+        context: TrackContext {
+            ip_address: Some("203.0.113.7".into()),
+            custom: Some(serde_json::json!({"amount": 10})),
+            ..TrackContext::default()
+        },
+        failed_attempts: 0,
+        token_delivered: false,
+        recent_starts: vec![NOW],
+        created_at: NOW,
+        state_updated_at: NOW,
+        expires_at: NOW.plus_seconds(300),
+        version: 1,
+    }
+}
+
+async fn approvals(store: &dyn Store) {
+    let tenant = tenant_id("t");
+    let alice = user("alice");
+
+    // A QR code: created once, then every change only over the version it was read at.
+    let qr = approval(&tenant, None, ApprovalKind::QrCode);
+    let slot = qr.slot();
+    assert_eq!(store.get_approval(&tenant, &slot).await.unwrap(), None);
+    assert!(store.put_approval(&qr, None).await.unwrap());
+    assert!(
+        !store.put_approval(&qr, None).await.unwrap(),
+        "an existing challenge is never overwritten by a create"
+    );
+    assert_eq!(
+        store.get_approval(&tenant, &slot).await.unwrap(),
+        Some(qr.clone())
+    );
+    let claimed = qr.moved_to(ApprovalState::Claimed, NOW.plus_seconds(5));
+    assert!(store.put_approval(&claimed, Some(1)).await.unwrap());
+    let stale = qr.moved_to(ApprovalState::Rejected, NOW.plus_seconds(6));
+    assert!(
+        !store.put_approval(&stale, Some(1)).await.unwrap(),
+        "a write over a version that moved on is refused"
+    );
+    assert_eq!(
+        store
+            .get_approval(&tenant, &slot)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        ApprovalState::Claimed
+    );
+
+    // A push lives in its user's one slot: a new challenge replaces the old one.
+    let first = approval(&tenant, Some(&alice), ApprovalKind::Push);
+    assert!(store.put_approval(&first, None).await.unwrap());
+    let second = ApprovalChallenge {
+        version: first.version + 1,
+        ..approval(&tenant, Some(&alice), ApprovalKind::Push)
+    };
+    assert!(
+        store
+            .put_approval(&second, Some(first.version))
+            .await
+            .unwrap()
+    );
+    let held = store
+        .get_approval(&tenant, &ApprovalSlot::Push(alice.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.id, second.id);
+    assert_eq!(held, second);
+
+    // Other tenants see nothing.
+    assert_eq!(
+        store
+            .get_approval(&tenant_id("other"), &slot)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// An approval's commit: the challenge moves only from the version before, with the action
+/// and the credential, or nothing changes.
+async fn approval_commit(store: &dyn Store) {
+    let s = scene(store, ActionState::ChallengeRequired).await;
+    let pending = ApprovalChallenge {
+        action: Some(s.action.key.clone()),
+        ..approval(&s.tenant, Some(&s.credential.user_id), ApprovalKind::Push)
+    };
+    assert!(store.put_approval(&pending, None).await.unwrap());
+    let approved = pending.moved_to(ApprovalState::Approved, NOW.plus_seconds(1));
+    let commit = |approved: &ApprovalChallenge| VerificationCommit {
+        tenant_id: s.tenant.clone(),
+        single_use: SingleUse::Approval {
+            approved: approved.clone(),
+        },
+        credential: s.credential.clone(),
+        method: VerificationMethod::Push,
+        action: ActionWrite::Complete(s.action.key.clone()),
+        now: NOW.plus_seconds(1),
+    };
+    store
+        .complete_verification(&commit(&approved))
+        .await
+        .unwrap();
+    let stored = store
+        .get_approval(&s.tenant, &pending.slot())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.state, ApprovalState::Approved);
+    let action = store
+        .get_action(&s.tenant, &s.action.key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(action.state, ActionState::ChallengeSucceeded);
+    assert_eq!(action.verification_method, Some(VerificationMethod::Push));
+
+    // The same answer again is refused and changes nothing.
+    assert_eq!(
+        store
+            .complete_verification(&commit(&approved))
+            .await
+            .unwrap_err(),
+        Error::ChallengeAlreadyUsed
+    );
+    // An approval of an expired challenge is refused before anything is written.
+    let s2 = scene(store, ActionState::ChallengeRequired).await;
+    let late = ApprovalChallenge {
+        action: Some(s2.action.key.clone()),
+        expires_at: NOW,
+        ..approval(&s2.tenant, Some(&s2.credential.user_id), ApprovalKind::Push)
+    };
+    assert!(store.put_approval(&late, None).await.unwrap());
+    let late_commit = VerificationCommit {
+        tenant_id: s2.tenant.clone(),
+        single_use: SingleUse::Approval {
+            approved: late.moved_to(ApprovalState::Approved, NOW.plus_seconds(1)),
+        },
+        credential: s2.credential.clone(),
+        method: VerificationMethod::Push,
+        action: ActionWrite::Complete(s2.action.key.clone()),
+        now: NOW.plus_seconds(1),
+    };
+    assert_eq!(
+        store.complete_verification(&late_commit).await.unwrap_err(),
+        Error::ChallengeExpired
+    );
+    // A blocked action fails the commit, and the challenge stays pending.
+    let s3 = scene(store, ActionState::Block).await;
+    let blocked = ApprovalChallenge {
+        action: Some(s3.action.key.clone()),
+        ..approval(&s3.tenant, Some(&s3.credential.user_id), ApprovalKind::Push)
+    };
+    assert!(store.put_approval(&blocked, None).await.unwrap());
+    let blocked_commit = VerificationCommit {
+        tenant_id: s3.tenant.clone(),
+        single_use: SingleUse::Approval {
+            approved: blocked.moved_to(ApprovalState::Approved, NOW.plus_seconds(1)),
+        },
+        credential: s3.credential.clone(),
+        method: VerificationMethod::Push,
+        action: ActionWrite::Complete(s3.action.key.clone()),
+        now: NOW.plus_seconds(1),
+    };
+    assert_eq!(
+        store
+            .complete_verification(&blocked_commit)
+            .await
+            .unwrap_err(),
+        Error::ActionNotChallengeable("BLOCK")
+    );
+    assert_eq!(
+        store
+            .get_approval(&s3.tenant, &blocked.slot())
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        ApprovalState::Pending,
+        "nothing half-written"
+    );
+}
+
+async fn concurrent_approvals_have_one_winner(store: Arc<dyn Store>) {
+    let s = scene(&*store, ActionState::ChallengeRequired).await;
+    let pending = ApprovalChallenge {
+        action: Some(s.action.key.clone()),
+        ..approval(&s.tenant, Some(&s.credential.user_id), ApprovalKind::Push)
+    };
+    assert!(store.put_approval(&pending, None).await.unwrap());
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            let mut next = pending.moved_to(
+                if i % 2 == 0 {
+                    ApprovalState::Approved
+                } else {
+                    ApprovalState::Rejected
+                },
+                NOW.plus_seconds(1),
+            );
+            next.answered_by = Some(s.credential.id.clone());
+            let commit = VerificationCommit {
+                tenant_id: s.tenant.clone(),
+                single_use: SingleUse::Approval {
+                    approved: next.clone(),
+                },
+                credential: s.credential.clone(),
+                method: VerificationMethod::Push,
+                action: ActionWrite::Complete(s.action.key.clone()),
+                now: NOW.plus_seconds(1),
+            };
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    store.complete_verification(&commit).await.is_ok()
+                } else {
+                    store.put_approval(&next, Some(1)).await.unwrap()
+                }
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        if task.await.unwrap() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1, "exactly one answer wins");
+}
+
+async fn credential_update_once(store: &dyn Store) {
+    let tenant = tenant_id("t");
+    let alice = user("alice");
+    let old = credential(&tenant, &alice, Namespace::Push, &unique("fp"));
+    store.insert_credential(&old).await.unwrap();
+    let mut new = old.clone();
+    new.push_token = Some("new-token".into());
+    new.expires_at = Some(NOW.plus_seconds(86_400));
+    new.last_verified_at = Some(NOW);
+    let update = CredentialUpdate {
+        tenant_id: tenant.clone(),
+        challenge: SingleUse::Mark {
+            challenge_id: sample_challenge_id(),
+            expires_at: NOW.plus_seconds(300),
+            max_failed_attempts: 5,
+        },
+        credential: new.clone(),
+        now: NOW,
+    };
+    store.update_credential_once(&update).await.unwrap();
+    let stored = store
+        .get_credential(&tenant, Namespace::Push, &old.key_fingerprint)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored, new);
+    let listed = store.list_user_credentials(&tenant, &alice).await.unwrap();
+    assert_eq!(listed, vec![new.clone()], "both copies changed");
+    assert_eq!(
+        store.update_credential_once(&update).await.unwrap_err(),
+        Error::ChallengeAlreadyUsed
+    );
+    // A removed credential cannot be updated, and the challenge is not used up by trying.
+    let gone = credential(&tenant, &alice, Namespace::Push, &unique("fp"));
+    let attempt = CredentialUpdate {
+        challenge: SingleUse::Mark {
+            challenge_id: sample_challenge_id(),
+            expires_at: NOW.plus_seconds(300),
+            max_failed_attempts: 5,
+        },
+        credential: gone,
+        ..update.clone()
+    };
+    assert_eq!(
+        store.update_credential_once(&attempt).await.unwrap_err(),
+        Error::InvalidCredential
+    );
+    if let SingleUse::Mark { challenge_id, .. } = &attempt.challenge {
+        assert_eq!(
+            store
+                .get_challenge_mark(&tenant, challenge_id)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+}
+
+async fn deleting_a_user_deletes_their_push(store: &dyn Store) {
+    let tenant = tenant_id("t");
+    let alice = user("alice");
+    let push = approval(&tenant, Some(&alice), ApprovalKind::Push);
+    assert!(store.put_approval(&push, None).await.unwrap());
+    store.delete_user(&tenant, &alice).await.unwrap();
+    assert_eq!(
+        store.get_approval(&tenant, &push.slot()).await.unwrap(),
+        None
+    );
 }
 
 async fn tenants(store: &dyn Store) {
@@ -641,9 +968,11 @@ async fn scene(store: &dyn Store, state: ActionState) -> Scene {
 fn commit(scene: &Scene, now: Timestamp) -> VerificationCommit {
     VerificationCommit {
         tenant_id: scene.tenant.clone(),
-        challenge_id: scene.challenge.clone(),
-        challenge_expires_at: NOW.plus_seconds(300),
-        max_failed_attempts: 3,
+        single_use: SingleUse::Mark {
+            challenge_id: scene.challenge.clone(),
+            expires_at: NOW.plus_seconds(300),
+            max_failed_attempts: 3,
+        },
         credential: scene.credential.clone(),
         method: VerificationMethod::Device,
         action: ActionWrite::Complete(scene.action.key.clone()),
@@ -795,7 +1124,9 @@ async fn verification_failures_write_nothing(store: &dyn Store) {
     assert_untouched(store, &s).await;
     let retired = s.action.expires_at;
     let mut after_retention = commit(&s, retired);
-    after_retention.challenge_expires_at = retired.plus_seconds(300);
+    if let SingleUse::Mark { expires_at, .. } = &mut after_retention.single_use {
+        *expires_at = retired.plus_seconds(300);
+    }
     assert_eq!(
         store
             .complete_verification(&after_retention)

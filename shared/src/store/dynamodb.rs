@@ -18,6 +18,8 @@
 //! | action | `T#{t}#U#{u}` | `ACT#{code}#{key}` | action attributes (below) | yes |
 //! | challenge mark | `T#{t}#CH#{ch}` | `MARK` | `consumed`, `failedAttempts`, `expiresAt` | yes |
 //! | action config | `T#{t}#CFG` | `ACTION#{code}` (`ACTION#*`: the tenant default) | `data` (config JSON) | |
+//! | pending push (one per user) | `T#{t}#U#{u}` | `PUSH` | `data` (challenge JSON), `version` | yes |
+//! | QR-code challenge | `T#{t}#QR#{id}` | `QR` | `data` (challenge JSON), `version` | yes |
 //!
 //! Credential attributes: `credId`, `userId`, `namespace`, `publicKey`, `fingerprint`,
 //! `deviceName`, `devicePlatform`, `pushToken`, `createdAt`, `lastVerifiedAt`, `credExpiresAt`.
@@ -40,6 +42,8 @@
 //! | list configs / put / delete | `Query pk = T#{t}#CFG, begins_with(sk, ACTION#)` / `PutItem` / `DeleteItem` | 1 |
 //! | verify | `GetItem` key item + `TransactWriteItems` (mark, action, both credential copies) | 2 |
 //! | validate | `GetItem` action | 1 |
+//! | push or QR challenge read / compare-and-swap | `GetItem` / `PutItem` with `version = :expected` | 1 |
+//! | approve | `GetItem` key item + `GetItem` challenge + `TransactWriteItems` (challenge, action, both credential copies) | 3 |
 //!
 //! The credential is stored twice so that both of its lookups are one strongly consistent
 //! request; a secondary index would be eventually consistent, and a user who just enrolled could
@@ -51,15 +55,16 @@
 //! (`ReturnValuesOnConditionCheckFailure = ALL_OLD`). Reads are strongly consistent.
 
 use super::{
-    ActionConfigStore, ActionStore, ActionWrite, ChallengeStore, CredentialStore, InsertOutcome,
-    RemovalReceipt, TenantStore, UserStore, VerificationCommit, VerificationStore,
+    ActionConfigStore, ActionStore, ActionWrite, ApprovalStore, ChallengeStore, CredentialStore,
+    CredentialUpdate, InsertOutcome, RemovalReceipt, SingleUse, TenantStore, UserStore,
+    VerificationCommit, VerificationStore,
 };
 use crate::clock::Timestamp;
 use crate::domain::policy::{ActionConfig, ConfigKey};
 use crate::domain::{
-    Action, ActionCode, ActionKey, ActionOrigin, ActionState, ChallengeId, ChallengeMark,
-    Credential, CredentialId, IdempotencyKey, Namespace, TenantId, TenantRecord, UserId,
-    UserProfile, VerificationMethod,
+    Action, ActionCode, ActionKey, ActionOrigin, ActionState, ApprovalChallenge, ApprovalSlot,
+    ChallengeId, ChallengeMark, Credential, CredentialId, IdempotencyKey, Namespace, TenantId,
+    TenantRecord, UserId, UserProfile, VerificationMethod,
 };
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -405,6 +410,41 @@ fn config_sk(key: &ConfigKey) -> String {
     format!("ACTION#{key}")
 }
 
+fn approval_key(tenant: &TenantId, slot: &ApprovalSlot) -> Item {
+    match slot {
+        ApprovalSlot::Push(user) => item_key(user_pk(tenant, user), "PUSH"),
+        ApprovalSlot::QrCode(id) => item_key(format!("T#{tenant}#QR#{id}"), "QR"),
+    }
+}
+
+fn approval_item(challenge: &ApprovalChallenge) -> Result<Item> {
+    let mut item = approval_key(&challenge.tenant_id, &challenge.slot());
+    item.insert("data".into(), json_attr(challenge)?);
+    item.insert(
+        "version".into(),
+        n(i64::try_from(challenge.version).map_err(internal)?),
+    );
+    item.insert(
+        schema::TTL_ATTRIBUTE.into(),
+        n(challenge.expires_at.unix_seconds()),
+    );
+    Ok(item)
+}
+
+/// The condition that the slot still holds `expected` (or nothing), with its values.
+fn version_condition(expected: Option<u64>) -> Result<(&'static str, Item)> {
+    Ok(match expected {
+        None => ("attribute_not_exists(pk)", Item::new()),
+        Some(version) => (
+            "version = :expected",
+            HashMap::from([(
+                ":expected".to_owned(),
+                n(i64::try_from(version).map_err(internal)?),
+            )]),
+        ),
+    })
+}
+
 fn action_sk(key: &ActionKey) -> String {
     format!("ACT#{}#{}", key.action_code, key.idempotency_key)
 }
@@ -632,10 +672,20 @@ impl DynamoStore {
     }
 
     fn put(&self, item: Item, condition: Option<&str>) -> Result<TransactWriteItem> {
+        self.put_if(item, condition, Item::new())
+    }
+
+    fn put_if(
+        &self,
+        item: Item,
+        condition: Option<&str>,
+        values: Item,
+    ) -> Result<TransactWriteItem> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .set_condition_expression(condition.map(str::to_owned))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(internal)?;
@@ -1284,27 +1334,14 @@ impl VerificationStore for DynamoStore {
     async fn complete_verification(&self, commit: &VerificationCommit) -> Result<ActionKey> {
         let tenant = &commit.tenant_id;
         let now = commit.now;
-        if commit.challenge_expires_at <= now {
+        if commit.single_use.expires_at() <= now {
             return Err(Error::ChallengeExpired);
         }
         let credential = &commit.credential;
         let method = enum_attr(&commit.method)?;
 
-        // 1. The challenge mark: never consumed, fewer failures than allowed.
-        let mark = self.update(
-            item_key(mark_pk(tenant, &commit.challenge_id), "MARK"),
-            "SET #consumed = :true, failedAttempts = if_not_exists(failedAttempts, :zero), expiresAt = :exp, #ttl = :ttl",
-            "attribute_not_exists(pk) OR (#consumed = :false AND failedAttempts < :max)",
-            &[("#ttl", schema::TTL_ATTRIBUTE), ("#consumed", "consumed")],
-            HashMap::from([
-                (":true".to_owned(), AttributeValue::Bool(true)),
-                (":false".to_owned(), AttributeValue::Bool(false)),
-                (":zero".to_owned(), n(0)),
-                (":max".to_owned(), n(i64::from(commit.max_failed_attempts))),
-                (":exp".to_owned(), n(commit.challenge_expires_at.0)),
-                (":ttl".to_owned(), n(commit.challenge_expires_at.unix_seconds())),
-            ]),
-        )?;
+        // 1. The challenge, used now for the first time.
+        let mark = self.use_once(tenant, &commit.single_use)?;
 
         // 2. The action: completed if still challengeable and retained, or created.
         let action_write = match &commit.action {
@@ -1387,6 +1424,126 @@ impl VerificationStore for DynamoStore {
             ActionWrite::Complete(key) => key.clone(),
             ActionWrite::Create(created) => created.key.clone(),
         })
+    }
+
+    async fn update_credential_once(&self, update: &CredentialUpdate) -> Result<()> {
+        if update.challenge.expires_at() <= update.now {
+            return Err(Error::ChallengeExpired);
+        }
+        let mark = self.use_once(&update.tenant_id, &update.challenge)?;
+        let [by_key, by_user] = self.replace_credential(&update.credential)?;
+        match self.transact(vec![mark, by_key, by_user]).await? {
+            Ok(()) => Ok(()),
+            Err(reasons) if reasons.first().is_some_and(failed) => Err(Error::ChallengeAlreadyUsed),
+            Err(_) => Err(Error::InvalidCredential),
+        }
+    }
+}
+
+impl DynamoStore {
+    /// The transaction item that uses a challenge once (see [`SingleUse`]).
+    fn use_once(&self, tenant: &TenantId, single_use: &SingleUse) -> Result<TransactWriteItem> {
+        match single_use {
+            SingleUse::Mark {
+                challenge_id,
+                expires_at,
+                max_failed_attempts,
+            } => self.update(
+                item_key(mark_pk(tenant, challenge_id), "MARK"),
+                "SET #consumed = :true, failedAttempts = if_not_exists(failedAttempts, :zero), expiresAt = :exp, #ttl = :ttl",
+                "attribute_not_exists(pk) OR (#consumed = :false AND failedAttempts < :max)",
+                &[("#ttl", schema::TTL_ATTRIBUTE), ("#consumed", "consumed")],
+                HashMap::from([
+                    (":true".to_owned(), AttributeValue::Bool(true)),
+                    (":false".to_owned(), AttributeValue::Bool(false)),
+                    (":zero".to_owned(), n(0)),
+                    (":max".to_owned(), n(i64::from(*max_failed_attempts))),
+                    (":exp".to_owned(), n(expires_at.0)),
+                    (":ttl".to_owned(), n(expires_at.unix_seconds())),
+                ]),
+            ),
+            SingleUse::Approval { approved } => {
+                let (condition, values) =
+                    version_condition(approved.version.checked_sub(1))?;
+                self.put_if(approval_item(approved)?, Some(condition), values)
+            }
+        }
+    }
+
+    /// Both copies of a credential replaced by `new`, if still registered under its id.
+    fn replace_credential(&self, new: &Credential) -> Result<[TransactWriteItem; 2]> {
+        let condition = "credId = :id";
+        let values = || HashMap::from([(":id".to_owned(), s(new.id.as_str()))]);
+        let tenant = &new.tenant_id;
+        Ok([
+            self.put_if(
+                credential_item(
+                    new,
+                    key_pk(tenant, new.namespace, &new.key_fingerprint),
+                    "KEY".into(),
+                ),
+                Some(condition),
+                values(),
+            )?,
+            self.put_if(
+                credential_item(
+                    new,
+                    user_pk(tenant, &new.user_id),
+                    format!("CRED#{}", new.id),
+                ),
+                Some(condition),
+                values(),
+            )?,
+        ])
+    }
+}
+
+#[async_trait]
+impl ApprovalStore for DynamoStore {
+    async fn get_approval(
+        &self,
+        tenant: &TenantId,
+        slot: &ApprovalSlot,
+    ) -> Result<Option<ApprovalChallenge>> {
+        let key = approval_key(tenant, slot);
+        let pk = get_s(&key, schema::PARTITION_KEY)?;
+        let sk = get_s(&key, schema::SORT_KEY)?;
+        self.get_item(pk, &sk)
+            .await?
+            .map(|item| from_json_attr(&item, "data"))
+            .transpose()
+    }
+
+    async fn put_approval(
+        &self,
+        next: &ApprovalChallenge,
+        expected_version: Option<u64>,
+    ) -> Result<bool> {
+        let (condition, values) = version_condition(expected_version)?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(approval_item(next)?))
+            .condition_expression(condition)
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                self.meter.record_write(one(output.consumed_capacity()));
+                Ok(true)
+            }
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(sdk_error("PutItem", error)),
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 //! | [`ActionStore`] | tracked actions and their state; a user's credentials and actions in one read |
 //! | [`ActionConfigStore`] | per-action rules configs and the tenant default (`*`) |
 //! | [`UserStore`] | user attributes; deleting a user deletes what belongs to them |
-//! | [`VerificationStore`] | the one atomic step of a verify |
+//! | [`ApprovalStore`] | push and QR-code challenges, each a compare-and-swap on its version |
+//! | [`VerificationStore`] | the one atomic step of a verify or an approval; the push-credential update |
 //!
 //! Every single-use or state-changing step is one conditional write (or transaction) in the
 //! adapter, and a failed condition comes back as the precise [`Error`]
@@ -25,8 +26,9 @@ pub mod embedded;
 use crate::clock::Timestamp;
 use crate::domain::policy::{ActionConfig, ConfigKey};
 use crate::domain::{
-    Action, ActionCode, ActionKey, ActionState, ChallengeId, ChallengeMark, Credential,
-    CredentialId, Namespace, TenantId, TenantRecord, UserId, UserProfile, VerificationMethod,
+    Action, ActionCode, ActionKey, ActionState, ApprovalChallenge, ApprovalSlot, ChallengeId,
+    ChallengeMark, Credential, CredentialId, Namespace, TenantId, TenantRecord, UserId,
+    UserProfile, VerificationMethod,
 };
 use crate::error::Result;
 use async_trait::async_trait;
@@ -188,14 +190,60 @@ pub enum ActionWrite {
     Create(Action),
 }
 
-/// Everything a successful verify changes, applied together or not at all (DESIGN 4).
+#[async_trait]
+pub trait ApprovalStore: Send + Sync {
+    /// The push or QR-code challenge in `slot`, whatever its state and expiry: callers check
+    /// both (DynamoDB TTL deletes late).
+    async fn get_approval(
+        &self,
+        tenant: &TenantId,
+        slot: &ApprovalSlot,
+    ) -> Result<Option<ApprovalChallenge>>;
+    /// Writes `next` into its slot only if the slot still holds version `expected_version`
+    /// (`None`: the slot must be empty). `Ok(false)` if another writer got there first. Kept
+    /// until `next.expires_at` (TTL).
+    async fn put_approval(
+        &self,
+        next: &ApprovalChallenge,
+        expected_version: Option<u64>,
+    ) -> Result<bool>;
+}
+
+/// What makes a verification single-use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per request, never stored in bulk"
+)]
+pub enum SingleUse {
+    /// An in-app challenge (sealed, not stored): its mark is created consumed, unless it
+    /// was consumed or reached `max_failed_attempts` failures (`ChallengeAlreadyUsed`).
+    Mark {
+        challenge_id: ChallengeId,
+        expires_at: Timestamp,
+        max_failed_attempts: u32,
+    },
+    /// A push or QR-code challenge: `approved` (its next version, in state `APPROVED`)
+    /// replaces the stored one only if that is still at `approved.version - 1`
+    /// (`ChallengeAlreadyUsed` otherwise).
+    Approval { approved: ApprovalChallenge },
+}
+
+impl SingleUse {
+    pub fn expires_at(&self) -> Timestamp {
+        match self {
+            SingleUse::Mark { expires_at, .. } => *expires_at,
+            SingleUse::Approval { approved } => approved.expires_at,
+        }
+    }
+}
+
+/// Everything a successful verify or approval changes, applied together or not at all
+/// (DESIGN 4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerificationCommit {
     pub tenant_id: TenantId,
-    pub challenge_id: ChallengeId,
-    pub challenge_expires_at: Timestamp,
-    /// Failed signatures at or past which the challenge can no longer be used.
-    pub max_failed_attempts: u32,
+    pub single_use: SingleUse,
     pub credential: Credential,
     pub method: VerificationMethod,
     pub action: ActionWrite,
@@ -204,14 +252,30 @@ pub struct VerificationCommit {
 
 #[async_trait]
 pub trait VerificationStore: Send + Sync {
-    /// In one transaction: the challenge (unexpired at `now`, never consumed, fewer than
-    /// `max_failed_attempts` failures) is marked consumed; the action becomes `CHALLENGE_SUCCEEDED` with the method and credential; the
-    /// credential's `lastVerifiedAt` becomes `now`. Returns the key of the action completed
+    /// In one transaction: the challenge (unexpired at `now`) is used up as its
+    /// [`SingleUse`] says; the action becomes `CHALLENGE_SUCCEEDED` with the method and
+    /// credential; the credential's `lastVerifiedAt` becomes `now`. Returns the key of the action completed
     /// (a DynamoDB transaction returns no items, and reading them back would cost a request).
     ///
     /// Errors, each from one failed condition: `ChallengeExpired`, `ChallengeAlreadyUsed`,
     /// `ActionNotFound`, `ActionNotChallengeable`, `InvalidCredential`.
     async fn complete_verification(&self, commit: &VerificationCommit) -> Result<ActionKey>;
+
+    /// In one transaction: the in-app challenge mark of `update.challenge` is created consumed
+    /// (as in [`SingleUse::Mark`]) and the credential (still registered under the same id) is
+    /// replaced by `update.credential` (spec 3.4.5, push credential update).
+    async fn update_credential_once(&self, update: &CredentialUpdate) -> Result<()>;
+}
+
+/// A push credential's new push token or expiry, proven by a signature over a one-time
+/// challenge (spec 3.4.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialUpdate {
+    pub tenant_id: TenantId,
+    /// Must be [`SingleUse::Mark`].
+    pub challenge: SingleUse,
+    pub credential: Credential,
+    pub now: Timestamp,
 }
 
 /// Everything the use cases need from storage.
@@ -222,6 +286,7 @@ pub trait Store:
     + ActionStore
     + ActionConfigStore
     + UserStore
+    + ApprovalStore
     + VerificationStore
 {
 }
@@ -233,6 +298,7 @@ impl<T> Store for T where
         + ActionStore
         + ActionConfigStore
         + UserStore
+        + ApprovalStore
         + VerificationStore
 {
 }

@@ -9,7 +9,7 @@ use crate::domain::{
 use crate::encoding;
 use crate::error::{Error, Result};
 use crate::signature::PublicKey;
-use crate::store::{ActionWrite, VerificationCommit};
+use crate::store::{ActionWrite, SingleUse, VerificationCommit};
 use crate::token::{TokenRequest, VerifiedToken};
 
 /// The action code given to an in-app verify that names no action and has no token (the
@@ -127,9 +127,11 @@ impl App {
         let action = self.action_to_complete(&challenge.target, bearer, &credential)?;
         let commit = VerificationCommit {
             tenant_id: tenant.id.clone(),
-            challenge_id: challenge.id.clone(),
-            challenge_expires_at: challenge.expires_at,
-            max_failed_attempts: self.settings.max_failed_attempts,
+            single_use: SingleUse::Mark {
+                challenge_id: challenge.id.clone(),
+                expires_at: challenge.expires_at,
+                max_failed_attempts: self.settings.max_failed_attempts,
+            },
             credential: credential.clone(),
             method: command.namespace.verification_method(),
             action,
@@ -195,7 +197,11 @@ impl App {
         }
     }
 
-    fn new_action(&self, code: ActionCode, credential: &Credential) -> Result<ActionWrite> {
+    pub(crate) fn new_action(
+        &self,
+        code: ActionCode,
+        credential: &Credential,
+    ) -> Result<ActionWrite> {
         let now = self.now();
         Ok(ActionWrite::Create(Action {
             tenant_id: credential.tenant_id.clone(),

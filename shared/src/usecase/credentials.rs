@@ -75,7 +75,11 @@ impl App {
             push_token: command.push_token,
             created_at: self.now(),
             last_verified_at: None,
-            expires_at: None,
+            // Spec 3.4.5: push credentials have a server-side expiry the app can reset.
+            expires_at: (command.namespace == Namespace::Push).then(|| {
+                self.now()
+                    .plus_seconds(self.settings.push_credential_lifetime_days * 24 * 3600)
+            }),
         };
         match self.store.insert_credential(&credential).await? {
             InsertOutcome::Inserted => Ok(credential),

@@ -1,7 +1,7 @@
 //! Tenants: who is calling (spec 2.1, 3.1), and how tenants are made (DESIGN 5).
 
 use crate::App;
-use crate::domain::{TenantId, TenantRecord};
+use crate::domain::{TenantId, TenantRecord, WebhookEndpoint};
 use crate::encoding;
 use crate::error::{Error, Result};
 use crate::token::{TenantKeys, new_signing_key};
@@ -72,6 +72,18 @@ pub struct Tenant {
     pub keys: TenantKeys,
     /// Hex SHA-256 of each accepted API secret.
     secret_key_hashes: Vec<String>,
+    /// Where `push.created` goes, if anywhere (spec 2.11).
+    pub push_webhook: Option<WebhookEndpoint>,
+    /// Approvals need a `decisionSignature` (ours, DESIGN 6).
+    pub require_decision_signature: bool,
+}
+
+/// A change to a tenant's approval settings; `None` leaves a setting as it is.
+#[derive(Debug, Default, Clone)]
+pub struct TenantSettingsChange {
+    /// `Some(None)` removes the webhook.
+    pub push_webhook: Option<Option<WebhookEndpoint>>,
+    pub require_decision_signature: Option<bool>,
 }
 
 /// An API secret key. It is printed once when created and never logged: `Debug` hides it.
@@ -121,6 +133,8 @@ impl App {
             id: record.id.clone(),
             keys: TenantKeys::new(&record.id, &record.signing_keys)?,
             secret_key_hashes: record.secret_key_hashes.clone(),
+            push_webhook: record.push_webhook.clone(),
+            require_decision_signature: record.require_decision_signature,
         })
     }
 
@@ -196,6 +210,47 @@ impl App {
         Ok(!existed)
     }
 
+    /// Sets a tenant's approval settings (the CLI's `tenant configure`). A webhook URL
+    /// must be https (or http to localhost) and its secret at least 16 characters.
+    pub async fn configure_tenant(
+        &self,
+        id: &TenantId,
+        change: TenantSettingsChange,
+    ) -> Result<()> {
+        let mut record = self
+            .store
+            .get_tenant(id)
+            .await?
+            .ok_or_else(|| Error::invalid_request(format!("Tenant {id} does not exist.")))?;
+        if let Some(webhook) = change.push_webhook {
+            if let Some(endpoint) = &webhook {
+                crate::webhook::check_url(&endpoint.url).map_err(|problem| {
+                    Error::invalid_request(format!("Invalid push webhook URL: {problem}."))
+                })?;
+                ApiSecret::parse(&endpoint.secret).map_err(|_| {
+                    Error::invalid_request(
+                        "A webhook secret needs at least 16 characters and no whitespace or ':'.",
+                    )
+                })?;
+            }
+            record.push_webhook = webhook;
+        }
+        if let Some(required) = change.require_decision_signature {
+            record.require_decision_signature = required;
+        }
+        self.store.put_tenant(&record).await?;
+        self.tenants.clear();
+        Ok(())
+    }
+
+    /// A random webhook signing secret, for the operator to give to the webhook endpoint.
+    pub fn new_webhook_secret(&self) -> Result<String> {
+        Ok(format!(
+            "whsec_{}",
+            encoding::encode_url_safe(&self.random_bytes::<32>()?)
+        ))
+    }
+
     pub async fn tenant_exists(&self, id: &TenantId) -> Result<bool> {
         Ok(self.store.get_tenant(id).await?.is_some())
     }
@@ -211,6 +266,8 @@ impl App {
                 secret_key_hashes: vec![secret.hash()],
                 signing_keys: vec![new_signing_key(&self.rng)?],
                 created_at: self.now(),
+                push_webhook: None,
+                require_decision_signature: false,
             },
         };
         self.store.put_tenant(&record).await?;

@@ -40,10 +40,11 @@ pub enum TableId {
     Actions = 5,
     Users = 6,
     RemovalReceipts = 7,
-    ActionConfigs = 8,
+    Approvals = 8,
+    ActionConfigs = 9,
 }
 
-const TABLE_COUNT: usize = 9;
+const TABLE_COUNT: usize = 10;
 
 impl TableId {
     fn from_tag(tag: u8) -> Option<TableId> {
@@ -57,6 +58,7 @@ impl TableId {
             Actions,
             Users,
             RemovalReceipts,
+            Approvals,
             ActionConfigs,
         ]
         .get(usize::from(tag))

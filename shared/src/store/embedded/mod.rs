@@ -18,19 +18,22 @@
 //! | `Users` | tenant, user | [`UserProfile`] JSON |
 //! | `RemovalReceipts` | tenant, fingerprint, window | expiry (ms) |
 //! | `ActionConfigs` | tenant, action code (or `*`, the tenant default) | [`ActionConfig`] JSON |
+//! | `Approvals` | tenant, `push`, user / tenant, `qr`, challenge id | [`ApprovalChallenge`] JSON |
 
 pub mod engine;
 
 use super::{
-    ActionConfigStore, ActionStore, ActionWrite, ChallengeStore, CredentialStore, InsertOutcome,
-    RemovalReceipt, TenantStore, UserStore, VerificationCommit, VerificationStore,
+    ActionConfigStore, ActionStore, ActionWrite, ApprovalStore, ChallengeStore, CredentialStore,
+    CredentialUpdate, InsertOutcome, RemovalReceipt, SingleUse, TenantStore, UserStore,
+    VerificationCommit, VerificationStore,
 };
 use crate::clock::Timestamp;
 use crate::domain::ActionCode;
 use crate::domain::policy::{ActionConfig, ConfigKey};
 use crate::domain::{
-    Action, ActionKey, ActionState, ChallengeId, ChallengeMark, Credential, CredentialId,
-    KEY_SEPARATOR, Namespace, TenantId, TenantRecord, UserId, UserProfile,
+    Action, ActionKey, ActionState, ApprovalChallenge, ApprovalSlot, ChallengeId, ChallengeMark,
+    Credential, CredentialId, KEY_SEPARATOR, Namespace, TenantId, TenantRecord, UserId,
+    UserProfile,
 };
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -90,6 +93,11 @@ impl EmbeddedStore {
             for (key, value) in tx.entries(TableId::Actions) {
                 if decode::<Action>(value).is_ok_and(|a| a.expires_at <= now) {
                     dead.push((TableId::Actions, key.clone()));
+                }
+            }
+            for (key, value) in tx.entries(TableId::Approvals) {
+                if decode::<ApprovalChallenge>(value).is_ok_and(|a| a.expires_at <= now) {
+                    dead.push((TableId::Approvals, key.clone()));
                 }
             }
             for (key, value) in tx.entries(TableId::RemovalReceipts) {
@@ -177,6 +185,47 @@ fn action_key(tenant: &TenantId, action: &ActionKey) -> String {
 
 fn mark_key(tenant: &TenantId, challenge: &ChallengeId) -> String {
     key(&[tenant.as_str(), &challenge.fingerprint()])
+}
+
+fn approval_key(tenant: &TenantId, slot: &ApprovalSlot) -> String {
+    match slot {
+        ApprovalSlot::Push(user) => key(&[tenant.as_str(), "push", user.as_str()]),
+        ApprovalSlot::QrCode(id) => key(&[tenant.as_str(), "qr", id.as_str()]),
+    }
+}
+
+/// Uses up an in-app challenge's mark, or moves a push or QR challenge to its approved
+/// version, inside a write transaction (see [`SingleUse`]).
+fn use_once(tx: &mut Tx<'_>, tenant: &TenantId, single_use: &SingleUse) -> Result<()> {
+    match single_use {
+        SingleUse::Mark {
+            challenge_id,
+            expires_at,
+            max_failed_attempts,
+        } => {
+            let mark_key = mark_key(tenant, challenge_id);
+            let mut mark = get::<ChallengeMark>(tx, TableId::ChallengeMarks, &mark_key)?.unwrap_or(
+                ChallengeMark {
+                    consumed: false,
+                    failed_attempts: 0,
+                    expires_at: *expires_at,
+                },
+            );
+            if mark.consumed || mark.failed_attempts >= *max_failed_attempts {
+                return Err(Error::ChallengeAlreadyUsed);
+            }
+            mark.consumed = true;
+            put(tx, TableId::ChallengeMarks, &mark_key, &mark)
+        }
+        SingleUse::Approval { approved } => {
+            let slot_key = approval_key(tenant, &approved.slot());
+            let current = get::<ApprovalChallenge>(tx, TableId::Approvals, &slot_key)?;
+            if current.map(|c| c.version) != approved.version.checked_sub(1) {
+                return Err(Error::ChallengeAlreadyUsed);
+            }
+            put(tx, TableId::Approvals, &slot_key, approved)
+        }
+    }
 }
 
 /// The pointer stored in `UserCredentials`: where the credential itself lives.
@@ -577,6 +626,10 @@ impl UserStore for EmbeddedStore {
         self.write(|tx| {
             let prefix = [tenant.as_str(), user.as_str()];
             tx.remove(TableId::Users, &key(&prefix));
+            tx.remove(
+                TableId::Approvals,
+                &approval_key(tenant, &ApprovalSlot::Push(user.clone())),
+            );
             for (index_key, pointer) in
                 scan::<CredentialPointer>(tx, TableId::UserCredentials, &prefix)?
             {
@@ -604,21 +657,11 @@ impl VerificationStore for EmbeddedStore {
             let tenant = &commit.tenant_id;
             let now = commit.now;
 
-            // The challenge: unexpired, never consumed, not ended by failures.
-            if commit.challenge_expires_at <= now {
+            // The challenge: unexpired, and used now for the first time.
+            if commit.single_use.expires_at() <= now {
                 return Err(Error::ChallengeExpired);
             }
-            let mark_key = mark_key(tenant, &commit.challenge_id);
-            let mut mark = get::<ChallengeMark>(tx, TableId::ChallengeMarks, &mark_key)?.unwrap_or(
-                ChallengeMark {
-                    consumed: false,
-                    failed_attempts: 0,
-                    expires_at: commit.challenge_expires_at,
-                },
-            );
-            if mark.consumed || mark.failed_attempts >= commit.max_failed_attempts {
-                return Err(Error::ChallengeAlreadyUsed);
-            }
+            use_once(tx, tenant, &commit.single_use)?;
 
             // The credential: still registered, still the same one.
             let credential_key = credential_key(
@@ -656,10 +699,8 @@ impl VerificationStore for EmbeddedStore {
             action.verification_method = Some(commit.method);
             action.verified_by_authenticator_id = Some(credential.id.clone());
 
-            mark.consumed = true;
             credential.last_verified_at = Some(now);
 
-            put(tx, TableId::ChallengeMarks, &mark_key, &mark)?;
             put(tx, TableId::Credentials, &credential_key, &credential)?;
             put(
                 tx,
@@ -668,6 +709,51 @@ impl VerificationStore for EmbeddedStore {
                 &action,
             )?;
             Ok(action.key)
+        })
+        .await
+    }
+
+    async fn update_credential_once(&self, update: &CredentialUpdate) -> Result<()> {
+        self.write(|tx| {
+            let tenant = &update.tenant_id;
+            if update.challenge.expires_at() <= update.now {
+                return Err(Error::ChallengeExpired);
+            }
+            use_once(tx, tenant, &update.challenge)?;
+            let new = &update.credential;
+            let credential_key = credential_key(tenant, new.namespace, &new.key_fingerprint);
+            get::<Credential>(tx, TableId::Credentials, &credential_key)?
+                .filter(|c| c.id == new.id)
+                .ok_or(Error::InvalidCredential)?;
+            put(tx, TableId::Credentials, &credential_key, new)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ApprovalStore for EmbeddedStore {
+    async fn get_approval(
+        &self,
+        tenant: &TenantId,
+        slot: &ApprovalSlot,
+    ) -> Result<Option<ApprovalChallenge>> {
+        self.read(|tx| get(tx, TableId::Approvals, &approval_key(tenant, slot)))
+    }
+
+    async fn put_approval(
+        &self,
+        next: &ApprovalChallenge,
+        expected_version: Option<u64>,
+    ) -> Result<bool> {
+        self.write(|tx| {
+            let slot_key = approval_key(&next.tenant_id, &next.slot());
+            let current = get::<ApprovalChallenge>(tx, TableId::Approvals, &slot_key)?;
+            if current.map(|c| c.version) != expected_version {
+                return Ok(false);
+            }
+            put(tx, TableId::Approvals, &slot_key, next)?;
+            Ok(true)
         })
         .await
     }

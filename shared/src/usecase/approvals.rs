@@ -1,0 +1,973 @@
+//! Push and QR-code approval (spec 3.4.5 to 3.4.7, 6.3, 6.4; DESIGN 6).
+//!
+//! | step | push | QR code |
+//! |---|---|---|
+//! | start | browser, Bearer track token: [`App::start_push`] | kiosk, tenant Basic or Bearer: [`App::start_qr_code`] |
+//! | find / claim | app, signed by the key: [`App::pending_push`] | app, signed: [`App::claim_qr_code`] |
+//! | answer | app, signed: [`App::answer_challenge`] | the claimer, signed: [`App::answer_challenge`] |
+//! | poll | browser, Bearer: [`App::poll_push`] | kiosk, device code: [`App::poll_qr_code`] |
+//!
+//! Rules that protect users, each enforced here:
+//! - ids are 384 random bits, expire, and end at the first answer;
+//! - only a credential the push was sent to may answer it; only the claimer may answer a QR
+//!   code, and a token-started QR code only a device of that token's user may claim;
+//! - one pending push per user: a new start replaces it; starts per user are rate limited;
+//! - failed signatures are counted and end the challenge at the tenant's limit;
+//! - the access token is handed to the poller once.
+//!
+//! Beyond the contract (ours, additive): number matching (`verificationCode`) and a
+//! `decisionSignature` over `challengeId|approved|verificationCode`.
+
+use super::tenants::Tenant;
+use crate::App;
+use crate::clock::Timestamp;
+use crate::domain::{
+    ActionCode, ActionKey, ApprovalChallenge, ApprovalId, ApprovalKind, ApprovalSlot,
+    ApprovalState, ChallengeId, Credential, CredentialId, Namespace, TrackContext, UserId,
+    UserProfile,
+};
+use crate::error::{Error, Result};
+use crate::signature::PublicKey;
+use crate::store::{ActionWrite, CredentialUpdate, SingleUse, VerificationCommit};
+use crate::token::{TokenRequest, VerifiedToken};
+use crate::webhook::{self, Envelope};
+use serde::Serialize;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+
+/// How long a signed-read nonce stays fresh: it is valid in its own window and the next.
+pub const PUSH_READ_NONCE_WINDOW_SECONDS: i64 = 60;
+
+/// How many times a compare-and-swap is retried after losing to a concurrent writer.
+const CAS_ATTEMPTS: usize = 3;
+
+/// A browser's push start (spec 3.3 #12).
+#[derive(Debug, Clone)]
+pub struct StartPush {
+    pub action: Option<ActionCode>,
+    /// Only this credential may answer (spec 3.4.6).
+    pub credential: Option<CredentialId>,
+    /// Ours: return a code for the browser to show, that the approver must type.
+    pub number_matching: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct PushStarted {
+    pub challenge_id: ApprovalId,
+    pub sent_to: Vec<CredentialId>,
+    pub verification_code: Option<String>,
+    pub expires_at: Timestamp,
+}
+
+/// Who started a QR code (spec 3.3 #14).
+#[derive(Debug, Clone)]
+pub enum QrStarter {
+    /// A known user: only that user's device may claim it.
+    Token(VerifiedToken),
+    /// An anonymous kiosk: the claimer's user signs in.
+    Tenant,
+}
+
+#[derive(Debug, Clone)]
+pub struct StartQrCode {
+    pub action: Option<ActionCode>,
+    pub custom: Option<serde_json::Value>,
+    /// The kiosk's own request, shown to the approver.
+    pub user_agent: Option<String>,
+    pub number_matching: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct QrCodeStarted {
+    pub challenge_id: ApprovalId,
+    pub expires_at: Timestamp,
+    /// The secret the kiosk must present to poll; only its hash is stored.
+    pub device_code: String,
+    pub verification_code: Option<String>,
+}
+
+/// A device's signed request about a challenge (spec 3.3 #10, #11).
+#[derive(Debug, Clone)]
+pub struct SignedChallengeRequest {
+    pub namespace: Namespace,
+    pub challenge_id: ApprovalId,
+    pub public_key: PublicKey,
+    /// Over the challenge id (spec 4.4).
+    pub signature: String,
+}
+
+/// An approve or reject (spec 3.3 #10).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub request: SignedChallengeRequest,
+    pub approved: bool,
+    pub verification_code: Option<String>,
+    /// Ours: a signature over `challengeId|approved|verificationCode`.
+    pub decision_signature: Option<String>,
+}
+
+/// What a poll reports (spec 3.4.6, 3.4.7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollStatus {
+    pub is_claimed: bool,
+    pub is_consumed: bool,
+    pub is_verified: bool,
+    /// Only in the first poll after approval.
+    pub access_token: Option<String>,
+}
+
+/// What an app sees about its pending push (spec 3.4.5).
+#[derive(Debug, Clone)]
+pub struct PendingPush {
+    pub credential: Credential,
+    pub challenge: Option<ApprovalChallenge>,
+    /// The custom data points, only for a request signed over a fresh nonce.
+    pub signed: Option<SignedExtras>,
+}
+
+/// What a claim or a signed read reveals beyond the initiator context (spec 3.4.5, 3.4.7).
+#[derive(Debug, Clone, Default)]
+pub struct SignedExtras {
+    pub user: Option<UserProfile>,
+}
+
+/// A push credential's new push token and expiry (spec 3.4.5).
+#[derive(Debug, Clone)]
+pub struct UpdatePushCredential {
+    pub challenge_id: ChallengeId,
+    pub public_key: PublicKey,
+    pub signature: String,
+    pub push_token: Option<String>,
+    pub reset_expiry: bool,
+}
+
+/// The `push.created` data (spec 2.11), plus, additively, the credentials to notify.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PushCreated<'a> {
+    challenge_id: &'a str,
+    user_id: &'a str,
+    idempotency_key: &'a str,
+    action_code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip_address: Option<&'a str>,
+    authenticators: Vec<PushTarget<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PushTarget<'a> {
+    user_authenticator_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    push_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_platform: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_name: Option<&'a str>,
+}
+
+fn hash_hex(text: &str) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()))
+}
+
+fn same_secret(a: &str, b: &str) -> bool {
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// The message a `decisionSignature` signs (ours, DESIGN 6).
+pub fn decision_message(
+    challenge_id: &str,
+    approved: bool,
+    verification_code: Option<&str>,
+) -> String {
+    format!(
+        "{challenge_id}|{approved}|{}",
+        verification_code.unwrap_or_default()
+    )
+}
+
+impl App {
+    // ------------------------------------------------------------ push: browser side
+
+    /// Starts a push for the token's action (spec 3.4.6), replacing the user's pending push
+    /// if there is one, and delivers `push.created` when the tenant has a webhook.
+    pub async fn start_push(
+        &self,
+        tenant: &Tenant,
+        token: &VerifiedToken,
+        command: StartPush,
+    ) -> Result<PushStarted> {
+        if command
+            .action
+            .as_ref()
+            .is_some_and(|code| *code != token.action.action_code)
+        {
+            return Err(Error::invalid_request(
+                "The action does not match the action of the token.",
+            ));
+        }
+        let now = self.now();
+        // A blocked, reviewed or failed action is not worth a person's attention.
+        let action = self.get_action(tenant, &token.action).await?;
+        if !action.state.is_challengeable() {
+            return Err(Error::ActionNotChallengeable(action.state.as_str()));
+        }
+        let user = &token.action.user_id;
+        let targets: Vec<Credential> = self
+            .store
+            .list_user_credentials(&tenant.id, user)
+            .await?
+            .into_iter()
+            .filter(|c| matches!(c.namespace, Namespace::Push | Namespace::Device))
+            .filter(|c| c.expires_at.is_none_or(|at| at > now))
+            .collect();
+        let targets = match &command.credential {
+            Some(id) => vec![
+                targets
+                    .into_iter()
+                    .find(|c| c.id == *id)
+                    .ok_or(Error::AuthenticatorNotFound)?,
+            ],
+            None if targets.is_empty() => return Err(Error::NoPushCredential),
+            None => targets,
+        };
+
+        let verification_code = command
+            .number_matching
+            .then(|| self.verification_code())
+            .transpose()?;
+        let mut started = None;
+        for _ in 0..CAS_ATTEMPTS {
+            let slot = ApprovalSlot::Push(user.clone());
+            let previous = self.store.get_approval(&tenant.id, &slot).await?;
+            // DESIGN 6: at most `push_starts_per_window` starts per user per window.
+            let window_start = now.plus_seconds(-self.settings.push_start_window_seconds);
+            let mut recent_starts: Vec<Timestamp> = previous
+                .iter()
+                .flat_map(|p| p.recent_starts.iter().copied())
+                .filter(|at| *at > window_start)
+                .collect();
+            if recent_starts.len() >= self.settings.push_starts_per_window as usize {
+                return Err(Error::TooManyRequests);
+            }
+            recent_starts.push(now);
+            let challenge = ApprovalChallenge {
+                id: ApprovalId::from_random(self.random_bytes()?),
+                tenant_id: tenant.id.clone(),
+                kind: ApprovalKind::Push,
+                state: ApprovalState::Pending,
+                action_code: token.action.action_code.clone(),
+                action: Some(token.action.clone()),
+                user_id: Some(user.clone()),
+                target_credentials: targets.iter().map(|c| c.id.clone()).collect(),
+                answered_by: None,
+                device_code_hash: None,
+                verification_code: verification_code.clone(),
+                context: action.context.clone(),
+                failed_attempts: 0,
+                token_delivered: false,
+                recent_starts,
+                created_at: now,
+                state_updated_at: now,
+                expires_at: now.plus_seconds(self.settings.push_challenge_lifetime_seconds),
+                version: previous.as_ref().map_or(1, |p| p.version + 1),
+            };
+            let expected = previous.as_ref().map(|p| p.version);
+            if self.store.put_approval(&challenge, expected).await? {
+                started = Some(challenge);
+                break;
+            }
+        }
+        let challenge = started.ok_or(Error::TooManyRequests)?;
+
+        if let Some(endpoint) = &tenant.push_webhook
+            && let Err(problem) = self
+                .deliver_push_created(tenant, endpoint, &challenge, &targets)
+                .await
+        {
+            // Spec 2.11: a failed delivery fails the challenge; it must not stay answerable.
+            let cancelled = challenge.moved_to(ApprovalState::Rejected, now);
+            self.store
+                .put_approval(&cancelled, Some(challenge.version))
+                .await?;
+            tracing::warn!(problem = %problem, "push.created webhook failed");
+            return Err(Error::WebhookFailed(problem.into()));
+        }
+        Ok(PushStarted {
+            challenge_id: challenge.id,
+            sent_to: challenge.target_credentials,
+            verification_code,
+            expires_at: challenge.expires_at,
+        })
+    }
+
+    async fn deliver_push_created(
+        &self,
+        tenant: &Tenant,
+        endpoint: &crate::domain::WebhookEndpoint,
+        challenge: &ApprovalChallenge,
+        targets: &[Credential],
+    ) -> std::result::Result<(), String> {
+        let action = challenge.action.as_ref().ok_or("no action")?;
+        let now = self.now();
+        let envelope = Envelope {
+            version: 1,
+            id: self.random_uuid().map_err(|e| e.to_string())?,
+            source: "https://authsignal.com",
+            time: now.to_iso8601(),
+            tenant_id: tenant.id.to_string(),
+            kind: "push.created",
+            data: PushCreated {
+                challenge_id: challenge.id.as_str(),
+                user_id: action.user_id.as_str(),
+                idempotency_key: action.idempotency_key.as_str(),
+                action_code: action.action_code.as_str(),
+                user_agent: challenge.context.user_agent.as_deref(),
+                ip_address: challenge.context.ip_address.as_deref(),
+                authenticators: targets
+                    .iter()
+                    .map(|c| PushTarget {
+                        user_authenticator_id: c.id.as_str(),
+                        push_token: c.push_token.as_deref(),
+                        device_platform: c.device_platform.as_deref(),
+                        device_name: c.device_name.as_deref(),
+                    })
+                    .collect(),
+            },
+        };
+        let body = serde_json::to_vec(&envelope).map_err(|e| e.to_string())?;
+        let signature = webhook::signature_header(&endpoint.secret, now, &body);
+        self.webhooks
+            .send(
+                &endpoint.url,
+                &signature,
+                body,
+                Duration::from_millis(self.settings.webhook_timeout_ms),
+            )
+            .await
+    }
+
+    /// The browser's poll (spec 3.4.6): only with a token for the action it was started for.
+    pub async fn poll_push(
+        &self,
+        tenant: &Tenant,
+        token: &VerifiedToken,
+        id: &ApprovalId,
+    ) -> Result<PollStatus> {
+        let slot = ApprovalSlot::Push(token.action.user_id.clone());
+        let challenge = self
+            .store
+            .get_approval(&tenant.id, &slot)
+            .await?
+            .filter(|c| c.id == *id)
+            // Unknown, or replaced by a newer start for this user.
+            .ok_or(Error::ChallengeNotFound)?;
+        if challenge.action.as_ref() != Some(&token.action) {
+            return Err(Error::ChallengeMismatch);
+        }
+        self.poll_status(tenant, challenge).await
+    }
+
+    // ------------------------------------------------------------ push: app side
+
+    /// The nonce an app signs to read its pending push with the custom data (spec 3.4.5).
+    pub async fn push_read_nonce(&self, tenant: &Tenant, key: &PublicKey) -> Result<String> {
+        let credential = self.credential_for(tenant, Namespace::Push, key).await?;
+        let window = self
+            .now()
+            .unix_seconds()
+            .div_euclid(PUSH_READ_NONCE_WINDOW_SECONDS);
+        Ok(tenant
+            .keys
+            .push_read_nonce(&credential.key_fingerprint, window))
+    }
+
+    /// The app's view of its pending push (spec 3.4.5): the credential always, the
+    /// challenge when one is pending for this credential, and the custom data only when
+    /// `signature` signs a fresh nonce.
+    pub async fn pending_push(
+        &self,
+        tenant: &Tenant,
+        namespace: Namespace,
+        key: &PublicKey,
+        signature: Option<&str>,
+    ) -> Result<PendingPush> {
+        let now = self.now();
+        let credential = self.credential_for(tenant, namespace, key).await?;
+        let challenge = self
+            .store
+            .get_approval(&tenant.id, &ApprovalSlot::Push(credential.user_id.clone()))
+            .await?
+            .filter(|c| c.state == ApprovalState::Pending && !c.is_expired(now))
+            .filter(|c| c.target_credentials.contains(&credential.id));
+        let window = now
+            .unix_seconds()
+            .div_euclid(PUSH_READ_NONCE_WINDOW_SECONDS);
+        let fresh = |signature: &str| {
+            [window, window - 1].into_iter().any(|w| {
+                tenant
+                    .keys
+                    .push_read_nonces(&credential.key_fingerprint, w)
+                    .any(|nonce| key.verify(&nonce, signature).is_ok())
+            })
+        };
+        let signed = match signature {
+            Some(signature) if challenge.is_some() && fresh(signature) => Some(SignedExtras {
+                user: self.store.get_user(&tenant.id, &credential.user_id).await?,
+            }),
+            _ => None,
+        };
+        Ok(PendingPush {
+            credential,
+            challenge,
+            signed,
+        })
+    }
+
+    // ------------------------------------------------------------ QR code
+
+    /// Starts a QR code (spec 3.4.7): anonymous with tenant Basic, or for a known user.
+    pub async fn start_qr_code(
+        &self,
+        tenant: &Tenant,
+        starter: QrStarter,
+        command: StartQrCode,
+    ) -> Result<QrCodeStarted> {
+        let now = self.now();
+        let (action_code, action, user_id, mut context) = match &starter {
+            QrStarter::Token(token) => {
+                if command
+                    .action
+                    .as_ref()
+                    .is_some_and(|code| *code != token.action.action_code)
+                {
+                    return Err(Error::invalid_request(
+                        "The action does not match the action of the token.",
+                    ));
+                }
+                let action = self.get_action(tenant, &token.action).await?;
+                if !action.state.is_challengeable() {
+                    return Err(Error::ActionNotChallengeable(action.state.as_str()));
+                }
+                (
+                    token.action.action_code.clone(),
+                    Some(token.action.clone()),
+                    Some(token.action.user_id.clone()),
+                    action.context,
+                )
+            }
+            QrStarter::Tenant => {
+                let code = command.action.clone().ok_or_else(|| {
+                    Error::invalid_request("The action is required to start a QR code.")
+                })?;
+                let context = TrackContext {
+                    user_agent: command.user_agent.clone(),
+                    ..TrackContext::default()
+                };
+                (code, None, None, context)
+            }
+        };
+        if command.custom.is_some() {
+            context.custom = command.custom;
+        }
+        let device_code = crate::encoding::encode_url_safe(&self.random_bytes::<32>()?);
+        let verification_code = command
+            .number_matching
+            .then(|| self.verification_code())
+            .transpose()?;
+        let challenge = ApprovalChallenge {
+            id: ApprovalId::from_random(self.random_bytes()?),
+            tenant_id: tenant.id.clone(),
+            kind: ApprovalKind::QrCode,
+            state: ApprovalState::Pending,
+            action_code,
+            action,
+            user_id,
+            target_credentials: Vec::new(),
+            answered_by: None,
+            device_code_hash: Some(hash_hex(&device_code)),
+            verification_code: verification_code.clone(),
+            context,
+            failed_attempts: 0,
+            token_delivered: false,
+            recent_starts: Vec::new(),
+            created_at: now,
+            state_updated_at: now,
+            expires_at: now.plus_seconds(self.settings.qr_challenge_lifetime_seconds),
+            version: 1,
+        };
+        if !self.store.put_approval(&challenge, None).await? {
+            // 384 random bits do not collide; this is a broken random source.
+            return Err(Error::Internal);
+        }
+        Ok(QrCodeStarted {
+            challenge_id: challenge.id,
+            expires_at: challenge.expires_at,
+            device_code,
+            verification_code,
+        })
+    }
+
+    /// A phone claims a QR code (spec 3.4.7): it binds the code to the key's user, and only
+    /// this credential may answer it. Claiming again with the same key is harmless.
+    pub async fn claim_qr_code(
+        &self,
+        tenant: &Tenant,
+        request: SignedChallengeRequest,
+    ) -> Result<(ApprovalChallenge, SignedExtras)> {
+        let now = self.now();
+        let credential = self
+            .credential_for(tenant, request.namespace, &request.public_key)
+            .await?;
+        let slot = ApprovalSlot::QrCode(request.challenge_id.clone());
+        for _ in 0..CAS_ATTEMPTS {
+            let challenge = self
+                .live_challenge(tenant, &slot, &request.challenge_id)
+                .await?;
+            if challenge.kind != ApprovalKind::QrCode {
+                return Err(Error::ChallengeNotFound);
+            }
+            self.check_device_signature(&challenge, &request, now)
+                .await?;
+            if challenge
+                .user_id
+                .as_ref()
+                .is_some_and(|user| *user != credential.user_id)
+            {
+                return Err(Error::UserMismatch);
+            }
+            let claimed = match challenge.state {
+                ApprovalState::Pending => {
+                    let mut next = challenge.moved_to(ApprovalState::Claimed, now);
+                    next.answered_by = Some(credential.id.clone());
+                    next.user_id = Some(credential.user_id.clone());
+                    if !self
+                        .store
+                        .put_approval(&next, Some(challenge.version))
+                        .await?
+                    {
+                        continue;
+                    }
+                    next
+                }
+                ApprovalState::Claimed
+                    if challenge.answered_by.as_ref() == Some(&credential.id) =>
+                {
+                    challenge
+                }
+                ApprovalState::Claimed => return Err(Error::ChallengeClaimedByAnotherDevice),
+                ApprovalState::Approved | ApprovalState::Rejected => {
+                    return Err(Error::ChallengeAlreadyUsed);
+                }
+            };
+            let user = self.store.get_user(&tenant.id, &credential.user_id).await?;
+            return Ok((claimed, SignedExtras { user }));
+        }
+        Err(Error::ChallengeAlreadyUsed)
+    }
+
+    /// The kiosk's poll (spec 3.4.7), with the device code it was given at start.
+    pub async fn poll_qr_code(
+        &self,
+        tenant: &Tenant,
+        id: &ApprovalId,
+        device_code: &str,
+    ) -> Result<PollStatus> {
+        let challenge = self
+            .store
+            .get_approval(&tenant.id, &ApprovalSlot::QrCode(id.clone()))
+            .await?
+            .filter(|c| c.kind == ApprovalKind::QrCode)
+            .ok_or(Error::ChallengeNotFound)?;
+        let presented = hash_hex(device_code);
+        if !challenge
+            .device_code_hash
+            .as_deref()
+            .is_some_and(|stored| same_secret(stored, &presented))
+        {
+            return Err(Error::InvalidDeviceCode);
+        }
+        self.poll_status(tenant, challenge).await
+    }
+
+    // ------------------------------------------------------------ answers
+
+    /// Approves or rejects a push or a claimed QR code (spec 3.3 #10). Returns `isVerified`:
+    /// whether the challenge is now approved.
+    pub async fn answer_challenge(&self, tenant: &Tenant, answer: Answer) -> Result<bool> {
+        let now = self.now();
+        let request = &answer.request;
+        let credential = self
+            .credential_for(tenant, request.namespace, &request.public_key)
+            .await?;
+        let slot = self
+            .answer_slot(tenant, &credential, &request.challenge_id)
+            .await?;
+        let challenge = self
+            .live_challenge(tenant, &slot, &request.challenge_id)
+            .await?;
+
+        // Who may answer (DESIGN 6).
+        match (challenge.kind, challenge.state) {
+            (_, ApprovalState::Approved | ApprovalState::Rejected) => {
+                return Err(Error::ChallengeAlreadyUsed);
+            }
+            (ApprovalKind::Push, _) if !challenge.target_credentials.contains(&credential.id) => {
+                return Err(Error::ChallengeMismatch);
+            }
+            (ApprovalKind::QrCode, ApprovalState::Pending) => {
+                return Err(Error::ChallengeNotClaimed);
+            }
+            (ApprovalKind::QrCode, ApprovalState::Claimed)
+                if challenge.answered_by.as_ref() != Some(&credential.id) =>
+            {
+                return Err(Error::ChallengeClaimedByAnotherDevice);
+            }
+            _ => {}
+        }
+        self.check_device_signature(&challenge, request, now)
+            .await?;
+
+        // Ours: the decision itself signed, so that a compromised channel cannot flip it.
+        let code = answer.verification_code.as_deref();
+        match &answer.decision_signature {
+            Some(signature) => {
+                let message = decision_message(challenge.id.as_str(), answer.approved, code);
+                if request.public_key.verify(&message, signature).is_err() {
+                    self.count_failed_signature(&challenge, now).await?;
+                    return Err(Error::InvalidSignature);
+                }
+            }
+            None if tenant.require_decision_signature => {
+                return Err(Error::DecisionSignatureRequired);
+            }
+            None => {}
+        }
+
+        let mut next = challenge.moved_to(
+            if answer.approved {
+                ApprovalState::Approved
+            } else {
+                ApprovalState::Rejected
+            },
+            now,
+        );
+        next.answered_by = Some(credential.id.clone());
+
+        // Ours: number matching. A wrong code ends the challenge, so it cannot be guessed.
+        if answer.approved
+            && let Some(expected) = &challenge.verification_code
+            && !code.is_some_and(|given| same_secret(given, expected))
+        {
+            next.state = ApprovalState::Rejected;
+            self.store
+                .put_approval(&next, Some(challenge.version))
+                .await?;
+            return Err(Error::InvalidVerificationCode);
+        }
+
+        if !answer.approved {
+            return if self
+                .store
+                .put_approval(&next, Some(challenge.version))
+                .await?
+            {
+                Ok(false)
+            } else {
+                Err(Error::ChallengeAlreadyUsed)
+            };
+        }
+
+        let action = match &challenge.action {
+            Some(key) => ActionWrite::Complete(key.clone()),
+            // An anonymous QR code: the claimer's user signs in with a new action.
+            None => self.new_action(challenge.action_code.clone(), &credential)?,
+        };
+        if let ActionWrite::Create(created) = &action {
+            next.action = Some(created.key.clone());
+        }
+        let commit = VerificationCommit {
+            tenant_id: tenant.id.clone(),
+            single_use: SingleUse::Approval { approved: next },
+            credential: credential.clone(),
+            method: request.namespace.verification_method(),
+            action,
+            now,
+        };
+        self.store.complete_verification(&commit).await?;
+        Ok(true)
+    }
+
+    // ------------------------------------------------------------ push credential update
+
+    /// A one-time challenge for a push credential update (spec 3.4.5): the app signs the
+    /// returned message, which is the challenge id.
+    pub async fn push_update_challenge(
+        &self,
+        tenant: &Tenant,
+        key: &PublicKey,
+    ) -> Result<ChallengeId> {
+        self.credential_for(tenant, Namespace::Push, key).await?;
+        let challenge = self
+            .start_challenge(tenant, super::challenges::ChallengeStarter::Tenant, None)
+            .await?;
+        Ok(challenge.id)
+    }
+
+    /// Sets a push credential's push token and/or resets its expiry (spec 3.4.5), once per
+    /// signed challenge.
+    pub async fn update_push_credential(
+        &self,
+        tenant: &Tenant,
+        command: UpdatePushCredential,
+    ) -> Result<Credential> {
+        let now = self.now();
+        let challenge = tenant.keys.open_challenge(&command.challenge_id)?;
+        if challenge.expires_at <= now {
+            return Err(Error::ChallengeExpired);
+        }
+        let mut credential = self
+            .credential_for(tenant, Namespace::Push, &command.public_key)
+            .await?;
+        if let Err(error) = command
+            .public_key
+            .verify(challenge.id.as_str(), &command.signature)
+        {
+            if error == Error::InvalidSignature {
+                self.store
+                    .record_failed_attempt(
+                        &tenant.id,
+                        &challenge.id,
+                        challenge.expires_at,
+                        self.settings.max_failed_attempts,
+                    )
+                    .await?;
+            }
+            return Err(error);
+        }
+        if let Some(push_token) = command.push_token {
+            credential.push_token = Some(push_token);
+        }
+        if command.reset_expiry {
+            credential.expires_at =
+                Some(now.plus_seconds(self.settings.push_credential_lifetime_days * 24 * 3600));
+        }
+        credential.last_verified_at = Some(now);
+        self.store
+            .update_credential_once(&CredentialUpdate {
+                tenant_id: tenant.id.clone(),
+                challenge: SingleUse::Mark {
+                    challenge_id: challenge.id,
+                    expires_at: challenge.expires_at,
+                    max_failed_attempts: self.settings.max_failed_attempts,
+                },
+                credential: credential.clone(),
+                now,
+            })
+            .await?;
+        Ok(credential)
+    }
+
+    // ------------------------------------------------------------ server side
+
+    /// A push or QR challenge for the backend (spec 2.2 get challenge). A push is found
+    /// under its user, so `user` is needed for it; an expired challenge is gone.
+    pub async fn get_approval_challenge(
+        &self,
+        tenant: &Tenant,
+        id: &ApprovalId,
+        user: Option<&UserId>,
+    ) -> Result<ApprovalChallenge> {
+        let mut slots = vec![ApprovalSlot::QrCode(id.clone())];
+        if let Some(user) = user {
+            slots.insert(0, ApprovalSlot::Push(user.clone()));
+        }
+        for slot in slots {
+            if let Some(challenge) = self
+                .store
+                .get_approval(&tenant.id, &slot)
+                .await?
+                .filter(|c| c.id == *id && !c.is_expired(self.now()))
+            {
+                return Ok(challenge);
+            }
+        }
+        Err(Error::ChallengeNotFound)
+    }
+
+    // ------------------------------------------------------------ shared steps
+
+    /// The credential of this key in this namespace; an expired push credential is gone.
+    async fn credential_for(
+        &self,
+        tenant: &Tenant,
+        namespace: Namespace,
+        key: &PublicKey,
+    ) -> Result<Credential> {
+        let now = self.now();
+        self.store
+            .get_credential(&tenant.id, namespace, &key.fingerprint())
+            .await?
+            .filter(|c| c.expires_at.is_none_or(|at| at > now))
+            .ok_or(Error::InvalidCredential)
+    }
+
+    /// Where the challenge a device answers is stored: the push slot of the key's user when
+    /// it holds this id, else the QR code of that id (the legacy `device` namespace does
+    /// both, spec 3.4.8).
+    async fn answer_slot(
+        &self,
+        tenant: &Tenant,
+        credential: &Credential,
+        id: &ApprovalId,
+    ) -> Result<ApprovalSlot> {
+        let push = ApprovalSlot::Push(credential.user_id.clone());
+        let qr = ApprovalSlot::QrCode(id.clone());
+        match credential.namespace {
+            Namespace::Push => Ok(push),
+            Namespace::QrCode => Ok(qr),
+            Namespace::InApp => Err(Error::RouteNotFound),
+            Namespace::Device => {
+                let pending = self.store.get_approval(&tenant.id, &push).await?;
+                Ok(if pending.is_some_and(|c| c.id == *id) {
+                    push
+                } else {
+                    qr
+                })
+            }
+        }
+    }
+
+    /// The challenge `id` in `slot`, if it is there and has not expired. A push slot holds
+    /// only the user's latest push: an older id is not found.
+    async fn live_challenge(
+        &self,
+        tenant: &Tenant,
+        slot: &ApprovalSlot,
+        id: &ApprovalId,
+    ) -> Result<ApprovalChallenge> {
+        let challenge = self
+            .store
+            .get_approval(&tenant.id, slot)
+            .await?
+            .filter(|c| c.id == *id)
+            .ok_or(Error::ChallengeNotFound)?;
+        if challenge.is_expired(self.now()) {
+            return Err(Error::ChallengeExpired);
+        }
+        Ok(challenge)
+    }
+
+    /// Spec 4.4: the device signs the challenge id. A bad signature is counted; at the
+    /// limit the challenge is rejected.
+    async fn check_device_signature(
+        &self,
+        challenge: &ApprovalChallenge,
+        request: &SignedChallengeRequest,
+        now: Timestamp,
+    ) -> Result<()> {
+        match request
+            .public_key
+            .verify(challenge.id.as_str(), &request.signature)
+        {
+            Ok(()) => Ok(()),
+            Err(Error::InvalidSignature) => {
+                self.count_failed_signature(challenge, now).await?;
+                Err(Error::InvalidSignature)
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn count_failed_signature(
+        &self,
+        challenge: &ApprovalChallenge,
+        now: Timestamp,
+    ) -> Result<()> {
+        let failed_attempts = challenge.failed_attempts + 1;
+        let mut next = if failed_attempts >= self.settings.max_failed_attempts {
+            challenge.moved_to(ApprovalState::Rejected, now)
+        } else {
+            ApprovalChallenge {
+                version: challenge.version + 1,
+                ..challenge.clone()
+            }
+        };
+        next.failed_attempts = failed_attempts;
+        // Losing this race to another writer is fine: the challenge moved on anyway.
+        self.store
+            .put_approval(&next, Some(challenge.version))
+            .await?;
+        Ok(())
+    }
+
+    /// What a poller sees, handing out the access token on the first poll after approval.
+    async fn poll_status(
+        &self,
+        tenant: &Tenant,
+        mut challenge: ApprovalChallenge,
+    ) -> Result<PollStatus> {
+        let now = self.now();
+        for _ in 0..CAS_ATTEMPTS {
+            let mut status = PollStatus {
+                is_claimed: challenge.state != ApprovalState::Pending,
+                is_consumed: challenge.state.is_final(),
+                is_verified: challenge.state == ApprovalState::Approved,
+                access_token: None,
+            };
+            let awaiting_token =
+                challenge.state == ApprovalState::Approved && !challenge.token_delivered;
+            // An ended challenge is reported as ended; one still open past its expiry, or an
+            // approval whose token was never collected in time, is expired.
+            if challenge.is_expired(now) && (awaiting_token || !challenge.state.is_final()) {
+                return Err(Error::ChallengeExpired);
+            }
+            if !awaiting_token {
+                return Ok(status);
+            }
+            let action = challenge.action.clone().ok_or(Error::Internal)?;
+            let mut delivered = challenge.clone();
+            delivered.token_delivered = true;
+            delivered.version += 1;
+            if self
+                .store
+                .put_approval(&delivered, Some(challenge.version))
+                .await?
+            {
+                status.access_token = Some(self.issue_token_for(tenant, &action)?);
+                return Ok(status);
+            }
+            // Someone polled at the same moment: read again; they got the token.
+            challenge = self
+                .store
+                .get_approval(&tenant.id, &challenge.slot())
+                .await?
+                .filter(|c| c.id == challenge.id)
+                .ok_or(Error::ChallengeNotFound)?;
+        }
+        Err(Error::StoreUnavailable)
+    }
+
+    fn issue_token_for(&self, tenant: &Tenant, action: &ActionKey) -> Result<String> {
+        Ok(tenant.keys.issue(
+            TokenRequest {
+                action,
+                scope: None,
+                username: None,
+                jti: &hex::encode(self.random_bytes::<16>()?),
+            },
+            self.now(),
+            self.settings.token_lifetime_seconds,
+        ))
+    }
+
+    /// A two-digit code (10 to 99) for number matching, as the common authenticator apps
+    /// show: one wrong answer rejects the challenge, so it need not be longer.
+    fn verification_code(&self) -> Result<String> {
+        let [a, b] = self.random_bytes::<2>()?;
+        let value = u16::from_be_bytes([a, b]) % 90 + 10;
+        Ok(value.to_string())
+    }
+}
