@@ -2,6 +2,8 @@
 //! embedded store. The Lambda functions serve the same routers, so what runs here is what runs
 //! in AWS (DESIGN 2).
 
+pub mod dry_run;
+
 use axum::Router;
 use axum::extract::Request;
 use shared::App;

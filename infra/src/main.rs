@@ -6,6 +6,10 @@
 //! trusted-device tenant configure [STORE] --tenant-id ID [--push-webhook-url URL | --remove-push-webhook]
 //!                                 [--require-decision-signature true|false]
 //! trusted-device table create --table NAME [--endpoint-url URL]
+//! trusted-device action-config set --file F.yaml|F.json --tenant-id ID [STORE]
+//! trusted-device action-config get|delete CODE --tenant-id ID [STORE]     (CODE `*`: the tenant default)
+//! trusted-device action-config list --tenant-id ID [STORE]
+//! trusted-device rules test --config F --request R                       (a dry run: no store)
 //!
 //! STORE: --store embedded [--data-dir ./.trusted-device]            (the default)
 //!        --store dynamodb --table NAME [--endpoint-url URL]
@@ -15,6 +19,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use shared::App;
 use shared::clock::{Clock, SystemClock};
 use shared::config::Settings;
+use shared::domain::policy::ConfigKey;
 use shared::domain::{TenantId, WebhookEndpoint};
 use shared::store::Store;
 use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
@@ -53,6 +58,64 @@ enum Command {
     /// Manage the DynamoDB table.
     #[command(subcommand)]
     Table(TableCommand),
+    /// Manage a tenant's rules configs (per action code, and `*` for the tenant default).
+    #[command(subcommand)]
+    ActionConfig(ActionConfigCommand),
+    /// Try rules without a server or a store.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(clap::Args)]
+struct TenantStoreArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The tenant whose configs these are.
+    #[arg(long, env = "TRUSTED_DEVICE_TENANT_ID")]
+    tenant_id: String,
+}
+
+#[derive(Subcommand)]
+enum ActionConfigCommand {
+    /// Validate a config (JSON or YAML; its `actionCode` says which action, `*` for the
+    /// tenant default) and save it, replacing the one before.
+    Set {
+        #[arg(long)]
+        file: PathBuf,
+        #[command(flatten)]
+        target: TenantStoreArgs,
+    },
+    /// Print a config as JSON.
+    Get {
+        /// The action code, or `*` for the tenant default.
+        code: String,
+        #[command(flatten)]
+        target: TenantStoreArgs,
+    },
+    /// Print every config of the tenant as a JSON array.
+    List {
+        #[command(flatten)]
+        target: TenantStoreArgs,
+    },
+    /// Delete a config: the action falls back to the tenant default.
+    Delete {
+        code: String,
+        #[command(flatten)]
+        target: TenantStoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Evaluate a config against a sample request and show which rule matched and why.
+    Test {
+        /// A config (JSON or YAML), or an array of configs (an action's and `*`).
+        #[arg(long)]
+        config: PathBuf,
+        /// The data points of the request (JSON or YAML), nested or with dotted keys.
+        #[arg(long)]
+        request: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -207,6 +270,11 @@ async fn main() -> ExitCode {
             telemetry::init(LogFormat::Text);
             create_table(&table, endpoint_url).await
         }
+        Command::ActionConfig(command) => {
+            telemetry::init(LogFormat::Text);
+            action_config(command).await
+        }
+        Command::Rules(RulesCommand::Test { config, request }) => rules_test(&config, &request),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -288,6 +356,70 @@ async fn create_tenant(store: &StoreArgs, tenant_id: Option<String>) -> Result<(
     Ok(())
 }
 
+async fn action_config(command: ActionConfigCommand) -> Result<(), String> {
+    let target = match &command {
+        ActionConfigCommand::Set { target, .. }
+        | ActionConfigCommand::Get { target, .. }
+        | ActionConfigCommand::List { target }
+        | ActionConfigCommand::Delete { target, .. } => target,
+    };
+    let (app, _) = open_app(&target.store).await?;
+    let id = TenantId::parse(target.tenant_id.clone()).map_err(|e| e.description().into_owned())?;
+    if !app.tenant_exists(&id).await.map_err(|e| e.to_string())? {
+        return Err(format!("no tenant {id} in this store"));
+    }
+    let tenant = app
+        .tenant_by_id(&id)
+        .await
+        .map_err(|e| e.description().into_owned())?;
+    let key = |code: &str| ConfigKey::parse(code).map_err(|e| e.description().into_owned());
+    match &command {
+        ActionConfigCommand::Set { file, .. } => {
+            let document = trusted_device::dry_run::read_document(file)?;
+            let saved = app
+                .put_action_config(&tenant, None, document)
+                .await
+                .map_err(|e| e.description().into_owned())?;
+            println!(
+                "saved the config of {} for tenant {id}: {} rule(s){}",
+                saved.action_code,
+                saved.rules.len(),
+                saved
+                    .default_outcome
+                    .map(|o| format!(", default outcome {}", o.as_str()))
+                    .unwrap_or_default()
+            );
+        }
+        ActionConfigCommand::Get { code, .. } => {
+            let config = app
+                .get_action_config(&tenant, &key(code)?)
+                .await
+                .map_err(|e| e.description().into_owned())?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&config).map_err(|e| e.to_string())?
+            );
+        }
+        ActionConfigCommand::List { .. } => {
+            let configs = app
+                .list_action_configs(&tenant)
+                .await
+                .map_err(|e| e.description().into_owned())?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&configs).map_err(|e| e.to_string())?
+            );
+        }
+        ActionConfigCommand::Delete { code, .. } => {
+            app.delete_action_config(&tenant, &key(code)?)
+                .await
+                .map_err(|e| e.description().into_owned())?;
+            println!("deleted the config of {code} for tenant {id}");
+        }
+    }
+    Ok(())
+}
+
 async fn configure_tenant(args: ConfigureArgs) -> Result<(), String> {
     let (app, _) = open_app(&args.store).await?;
     let id = TenantId::parse(args.tenant_id).map_err(|e| e.description().into_owned())?;
@@ -322,6 +454,14 @@ async fn configure_tenant(args: ConfigureArgs) -> Result<(), String> {
             "  new Authsignal({{ apiSecretKey: <this secret> }}).webhook.constructEvent(body, signature)"
         );
     }
+    Ok(())
+}
+
+fn rules_test(config: &std::path::Path, request: &std::path::Path) -> Result<(), String> {
+    use trusted_device::dry_run;
+    let configs = dry_run::parse_configs(dry_run::read_document(config)?)?;
+    let request = dry_run::read_document(request)?;
+    print!("{}", dry_run::explain(configs, request)?);
     Ok(())
 }
 

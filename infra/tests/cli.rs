@@ -314,6 +314,254 @@ fn table_create_tenant_create_and_serve_on_dynamodb() {
     drop(local);
 }
 
+/// Runs the binary to completion: (success, stdout, stderr).
+fn run_cli(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(BIN)
+        .args(args)
+        .env_remove("TRUSTED_DEVICE_TENANT_ID")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+const PAY_CONFIG_YAML: &str = r#"
+actionCode: pay
+defaultOutcome: ALLOW
+rules:
+  - ruleId: big-on-new-device
+    name: Big payment on a new device
+    description: More than 1,000 from a device never seen for this user
+    priority: 1
+    type: REVIEW
+    conditions:
+      and:
+        - {var: device.isNew}
+        - {">": [{var: custom.amount}, 1000]}
+  - ruleId: blocked-network
+    name: Blocked network
+    priority: 0
+    type: BLOCK
+    conditions: {ip_in_cidr: [{var: ip.address}, ["198.51.100.0/24"]]}
+  - ruleId: switched-off
+    name: Switched off
+    isActive: false
+    type: BLOCK
+    conditions: true
+"#;
+
+/// `action-config set|get|list|delete` against one store, then a server on that store
+/// deciding with the config that was set. `store` are the STORE flags.
+fn action_config_round_trip(store: &[&str], data_dir: &std::path::Path) {
+    let files = tempfile::tempdir().unwrap();
+    let config_file = files.path().join("pay.yaml");
+    std::fs::write(&config_file, PAY_CONFIG_YAML).unwrap();
+    let invalid_file = files.path().join("bad.json");
+    std::fs::write(
+        &invalid_file,
+        r#"{"actionCode": "pay", "rules": [{"ruleId": "geo", "name": "Geo", "type": "BLOCK",
+            "conditions": {"==": [{"var": "ip.country"}, "NZ"]}}]}"#,
+    )
+    .unwrap();
+    let with = |args: &[&str]| -> Vec<String> {
+        let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        all.extend(store.iter().map(|a| (*a).to_owned()));
+        all.extend(["--tenant-id".to_owned(), "rules-co".to_owned()]);
+        all
+    };
+    let run = |args: Vec<String>| run_cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let mut create = vec!["tenant", "create", "--tenant-id", "rules-co"];
+    create.extend_from_slice(store);
+    let (ok, printed, stderr) = run_cli(&create);
+    assert!(ok, "{stderr}");
+    let secret = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("secret key: "))
+        .unwrap()
+        .to_owned();
+
+    let (ok, out, err) = run(with(&[
+        "action-config",
+        "set",
+        "--file",
+        config_file.to_str().unwrap(),
+    ]));
+    assert!(ok, "{err}");
+    assert!(out.contains("saved the config of pay"), "{out}");
+    assert!(out.contains("3 rule(s), default outcome ALLOW"), "{out}");
+
+    let (ok, out, err) = run(with(&[
+        "action-config",
+        "set",
+        "--file",
+        invalid_file.to_str().unwrap(),
+    ]));
+    assert!(!ok);
+    assert!(
+        err.contains("rule #0 (ruleId \"geo\", name \"Geo\"): conditions at ==[0].var: unknown data point \"ip.country\""),
+        "{out}{err}"
+    );
+
+    let (ok, out, err) = run(with(&["action-config", "get", "pay"]));
+    assert!(ok, "{err}");
+    let config: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        config["rules"][0]["ruleId"], "big-on-new-device",
+        "the invalid set changed nothing"
+    );
+    assert_eq!(config["rules"][2]["isActive"], false);
+
+    let (ok, out, err) = run(with(&["action-config", "list"]));
+    assert!(ok, "{err}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+
+    let (ok, _, err) = run(with(&["action-config", "get", "withdraw"]));
+    assert!(!ok);
+    assert!(err.contains("No config for this action code"), "{err}");
+
+    // A server on the same store decides with it (`Served` gives `--data-dir` itself).
+    let serve_flags: &[&str] = if store.contains(&"dynamodb") {
+        store
+    } else {
+        &[]
+    };
+    let served = Served::start(data_dir, serve_flags);
+    let url = format!("{}/users/erin/actions/pay", served.base_url);
+    let (status, blocked) = request(|c| {
+        c.post(url.clone())
+            .basic_auth(&secret, Some(""))
+            .json(&json!({"ipAddress": "198.51.100.9"}))
+    });
+    assert_eq!(status, 200, "{blocked}");
+    assert_eq!(blocked["state"], "BLOCK");
+    assert_eq!(blocked["ruleIds"], json!(["blocked-network"]));
+    let (_, reviewed) = request(|c| {
+        c.post(url.clone())
+            .basic_auth(&secret, Some(""))
+            .json(&json!({"deviceId": "new-phone", "custom": {"amount": 5000}}))
+    });
+    assert_eq!(reviewed["state"], "REVIEW_REQUIRED");
+    served.stop();
+
+    let (ok, out, err) = run(with(&["action-config", "delete", "pay"]));
+    assert!(ok, "{err}");
+    assert!(out.contains("deleted the config of pay"), "{out}");
+    let (_, out, _) = run(with(&["action-config", "list"]));
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!([]));
+}
+
+#[test]
+fn action_config_set_get_list_delete_on_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap().to_owned();
+    action_config_round_trip(&["--data-dir", &data_dir], dir.path());
+}
+
+#[test]
+fn action_config_set_get_list_delete_on_dynamodb() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let local = runtime.block_on(shared::store::dynamodb::local::LocalDynamo::start());
+    let endpoint = local.endpoint();
+    let (ok, _, err) = run_cli(&[
+        "table",
+        "create",
+        "--table",
+        "td-rules",
+        "--endpoint-url",
+        &endpoint,
+    ]);
+    assert!(ok, "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    action_config_round_trip(
+        &[
+            "--store",
+            "dynamodb",
+            "--table",
+            "td-rules",
+            "--endpoint-url",
+            &endpoint,
+        ],
+        dir.path(),
+    );
+    drop(local);
+}
+
+#[test]
+fn rules_test_explains_which_rule_matched_and_why() {
+    let files = tempfile::tempdir().unwrap();
+    let config = files.path().join("pay.yaml");
+    std::fs::write(&config, PAY_CONFIG_YAML).unwrap();
+    let request = files.path().join("request.json");
+    let explain = |sample: Value| {
+        std::fs::write(&request, sample.to_string()).unwrap();
+        run_cli(&[
+            "rules",
+            "test",
+            "--config",
+            config.to_str().unwrap(),
+            "--request",
+            request.to_str().unwrap(),
+        ])
+    };
+
+    let (ok, out, err) = explain(json!({
+        "device.isNew": true, "custom": {"amount": 5000}, "ip.address": "203.0.113.5",
+        "user": {"isEnrolled": true}
+    }));
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "action pay: 3 rule(s) from the config \"pay\", in evaluation order",
+            "  [priority 0] blocked-network \"Blocked network\" (BLOCK): conditions = false -> no match",
+            "  [priority 0] switched-off \"Switched off\" (BLOCK): inactive, skipped",
+            "  [priority 1] big-on-new-device \"Big payment on a new device\" (REVIEW): conditions = true -> MATCH",
+            "decided by: rule big-on-new-device \"Big payment on a new device\" matched first",
+            "outcome: REVIEW (track state REVIEW_REQUIRED)",
+        ],
+        "{out}"
+    );
+
+    // Nothing matches: the default; a data point the rules read is missing: a note.
+    let (ok, out, _) = explain(json!({"custom": {"amount": 5}, "user.isEnrolled": false}));
+    assert!(ok);
+    assert!(
+        out.contains("note: device.isNew is not in the sample request (null)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("note: ip.address is not in the sample request (null)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("decided by: no rule matched: the action's defaultOutcome"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("outcome: ALLOW (track state ALLOW)\n"),
+        "{out}"
+    );
+
+    // An invalid config is refused as `set` would refuse it.
+    std::fs::write(
+        &config,
+        "actionCode: pay\nrules:\n  - {ruleId: r, name: R, type: BLOCK, conditions: {nope: [1]}}\n",
+    )
+    .unwrap();
+    let (ok, _, err) = explain(json!({}));
+    assert!(!ok);
+    assert!(
+        err.contains("rule #0 (ruleId \"r\", name \"R\"): conditions: unknown operator \"nope\""),
+        "{err}"
+    );
+}
+
 #[test]
 fn tenant_configure_sets_a_push_webhook_and_refuses_a_cleartext_one() {
     let dir = tempfile::tempdir().unwrap();

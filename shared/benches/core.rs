@@ -131,6 +131,8 @@ fn track_command(code: &str) -> TrackCommand {
         idempotency_key: None,
         context: TrackContext::default(),
         username: None,
+        email: None,
+        phone_number: None,
     }
 }
 

@@ -82,6 +82,12 @@ pub enum Error {
     #[error("the token's action is in state {0}, which does not allow adding a device")]
     ActionForbidsEnrolment(&'static str),
 
+    // --- Action configs and rules (spec 7; our extension routes) ---
+    #[error("{0}")]
+    InvalidActionConfig(Cow<'static, str>),
+    #[error("no config for this action code")]
+    ActionConfigNotFound,
+
     // --- Routing ---
     #[error("no route for this path")]
     RouteNotFound,
@@ -100,6 +106,10 @@ impl Error {
         Error::InvalidRequest(message.into())
     }
 
+    pub fn invalid_action_config(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::InvalidActionConfig(message.into())
+    }
+
     pub fn status(&self) -> StatusCode {
         use Error::*;
         match self {
@@ -108,6 +118,7 @@ impl Error {
                 StatusCode::FORBIDDEN
             }
             InvalidRequest(_)
+            | InvalidActionConfig(_)
             | InvalidCredential
             | InvalidSignature
             | ChallengeExpired
@@ -126,6 +137,7 @@ impl Error {
             AuthenticatorNotFound
             | ChallengeNotFound
             | ActionNotFound
+            | ActionConfigNotFound
             | RouteNotFound
             | NoPushCredential => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -165,6 +177,8 @@ impl Error {
             ActionNotFound => "action_not_found",
             ActionNotChallengeable(_) => "invalid_action_state",
             ActionForbidsEnrolment(_) => "action_not_allowed",
+            InvalidActionConfig(_) => "invalid_action_config",
+            ActionConfigNotFound => "action_config_not_found",
             RouteNotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             StoreUnavailable => "service_unavailable",
@@ -176,7 +190,7 @@ impl Error {
     pub fn description(&self) -> Cow<'static, str> {
         match self {
             Error::Unauthorized => Cow::Borrowed(UNAUTHORIZED_DESCRIPTION),
-            Error::InvalidRequest(message) => message.clone(),
+            Error::InvalidRequest(message) | Error::InvalidActionConfig(message) => message.clone(),
             Error::InvalidCredential => Cow::Borrowed(
                 "The credential exists on the device but is not registered on the server.",
             ),
@@ -246,6 +260,8 @@ mod tests {
             Error::ActionNotFound,
             Error::ActionNotChallengeable("BLOCK"),
             Error::ActionForbidsEnrolment("BLOCK"),
+            Error::invalid_action_config("rule #0: x"),
+            Error::ActionConfigNotFound,
             Error::RouteNotFound,
             Error::MethodNotAllowed,
         ];

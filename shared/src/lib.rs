@@ -6,11 +6,12 @@
 //! |---|---|
 //! | [`http`] | auth extractors (secret Basic, tenant Basic, Bearer), the JSON body and path extractors, error responses, logging, path normalisation |
 //! | [`usecase`] | one method on [`App`] per operation: `track`, `add_credential`, `start_challenge`, `verify_challenge`, `validate`, ... |
-//! | [`domain`] | validated identifiers, records, states and the track policy |
+//! | [`domain`] | validated identifiers, records, states, the track policy (rules configs, precedence) and the data points rules read |
+//! | [`rules`] | a small JSON-Logic validator and evaluator (with our `ip_in_cidr`) for rule conditions |
 //! | [`token`] | JWT issue and verify (HS256 pinned, per-tenant keys with `kid`) |
 //! | [`signature`] | P-256 ECDSA verification and strict SPKI parsing |
 //! | [`encoding`] | base64, strict by default and lenient where the spec says clients differ |
-//! | [`store`] | the storage traits and the embedded adapter |
+//! | [`store`] | the storage traits and both adapters (embedded, DynamoDB) |
 //! | [`clock`] | injected time |
 //! | [`config`], [`telemetry`] | settings read once; one JSON or text log line per request |
 //! | `lambda` (feature `lambda`) | the Lambda entry point the four functions share |
@@ -29,6 +30,7 @@ pub mod error;
 pub mod http;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod rules;
 pub mod signature;
 pub mod store;
 pub mod telemetry;

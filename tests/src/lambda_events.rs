@@ -110,6 +110,8 @@ pub async fn seed(app: &App, store: &dyn Store) {
             ..Default::default()
         },
         username: None,
+        email: None,
+        phone_number: None,
     };
     let enrol = app
         .track(
@@ -177,6 +179,26 @@ pub async fn seed(app: &App, store: &dyn Store) {
     for challenge in [push, qr] {
         assert!(store.put_approval(&challenge, None).await.unwrap());
     }
+    // A rules config for `pay` (not `signIn`: the track fixture expects the built-in default).
+    app.put_action_config(&tenant, None, pay_config())
+        .await
+        .unwrap();
+}
+
+/// The rules config the fixtures read, replace and delete.
+pub fn pay_config() -> Value {
+    json!({
+        "actionCode": "pay",
+        "defaultOutcome": "CHALLENGE",
+        "rules": [{
+            "ruleId": "office-network",
+            "name": "Office network",
+            "description": "Payments from the office network need no challenge",
+            "priority": 0,
+            "type": "ALLOW",
+            "conditions": {"ip_in_cidr": [{"var": "ip.address"}, "203.0.113.0/24"]}
+        }]
+    })
 }
 
 /// One fixture: which function serves it, its file name, the route it exercises and the status
@@ -253,6 +275,34 @@ pub const FIXTURES: &[EventFixture] = &[
         method: "POST",
         route: "/v1/users/{userId}/actions/{action}",
         expected_status: 401,
+    },
+    EventFixture {
+        function: "track",
+        name: "list-action-configs",
+        method: "GET",
+        route: "/v1/action-configs",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "track",
+        name: "get-action-config",
+        method: "GET",
+        route: "/v1/action-configs/{actionCode}",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "track",
+        name: "put-action-config",
+        method: "PUT",
+        route: "/v1/action-configs/{actionCode}",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "track",
+        name: "delete-action-config",
+        method: "DELETE",
+        route: "/v1/action-configs/{actionCode}",
+        expected_status: 200,
     },
     EventFixture {
         function: "add-authenticator",
@@ -502,6 +552,34 @@ fn request_for(name: &str) -> (String, String, Vec<(&'static str, String)>, Opti
         ),
         "delete-user" => (
             "/v1/users/fixture-departed".into(),
+            String::new(),
+            vec![secret],
+            None,
+        ),
+        "list-action-configs" => (
+            "/v1/action-configs".into(),
+            String::new(),
+            vec![secret],
+            None,
+        ),
+        "get-action-config" => (
+            "/v1/action-configs/pay".into(),
+            String::new(),
+            vec![secret],
+            None,
+        ),
+        "put-action-config" => {
+            let mut config = pay_config();
+            config["defaultOutcome"] = json!("REVIEW");
+            (
+                "/v1/action-configs/pay".into(),
+                String::new(),
+                vec![secret],
+                Some(config),
+            )
+        }
+        "delete-action-config" => (
+            "/v1/action-configs/pay".into(),
             String::new(),
             vec![secret],
             None,

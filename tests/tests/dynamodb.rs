@@ -49,19 +49,50 @@ async fn dynamodb_requests_per_flow() {
         "track: {track:?}\nchallenge: {challenge:?}\nverify: {verify:?}\nvalidate: {validate:?}"
     );
 
-    assert_eq!(total(&track), 2, "Query credentials + PutItem action");
+    assert_eq!(
+        total(&track),
+        3,
+        "BatchGetItem configs + Query credentials + PutItem action"
+    );
+    assert_eq!(track.requests["BatchGetItem"], 1);
     assert_eq!(total(&challenge), 0, "challenges are sealed, not stored");
     assert_eq!(total(&verify), 2, "GetItem credential + TransactWriteItems");
     assert_eq!(total(&validate), 1, "GetItem action");
     let full_flow = total(&track) + total(&challenge) + total(&verify) + total(&validate);
     assert!(
-        full_flow <= 5,
+        full_flow <= 6,
         "a full in-app flow costs {full_flow} requests"
     );
     assert_eq!(
         total(&registration),
-        6,
-        "track (Query + PutItem), add (GetItem key, GetItem action, Query credentials, TransactWriteItems)"
+        7,
+        "track (BatchGetItem + Query + PutItem), add (GetItem key, GetItem action, Query credentials, TransactWriteItems)"
+    );
+
+    // A rule that reads the user's history costs no extra request: the one Query reads the
+    // user's whole partition instead of only the credentials.
+    h.send(
+        reqwest::Method::PUT,
+        "/action-configs/signIn",
+        Auth::Secret(&h.a.secret),
+        Some(
+            &json!({"rules": [{"ruleId": "new-device", "name": "New device", "type": "BLOCK",
+            "conditions": {"var": "device.isNew"}}]}),
+        ),
+    )
+    .await
+    .expect(200);
+    requests.take();
+    let blocked = h
+        .track(&h.a, "alice", "signIn", json!({"deviceId": "never-seen"}))
+        .await;
+    assert_eq!(blocked["state"], "BLOCK");
+    let with_history = requests.take();
+    eprintln!("track with a history rule: {with_history:?}");
+    assert_eq!(
+        total(&with_history),
+        3,
+        "BatchGetItem configs + Query user partition + PutItem action"
     );
 }
 

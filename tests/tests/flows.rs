@@ -157,7 +157,11 @@ async fn in_app_verify_with_a_tracked_action_then_validate() {
         action["verifiedByAuthenticatorId"],
         listed[0]["userAuthenticatorId"]
     );
-    assert_eq!(action["output"], json!({}));
+    assert_eq!(
+        action["output"],
+        json!({"custom": {}}),
+        "spec 2.5: the docs show this shape"
+    );
     assert_eq!(action["rules"], json!([]));
 }
 

@@ -138,6 +138,12 @@ async fn fixture_bodies_say_what_the_sdks_need() {
     assert_eq!(validated["state"], "CHALLENGE_REQUIRED");
     let (_, wrong) = run(by_name("track-wrong-secret")).await;
     assert_eq!(wrong["error"], "unauthorized");
+    let (_, config) = run(by_name("get-action-config")).await;
+    assert_eq!(config["rules"][0]["ruleId"], "office-network");
+    let (_, replaced) = run(by_name("put-action-config")).await;
+    assert_eq!(replaced["defaultOutcome"], "REVIEW");
+    let (_, listed) = run(by_name("list-action-configs")).await;
+    assert_eq!(listed[0]["actionCode"], "pay");
     let (_, removed) = run(by_name("remove-credential")).await;
     assert!(removed["removedAuthenticatorId"].is_string());
 }

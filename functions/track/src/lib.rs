@@ -1,5 +1,7 @@
 //! The `track` function: track, get, update and query actions, and the users admin of the
-//! Server API (spec 2.3, 2.5, 2.6). Every route takes the tenant's secret key (spec 2.1).
+//! Server API (spec 2.3, 2.5, 2.6), and the rules configs that decide track (spec 7; our
+//! extension routes under `/v1/action-configs`). Every route takes the tenant's secret key
+//! (spec 2.1).
 //!
 //! Each handler decodes the request, calls one [`shared::App`] use case and encodes the result.
 
@@ -10,9 +12,10 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::clock::Timestamp;
+use shared::domain::policy::ConfigKey;
 use shared::domain::{
-    Action, ActionCode, ActionKey, ActionState, IdempotencyKey, TrackContext, UserId, UserProfile,
-    VerificationMethod,
+    Action, ActionCode, ActionKey, ActionState, IdempotencyKey, RuleRef, TrackContext, UserId,
+    UserProfile, VerificationMethod,
 };
 use shared::error::{Error, Result};
 use shared::http::{JsonBody, PathParams, QueryParams, SecretKeyAuth, SharedApp, ok, required};
@@ -36,6 +39,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/v1/users/{userId}"),
     ("POST", "/v1/users/{userId}"),
     ("DELETE", "/v1/users/{userId}"),
+    ("GET", "/v1/action-configs"),
+    ("GET", "/v1/action-configs/{actionCode}"),
+    ("PUT", "/v1/action-configs/{actionCode}"),
+    ("DELETE", "/v1/action-configs/{actionCode}"),
 ];
 
 pub fn router(app: SharedApp) -> Router {
@@ -53,6 +60,13 @@ pub fn router(app: SharedApp) -> Router {
                 .post(update_user)
                 .delete(delete_user),
         )
+        .route("/v1/action-configs", get(list_action_configs))
+        .route(
+            "/v1/action-configs/{actionCode}",
+            get(get_action_config)
+                .put(put_action_config)
+                .delete(delete_action_config),
+        )
         .with_state(app)
 }
 
@@ -69,6 +83,8 @@ struct TrackBody {
     device_id: Option<String>,
     scope: Option<String>,
     username: Option<String>,
+    email: Option<String>,
+    phone_number: Option<String>,
     custom: Option<Value>,
 }
 
@@ -105,6 +121,8 @@ async fn track(
             scope: body.scope,
         },
         username: body.username,
+        email: body.email,
+        phone_number: body.phone_number,
     };
     let result = app.track(&tenant, command).await?;
     Ok(ok(&TrackResponse {
@@ -137,7 +155,7 @@ struct ActionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     verified_by_authenticator_id: Option<String>,
     rule_ids: Vec<String>,
-    rules: Vec<Value>,
+    rules: Vec<RuleRef>,
     output: Value,
 }
 
@@ -153,8 +171,15 @@ impl From<Action> for ActionView {
             verification_method: action.verification_method,
             verified_by_authenticator_id: action.verified_by_authenticator_id.map(String::from),
             rule_ids: action.rule_ids,
-            rules: Vec::new(),
-            output: Value::Object(Default::default()),
+            rules: action.rules,
+            // The rules-engine output (spec 2.5; the docs show `{custom: {}}`): the custom data
+            // the rules saw. Always an object: the Python SDK's tests expect it non-null.
+            output: serde_json::json!({
+                "custom": match action.context.custom {
+                    Some(custom @ Value::Object(_)) => custom,
+                    _ => Value::Object(Default::default()),
+                }
+            }),
         }
     }
 }
@@ -373,5 +398,46 @@ async fn delete_user(
     PathParams(user_id): PathParams<String>,
 ) -> Result<Response> {
     app.delete_user(&tenant, &UserId::parse(user_id)?).await?;
+    Ok(ok(&serde_json::json!({})))
+}
+
+// ---------------------------------------------------------------- action configs (spec 7, ours)
+
+async fn list_action_configs(
+    SecretKeyAuth(tenant): SecretKeyAuth,
+    State(app): State<SharedApp>,
+) -> Result<Response> {
+    Ok(ok(&app.list_action_configs(&tenant).await?))
+}
+
+async fn get_action_config(
+    SecretKeyAuth(tenant): SecretKeyAuth,
+    State(app): State<SharedApp>,
+    PathParams(code): PathParams<String>,
+) -> Result<Response> {
+    let key = ConfigKey::parse(&code)?;
+    Ok(ok(&app.get_action_config(&tenant, &key).await?))
+}
+
+/// The body is the config; its `actionCode` may be left out (the path's is used).
+async fn put_action_config(
+    SecretKeyAuth(tenant): SecretKeyAuth,
+    State(app): State<SharedApp>,
+    PathParams(code): PathParams<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response> {
+    let key = ConfigKey::parse(&code)?;
+    Ok(ok(&app
+        .put_action_config(&tenant, Some(&key), body)
+        .await?))
+}
+
+async fn delete_action_config(
+    SecretKeyAuth(tenant): SecretKeyAuth,
+    State(app): State<SharedApp>,
+    PathParams(code): PathParams<String>,
+) -> Result<Response> {
+    let key = ConfigKey::parse(&code)?;
+    app.delete_action_config(&tenant, &key).await?;
     Ok(ok(&serde_json::json!({})))
 }

@@ -6,6 +6,7 @@ pub mod approval;
 pub mod ids;
 pub mod model;
 pub mod policy;
+pub mod signals;
 
 pub use approval::*;
 pub use ids::*;

@@ -70,6 +70,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allow => "ALLOW",
+            Outcome::Challenge => "CHALLENGE",
+            Outcome::Review => "REVIEW",
+            Outcome::Block => "BLOCK",
+        }
+    }
+
     pub fn state(self) -> ActionState {
         match self {
             Outcome::Allow => ActionState::Allow,
@@ -180,13 +189,29 @@ pub struct Action {
     pub verification_method: Option<VerificationMethod>,
     pub verified_by_authenticator_id: Option<CredentialId>,
     pub context: TrackContext,
+    /// The ids of the rules that decided the state (at most one: the first match wins).
     pub rule_ids: Vec<String>,
+    /// Those rules as get action shows them (spec 2.5), kept with the action so that a later
+    /// change to the config does not rewrite history.
+    #[serde(default)]
+    pub rules: Vec<RuleRef>,
     /// Who created the action: only a backend's track can authorise enrolment (see
     /// `usecase::credentials`).
     #[serde(default)]
     pub origin: ActionOrigin,
     /// When the record may be deleted (DynamoDB TTL); reads treat it as gone after this.
     pub expires_at: Timestamp,
+}
+
+/// A rule that decided an action, as get action returns it (spec 2.5:
+/// `rules: [{ruleId, name, description}]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleRef {
+    pub rule_id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// Where an action came from.

@@ -89,6 +89,7 @@ fn action(tenant: &TenantId, user: &UserId, code: &str, state: ActionState) -> A
         verified_by_authenticator_id: None,
         context: TrackContext::default(),
         rule_ids: vec![],
+        rules: vec![],
         origin: crate::domain::ActionOrigin::Track,
         expires_at: NOW.plus_seconds(30 * 24 * 3600),
     }
@@ -100,6 +101,8 @@ pub async fn run_all(store: Arc<dyn Store>) {
     removal_receipts(&*store).await;
     challenges(&*store).await;
     actions(&*store).await;
+    user_activity(&*store).await;
+    action_configs(&*store).await;
     users(&*store).await;
     verification(&*store).await;
     verification_failures_write_nothing(&*store).await;
@@ -744,6 +747,150 @@ async fn actions(store: &dyn Store) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+async fn user_activity(store: &dyn Store) {
+    let tenant = tenant_id("t");
+    let (alice, bob) = (user("alice"), user("bob"));
+    let credential = credential(&tenant, &alice, Namespace::InApp, &unique("fp"));
+    store.insert_credential(&credential).await.unwrap();
+    store
+        .put_user(&tenant, &alice, &UserProfile::default())
+        .await
+        .unwrap();
+    let mut tracked = action(&tenant, &alice, "pay", ActionState::Allow);
+    tracked.context.device_id = Some("device-1".into());
+    tracked.rule_ids = vec!["r1".into()];
+    tracked.rules = vec![crate::domain::RuleRef {
+        rule_id: "r1".into(),
+        name: "Rule one".into(),
+        description: Some("why".into()),
+    }];
+    store.create_action(&tracked).await.unwrap();
+    let mut old = action(&tenant, &alice, "pay", ActionState::Block);
+    old.created_at = NOW.plus_seconds(-3600);
+    store.create_action(&old).await.unwrap();
+    store
+        .create_action(&action(&tenant, &bob, "pay", ActionState::Allow))
+        .await
+        .unwrap();
+
+    let (credentials, actions) = store
+        .list_user_activity(&tenant, &alice, NOW.plus_seconds(-60))
+        .await
+        .unwrap();
+    assert_eq!(credentials, vec![credential]);
+    assert_eq!(
+        actions,
+        vec![tracked.clone()],
+        "bob's and older ones are not"
+    );
+    let (_, all) = store
+        .list_user_activity(&tenant, &alice, NOW.plus_seconds(-7200))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        store
+            .get_action(&tenant, &tracked.key)
+            .await
+            .unwrap()
+            .unwrap()
+            .rules,
+        tracked.rules,
+        "the deciding rule is kept with the action"
+    );
+    let (none, nothing) = store
+        .list_user_activity(&tenant, &user("nobody"), NOW)
+        .await
+        .unwrap();
+    assert!(none.is_empty() && nothing.is_empty());
+}
+
+async fn action_configs(store: &dyn Store) {
+    use crate::domain::policy::{ActionConfig, ConfigKey};
+    let tenant = tenant_id("t");
+    let other = tenant_id("other");
+    let pay_code = ActionCode::parse("pay").unwrap();
+    let config = |code: &str, outcome: &str| {
+        ActionConfig::parse(
+            serde_json::json!({"actionCode": code, "defaultOutcome": outcome, "rules": [
+                {"ruleId": "r1", "name": "Big", "type": "REVIEW", "priority": 2,
+                 "conditions": {">": [{"var": "custom.amount"}, 100]}}
+            ]}),
+            None,
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        store.get_action_configs(&tenant, &pay_code).await.unwrap(),
+        (None, None)
+    );
+    let pay = config("pay", "ALLOW");
+    let fallback = config("*", "BLOCK");
+    store.put_action_config(&tenant, &pay).await.unwrap();
+    assert_eq!(
+        store.get_action_configs(&tenant, &pay_code).await.unwrap(),
+        (Some(pay.clone()), None)
+    );
+    store.put_action_config(&tenant, &fallback).await.unwrap();
+    store
+        .put_action_config(&tenant, &config("signIn", "CHALLENGE"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_action_configs(&tenant, &pay_code).await.unwrap(),
+        (Some(pay.clone()), Some(fallback.clone()))
+    );
+    let unconfigured = ActionCode::parse("withdraw").unwrap();
+    assert_eq!(
+        store
+            .get_action_configs(&tenant, &unconfigured)
+            .await
+            .unwrap(),
+        (None, Some(fallback.clone()))
+    );
+    assert_eq!(
+        store
+            .get_action_config(&tenant, &ConfigKey::TenantDefault)
+            .await
+            .unwrap(),
+        Some(fallback.clone())
+    );
+
+    // Replacing keeps one config per code.
+    let replaced = config("pay", "REVIEW");
+    store.put_action_config(&tenant, &replaced).await.unwrap();
+    let codes: Vec<String> = store
+        .list_action_configs(&tenant)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.action_code)
+        .collect();
+    assert_eq!(codes, ["*", "pay", "signIn"]);
+    assert_eq!(
+        store
+            .get_action_config(&tenant, &ConfigKey::Action(pay_code.clone()))
+            .await
+            .unwrap(),
+        Some(replaced)
+    );
+
+    // Tenants do not see each other's configs.
+    assert!(store.list_action_configs(&other).await.unwrap().is_empty());
+    assert_eq!(
+        store.get_action_configs(&other, &pay_code).await.unwrap(),
+        (None, None)
+    );
+
+    let pay_key = ConfigKey::Action(pay_code.clone());
+    assert!(store.delete_action_config(&tenant, &pay_key).await.unwrap());
+    assert!(!store.delete_action_config(&tenant, &pay_key).await.unwrap());
+    assert_eq!(
+        store.get_action_configs(&tenant, &pay_code).await.unwrap(),
+        (None, Some(fallback))
     );
 }
 

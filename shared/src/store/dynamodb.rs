@@ -17,6 +17,7 @@
 //! | removal receipt | `T#{t}#RK#{fp}` | `RECEIPT#{window}` | `expiresAt` | yes |
 //! | action | `T#{t}#U#{u}` | `ACT#{code}#{key}` | action attributes (below) | yes |
 //! | challenge mark | `T#{t}#CH#{ch}` | `MARK` | `consumed`, `failedAttempts`, `expiresAt` | yes |
+//! | action config | `T#{t}#CFG` | `ACTION#{code}` (`ACTION#*`: the tenant default) | `data` (config JSON) | |
 //! | pending push (one per user) | `T#{t}#U#{u}` | `PUSH` | `data` (challenge JSON), `version` | yes |
 //! | QR-code challenge | `T#{t}#QR#{id}` | `QR` | `data` (challenge JSON), `version` | yes |
 //!
@@ -24,7 +25,8 @@
 //! `deviceName`, `devicePlatform`, `pushToken`, `createdAt`, `lastVerifiedAt`, `credExpiresAt`.
 //! Action attributes: `userId`, `actionCode`, `idempotencyKey`, `state`, `createdAt`,
 //! `stateUpdatedAt`, `verificationMethod`, `verifiedBy`, `context` (JSON), `ruleIds` (JSON),
-//! `origin`, `expiresAt`. Times are epoch milliseconds (`N`) except `ttl` (seconds).
+//! `rules` (JSON: the deciding rule's id, name and description, when a rule decided), `origin`,
+//! `expiresAt`. Times are epoch milliseconds (`N`) except `ttl` (seconds).
 //!
 //! ## Access patterns and their cost (requests)
 //!
@@ -34,7 +36,10 @@
 //! | a user's credentials (track, list) | `Query pk = T#{t}#U#{u}, begins_with(sk, CRED#)` | 1 |
 //! | credential by public key (verify, get) | `GetItem` on the key item | 1 |
 //! | add credential | `TransactWriteItems`: both copies, `attribute_not_exists` on the key item | 1 |
-//! | track | `Query` credentials + `PutItem` action `attribute_not_exists` | 2 |
+//! | the action's config and the tenant default (track) | `BatchGetItem` of `ACTION#{code}` and `ACTION#*`, strongly consistent | 1 |
+//! | a user's credentials and actions (track, when a rule reads history) | `Query pk = T#{t}#U#{u}` (the whole partition) | 1 |
+//! | track | `BatchGetItem` configs + `Query` credentials (or the whole user partition) + `PutItem` action `attribute_not_exists` | 3 |
+//! | list configs / put / delete | `Query pk = T#{t}#CFG, begins_with(sk, ACTION#)` / `PutItem` / `DeleteItem` | 1 |
 //! | verify | `GetItem` key item + `TransactWriteItems` (mark, action, both credential copies) | 2 |
 //! | validate | `GetItem` action | 1 |
 //! | push or QR challenge read / compare-and-swap | `GetItem` / `PutItem` with `version = :expected` | 1 |
@@ -50,11 +55,12 @@
 //! (`ReturnValuesOnConditionCheckFailure = ALL_OLD`). Reads are strongly consistent.
 
 use super::{
-    ActionStore, ActionWrite, ApprovalStore, ChallengeStore, CredentialStore, CredentialUpdate,
-    InsertOutcome, RemovalReceipt, SingleUse, TenantStore, UserStore, VerificationCommit,
-    VerificationStore,
+    ActionConfigStore, ActionStore, ActionWrite, ApprovalStore, ChallengeStore, CredentialStore,
+    CredentialUpdate, InsertOutcome, RemovalReceipt, SingleUse, TenantStore, UserStore,
+    VerificationCommit, VerificationStore,
 };
 use crate::clock::Timestamp;
+use crate::domain::policy::{ActionConfig, ConfigKey};
 use crate::domain::{
     Action, ActionCode, ActionKey, ActionOrigin, ActionState, ApprovalChallenge, ApprovalSlot,
     ChallengeId, ChallengeMark, Credential, CredentialId, IdempotencyKey, Namespace, TenantId,
@@ -396,6 +402,14 @@ fn mark_pk(tenant: &TenantId, challenge: &ChallengeId) -> String {
     format!("T#{tenant}#CH#{}", challenge.fingerprint())
 }
 
+fn config_pk(tenant: &TenantId) -> String {
+    format!("T#{tenant}#CFG")
+}
+
+fn config_sk(key: &ConfigKey) -> String {
+    format!("ACTION#{key}")
+}
+
 fn approval_key(tenant: &TenantId, slot: &ApprovalSlot) -> Item {
     match slot {
         ApprovalSlot::Push(user) => item_key(user_pk(tenant, user), "PUSH"),
@@ -505,6 +519,9 @@ fn action_item(a: &Action) -> Result<Item> {
     }
     item.insert("context".into(), json_attr(&a.context)?);
     item.insert("ruleIds".into(), json_attr(&a.rule_ids)?);
+    if !a.rules.is_empty() {
+        item.insert("rules".into(), json_attr(&a.rules)?);
+    }
     item.insert("origin".into(), enum_attr(&a.origin)?);
     item.insert("expiresAt".into(), n(a.expires_at.0));
     item.insert(schema::TTL_ATTRIBUTE.into(), n(a.expires_at.unix_seconds()));
@@ -537,6 +554,10 @@ fn action_from(tenant: &TenantId, item: &Item) -> Result<Action> {
             .map_err(|_| corrupt("verifiedBy"))?,
         context: from_json_attr(item, "context")?,
         rule_ids: from_json_attr(item, "ruleIds")?,
+        rules: match item.get("rules") {
+            Some(_) => from_json_attr(item, "rules")?,
+            None => Vec::new(),
+        },
         origin: match item.get("origin") {
             Some(_) => from_enum_attr(item, "origin")?,
             None => ActionOrigin::Track,
@@ -580,18 +601,27 @@ impl DynamoStore {
         Ok(output.item)
     }
 
-    /// All items of a partition whose sort key starts with `prefix`, strongly consistent.
+    /// All items of a partition whose sort key starts with `prefix` (all of them when it is
+    /// empty), strongly consistent.
     async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Item>> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let output = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":prefix", s(prefix))
+                .expression_attribute_values(":pk", s(pk.clone()));
+            // DynamoDB refuses an empty string as a key condition value, so the whole
+            // partition is asked for with the partition key alone.
+            query = if prefix.is_empty() {
+                query.key_condition_expression("pk = :pk")
+            } else {
+                query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix))
+            };
+            let output = query
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
@@ -1049,6 +1079,33 @@ impl ActionStore for DynamoStore {
         }
     }
 
+    /// One `Query` of the user's whole partition: their profile, credentials and actions live
+    /// there, so one request (paged past 1 MB) returns both lists; the profile is skipped.
+    async fn list_user_activity(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        since: Timestamp,
+    ) -> Result<(Vec<Credential>, Vec<Action>)> {
+        let items = self.query_prefix(user_pk(tenant, user), "").await?;
+        let mut credentials = Vec::new();
+        let mut actions = Vec::new();
+        for item in &items {
+            let sk = get_s(item, schema::SORT_KEY)?;
+            if sk.starts_with("CRED#") {
+                credentials.push(credential_from(tenant, item)?);
+            } else if sk.starts_with("ACT#") {
+                let action = action_from(tenant, item)?;
+                if action.created_at >= since {
+                    actions.push(action);
+                }
+            }
+        }
+        credentials.sort_by_key(|c| c.created_at);
+        actions.sort_by_key(|a| std::cmp::Reverse(a.created_at));
+        Ok((credentials, actions))
+    }
+
     async fn list_actions(
         &self,
         tenant: &TenantId,
@@ -1065,6 +1122,121 @@ impl ActionStore for DynamoStore {
             .collect();
         actions.sort_by_key(|a| std::cmp::Reverse(a.created_at));
         Ok(actions)
+    }
+}
+
+// ---------------------------------------------------------------- action configs
+
+#[async_trait]
+impl ActionConfigStore for DynamoStore {
+    async fn get_action_configs(
+        &self,
+        tenant: &TenantId,
+        code: &ActionCode,
+    ) -> Result<(Option<ActionConfig>, Option<ActionConfig>)> {
+        let own_sk = config_sk(&ConfigKey::Action(code.clone()));
+        let default_sk = config_sk(&ConfigKey::TenantDefault);
+        let keys = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .keys(item_key(config_pk(tenant), own_sk.clone()))
+            .keys(item_key(config_pk(tenant), default_sk.clone()))
+            // A config change must take effect at once (docs/api.md).
+            .consistent_read(true)
+            .build()
+            .map_err(internal)?;
+        let mut request = HashMap::from([(self.table.clone(), keys)]);
+        let mut items: Vec<Item> = Vec::new();
+        // BatchGetItem may leave keys unprocessed under load: ask again for those, a few
+        // times, backing off as AWS advises.
+        for attempt in 0..5u32 {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+            }
+            let output = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(request))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| sdk_error("BatchGetItem", e))?;
+            for capacity in output.consumed_capacity() {
+                self.meter.record_read(Some(capacity));
+            }
+            if let Some(mut responses) = output.responses {
+                items.extend(responses.remove(&self.table).unwrap_or_default());
+            }
+            request = output.unprocessed_keys.unwrap_or_default();
+            if request.is_empty() {
+                break;
+            }
+        }
+        if !request.is_empty() {
+            return Err(Error::StoreUnavailable);
+        }
+        let mut own = None;
+        let mut tenant_default = None;
+        for item in &items {
+            let sk = get_s(item, schema::SORT_KEY)?;
+            let config: ActionConfig = from_json_attr(item, "data")?;
+            if sk == own_sk {
+                own = Some(config);
+            } else if sk == default_sk {
+                tenant_default = Some(config);
+            }
+        }
+        Ok((own, tenant_default))
+    }
+
+    async fn get_action_config(
+        &self,
+        tenant: &TenantId,
+        key: &ConfigKey,
+    ) -> Result<Option<ActionConfig>> {
+        match self.get_item(config_pk(tenant), &config_sk(key)).await? {
+            Some(item) => from_json_attr(&item, "data").map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn put_action_config(&self, tenant: &TenantId, config: &ActionConfig) -> Result<()> {
+        let mut item = item_key(config_pk(tenant), config_sk(&config.key()?));
+        item.insert("data".into(), json_attr(config)?);
+        let output = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutItem", e))?;
+        self.meter.record_write(one(output.consumed_capacity()));
+        Ok(())
+    }
+
+    async fn list_action_configs(&self, tenant: &TenantId) -> Result<Vec<ActionConfig>> {
+        let items = self.query_prefix(config_pk(tenant), "ACTION#").await?;
+        let mut configs = items
+            .iter()
+            .map(|item| from_json_attr::<ActionConfig>(item, "data"))
+            .collect::<Result<Vec<_>>>()?;
+        configs.sort_by(|a, b| a.action_code.cmp(&b.action_code));
+        Ok(configs)
+    }
+
+    async fn delete_action_config(&self, tenant: &TenantId, key: &ConfigKey) -> Result<bool> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(item_key(config_pk(tenant), config_sk(key))))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteItem", e))?;
+        self.meter.record_write(one(output.consumed_capacity()));
+        Ok(output.attributes.is_some_and(|a| !a.is_empty()))
     }
 }
 

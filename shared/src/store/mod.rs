@@ -5,7 +5,8 @@
 //! | [`TenantStore`] | tenants, and the index from a secret key's hash to its tenant |
 //! | [`CredentialStore`] | device credentials, by public key and by user; removal receipts |
 //! | [`ChallengeStore`] | the single-use marks of challenges (challenges themselves are sealed ids, not stored) |
-//! | [`ActionStore`] | tracked actions and their state |
+//! | [`ActionStore`] | tracked actions and their state; a user's credentials and actions in one read |
+//! | [`ActionConfigStore`] | per-action rules configs and the tenant default (`*`) |
 //! | [`UserStore`] | user attributes; deleting a user deletes what belongs to them |
 //! | [`ApprovalStore`] | push and QR-code challenges, each a compare-and-swap on its version |
 //! | [`VerificationStore`] | the one atomic step of a verify or an approval; the push-credential update |
@@ -23,10 +24,11 @@ pub mod dynamodb;
 pub mod embedded;
 
 use crate::clock::Timestamp;
+use crate::domain::policy::{ActionConfig, ConfigKey};
 use crate::domain::{
-    Action, ActionKey, ActionState, ApprovalChallenge, ApprovalSlot, ChallengeId, ChallengeMark,
-    Credential, CredentialId, Namespace, TenantId, TenantRecord, UserId, UserProfile,
-    VerificationMethod,
+    Action, ActionCode, ActionKey, ActionState, ApprovalChallenge, ApprovalSlot, ChallengeId,
+    ChallengeMark, Credential, CredentialId, Namespace, TenantId, TenantRecord, UserId,
+    UserProfile, VerificationMethod,
 };
 use crate::error::Result;
 use async_trait::async_trait;
@@ -132,6 +134,37 @@ pub trait ActionStore: Send + Sync {
         user: &UserId,
         since: Timestamp,
     ) -> Result<Vec<Action>>;
+    /// A user's credentials (oldest first) and their actions created at or after `since`
+    /// (newest first), in one read: what track needs when a rule reads the user's history.
+    async fn list_user_activity(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        since: Timestamp,
+    ) -> Result<(Vec<Credential>, Vec<Action>)>;
+}
+
+/// The rules configs of a tenant (spec 7), one per action code plus the tenant default under
+/// [`ConfigKey::TenantDefault`]. Configs are validated before they get here.
+#[async_trait]
+pub trait ActionConfigStore: Send + Sync {
+    /// The config of `code` and the tenant default, in one read: track needs both.
+    async fn get_action_configs(
+        &self,
+        tenant: &TenantId,
+        code: &ActionCode,
+    ) -> Result<(Option<ActionConfig>, Option<ActionConfig>)>;
+    async fn get_action_config(
+        &self,
+        tenant: &TenantId,
+        key: &ConfigKey,
+    ) -> Result<Option<ActionConfig>>;
+    /// Creates or replaces the config under its `actionCode`.
+    async fn put_action_config(&self, tenant: &TenantId, config: &ActionConfig) -> Result<()>;
+    /// Every config of the tenant, ordered by key (`*` first).
+    async fn list_action_configs(&self, tenant: &TenantId) -> Result<Vec<ActionConfig>>;
+    /// Deletes a config; `false` if there was none.
+    async fn delete_action_config(&self, tenant: &TenantId, key: &ConfigKey) -> Result<bool>;
 }
 
 #[async_trait]
@@ -251,6 +284,7 @@ pub trait Store:
     + CredentialStore
     + ChallengeStore
     + ActionStore
+    + ActionConfigStore
     + UserStore
     + ApprovalStore
     + VerificationStore
@@ -262,6 +296,7 @@ impl<T> Store for T where
         + CredentialStore
         + ChallengeStore
         + ActionStore
+        + ActionConfigStore
         + UserStore
         + ApprovalStore
         + VerificationStore

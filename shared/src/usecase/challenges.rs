@@ -217,6 +217,7 @@ impl App {
             verified_by_authenticator_id: None,
             context: TrackContext::default(),
             rule_ids: Vec::new(),
+            rules: Vec::new(),
             origin: ActionOrigin::DeviceVerification,
             expires_at: now.plus_seconds(self.settings.action_retention_days * 24 * 3600),
         }))

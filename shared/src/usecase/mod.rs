@@ -3,13 +3,15 @@
 //! | module | operations (spec section) |
 //! |---|---|
 //! | [`tenants`] | resolve a tenant from a secret key or id, create tenants (2.1, 3.1, DESIGN 5) |
-//! | [`track`] | track, get, update and query actions (2.3, 2.5) |
+//! | [`track`] | track, get, update and query actions (2.3, 2.5); the rules decide the state (7) |
+//! | [`action_configs`] | save, read, list and delete rules configs (7; our extension routes) |
 //! | [`users`] | user attributes and the authenticators admin (2.6, 2.7) |
 //! | [`credentials`] | add, get and remove device credentials (3.4.1 to 3.4.3) |
 //! | [`challenges`] | start a challenge and verify a device signature (3.4.4) |
 //! | [`approvals`] | push and QR-code approval, push credential update (3.4.5 to 3.4.7) |
 //! | [`validate`] | validate a token for the backend (2.4) |
 
+pub mod action_configs;
 pub mod approvals;
 pub mod challenges;
 pub mod credentials;

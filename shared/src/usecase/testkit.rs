@@ -75,6 +75,8 @@ impl Kit {
                 ..Default::default()
             },
             username: None,
+            email: None,
+            phone_number: None,
         };
         self.app.track(&self.tenant, command).await.unwrap()
     }

@@ -3,9 +3,11 @@
 use super::tenants::Tenant;
 use crate::App;
 use crate::clock::Timestamp;
+use crate::domain::policy::{self, EffectiveConfig};
+use crate::domain::signals::{self, History, SignalInputs};
 use crate::domain::{
     Action, ActionCode, ActionKey, ActionOrigin, ActionState, IdempotencyKey, TrackContext, UserId,
-    VerificationMethod, policy,
+    VerificationMethod,
 };
 use crate::error::{Error, Result};
 use crate::token::TokenRequest;
@@ -19,6 +21,9 @@ pub struct TrackCommand {
     pub idempotency_key: Option<IdempotencyKey>,
     pub context: TrackContext,
     pub username: Option<String>,
+    /// The track attributes `email` and `phoneNumber`: data points for rules, not stored.
+    pub email: Option<String>,
+    pub phone_number: Option<String>,
 }
 
 /// What a track decided.
@@ -47,13 +52,42 @@ impl App {
             Some(key) => key,
             None => IdempotencyKey::parse(self.random_uuid()?)?,
         };
-        let credentials = self
+        // The rules config first (one read: the action's and the tenant default), because it
+        // decides what else must be read. Not cached: a config change applies to the next
+        // track (docs/api.md).
+        let (own, tenant_default) = self
             .store
-            .list_user_credentials(&tenant.id, &command.user_id)
+            .get_action_configs(&tenant.id, &command.action_code)
             .await?;
+        let config = EffectiveConfig::new(own, tenant_default);
+        let retention = self.settings.action_retention_days * 24 * 3600;
+        // The user's earlier actions cost more to read, so only when an active rule reads a
+        // data point computed from them (device.isNew, action.countLastHour, ...).
+        let (credentials, history) = if config.needs_history() {
+            let (credentials, actions) = self
+                .store
+                .list_user_activity(&tenant.id, &command.user_id, now.plus_seconds(-retention))
+                .await?;
+            (credentials, Some(actions))
+        } else {
+            let credentials = self
+                .store
+                .list_user_credentials(&tenant.id, &command.user_id)
+                .await?;
+            (credentials, None)
+        };
         let enrolled_methods = super::users::distinct_methods(&credentials);
         let is_enrolled = !credentials.is_empty();
-        let decision = policy::decide(is_enrolled);
+        let data = signals::data(&SignalInputs {
+            action_code: &command.action_code,
+            context: &command.context,
+            email: command.email.as_deref(),
+            phone_number: command.phone_number.as_deref(),
+            credentials: &credentials,
+            history: history.as_deref().map(|actions| History { actions }),
+            now,
+        });
+        let decision = policy::decide(&config, &data, is_enrolled, false);
 
         let candidate = Action {
             tenant_id: tenant.id.clone(),
@@ -68,9 +102,10 @@ impl App {
             verification_method: None,
             verified_by_authenticator_id: None,
             context: command.context,
-            rule_ids: decision.rule_ids,
+            rule_ids: decision.rule_ids(),
+            rules: decision.rules(),
             origin: ActionOrigin::Track,
-            expires_at: now.plus_seconds(self.settings.action_retention_days * 24 * 3600),
+            expires_at: now.plus_seconds(retention),
         };
         let action = self.store.create_action(&candidate).await?;
         let token = tenant.keys.issue(

@@ -41,9 +41,10 @@ pub enum TableId {
     Users = 6,
     RemovalReceipts = 7,
     Approvals = 8,
+    ActionConfigs = 9,
 }
 
-const TABLE_COUNT: usize = 9;
+const TABLE_COUNT: usize = 10;
 
 impl TableId {
     fn from_tag(tag: u8) -> Option<TableId> {
@@ -58,6 +59,7 @@ impl TableId {
             Users,
             RemovalReceipts,
             Approvals,
+            ActionConfigs,
         ]
         .get(usize::from(tag))
         .copied()

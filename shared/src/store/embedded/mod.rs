@@ -17,16 +17,19 @@
 //! | `Actions` | tenant, user, action code, idempotency key | [`Action`] JSON |
 //! | `Users` | tenant, user | [`UserProfile`] JSON |
 //! | `RemovalReceipts` | tenant, fingerprint, window | expiry (ms) |
+//! | `ActionConfigs` | tenant, action code (or `*`, the tenant default) | [`ActionConfig`] JSON |
 //! | `Approvals` | tenant, `push`, user / tenant, `qr`, challenge id | [`ApprovalChallenge`] JSON |
 
 pub mod engine;
 
 use super::{
-    ActionStore, ActionWrite, ApprovalStore, ChallengeStore, CredentialStore, CredentialUpdate,
-    InsertOutcome, RemovalReceipt, SingleUse, TenantStore, UserStore, VerificationCommit,
-    VerificationStore,
+    ActionConfigStore, ActionStore, ActionWrite, ApprovalStore, ChallengeStore, CredentialStore,
+    CredentialUpdate, InsertOutcome, RemovalReceipt, SingleUse, TenantStore, UserStore,
+    VerificationCommit, VerificationStore,
 };
 use crate::clock::Timestamp;
+use crate::domain::ActionCode;
+use crate::domain::policy::{ActionConfig, ConfigKey};
 use crate::domain::{
     Action, ActionKey, ActionState, ApprovalChallenge, ApprovalSlot, ChallengeId, ChallengeMark,
     Credential, CredentialId, KEY_SEPARATOR, Namespace, TenantId, TenantRecord, UserId,
@@ -232,6 +235,42 @@ struct CredentialPointer {
     fingerprint: String,
 }
 
+fn user_credentials_in(tx: &Tx<'_>, tenant: &TenantId, user: &UserId) -> Result<Vec<Credential>> {
+    let mut out = Vec::new();
+    for (_, pointer) in scan::<CredentialPointer>(
+        tx,
+        TableId::UserCredentials,
+        &[tenant.as_str(), user.as_str()],
+    )? {
+        let k = credential_key(tenant, pointer.namespace, &pointer.fingerprint);
+        if let Some(credential) = get::<Credential>(tx, TableId::Credentials, &k)? {
+            out.push(credential);
+        }
+    }
+    out.sort_by_key(|c| c.created_at);
+    Ok(out)
+}
+
+fn user_actions_in(
+    tx: &Tx<'_>,
+    tenant: &TenantId,
+    user: &UserId,
+    since: Timestamp,
+) -> Result<Vec<Action>> {
+    let mut actions: Vec<Action> =
+        scan::<Action>(tx, TableId::Actions, &[tenant.as_str(), user.as_str()])?
+            .into_iter()
+            .map(|(_, action)| action)
+            .filter(|action| action.created_at >= since)
+            .collect();
+    actions.sort_by_key(|action| std::cmp::Reverse(action.created_at));
+    Ok(actions)
+}
+
+fn config_key(tenant: &TenantId, config: &ConfigKey) -> String {
+    key(&[tenant.as_str(), config.as_str()])
+}
+
 fn delete_credential_in(tx: &mut Tx<'_>, credential: &Credential) {
     tx.remove(
         TableId::Credentials,
@@ -312,21 +351,7 @@ impl CredentialStore for EmbeddedStore {
         tenant: &TenantId,
         user: &UserId,
     ) -> Result<Vec<Credential>> {
-        self.read(|tx| {
-            let mut out = Vec::new();
-            for (_, pointer) in scan::<CredentialPointer>(
-                tx,
-                TableId::UserCredentials,
-                &[tenant.as_str(), user.as_str()],
-            )? {
-                let k = credential_key(tenant, pointer.namespace, &pointer.fingerprint);
-                if let Some(credential) = get::<Credential>(tx, TableId::Credentials, &k)? {
-                    out.push(credential);
-                }
-            }
-            out.sort_by_key(|c| c.created_at);
-            Ok(out)
-        })
+        self.read(|tx| user_credentials_in(tx, tenant, user))
     }
 
     async fn insert_credential(&self, credential: &Credential) -> Result<InsertOutcome> {
@@ -499,16 +524,83 @@ impl ActionStore for EmbeddedStore {
         user: &UserId,
         since: Timestamp,
     ) -> Result<Vec<Action>> {
+        self.read(|tx| user_actions_in(tx, tenant, user, since))
+    }
+
+    async fn list_user_activity(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        since: Timestamp,
+    ) -> Result<(Vec<Credential>, Vec<Action>)> {
         self.read(|tx| {
-            let mut actions: Vec<Action> =
-                scan::<Action>(tx, TableId::Actions, &[tenant.as_str(), user.as_str()])?
-                    .into_iter()
-                    .map(|(_, action)| action)
-                    .filter(|action| action.created_at >= since)
-                    .collect();
-            actions.sort_by_key(|action| std::cmp::Reverse(action.created_at));
-            Ok(actions)
+            Ok((
+                user_credentials_in(tx, tenant, user)?,
+                user_actions_in(tx, tenant, user, since)?,
+            ))
         })
+    }
+}
+
+// ---------------------------------------------------------------- action configs
+
+#[async_trait]
+impl ActionConfigStore for EmbeddedStore {
+    async fn get_action_configs(
+        &self,
+        tenant: &TenantId,
+        code: &ActionCode,
+    ) -> Result<(Option<ActionConfig>, Option<ActionConfig>)> {
+        self.read(|tx| {
+            Ok((
+                get(
+                    tx,
+                    TableId::ActionConfigs,
+                    &config_key(tenant, &ConfigKey::Action(code.clone())),
+                )?,
+                get(
+                    tx,
+                    TableId::ActionConfigs,
+                    &config_key(tenant, &ConfigKey::TenantDefault),
+                )?,
+            ))
+        })
+    }
+
+    async fn get_action_config(
+        &self,
+        tenant: &TenantId,
+        key: &ConfigKey,
+    ) -> Result<Option<ActionConfig>> {
+        self.read(|tx| get(tx, TableId::ActionConfigs, &config_key(tenant, key)))
+    }
+
+    async fn put_action_config(&self, tenant: &TenantId, config: &ActionConfig) -> Result<()> {
+        let k = config_key(tenant, &config.key()?);
+        self.write(|tx| put(tx, TableId::ActionConfigs, &k, config))
+            .await
+    }
+
+    async fn list_action_configs(&self, tenant: &TenantId) -> Result<Vec<ActionConfig>> {
+        self.read(|tx| {
+            let mut configs: Vec<ActionConfig> =
+                scan::<ActionConfig>(tx, TableId::ActionConfigs, &[tenant.as_str()])?
+                    .into_iter()
+                    .map(|(_, config)| config)
+                    .collect();
+            configs.sort_by(|a, b| a.action_code.cmp(&b.action_code));
+            Ok(configs)
+        })
+    }
+
+    async fn delete_action_config(&self, tenant: &TenantId, key: &ConfigKey) -> Result<bool> {
+        let k = config_key(tenant, key);
+        self.write(|tx| {
+            let existed = tx.get(TableId::ActionConfigs, &k).is_some();
+            tx.remove(TableId::ActionConfigs, &k);
+            Ok(existed)
+        })
+        .await
     }
 }
 

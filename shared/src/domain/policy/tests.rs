@@ -1,0 +1,245 @@
+//! Precedence, inactive rules, defaults, the unenrolled adjustment and config validation.
+
+use super::*;
+use serde_json::json;
+
+fn config(value: Value) -> ActionConfig {
+    ActionConfig::parse(value, None).unwrap()
+}
+
+fn refused(value: Value) -> String {
+    ActionConfig::parse(value, None)
+        .unwrap_err()
+        .description()
+        .into_owned()
+}
+
+fn rule(id: &str, priority: u32, outcome: &str, conditions: Value) -> Value {
+    json!({"ruleId": id, "name": format!("rule {id}"), "priority": priority, "type": outcome, "conditions": conditions})
+}
+
+fn data(amount: i64) -> Value {
+    json!({"custom": {"amount": amount}, "user": {"isEnrolled": true}})
+}
+
+fn outcome(effective: &EffectiveConfig, amount: i64, enrolled: bool) -> Decision {
+    decide(effective, &data(amount), enrolled, false)
+}
+
+#[test]
+fn nothing_configured_challenges_the_enrolled_and_allows_the_rest() {
+    let none = EffectiveConfig::new(None, None);
+    let enrolled = outcome(&none, 0, true);
+    assert_eq!(enrolled.outcome, Outcome::Challenge);
+    assert_eq!(enrolled.reason, Reason::BuiltInDefault);
+    assert!(enrolled.rule_ids().is_empty());
+    let unenrolled = outcome(&none, 0, false);
+    assert_eq!(unenrolled.outcome, Outcome::Allow);
+    assert_eq!(unenrolled.configured_outcome, Outcome::Challenge);
+}
+
+#[test]
+fn the_lowest_priority_matching_active_rule_wins_and_ties_keep_list_order() {
+    let pay = config(json!({
+        "actionCode": "pay",
+        "defaultOutcome": "ALLOW",
+        "rules": [
+            rule("big", 5, "REVIEW", json!({">": [{"var": "custom.amount"}, 1000]})),
+            rule("huge", 1, "BLOCK", json!({">": [{"var": "custom.amount"}, 10000]})),
+            rule("mid-a", 3, "CHALLENGE", json!({">": [{"var": "custom.amount"}, 100]})),
+            rule("mid-b", 3, "BLOCK", json!({">": [{"var": "custom.amount"}, 100]})),
+        ]
+    }));
+    let effective = EffectiveConfig::new(Some(pay), None);
+    let ids: Vec<&str> = effective.rules.iter().map(|r| r.rule_id.as_str()).collect();
+    assert_eq!(ids, ["huge", "mid-a", "mid-b", "big"]);
+    assert_eq!(outcome(&effective, 20_000, true).outcome, Outcome::Block);
+    assert_eq!(outcome(&effective, 20_000, true).rule_ids(), ["huge"]);
+    let mid = outcome(&effective, 5_000, true);
+    assert_eq!(
+        mid.outcome,
+        Outcome::Challenge,
+        "mid-a is listed before mid-b"
+    );
+    assert_eq!(mid.rule_ids(), ["mid-a"]);
+    assert_eq!(
+        mid.trace
+            .iter()
+            .map(|t| t.result.clone())
+            .collect::<Vec<_>>(),
+        vec![
+            RuleResult::Evaluated {
+                value: json!(false),
+                matched: false
+            },
+            RuleResult::Evaluated {
+                value: json!(true),
+                matched: true
+            },
+            RuleResult::NotReached,
+            RuleResult::NotReached,
+        ]
+    );
+    let small = outcome(&effective, 10, true);
+    assert_eq!(small.outcome, Outcome::Allow);
+    assert_eq!(small.reason, Reason::ActionDefault);
+    // The dry run evaluates every rule; the decision is the same.
+    let all = decide(&effective, &data(5_000), true, true);
+    assert_eq!(all.outcome, mid.outcome);
+    assert!(matches!(
+        all.trace[3].result,
+        RuleResult::Evaluated { matched: true, .. }
+    ));
+}
+
+#[test]
+fn inactive_rules_are_skipped() {
+    let mut value = json!({"actionCode": "pay", "rules": [
+        rule("off", 0, "BLOCK", json!(true)),
+        rule("on", 1, "REVIEW", json!(true)),
+    ]});
+    value["rules"][0]["isActive"] = json!(false);
+    let effective = EffectiveConfig::new(Some(config(value)), None);
+    let decision = outcome(&effective, 0, true);
+    assert_eq!(decision.outcome, Outcome::Review);
+    assert_eq!(decision.trace[0].result, RuleResult::Inactive);
+}
+
+#[test]
+fn defaults_fall_back_from_action_to_tenant_to_challenge() {
+    let tenant = config(json!({"actionCode": "*", "defaultOutcome": "REVIEW",
+        "rules": [rule("t", 0, "BLOCK", json!({"==": [{"var": "custom.amount"}, 13]}))]}));
+    let bare_action = config(json!({"actionCode": "pay", "rules": []}));
+    let own = config(json!({"actionCode": "pay", "defaultOutcome": "ALLOW"}));
+
+    // An action without a config uses the tenant default whole, rules included.
+    let unconfigured = EffectiveConfig::new(None, Some(tenant.clone()));
+    assert_eq!(outcome(&unconfigured, 13, true).outcome, Outcome::Block);
+    let fallback = outcome(&unconfigured, 1, true);
+    assert_eq!(
+        (fallback.outcome, fallback.reason),
+        (Outcome::Review, Reason::TenantDefault)
+    );
+
+    // An action with a config uses its own rules and borrows only the default outcome.
+    let borrowed = EffectiveConfig::new(Some(bare_action), Some(tenant.clone()));
+    assert_eq!(outcome(&borrowed, 13, true).outcome, Outcome::Review);
+    let owned = EffectiveConfig::new(Some(own), Some(tenant));
+    let decided = outcome(&owned, 13, true);
+    assert_eq!(
+        (decided.outcome, decided.reason),
+        (Outcome::Allow, Reason::ActionDefault)
+    );
+}
+
+#[test]
+fn unenrolled_users_are_allowed_instead_of_challenged_but_review_and_block_stand() {
+    for (configured, unenrolled) in [
+        ("CHALLENGE", Outcome::Allow),
+        ("ALLOW", Outcome::Allow),
+        ("REVIEW", Outcome::Review),
+        ("BLOCK", Outcome::Block),
+    ] {
+        let effective = EffectiveConfig::new(
+            Some(config(
+                json!({"actionCode": "pay", "defaultOutcome": configured}),
+            )),
+            None,
+        );
+        assert_eq!(
+            outcome(&effective, 0, false).outcome,
+            unenrolled,
+            "{configured}"
+        );
+    }
+}
+
+#[test]
+fn history_is_needed_only_when_an_active_rule_reads_it() {
+    let mut value = json!({"actionCode": "pay", "rules": [
+        rule("a", 0, "BLOCK", json!({"var": "device.isNew"})),
+        rule("b", 1, "BLOCK", json!({"var": "ip.isPrivate"})),
+    ]});
+    assert!(EffectiveConfig::new(Some(config(value.clone())), None).needs_history());
+    value["rules"][0]["isActive"] = json!(false);
+    let effective = EffectiveConfig::new(Some(config(value.clone())), None);
+    assert!(!effective.needs_history());
+    assert_eq!(config(value).data_points(), ["ip.isPrivate"]);
+}
+
+#[test]
+fn invalid_configs_are_refused_naming_the_rule_and_the_problem() {
+    assert_eq!(
+        refused(json!({"actionCode": "pay", "rules": [
+            rule("ok", 0, "BLOCK", json!(true)),
+            rule("ok", 1, "BLOCK", json!(true)),
+        ]})),
+        "rule #1 (ruleId \"ok\", name \"rule ok\"): duplicate ruleId \"ok\""
+    );
+    assert_eq!(
+        refused(
+            json!({"actionCode": "pay", "rules": [rule("r1", 0, "BLOCK", json!({"regex": ["a", "b"]}))]})
+        ),
+        format!(
+            "rule #0 (ruleId \"r1\", name \"rule r1\"): conditions: unknown operator \"regex\"; supported: {}",
+            crate::rules::OPERATORS.join(", ")
+        )
+    );
+    assert_eq!(
+        refused(
+            json!({"actionCode": "pay", "rules": [rule("r1", 0, "BLOCK", json!({"==": [{"var": "ip.country"}, "NZ"]}))]})
+        ),
+        "rule #0 (ruleId \"r1\", name \"rule r1\"): conditions at ==[0].var: unknown data point \"ip.country\""
+    );
+    assert_eq!(
+        refused(
+            json!({"actionCode": "pay", "rules": [rule("r1", 0, "BLOCK", json!({"==": [1]}))]})
+        ),
+        "rule #0 (ruleId \"r1\", name \"rule r1\"): conditions at ==: operator \"==\" takes 2 argument(s), found 1"
+    );
+    assert!(
+        refused(json!({"actionCode": "pay", "rules": [rule("r1", 0, "BLOCK", json!({"ip_in_cidr": [{"var": "ip.address"}, "10.0.0.0/40"]}))]}))
+            .contains("\"10.0.0.0/40\" is not a CIDR block")
+    );
+    let wrong_type =
+        refused(json!({"actionCode": "pay", "rules": [rule("r1", 0, "DENY", json!(true))]}));
+    assert!(
+        wrong_type.starts_with("rule #0 (ruleId \"r1\", name \"rule r1\"): unknown variant `DENY`"),
+        "{wrong_type}"
+    );
+    let typo = refused(
+        json!({"actionCode": "pay", "rules": [{"ruleId": "r1", "name": "n", "type": "BLOCK", "conditions": true, "isActve": false}]}),
+    );
+    assert!(typo.contains("unknown field `isActve`"), "{typo}");
+    assert!(refused(json!({"actionCode": "pay", "rules": [{"name": "n", "type": "BLOCK", "conditions": true}]}))
+        .starts_with("rule #0 (name \"n\"): missing field `ruleId`"));
+    assert!(
+        refused(json!({"actionCode": "pay", "rules": [rule("bad id!", 0, "BLOCK", json!(true))]}))
+            .contains("ruleId must be")
+    );
+    assert!(refused(json!({"actionCode": "no spaces"})).contains("is neither an action code"));
+    assert!(refused(json!({"rules": []})).contains("actionCode is required"));
+    assert!(
+        refused(json!({"actionCode": "pay", "defaultOutcome": "MAYBE"}))
+            .starts_with("action config: unknown variant")
+    );
+    assert!(refused(json!({"actionCode": "pay", "rules": vec![rule("r", 0, "BLOCK", json!(true)); MAX_RULES + 1]})).contains("at most 100"));
+    let long = "x".repeat(900);
+    let large: Vec<Value> = (0..MAX_RULES)
+        .map(|i| json!({"ruleId": format!("r{i}"), "name": "n", "description": long, "type": "BLOCK", "conditions": true}))
+        .collect();
+    assert!(
+        refused(json!({"actionCode": "pay", "rules": large}))
+            .contains("bytes as JSON, at most 65536")
+    );
+}
+
+#[test]
+fn the_path_fills_or_must_match_the_action_code() {
+    let pay = ConfigKey::parse("pay").unwrap();
+    let filled = ActionConfig::parse(json!({"defaultOutcome": "BLOCK"}), Some(&pay)).unwrap();
+    assert_eq!(filled.action_code, "pay");
+    let mismatch = ActionConfig::parse(json!({"actionCode": "signIn"}), Some(&pay)).unwrap_err();
+    assert!(mismatch.description().contains("differs"));
+    assert_eq!(ConfigKey::parse("*").unwrap(), ConfigKey::TenantDefault);
+}
