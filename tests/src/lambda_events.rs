@@ -164,6 +164,7 @@ pub async fn seed(app: &App, store: &dyn Store) {
         created_at: FIXTURE_TIME,
         state_updated_at: FIXTURE_TIME,
         expires_at: far,
+        retain_until: far,
         version: 1,
     };
     let push = ApprovalChallenge {

@@ -151,6 +151,10 @@ pub struct ApprovalChallenge {
     pub created_at: Timestamp,
     pub state_updated_at: Timestamp,
     pub expires_at: Timestamp,
+    /// When the record may be deleted (DynamoDB TTL, the embedded sweep). A push slot outlives
+    /// its challenge: it carries `recent_starts`, which the rate limit counts over a window
+    /// longer than a push lives.
+    pub retain_until: Timestamp,
     /// Bumped by every change; the store writes only over the version it was read at.
     pub version: u64,
 }

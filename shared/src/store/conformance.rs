@@ -115,7 +115,11 @@ pub async fn run_all(store: Arc<dyn Store>) {
     deleting_a_user_deletes_their_push(&*store).await;
 }
 
-fn approval(tenant: &TenantId, user: Option<&UserId>, kind: ApprovalKind) -> ApprovalChallenge {
+pub(crate) fn approval(
+    tenant: &TenantId,
+    user: Option<&UserId>,
+    kind: ApprovalKind,
+) -> ApprovalChallenge {
     let mut id = [0u8; 48];
     id[..8].copy_from_slice(&COUNTER.fetch_add(1, Ordering::SeqCst).to_be_bytes());
     id[8..16].copy_from_slice(&u64::from(std::process::id()).to_be_bytes());
@@ -142,6 +146,7 @@ fn approval(tenant: &TenantId, user: Option<&UserId>, kind: ApprovalKind) -> App
         created_at: NOW,
         state_updated_at: NOW,
         expires_at: NOW.plus_seconds(300),
+        retain_until: NOW.plus_seconds(600),
         version: 1,
     }
 }

@@ -18,7 +18,7 @@
 //! | action | `T#{t}#U#{u}` | `ACT#{code}#{key}` | action attributes (below) | yes |
 //! | challenge mark | `T#{t}#CH#{ch}` | `MARK` | `consumed`, `failedAttempts`, `expiresAt` | yes |
 //! | action config | `T#{t}#CFG` | `ACTION#{code}` (`ACTION#*`: the tenant default) | `data` (config JSON) | |
-//! | pending push (one per user) | `T#{t}#U#{u}` | `PUSH` | `data` (challenge JSON), `version` | yes |
+//! | pending push (one per user) | `T#{t}#U#{u}` | `PUSH` | `data` (challenge JSON), `version` | yes, kept 10 minutes after the start (the rate limit's window), past the push's own expiry |
 //! | QR-code challenge | `T#{t}#QR#{id}` | `QR` | `data` (challenge JSON), `version` | yes |
 //!
 //! Credential attributes: `credId`, `userId`, `namespace`, `publicKey`, `fingerprint`,
@@ -426,7 +426,7 @@ fn approval_item(challenge: &ApprovalChallenge) -> Result<Item> {
     );
     item.insert(
         schema::TTL_ATTRIBUTE.into(),
-        n(challenge.expires_at.unix_seconds()),
+        n(challenge.retain_until.unix_seconds()),
     );
     Ok(item)
 }
@@ -1635,6 +1635,20 @@ pub mod local {
 mod tests {
     use super::local::{LocalDynamo, unique_table};
     use super::*;
+
+    #[test]
+    fn an_approval_item_lives_until_its_retention_not_its_expiry() {
+        use crate::domain::ApprovalKind;
+        let tenant = TenantId::parse("t").unwrap();
+        let user = UserId::parse("alice").unwrap();
+        let push = crate::store::conformance::approval(&tenant, Some(&user), ApprovalKind::Push);
+        let item = approval_item(&push).unwrap();
+        assert_eq!(
+            get_n(&item, schema::TTL_ATTRIBUTE).unwrap(),
+            push.retain_until.unix_seconds()
+        );
+        assert_ne!(push.retain_until, push.expires_at);
+    }
 
     async fn store(local: &LocalDynamo) -> (DynamoStore, UsageMeter) {
         let counter = UsageMeter::default();

@@ -272,6 +272,12 @@ impl App {
                 created_at: now,
                 state_updated_at: now,
                 expires_at: now.plus_seconds(self.settings.push_challenge_lifetime_seconds),
+                // The start history must outlive the challenge for the rate limit to hold.
+                retain_until: now.plus_seconds(
+                    self.settings
+                        .push_challenge_lifetime_seconds
+                        .max(self.settings.push_start_window_seconds),
+                ),
                 version: previous.as_ref().map_or(1, |p| p.version + 1),
             };
             let expected = previous.as_ref().map(|p| p.version);
@@ -496,6 +502,7 @@ impl App {
             created_at: now,
             state_updated_at: now,
             expires_at: now.plus_seconds(self.settings.qr_challenge_lifetime_seconds),
+            retain_until: now.plus_seconds(self.settings.qr_challenge_lifetime_seconds),
             version: 1,
         };
         if !self.store.put_approval(&challenge, None).await? {
@@ -972,5 +979,52 @@ impl App {
         let [a, b] = self.random_bytes::<2>()?;
         let value = u16::from_be_bytes([a, b]) % 90 + 10;
         Ok(value.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usecase::testkit::{Device, Kit};
+
+    /// The rate limit counts starts over a window longer than a push lives, so the record
+    /// that holds them must outlive the push (DynamoDB TTL and the embedded sweep delete by
+    /// `retain_until`).
+    #[tokio::test]
+    async fn a_push_slot_is_kept_for_the_whole_rate_limit_window() {
+        let kit = Kit::new().await;
+        let phone = Device::new(Namespace::Push);
+        let enrol = kit
+            .track_token("alice", "addAuthenticator", Some("add:authenticators"))
+            .await;
+        kit.app
+            .add_credential(&kit.tenant, &enrol, phone.add_command())
+            .await
+            .unwrap();
+        let token = kit.track_token("alice", "signIn", None).await;
+        let start = StartPush {
+            action: None,
+            credential: None,
+            number_matching: false,
+        };
+        kit.app
+            .start_push(&kit.tenant, &token, start)
+            .await
+            .unwrap();
+        let slot = kit
+            .app
+            .store
+            .get_approval(&kit.tenant.id, &ApprovalSlot::Push(kit.user("alice")))
+            .await
+            .unwrap()
+            .unwrap();
+        let settings = kit.app.settings();
+        assert_eq!(
+            slot.retain_until,
+            kit.app
+                .now()
+                .plus_seconds(settings.push_start_window_seconds)
+        );
+        assert!(slot.retain_until > slot.expires_at);
     }
 }

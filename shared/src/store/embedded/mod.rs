@@ -96,7 +96,7 @@ impl EmbeddedStore {
                 }
             }
             for (key, value) in tx.entries(TableId::Approvals) {
-                if decode::<ApprovalChallenge>(value).is_ok_and(|a| a.expires_at <= now) {
+                if decode::<ApprovalChallenge>(value).is_ok_and(|a| a.retain_until <= now) {
                     dead.push((TableId::Approvals, key.clone()));
                 }
             }
@@ -788,6 +788,34 @@ mod tests {
         let longer_user = key(&["t", "u2", "x"]);
         assert!(start.as_str() <= inside.as_str() && inside.as_str() < end.as_str());
         assert!(!(start.as_str() <= longer_user.as_str() && longer_user.as_str() < end.as_str()));
+    }
+
+    #[tokio::test]
+    async fn purge_keeps_a_push_slot_until_its_retention_not_its_expiry() {
+        use crate::domain::ApprovalKind;
+        let store = EmbeddedStore::in_memory().unwrap();
+        let tenant = TenantId::parse("t").unwrap();
+        let user = UserId::parse("alice").unwrap();
+        let push = crate::store::conformance::approval(&tenant, Some(&user), ApprovalKind::Push);
+        assert!(push.expires_at < push.retain_until);
+        assert!(store.put_approval(&push, None).await.unwrap());
+        // Past the challenge's expiry the slot stays: it holds the rate limit's start history.
+        store.purge_expired(push.expires_at).await.unwrap();
+        assert!(
+            store
+                .get_approval(&tenant, &push.slot())
+                .await
+                .unwrap()
+                .is_some()
+        );
+        store.purge_expired(push.retain_until).await.unwrap();
+        assert!(
+            store
+                .get_approval(&tenant, &push.slot())
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]
