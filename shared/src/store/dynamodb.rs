@@ -586,6 +586,21 @@ impl DynamoStore {
         }
     }
 
+    /// Writes `item`, replacing whatever had its key.
+    async fn put_unconditionally(&self, item: Item) -> Result<()> {
+        let output = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutItem", e))?;
+        self.meter.record_write(one(output.consumed_capacity()));
+        Ok(())
+    }
+
     async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>> {
         let output = self
             .client
@@ -1201,17 +1216,7 @@ impl ActionConfigStore for DynamoStore {
     async fn put_action_config(&self, tenant: &TenantId, config: &ActionConfig) -> Result<()> {
         let mut item = item_key(config_pk(tenant), config_sk(&config.key()?));
         item.insert("data".into(), json_attr(config)?);
-        let output = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| sdk_error("PutItem", e))?;
-        self.meter.record_write(one(output.consumed_capacity()));
-        Ok(())
+        self.put_unconditionally(item).await
     }
 
     async fn list_action_configs(&self, tenant: &TenantId) -> Result<Vec<ActionConfig>> {
@@ -1259,17 +1264,7 @@ impl UserStore for DynamoStore {
     ) -> Result<()> {
         let mut item = item_key(user_pk(tenant, user), "PROFILE");
         item.insert("data".into(), json_attr(profile)?);
-        let output = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| sdk_error("PutItem", e))?;
-        self.meter.record_write(one(output.consumed_capacity()));
-        Ok(())
+        self.put_unconditionally(item).await
     }
 
     /// Deletes the user's partition and the key items of their credentials, 25 at a time.

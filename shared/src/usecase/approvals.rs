@@ -741,22 +741,8 @@ impl App {
         let mut credential = self
             .credential_for(tenant, Namespace::Push, &command.public_key)
             .await?;
-        if let Err(error) = command
-            .public_key
-            .verify(challenge.id.as_str(), &command.signature)
-        {
-            if error == Error::InvalidSignature {
-                self.store
-                    .record_failed_attempt(
-                        &tenant.id,
-                        &challenge.id,
-                        challenge.expires_at,
-                        self.settings.max_failed_attempts,
-                    )
-                    .await?;
-            }
-            return Err(error);
-        }
+        self.check_challenge_signature(tenant, &challenge, &command.public_key, &command.signature)
+            .await?;
         if let Some(push_token) = command.push_token {
             credential.push_token = Some(push_token);
         }

@@ -106,23 +106,8 @@ impl App {
             .await?
             .ok_or(Error::InvalidCredential)?;
 
-        // Spec 4.4: the signed message is the challenge id itself.
-        if let Err(error) = command
-            .public_key
-            .verify(challenge.id.as_str(), &command.signature)
-        {
-            if error == Error::InvalidSignature {
-                self.store
-                    .record_failed_attempt(
-                        &tenant.id,
-                        &challenge.id,
-                        challenge.expires_at,
-                        self.settings.max_failed_attempts,
-                    )
-                    .await?;
-            }
-            return Err(error);
-        }
+        self.check_challenge_signature(tenant, &challenge, &command.public_key, &command.signature)
+            .await?;
 
         let action = self.action_to_complete(&challenge.target, bearer, &credential)?;
         let commit = VerificationCommit {
@@ -153,6 +138,32 @@ impl App {
             credential,
             action,
         })
+    }
+
+    /// Spec 4.4: the device signs the challenge id itself. A signature that does not verify
+    /// is counted on the challenge's mark; at the limit the challenge is used up (DESIGN 6).
+    pub(crate) async fn check_challenge_signature(
+        &self,
+        tenant: &Tenant,
+        challenge: &Challenge,
+        key: &PublicKey,
+        signature: &str,
+    ) -> Result<()> {
+        match key.verify(challenge.id.as_str(), signature) {
+            Ok(()) => Ok(()),
+            Err(Error::InvalidSignature) => {
+                self.store
+                    .record_failed_attempt(
+                        &tenant.id,
+                        &challenge.id,
+                        challenge.expires_at,
+                        self.settings.max_failed_attempts,
+                    )
+                    .await?;
+                Err(Error::InvalidSignature)
+            }
+            Err(other) => Err(other),
+        }
     }
 
     /// Which action a verify completes (spec 3.4.4): the tracked action the challenge or the
