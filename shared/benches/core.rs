@@ -264,5 +264,131 @@ fn use_cases(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, tokens_and_signatures, use_cases);
+/// Push and QR-code approval, the server's side only: the device's signatures are made
+/// outside the timed part. The push rate limit's window is zero, so that one user can be
+/// pushed to without end (and the slot's start history stays empty, as for a real user).
+fn approvals(c: &mut Criterion) {
+    use shared::domain::ApprovalId;
+    use shared::usecase::approvals::{
+        Answer, QrStarter, SignedChallengeRequest, StartPush, StartQrCode,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let settings = Settings {
+        push_start_window_seconds: 0,
+        ..Settings::default()
+    };
+    let (app, tenant, device) = runtime.block_on(async {
+        let store = Arc::new(EmbeddedStore::in_memory().unwrap());
+        let app = App::new(store, Arc::new(SystemClock), settings);
+        let id = TenantId::parse("bench").unwrap();
+        app.ensure_tenant(&id, &ApiSecret::parse("sk_bench_0123456789abcdef").unwrap())
+            .await
+            .unwrap();
+        let tenant = app.tenant_by_id(&id).await.unwrap();
+        let device = DeviceKey::new();
+        let mut enrol = track_command("addAuthenticator");
+        enrol.context.scope = Some("add:authenticators".into());
+        let enrol = app.track(&tenant, enrol).await.unwrap();
+        let token = tenant.keys.verify(&enrol.token, app.now()).unwrap();
+        for namespace in [Namespace::Push, Namespace::QrCode] {
+            let add = AddCredential {
+                namespace,
+                public_key: device.public_key.clone(),
+                device_name: None,
+                device_platform: None,
+                push_token: None,
+            };
+            app.add_credential(&tenant, &token, add).await.unwrap();
+        }
+        (app, tenant, device)
+    });
+    let (app, tenant, device) = (&app, &tenant, &device);
+    let signed = |namespace: Namespace, id: &ApprovalId| SignedChallengeRequest {
+        namespace,
+        challenge_id: id.clone(),
+        public_key: device.public_key.clone(),
+        signature: device.sign(id.as_str()),
+    };
+
+    c.bench_function("usecase/push_flow_server_side", |b| {
+        b.to_async(&runtime).iter_custom(|iterations| async move {
+            let mut timed = std::time::Duration::ZERO;
+            for _ in 0..iterations {
+                let tracked = app.track(tenant, track_command("signIn")).await.unwrap();
+                let token = tenant.keys.verify(&tracked.token, app.now()).unwrap();
+                let started_at = std::time::Instant::now();
+                let start = StartPush {
+                    action: None,
+                    credential: None,
+                    number_matching: false,
+                };
+                let started = app.start_push(tenant, &token, start).await.unwrap();
+                black_box(
+                    app.pending_push(tenant, Namespace::Push, &device.public_key, None)
+                        .await
+                        .unwrap(),
+                );
+                timed += started_at.elapsed();
+                let request = signed(Namespace::Push, &started.challenge_id);
+                let answer = Answer {
+                    request,
+                    approved: true,
+                    verification_code: None,
+                    decision_signature: None,
+                };
+                let answered_at = std::time::Instant::now();
+                assert!(app.answer_challenge(tenant, answer).await.unwrap());
+                let polled = app
+                    .poll_push(tenant, &token, &started.challenge_id)
+                    .await
+                    .unwrap();
+                timed += answered_at.elapsed();
+                black_box(polled);
+            }
+            timed
+        })
+    });
+    c.bench_function("usecase/qr_code_flow_server_side", |b| {
+        b.to_async(&runtime).iter_custom(|iterations| async move {
+            let mut timed = std::time::Duration::ZERO;
+            for _ in 0..iterations {
+                let started_at = std::time::Instant::now();
+                let start = StartQrCode {
+                    action: Some(ActionCode::parse("kioskSignIn").unwrap()),
+                    custom: None,
+                    user_agent: None,
+                    number_matching: false,
+                };
+                let started = app
+                    .start_qr_code(tenant, QrStarter::Tenant, start)
+                    .await
+                    .unwrap();
+                timed += started_at.elapsed();
+                let claim = signed(Namespace::QrCode, &started.challenge_id);
+                let answer = Answer {
+                    request: signed(Namespace::QrCode, &started.challenge_id),
+                    approved: true,
+                    verification_code: None,
+                    decision_signature: None,
+                };
+                let claimed_at = std::time::Instant::now();
+                black_box(app.claim_qr_code(tenant, claim).await.unwrap());
+                assert!(app.answer_challenge(tenant, answer).await.unwrap());
+                let polled = app
+                    .poll_qr_code(tenant, &started.challenge_id, &started.device_code)
+                    .await
+                    .unwrap();
+                timed += claimed_at.elapsed();
+                black_box(polled);
+            }
+            timed
+        })
+    });
+}
+
+criterion_group!(benches, tokens_and_signatures, use_cases, approvals);
 criterion_main!(benches);

@@ -1706,3 +1706,112 @@ async fn qr_code_start_is_validated() {
     .await
     .expect_error(409, "invalid_action_state");
 }
+
+// ---------------------------------------------------------------- review fixes
+
+/// A device that may not claim a QR code cannot end it with bad signatures: who may claim is
+/// decided before the signature is checked (and counted).
+#[tokio::test]
+async fn bad_claims_from_a_device_that_may_not_claim_do_not_end_a_qr_code() {
+    let h = Harness::start().await;
+    let (alice_phone, _) = enrol(&h, "alice", "qr-code").await;
+    let (mallory_phone, _) = enrol(&h, "mallory", "qr-code").await;
+    let started = h
+        .post(
+            "/client/challenge/qr-code",
+            Auth::TenantBrowser(&h.a.id),
+            json!({"action": "kioskSignIn"}),
+        )
+        .await
+        .expect(200);
+    let id = started["challengeId"].as_str().unwrap();
+    let device_code = started["deviceCode"].as_str().unwrap();
+    let claim = |device: &Device, signature: String| {
+        h.post(
+            "/client/user-authenticators/qr-code/challenge/claim",
+            Auth::TenantIos(&h.a.id),
+            json!({"challengeId": id, "publicKey": device.public_key, "signature": signature}),
+        )
+    };
+    claim(&alice_phone, alice_phone.sign(id)).await.expect(200);
+    for _ in 0..6 {
+        claim(&mallory_phone, mallory_phone.sign("not the id"))
+            .await
+            .expect_error(403, "challenge_claimed_by_another_device");
+    }
+    answer(&h, &alice_phone, id, true, json!({}))
+        .await
+        .expect(200);
+    // After the approval, nobody's bad signatures can turn it into a rejection.
+    for _ in 0..6 {
+        claim(&alice_phone, alice_phone.sign("not the id"))
+            .await
+            .expect_error(409, "challenge_already_used");
+    }
+    let polled = poll_qr(&h, id, device_code).await.expect(200);
+    assert_poll(&polled, true, true, true);
+    assert!(polled["accessToken"].is_string());
+}
+
+#[tokio::test]
+async fn a_qr_code_start_refuses_custom_data_over_4_kib() {
+    let h = Harness::start().await;
+    let big = "x".repeat(4100);
+    h.post(
+        "/client/challenge/qr-code",
+        Auth::TenantBrowser(&h.a.id),
+        json!({"action": "kioskSignIn", "custom": {"note": big}}),
+    )
+    .await
+    .expect_error(400, "invalid_request");
+    h.post(
+        "/client/challenge/qr-code",
+        Auth::TenantBrowser(&h.a.id),
+        json!({"action": "kioskSignIn", "custom": {"note": "x".repeat(4000)}}),
+    )
+    .await
+    .expect(200);
+}
+
+/// The app may find a push by polling and approve it while the webhook is still being
+/// delivered; if the delivery then fails, the approval stands and the start says so.
+#[tokio::test]
+async fn a_push_approved_while_its_webhook_fails_is_reported_approved() {
+    use axum::http::StatusCode;
+    use tokio::sync::{Mutex as AsyncMutex, mpsc};
+    let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<String>();
+    let (go_tx, go_rx) = mpsc::unbounded_channel::<()>();
+    let go_rx = Arc::new(AsyncMutex::new(go_rx));
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let (seen_tx, go_rx) = (seen_tx.clone(), go_rx.clone());
+            async move {
+                let event: Value = serde_json::from_str(&body).unwrap();
+                let id = event["data"]["challengeId"].as_str().unwrap().to_owned();
+                seen_tx.send(id).unwrap();
+                go_rx.lock().await.recv().await;
+                (StatusCode::INTERNAL_SERVER_ERROR, "{}")
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let h = harness_with_webhook(&url, Settings::default()).await;
+    let (phone, _) = enrol(&h, "alice", "push").await;
+    let token = track_token(&h, "alice", "signIn", json!({})).await;
+    let (started, approved) = tokio::join!(start_push(&h, &token, json!({})), async {
+        let id = seen_rx.recv().await.unwrap();
+        let answered = answer(&h, &phone, &id, true, json!({})).await.expect(200);
+        go_tx.send(()).unwrap();
+        (id, answered)
+    });
+    let (id, answered) = approved;
+    assert_eq!(answered["isVerified"], true);
+    let started = started.expect(200);
+    assert_eq!(started["challengeId"], id.as_str());
+    let polled = poll_push(&h, &token, &id).await.expect(200);
+    assert_poll(&polled, true, true, true);
+}

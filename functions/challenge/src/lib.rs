@@ -279,6 +279,9 @@ async fn poll_push(
 
 // ---------------------------------------------------------------- QR code: kiosk (spec 3.3 #14, #15)
 
+/// The largest `custom` a QR-code start may carry (ours; the approver sees it).
+const MAX_QR_CUSTOM_BYTES: usize = 4096;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct StartQrCodeBody {
@@ -306,6 +309,16 @@ async fn start_qr_code(
 ) -> Result<Response> {
     if body.custom.as_ref().is_some_and(|c| !c.is_object()) {
         return Err(Error::invalid_request("`custom` must be a JSON object."));
+    }
+    // An anonymous start needs no secret, and each one is stored: keep what it stores small.
+    if body
+        .custom
+        .as_ref()
+        .is_some_and(|c| c.to_string().len() > MAX_QR_CUSTOM_BYTES)
+    {
+        return Err(Error::invalid_request(format!(
+            "`custom` must be at most {MAX_QR_CUSTOM_BYTES} bytes of JSON."
+        )));
     }
     let starter = match &auth {
         ClientAuth::Bearer(bearer) => QrStarter::Token(bearer.token.clone()),

@@ -295,11 +295,21 @@ impl App {
         {
             // Spec 2.11: a failed delivery fails the challenge; it must not stay answerable.
             let cancelled = challenge.moved_to(ApprovalState::Rejected, now);
-            self.store
+            let answered_meanwhile = !self
+                .store
                 .put_approval(&cancelled, Some(challenge.version))
-                .await?;
-            tracing::warn!(problem = %problem, "push.created webhook failed");
-            return Err(Error::WebhookFailed(problem.into()));
+                .await?
+                && self
+                    .store
+                    .get_approval(&tenant.id, &challenge.slot())
+                    .await?
+                    .is_some_and(|c| c.id == challenge.id && c.state == ApprovalState::Approved);
+            tracing::warn!(problem = %problem, answered_meanwhile, "push.created webhook failed");
+            // An app that found the push by polling may have approved it during the wait: then
+            // the approval stands and the browser is told so, not that the push failed.
+            if !answered_meanwhile {
+                return Err(Error::WebhookFailed(problem.into()));
+            }
         }
         Ok(PushStarted {
             challenge_id: challenge.id,
@@ -536,9 +546,17 @@ impl App {
             if challenge.kind != ApprovalKind::QrCode {
                 return Err(Error::ChallengeNotFound);
             }
-            self.check_device_signature(&challenge, &request, now)
-                .await?;
-            let claimed = match challenge.state {
+            // Who may claim, before the signature: a device that may not claim must not be
+            // able to end the code with bad signatures (they are counted, DESIGN 6).
+            match challenge.state {
+                ApprovalState::Approved | ApprovalState::Rejected => {
+                    return Err(Error::ChallengeAlreadyUsed);
+                }
+                ApprovalState::Claimed
+                    if challenge.answered_by.as_ref() != Some(&credential.id) =>
+                {
+                    return Err(Error::ChallengeClaimedByAnotherDevice);
+                }
                 // A token-started code is for its user only. Once claimed, `user_id` is the
                 // claimer's: any other device is told the code is taken, whoever its user.
                 ApprovalState::Pending
@@ -549,28 +567,25 @@ impl App {
                 {
                     return Err(Error::UserMismatch);
                 }
-                ApprovalState::Pending => {
-                    let mut next = challenge.moved_to(ApprovalState::Claimed, now);
-                    next.answered_by = Some(credential.id.clone());
-                    next.user_id = Some(credential.user_id.clone());
-                    if !self
-                        .store
-                        .put_approval(&next, Some(challenge.version))
-                        .await?
-                    {
-                        continue;
-                    }
-                    next
-                }
-                ApprovalState::Claimed
-                    if challenge.answered_by.as_ref() == Some(&credential.id) =>
+                _ => {}
+            }
+            self.check_device_signature(&challenge, &request, now)
+                .await?;
+            let claimed = if challenge.state == ApprovalState::Pending {
+                let mut next = challenge.moved_to(ApprovalState::Claimed, now);
+                next.answered_by = Some(credential.id.clone());
+                next.user_id = Some(credential.user_id.clone());
+                if !self
+                    .store
+                    .put_approval(&next, Some(challenge.version))
+                    .await?
                 {
-                    challenge
+                    continue;
                 }
-                ApprovalState::Claimed => return Err(Error::ChallengeClaimedByAnotherDevice),
-                ApprovalState::Approved | ApprovalState::Rejected => {
-                    return Err(Error::ChallengeAlreadyUsed);
-                }
+                next
+            } else {
+                // Claimed by this very device before: claiming again is harmless.
+                challenge
             };
             let user = self.store.get_user(&tenant.id, &credential.user_id).await?;
             return Ok((claimed, SignedExtras { user }));
@@ -882,6 +897,11 @@ impl App {
         challenge: &ApprovalChallenge,
         now: Timestamp,
     ) -> Result<()> {
+        // An ended challenge stays as it ended: bad signatures must not turn an approval
+        // into a rejection.
+        if challenge.state.is_final() {
+            return Ok(());
+        }
         let failed_attempts = challenge.failed_attempts + 1;
         let mut next = if failed_attempts >= self.settings.max_failed_attempts {
             challenge.moved_to(ApprovalState::Rejected, now)
