@@ -51,6 +51,19 @@ async fn blocked(h: &Harness, user: &str, attributes: Value) -> bool {
     }
 }
 
+/// A reviewer approves a tracked `pay` action (spec 2.5), which proves its device.
+async fn prove(h: &Harness, user: &str, tracked: &Value) {
+    let key = tracked["idempotencyKey"].as_str().unwrap();
+    h.send(
+        Method::PATCH,
+        &format!("/users/{user}/actions/pay/{key}"),
+        Auth::Secret(&h.a.secret),
+        Some(&json!({"state": "REVIEW_SUCCEEDED"})),
+    )
+    .await
+    .expect(200);
+}
+
 #[tokio::test]
 async fn every_data_point_decides_a_rule() {
     let h = Harness::start().await;
@@ -202,20 +215,26 @@ async fn every_data_point_decides_a_rule() {
     assert!(blocked(&h, "u-enrolled", json!({})).await);
     assert!(!blocked(&h, "u-stranger", json!({})).await);
 
-    // --- from the user's history
+    // --- from the user's history. A device becomes known once an action from it was
+    // proven; here a reviewer approves it (`PATCH` to REVIEW_SUCCEEDED).
     check("device.isNew");
     block_pay_when(&h, json!({"var": "device.isNew"})).await;
+    let first = h
+        .track(&h.a, "u-hist", "pay", json!({"deviceId": "d1"}))
+        .await;
+    assert_eq!(first["state"], "BLOCK", "first sight: {first}");
     assert!(
         blocked(&h, "u-hist", json!({"deviceId": "d1"})).await,
-        "first sight"
+        "a blocked attempt proves nothing: a retry from d1 is still new"
     );
+    prove(&h, "u-hist", &first).await;
     assert!(
         !blocked(&h, "u-hist", json!({"deviceId": "d1"})).await,
-        "seen before"
+        "seen before, and proven"
     );
     assert!(
-        !blocked(&h, "u-hist", json!({})).await,
-        "no deviceId: unknown, not new"
+        blocked(&h, "u-hist", json!({})).await,
+        "no deviceId: new (fails closed)"
     );
     assert!(
         blocked(&h, "u-other", json!({"deviceId": "d1"})).await,
@@ -224,10 +243,15 @@ async fn every_data_point_decides_a_rule() {
 
     check("device.count");
     block_pay_when(&h, json!({">=": [{"var": "device.count"}, 3]})).await;
+    let second = h
+        .track(&h.a, "u-hist", "pay", json!({"deviceId": "d2"}))
+        .await;
+    assert_eq!(second["state"], "ALLOW", "d1, d2: {second}");
     assert!(
-        !blocked(&h, "u-hist", json!({"deviceId": "d2"})).await,
-        "d1, d2"
+        !blocked(&h, "u-hist", json!({"deviceId": "d3"})).await,
+        "d1, d3: the d2 attempt is not proven"
     );
+    prove(&h, "u-hist", &second).await;
     assert!(
         blocked(&h, "u-hist", json!({"deviceId": "d3"})).await,
         "d1, d2, d3"

@@ -8,7 +8,7 @@
 
 use super::ids::ActionCode;
 use super::model::TrackContext;
-use super::model::{Action, Credential};
+use super::model::{Action, ActionState, Credential};
 use crate::clock::Timestamp;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
@@ -273,12 +273,29 @@ pub fn data(inputs: &SignalInputs<'_>) -> Value {
             .iter()
             .filter(|a| a.expires_at > inputs.now && a.created_at <= inputs.now)
             .collect();
+        // A device is known once an action from it was proven: a challenge succeeded or a
+        // reviewer approved it. An attempt that was blocked, sent to review or left
+        // unchallenged proves nothing; counting it would let a second try from the same
+        // unknown device pass as "seen before".
         let mut devices: BTreeSet<&str> = live
             .iter()
+            .filter(|a| {
+                matches!(
+                    a.state,
+                    ActionState::ChallengeSucceeded | ActionState::ReviewSucceeded
+                )
+            })
             .filter_map(|a| a.context.device_id.as_deref())
             .collect();
+        // No `deviceId` (the browser's cookie can be deleted by whoever holds it): new, so
+        // that a rule on new devices fails closed.
+        device["isNew"] = Value::Bool(
+            context
+                .device_id
+                .as_deref()
+                .is_none_or(|id| !devices.contains(id)),
+        );
         if let Some(id) = context.device_id.as_deref() {
-            device["isNew"] = Value::Bool(!devices.contains(id));
             devices.insert(id);
         }
         device["count"] = json!(devices.len());
@@ -348,9 +365,17 @@ pub fn is_private(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ActionKey, ActionOrigin, ActionState, IdempotencyKey, UserId};
+    use crate::domain::{ActionKey, ActionOrigin, IdempotencyKey, UserId};
 
+    /// An earlier action whose challenge succeeded: its device is proven.
     fn action(code: &str, device: Option<&str>, created: i64) -> Action {
+        Action {
+            state: ActionState::ChallengeSucceeded,
+            ..attempt(code, device, created, ActionState::Allow)
+        }
+    }
+
+    fn attempt(code: &str, device: Option<&str>, created: i64, state: ActionState) -> Action {
         Action {
             tenant_id: crate::domain::TenantId::parse("t").unwrap(),
             key: ActionKey {
@@ -358,7 +383,7 @@ mod tests {
                 action_code: ActionCode::parse(code).unwrap(),
                 idempotency_key: IdempotencyKey::parse(format!("k{created}")).unwrap(),
             },
-            state: ActionState::Allow,
+            state,
             created_at: Timestamp::from_unix_seconds(created),
             state_updated_at: Timestamp::from_unix_seconds(created),
             verification_method: None,
@@ -430,6 +455,48 @@ mod tests {
                 point.name
             );
         }
+    }
+
+    #[test]
+    fn only_proven_devices_are_known_and_a_missing_device_id_is_new() {
+        let code = ActionCode::parse("pay").unwrap();
+        let now = Timestamp::from_unix_seconds(1_000_000);
+        let earlier = [
+            attempt("pay", Some("dX"), 999_000, ActionState::Block),
+            attempt("pay", Some("dX"), 999_100, ActionState::ReviewRequired),
+            attempt("pay", Some("dX"), 999_200, ActionState::ChallengeRequired),
+            attempt("pay", Some("dX"), 999_300, ActionState::ChallengeFailed),
+            attempt("pay", Some("dR"), 999_400, ActionState::ReviewSucceeded),
+        ];
+        let seen = |device: Option<&str>| {
+            let context = TrackContext {
+                device_id: device.map(str::to_owned),
+                ..Default::default()
+            };
+            data(&SignalInputs {
+                action_code: &code,
+                context: &context,
+                email: None,
+                phone_number: None,
+                credentials: &[],
+                history: Some(History { actions: &earlier }),
+                now,
+            })["device"]
+                .clone()
+        };
+        assert_eq!(
+            seen(Some("dX"))["isNew"],
+            json!(true),
+            "attempts prove nothing"
+        );
+        assert_eq!(seen(Some("dX"))["count"], json!(2), "dR and dX");
+        assert_eq!(
+            seen(Some("dR"))["isNew"],
+            json!(false),
+            "a reviewer approved it"
+        );
+        assert_eq!(seen(None)["isNew"], json!(true), "no deviceId fails closed");
+        assert_eq!(seen(None)["count"], json!(1));
     }
 
     #[test]
