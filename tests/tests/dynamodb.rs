@@ -282,8 +282,8 @@ async fn dynamodb_requests_per_push_and_qr_code_flow() {
     );
     assert_eq!(
         total(&answer),
-        3,
-        "GetItem credential, GetItem code, TransactWriteItems (code, new action, both credential copies)"
+        5,
+        "GetItem credential, GetItem code, BatchGetItem rules configs + Query credentials (the rules decide the new action), TransactWriteItems (code, new action, both credential copies)"
     );
     assert_eq!(total(&poll), 2, "GetItem code, PutItem (token handed out)");
 }

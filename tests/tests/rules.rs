@@ -697,3 +697,102 @@ async fn configs_can_be_listed_read_and_deleted() {
             .is_empty()
     );
 }
+
+/// An anonymous kiosk's QR sign-in for `adminSignIn`, claimed and approved by `phone`: the
+/// approval's reply and the kiosk's poll after it.
+async fn qr_sign_in(h: &Harness, phone: &Device, custom: Value) -> (e2e_tests::Reply, Value) {
+    let basic = || Auth::TenantAndroid(&h.a.id);
+    let started = h
+        .post(
+            "/client/challenge/qr-code",
+            basic(),
+            json!({"action": "adminSignIn", "custom": custom}),
+        )
+        .await
+        .expect(200);
+    let id = started["challengeId"].as_str().unwrap().to_owned();
+    let signed =
+        json!({"challengeId": id, "publicKey": phone.public_key, "signature": phone.sign(&id)});
+    h.post(
+        "/client/user-authenticators/qr-code/challenge/claim",
+        basic(),
+        signed.clone(),
+    )
+    .await
+    .expect(200);
+    let mut approve = signed;
+    approve["approved"] = json!(true);
+    let answered = h
+        .post(
+            "/client/user-authenticators/qr-code/challenge",
+            basic(),
+            approve,
+        )
+        .await;
+    let polled = h
+        .post(
+            "/client/verify/qr-code",
+            basic(),
+            json!({"challengeId": id, "deviceCode": started["deviceCode"]}),
+        )
+        .await
+        .expect(200);
+    (answered, polled)
+}
+
+/// An action a device creates without a track (an anonymous QR code, an in-app verify with
+/// tenant Basic) is decided by the rules as a track would be: a BLOCK or REVIEW outcome
+/// cannot be completed by a signature.
+#[tokio::test]
+async fn rules_decide_actions_that_devices_create_without_a_track() {
+    let h = Harness::start().await;
+    put_config(
+        &h,
+        &h.a,
+        "adminSignIn",
+        json!({"defaultOutcome": "CHALLENGE", "rules": [
+            {"ruleId": "kiosk-block", "name": "No admin sign-in at kiosks", "type": "BLOCK",
+             "conditions": {"==": [{"var": "custom.kiosk"}, "lobby"]}},
+            {"ruleId": "review-all", "name": "Review the rest", "type": "REVIEW",
+             "conditions": {"==": [{"var": "custom.kiosk"}, "office"]}}
+        ]}),
+    )
+    .await
+    .expect(200);
+    let phone = Device::in_namespace("qr-code");
+    h.register(&h.a, "alice", &phone).await;
+    let basic = || Auth::TenantAndroid(&h.a.id);
+    let (answered, polled) = qr_sign_in(&h, &phone, json!({"kiosk": "lobby"})).await;
+    answered.expect_error(409, "invalid_action_state");
+    assert_eq!(polled["isConsumed"], true, "{polled}");
+    assert_eq!(polled["isVerified"], false, "{polled}");
+    assert!(polled.get("accessToken").is_none());
+
+    let (answered, _) = qr_sign_in(&h, &phone, json!({"kiosk": "office"})).await;
+    answered.expect_error(409, "invalid_action_state");
+
+    // No rule matches: the default, CHALLENGE, is what a device signature completes.
+    let (answered, polled) = qr_sign_in(&h, &phone, json!({"kiosk": "home"})).await;
+    assert_eq!(answered.expect(200)["isVerified"], true);
+    let validated = h
+        .validate(&h.a, json!({"token": polled["accessToken"]}))
+        .await;
+    assert_eq!(validated["isValid"], true);
+    assert_eq!(validated["action"], "adminSignIn");
+
+    // The in-app verify of an action named at challenge start is decided the same way.
+    put_config(
+        &h,
+        &h.a,
+        "wipeAccount",
+        json!({"defaultOutcome": "BLOCK", "rules": []}),
+    )
+    .await
+    .expect(200);
+    let in_app = Device::new();
+    h.register(&h.a, "alice", &in_app).await;
+    let id = h.challenge(&h.a, json!({"action": "wipeAccount"})).await;
+    h.verify(basic(), &in_app, &id)
+        .await
+        .expect_error(409, "invalid_action_state");
+}

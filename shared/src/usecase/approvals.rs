@@ -705,13 +705,24 @@ impl App {
             };
         }
 
-        let action = match &challenge.action {
+        let mut action = match &challenge.action {
             Some(key) => ActionWrite::Complete(key.clone()),
-            // An anonymous QR code: the claimer's user signs in with a new action.
+            // An anonymous QR code: the claimer's user signs in with a new action, which the
+            // rules decide as a track would, on what the kiosk sent.
             None => self.new_action(challenge.action_code.clone(), &credential)?,
         };
-        if let ActionWrite::Create(created) = &action {
+        if let ActionWrite::Create(created) = &mut action {
+            created.context = challenge.context.clone();
             next.action = Some(created.key.clone());
+        }
+        if let Err(refused) = self.admit_created_action(tenant, &mut action).await {
+            let mut rejected = next.clone();
+            rejected.state = ApprovalState::Rejected;
+            rejected.action = None;
+            self.store
+                .put_approval(&rejected, Some(challenge.version))
+                .await?;
+            return Err(refused);
         }
         let commit = VerificationCommit {
             tenant_id: tenant.id.clone(),

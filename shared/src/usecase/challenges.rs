@@ -4,7 +4,7 @@ use super::tenants::Tenant;
 use crate::App;
 use crate::domain::{
     Action, ActionCode, ActionKey, ActionOrigin, ActionState, Challenge, ChallengeId,
-    ChallengeTarget, Credential, IdempotencyKey, Namespace, TrackContext,
+    ChallengeTarget, Credential, IdempotencyKey, Namespace, Outcome, TrackContext,
 };
 use crate::encoding;
 use crate::error::{Error, Result};
@@ -109,7 +109,8 @@ impl App {
         self.check_challenge_signature(tenant, &challenge, &command.public_key, &command.signature)
             .await?;
 
-        let action = self.action_to_complete(&challenge.target, bearer, &credential)?;
+        let mut action = self.action_to_complete(&challenge.target, bearer, &credential)?;
+        self.admit_created_action(tenant, &mut action).await?;
         let commit = VerificationCommit {
             tenant_id: tenant.id.clone(),
             single_use: SingleUse::Mark {
@@ -138,6 +139,38 @@ impl App {
             credential,
             action,
         })
+    }
+
+    /// An action a device creates without a track (in-app verify with tenant Basic, an
+    /// anonymous QR code) is still decided by the rules (spec 7): a `BLOCK` or `REVIEW`
+    /// outcome refuses it, as a track would have, and the deciding rule is recorded on it.
+    /// Without this, a blocked action could be completed by any enrolled device.
+    pub(crate) async fn admit_created_action(
+        &self,
+        tenant: &Tenant,
+        write: &mut ActionWrite,
+    ) -> Result<()> {
+        let ActionWrite::Create(action) = write else {
+            return Ok(());
+        };
+        let (decision, _) = self
+            .decide(
+                tenant,
+                &action.key.user_id,
+                &action.key.action_code,
+                &action.context,
+                None,
+                None,
+            )
+            .await?;
+        action.rule_ids = decision.rule_ids();
+        action.rules = decision.rules();
+        match decision.outcome {
+            Outcome::Block | Outcome::Review => Err(Error::ActionNotChallengeable(
+                decision.outcome.state().as_str(),
+            )),
+            Outcome::Allow | Outcome::Challenge => Ok(()),
+        }
     }
 
     /// Spec 4.4: the device signs the challenge id itself. A signature that does not verify

@@ -6,8 +6,8 @@ use crate::clock::Timestamp;
 use crate::domain::policy::{self, EffectiveConfig};
 use crate::domain::signals::{self, History, SignalInputs};
 use crate::domain::{
-    Action, ActionCode, ActionKey, ActionOrigin, ActionState, IdempotencyKey, TrackContext, UserId,
-    VerificationMethod,
+    Action, ActionCode, ActionKey, ActionOrigin, ActionState, Credential, IdempotencyKey,
+    TrackContext, UserId, VerificationMethod,
 };
 use crate::error::{Error, Result};
 use crate::token::TokenRequest;
@@ -52,42 +52,18 @@ impl App {
             Some(key) => key,
             None => IdempotencyKey::parse(self.random_uuid()?)?,
         };
-        // The rules config first (one read: the action's and the tenant default), because it
-        // decides what else must be read. Not cached: a config change applies to the next
-        // track (docs/api.md).
-        let (own, tenant_default) = self
-            .store
-            .get_action_configs(&tenant.id, &command.action_code)
+        let (decision, credentials) = self
+            .decide(
+                tenant,
+                &command.user_id,
+                &command.action_code,
+                &command.context,
+                command.email.as_deref(),
+                command.phone_number.as_deref(),
+            )
             .await?;
-        let config = EffectiveConfig::new(own, tenant_default);
-        let retention = self.settings.action_retention_days * 24 * 3600;
-        // The user's earlier actions cost more to read, so only when an active rule reads a
-        // data point computed from them (device.isNew, action.countLastHour, ...).
-        let (credentials, history) = if config.needs_history() {
-            let (credentials, actions) = self
-                .store
-                .list_user_activity(&tenant.id, &command.user_id, now.plus_seconds(-retention))
-                .await?;
-            (credentials, Some(actions))
-        } else {
-            let credentials = self
-                .store
-                .list_user_credentials(&tenant.id, &command.user_id)
-                .await?;
-            (credentials, None)
-        };
         let enrolled_methods = super::users::distinct_methods(&credentials);
         let is_enrolled = !credentials.is_empty();
-        let data = signals::data(&SignalInputs {
-            action_code: &command.action_code,
-            context: &command.context,
-            email: command.email.as_deref(),
-            phone_number: command.phone_number.as_deref(),
-            credentials: &credentials,
-            history: history.as_deref().map(|actions| History { actions }),
-            now,
-        });
-        let decision = policy::decide(&config, &data, is_enrolled, false);
 
         let candidate = Action {
             tenant_id: tenant.id.clone(),
@@ -105,7 +81,7 @@ impl App {
             rule_ids: decision.rule_ids(),
             rules: decision.rules(),
             origin: ActionOrigin::Track,
-            expires_at: now.plus_seconds(retention),
+            expires_at: now.plus_seconds(self.settings.action_retention_days * 24 * 3600),
         };
         let action = self.store.create_action(&candidate).await?;
         let token = tenant.keys.issue(
@@ -124,6 +100,53 @@ impl App {
             is_enrolled,
             enrolled_methods,
         })
+    }
+
+    /// The rules' decision for `user` doing `action_code` in `context` (spec 2.3, 7), and the
+    /// user's credentials it read on the way.
+    pub(crate) async fn decide(
+        &self,
+        tenant: &Tenant,
+        user: &UserId,
+        action_code: &ActionCode,
+        context: &TrackContext,
+        email: Option<&str>,
+        phone_number: Option<&str>,
+    ) -> Result<(policy::Decision, Vec<Credential>)> {
+        let now = self.now();
+        // The rules config first (one read: the action's and the tenant default), because it
+        // decides what else must be read. Not cached: a config change applies to the next
+        // track (docs/api.md).
+        let (own, tenant_default) = self
+            .store
+            .get_action_configs(&tenant.id, action_code)
+            .await?;
+        let config = EffectiveConfig::new(own, tenant_default);
+        let retention = self.settings.action_retention_days * 24 * 3600;
+        // The user's earlier actions cost more to read, so only when an active rule reads a
+        // data point computed from them (device.isNew, action.countLastHour, ...).
+        let (credentials, history) = if config.needs_history() {
+            let (credentials, actions) = self
+                .store
+                .list_user_activity(&tenant.id, user, now.plus_seconds(-retention))
+                .await?;
+            (credentials, Some(actions))
+        } else {
+            let credentials = self.store.list_user_credentials(&tenant.id, user).await?;
+            (credentials, None)
+        };
+        let is_enrolled = !credentials.is_empty();
+        let data = signals::data(&SignalInputs {
+            action_code,
+            context,
+            email,
+            phone_number,
+            credentials: &credentials,
+            history: history.as_deref().map(|actions| History { actions }),
+            now,
+        });
+        let decision = policy::decide(&config, &data, is_enrolled, false);
+        Ok((decision, credentials))
     }
 
     /// An action that exists and has not passed its retention time.
