@@ -369,16 +369,23 @@ pub fn decide(
 ) -> Decision {
     let mut trace = Vec::with_capacity(config.rules.len());
     let mut matched: Option<&Rule> = None;
+    // Whether `matched` is final. A CHALLENGE rule matched for a user with no credential is
+    // not: it will become ALLOW (below), so a later BLOCK or REVIEW rule that also matches
+    // must still be found, or a challenge rule would shield an unenrolled bot from a block.
+    let mut settled = false;
     for rule in &config.rules {
         let result = if !rule.is_active {
             RuleResult::Inactive
-        } else if matched.is_some() && !evaluate_all {
+        } else if settled && !evaluate_all {
             RuleResult::NotReached
         } else {
             let value = rules::evaluate(&rule.conditions, data);
             let is_match = rules::truthy(&value);
-            if is_match && matched.is_none() {
+            let overrides =
+                matched.is_none() || matches!(rule.outcome, Outcome::Block | Outcome::Review);
+            if is_match && !settled && overrides {
                 matched = Some(rule);
+                settled = is_enrolled || rule.outcome != Outcome::Challenge;
             }
             RuleResult::Evaluated {
                 value,

@@ -155,6 +155,33 @@ fn unenrolled_users_are_allowed_instead_of_challenged_but_review_and_block_stand
 }
 
 #[test]
+fn for_an_unenrolled_user_a_matched_challenge_rule_does_not_hide_a_later_block() {
+    let pay = config(json!({
+        "actionCode": "pay",
+        "defaultOutcome": "ALLOW",
+        "rules": [
+            rule("challenge-big", 0, "CHALLENGE", json!({">": [{"var": "custom.amount"}, 100]})),
+            rule("allow-any", 1, "ALLOW", json!(true)),
+            rule("block-huge", 2, "BLOCK", json!({">": [{"var": "custom.amount"}, 10000]})),
+        ]
+    }));
+    let effective = EffectiveConfig::new(Some(pay), None);
+    // Enrolled: the first match decides.
+    let enrolled = outcome(&effective, 20_000, true);
+    assert_eq!(enrolled.outcome, Outcome::Challenge);
+    assert_eq!(enrolled.rule_ids(), ["challenge-big"]);
+    // Unenrolled: the challenge cannot happen, so the later BLOCK decides; a later ALLOW does
+    // not replace the challenge rule as the reason.
+    let blocked = outcome(&effective, 20_000, false);
+    assert_eq!(blocked.outcome, Outcome::Block);
+    assert_eq!(blocked.rule_ids(), ["block-huge"]);
+    let allowed = outcome(&effective, 500, false);
+    assert_eq!(allowed.outcome, Outcome::Allow);
+    assert_eq!(allowed.configured_outcome, Outcome::Challenge);
+    assert_eq!(allowed.rule_ids(), ["challenge-big"]);
+}
+
+#[test]
 fn history_is_needed_only_when_an_active_rule_reads_it() {
     let mut value = json!({"actionCode": "pay", "rules": [
         rule("a", 0, "BLOCK", json!({"var": "device.isNew"})),
