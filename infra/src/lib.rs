@@ -45,7 +45,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     // Paths are normalised before routing, so the rewrite wraps the router.
     let service = router(app).map_request(normalize_path);
-    let service = axum::ServiceExt::<Request>::into_make_service(service);
+    // The peer address reaches the handlers (`shared::http::PeerIp`).
+    let service =
+        axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(service);
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await

@@ -361,6 +361,7 @@ fn approvals(c: &mut Criterion) {
                     action: Some(ActionCode::parse("kioskSignIn").unwrap()),
                     custom: None,
                     user_agent: None,
+                    ip_address: None,
                     number_matching: false,
                 };
                 let started = app

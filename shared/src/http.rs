@@ -324,6 +324,31 @@ pub fn normalize_path<B>(mut request: axum::http::Request<B>) -> axum::http::Req
     request
 }
 
+/// The address a request came from as the platform saw it: API Gateway's `sourceIp`, put
+/// here by the Lambda entry point. The local server's peer address serves when it is absent.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceIp(pub std::net::IpAddr);
+
+/// The caller's address, if the platform knows it: for showing an approver where a QR code
+/// was started (spec 3.4.7 claim `ipAddress`). Never read from a header such as
+/// `X-Forwarded-For`, which whoever sends the request controls.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerIp(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts.extensions.get::<SourceIp>().map(|s| s.0).or_else(|| {
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip())
+        });
+        Ok(PeerIp(ip))
+    }
+}
+
 /// The id of the request in the platform that delivered it (the Lambda request id), for the
 /// log line.
 #[derive(Debug, Clone)]

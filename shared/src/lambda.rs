@@ -4,7 +4,7 @@
 //! Requests arrive as API Gateway HTTP API (v2) events through `lambda_http`; the router, the
 //! handlers and the error mapping are exactly those of the local server.
 
-use crate::http::{RequestId, SharedApp, finish, normalize_path};
+use crate::http::{RequestId, SharedApp, SourceIp, finish, normalize_path};
 use crate::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
 use crate::telemetry::{self, LogFormat};
 use crate::{App, clock::SystemClock, config::Settings};
@@ -34,7 +34,7 @@ pub async fn app_from_env() -> Result<SharedApp, lambda_http::Error> {
 }
 
 /// The router as a Lambda handler: the shared layers, the Lambda request id in the log line,
-/// the path normalised before routing.
+/// API Gateway's source address for the handlers, the path normalised before routing.
 pub fn handler(
     router: Router,
 ) -> impl tower::Service<
@@ -46,6 +46,16 @@ pub fn handler(
     finish(router).map_request(|mut request: lambda_http::Request| {
         if let Some(id) = request.lambda_context_ref().map(|c| c.request_id.clone()) {
             request.extensions_mut().insert(RequestId(id));
+        }
+        if let Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) =
+            request.request_context_ref()
+            && let Some(ip) = context
+                .http
+                .source_ip
+                .as_deref()
+                .and_then(|ip| ip.parse().ok())
+        {
+            request.extensions_mut().insert(SourceIp(ip));
         }
         normalize_path(request)
     })

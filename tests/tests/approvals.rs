@@ -1815,3 +1815,31 @@ async fn a_push_approved_while_its_webhook_fails_is_reported_approved() {
     let polled = poll_push(&h, &token, &id).await.expect(200);
     assert_poll(&polled, true, true, true);
 }
+
+/// The phone is shown where an anonymous QR code was started: the kiosk's address as the
+/// server saw it, not a header the kiosk could set.
+#[tokio::test]
+async fn a_claim_shows_the_kiosks_address_as_the_server_saw_it() {
+    let h = Harness::start().await;
+    let (phone, _) = enrol(&h, "alice", "qr-code").await;
+    let started = h
+        .send_with_headers(
+            Method::POST,
+            "/client/challenge/qr-code",
+            Auth::TenantBrowser(&h.a.id),
+            &[("X-Forwarded-For", "198.51.100.66")],
+            Some(&json!({"action": "kioskSignIn"})),
+        )
+        .await
+        .expect(200);
+    let id = started["challengeId"].as_str().unwrap();
+    let claimed = h
+        .post(
+            "/client/user-authenticators/qr-code/challenge/claim",
+            Auth::TenantIos(&h.a.id),
+            json!({"challengeId": id, "publicKey": phone.public_key, "signature": phone.sign(id)}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(claimed["ipAddress"], "127.0.0.1");
+}

@@ -147,3 +147,39 @@ async fn fixture_bodies_say_what_the_sdks_need() {
     let (_, removed) = run(by_name("remove-credential")).await;
     assert!(removed["removedAuthenticatorId"].is_string());
 }
+
+/// API Gateway's `sourceIp` (never a header) becomes the anonymous QR code's `ipAddress`,
+/// which the approving phone is shown (spec 3.4.7).
+#[tokio::test]
+async fn a_qr_code_started_through_api_gateway_records_its_source_ip() {
+    let store = Arc::new(EmbeddedStore::in_memory().unwrap());
+    let app = Arc::new(App::new(
+        store.clone(),
+        Arc::new(ManualClock::new(FIXTURE_TIME)),
+        Settings::default(),
+    ));
+    lambda_events::seed(&app, &*store).await;
+    let fixture = FIXTURES.iter().find(|f| f.name == "start-qr-code").unwrap();
+    let mut event: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(lambda_events::fixture_path(fixture)).unwrap(),
+    )
+    .unwrap();
+    // A spoofed header must not win over what API Gateway saw.
+    event["headers"]["x-forwarded-for"] = "198.51.100.66".into();
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let handler = shared::lambda::handler(router_of("challenge", app.clone()));
+    let response = handler.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value =
+        serde_json::from_slice(&to_bytes(response.into_body(), usize::MAX).await.unwrap()).unwrap();
+    let id = shared::domain::ApprovalId::parse(body["challengeId"].as_str().unwrap()).unwrap();
+    let tenant = app
+        .tenant_by_id(&shared::domain::TenantId::parse(lambda_events::TENANT_ID).unwrap())
+        .await
+        .unwrap();
+    let challenge = app
+        .get_approval_challenge(&tenant, &id, None)
+        .await
+        .unwrap();
+    assert_eq!(challenge.context.ip_address.as_deref(), Some("203.0.113.7"));
+}

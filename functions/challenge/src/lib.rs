@@ -16,8 +16,8 @@ use shared::domain::{
 };
 use shared::error::{Error, Result};
 use shared::http::{
-    BearerAuth, ClientAuth, JsonBody, PathParams, PublicKeyQuery, QueryParams, SecretKeyAuth,
-    SharedApp, TenantAuth, ok, required,
+    BearerAuth, ClientAuth, JsonBody, PathParams, PeerIp, PublicKeyQuery, QueryParams,
+    SecretKeyAuth, SharedApp, TenantAuth, ok, required,
 };
 use shared::signature::PublicKey;
 use shared::usecase::approvals::{
@@ -304,6 +304,7 @@ struct StartQrCodeResponse {
 async fn start_qr_code(
     auth: ClientAuth,
     State(app): State<SharedApp>,
+    PeerIp(ip): PeerIp,
     headers: HeaderMap,
     JsonBody(body): JsonBody<StartQrCodeBody>,
 ) -> Result<Response> {
@@ -331,6 +332,7 @@ async fn start_qr_code(
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(512).collect()),
+        ip_address: ip.map(|ip| ip.to_string()),
         number_matching: body.number_matching.unwrap_or(false),
     };
     let started = app.start_qr_code(auth.tenant(), starter, command).await?;

@@ -72,8 +72,10 @@ pub enum QrStarter {
 pub struct StartQrCode {
     pub action: Option<ActionCode>,
     pub custom: Option<serde_json::Value>,
-    /// The kiosk's own request, shown to the approver.
+    /// The kiosk's own request, shown to the approver: its `User-Agent`, and its address as
+    /// the platform saw it.
     pub user_agent: Option<String>,
+    pub ip_address: Option<String>,
     pub number_matching: bool,
 }
 
@@ -480,6 +482,7 @@ impl App {
                 })?;
                 let context = TrackContext {
                     user_agent: command.user_agent.clone(),
+                    ip_address: command.ip_address.clone(),
                     ..TrackContext::default()
                 };
                 (code, None, None, context)
