@@ -230,9 +230,14 @@ struct ChallengePayload {
     /// Attestation nonce.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     n: Option<String>,
+    /// Purpose, when not a verify: `pu` for a push credential update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<String>,
 }
 
 const CHALLENGE_PREFIX: &str = "c1.";
+/// The purpose mark of a push-credential-update challenge.
+const PUSH_UPDATE: &str = "pu";
 
 /// The challenge MAC key is derived, so it never equals a JWT key (no cross-use).
 fn challenge_key(secret: &[u8]) -> ring::hmac::Key {
@@ -261,7 +266,7 @@ impl TenantKeys {
                 Some(key.idempotency_key.to_string()),
             ),
             ChallengeTarget::NewAction(code) => (None, Some(code.to_string()), None),
-            ChallengeTarget::Unbound => (None, None, None),
+            ChallengeTarget::Unbound | ChallengeTarget::PushCredentialUpdate => (None, None, None),
         };
         let payload = ChallengePayload {
             t: self.tenant_id.to_string(),
@@ -271,6 +276,7 @@ impl TenantKeys {
             c,
             k,
             n: nonce.clone(),
+            p: (*target == ChallengeTarget::PushCredentialUpdate).then(|| PUSH_UPDATE.to_owned()),
         };
         let json = serde_json::to_vec(&payload).map_err(|_| Error::Internal)?;
         let signed = format!("{CHALLENGE_PREFIX}{}", encoding::encode_url_safe(&json));
@@ -339,6 +345,8 @@ impl TenantKeys {
             return Err(Error::ChallengeNotFound);
         }
         let target = match (payload.u, payload.c, payload.k) {
+            _ if payload.p.as_deref() == Some(PUSH_UPDATE) => ChallengeTarget::PushCredentialUpdate,
+            _ if payload.p.is_some() => return Err(Error::ChallengeNotFound),
             (Some(u), Some(c), Some(k)) => ChallengeTarget::TrackedAction(ActionKey {
                 user_id: UserId::parse(u)?,
                 action_code: ActionCode::parse(c)?,

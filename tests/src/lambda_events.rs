@@ -660,7 +660,7 @@ fn request_for(name: &str) -> (String, String, Vec<(&'static str, String)>, Opti
             Some(json!({"token": token("signIn", "fixture-signin", None)})),
         ),
         "update-push-credential" => {
-            let id = challenge(ChallengeTarget::Unbound);
+            let id = challenge(ChallengeTarget::PushCredentialUpdate);
             (
                 "/v1/client/user-authenticators/push".into(),
                 String::new(),

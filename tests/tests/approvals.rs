@@ -1843,3 +1843,41 @@ async fn a_claim_shows_the_kiosks_address_as_the_server_saw_it() {
         .expect(200);
     assert_eq!(claimed["ipAddress"], "127.0.0.1");
 }
+
+/// A push-update challenge is for that only, and the update takes no other challenge.
+#[tokio::test]
+async fn push_update_challenges_and_verify_challenges_do_not_mix() {
+    let h = Harness::start().await;
+    let (phone, _) = enrol(&h, "alice", "push").await;
+    let in_app = Device::new();
+    h.register(&h.a, "alice", &in_app).await;
+
+    let verify_challenge = h.challenge(&h.a, json!({})).await;
+    h.send(
+        Method::PATCH,
+        "/client/user-authenticators/push",
+        Auth::TenantIos(&h.a.id),
+        Some(&json!({
+            "challengeId": verify_challenge, "publicKey": phone.public_key,
+            "signature": phone.sign(&verify_challenge), "pushToken": "t"
+        })),
+    )
+    .await
+    .expect_error(400, "challenge_mismatch");
+
+    let update = h
+        .post(
+            &format!(
+                "/client/user-authenticators/push/sign?publicKey={}",
+                phone.query_ios()
+            ),
+            Auth::TenantIos(&h.a.id),
+            json!({}),
+        )
+        .await
+        .expect(200);
+    let update_id = update["challengeId"].as_str().unwrap();
+    h.verify(Auth::TenantIos(&h.a.id), &in_app, update_id)
+        .await
+        .expect_error(400, "challenge_mismatch");
+}

@@ -247,6 +247,9 @@ pub enum ChallengeTarget {
     /// Started with tenant Basic and no action: the target comes from the verify call's Bearer
     /// token, or a new action with the default code is created.
     Unbound,
+    /// For a push credential's update (spec 3.4.5 `push/sign`): it completes no action, and
+    /// a verify refuses it, as the update refuses every other challenge.
+    PushCredentialUpdate,
 }
 
 /// A one-time challenge for a device signature. It is not stored: everything here is sealed

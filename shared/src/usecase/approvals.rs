@@ -21,6 +21,7 @@
 use super::tenants::Tenant;
 use crate::App;
 use crate::clock::Timestamp;
+use crate::domain::ChallengeTarget;
 use crate::domain::{
     ActionCode, ActionKey, ApprovalChallenge, ApprovalId, ApprovalKind, ApprovalSlot,
     ApprovalState, ChallengeId, Credential, CredentialId, Namespace, TrackContext, UserId,
@@ -749,9 +750,15 @@ impl App {
         key: &PublicKey,
     ) -> Result<ChallengeId> {
         self.credential_for(tenant, Namespace::Push, key).await?;
-        let challenge = self
-            .start_challenge(tenant, super::challenges::ChallengeStarter::Tenant, None)
-            .await?;
+        let expires_at = self
+            .now()
+            .plus_seconds(self.settings.challenge_lifetime_seconds);
+        let challenge = tenant.keys.seal_challenge(
+            &ChallengeTarget::PushCredentialUpdate,
+            None,
+            expires_at,
+            self.random_bytes()?,
+        )?;
         Ok(challenge.id)
     }
 
@@ -764,6 +771,10 @@ impl App {
     ) -> Result<Credential> {
         let now = self.now();
         let challenge = tenant.keys.open_challenge(&command.challenge_id)?;
+        // Only a challenge from `push/sign` may update a credential.
+        if challenge.target != ChallengeTarget::PushCredentialUpdate {
+            return Err(Error::ChallengeMismatch);
+        }
         if challenge.expires_at <= now {
             return Err(Error::ChallengeExpired);
         }
