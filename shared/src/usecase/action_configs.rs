@@ -75,8 +75,8 @@ mod tests {
         let first = kit.track("alice", "pay", None).await;
         assert_eq!(
             first.action.state,
-            ActionState::Allow,
-            "no deviceId: isNew is null"
+            ActionState::ReviewRequired,
+            "no deviceId: a new device (fails closed)"
         );
         kit.app
             .delete_action_config(&kit.tenant, &pay)
