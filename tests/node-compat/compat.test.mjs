@@ -491,3 +491,51 @@ test("QR code: an anonymous kiosk, a claim, an approval; validateChallenge names
   assert.equal(validated.verificationMethod, "DEVICE", ".NET-safe value for QR (§2.9, §8 item 8)");
   assert.equal((await poll()).accessToken, undefined, "the token is handed out once");
 });
+
+// ---------------------------------------------------------------------------------------------
+// Adaptive rules (§7, §2.3, §2.5), configured through our extension route
+// ---------------------------------------------------------------------------------------------
+
+test("rules: a BLOCK rule decides track, getAction shows the rule and output, validate says no (§7, §2.5)", async () => {
+  const action = `nodeRules${randomUUID().slice(0, 8)}`;
+  const config = {
+    defaultOutcome: "ALLOW",
+    rules: [
+      {
+        ruleId: "big-amount",
+        name: "Big amount",
+        description: "Over 1,000 is blocked",
+        type: "BLOCK",
+        conditions: { ">": [{ var: "custom.amount" }, 1000] },
+      },
+    ],
+  };
+  const put = await fetch(`${BASE_URL}/action-configs/${action}`, {
+    method: "PUT",
+    headers: {
+      Authorization: `Basic ${Buffer.from(`${SECRET_KEY}:`).toString("base64")}`,
+      "Content-Type": "application/json",
+    },
+    body: JSON.stringify(config),
+  });
+  assert.equal(put.status, 200, await put.text());
+
+  const userId = newUserId();
+  const blocked = await authsignal.track({ userId, action, attributes: { custom: { amount: 5000 } } });
+  assert.equal(blocked.state, "BLOCK");
+  assert.deepEqual(blocked.ruleIds, ["big-amount"]);
+  const allowed = await authsignal.track({ userId, action, attributes: { custom: { amount: 5 } } });
+  assert.equal(allowed.state, "ALLOW");
+  assert.deepEqual(allowed.ruleIds, []);
+
+  const read = await authsignal.getAction({ userId, action, idempotencyKey: blocked.idempotencyKey });
+  assert.equal(read.state, "BLOCK");
+  assert.equal(read.rules.length, 1);
+  assert.equal(read.rules[0].ruleId, "big-amount");
+  assert.equal(read.rules[0].name, "Big amount");
+  assert.deepEqual(read.output, { custom: { amount: 5000 } });
+
+  const validated = await authsignal.validateChallenge({ token: blocked.token });
+  assert.equal(validated.isValid, false);
+  assert.equal(validated.state, "BLOCK");
+});
