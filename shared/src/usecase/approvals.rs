@@ -202,21 +202,10 @@ impl App {
         token: &VerifiedToken,
         command: StartPush,
     ) -> Result<PushStarted> {
-        if command
-            .action
-            .as_ref()
-            .is_some_and(|code| *code != token.action.action_code)
-        {
-            return Err(Error::invalid_request(
-                "The action does not match the action of the token.",
-            ));
-        }
         let now = self.now();
-        // A blocked, reviewed or failed action is not worth a person's attention.
-        let action = self.get_action(tenant, &token.action).await?;
-        if !action.state.is_challengeable() {
-            return Err(Error::ActionNotChallengeable(action.state.as_str()));
-        }
+        let action = self
+            .challengeable_action(tenant, token, command.action.as_ref())
+            .await?;
         let user = &token.action.user_id;
         let targets: Vec<Credential> = self
             .store
@@ -457,19 +446,9 @@ impl App {
         let now = self.now();
         let (action_code, action, user_id, mut context) = match &starter {
             QrStarter::Token(token) => {
-                if command
-                    .action
-                    .as_ref()
-                    .is_some_and(|code| *code != token.action.action_code)
-                {
-                    return Err(Error::invalid_request(
-                        "The action does not match the action of the token.",
-                    ));
-                }
-                let action = self.get_action(tenant, &token.action).await?;
-                if !action.state.is_challengeable() {
-                    return Err(Error::ActionNotChallengeable(action.state.as_str()));
-                }
+                let action = self
+                    .challengeable_action(tenant, token, command.action.as_ref())
+                    .await?;
                 (
                     token.action.action_code.clone(),
                     Some(token.action.clone()),
@@ -834,6 +813,27 @@ impl App {
     }
 
     // ------------------------------------------------------------ shared steps
+
+    /// The tracked action a token-started push or QR code is for: the body's `action`, if
+    /// any, must be the token's, and the action must still be open to a challenge (a
+    /// blocked, reviewed or failed action is not worth a person's attention).
+    async fn challengeable_action(
+        &self,
+        tenant: &Tenant,
+        token: &VerifiedToken,
+        requested: Option<&ActionCode>,
+    ) -> Result<crate::domain::Action> {
+        if requested.is_some_and(|code| *code != token.action.action_code) {
+            return Err(Error::invalid_request(
+                "The action does not match the action of the token.",
+            ));
+        }
+        let action = self.get_action(tenant, &token.action).await?;
+        if !action.state.is_challengeable() {
+            return Err(Error::ActionNotChallengeable(action.state.as_str()));
+        }
+        Ok(action)
+    }
 
     /// The credential of this key in this namespace; an expired push credential is gone.
     async fn credential_for(
