@@ -183,3 +183,75 @@ async fn a_qr_code_started_through_api_gateway_records_its_source_ip() {
         .unwrap();
     assert_eq!(challenge.context.ip_address.as_deref(), Some("203.0.113.7"));
 }
+
+/// The IAM actions `template.yaml` grants a function.
+fn granted_actions(function: &str) -> std::collections::BTreeSet<String> {
+    let resource = match function {
+        "track" => "TrackFunction",
+        "add-authenticator" => "AddAuthenticatorFunction",
+        "challenge" => "ChallengeFunction",
+        "validate" => "ValidateFunction",
+        other => panic!("unknown function {other}"),
+    };
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let template: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    template["Resources"][resource]["Properties"]["Policies"][0]["Statement"][0]["Action"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every route, on the DynamoDB store, asks DynamoDB only for what its function's IAM policy
+/// in `template.yaml` grants: a missing action would be an `AccessDenied` (a 503) in AWS that
+/// no local run shows. Transaction items count as the actions IAM checks them as.
+#[tokio::test]
+async fn each_function_uses_only_the_dynamodb_actions_its_iam_policy_grants() {
+    use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter, local};
+    let server = local::LocalDynamo::start().await;
+    let meter = UsageMeter::default();
+    let client = dynamodb::client(
+        &DynamoConfig {
+            endpoint_url: Some(server.endpoint()),
+        },
+        meter.clone(),
+    )
+    .await;
+    let mut used: std::collections::BTreeMap<&str, std::collections::BTreeSet<String>> =
+        Default::default();
+    for fixture in FIXTURES {
+        let table = local::unique_table("iam");
+        dynamodb::create_table(&client, &table).await.unwrap();
+        let store = Arc::new(DynamoStore::new(client.clone(), table, meter.clone()));
+        let app = Arc::new(App::new(
+            store.clone(),
+            Arc::new(ManualClock::new(FIXTURE_TIME)),
+            Settings::default(),
+        ));
+        lambda_events::seed(&app, &*store).await;
+        meter.take();
+        let text = std::fs::read_to_string(lambda_events::fixture_path(fixture)).unwrap();
+        let request = lambda_http::request::from_str(&text).unwrap();
+        let handler = shared::lambda::handler(router_of(fixture.function, app));
+        let response = handler.oneshot(request).await.unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            fixture.expected_status,
+            "{} on DynamoDB",
+            fixture.name
+        );
+        used.entry(fixture.function)
+            .or_default()
+            .extend(meter.take().iam_actions());
+    }
+    for (function, actions) in used {
+        let granted = granted_actions(function);
+        let missing: Vec<&String> = actions.difference(&granted).collect();
+        assert!(
+            missing.is_empty(),
+            "{function} uses {missing:?}, which template.yaml does not grant (grants {granted:?})"
+        );
+    }
+}

@@ -75,7 +75,7 @@ use aws_sdk_dynamodb::types::{
     KeySchemaElement, KeyType, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
     ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 type Item = HashMap<String, AttributeValue>;
@@ -175,6 +175,9 @@ pub async fn create_table(client: &Client, table: &str) -> Result<bool> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Usage {
     pub requests: BTreeMap<String, u64>,
+    /// The item actions inside the `TransactWriteItems` sent (`PutItem`, `UpdateItem`,
+    /// `DeleteItem`, `ConditionCheckItem`): IAM authorises a transaction item by item.
+    pub transaction_item_actions: BTreeSet<&'static str>,
     pub read_units: f64,
     pub write_units: f64,
 }
@@ -182,6 +185,17 @@ pub struct Usage {
 impl Usage {
     pub fn total_requests(&self) -> u64 {
         self.requests.values().sum()
+    }
+
+    /// The IAM actions (`dynamodb:...`) these requests need.
+    pub fn iam_actions(&self) -> BTreeSet<String> {
+        self.requests
+            .keys()
+            .map(String::as_str)
+            .filter(|op| *op != "TransactWriteItems")
+            .chain(self.transaction_item_actions.iter().copied())
+            .map(|action| format!("dynamodb:{action}"))
+            .collect()
     }
 }
 
@@ -202,6 +216,22 @@ impl UsageMeter {
 
     pub fn total_requests(&self) -> u64 {
         self.usage().total_requests()
+    }
+
+    fn record_transaction_items(&self, items: &[TransactWriteItem]) {
+        let mut usage = self.usage();
+        for item in items {
+            let action = if item.put().is_some() {
+                "PutItem"
+            } else if item.update().is_some() {
+                "UpdateItem"
+            } else if item.delete().is_some() {
+                "DeleteItem"
+            } else {
+                "ConditionCheckItem"
+            };
+            usage.transaction_item_actions.insert(action);
+        }
     }
 
     fn record_read(&self, capacity: Option<&ConsumedCapacity>) {
@@ -658,6 +688,7 @@ impl DynamoStore {
         &self,
         items: Vec<TransactWriteItem>,
     ) -> Result<std::result::Result<(), Vec<CancellationReason>>> {
+        self.meter.record_transaction_items(&items);
         match self
             .client
             .transact_write_items()
