@@ -60,6 +60,7 @@ impl App {
                 &command.context,
                 command.email.as_deref(),
                 command.phone_number.as_deref(),
+                policy::Provenance::Track,
             )
             .await?;
         let enrolled_methods = super::users::distinct_methods(&credentials);
@@ -112,6 +113,7 @@ impl App {
         context: &TrackContext,
         email: Option<&str>,
         phone_number: Option<&str>,
+        provenance: policy::Provenance,
     ) -> Result<(policy::Decision, Vec<Credential>)> {
         let now = self.now();
         // The rules config first (one read: the action's and the tenant default), because it
@@ -145,7 +147,7 @@ impl App {
             history: history.as_deref().map(|actions| History { actions }),
             now,
         });
-        let decision = policy::decide(&config, &data, is_enrolled, false);
+        let decision = policy::decide_with(&config, &data, is_enrolled, false, provenance);
         Ok((decision, credentials))
     }
 
