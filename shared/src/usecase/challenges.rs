@@ -1,6 +1,7 @@
 //! One-time challenges and the in-app verify (spec 3.4.4, 6.2; DESIGN 6).
 
 use super::tenants::Tenant;
+use super::track::DecisionSubject;
 use crate::App;
 use crate::domain::policy::Provenance;
 use crate::domain::{
@@ -160,14 +161,16 @@ impl App {
         let (decision, _) = self
             .decide(
                 tenant,
-                &action.key.user_id,
-                &action.key.action_code,
-                &action.context,
-                None,
-                None,
-                Provenance::DeviceCreated {
-                    // Only ever set from what the platform saw (QR start), never claimed.
-                    ip_observed: action.context.ip_address.is_some(),
+                DecisionSubject {
+                    user: &action.key.user_id,
+                    action_code: &action.key.action_code,
+                    context: &action.context,
+                    email: None,
+                    phone_number: None,
+                    provenance: Provenance::DeviceCreated {
+                        // Only ever set from what the platform saw (QR start), never claimed.
+                        ip_observed: action.context.ip_address.is_some(),
+                    },
                 },
             )
             .await?;
