@@ -2,7 +2,11 @@
 //! embedded store. The Lambda functions serve the same routers, so what runs here is what runs
 //! in AWS (DESIGN 2).
 
+pub mod conformance;
+pub mod device;
+pub mod device_cli;
 pub mod dry_run;
+pub mod http_client;
 pub mod secret_strength;
 
 use axum::Router;

@@ -10,6 +10,9 @@
 //! trusted-device action-config get|delete CODE --tenant-id ID [STORE]     (CODE `*`: the tenant default)
 //! trusted-device action-config list --tenant-id ID [STORE]
 //! trusted-device rules test --config F --request R                       (a dry run: no store)
+//! trusted-device device enroll|verify|pending|approve|reject|claim|remove|list [--url URL]
+//!                       --tenant-id ID [--key-file F] [--platform ios|android] [--json]
+//! trusted-device conformance --url URL --tenant-id ID   (secret: TRUSTED_DEVICE_SECRET_KEY)
 //!
 //! STORE: --store embedded [--data-dir ./.trusted-device]            (the default)
 //!        --store dynamodb --table NAME [--endpoint-url URL]
@@ -65,6 +68,10 @@ enum Command {
     /// Try rules without a server or a store.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// A software device: a P-256 key in a file, speaking the iOS or Android SDK's wire.
+    Device(trusted_device::device_cli::DeviceArgs),
+    /// Check a running deployment against the contract, with only the tenant's keys.
+    Conformance(trusted_device::conformance::ConformanceArgs),
 }
 
 #[derive(clap::Args)]
@@ -276,6 +283,8 @@ async fn main() -> ExitCode {
             action_config(command).await
         }
         Command::Rules(RulesCommand::Test { config, request }) => rules_test(&config, &request),
+        Command::Device(args) => trusted_device::device_cli::run(args).await,
+        Command::Conformance(args) => trusted_device::conformance::cli(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
