@@ -342,8 +342,14 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(buffer)
 }
 
-/// Runs every check; cleans up whatever happened. The results are in order.
-pub async fn run(options: Options) -> Result<Vec<CheckResult>, String> {
+/// What a run did: the checks in order, and the users it made (and deleted).
+pub struct Report {
+    pub results: Vec<CheckResult>,
+    pub users: Vec<String>,
+}
+
+/// Runs every check; cleans up whatever happened.
+pub async fn run(options: Options) -> Result<Report, String> {
     let mut run = Run {
         http: HttpClient::new()?,
         base: options.base_url.trim_end_matches('/').to_owned(),
@@ -439,9 +445,13 @@ pub async fn run(options: Options) -> Result<Vec<CheckResult>, String> {
         ),
     };
     run.record("Content-Type: application/json on every response", result);
+    let users = run.users.clone();
     let result = cleanup(&mut run).await;
     run.record("clean-up: DELETE /users/{id} for every user made", result);
-    Ok(run.results)
+    Ok(Report {
+        results: run.results,
+        users,
+    })
 }
 
 async fn wrong_secret(run: &mut Run) -> Checked<()> {
@@ -1086,7 +1096,8 @@ pub fn render(results: &[CheckResult]) -> String {
 }
 
 /// The results as JSON, for scripts.
-pub fn to_json(results: &[CheckResult]) -> Value {
+pub fn to_json(report: &Report) -> Value {
+    let results = &report.results;
     let checks: Vec<Value> = results
         .iter()
         .map(|r| match &r.outcome {
@@ -1104,6 +1115,7 @@ pub fn to_json(results: &[CheckResult]) -> Value {
     json!({
         "passed": results.iter().all(|r| !matches!(r.outcome, Outcome::Fail { .. })),
         "checks": checks,
+        "users": report.users,
     })
 }
 
@@ -1135,18 +1147,18 @@ pub async fn cli(args: ConformanceArgs) -> Result<(), String> {
     if !(args.url.starts_with("http://") || args.url.starts_with("https://")) {
         return Err("--url must start with http:// or https://".into());
     }
-    let results = run(Options {
+    let report = run(Options {
         base_url: args.url,
         tenant_id: args.tenant_id,
         secret_key: args.secret_key,
     })
     .await?;
     if args.json {
-        println!("{}", to_json(&results));
+        println!("{}", to_json(&report));
     } else {
-        print!("{}", render(&results));
+        print!("{}", render(&report.results));
     }
-    if any_failed(&results) {
+    if any_failed(&report.results) {
         Err("the deployment does not conform: see the failed checks above".into())
     } else {
         Ok(())
