@@ -361,6 +361,14 @@ pub async fn run(options: Options) -> Result<Report, String> {
         bad_content_type: None,
     };
 
+    // One probe first: a wrong URL or a server that is down is one plain error, not a table
+    // of identical failures.
+    let probe = run.url("/validate");
+    run.http
+        .send(Method::GET, &probe, &[], None)
+        .await
+        .map_err(|reason| format!("{reason} (is --url the base URL, ending in /v1?)"))?;
+
     let result = wrong_secret(&mut run).await;
     run.record("401 unauthorized for a wrong secret, exact body", result);
     let seed = seed_flow(&mut run).await;

@@ -405,7 +405,16 @@ fn describe_pending(reply: &Value) -> String {
     );
     push_context(&mut text, reply);
     if let Some(expires) = reply["expiresAt"].as_i64() {
-        text.push_str(&format!("\n  expires at  {expires} (Unix seconds)"));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let left = (expires - now).max(0);
+        text.push_str(&format!(
+            "\n  expires in  {} min {} s",
+            left / 60,
+            left % 60
+        ));
     }
     if reply["verificationCodeRequired"] == json!(true) {
         text.push_str("\nnumber matching: approve with --code <the number the browser shows>");
