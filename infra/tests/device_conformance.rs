@@ -180,13 +180,19 @@ enum Breakage {
     AcceptReplay,
     /// `Content-Type` dropped from the answers of `/validate`.
     DropContentType,
+    /// Nothing broken: every request is recorded, to read what went on the wire.
+    Record,
 }
+
+/// A request as it went on the wire: method, path with query, headers, body.
+type Recorded = (String, String, Vec<(String, String)>, String);
 
 #[derive(Clone)]
 struct Proxy {
     upstream: String,
     http: reqwest::Client,
     breakage: Breakage,
+    recorded: Arc<std::sync::Mutex<Vec<Recorded>>>,
 }
 
 /// A reverse proxy in front of the real server that breaks one thing.
@@ -198,6 +204,19 @@ async fn proxy(State(proxy): State<Proxy>, request: Request) -> Response {
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
     let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+    if matches!(proxy.breakage, Breakage::Record) {
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        proxy.recorded.lock().unwrap().push((
+            parts.method.to_string(),
+            path.clone(),
+            headers,
+            String::from_utf8_lossy(&body).into_owned(),
+        ));
+    }
     let mut forward = proxy
         .http
         .request(parts.method.clone(), format!("{}{path}", proxy.upstream));
@@ -239,11 +258,25 @@ async fn proxy(State(proxy): State<Proxy>, request: Request) -> Response {
 }
 
 async fn broken(breakage: Breakage) -> (Target, String, tokio::task::JoinHandle<()>) {
+    let (target, base, task, _) = proxied(breakage).await;
+    (target, base, task)
+}
+
+async fn proxied(
+    breakage: Breakage,
+) -> (
+    Target,
+    String,
+    tokio::task::JoinHandle<()>,
+    Arc<std::sync::Mutex<Vec<Recorded>>>,
+) {
     let target = start(false).await;
+    let recorded = Arc::new(std::sync::Mutex::new(Vec::new()));
     let state = Proxy {
         upstream: format!("http://{}", target.server.addr),
         http: reqwest::Client::new(),
         breakage,
+        recorded: recorded.clone(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -251,7 +284,7 @@ async fn broken(breakage: Breakage) -> (Target, String, tokio::task::JoinHandle<
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    (target, format!("http://{addr}/v1"), task)
+    (target, format!("http://{addr}/v1"), task, recorded)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -570,5 +603,123 @@ async fn a_backend_team_tests_every_flow_with_the_terminal_device() {
     let key_b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &key);
     let (_, listed, stderr) = term.device("ios", &["list"]).await;
     assert!(!listed.to_string().contains(&key_b64) && !stderr.contains(&key_b64));
+    target.server.stop().await;
+}
+
+/// What `device` sends is what each SDK sends (spec 1.2, 1.4, 3.1, 4.3), read off the wire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_terminal_device_sends_each_platforms_wire() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let (target, base, proxy_task, recorded) = proxied(Breakage::Record).await;
+    let upstream = target.server.base_url();
+    let dir = tempfile::tempdir().unwrap();
+    let term = Terminal {
+        base: base.clone(),
+        key_file: dir.path().join("device-key.pk8"),
+    };
+    let enroll = track(&upstream, "bob", "addAuthenticator", json!({})).await;
+    let added = term
+        .ok(
+            "android",
+            &[
+                "enroll",
+                "--token",
+                enroll["token"].as_str().unwrap(),
+                "--namespace",
+                "push",
+            ],
+        )
+        .await;
+    assert_eq!(added["userId"], "bob");
+    let listed = term.ok("ios", &["list"]).await;
+    let public_key = listed["publicKey"].as_str().unwrap().to_owned();
+    let _ = term.ok("android", &["list"]).await;
+    let sign_in = track(&upstream, "bob", "signIn", json!({})).await;
+    let bearer = format!("Bearer {}", sign_in["token"].as_str().unwrap());
+    client_post(
+        &upstream,
+        "/client/challenge/push",
+        &bearer,
+        json!({"action": "signIn"}),
+    )
+    .await;
+    let rejected = term.ok("android", &["reject"]).await;
+    assert_eq!(rejected["isVerified"], false);
+    let requests = recorded.lock().unwrap().clone();
+
+    let header =
+        |r: &Recorded, name: &str| r.2.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    // Enrol: Bearer, the Android body (devicePlatform lowercase, standard base64 SPKI).
+    let add = requests
+        .iter()
+        .find(|r| r.0 == "POST" && r.1 == "/v1/client/user-authenticators/push")
+        .unwrap();
+    assert!(header(add, "authorization").unwrap().starts_with("Bearer "));
+    let body: Value = serde_json::from_str(&add.3).unwrap();
+    assert_eq!(body["devicePlatform"], "android");
+    assert_eq!(body["publicKey"], public_key.as_str());
+    assert_eq!(
+        header(add, "content-type").as_deref(),
+        Some("application/json")
+    );
+    // The reads: iOS and Android encodings of tenant Basic and ?publicKey=.
+    let reads: Vec<&Recorded> = requests
+        .iter()
+        .filter(|r| r.0 == "GET" && r.1.starts_with("/v1/client/user-authenticators/in-app?"))
+        .collect();
+    assert_eq!(reads.len(), 2);
+    let (ios, android) = (reads[0], reads[1]);
+    let tenant = format!("{TENANT}:");
+    assert_eq!(
+        header(ios, "authorization").unwrap(),
+        format!("Basic {}", URL_SAFE_NO_PAD.encode(&tenant))
+    );
+    assert_eq!(
+        header(android, "authorization").unwrap(),
+        format!("Basic {}", STANDARD.encode(&tenant))
+    );
+    assert!(
+        ios.1.ends_with(&format!(
+            "publicKey={}",
+            URL_SAFE_NO_PAD.encode(&public_key)
+        )),
+        "{}",
+        ios.1
+    );
+    assert!(
+        android
+            .1
+            .ends_with(&format!("publicKey={}", STANDARD.encode(&public_key))),
+        "{}",
+        android.1
+    );
+    for (read, sdk) in [(ios, "ios"), (android, "android")] {
+        assert_eq!(header(read, "x-authsignal-sdk").as_deref(), Some(sdk));
+        assert_eq!(
+            header(read, "x-authsignal-tenant-id").as_deref(),
+            Some(TENANT)
+        );
+        assert!(header(read, "x-authsignal-version").is_some());
+    }
+    // The push read is signed (spec 3.4.5), and Android's answer carries an explicit null code.
+    let read = requests
+        .iter()
+        .find(|r| {
+            r.0 == "GET"
+                && r.1
+                    .starts_with("/v1/client/user-authenticators/push/challenge?")
+        })
+        .unwrap();
+    assert!(header(read, "x-authsignal-signature").is_some());
+    let answer = requests
+        .iter()
+        .find(|r| r.0 == "POST" && r.1 == "/v1/client/user-authenticators/push/challenge")
+        .unwrap();
+    let body: Value = serde_json::from_str(&answer.3).unwrap();
+    assert_eq!(body["approved"], false);
+    assert!(body.as_object().unwrap().contains_key("verificationCode"));
+    assert!(body["verificationCode"].is_null());
+    proxy_task.abort();
     target.server.stop().await;
 }
