@@ -82,14 +82,10 @@ enum DeviceCommand {
         device_name: String,
     },
     /// In-app verify: sign a challenge. With --token the tracked action is completed; with
-    /// --action (or neither) the server creates the action for the key's owner.
+    /// --action (or neither) the server creates the action for the key's owner. Given both,
+    /// the token is not sent, as the SDK's verify(action) does (spec 3.4.4).
     Verify {
-        #[arg(
-            long,
-            conflicts_with = "action",
-            env = "TRUSTED_DEVICE_TOKEN",
-            hide_env_values = true
-        )]
+        #[arg(long, env = "TRUSTED_DEVICE_TOKEN", hide_env_values = true)]
         token: Option<String>,
         #[arg(long)]
         action: Option<String>,

@@ -50,8 +50,16 @@ fn bin_dir() -> PathBuf {
 /// Builds the four bootstraps (a no-op when they are fresh): they belong to other packages,
 /// so cargo does not build them for this test by itself.
 fn build_functions() {
+    let dir = bin_dir();
     let mut command = std::process::Command::new(env!("CARGO"));
-    command.args(["build", "--quiet"]);
+    command.args(["build", "--quiet", "--locked"]);
+    // Into the directory this test runs from, in its profile, whatever flags built it.
+    if let Some(target_dir) = dir.parent() {
+        command.arg("--target-dir").arg(target_dir);
+    }
+    if dir.file_name().is_some_and(|name| name == "release") {
+        command.arg("--release");
+    }
     for function in FUNCTIONS {
         command.args(["-p", function]);
     }
