@@ -723,3 +723,206 @@ async fn the_terminal_device_sends_each_platforms_wire() {
     proxy_task.abort();
     target.server.stop().await;
 }
+
+// ------------------------------------------------------------------------------------ HTTPS
+
+/// A CA and a server certificate for 127.0.0.1, made with the openssl command line; returns
+/// the CA's PEM path, and the server's certificate and PKCS#8 key in DER.
+fn certificates(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>, Vec<u8>) {
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl is installed");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"],
+            &ec[..],
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=trusted-device test CA",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"],
+            &ec[..],
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+    ]);
+    openssl(&[
+        "x509",
+        "-in",
+        "server.pem",
+        "-outform",
+        "DER",
+        "-out",
+        "server.der",
+    ]);
+    openssl(&[
+        "pkcs8",
+        "-topk8",
+        "-nocrypt",
+        "-in",
+        "server.key",
+        "-outform",
+        "DER",
+        "-out",
+        "server.key.der",
+    ]);
+    (
+        dir.join("ca.pem"),
+        std::fs::read(dir.join("server.der")).unwrap(),
+        std::fs::read(dir.join("server.key.der")).unwrap(),
+    )
+}
+
+/// A TLS front for the server (TLS terminated here, bytes relayed), as a load balancer is.
+async fn tls_front(
+    upstream: std::net::SocketAddr,
+    cert: Vec<u8>,
+    key: Vec<u8>,
+) -> (String, tokio::task::JoinHandle<()>) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(cert)],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                if let Ok(mut plain) = tokio::net::TcpStream::connect(upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                }
+            });
+        }
+    });
+    (format!("https://127.0.0.1:{}/v1", addr.port()), task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_and_conformance_speak_https_and_refuse_an_untrusted_certificate() {
+    let target = start(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(dir.path());
+    let (https_base, front) = tls_front(target.server.addr, cert, key).await;
+    let key_file = dir.path().join("device-key.pk8").display().to_string();
+    let device = |args: &[&str], trust: bool| {
+        let mut all: Vec<String> = vec!["device".into()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let mut envs = vec![
+            ("TRUSTED_DEVICE_URL", https_base.clone()),
+            ("TRUSTED_DEVICE_TENANT_ID", TENANT.to_owned()),
+            ("TRUSTED_DEVICE_KEY_FILE", key_file.clone()),
+        ];
+        if trust {
+            // rustls-native-certs reads the roots from here instead of the system's.
+            envs.push(("SSL_CERT_FILE", ca.display().to_string()));
+        }
+        cli(all, envs)
+    };
+
+    // Not trusted: a plain-words TLS error, exit 1, no panic.
+    let enroll = track(
+        &target.server.base_url(),
+        "carol",
+        "addAuthenticator",
+        json!({}),
+    )
+    .await;
+    let token = enroll["token"].as_str().unwrap();
+    let (code, stdout, stderr) = device(&["enroll", "--token", token], false).await;
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("cannot reach https://127.0.0.1"),
+        "{stderr}"
+    );
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // Trusted: the whole exchange over TLS.
+    let (code, stdout, stderr) = device(&["enroll", "--token", token, "--json"], true).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let added: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(added["userId"], "carol");
+    let (code, stdout, _) = device(&["verify", "--action", "signIn", "--json"], true).await;
+    assert_eq!(code, 0, "{stdout}");
+
+    // And conformance, over the same front.
+    let (code, stdout, stderr) = cli(
+        vec![
+            "conformance".into(),
+            "--url".into(),
+            https_base.clone(),
+            "--tenant-id".into(),
+            TENANT.into(),
+            "--json".into(),
+        ],
+        vec![
+            ("TRUSTED_DEVICE_SECRET_KEY", SECRET.into()),
+            ("SSL_CERT_FILE", ca.display().to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    front.abort();
+    target.server.stop().await;
+}
