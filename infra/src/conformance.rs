@@ -368,6 +368,22 @@ pub async fn run(options: Options) -> Result<Report, String> {
         .send(Method::GET, &probe, &[], None)
         .await
         .map_err(|reason| format!("{reason} (is --url the base URL, ending in /v1?)"))?;
+    // And the secret: a refused one would fail every check the same way. Reading an unknown
+    // user answers 200 `isEnrolled: false` (spec 2.6) and writes nothing.
+    let secret = run.secret.clone();
+    let probe_path = format!("/users/{}probe", run.prefix);
+    let read = run
+        .send(Method::GET, &probe_path, Auth::Secret(&secret), None)
+        .await
+        .map_err(|failure| failure.reason)?;
+    if read.status == 401 {
+        return Err(format!(
+            "the secret key was refused (GET {} → 401 {}): check TRUSTED_DEVICE_SECRET_KEY \
+             and that --url is this tenant's deployment",
+            read.path,
+            read.field("errorCode").unwrap_or("without an error code")
+        ));
+    }
 
     let result = wrong_secret(&mut run).await;
     run.record("401 unauthorized for a wrong secret, exact body", result);

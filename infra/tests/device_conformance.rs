@@ -926,3 +926,49 @@ async fn the_device_and_conformance_speak_https_and_refuse_an_untrusted_certific
     front.abort();
     target.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_secret_or_a_wrong_url_is_one_plain_error() {
+    let target = start(false).await;
+    let wrong = "sk_test_not_the_secret_0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+    let (code, stdout, stderr) = cli(
+        vec![
+            "conformance".into(),
+            "--url".into(),
+            target.server.base_url(),
+            "--tenant-id".into(),
+            TENANT.into(),
+        ],
+        vec![("TRUSTED_DEVICE_SECRET_KEY", wrong.into())],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("the secret key was refused"), "{stderr}");
+    assert!(!stderr.contains(wrong));
+    target.server.stop().await;
+
+    // Nothing listens there any more.
+    let (code, _, stderr) = cli(
+        vec![
+            "conformance".into(),
+            "--url".into(),
+            target_url_of_stopped(),
+            "--tenant-id".into(),
+            TENANT.into(),
+        ],
+        vec![("TRUSTED_DEVICE_SECRET_KEY", SECRET.into())],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("cannot reach http://127.0.0.1"), "{stderr}");
+}
+
+fn target_url_of_stopped() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}/v1")
+}
