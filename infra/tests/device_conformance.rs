@@ -182,6 +182,9 @@ enum Breakage {
     DropContentType,
     /// Nothing broken: every request is recorded, to read what went on the wire.
     Record,
+    /// Not broken but not ours: no `/action-configs` routes, as on Authsignal's API (API
+    /// Gateway's own 404).
+    NoActionConfigs,
 }
 
 /// A request as it went on the wire: method, path with query, headers, body.
@@ -204,6 +207,14 @@ async fn proxy(State(proxy): State<Proxy>, request: Request) -> Response {
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
     let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+    if matches!(proxy.breakage, Breakage::NoActionConfigs) && path.starts_with("/v1/action-configs")
+    {
+        return Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"message":"Not Found"}"#))
+            .unwrap();
+    }
     if matches!(proxy.breakage, Breakage::Record) {
         let headers = parts
             .headers
@@ -971,4 +982,25 @@ fn target_url_of_stopped() -> String {
         .unwrap()
         .port();
     format!("http://127.0.0.1:{port}/v1")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_action_config_routes_the_rules_check_is_skipped_with_a_note() {
+    let (target, base, proxy_task) = broken(Breakage::NoActionConfigs).await;
+    let (code, report, stderr) = conformance(&base).await;
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    let skipped: Vec<&Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["result"] == "skip")
+        .collect();
+    assert_eq!(skipped.len(), 1, "{report:#}");
+    assert_eq!(
+        skipped[0]["check"],
+        "rules config round trip (/action-configs, ours)"
+    );
+    assert!(skipped[0]["note"].as_str().unwrap().contains("extension"));
+    proxy_task.abort();
+    target.server.stop().await;
 }
