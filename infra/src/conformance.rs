@@ -97,6 +97,8 @@ struct Run {
     results: Vec<CheckResult>,
     /// The first response whose Content-Type was not exactly `application/json` (spec 1.2).
     bad_content_type: Option<Exchange>,
+    /// The answers the devices got, for the same check.
+    device_answers: crate::device::Observer,
 }
 
 struct Seed {
@@ -210,13 +212,10 @@ impl Run {
             request: None,
         })?;
         let http = self.http.clone();
-        Ok(Device::new(
-            http,
-            &self.base,
-            &self.tenant_id,
-            platform,
-            key,
-        ))
+        Ok(
+            Device::new(http, &self.base, &self.tenant_id, platform, key)
+                .observed_by(self.device_answers.clone()),
+        )
     }
 
     fn record(&mut self, name: &'static str, result: Checked<()>) -> bool {
@@ -359,6 +358,7 @@ pub async fn run(options: Options) -> Result<Report, String> {
         users: Vec::new(),
         results: Vec::new(),
         bad_content_type: None,
+        device_answers: Default::default(),
     };
 
     // One probe first: a wrong URL or a server that is down is one plain error, not a table
@@ -460,6 +460,26 @@ pub async fn run(options: Options) -> Result<Report, String> {
             Err(failure),
         ),
     };
+    // The devices' answers count too: the first one with another Content-Type, if no
+    // request of the run's own had one.
+    if run.bad_content_type.is_none() {
+        let seen = run
+            .device_answers
+            .lock()
+            .map(|seen| seen.clone())
+            .unwrap_or_default();
+        run.bad_content_type = seen
+            .into_iter()
+            .find(|(_, _, _, content_type)| content_type.as_deref() != Some("application/json"))
+            .map(|(method, path, status, content_type)| Exchange {
+                method,
+                path: format!("{}{path}", path_prefix(&run.base)),
+                status,
+                content_type,
+                body: None,
+                raw_body: "(a device's answer: body not kept)".into(),
+            });
+    }
     let result = match run.bad_content_type.take() {
         None => Ok(()),
         Some(exchange) => fail(
@@ -618,7 +638,8 @@ async fn tokenless_verify(run: &mut Run, seed: &Seed) -> Checked<()> {
         &run.tenant_id,
         Platform::Android,
         seed.in_app.key().duplicate().map_err(device_failure)?,
-    );
+    )
+    .observed_by(run.device_answers.clone());
     let verified = android
         .verify(None, Some("conformanceVerify"))
         .await

@@ -367,7 +367,12 @@ pub struct Device {
     tenant_id: String,
     platform: Platform,
     key: DeviceKey,
+    observer: Option<Observer>,
 }
+
+/// What a device saw of each answer: method, path (without query), status, `Content-Type`.
+/// The SDKs do not read the header, but `conformance` checks it on every response (spec 1.2).
+pub type Observer = std::sync::Arc<std::sync::Mutex<Vec<(String, String, u16, Option<String>)>>>;
 
 /// How a Client API call authenticates (spec 3.1).
 enum ClientAuth<'a> {
@@ -389,7 +394,14 @@ impl Device {
             tenant_id: tenant_id.to_owned(),
             platform,
             key,
+            observer: None,
         }
+    }
+
+    /// Records every answer's status and `Content-Type` into `observer`.
+    pub fn observed_by(mut self, observer: Observer) -> Device {
+        self.observer = Some(observer);
+        self
     }
 
     pub fn key(&self) -> &DeviceKey {
@@ -432,6 +444,16 @@ impl Device {
         // Paths are shown without their query: it holds the public key, which is not secret
         // but is noise in a message.
         let shown = path.split('?').next().unwrap_or(path);
+        if let Some(observer) = &self.observer
+            && let Ok(mut seen) = observer.lock()
+        {
+            seen.push((
+                method.to_string(),
+                shown.to_owned(),
+                response.status,
+                response.content_type.clone(),
+            ));
+        }
         interpret(method.as_str(), shown, response)
     }
 

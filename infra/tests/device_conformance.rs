@@ -180,6 +180,9 @@ enum Breakage {
     AcceptReplay,
     /// `Content-Type` dropped from the answers of `/validate`.
     DropContentType,
+    /// `Content-Type: application/json; charset=utf-8` on the QR-code claim, which only the
+    /// device calls.
+    CharsetOnClaim,
     /// Nothing broken: every request is recorded, to read what went on the wire.
     Record,
     /// Not broken but not ours: no `/action-configs` routes, as on Authsignal's API (API
@@ -258,6 +261,13 @@ async fn proxy(State(proxy): State<Proxy>, request: Request) -> Response {
             && matches!(proxy.breakage, Breakage::DropContentType)
             && path.ends_with("/validate")
         {
+            continue;
+        }
+        if name == "content-type"
+            && matches!(proxy.breakage, Breakage::CharsetOnClaim)
+            && path.ends_with("/challenge/claim")
+        {
+            response = response.header(name, "application/json; charset=utf-8");
             continue;
         }
         response = response.header(name, value.clone());
@@ -1001,6 +1011,34 @@ async fn without_the_action_config_routes_the_rules_check_is_skipped_with_a_note
         "rules config round trip (/action-configs, ours)"
     );
     assert!(skipped[0]["note"].as_str().unwrap().contains("extension"));
+    proxy_task.abort();
+    target.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_content_type_check_covers_what_only_the_device_calls() {
+    let (target, base, proxy_task) = broken(Breakage::CharsetOnClaim).await;
+    let (code, report, _) = conformance(&base).await;
+    assert_ne!(code, 0);
+    assert_eq!(
+        failed_checks(&report),
+        vec!["Content-Type: application/json on every response"],
+        "{report:#}"
+    );
+    let failed = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["result"] == "fail")
+        .unwrap();
+    assert_eq!(
+        failed["request"]["path"],
+        "/v1/client/user-authenticators/qr-code/challenge/claim"
+    );
+    assert_eq!(
+        failed["request"]["contentType"],
+        "application/json; charset=utf-8"
+    );
     proxy_task.abort();
     target.server.stop().await;
 }
