@@ -77,6 +77,12 @@ fn every_route_of_every_function_has_a_fixture_and_no_fixture_is_off_route() {
 }
 
 async fn run(fixture: &EventFixture) -> (u16, serde_json::Value) {
+    let text = std::fs::read_to_string(lambda_events::fixture_path(fixture)).unwrap();
+    run_event(fixture, &text).await
+}
+
+/// Runs an event (a fixture's, or one derived from it) through the fixture's function.
+async fn run_event(fixture: &EventFixture, text: &str) -> (u16, serde_json::Value) {
     let store = Arc::new(EmbeddedStore::in_memory().unwrap());
     let app = App::new(
         store.clone(),
@@ -84,8 +90,7 @@ async fn run(fixture: &EventFixture) -> (u16, serde_json::Value) {
         Settings::default(),
     );
     lambda_events::seed(&app, &*store).await;
-    let text = std::fs::read_to_string(lambda_events::fixture_path(fixture)).unwrap();
-    let request = lambda_http::request::from_str(&text).unwrap();
+    let request = lambda_http::request::from_str(text).unwrap();
     let handler = shared::lambda::handler(router_of(fixture.function, Arc::new(app)));
     let response = handler.oneshot(request).await.unwrap();
     let status = response.status().as_u16();
@@ -254,4 +259,68 @@ async fn each_function_uses_only_the_dynamodb_actions_its_iam_policy_grants() {
             "{function} uses {missing:?}, which template.yaml does not grant (grants {granted:?})"
         );
     }
+}
+
+/// The same empty-segment rule on the Lambda entry path: API Gateway hands over the raw path,
+/// and `shared::lambda::handler` must not route `/v1/users//authenticators` as the user named
+/// `authenticators` (the `track` function serves `GET /v1/users/{userId}`: there it is no
+/// route; the `add-authenticator` function, which has the route, answers 400).
+#[tokio::test]
+async fn an_empty_path_segment_is_a_400_through_api_gateway() {
+    for (fixture, raw_path, expected) in [
+        ("get-user", "/v1/users//authenticators", None),
+        (
+            "list-authenticators",
+            "/v1/users//authenticators",
+            Some("userId"),
+        ),
+        ("track", "/v1/users//actions/signIn", Some("userId")),
+        (
+            "get-action",
+            "/v1/users/fixture-user/actions//k",
+            Some("action"),
+        ),
+        (
+            "get-action",
+            "/v1/users/fixture-user/actions/signIn/",
+            Some("idempotencyKey"),
+        ),
+        (
+            "delete-authenticator",
+            "/v1/users/fixture-user/authenticators/",
+            Some("userAuthenticatorId"),
+        ),
+    ] {
+        let fixture = FIXTURES.iter().find(|f| f.name == fixture).unwrap();
+        let mut event = lambda_events::event(fixture);
+        event["rawPath"] = raw_path.into();
+        event["requestContext"]["http"]["path"] = raw_path.into();
+        event.as_object_mut().unwrap().remove("pathParameters");
+        let (status, body) = run_event(fixture, &event.to_string()).await;
+        let (status_wanted, code) = match expected {
+            Some(_) => (400, "invalid_request"),
+            None => (404, "not_found"),
+        };
+        assert_eq!(status, status_wanted, "{} {raw_path}: {body}", fixture.name);
+        assert_eq!(body["error"], code, "{raw_path}");
+        assert_eq!(body["errorCode"], code, "{raw_path}");
+        if let Some(parameter) = expected {
+            assert_eq!(
+                body["errorDescription"],
+                format!("The path parameter `{parameter}` is empty."),
+                "{raw_path}"
+            );
+        }
+    }
+    // The base-URL join still reaches its route.
+    let fixture = FIXTURES.iter().find(|f| f.name == "get-user").unwrap();
+    let mut event = lambda_events::event(fixture);
+    let joined = event["rawPath"]
+        .as_str()
+        .unwrap()
+        .replacen("/v1/", "/v1//", 1);
+    event["rawPath"] = joined.clone().into();
+    event["requestContext"]["http"]["path"] = joined.into();
+    let (status, body) = run_event(fixture, &event.to_string()).await;
+    assert_eq!(status, 200, "{body}");
 }
