@@ -31,6 +31,12 @@ pub enum Error {
     InvalidRequest(Cow<'static, str>),
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("the request body could not be read")]
+    BodyUnreadable,
+    #[error("the request body did not arrive within {0:?}")]
+    RequestTimeout(std::time::Duration),
+    #[error("the request line and headers are larger than {0} bytes")]
+    HeaderFieldsTooLarge(usize),
 
     // --- Device credentials (spec 3.4.1 to 3.4.3, 4) ---
     #[error("no credential is registered for this public key")]
@@ -118,6 +124,7 @@ impl Error {
                 StatusCode::FORBIDDEN
             }
             InvalidRequest(_)
+            | BodyUnreadable
             | InvalidActionConfig(_)
             | InvalidCredential
             | InvalidSignature
@@ -129,6 +136,8 @@ impl Error {
             TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             WebhookFailed(_) => StatusCode::BAD_GATEWAY,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            HeaderFieldsTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             CredentialConflict
             | SignatureAlreadyUsed
             | ChallengeAlreadyUsed
@@ -156,6 +165,11 @@ impl Error {
             InsufficientScope(_) => "insufficient_scope",
             InvalidRequest(_) => "invalid_request",
             PayloadTooLarge(_) => "payload_too_large",
+            // A body that broke off (a client gone mid-body, bad chunked encoding): the
+            // request is malformed, whatever it was going to say.
+            BodyUnreadable => "invalid_request",
+            RequestTimeout(_) => "request_timeout",
+            HeaderFieldsTooLarge(_) => "request_header_fields_too_large",
             InvalidCredential => "invalid_credential",
             CredentialConflict => "credential_conflict",
             InvalidSignature => "invalid_signature",
@@ -240,6 +254,9 @@ mod tests {
             Error::InsufficientScope("add:authenticators"),
             Error::invalid_request("x"),
             Error::PayloadTooLarge(1),
+            Error::BodyUnreadable,
+            Error::RequestTimeout(std::time::Duration::from_secs(30)),
+            Error::HeaderFieldsTooLarge(16384),
             Error::InvalidCredential,
             Error::CredentialConflict,
             Error::InvalidSignature,

@@ -203,7 +203,7 @@ impl<T: DeserializeOwned> FromRequest<SharedApp> for JsonBody<T> {
         let limit = app.settings().max_body_bytes;
         let bytes = axum::body::to_bytes(request.into_body(), limit)
             .await
-            .map_err(|_| Error::PayloadTooLarge(limit))?;
+            .map_err(|error| body_read_error(&error, limit))?;
         // A body of `null` is "no attributes" too: the Go SDK marshals a nil attributes pointer.
         let trimmed = bytes.trim_ascii();
         let text: &[u8] = if trimmed.is_empty() || trimmed == b"null" {
@@ -216,6 +216,37 @@ impl<T: DeserializeOwned> FromRequest<SharedApp> for JsonBody<T> {
         })
     }
 }
+
+/// Why a request body could not be read: over the size limit (413), past the local server's
+/// body-read deadline (408, [`BodyReadTimedOut`]), or broken off (400). The cause sits
+/// somewhere in the chain of wrapped errors (axum's, `http-body-util`'s limit).
+fn body_read_error(error: &axum::Error, limit: usize) -> Error {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if current.is::<http_body_util::LengthLimitError>() {
+            return Error::PayloadTooLarge(limit);
+        }
+        if let Some(timeout) = current.downcast_ref::<BodyReadTimedOut>() {
+            return Error::RequestTimeout(timeout.0);
+        }
+        cause = current.source();
+    }
+    Error::BodyUnreadable
+}
+
+/// The error a request body yields when its sender is too slow: the local server wraps every
+/// request body in a deadline (`trusted-device serve --body-read-timeout`) and fails the body
+/// with this, which [`JsonBody`] answers with `408 request_timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyReadTimedOut(pub std::time::Duration);
+
+impl std::fmt::Display for BodyReadTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the request body did not arrive within {:?}", self.0)
+    }
+}
+
+impl std::error::Error for BodyReadTimedOut {}
 
 /// Path parameters, percent-decoded (spec 2.2); a malformed one is a 400, not axum's text.
 #[derive(Debug)]
