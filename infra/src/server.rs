@@ -209,11 +209,16 @@ async fn handle(
         return error.into_response();
     }
     parts.extensions.insert(ConnectInfo(peer));
-    let body = Body::new(DeadlineBody {
-        inner: body,
-        deadline: Box::pin(tokio::time::sleep(limits.body_read_timeout)),
-        limit: limits.body_read_timeout,
-    });
+    // A request without a body (most GETs) needs no deadline, nor its timer.
+    let body = if hyper::body::Body::is_end_stream(&body) {
+        Body::new(body)
+    } else {
+        Body::new(DeadlineBody {
+            inner: body,
+            deadline: Box::pin(tokio::time::sleep(limits.body_read_timeout)),
+            limit: limits.body_read_timeout,
+        })
+    };
     let request = normalize_path(Request::from_parts(parts, body));
     match router.oneshot(request).await {
         Ok(response) => response,
