@@ -284,3 +284,40 @@ async fn an_empty_path_segment_never_falls_into_another_route() {
         .await
         .expect(200);
 }
+
+/// Every route of the four functions, with each of its parameters empty in turn: `400
+/// invalid_request` naming that parameter, whatever the method's handler reads first.
+#[tokio::test]
+async fn every_route_refuses_each_of_its_parameters_empty() {
+    let h = Harness::start().await;
+    for (method, route) in trusted_device::all_routes() {
+        let parameters: Vec<&str> = route
+            .split('/')
+            .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
+            .collect();
+        for empty in &parameters {
+            let path: String = route
+                .split('/')
+                .map(
+                    |part| match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                        Some(name) if name == *empty => "",
+                        Some("namespace") => "in-app",
+                        Some(_) => "x",
+                        None => part,
+                    },
+                )
+                .collect::<Vec<_>>()
+                .join("/");
+            let path = path.strip_prefix("/v1").unwrap();
+            let body = h
+                .send(method.parse().unwrap(), path, Auth::None, Some(&json!({})))
+                .await
+                .expect_error(400, "invalid_request");
+            assert_eq!(
+                body["errorDescription"],
+                format!("The path parameter `{empty}` is empty."),
+                "{method} {route}"
+            );
+        }
+    }
+}
