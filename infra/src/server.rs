@@ -18,7 +18,12 @@
 //! - **Header size**: a request line and headers over `max_header_bytes` get `431
 //!   request_header_fields_too_large` in the error shape. hyper's read buffer is set to four
 //!   times that (at least 64 KiB): a head larger than the buffer, or with more than 100
-//!   headers, never reaches the app, and hyper answers a bare `431` with no body and closes.
+//!   headers, never reaches the app; hyper answers it itself, as it does a request it cannot
+//!   parse (see below).
+//! - **hyper's own answers**: to a request it cannot parse, hyper writes a bare `400`, `414`
+//!   or `431` (no body) and closes. [`Watched`] recognises that answer as it is written and
+//!   writes the same status in the error shape instead (spec 1.3): the app's own responses
+//!   always have a JSON body, so a body-less 4xx can only be hyper's.
 //!
 //! Shutdown: no new connection is accepted, every connection finishes the request in flight
 //! and closes, and [`serve`] returns once all are closed.
@@ -136,6 +141,8 @@ async fn serve_connection(
     let io = TokioIo::new(Watched {
         inner: stream,
         activity: activity.clone(),
+        max_header_bytes: limits.max_header_bytes,
+        replacement: None,
     });
     let service = {
         let activity = activity.clone();
@@ -363,10 +370,77 @@ impl Drop for InFlight {
     }
 }
 
-/// The TCP stream, telling [`Activity`] when bytes arrive.
+/// The TCP stream, telling [`Activity`] when bytes arrive, and writing hyper's own error
+/// answers in the error shape.
 struct Watched {
     inner: TcpStream,
     activity: Arc<Activity>,
+    max_header_bytes: usize,
+    /// The error-shaped answer being written in place of hyper's, and how much of it is out.
+    replacement: Option<(Vec<u8>, usize)>,
+}
+
+impl Watched {
+    /// Writes the replacement to its end, then reports hyper's `claimed` bytes as written.
+    fn poll_replacement(
+        &mut self,
+        cx: &mut Context<'_>,
+        claimed: usize,
+    ) -> Poll<std::io::Result<usize>> {
+        while let Some((bytes, written)) = self.replacement.as_mut() {
+            if *written == bytes.len() {
+                self.replacement = None;
+                break;
+            }
+            match Pin::new(&mut self.inner).poll_write(cx, &bytes[*written..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => *written += n,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(claimed))
+    }
+}
+
+/// If `head` is hyper's automatic answer to a request it could not parse (a 400, 414 or 431
+/// status line and headers with `content-length: 0`, nothing after), the same answer in the
+/// error shape.
+fn error_shaped(head: &[u8], max_header_bytes: usize) -> Option<Vec<u8>> {
+    const EMPTY_BODY: &[u8] = b"\r\ncontent-length: 0\r\n";
+    if !head.starts_with(b"HTTP/1.1 4") || head.len() < 16 {
+        return None;
+    }
+    let end = head.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let lowercase = head.to_ascii_lowercase();
+    if end != head.len() || !lowercase.windows(EMPTY_BODY.len()).any(|w| w == EMPTY_BODY) {
+        return None;
+    }
+    let error = match &head[9..12] {
+        b"400" => Error::invalid_request("The request is not valid HTTP/1.1."),
+        b"414" => Error::UriTooLong,
+        b"431" => Error::HeaderFieldsTooLarge(max_header_bytes),
+        _ => return None,
+    };
+    let body = serde_json::to_vec(&error.body()).ok()?;
+    let status = error.status();
+    let mut answer = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default(),
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&body);
+    tracing::info!(
+        route = "unmatched",
+        status = status.as_u16(),
+        error = error.code(),
+        "request"
+    );
+    Some(answer)
 }
 
 impl AsyncRead for Watched {
@@ -390,7 +464,14 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let this = &mut *self;
+        if this.replacement.is_none() {
+            this.replacement = error_shaped(buf, this.max_header_bytes).map(|bytes| (bytes, 0));
+        }
+        if this.replacement.is_some() {
+            return this.poll_replacement(cx, buf.len());
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -398,7 +479,19 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let this = &mut *self;
+        if this.replacement.is_none() {
+            // hyper's answer is a head alone: one non-empty slice.
+            let mut filled = bufs.iter().filter(|b| !b.is_empty());
+            if let (Some(only), None) = (filled.next(), filled.next()) {
+                this.replacement = error_shaped(only, this.max_header_bytes).map(|b| (b, 0));
+            }
+        }
+        if this.replacement.is_some() {
+            let claimed = bufs.iter().map(|b| b.len()).sum();
+            return this.poll_replacement(cx, claimed);
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -35,8 +35,10 @@ pub enum Error {
     BodyUnreadable,
     #[error("the request body did not arrive within {0:?}")]
     RequestTimeout(std::time::Duration),
-    #[error("the request line and headers are larger than {0} bytes")]
+    #[error("the request line and headers are larger than {0} bytes, or more than 100 headers")]
     HeaderFieldsTooLarge(usize),
+    #[error("the request target is too long")]
+    UriTooLong,
 
     // --- Device credentials (spec 3.4.1 to 3.4.3, 4) ---
     #[error("no credential is registered for this public key")]
@@ -138,6 +140,7 @@ impl Error {
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             HeaderFieldsTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            UriTooLong => StatusCode::URI_TOO_LONG,
             CredentialConflict
             | SignatureAlreadyUsed
             | ChallengeAlreadyUsed
@@ -170,6 +173,7 @@ impl Error {
             BodyUnreadable => "invalid_request",
             RequestTimeout(_) => "request_timeout",
             HeaderFieldsTooLarge(_) => "request_header_fields_too_large",
+            UriTooLong => "uri_too_long",
             InvalidCredential => "invalid_credential",
             CredentialConflict => "credential_conflict",
             InvalidSignature => "invalid_signature",
@@ -257,6 +261,7 @@ mod tests {
             Error::BodyUnreadable,
             Error::RequestTimeout(std::time::Duration::from_secs(30)),
             Error::HeaderFieldsTooLarge(16384),
+            Error::UriTooLong,
             Error::InvalidCredential,
             Error::CredentialConflict,
             Error::InvalidSignature,

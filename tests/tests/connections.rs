@@ -299,23 +299,44 @@ async fn oversized_headers_get_431_in_the_error_shape() {
         .await
         .unwrap();
     answer.expect_error(401, "unauthorized");
-    // Past hyper's read buffer (64 KiB here; how far past depends on its read sizes) the head
-    // never reaches the app: hyper answers a bare 431 and closes. Documented in docs/api.md.
-    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    // Past hyper's read buffer (64 KiB here), or over hyper's 100 headers, the head never
+    // reaches the app: hyper answers it, and its bare 431 goes out in the error shape.
     let huge = format!(
         "GET /v1/users/alice HTTP/1.1\r\nHost: test\r\nX-Huge: {}",
         "d".repeat(256 * 1024)
     );
-    let _ = stream.write_all(huge.as_bytes()).await;
-    let answer = read_answer(&mut stream, Duration::from_secs(5))
-        .await
-        .expect("hyper's answer");
-    assert_eq!(answer.status, 431);
-    assert!(
-        answer.body.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
+    let hundreds: String = (0..150).map(|i| format!("X-H{i}: 1\r\n")).collect();
+    let hundreds = format!("GET /v1/users/alice HTTP/1.1\r\nHost: test\r\n{hundreds}\r\n");
+    for request in [huge, hundreds] {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let _ = stream.write_all(request.as_bytes()).await;
+        let answer = read_answer(&mut stream, Duration::from_secs(5))
+            .await
+            .expect("hyper's answer");
+        answer.expect_error(431, "request_header_fields_too_large");
+    }
+    server.stop().await;
+}
+
+/// A request hyper cannot parse is answered by hyper itself; it still gets the error shape.
+#[tokio::test]
+async fn a_request_that_is_not_http_gets_400_in_the_error_shape() {
+    let server = start(limits()).await;
+    for garbage in [
+        &b"\x01\x02 not http\r\n\r\n"[..],
+        b"GET /v1/users/alice HTTP/9.9\r\n\r\n",
+        b"GET /v1/users/alice HTTP/1.1\r\nBad Header\r\n\r\n",
+    ] {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(garbage).await.unwrap();
+        let answer = read_answer(&mut stream, Duration::from_secs(5))
+            .await
+            .expect("an answer");
+        answer.expect_error(400, "invalid_request");
+        read_until_closed(&mut stream, Duration::from_secs(2))
+            .await
+            .expect("then closed");
+    }
     server.stop().await;
 }
 
