@@ -106,9 +106,13 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    // Out of file descriptors and the like: wait instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    use std::io::ErrorKind::{ConnectionAborted, ConnectionReset};
+                    // A client gone before it was accepted is nothing; out of file
+                    // descriptors and the like: wait instead of spinning.
+                    if !matches!(error.kind(), ConnectionAborted | ConnectionReset) {
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                     continue;
                 }
             },
