@@ -383,3 +383,105 @@ async fn shutdown_lets_the_request_in_flight_finish() {
         .expect("the server stops once the request has finished")
         .unwrap();
 }
+
+/// Any bytes on a socket: the server answers in the error shape or closes, and keeps serving.
+/// 256 cases by default (`PROPTEST_CASES` for more); each is one connection that sends the
+/// bytes, then ends its side.
+mod any_bytes {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::LazyLock;
+
+    struct Served {
+        runtime: tokio::runtime::Runtime,
+        addr: std::net::SocketAddr,
+        _server: RunningServer,
+    }
+
+    static SERVED: LazyLock<Served> = LazyLock::new(|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = runtime.block_on(start(limits()));
+        Served {
+            addr: server.addr,
+            runtime,
+            _server: server,
+        }
+    });
+
+    fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        let request_line = prop_oneof![
+            Just(&b"GET /v1/users/alice HTTP/1.1\r\n"[..]),
+            Just(&b"POST /v1/validate HTTP/1.1\r\n"[..]),
+            Just(&b"POST /v1/client/challenge HTTP/1.1\r\n"[..]),
+            Just(&b""[..]),
+        ];
+        let header = prop_oneof![
+            Just(b"Host: test\r\n".to_vec()),
+            Just(b"Content-Length: 10\r\n".to_vec()),
+            Just(b"Transfer-Encoding: chunked\r\n".to_vec()),
+            Just(b"Content-Type: application/json\r\n".to_vec()),
+            Just(format!("Authorization: {}\r\n", basic()).into_bytes()),
+            Just(b"\r\n".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..40),
+            "[ -~]{0,40}\r\n".prop_map(String::into_bytes),
+        ];
+        (request_line, proptest::collection::vec(header, 0..8)).prop_map(|(line, parts)| {
+            let mut bytes = line.to_vec();
+            bytes.extend(parts.concat());
+            bytes
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_get_an_error_shaped_answer_or_a_close(bytes in bytes()) {
+            let served = &*SERVED;
+            let received = served.runtime.block_on(async {
+                let mut stream = TcpStream::connect(served.addr).await.unwrap();
+                let _ = stream.write_all(&bytes).await;
+                let _ = stream.shutdown().await;
+                let mut received = Vec::new();
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    stream.read_to_end(&mut received),
+                )
+                .await;
+                received
+            });
+            if !received.is_empty() {
+                let text = String::from_utf8_lossy(&received);
+                prop_assert!(text.starts_with("HTTP/1.1 "), "{text}");
+                let head_end = text.find("\r\n\r\n").map(|at| at + 4).unwrap_or(text.len());
+                let head = text[..head_end].to_ascii_lowercase();
+                prop_assert!(head.contains("content-type: application/json\r\n"), "{text}");
+                let status: u16 = text[9..12].parse().unwrap();
+                prop_assert!(status < 500, "{text}");
+                if status >= 400 {
+                    // The first answer's body: up to its content-length.
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: ")?.trim().parse().ok())
+                        .unwrap_or(0);
+                    let body = &received[head_end..(head_end + length).min(received.len())];
+                    let body: Value = serde_json::from_slice(body)
+                        .map_err(|_| TestCaseError::fail(format!("not JSON: {text}")))?;
+                    prop_assert_eq!(&body["error"], &body["errorCode"]);
+                }
+            }
+            // And the server still serves.
+            let answer = served.runtime.block_on(async {
+                let mut stream = TcpStream::connect(served.addr).await.unwrap();
+                stream
+                    .write_all(b"GET /v1/nothing HTTP/1.1\r\nHost: test\r\n\r\n")
+                    .await
+                    .unwrap();
+                read_answer(&mut stream, Duration::from_secs(5)).await
+            });
+            prop_assert_eq!(answer.map(|a| a.status), Some(404));
+        }
+    }
+}
