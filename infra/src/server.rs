@@ -510,3 +510,47 @@ impl AsyncWrite for Watched {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_of(answer: &[u8]) -> serde_json::Value {
+        let text = std::str::from_utf8(answer).unwrap();
+        let (_, body) = text.split_once("\r\n\r\n").unwrap();
+        serde_json::from_str(body).unwrap()
+    }
+
+    #[test]
+    fn hypers_bare_answers_are_rewritten_in_the_error_shape() {
+        let bare = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: Wed, 02 Dec 2026 14:00:00 GMT\r\n\r\n";
+        let answer = error_shaped(bare, 16384).expect("rewritten");
+        assert!(answer.starts_with(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+        assert_eq!(
+            body_of(&answer)["errorCode"],
+            "request_header_fields_too_large"
+        );
+        let bare = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(
+            body_of(&error_shaped(bare, 1).unwrap())["error"],
+            "invalid_request"
+        );
+        let bare = b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(
+            body_of(&error_shaped(bare, 1).unwrap())["error"],
+            "uri_too_long"
+        );
+    }
+
+    #[test]
+    fn the_apps_own_answers_are_left_alone() {
+        let app = b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 80\r\n\r\n";
+        assert!(error_shaped(app, 16384).is_none());
+        let with_body = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n{}";
+        assert!(error_shaped(with_body, 16384).is_none());
+        let head_response = b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 70\r\n\r\n";
+        assert!(error_shaped(head_response, 16384).is_none());
+        assert!(error_shaped(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", 1).is_none());
+        assert!(error_shaped(b"HTTP/1.1 4", 1).is_none());
+    }
+}
