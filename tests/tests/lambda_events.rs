@@ -324,3 +324,81 @@ async fn an_empty_path_segment_is_a_400_through_api_gateway() {
     let (status, body) = run_event(fixture, &event.to_string()).await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// The Lambda entry path on arbitrary paths and bodies (issue #11): each fixture's event with
+/// its raw path (as API Gateway passes it: percent-encoded) and body replaced. Nothing
+/// panics, nothing is a 5xx, errors have the contract's shape. 256 cases by default (each
+/// seeds a fresh store); `PROPTEST_CASES` for more.
+mod arbitrary_events {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn raw_path() -> impl Strategy<Value = String> {
+        let segment = prop_oneof![
+            Just(String::new()),
+            Just("v1".to_owned()),
+            Just("users".to_owned()),
+            Just("client".to_owned()),
+            Just("user-authenticators".to_owned()),
+            Just("actions".to_owned()),
+            Just("%00".to_owned()),
+            "[A-Za-z0-9%._~+-]{1,12}",
+        ];
+        proptest::collection::vec(segment, 0..7).prop_map(|parts| format!("/{}", parts.join("/")))
+    }
+
+    fn body() -> impl Strategy<Value = Option<String>> {
+        prop_oneof![
+            Just(None),
+            Just(Some("null".to_owned())),
+            ".{0,40}".prop_map(Some),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("publicKey".to_owned()),
+                    Just("challengeId".to_owned()),
+                    Just("token".to_owned()),
+                    Just("signature".to_owned()),
+                    Just("userId".to_owned()),
+                    "[a-z]{1,6}"
+                ],
+                prop_oneof![
+                    Just(serde_json::Value::Null),
+                    any::<i64>().prop_map(Into::into),
+                    ".{0,20}".prop_map(Into::into)
+                ],
+                0..4,
+            )
+            .prop_map(|m| Some(serde_json::to_string(&m).unwrap())),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_path_and_body_through_api_gateway_is_answered_in_the_contracts_shape(
+            fixture in 0..FIXTURES.len(),
+            path in prop_oneof![raw_path(), Just(String::new())],
+            body in body(),
+        ) {
+            let fixture = &FIXTURES[fixture];
+            let mut event = lambda_events::event(fixture);
+            if !path.is_empty() {
+                event["rawPath"] = path.clone().into();
+                event["requestContext"]["http"]["path"] = path.into();
+                event.as_object_mut().unwrap().remove("pathParameters");
+            }
+            match body {
+                Some(body) => event["body"] = body.into(),
+                None => {
+                    event.as_object_mut().unwrap().remove("body");
+                }
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let (status, body) = runtime.block_on(run_event(fixture, &event.to_string()));
+            prop_assert!(status < 500, "{}: {status} {body}", fixture.name);
+            if status >= 400 {
+                prop_assert_eq!(&body["error"], &body["errorCode"]);
+                prop_assert!(body["errorDescription"].as_str().is_some_and(|d| !d.is_empty()));
+            }
+        }
+    }
+}
