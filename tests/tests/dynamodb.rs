@@ -274,7 +274,12 @@ async fn dynamodb_requests_per_push_and_qr_code_flow() {
     assert!(polled["accessToken"].is_string());
     let poll = requests.take();
     eprintln!("qr start: {start:?}\nclaim: {claim:?}\nanswer: {answer:?}\npoll: {poll:?}");
-    assert_eq!(total(&start), 1, "PutItem");
+    assert_eq!(
+        total(&start),
+        3,
+        "UpdateItem per-address counter, UpdateItem one tenant shard counter (DESIGN 6), PutItem code"
+    );
+    assert_eq!(start.requests["UpdateItem"], 2);
     assert_eq!(
         total(&claim),
         4,
@@ -286,4 +291,27 @@ async fn dynamodb_requests_per_push_and_qr_code_flow() {
         "GetItem credential, GetItem code, BatchGetItem rules configs + Query credentials (the rules decide the new action), TransactWriteItems (code, new action, both credential copies)"
     );
     assert_eq!(total(&poll), 2, "GetItem code, PutItem (token handed out)");
+
+    // What a bad signature costs (DESIGN 6: throttled, bounded), and a device-created action.
+    let phone = Device::new();
+    h.register(&h.a, "carol", &phone).await;
+    let id = h.challenge(&h.a, json!({"action": "approvePayment"})).await;
+    requests.take();
+    h.verify(tenant_basic(), &phone.impostor(), &id)
+        .await
+        .expect_error(400, "invalid_signature");
+    let bad = requests.take();
+    h.verify(tenant_basic(), &phone, &id).await.expect(200);
+    let created = requests.take();
+    eprintln!("bad signature: {bad:?}\ndevice-created action: {created:?}");
+    assert_eq!(
+        total(&bad),
+        4,
+        "GetItem credential, UpdateItem per-address counter, UpdateItem tenant shard counter, UpdateItem mark"
+    );
+    assert_eq!(
+        total(&created),
+        5,
+        "GetItem credential, UpdateItem per-credential counter, BatchGetItem rules configs + Query credentials (the rules decide the new action), TransactWriteItems"
+    );
 }
