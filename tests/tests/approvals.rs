@@ -606,6 +606,47 @@ async fn bad_signatures_are_throttled_but_never_reject_a_push() {
     );
 }
 
+/// Bad signatures sent at the same moment as the owner's approval: the owner's approval
+/// always stands. A smoke test: the interleaving that needs `answer_challenge`'s retry (a
+/// failure count landing between the owner's read and its commit) is rare over loopback and
+/// not forced here; the retry's bound is argued where it is written.
+#[tokio::test]
+async fn bad_signatures_racing_the_owners_approval_do_not_make_it_fail() {
+    let h = Harness::start().await;
+    for round in 0..4 {
+        let user = format!("racer-{round}");
+        let (phone, _) = enrol(&h, &user, "push").await;
+        let token = track_token(&h, &user, "signIn", json!({})).await;
+        let id = started_push(&h, &token).await;
+        let impostor = phone.impostor();
+        let mut replies = futures_join(
+            (0..6)
+                .map(|i| {
+                    let (h, id) = (&h, id.clone());
+                    let device = if i == 3 { &phone } else { &impostor };
+                    async move { answer(h, device, &id, true, json!({})).await }
+                })
+                .collect(),
+        )
+        .await;
+        let owner = replies.remove(3);
+        assert_eq!(
+            owner.expect(200),
+            json!({"isVerified": true}),
+            "round {round}"
+        );
+        for reply in replies {
+            assert!(
+                [400, 409, 429].contains(&reply.status.as_u16()),
+                "{:?}",
+                reply.body
+            );
+        }
+        let polled = poll_push(&h, &token, &id).await.expect(200);
+        assert_poll(&polled, true, true, true);
+    }
+}
+
 /// Issue #11: a third party holding only the public half of a push credential reads the
 /// pending push and sends bad signatures; the owner's approval still signs the browser in.
 #[tokio::test]

@@ -637,7 +637,11 @@ impl App {
         let slot = self
             .answer_slot(tenant, &credential, &request.challenge_id)
             .await?;
-        for _ in 0..CAS_ATTEMPTS {
+        // Every lost race is another writer's change: an answer (then the challenge is final
+        // and the loop ends), or a failure count, of which there are at most
+        // `max_failed_attempts` per challenge. So this many attempts always get through.
+        let attempts = CAS_ATTEMPTS + self.settings.max_failed_attempts as usize;
+        for _ in 0..attempts {
             let challenge = self
                 .live_challenge(tenant, &slot, &request.challenge_id)
                 .await?;
