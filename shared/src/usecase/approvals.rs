@@ -1095,6 +1095,86 @@ mod tests {
     use super::*;
     use crate::usecase::testkit::{Device, Kit};
 
+    /// A bad signature's failure count is a new version of the push. An answer that read
+    /// the version before it loses its compare-and-swap (`ChallengeAlreadyUsed`), which
+    /// `answer_challenge` takes as "read again", so the owner's approval still goes through
+    /// (DESIGN 6: bad signatures never end a live challenge, nor make its answer fail).
+    #[tokio::test]
+    async fn an_answer_that_read_before_a_failure_count_is_tried_again() {
+        let kit = Kit::new().await;
+        let phone = Device::new(Namespace::Push);
+        let enrol = kit
+            .track_token("alice", "addAuthenticator", Some("add:authenticators"))
+            .await;
+        let credential = kit
+            .app
+            .add_credential(&kit.tenant, &enrol, phone.add_command())
+            .await
+            .unwrap();
+        let token = kit.track_token("alice", "signIn", None).await;
+        let start = StartPush {
+            action: None,
+            credential: None,
+            number_matching: false,
+        };
+        let started = kit
+            .app
+            .start_push(&kit.tenant, &token, start)
+            .await
+            .unwrap();
+        let slot = ApprovalSlot::Push(kit.user("alice"));
+        let read_before = kit
+            .app
+            .store
+            .get_approval(&kit.tenant.id, &slot)
+            .await
+            .unwrap()
+            .unwrap();
+        let answer = |signature: String| Answer {
+            request: SignedChallengeRequest {
+                namespace: Namespace::Push,
+                challenge_id: started.challenge_id.clone(),
+                public_key: phone.public_key.clone(),
+                signature,
+                source: None,
+            },
+            approved: true,
+            verification_code: None,
+            decision_signature: None,
+        };
+        // Someone who knows only the public key: a signature by another key.
+        let impostor = Device::new(Namespace::Push);
+        assert_eq!(
+            kit.app
+                .answer_challenge(
+                    &kit.tenant,
+                    answer(impostor.sign(started.challenge_id.as_str()))
+                )
+                .await
+                .unwrap_err(),
+            Error::InvalidSignature
+        );
+        let owner = answer(phone.sign(started.challenge_id.as_str()));
+        assert_eq!(
+            kit.app
+                .answer_version(&kit.tenant, &owner, &credential, &read_before)
+                .await
+                .unwrap_err(),
+            Error::ChallengeAlreadyUsed,
+            "the stale read loses"
+        );
+        assert!(kit.app.answer_challenge(&kit.tenant, owner).await.unwrap());
+        let approved = kit
+            .app
+            .store
+            .get_approval(&kit.tenant.id, &slot)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(approved.state, ApprovalState::Approved);
+        assert_eq!(approved.failed_attempts, 1);
+    }
+
     /// The rate limit counts starts over a window longer than a push lives, so the record
     /// that holds them must outlive the push (DynamoDB TTL and the embedded sweep delete by
     /// `retain_until`).
