@@ -14,8 +14,8 @@
 //! | credential | the credential id | per-user partitions spread already |
 //!
 //! The sharded tenant limit is an approximation: a request is refused when the shard it drew is
-//! full, even if another still has room, so a tenant is first refused a little before `limit`
-//! hits (at about 85% of it for 1,000 hits over 8 shards); it never admits more than `limit`
+//! full, even if another still has room, so a tenant sees its first refusals before `limit`
+//! hits (after about 890 of 1,000 over 8 shards, on average); it never admits more than `limit`
 //! per window. A fixed window admits up to twice a limit across a window boundary.
 //! docs/api.md ("Rate limits") lists every limit and its default.
 
@@ -275,11 +275,12 @@ mod tests {
         eprintln!(
             "10,000 addresses: {admitted} admitted, {refused} refused, {items} records, {bytes} bytes"
         );
-        // Never more than half the live cap per QR lifetime, shards and all.
-        assert!(admitted <= settings.anonymous_qr_live_cap / 2, "{admitted}");
-        assert!(
-            admitted >= settings.anonymous_qr_live_cap / 2 * 3 / 4,
-            "{admitted}"
+        // Half the live cap per QR lifetime, counting the first address's codes, and no
+        // more: 10,000 random draws fill every shard (each gets about 1,250 draws for 125
+        // places), so the shards' approximation costs nothing under a flood.
+        assert_eq!(
+            admitted + settings.anonymous_qr_starts_per_source,
+            settings.anonymous_qr_live_cap / 2
         );
         let codes = admitted as usize + settings.anonymous_qr_starts_per_source as usize;
         assert!(bytes < codes * 6_000 + 10_000 * 120, "{bytes} bytes");
