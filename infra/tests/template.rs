@@ -238,6 +238,11 @@ fn rate_limits_are_parameters_passed_to_the_functions() {
             "DeviceActionsPerCredentialPerHour",
             "TRUSTED_DEVICE_DEVICE_ACTIONS_PER_CREDENTIAL_PER_HOUR",
         ),
+        (
+            "RateLimitWindowSeconds",
+            "TRUSTED_DEVICE_RATE_LIMIT_WINDOW_SECONDS",
+        ),
+        ("RateLimitShards", "TRUSTED_DEVICE_RATE_LIMIT_SHARDS"),
     ] {
         assert!(!template["Parameters"][parameter].is_null(), "{parameter}");
         let Value::Tagged(reference) = &variables[variable] else {
