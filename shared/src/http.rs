@@ -56,6 +56,12 @@ struct LoggedErrorCode(&'static str);
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let mut response = json(self.status(), &self.body());
+        // RFC 9110 10.2.3: a 429 says when to come back (DESIGN 6 rate limits and throttles).
+        if let Some(seconds) = self.retry_after_seconds() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
             .extensions_mut()
             .insert(LoggedErrorCode(self.code()));

@@ -189,6 +189,51 @@ async fn a_qr_code_started_through_api_gateway_records_its_source_ip() {
     assert_eq!(challenge.context.ip_address.as_deref(), Some("203.0.113.7"));
 }
 
+/// On Lambda, anonymous QR starts are counted per API Gateway `sourceIp` (DESIGN 6): a
+/// changing `X-Forwarded-For` does not escape the limit, another source address is apart.
+#[tokio::test]
+async fn anonymous_starts_through_api_gateway_are_limited_per_source_ip() {
+    let store = Arc::new(EmbeddedStore::in_memory().unwrap());
+    let app = Arc::new(App::new(
+        store.clone(),
+        Arc::new(ManualClock::new(FIXTURE_TIME)),
+        Settings {
+            anonymous_qr_starts_per_source: 2,
+            ..Settings::default()
+        },
+    ));
+    lambda_events::seed(&app, &*store).await;
+    let fixture = FIXTURES.iter().find(|f| f.name == "start-qr-code").unwrap();
+    let event: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(lambda_events::fixture_path(fixture)).unwrap(),
+    )
+    .unwrap();
+    let send = |forwarded_for: &str, source_ip: &str| {
+        let mut event = event.clone();
+        event["headers"]["x-forwarded-for"] = forwarded_for.into();
+        event["requestContext"]["http"]["sourceIp"] = source_ip.into();
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let handler = shared::lambda::handler(router_of("challenge", app.clone()));
+        async move { handler.oneshot(request).await.unwrap() }
+    };
+    for spoofed in ["198.51.100.1", "198.51.100.2"] {
+        assert_eq!(send(spoofed, "203.0.113.7").await.status(), 200);
+    }
+    let refused = send("198.51.100.3", "203.0.113.7").await;
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: serde_json::Value =
+        serde_json::from_slice(&to_bytes(refused.into_body(), usize::MAX).await.unwrap()).unwrap();
+    assert_eq!(body["error"], "too_many_requests");
+    assert_eq!(body["errorCode"], "too_many_requests");
+    assert_eq!(send("198.51.100.3", "203.0.113.8").await.status(), 200);
+}
+
 /// The IAM actions `template.yaml` grants a function.
 fn granted_actions(function: &str) -> std::collections::BTreeSet<String> {
     let resource = match function {
