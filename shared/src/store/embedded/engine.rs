@@ -42,9 +42,10 @@ pub enum TableId {
     RemovalReceipts = 7,
     Approvals = 8,
     ActionConfigs = 9,
+    RateLimits = 10,
 }
 
-const TABLE_COUNT: usize = 10;
+const TABLE_COUNT: usize = 11;
 
 impl TableId {
     fn from_tag(tag: u8) -> Option<TableId> {
@@ -60,6 +61,7 @@ impl TableId {
             RemovalReceipts,
             Approvals,
             ActionConfigs,
+            RateLimits,
         ]
         .get(usize::from(tag))
         .copied()
@@ -76,6 +78,11 @@ pub struct Tables {
 impl Tables {
     fn map(&self, table: TableId) -> &Map {
         &self.maps[table as usize]
+    }
+
+    /// Records in every table, and their size as [`Tables::live_bytes`] counts it.
+    pub fn live_counts(&self) -> (usize, usize) {
+        (self.maps.iter().map(BTreeMap::len).sum(), self.live_bytes())
     }
 
     fn live_bytes(&self) -> usize {
@@ -337,6 +344,15 @@ impl Engine {
     }
 
     /// Runs `f` against the committed tables.
+    /// How many records the tables hold, and their size in bytes (keys, values and a small
+    /// per-record overhead): what the store keeps in memory.
+    pub fn live_counts(&self) -> (usize, usize) {
+        self.tables
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .live_counts()
+    }
+
     pub fn read<T, E>(
         &self,
         f: impl FnOnce(&Tx<'_>) -> Result<T, E>,

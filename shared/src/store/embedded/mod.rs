@@ -19,13 +19,14 @@
 //! | `RemovalReceipts` | tenant, fingerprint, window | expiry (ms) |
 //! | `ActionConfigs` | tenant, action code (or `*`, the tenant default) | [`ActionConfig`] JSON |
 //! | `Approvals` | tenant, `push`, user / tenant, `qr`, challenge id | [`ApprovalChallenge`] JSON |
+//! | `RateLimits` | tenant, bucket key (scope, subject, window, shard) | [`Counter`] JSON |
 
 pub mod engine;
 
 use super::{
     ActionConfigStore, ActionStore, ActionWrite, ApprovalStore, ChallengeStore, CredentialStore,
-    CredentialUpdate, EnrolmentGuard, InsertOutcome, RemovalReceipt, SingleUse, TenantStore,
-    UserStore, VerificationCommit, VerificationStore,
+    CredentialUpdate, EnrolmentGuard, InsertOutcome, RateBucket, RateLimitStore, RemovalReceipt,
+    SingleUse, TenantStore, UserStore, VerificationCommit, VerificationStore,
 };
 use crate::clock::Timestamp;
 use crate::domain::ActionCode;
@@ -80,8 +81,14 @@ impl EmbeddedStore {
         self.engine.write(f, unavailable).await
     }
 
-    /// Deletes challenge marks, actions and removal receipts that expired before `now`: what
-    /// DynamoDB's TTL does in production. Reads never depend on it having run.
+    /// How many records the store holds and their size in bytes: what it keeps in memory
+    /// (docs/performance.md measures what anonymous requests can make it hold).
+    pub fn live_counts(&self) -> (usize, usize) {
+        self.engine.live_counts()
+    }
+
+    /// Deletes challenge marks, actions, approvals, rate-limit counters and removal receipts
+    /// that expired before `now`: what DynamoDB's TTL does in production. Reads never depend on it having run.
     pub async fn purge_expired(&self, now: Timestamp) -> Result<u64> {
         self.write(move |tx| {
             let mut dead: Vec<(TableId, String)> = Vec::new();
@@ -98,6 +105,11 @@ impl EmbeddedStore {
             for (key, value) in tx.entries(TableId::Approvals) {
                 if decode::<ApprovalChallenge>(value).is_ok_and(|a| a.retain_until <= now) {
                     dead.push((TableId::Approvals, key.clone()));
+                }
+            }
+            for (key, value) in tx.entries(TableId::RateLimits) {
+                if decode::<Counter>(value).is_ok_and(|c| c.expires_at <= now) {
+                    dead.push((TableId::RateLimits, key.clone()));
                 }
             }
             for (key, value) in tx.entries(TableId::RemovalReceipts) {
@@ -201,7 +213,6 @@ fn use_once(tx: &mut Tx<'_>, tenant: &TenantId, single_use: &SingleUse) -> Resul
         SingleUse::Mark {
             challenge_id,
             expires_at,
-            max_failed_attempts,
         } => {
             let mark_key = mark_key(tenant, challenge_id);
             let mut mark = get::<ChallengeMark>(tx, TableId::ChallengeMarks, &mark_key)?.unwrap_or(
@@ -211,7 +222,7 @@ fn use_once(tx: &mut Tx<'_>, tenant: &TenantId, single_use: &SingleUse) -> Resul
                     expires_at: *expires_at,
                 },
             );
-            if mark.consumed || mark.failed_attempts >= *max_failed_attempts {
+            if mark.consumed {
                 return Err(Error::ChallengeAlreadyUsed);
             }
             mark.consumed = true;
@@ -284,6 +295,43 @@ fn delete_credential_in(tx: &mut Tx<'_>, credential: &Credential) {
         TableId::UserCredentials,
         &user_credential_key(&credential.tenant_id, &credential.user_id, &credential.id),
     );
+}
+
+// ---------------------------------------------------------------- rate limits
+
+/// A rate limit's counter (see [`RateLimitStore`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Counter {
+    hits: u32,
+    expires_at: Timestamp,
+}
+
+#[async_trait]
+impl RateLimitStore for EmbeddedStore {
+    async fn hit(&self, tenant: &TenantId, bucket: &RateBucket, now: Timestamp) -> Result<bool> {
+        self.write(|tx| {
+            let k = key(&[tenant.as_str(), &bucket.key]);
+            // An expired counter counts as empty, whether or not the sweep removed it yet.
+            let hits = get::<Counter>(tx, TableId::RateLimits, &k)?
+                .filter(|c| c.expires_at > now)
+                .map_or(0, |c| c.hits);
+            if hits >= bucket.limit {
+                return Ok(false);
+            }
+            put(
+                tx,
+                TableId::RateLimits,
+                &k,
+                &Counter {
+                    hits: hits + 1,
+                    expires_at: bucket.expires_at,
+                },
+            )?;
+            Ok(true)
+        })
+        .await
+    }
 }
 
 // ---------------------------------------------------------------- tenants
@@ -476,7 +524,7 @@ impl ChallengeStore for EmbeddedStore {
         challenge: &ChallengeId,
         expires_at: Timestamp,
         max_attempts: u32,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let k = mark_key(tenant, challenge);
         self.write(|tx| {
             let mut mark =
@@ -486,10 +534,11 @@ impl ChallengeStore for EmbeddedStore {
                     expires_at,
                 });
             if mark.failed_attempts >= max_attempts {
-                return Ok(());
+                return Ok(false);
             }
             mark.failed_attempts += 1;
-            put(tx, TableId::ChallengeMarks, &k, &mark)
+            put(tx, TableId::ChallengeMarks, &k, &mark)?;
+            Ok(true)
         })
         .await
     }
