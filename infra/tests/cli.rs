@@ -308,7 +308,7 @@ fn table_create_tenant_create_and_serve_on_dynamodb() {
     assert_eq!(status, 200, "{action}");
     served.stop();
     assert!(
-        !dir.path().join("trusted-device.journal").exists(),
+        !dir.path().join("trusted-device.db").exists(),
         "nothing was written locally"
     );
     drop(local);

@@ -170,7 +170,7 @@ impl Harness {
         let data_dir = tempfile::tempdir().unwrap();
         let (store, dynamo): (Arc<dyn Store>, _) = match kind {
             StoreKind::Embedded => {
-                let store = EmbeddedStore::open(&data_dir.path().join("e2e.journal")).unwrap();
+                let store = EmbeddedStore::open(&data_dir.path().join("e2e.db")).unwrap();
                 (Arc::new(store), None)
             }
             StoreKind::DynamoDb => {

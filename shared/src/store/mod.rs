@@ -21,6 +21,7 @@
 //! (`conformance.rs`), the DynamoDB one against a real DynamoDB-compatible server.
 
 pub mod dynamodb;
+#[cfg(feature = "embedded")]
 pub mod embedded;
 
 use crate::clock::Timestamp;
