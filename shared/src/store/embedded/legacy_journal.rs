@@ -137,9 +137,13 @@ pub fn replay(bytes: &[u8]) -> Result<Replayed, JournalError> {
     })
 }
 
+/// One change of a record: a put (`Some(value)`) or a delete (`None`) of a key.
+#[cfg(test)]
+pub(crate) type Change<'a> = ((TableId, &'a str), Option<&'a [u8]>);
+
 /// The old engine's record encoding, for tests that need journals it would have written.
 #[cfg(test)]
-pub(crate) fn encode_record(changes: &[((TableId, &str), Option<&[u8]>)]) -> Vec<u8> {
+pub(crate) fn encode_record(changes: &[Change<'_>]) -> Vec<u8> {
     let mut body = Vec::new();
     for ((table, key), change) in changes {
         body.push(*table as u8);
