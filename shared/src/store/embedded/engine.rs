@@ -347,9 +347,14 @@ impl Engine {
         // The first statement reads the header: a file that is not a database fails here.
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(rusqlite::Error::InvalidParameterName(format!(
-                "journal_mode is {mode}, not wal"
-            )));
+            // E.g. a filesystem without shared memory: refused rather than run with weaker
+            // guarantees than the ones documented.
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(format!(
+                    "SQLite could not use WAL mode here (journal_mode {mode})"
+                )),
+            ));
         }
         conn.execute_batch(&format!(
             "PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF;",
