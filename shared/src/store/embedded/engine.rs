@@ -559,6 +559,30 @@ mod tests {
     }
 
     #[test]
+    fn the_durability_sets_synchronous_on_every_connection_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        for (durability, level) in [(Durability::Normal, 1), (Durability::Full, 2)] {
+            let engine = Engine::open(&path, durability).unwrap();
+            let writer = engine.writer.lock().unwrap();
+            let synchronous: i64 = writer
+                .query_row("PRAGMA synchronous", [], |row| row.get(0))
+                .unwrap();
+            let mode: String = writer
+                .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!((synchronous, mode.as_str()), (level, "wal"));
+            drop(writer);
+            // A reader connection opened later has the same settings.
+            let reader = Engine::connect(&path, durability).unwrap();
+            let synchronous: i64 = reader
+                .query_row("PRAGMA synchronous", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(synchronous, level);
+        }
+    }
+
+    #[test]
     fn a_file_that_is_not_a_database_is_refused_and_left_as_it_is() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.db");
