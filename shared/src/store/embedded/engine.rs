@@ -30,7 +30,7 @@
 
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -370,18 +370,18 @@ impl Engine {
     /// Runs `f` in a read transaction: one consistent snapshot, never waiting for a writer.
     pub fn read<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
         let Some(readers) = &self.readers else {
-            let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            return Self::run(&mut conn, TransactionBehavior::Deferred, |tx| f(tx));
+            let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            return Self::run(&conn, Begin::Read, |tx| f(tx));
         };
         let idle = readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        let mut conn = match idle {
+        let conn = match idle {
             Some(conn) => conn,
             None => {
                 let path = self.path.as_deref().ok_or(Error::Internal)?;
                 Self::connect(path, self.durability).map_err(sqlite_failure)?
             }
         };
-        let result = Self::run(&mut conn, TransactionBehavior::Deferred, |tx| f(tx));
+        let result = Self::run(&conn, Begin::Read, |tx| f(tx));
         readers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -392,13 +392,18 @@ impl Engine {
     /// Runs `f` as one write transaction (`BEGIN IMMEDIATE`): committed only if `f` succeeds,
     /// and answered once the commit is as durable as [`Durability`] says.
     ///
-    /// On a multi-threaded runtime the caller's worker thread hands its other tasks over while
-    /// this one waits for the write lock and the disk (`block_in_place`); elsewhere (unit tests
-    /// on a current-thread runtime) it simply runs.
+    /// With [`Durability::Full`] a commit waits for the disk (an `fsync`, a few hundred
+    /// microseconds): on a multi-threaded runtime the caller's worker thread then hands its
+    /// other tasks over while it waits (`block_in_place`). With [`Durability::Normal`] a write
+    /// is tens of microseconds of CPU, less than that hand-over costs (measured:
+    /// docs/performance.md), so it runs on the caller's thread, as reads do.
     pub async fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         let run = || self.write_now(f);
         match tokio::runtime::Handle::try_current() {
-            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            Ok(handle)
+                if self.durability == Durability::Full
+                    && handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread =>
+            {
                 tokio::task::block_in_place(run)
             }
             _ => run(),
@@ -407,24 +412,69 @@ impl Engine {
 
     /// [`Engine::write`] on the calling thread, whatever it is (opening, tests).
     pub fn write_now<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        Self::run(&mut conn, TransactionBehavior::Immediate, f)
+        let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        Self::run(&conn, Begin::Write, f)
     }
 
+    /// Runs `f` between `begin` and `COMMIT`, rolling back if either `f` or the commit fails.
+    /// The statements are cached: a read or a write is a few microseconds of SQLite, so
+    /// parsing `BEGIN` and `COMMIT` each time would show.
     fn run<T>(
-        conn: &mut Connection,
-        behavior: TransactionBehavior,
+        conn: &Connection,
+        begin: Begin,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
     ) -> Result<T> {
-        let transaction = conn
-            .transaction_with_behavior(behavior)
+        if !conn.is_autocommit() {
+            // Left open by a step that panicked: nothing of it was committed; end it.
+            rollback(conn);
+        }
+        let begin = match begin {
+            Begin::Read => "BEGIN DEFERRED",
+            Begin::Write => "BEGIN IMMEDIATE",
+        };
+        conn.prepare_cached(begin)
+            .and_then(|mut statement| statement.execute([]))
             .map_err(sqlite_failure)?;
-        let value = f(&mut Tx { conn: &transaction })?;
-        // A failed commit leaves the transaction open; dropping it then rolls it back.
-        transaction.commit().map_err(sqlite_failure)?;
-        Ok(value)
+        let value = match f(&mut Tx { conn }) {
+            Ok(value) => value,
+            Err(error) => {
+                rollback(conn);
+                return Err(error);
+            }
+        };
+        match conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut statement| statement.execute([]))
+        {
+            Ok(_) => Ok(value),
+            // A failed commit (disk full, I/O error) may leave the transaction open.
+            Err(error) => {
+                rollback(conn);
+                Err(sqlite_failure(error))
+            }
+        }
     }
+}
 
+#[derive(Clone, Copy)]
+enum Begin {
+    /// `BEGIN DEFERRED`: a snapshot, taken at the first read; never waits for a writer.
+    Read,
+    /// `BEGIN IMMEDIATE`: the write lock from the start, so nothing changes between this
+    /// transaction's reads and its writes.
+    Write,
+}
+
+fn rollback(conn: &Connection) {
+    if !conn.is_autocommit()
+        && let Err(error) = conn.execute_batch("ROLLBACK")
+    {
+        // SQLite may already have rolled back (e.g. after SQLITE_FULL): nothing is left open.
+        tracing::warn!(error = %error, "rollback of the embedded store failed");
+    }
+}
+
+impl Engine {
     /// Test hook: makes the writer connection refuse every write (`PRAGMA query_only`), as a
     /// data directory that became read-only does, or lifts that.
     #[cfg(any(test, feature = "test-support"))]
