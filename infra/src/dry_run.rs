@@ -142,6 +142,19 @@ pub fn explain(configs: Vec<ActionConfig>, request: Value) -> Result<String, Str
         let result = match &trace.result {
             RuleResult::Inactive => "inactive, skipped".to_owned(),
             RuleResult::NotReached => "not reached".to_owned(),
+            // The dry run decides as a track does, where every data point is vouched for.
+            RuleResult::Unvouched {
+                data_points,
+                assumed_match,
+            } => format!(
+                "reads {} that no backend vouched for -> {}",
+                data_points.join(", "),
+                if *assumed_match {
+                    "MATCH (fails closed)"
+                } else {
+                    "no match (fails closed)"
+                }
+            ),
             RuleResult::Evaluated { value, matched } => {
                 format!(
                     "conditions = {value} -> {}",

@@ -3,6 +3,7 @@
 //! in AWS (DESIGN 2).
 
 pub mod dry_run;
+pub mod secret_strength;
 
 use axum::Router;
 use axum::extract::Request;

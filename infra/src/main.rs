@@ -31,6 +31,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use trusted_device::secret_strength;
 
 /// mimalloc: the profile of the local server under load put glibc malloc/free at about 10% of
 /// its CPU (docs/performance.md).
@@ -454,7 +455,10 @@ async fn configure_tenant(args: ConfigureArgs) -> Result<(), String> {
     let mut new_secret = None;
     if let Some(url) = args.push_webhook_url {
         let secret = match std::env::var("TRUSTED_DEVICE_PUSH_WEBHOOK_SECRET") {
-            Ok(secret) => secret,
+            Ok(secret) => {
+                secret_strength::check(&secret, "TRUSTED_DEVICE_PUSH_WEBHOOK_SECRET")?;
+                secret
+            }
             Err(_) => {
                 let secret = app.new_webhook_secret().map_err(|e| e.to_string())?;
                 new_secret = Some(secret.clone());
@@ -504,6 +508,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     match (args.tenant_id, args.secret_key) {
         (Some(id), Some(secret)) => {
             let id = TenantId::parse(id).map_err(|e| e.description().into_owned())?;
+            secret_strength::check(&secret, "The secret key (--secret-key)")?;
             let secret = ApiSecret::parse(&secret).map_err(|e| e.description().into_owned())?;
             let created = app
                 .ensure_tenant(&id, &secret)
@@ -511,6 +516,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             let verb = if created { "created" } else { "updated" };
             if let (Some(url), Some(secret)) = (args.push_webhook_url, args.push_webhook_secret) {
+                secret_strength::check(&secret, "The webhook secret (--push-webhook-secret)")?;
                 let change = TenantSettingsChange {
                     push_webhook: Some(Some(WebhookEndpoint { url, secret })),
                     ..TenantSettingsChange::default()

@@ -742,7 +742,9 @@ async fn qr_sign_in(h: &Harness, phone: &Device, custom: Value) -> (e2e_tests::R
 
 /// An action a device creates without a track (an anonymous QR code, an in-app verify with
 /// tenant Basic) is decided by the rules as a track would be: a BLOCK or REVIEW outcome
-/// cannot be completed by a signature.
+/// cannot be completed by a signature. No backend vouched for its data points, so a BLOCK or
+/// REVIEW rule that reads one (here `custom.kiosk`, which the kiosk itself sends) fails
+/// closed whatever the value; a rule on what the server knows decides as usual.
 #[tokio::test]
 async fn rules_decide_actions_that_devices_create_without_a_track() {
     let h = Harness::start().await;
@@ -762,16 +764,29 @@ async fn rules_decide_actions_that_devices_create_without_a_track() {
     let phone = Device::in_namespace("qr-code");
     h.register(&h.a, "alice", &phone).await;
     let basic = || Auth::TenantAndroid(&h.a.id);
-    let (answered, polled) = qr_sign_in(&h, &phone, json!({"kiosk": "lobby"})).await;
-    answered.expect_error(409, "invalid_action_state");
-    assert_eq!(polled["isConsumed"], true, "{polled}");
-    assert_eq!(polled["isVerified"], false, "{polled}");
-    assert!(polled.get("accessToken").is_none());
+    for kiosk in ["lobby", "office", "home"] {
+        let (answered, polled) = qr_sign_in(&h, &phone, json!({"kiosk": kiosk})).await;
+        answered.expect_error(409, "invalid_action_state");
+        assert_eq!(polled["isConsumed"], true, "{polled}");
+        assert_eq!(polled["isVerified"], false, "{polled}");
+        assert!(polled.get("accessToken").is_none());
+    }
 
-    let (answered, _) = qr_sign_in(&h, &phone, json!({"kiosk": "office"})).await;
-    answered.expect_error(409, "invalid_action_state");
-
-    // No rule matches: the default, CHALLENGE, is what a device signature completes.
+    // Rules on what the server itself knows (credentials, the clock, the kiosk's address as
+    // the platform saw it) decide as on a track.
+    put_config(
+        &h,
+        &h.a,
+        "adminSignIn",
+        json!({"defaultOutcome": "CHALLENGE", "rules": [
+            {"ruleId": "many-devices", "name": "Too many devices", "type": "BLOCK",
+             "conditions": {">": [{"var": "user.credentialCount"}, 5]}},
+            {"ruleId": "not-loopback", "name": "Kiosks are on the LAN", "type": "REVIEW",
+             "conditions": {"!": {"ip_in_cidr": [{"var": "ip.address"}, "127.0.0.0/8"]}}}
+        ]}),
+    )
+    .await
+    .expect(200);
     let (answered, polled) = qr_sign_in(&h, &phone, json!({"kiosk": "home"})).await;
     assert_eq!(answered.expect(200)["isVerified"], true);
     let validated = h
@@ -795,4 +810,62 @@ async fn rules_decide_actions_that_devices_create_without_a_track() {
     h.verify(basic(), &in_app, &id)
         .await
         .expect_error(409, "invalid_action_state");
+}
+
+/// Issue #11.3: rules that block `pay` over `custom.amount` or an IP range block a tracked
+/// `pay`; the user's own device must not complete a `pay` of its own with tenant Basic and
+/// the SDK's tokenless `verify(action)`, where no amount and no address was ever given. A
+/// code that no such rule guards still verifies tokenless.
+#[tokio::test]
+async fn a_device_cannot_complete_an_action_that_rules_on_track_data_would_block() {
+    let h = Harness::start().await;
+    let device = Device::new();
+    h.register(&h.a, "alice", &device).await;
+    let basic = || Auth::TenantAndroid(&h.a.id);
+    let guards = [
+        json!({">": [{"var": "custom.amount"}, 1000]}),
+        json!({"ip_in_cidr": [{"var": "ip.address"}, "203.0.113.0/24"]}),
+        json!({"==": [{"var": "userAgent"}, "evil"]}),
+        json!({"==": [{"var": "device.id"}, "stolen"]}),
+    ];
+    for conditions in guards {
+        block_pay_when(&h, conditions.clone()).await;
+        let tracked = h
+            .track(
+                &h.a,
+                "alice",
+                "pay",
+                json!({"custom": {"amount": 5000}, "ipAddress": "203.0.113.9",
+                       "userAgent": "evil", "deviceId": "stolen"}),
+            )
+            .await;
+        assert_eq!(tracked["state"], "BLOCK", "{conditions}: {tracked}");
+
+        let id = h.challenge(&h.a, json!({"action": "pay"})).await;
+        let refused = h.verify(basic(), &device, &id).await;
+        refused.expect_error(409, "invalid_action_state");
+    }
+
+    // A code with rules only on what the server knows verifies without a track.
+    put_config(
+        &h,
+        &h.a,
+        "viewStatement",
+        json!({"defaultOutcome": "CHALLENGE", "rules": [
+            {"ruleId": "busy", "name": "Too many tries", "type": "BLOCK",
+             "conditions": {">": [{"var": "action.countLastHour"}, 50]}}
+        ]}),
+    )
+    .await
+    .expect(200);
+    let id = h.challenge(&h.a, json!({"action": "viewStatement"})).await;
+    let verified = h.verify(basic(), &device, &id).await.expect(200);
+    let validated = h
+        .validate(
+            &h.a,
+            json!({"token": verified["token"], "action": "viewStatement"}),
+        )
+        .await;
+    assert_eq!(validated["isValid"], true, "{validated}");
+    assert_eq!(validated["state"], "CHALLENGE_SUCCEEDED");
 }

@@ -324,3 +324,199 @@ fn base64_std(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(text)
 }
+
+/// Issue #11.1: a public key belongs to one user per tenant, across namespaces. The same user
+/// adds it to another namespace; another user cannot, in any namespace, so a tenant-Basic
+/// verify with the key always answers for its one owner.
+#[tokio::test]
+async fn a_public_key_belongs_to_one_user_across_namespaces() {
+    let h = Harness::start().await;
+    let alices = Device::in_namespace("push");
+    h.register(&h.a, "alice", &alices).await;
+    let add = |user: &'static str, namespace: &'static str| {
+        let h = &h;
+        let key = alices.public_key.clone();
+        async move {
+            let tracked = h
+                .track(
+                    &h.a,
+                    user,
+                    "addAuthenticator",
+                    json!({"scope": "add:authenticators"}),
+                )
+                .await;
+            h.post(
+                &format!("/client/user-authenticators/{namespace}"),
+                Auth::Bearer(tracked["token"].as_str().unwrap()),
+                json!({"publicKey": key}),
+            )
+            .await
+        }
+    };
+    for namespace in ["in-app", "qr-code", "device", "push"] {
+        add("bob", namespace)
+            .await
+            .expect_error(409, "credential_conflict");
+    }
+    // The legacy alias: the app presents one key to every namespace (spec 3.2).
+    for namespace in ["in-app", "qr-code", "device"] {
+        assert_eq!(add("alice", namespace).await.expect(200)["userId"], "alice");
+    }
+    let bobs = h
+        .get("/users/bob/authenticators", Auth::Secret(&h.a.secret))
+        .await
+        .expect(200);
+    assert_eq!(bobs, json!([]));
+
+    let challenge_id = h.challenge(&h.a, json!({})).await;
+    let verified = h
+        .post(
+            "/client/verify/in-app",
+            Auth::TenantAndroid(&h.a.id),
+            json!({"challengeId": challenge_id, "publicKey": alices.public_key,
+                   "signature": alices.sign(&challenge_id)}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(verified["userId"], "alice");
+}
+
+/// Issue #11.1, raced: two users add one key at once, each in its own namespace, eight times
+/// each. Exactly one user ends up holding it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_adds_of_one_key_by_two_users_leave_one_holder() {
+    let h = std::sync::Arc::new(Harness::start().await);
+    let device = Device::new();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (user, namespace) = if i % 2 == 0 {
+            ("alice", "in-app")
+        } else {
+            ("bob", "push")
+        };
+        let tracked = h
+            .track(
+                &h.a,
+                user,
+                "addAuthenticator",
+                json!({"scope": "add:authenticators"}),
+            )
+            .await;
+        let token = tracked["token"].as_str().unwrap().to_owned();
+        let (h, key) = (h.clone(), device.public_key.clone());
+        tasks.push(tokio::spawn(async move {
+            h.post(
+                &format!("/client/user-authenticators/{namespace}"),
+                Auth::Bearer(&token),
+                json!({"publicKey": key}),
+            )
+            .await
+        }));
+    }
+    for task in tasks {
+        let reply = task.await.unwrap();
+        match reply.status.as_u16() {
+            200 => {}
+            // Lost the race to the other user, or a DynamoDB transaction conflict (retryable).
+            409 => {
+                reply.expect_error(409, "credential_conflict");
+            }
+            503 => {}
+            other => panic!("unexpected {other}: {:?}", reply.body),
+        }
+    }
+    let mut holders = Vec::new();
+    for user in ["alice", "bob"] {
+        let listed = h
+            .get(
+                &format!("/users/{user}/authenticators"),
+                Auth::Secret(&h.a.secret),
+            )
+            .await
+            .expect(200);
+        if !listed.as_array().unwrap().is_empty() {
+            holders.push(user);
+        }
+    }
+    assert_eq!(holders.len(), 1, "{holders:?}");
+}
+
+/// Issue #11.7: an add racing `DELETE /users/{id}` never leaves a credential behind (a BLOCK
+/// of the add's action is checked in the same atomic step: the store conformance suite).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_add_racing_the_users_deletion_or_a_block_leaves_nothing_behind() {
+    let h = std::sync::Arc::new(Harness::start().await);
+    for run in 0..20 {
+        let user = format!("racer-{run}");
+        let tracked = h.track(&h.a, &user, "addAuthenticator", json!({})).await;
+        let device = std::sync::Arc::new(Device::new());
+        let add = {
+            let (h, tracked, device) = (h.clone(), tracked.clone(), device.clone());
+            tokio::spawn(async move { h.add_credential(&tracked, &device).await })
+        };
+        let delete = {
+            let (h, user) = (h.clone(), user.clone());
+            tokio::spawn(async move {
+                h.send(
+                    reqwest::Method::DELETE,
+                    &format!("/users/{user}"),
+                    Auth::Secret(&h.a.secret),
+                    None,
+                )
+                .await
+            })
+        };
+        let added = add.await.unwrap();
+        delete.await.unwrap().expect(200);
+        match added.status.as_u16() {
+            200 => {}
+            404 => {
+                added.expect_error(404, "action_not_found");
+            }
+            other => panic!("unexpected {other}: {:?}", added.body),
+        }
+        let listed = h
+            .get(
+                &format!("/users/{user}/authenticators"),
+                Auth::Secret(&h.a.secret),
+            )
+            .await
+            .expect(200);
+        assert_eq!(
+            listed,
+            json!([]),
+            "run {run}: a credential survived the deletion"
+        );
+    }
+}
+
+/// Issue #11.7: sixteen concurrent adds of different keys with one scopeless token, for a
+/// user with no credential: exactly one first credential; the others need the scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_credentials_with_one_scopeless_token_leave_one() {
+    let h = std::sync::Arc::new(Harness::start().await);
+    let tracked = h.track(&h.a, "carol", "addAuthenticator", json!({})).await;
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (h, tracked) = (h.clone(), tracked.clone());
+            tokio::spawn(async move { h.add_credential(&tracked, &Device::new()).await })
+        })
+        .collect();
+    let mut added = 0;
+    for task in tasks {
+        let reply = task.await.unwrap();
+        match reply.status.as_u16() {
+            200 => added += 1,
+            503 => {}
+            _ => {
+                reply.expect_error(403, "insufficient_scope");
+            }
+        }
+    }
+    assert_eq!(added, 1);
+    let listed = h
+        .get("/users/carol/authenticators", Auth::Secret(&h.a.secret))
+        .await
+        .expect(200);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+}

@@ -59,6 +59,9 @@ impl ActionState {
     }
 }
 
+/// The scope a token needs to add a user's second or later credential (spec 2.9, 3.4.1).
+pub const ADD_AUTHENTICATORS_SCOPE: &str = "add:authenticators";
+
 /// A rule or default outcome (spec 7), mapped to the state a track returns (spec 2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

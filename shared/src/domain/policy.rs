@@ -312,6 +312,12 @@ pub enum RuleResult {
         value: Value,
         matched: bool,
     },
+    /// Not evaluated: it reads data points nobody vouched for ([`Provenance::DeviceCreated`]),
+    /// so it fails closed: taken as matched if it is a `BLOCK` or `REVIEW` rule.
+    Unvouched {
+        data_points: Vec<String>,
+        assumed_match: bool,
+    },
     /// Not evaluated: an earlier rule had already matched.
     NotReached,
 }
@@ -358,6 +364,42 @@ impl Decision {
     }
 }
 
+/// Who vouches for the data points a decision reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provenance {
+    /// A track: the tenant's backend, authenticated by its secret key, sent the request's
+    /// data points (spec 2.3), so every data point is what the backend says it is.
+    Track,
+    /// An action a device creates without a track (tenant-Basic in-app verify, an anonymous
+    /// QR code, spec 3.4.4 and 3.4.7). No backend vouched for anything: the request's data
+    /// points are absent or came from the unauthenticated caller, so a rule that reads one
+    /// cannot be evaluated honestly (see [`signals::is_vouched_on_device_path`]).
+    DeviceCreated {
+        /// The platform saw the caller's address (API Gateway `sourceIp`, the local peer):
+        /// `ip.*` is known, not claimed.
+        ip_observed: bool,
+    },
+}
+
+impl Provenance {
+    /// The data points `rule` reads that nobody vouched for (none on a track, so a track
+    /// pays nothing for this).
+    fn unvouched_reads(self, rule: &Rule) -> Vec<String> {
+        let Provenance::DeviceCreated { ip_observed } = self else {
+            return Vec::new();
+        };
+        // Configs are validated when saved, so this lists every `var` and `missing` name.
+        // Conditions that do not validate cannot be read: they fail closed too.
+        match rules::validate(&rule.conditions, &signals::is_known) {
+            Ok(names) => names
+                .into_iter()
+                .filter(|name| !signals::is_vouched_on_device_path(name, ip_observed))
+                .collect(),
+            Err(_) => vec!["(conditions that do not validate)".to_owned()],
+        }
+    }
+}
+
 /// Decides the outcome of a track from the effective config and the request's data points.
 /// With `evaluate_all` (the dry run), rules after the match are evaluated too, for the trace;
 /// the decision is the same.
@@ -366,6 +408,21 @@ pub fn decide(
     data: &Value,
     is_enrolled: bool,
     evaluate_all: bool,
+) -> Decision {
+    decide_with(config, data, is_enrolled, evaluate_all, Provenance::Track)
+}
+
+/// [`decide`], for data points of the given [`Provenance`]. A rule that reads a data point
+/// nobody vouched for fails closed: a `BLOCK` or `REVIEW` rule is taken as matched, any
+/// other rule as not matched (so an `ALLOW` rule on a claimed value cannot shield a later
+/// `BLOCK`). Without this, a device could complete an action code that a track would have
+/// blocked on `custom.amount` or an IP range, by sending no such data at all.
+pub fn decide_with(
+    config: &EffectiveConfig,
+    data: &Value,
+    is_enrolled: bool,
+    evaluate_all: bool,
+    provenance: Provenance,
 ) -> Decision {
     let mut trace = Vec::with_capacity(config.rules.len());
     let mut matched: Option<&Rule> = None;
@@ -379,18 +436,34 @@ pub fn decide(
         } else if settled && !evaluate_all {
             RuleResult::NotReached
         } else {
-            let value = rules::evaluate(&rule.conditions, data);
-            let is_match = rules::truthy(&value);
+            let unvouched = provenance.unvouched_reads(rule);
+            let (is_match, result) = if unvouched.is_empty() {
+                let value = rules::evaluate(&rule.conditions, data);
+                let is_match = rules::truthy(&value);
+                (
+                    is_match,
+                    RuleResult::Evaluated {
+                        value,
+                        matched: is_match,
+                    },
+                )
+            } else {
+                let is_match = matches!(rule.outcome, Outcome::Block | Outcome::Review);
+                (
+                    is_match,
+                    RuleResult::Unvouched {
+                        data_points: unvouched,
+                        assumed_match: is_match,
+                    },
+                )
+            };
             let overrides =
                 matched.is_none() || matches!(rule.outcome, Outcome::Block | Outcome::Review);
             if is_match && !settled && overrides {
                 matched = Some(rule);
                 settled = is_enrolled || rule.outcome != Outcome::Challenge;
             }
-            RuleResult::Evaluated {
-                value,
-                matched: is_match,
-            }
+            result
         };
         trace.push(RuleTrace {
             rule_id: rule.rule_id.clone(),

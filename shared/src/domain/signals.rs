@@ -203,6 +203,26 @@ pub fn is_known(name: &str) -> bool {
             .is_some_and(|key| !key.is_empty() && !key.split('.').any(str::is_empty))
 }
 
+/// Whether `name` is known on a path where a device creates its action without a track
+/// (tenant-Basic in-app verify, an anonymous QR code; see `policy::Provenance`). Known: what
+/// the server computes itself (the user's credentials and history, the clock, the action
+/// code) and the caller's address when the platform observed it. Not known: everything a
+/// track's backend would have vouched for, because here it is absent or claimed by the
+/// unauthenticated caller: `custom.*`, `userAgent` and `device.isBot` (any user agent can be
+/// sent), `device.id` and `device.isNew` (no device id), `user.email`, `user.phoneNumber`.
+pub fn is_vouched_on_device_path(name: &str, ip_observed: bool) -> bool {
+    match name {
+        "ip.address" | "ip.version" | "ip.isPrivate" => ip_observed,
+        "action.code" => true,
+        // Computed from a device id, which nobody sent.
+        "device.isNew" => false,
+        // A request data point added later is unvouched until someone decides otherwise.
+        _ => DATA_POINTS
+            .iter()
+            .any(|p| p.name == name && p.source != Source::Request),
+    }
+}
+
 /// Whether any of these data points needs the user's earlier actions.
 pub fn needs_history(names: &[String]) -> bool {
     names.iter().any(|name| {

@@ -95,6 +95,31 @@ fn action(tenant: &TenantId, user: &UserId, code: &str, state: ActionState) -> A
     }
 }
 
+/// A retained, enrolment-allowing action of `credential`'s user, and the guard an add with its
+/// token (with the scope, so any number of credentials) carries.
+async fn enrolment_action(store: &dyn Store, credential: &Credential) -> EnrolmentGuard {
+    let mut action = action(
+        &credential.tenant_id,
+        &credential.user_id,
+        "addAuthenticator",
+        ActionState::Allow,
+    );
+    // Tracked long ago, so scenes that list recent actions do not see it.
+    action.created_at = NOW.plus_seconds(-7 * 24 * 3600);
+    store.create_action(&action).await.unwrap();
+    EnrolmentGuard {
+        action: action.key,
+        first_credential_only: false,
+        now: NOW,
+    }
+}
+
+/// Inserts `credential` as an add with a fresh token of its user would.
+async fn enrol(store: &dyn Store, credential: &Credential) -> Result<InsertOutcome> {
+    let guard = enrolment_action(store, credential).await;
+    store.insert_credential(credential, &guard).await
+}
+
 pub async fn run_all(store: Arc<dyn Store>) {
     tenants(&*store).await;
     credentials(&*store).await;
@@ -108,6 +133,9 @@ pub async fn run_all(store: Arc<dyn Store>) {
     verification_failures_write_nothing(&*store).await;
     concurrent_verifies_have_one_winner(store.clone()).await;
     concurrent_adds_leave_one_credential(store.clone()).await;
+    enrolment_guard(&*store).await;
+    one_user_per_key_across_namespaces(store.clone()).await;
+    concurrent_first_credentials_leave_one(store.clone()).await;
     approvals(&*store).await;
     approval_commit(&*store).await;
     concurrent_approvals_have_one_winner(store.clone()).await;
@@ -371,7 +399,7 @@ async fn credential_update_once(store: &dyn Store) {
     let tenant = tenant_id("t");
     let alice = user("alice");
     let old = credential(&tenant, &alice, Namespace::Push, &unique("fp"));
-    store.insert_credential(&old).await.unwrap();
+    enrol(store, &old).await.unwrap();
     let mut new = old.clone();
     new.push_token = Some("new-token".into());
     new.expires_at = Some(NOW.plus_seconds(86_400));
@@ -483,10 +511,7 @@ async fn credentials(store: &dyn Store) {
     let (tenant, other_tenant) = (tenant_id("t"), tenant_id("t"));
     let (alice, bob) = (user("alice"), user("bob"));
     let first = credential(&tenant, &alice, Namespace::InApp, "fp-1");
-    assert_eq!(
-        store.insert_credential(&first).await.unwrap(),
-        InsertOutcome::Inserted
-    );
+    assert_eq!(enrol(store, &first).await.unwrap(), InsertOutcome::Inserted);
     assert_eq!(
         store
             .get_credential(&tenant, Namespace::InApp, "fp-1")
@@ -499,16 +524,13 @@ async fn credentials(store: &dyn Store) {
     // The same key again, for anyone, is reported with the stored credential.
     let again = credential(&tenant, &bob, Namespace::InApp, "fp-1");
     assert_eq!(
-        store.insert_credential(&again).await.unwrap(),
+        enrol(store, &again).await.unwrap(),
         InsertOutcome::AlreadyRegistered(first.clone())
     );
 
     // The same key in another namespace, or another tenant, is a different credential.
     let push = credential(&tenant, &alice, Namespace::Push, "fp-1");
-    assert_eq!(
-        store.insert_credential(&push).await.unwrap(),
-        InsertOutcome::Inserted
-    );
+    assert_eq!(enrol(store, &push).await.unwrap(), InsertOutcome::Inserted);
     assert_eq!(
         store
             .get_credential(&other_tenant, Namespace::InApp, "fp-1")
@@ -518,7 +540,7 @@ async fn credentials(store: &dyn Store) {
     );
     let elsewhere = credential(&other_tenant, &alice, Namespace::InApp, "fp-1");
     assert_eq!(
-        store.insert_credential(&elsewhere).await.unwrap(),
+        enrol(store, &elsewhere).await.unwrap(),
         InsertOutcome::Inserted
     );
 
@@ -572,7 +594,7 @@ async fn removal_receipts(store: &dyn Store) {
     let tenant = tenant_id("t");
     let alice = user("alice");
     let cred = credential(&tenant, &alice, Namespace::InApp, "fp-remove");
-    store.insert_credential(&cred).await.unwrap();
+    enrol(store, &cred).await.unwrap();
     let receipt = RemovalReceipt {
         window: 42,
         expires_at: NOW.plus_seconds(1800),
@@ -587,7 +609,7 @@ async fn removal_receipts(store: &dyn Store) {
     );
 
     // Re-registered, the same window's signature cannot remove it again.
-    store.insert_credential(&cred).await.unwrap();
+    enrol(store, &cred).await.unwrap();
     assert_eq!(
         store
             .remove_credential_once(&cred, &receipt)
@@ -607,7 +629,7 @@ async fn removal_receipts(store: &dyn Store) {
     let mut other_namespace = cred.clone();
     other_namespace.namespace = Namespace::Push;
     other_namespace.id = CredentialId::parse("00000000000000000000000000000abc").unwrap();
-    store.insert_credential(&other_namespace).await.unwrap();
+    enrol(store, &other_namespace).await.unwrap();
     assert_eq!(
         store
             .remove_credential_once(&other_namespace, &receipt)
@@ -759,7 +781,7 @@ async fn user_activity(store: &dyn Store) {
     let tenant = tenant_id("t");
     let (alice, bob) = (user("alice"), user("bob"));
     let credential = credential(&tenant, &alice, Namespace::InApp, &unique("fp"));
-    store.insert_credential(&credential).await.unwrap();
+    enrol(store, &credential).await.unwrap();
     store
         .put_user(&tenant, &alice, &UserProfile::default())
         .await
@@ -916,9 +938,9 @@ async fn users(store: &dyn Store) {
     );
 
     let cred = credential(&tenant, &alice, Namespace::InApp, &unique("fp"));
-    store.insert_credential(&cred).await.unwrap();
+    enrol(store, &cred).await.unwrap();
     let bobs = credential(&tenant, &bob, Namespace::InApp, &unique("fp"));
-    store.insert_credential(&bobs).await.unwrap();
+    enrol(store, &bobs).await.unwrap();
     let tracked = action(&tenant, &alice, "signIn", ActionState::Allow);
     store.create_action(&tracked).await.unwrap();
 
@@ -958,7 +980,7 @@ async fn scene(store: &dyn Store, state: ActionState) -> Scene {
     let tenant = tenant_id("t");
     let alice = user("alice");
     let credential = credential(&tenant, &alice, Namespace::InApp, &unique("fp"));
-    store.insert_credential(&credential).await.unwrap();
+    enrol(store, &credential).await.unwrap();
     let challenge = sample_challenge_id();
     let action = action(&tenant, &alice, "signIn", state);
     store.create_action(&action).await.unwrap();
@@ -1197,13 +1219,224 @@ async fn concurrent_adds_leave_one_credential(store: Arc<dyn Store>) {
         .map(|_| {
             let store = store.clone();
             let c = credential(&tenant, &alice, Namespace::InApp, &fingerprint);
-            tokio::spawn(async move { store.insert_credential(&c).await })
+            tokio::spawn(async move { enrol(&*store, &c).await })
         })
         .collect();
     let mut inserted = 0;
     for task in tasks {
         if task.await.unwrap().unwrap() == InsertOutcome::Inserted {
             inserted += 1;
+        }
+    }
+    assert_eq!(inserted, 1);
+    assert_eq!(
+        store
+            .list_user_credentials(&tenant, &alice)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// The guard is checked with the insert (issue #11.7): a gone, expired or blocked action, and a
+/// first-credential-only add for a user who has one, write nothing.
+async fn enrolment_guard(store: &dyn Store) {
+    let tenant = tenant_id("t");
+    let alice = user("alice");
+    let first = credential(&tenant, &alice, Namespace::InApp, &unique("fp"));
+    let mut guard = enrolment_action(store, &first).await;
+    guard.first_credential_only = true;
+
+    let mut gone = guard.clone();
+    gone.action.idempotency_key = IdempotencyKey::parse(unique("never-tracked")).unwrap();
+    assert_eq!(
+        store.insert_credential(&first, &gone).await.unwrap_err(),
+        Error::ActionNotFound
+    );
+    let mut late = guard.clone();
+    late.now = NOW.plus_seconds(31 * 24 * 3600);
+    assert_eq!(
+        store.insert_credential(&first, &late).await.unwrap_err(),
+        Error::ActionNotFound
+    );
+    store
+        .set_action_state(&tenant, &guard.action, ActionState::Block, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.insert_credential(&first, &guard).await.unwrap_err(),
+        Error::ActionForbidsEnrolment("BLOCK")
+    );
+    assert!(
+        store
+            .list_user_credentials(&tenant, &alice)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    store
+        .set_action_state(&tenant, &guard.action, ActionState::ChallengeRequired, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.insert_credential(&first, &guard).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+    // The same key again is the same credential, not a second one.
+    assert_eq!(
+        store.insert_credential(&first, &guard).await.unwrap(),
+        InsertOutcome::AlreadyRegistered(first.clone())
+    );
+    let second = credential(&tenant, &alice, Namespace::InApp, &unique("fp"));
+    assert_eq!(
+        store.insert_credential(&second, &guard).await.unwrap_err(),
+        Error::InsufficientScope(crate::domain::ADD_AUTHENTICATORS_SCOPE)
+    );
+    // With the scope, a second one; once both are removed, a first one again.
+    guard.first_credential_only = false;
+    store.insert_credential(&second, &guard).await.unwrap();
+    for c in [&first, &second] {
+        store
+            .delete_credential(&tenant, &alice, &c.id)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    guard.first_credential_only = true;
+    let third = credential(&tenant, &alice, Namespace::Push, &unique("fp"));
+    assert_eq!(
+        store.insert_credential(&third, &guard).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+
+    // Deleting the user withdraws the guard's action.
+    store.delete_user(&tenant, &alice).await.unwrap();
+    let fourth = credential(&tenant, &alice, Namespace::InApp, &unique("fp"));
+    assert_eq!(
+        store.insert_credential(&fourth, &guard).await.unwrap_err(),
+        Error::ActionNotFound
+    );
+    assert!(
+        store
+            .list_user_credentials(&tenant, &alice)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A public key belongs to one user per tenant, whatever the namespace (DESIGN 4, issue
+/// #11.1): its holder may add it to other namespaces, nobody else may, until every
+/// credential of it is gone. Two users racing for one key in different namespaces: exactly
+/// one ends up holding it.
+async fn one_user_per_key_across_namespaces(store: Arc<dyn Store>) {
+    let tenant = tenant_id("t");
+    let (alice, bob) = (user("alice"), user("bob"));
+    let fingerprint = unique("fp");
+    let alices_push = credential(&tenant, &alice, Namespace::Push, &fingerprint);
+    enrol(&*store, &alices_push).await.unwrap();
+    let alices_in_app = credential(&tenant, &alice, Namespace::InApp, &fingerprint);
+    assert_eq!(
+        enrol(&*store, &alices_in_app).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+    for namespace in [Namespace::InApp, Namespace::QrCode, Namespace::Device] {
+        let bobs = credential(&tenant, &bob, namespace, &fingerprint);
+        let outcome = enrol(&*store, &bobs).await;
+        assert!(
+            matches!(
+                outcome,
+                Err(Error::CredentialConflict) | Ok(InsertOutcome::AlreadyRegistered(_))
+            ),
+            "{namespace:?}: {outcome:?}"
+        );
+        assert_eq!(
+            store
+                .get_credential(&tenant, namespace, &fingerprint)
+                .await
+                .unwrap()
+                .map(|c| c.user_id),
+            (namespace == Namespace::InApp).then(|| alice.clone())
+        );
+    }
+    // Once alice holds it nowhere, bob may.
+    for c in [&alices_push, &alices_in_app] {
+        store
+            .delete_credential(&tenant, &alice, &c.id)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let bobs = credential(&tenant, &bob, Namespace::QrCode, &fingerprint);
+    assert_eq!(
+        enrol(&*store, &bobs).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+
+    // The race: 8 adds each for two users, each user in its own namespace.
+    let fingerprint = unique("fp");
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (holder, namespace) = if i % 2 == 0 {
+            (&alice, Namespace::InApp)
+        } else {
+            (&bob, Namespace::Push)
+        };
+        let store = store.clone();
+        let c = credential(&tenant, holder, namespace, &fingerprint);
+        let guard = enrolment_action(&*store, &c).await;
+        tasks.push(tokio::spawn(async move {
+            store.insert_credential(&c, &guard).await
+        }));
+    }
+    let mut inserted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(InsertOutcome::Inserted) => inserted += 1,
+            Ok(InsertOutcome::AlreadyRegistered(_)) | Err(Error::CredentialConflict) => {}
+            // DynamoDB cancels a transaction that conflicts with one under way: retryable.
+            Err(Error::StoreUnavailable) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(inserted, 1);
+    let mut holders = Vec::new();
+    for namespace in [Namespace::InApp, Namespace::Push] {
+        if let Some(c) = store
+            .get_credential(&tenant, namespace, &fingerprint)
+            .await
+            .unwrap()
+        {
+            holders.push(c.user_id);
+        }
+    }
+    assert_eq!(holders.len(), 1, "{holders:?}");
+}
+
+/// Sixteen concurrent first-credential-only adds of different keys for a user with none
+/// (one scopeless token, issue #11.7): exactly one credential.
+async fn concurrent_first_credentials_leave_one(store: Arc<dyn Store>) {
+    let tenant = tenant_id("t");
+    let alice = user("alice");
+    let probe = credential(&tenant, &alice, Namespace::InApp, &unique("fp"));
+    let mut guard = enrolment_action(&*store, &probe).await;
+    guard.first_credential_only = true;
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            let guard = guard.clone();
+            let c = credential(&tenant, &alice, Namespace::InApp, &unique("fp"));
+            tokio::spawn(async move { store.insert_credential(&c, &guard).await })
+        })
+        .collect();
+    let mut inserted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(InsertOutcome::Inserted) => inserted += 1,
+            Err(Error::InsufficientScope(_)) | Err(Error::StoreUnavailable) => {}
+            other => panic!("unexpected {other:?}"),
         }
     }
     assert_eq!(inserted, 1);

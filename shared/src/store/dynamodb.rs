@@ -12,6 +12,7 @@
 //! | tenant | `TENANT#{t}` | `TENANT` | `data` (tenant JSON: secret hashes, token keys) | |
 //! | secret index | `SECRET#{hash}` | `SECRET` | `tenantId` | |
 //! | user profile | `T#{t}#U#{u}` | `PROFILE` | `data` (profile JSON) | |
+//! | enrolment counter | `T#{t}#U#{u}` | `ENROLMENT` | `credentials` (N: moved by every add and removal; what makes a scopeless token's first credential the only one) | |
 //! | credential | `T#{t}#U#{u}` | `CRED#{id}` | credential attributes (below) | |
 //! | credential by key | `T#{t}#K#{ns}#{fp}` | `KEY` | the same attributes, a second copy | |
 //! | removal receipt | `T#{t}#RK#{fp}` | `RECEIPT#{window}` | `expiresAt` | yes |
@@ -35,7 +36,7 @@
 //! | tenant by id / by secret | `GetItem` (cached in memory by the app) | 1 |
 //! | a user's credentials (track, list) | `Query pk = T#{t}#U#{u}, begins_with(sk, CRED#)` | 1 |
 //! | credential by public key (verify, get) | `GetItem` on the key item | 1 |
-//! | add credential | `TransactWriteItems`: both copies, `attribute_not_exists` on the key item | 1 |
+//! | add credential | `TransactWriteItems`: the token's action checked, both copies (`attribute_not_exists` on the key item), the key's item in each other namespace checked (absent or this user's: one user per key and tenant), the enrolment counter | 1 |
 //! | the action's config and the tenant default (track) | `BatchGetItem` of `ACTION#{code}` and `ACTION#*`, strongly consistent | 1 |
 //! | a user's credentials and actions (track, when a rule reads history) | `Query pk = T#{t}#U#{u}` (the whole partition) | 1 |
 //! | track | `BatchGetItem` configs + `Query` credentials (or the whole user partition) + `PutItem` action `attribute_not_exists` | 3 |
@@ -56,24 +57,25 @@
 
 use super::{
     ActionConfigStore, ActionStore, ActionWrite, ApprovalStore, ChallengeStore, CredentialStore,
-    CredentialUpdate, InsertOutcome, RemovalReceipt, SingleUse, TenantStore, UserStore,
-    VerificationCommit, VerificationStore,
+    CredentialUpdate, EnrolmentGuard, InsertOutcome, RemovalReceipt, SingleUse, TenantStore,
+    UserStore, VerificationCommit, VerificationStore,
 };
 use crate::clock::Timestamp;
 use crate::domain::policy::{ActionConfig, ConfigKey};
 use crate::domain::{
-    Action, ActionCode, ActionKey, ActionOrigin, ActionState, ApprovalChallenge, ApprovalSlot,
-    ChallengeId, ChallengeMark, Credential, CredentialId, IdempotencyKey, Namespace, TenantId,
-    TenantRecord, UserId, UserProfile, VerificationMethod,
+    ADD_AUTHENTICATORS_SCOPE, Action, ActionCode, ActionKey, ActionOrigin, ActionState,
+    ApprovalChallenge, ApprovalSlot, ChallengeId, ChallengeMark, Credential, CredentialId,
+    IdempotencyKey, Namespace, TenantId, TenantRecord, UserId, UserProfile, VerificationMethod,
 };
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConsumedCapacity, Delete,
-    KeySchemaElement, KeyType, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConditionCheck,
+    ConsumedCapacity, Delete, KeySchemaElement, KeyType, Put, ReturnConsumedCapacity,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    TransactWriteItem, Update,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -475,6 +477,9 @@ fn version_condition(expected: Option<u64>) -> Result<(&'static str, Item)> {
     })
 }
 
+/// The sort key of a user's enrolment counter, in the user's partition.
+const ENROLMENT_SK: &str = "ENROLMENT";
+
 fn action_sk(key: &ActionKey) -> String {
     format!("ACT#{}#{}", key.action_code, key.idempotency_key)
 }
@@ -757,6 +762,61 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
+    fn condition_check(
+        &self,
+        key: Item,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: Item,
+    ) -> Result<TransactWriteItem> {
+        let names: Option<HashMap<String, String>> = (!names.is_empty()).then(|| {
+            names
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        });
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(internal)?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    /// The user's enrolment counter (`ENROLMENT`, `credentials`) moved by `delta` in a
+    /// transaction. With `only_if_none`, the transaction fails unless the user has no
+    /// credential: what makes a scopeless token's first credential the only one (issue #11.7).
+    /// A user enrolled before the counter existed has none (or a negative one after a
+    /// removal); the use case's own read of the credentials covers them.
+    fn count_enrolment(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        delta: i64,
+        only_if_none: bool,
+    ) -> Result<TransactWriteItem> {
+        let mut values = HashMap::from([(":delta".to_owned(), n(delta))]);
+        let condition = if only_if_none {
+            values.insert(":zero".to_owned(), n(0));
+            Some("attribute_not_exists(credentials) OR credentials <= :zero".to_owned())
+        } else {
+            None
+        };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(item_key(user_pk(tenant, user), ENROLMENT_SK)))
+            .update_expression("ADD credentials :delta")
+            .set_condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(internal)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
     fn update(
         &self,
         key: Item,
@@ -887,8 +947,29 @@ impl CredentialStore for DynamoStore {
         Ok(credentials)
     }
 
-    async fn insert_credential(&self, credential: &Credential) -> Result<InsertOutcome> {
+    /// One transaction: the guard's action (`ConditionCheck`), both copies of the credential,
+    /// the key in every other namespace free or the same user's (`ConditionCheck` each), and
+    /// the user's enrolment counter. DynamoDB transactions are serializable, so of two users
+    /// adding one key in two namespaces at once exactly one succeeds.
+    async fn insert_credential(
+        &self,
+        credential: &Credential,
+        guard: &EnrolmentGuard,
+    ) -> Result<InsertOutcome> {
         let tenant = &credential.tenant_id;
+        let user = &credential.user_id;
+        let action_check = self.condition_check(
+            item_key(user_pk(tenant, &guard.action.user_id), action_sk(&guard.action)),
+            "attribute_exists(pk) AND expiresAt > :now AND NOT (#state IN (:block, :review, :reviewFailed, :failed))",
+            &[("#state", "state")],
+            HashMap::from([
+                (":now".to_owned(), n(guard.now.0)),
+                (":block".to_owned(), s(ActionState::Block.as_str())),
+                (":review".to_owned(), s(ActionState::ReviewRequired.as_str())),
+                (":reviewFailed".to_owned(), s(ActionState::ReviewFailed.as_str())),
+                (":failed".to_owned(), s(ActionState::ChallengeFailed.as_str())),
+            ]),
+        )?;
         let by_key = credential_item(
             credential,
             key_pk(tenant, credential.namespace, &credential.key_fingerprint),
@@ -896,21 +977,64 @@ impl CredentialStore for DynamoStore {
         );
         let by_user = credential_item(
             credential,
-            user_pk(tenant, &credential.user_id),
+            user_pk(tenant, user),
             format!("CRED#{}", credential.id),
         );
-        let items = vec![
+        let mut items = vec![
+            action_check,
             self.put(by_key, Some("attribute_not_exists(pk)"))?,
             self.put(by_user, Some("attribute_not_exists(pk)"))?,
         ];
+        for namespace in Namespace::ALL
+            .into_iter()
+            .filter(|ns| *ns != credential.namespace)
+        {
+            items.push(self.condition_check(
+                item_key(
+                    key_pk(tenant, namespace, &credential.key_fingerprint),
+                    "KEY",
+                ),
+                "attribute_not_exists(pk) OR userId = :user",
+                &[],
+                HashMap::from([(":user".to_owned(), s(user.as_str()))]),
+            )?);
+        }
+        items.push(self.count_enrolment(tenant, user, 1, guard.first_credential_only)?);
+        const ACTION: usize = 0;
+        const BY_KEY: usize = 1;
+        const COUNTER_FROM_END: usize = 1;
         match self.transact(items).await? {
             Ok(()) => Ok(InsertOutcome::Inserted),
-            Err(reasons) => match reasons.first().filter(|r| failed(r)).and_then(|r| r.item()) {
-                Some(existing) => Ok(InsertOutcome::AlreadyRegistered(credential_from(
-                    tenant, existing,
-                )?)),
-                None => Err(Error::Internal),
-            },
+            Err(reasons) => {
+                let failed_at = |i: usize| reasons.get(i).filter(|r| failed(r));
+                // The most decisive failure first: a withdrawn token, then another user's key.
+                if let Some(reason) = failed_at(ACTION) {
+                    return Err(match reason.item() {
+                        Some(old) => {
+                            let old = action_from(tenant, old)?;
+                            if old.expires_at <= guard.now {
+                                Error::ActionNotFound
+                            } else {
+                                Error::ActionForbidsEnrolment(old.state.as_str())
+                            }
+                        }
+                        None => Error::ActionNotFound,
+                    });
+                }
+                let others = BY_KEY + 2..reasons.len().saturating_sub(COUNTER_FROM_END);
+                if others.into_iter().any(|i| failed_at(i).is_some()) {
+                    return Err(Error::CredentialConflict);
+                }
+                if let Some(existing) = failed_at(BY_KEY).and_then(|r| r.item()) {
+                    return Ok(InsertOutcome::AlreadyRegistered(credential_from(
+                        tenant, existing,
+                    )?));
+                }
+                if reasons.last().is_some_and(failed) {
+                    return Err(Error::InsufficientScope(ADD_AUTHENTICATORS_SCOPE));
+                }
+                Err(Error::Internal)
+            }
         }
     }
 
@@ -928,6 +1052,7 @@ impl CredentialStore for DynamoStore {
         };
         let credential = credential_from(tenant, &item)?;
         let items = vec![
+            self.count_enrolment(tenant, user, -1, false)?,
             self.delete(item_key(user_pk(tenant, user), format!("CRED#{id}")), None)?,
             self.delete(
                 item_key(
@@ -978,6 +1103,7 @@ impl CredentialStore for DynamoStore {
                 ),
                 Some(("attribute_exists(pk)", HashMap::new())),
             )?,
+            self.count_enrolment(tenant, &credential.user_id, -1, false)?,
         ];
         match self.transact(items).await? {
             Ok(()) => Ok(()),
@@ -1300,20 +1426,45 @@ impl UserStore for DynamoStore {
 
     /// Deletes the user's partition and the key items of their credentials, 25 at a time.
     /// Not one transaction (a user may have many actions); repeating it finishes the job.
+    ///
+    /// In two passes, so that no credential survives an add racing the deletion: first
+    /// everything but credentials (the actions too, which withdraws every token of the user:
+    /// an add checks its action in its own transaction), then the credentials, read again
+    /// after the actions are gone. An add that committed before its action was deleted is
+    /// seen by the second read; one that comes after fails its action check.
     async fn delete_user(&self, tenant: &TenantId, user: &UserId) -> Result<()> {
         let items = self.query_prefix(user_pk(tenant, user), "").await?;
-        let mut keys: Vec<Item> = Vec::with_capacity(items.len() * 2);
+        let mut keys: Vec<Item> = Vec::with_capacity(items.len());
         for item in &items {
             let sk = get_s(item, schema::SORT_KEY)?;
-            if sk.starts_with("CRED#") {
-                let credential = credential_from(tenant, item)?;
-                keys.push(item_key(
-                    key_pk(tenant, credential.namespace, &credential.key_fingerprint),
-                    "KEY",
-                ));
+            if !sk.starts_with("CRED#") {
+                keys.push(item_key(user_pk(tenant, user), sk));
             }
-            keys.push(item_key(user_pk(tenant, user), sk));
         }
+        self.delete_batch(&keys).await?;
+
+        let credentials = self.query_prefix(user_pk(tenant, user), "CRED#").await?;
+        let mut keys: Vec<Item> = Vec::with_capacity(credentials.len() * 2);
+        for item in &credentials {
+            let credential = credential_from(tenant, item)?;
+            keys.push(item_key(
+                key_pk(tenant, credential.namespace, &credential.key_fingerprint),
+                "KEY",
+            ));
+            keys.push(item_key(
+                user_pk(tenant, user),
+                get_s(item, schema::SORT_KEY)?,
+            ));
+        }
+        // A removal racing this may write the enrolment counter back, below zero: harmless,
+        // as a counter at or below zero means "no credential" to the next add.
+        self.delete_batch(&keys).await
+    }
+}
+
+impl DynamoStore {
+    /// Deletes `keys` with `BatchWriteItem`, 25 at a time, retrying unprocessed ones.
+    async fn delete_batch(&self, keys: &[Item]) -> Result<()> {
         for chunk in keys.chunks(25) {
             let mut requests: Vec<aws_sdk_dynamodb::types::WriteRequest> = chunk
                 .iter()

@@ -57,6 +57,19 @@ pub enum InsertOutcome {
     AlreadyRegistered(Credential),
 }
 
+/// What must still hold when a credential is inserted, checked in the same atomic step as the
+/// insert: a backend that blocks the action or deletes the user while an add is under way
+/// withdraws it, and a token that may add only a first credential adds exactly one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrolmentGuard {
+    /// The token's action: it must exist, be retained at `now`, and allow enrolment
+    /// ([`ActionState::allows_enrolment`]).
+    pub action: ActionKey,
+    /// The token may add only the user's first credential: the user must have none.
+    pub first_credential_only: bool,
+    pub now: Timestamp,
+}
+
 /// A record that a removal signature for one time window was used (spec 4.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemovalReceipt {
@@ -77,9 +90,20 @@ pub trait CredentialStore: Send + Sync {
         tenant: &TenantId,
         user: &UserId,
     ) -> Result<Vec<Credential>>;
-    /// Inserts if no credential has this (tenant, namespace, key); otherwise returns the one
-    /// that does. Concurrent inserts of one key leave exactly one credential.
-    async fn insert_credential(&self, credential: &Credential) -> Result<InsertOutcome>;
+    /// Inserts `credential` if, in the same atomic step, `guard` still holds and no credential
+    /// has this (tenant, namespace, key); otherwise returns the one that does. Concurrent
+    /// inserts of one key leave exactly one credential.
+    ///
+    /// A public key belongs to one user per tenant whatever the namespace (DESIGN 4): if
+    /// another user holds it in any namespace, `CredentialConflict`. The guard's failures:
+    /// `ActionNotFound` (gone or past retention: the user was deleted), `ActionForbidsEnrolment`
+    /// (blocked, under review or failed), `InsufficientScope` (a first credential only, and the
+    /// user has one).
+    async fn insert_credential(
+        &self,
+        credential: &Credential,
+        guard: &EnrolmentGuard,
+    ) -> Result<InsertOutcome>;
     /// Deletes a user's credential by id; returns what was deleted.
     async fn delete_credential(
         &self,

@@ -1,7 +1,9 @@
 //! One-time challenges and the in-app verify (spec 3.4.4, 6.2; DESIGN 6).
 
 use super::tenants::Tenant;
+use super::track::DecisionSubject;
 use crate::App;
+use crate::domain::policy::Provenance;
 use crate::domain::{
     Action, ActionCode, ActionKey, ActionOrigin, ActionState, Challenge, ChallengeId,
     ChallengeTarget, Credential, IdempotencyKey, Namespace, Outcome, TrackContext,
@@ -144,7 +146,10 @@ impl App {
     /// An action a device creates without a track (in-app verify with tenant Basic, an
     /// anonymous QR code) is still decided by the rules (spec 7): a `BLOCK` or `REVIEW`
     /// outcome refuses it, as a track would have, and the deciding rule is recorded on it.
-    /// Without this, a blocked action could be completed by any enrolled device.
+    /// Without this, a blocked action could be completed by any enrolled device. No backend
+    /// vouched for this action's data points, so a rule that reads one fails closed
+    /// ([`Provenance::DeviceCreated`]): a rule that blocks `pay` over `custom.amount` blocks
+    /// every device-created `pay`.
     pub(crate) async fn admit_created_action(
         &self,
         tenant: &Tenant,
@@ -156,11 +161,17 @@ impl App {
         let (decision, _) = self
             .decide(
                 tenant,
-                &action.key.user_id,
-                &action.key.action_code,
-                &action.context,
-                None,
-                None,
+                DecisionSubject {
+                    user: &action.key.user_id,
+                    action_code: &action.key.action_code,
+                    context: &action.context,
+                    email: None,
+                    phone_number: None,
+                    provenance: Provenance::DeviceCreated {
+                        // Only ever set from what the platform saw (QR start), never claimed.
+                        ip_observed: action.context.ip_address.is_some(),
+                    },
+                },
             )
             .await?;
         action.rule_ids = decision.rule_ids();

@@ -5,11 +5,10 @@ use crate::App;
 use crate::domain::{ActionOrigin, ActionState, Credential, CredentialId, Namespace};
 use crate::error::{Error, Result};
 use crate::signature::{PublicKey, removal_window_messages};
-use crate::store::{InsertOutcome, RemovalReceipt};
+use crate::store::{EnrolmentGuard, InsertOutcome, RemovalReceipt};
 use crate::token::VerifiedToken;
 
-/// The scope a token needs to add a user's second or later credential (spec 2.9, 3.4.1).
-pub const ADD_AUTHENTICATORS_SCOPE: &str = "add:authenticators";
+pub use crate::domain::ADD_AUTHENTICATORS_SCOPE;
 
 /// An add-credential request, parsed (spec 3.4.1).
 #[derive(Debug, Clone)]
@@ -56,10 +55,9 @@ impl App {
         let credentials = self.store.list_user_credentials(&tenant.id, user).await?;
         let challenged_after_track =
             action.state == ActionState::ChallengeSucceeded && action.origin == ActionOrigin::Track;
-        if !credentials.is_empty()
-            && !token.has_scope(ADD_AUTHENTICATORS_SCOPE)
-            && !challenged_after_track
-        {
+        let first_credential_only =
+            !token.has_scope(ADD_AUTHENTICATORS_SCOPE) && !challenged_after_track;
+        if first_credential_only && !credentials.is_empty() {
             return Err(Error::InsufficientScope(ADD_AUTHENTICATORS_SCOPE));
         }
 
@@ -81,7 +79,15 @@ impl App {
                     .plus_seconds(self.settings.push_credential_lifetime_days * 24 * 3600)
             }),
         };
-        match self.store.insert_credential(&credential).await? {
+        // The checks above answer the common cases early; the insert repeats each of them
+        // atomically, so a concurrent block, user deletion, other add or other user's add of
+        // this key (in any namespace) cannot slip between check and write.
+        let guard = EnrolmentGuard {
+            action: token.action.clone(),
+            first_credential_only,
+            now: self.now(),
+        };
+        match self.store.insert_credential(&credential, &guard).await? {
             InsertOutcome::Inserted => Ok(credential),
             // Lost a race with a concurrent add of the same key.
             InsertOutcome::AlreadyRegistered(existing) => same_user_or_conflict(existing, token),

@@ -35,6 +35,18 @@ pub struct TrackResult {
     pub enrolled_methods: Vec<VerificationMethod>,
 }
 
+/// What the rules decide about: a user doing an action, with the data points of its request
+/// and who vouched for them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DecisionSubject<'a> {
+    pub user: &'a UserId,
+    pub action_code: &'a ActionCode,
+    pub context: &'a TrackContext,
+    pub email: Option<&'a str>,
+    pub phone_number: Option<&'a str>,
+    pub provenance: policy::Provenance,
+}
+
 /// Filters of the action query (spec 2.5).
 #[derive(Debug, Clone, Default)]
 pub struct ActionQuery {
@@ -55,11 +67,14 @@ impl App {
         let (decision, credentials) = self
             .decide(
                 tenant,
-                &command.user_id,
-                &command.action_code,
-                &command.context,
-                command.email.as_deref(),
-                command.phone_number.as_deref(),
+                DecisionSubject {
+                    user: &command.user_id,
+                    action_code: &command.action_code,
+                    context: &command.context,
+                    email: command.email.as_deref(),
+                    phone_number: command.phone_number.as_deref(),
+                    provenance: policy::Provenance::Track,
+                },
             )
             .await?;
         let enrolled_methods = super::users::distinct_methods(&credentials);
@@ -107,12 +122,16 @@ impl App {
     pub(crate) async fn decide(
         &self,
         tenant: &Tenant,
-        user: &UserId,
-        action_code: &ActionCode,
-        context: &TrackContext,
-        email: Option<&str>,
-        phone_number: Option<&str>,
+        subject: DecisionSubject<'_>,
     ) -> Result<(policy::Decision, Vec<Credential>)> {
+        let DecisionSubject {
+            user,
+            action_code,
+            context,
+            email,
+            phone_number,
+            provenance,
+        } = subject;
         let now = self.now();
         // The rules config first (one read: the action's and the tenant default), because it
         // decides what else must be read. Not cached: a config change applies to the next
@@ -145,7 +164,7 @@ impl App {
             history: history.as_deref().map(|actions| History { actions }),
             now,
         });
-        let decision = policy::decide(&config, &data, is_enrolled, false);
+        let decision = policy::decide_with(&config, &data, is_enrolled, false, provenance);
         Ok((decision, credentials))
     }
 

@@ -270,3 +270,55 @@ fn the_path_fills_or_must_match_the_action_code() {
     assert!(mismatch.description().contains("differs"));
     assert_eq!(ConfigKey::parse("*").unwrap(), ConfigKey::TenantDefault);
 }
+
+/// Issue #11.3: on a device-created action nobody vouched for the request's data points, so
+/// a BLOCK or REVIEW rule that reads one is taken as matched and any other such rule as not
+/// matched; rules on what the server knows are evaluated as usual.
+#[test]
+fn device_created_actions_fail_closed_on_data_points_nobody_vouched_for() {
+    let pay = config(json!({
+        "actionCode": "pay",
+        "defaultOutcome": "CHALLENGE",
+        "rules": [
+            rule("trusted-ip", 0, "ALLOW", json!({"ip_in_cidr": [{"var": "ip.address"}, "10.0.0.0/8"]})),
+            rule("big", 1, "BLOCK", json!({">": [{"var": "custom.amount"}, 1000]})),
+        ]
+    }));
+    let effective = EffectiveConfig::new(Some(pay), None);
+    let small = json!({"custom": {"amount": 1}, "ip": {"address": "10.1.2.3"}});
+    let device = Provenance::DeviceCreated { ip_observed: false };
+
+    // On a track the values decide: a trusted address allows.
+    assert_eq!(
+        decide_with(&effective, &small, true, false, Provenance::Track).outcome,
+        Outcome::Allow
+    );
+    // On a device path, the claimed address cannot allow and the claimed amount cannot
+    // escape the block.
+    let decided = decide_with(&effective, &small, true, false, device);
+    assert_eq!(decided.outcome, Outcome::Block);
+    assert_eq!(decided.rule_ids(), ["big"]);
+    assert_eq!(
+        decided.trace[0].result,
+        RuleResult::Unvouched {
+            data_points: vec!["ip.address".into()],
+            assumed_match: false
+        }
+    );
+    // An address the platform observed is vouched for.
+    let observed = Provenance::DeviceCreated { ip_observed: true };
+    let decided = decide_with(&effective, &small, true, false, observed);
+    assert_eq!(decided.outcome, Outcome::Allow);
+
+    // Rules only on server-side facts are evaluated.
+    let counted = config(json!({
+        "actionCode": "pay",
+        "rules": [rule("many", 0, "BLOCK", json!({">": [{"var": "user.credentialCount"}, 3]}))]
+    }));
+    let effective = EffectiveConfig::new(Some(counted), None);
+    let data = json!({"user": {"credentialCount": 1}});
+    assert_eq!(
+        decide_with(&effective, &data, true, false, device).outcome,
+        Outcome::Challenge
+    );
+}

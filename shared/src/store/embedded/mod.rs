@@ -32,16 +32,16 @@ pub mod legacy_journal;
 
 use super::{
     ActionConfigStore, ActionStore, ActionWrite, ApprovalStore, ChallengeStore, CredentialStore,
-    CredentialUpdate, InsertOutcome, RemovalReceipt, SingleUse, TenantStore, UserStore,
-    VerificationCommit, VerificationStore,
+    CredentialUpdate, EnrolmentGuard, InsertOutcome, RemovalReceipt, SingleUse, TenantStore,
+    UserStore, VerificationCommit, VerificationStore,
 };
 use crate::clock::Timestamp;
 use crate::domain::ActionCode;
 use crate::domain::policy::{ActionConfig, ConfigKey};
 use crate::domain::{
-    Action, ActionKey, ActionState, ApprovalChallenge, ApprovalSlot, ChallengeId, ChallengeMark,
-    Credential, CredentialId, KEY_SEPARATOR, Namespace, TenantId, TenantRecord, UserId,
-    UserProfile,
+    ADD_AUTHENTICATORS_SCOPE, Action, ActionKey, ActionState, ApprovalChallenge, ApprovalSlot,
+    ChallengeId, ChallengeMark, Credential, CredentialId, KEY_SEPARATOR, Namespace, TenantId,
+    TenantRecord, UserId, UserProfile,
 };
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -512,15 +512,40 @@ impl CredentialStore for EmbeddedStore {
         self.read(|tx| user_credentials_in(tx, tenant, user))
     }
 
-    async fn insert_credential(&self, credential: &Credential) -> Result<InsertOutcome> {
+    async fn insert_credential(
+        &self,
+        credential: &Credential,
+        guard: &EnrolmentGuard,
+    ) -> Result<InsertOutcome> {
         self.write(|tx| {
-            let k = credential_key(
-                &credential.tenant_id,
-                credential.namespace,
-                &credential.key_fingerprint,
-            );
+            let tenant = &credential.tenant_id;
+            // The guard, re-read inside the write: nothing can change between check and insert.
+            let action = get::<Action>(tx, TableId::Actions, &action_key(tenant, &guard.action))?
+                .filter(|action| action.expires_at > guard.now)
+                .ok_or(Error::ActionNotFound)?;
+            if !action.state.allows_enrolment() {
+                return Err(Error::ActionForbidsEnrolment(action.state.as_str()));
+            }
+            // One user per key and tenant, whatever the namespace (DESIGN 4).
+            for namespace in Namespace::ALL
+                .into_iter()
+                .filter(|ns| *ns != credential.namespace)
+            {
+                let k = credential_key(tenant, namespace, &credential.key_fingerprint);
+                if let Some(holder) = get::<Credential>(tx, TableId::Credentials, &k)?
+                    && holder.user_id != credential.user_id
+                {
+                    return Err(Error::CredentialConflict);
+                }
+            }
+            let k = credential_key(tenant, credential.namespace, &credential.key_fingerprint);
             if let Some(existing) = get::<Credential>(tx, TableId::Credentials, &k)? {
                 return Ok(InsertOutcome::AlreadyRegistered(existing));
+            }
+            if guard.first_credential_only
+                && !user_credentials_in(tx, tenant, &credential.user_id)?.is_empty()
+            {
+                return Err(Error::InsufficientScope(ADD_AUTHENTICATORS_SCOPE));
             }
             put(tx, TableId::Credentials, &k, credential)?;
             put(
