@@ -21,7 +21,12 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_trusted-device");
 const TENANT: &str = "crash-tenant";
-const SECRET: &str = "sk_crash_test_0123456789abcdef";
+
+/// A random secret: the server refuses a guessable `--secret-key`.
+fn secret() -> &'static str {
+    static SECRET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SECRET.get_or_init(|| format!("sk_crash_{:016x}{:016x}", random_u64(), random_u64()))
+}
 const USERS: usize = 6;
 const KILLS: usize = 16;
 
@@ -54,7 +59,7 @@ fn start_server(port: u16, data_dir: &std::path::Path) -> Child {
         ])
         .arg(data_dir.join("data"))
         .env("TRUSTED_DEVICE_TENANT_ID", TENANT)
-        .env("TRUSTED_DEVICE_SECRET_KEY", SECRET)
+        .env("TRUSTED_DEVICE_SECRET_KEY", secret())
         .env("RUST_LOG", "warn")
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -108,7 +113,7 @@ async fn call(
 ) -> Result<(u16, Value), reqwest::Error> {
     let mut request = http.request(method, format!("{base}{path}"));
     request = match auth {
-        Auth::Secret => request.basic_auth(SECRET, Some("")),
+        Auth::Secret => request.basic_auth(secret(), Some("")),
         Auth::Tenant => request.basic_auth(TENANT, Some("")),
         Auth::Bearer(token) => request.bearer_auth(token),
     };
