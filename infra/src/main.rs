@@ -14,7 +14,7 @@
 //!                       --tenant-id ID [--key-file F] [--platform ios|android] [--json]
 //! trusted-device conformance --url URL --tenant-id ID   (secret: TRUSTED_DEVICE_SECRET_KEY)
 //!
-//! STORE: --store embedded [--data-dir ./.trusted-device]            (the default)
+//! STORE: --store embedded [--data-dir ./.trusted-device] [--durability normal|full]  (the default)
 //!        --store dynamodb --table NAME [--endpoint-url URL]
 //! ```
 
@@ -26,7 +26,7 @@ use shared::domain::policy::ConfigKey;
 use shared::domain::{TenantId, WebhookEndpoint};
 use shared::store::Store;
 use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
-use shared::store::embedded::EmbeddedStore;
+use shared::store::embedded::{Durability, EmbeddedStore};
 use shared::telemetry::{self, LogFormat};
 use shared::usecase::tenants::{ApiSecret, TenantSettingsChange};
 use std::net::SocketAddr;
@@ -128,7 +128,7 @@ enum RulesCommand {
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum StoreKind {
-    /// A journal file on this machine.
+    /// A SQLite database in --data-dir on this machine.
     Embedded,
     /// A DynamoDB table (AWS, or an emulator with --endpoint-url).
     Dynamodb,
@@ -151,8 +151,26 @@ struct StoreArgs {
         default_value = "./.trusted-device"
     )]
     data_dir: PathBuf,
+    /// What an answered write survives on the embedded store: `normal`, a killed process;
+    /// `full`, also a power loss (one disk flush per write).
+    #[arg(
+        long,
+        env = "TRUSTED_DEVICE_DURABILITY",
+        value_enum,
+        default_value = "normal"
+    )]
+    durability: DurabilityArg,
     #[command(flatten)]
     dynamodb: DynamoArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DurabilityArg {
+    /// SQLite `synchronous = NORMAL` (WAL): survives a killed process; a power loss may lose
+    /// the last writes answered, never half of one.
+    Normal,
+    /// SQLite `synchronous = FULL` (WAL): every write is flushed to disk before its answer.
+    Full,
 }
 
 #[derive(clap::Args)]
@@ -298,7 +316,6 @@ enum LogFormatArg {
 
 /// Where the id of the development tenant made on first start is remembered.
 const DEV_TENANT_FILE: &str = "dev-tenant-id";
-const DB_FILE: &str = "trusted-device.journal";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -345,13 +362,20 @@ async fn open_store(args: &StoreArgs) -> Result<(Arc<dyn Store>, Option<Embedded
             let dir = &args.data_dir;
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
-            let path = dir.join(DB_FILE);
-            let store = EmbeddedStore::open(&path).map_err(|_| {
-                format!(
-                    "cannot open {} (is another trusted-device process using this --data-dir?)",
-                    path.display()
-                )
-            })?;
+            let durability = match args.durability {
+                DurabilityArg::Normal => Durability::Normal,
+                DurabilityArg::Full => Durability::Full,
+            };
+            let (store, import) =
+                EmbeddedStore::open_data_dir(dir, durability).map_err(|e| e.to_string())?;
+            if let Some(import) = import {
+                eprintln!(
+                    "imported {} items from the old journal into {}; the journal is kept as {}",
+                    import.items,
+                    dir.join(shared::store::embedded::DB_FILE).display(),
+                    import.renamed_to.display()
+                );
+            }
             Ok((Arc::new(store.clone()), Some(store)))
         }
         StoreKind::Dynamodb => {

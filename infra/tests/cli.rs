@@ -319,7 +319,7 @@ fn table_create_tenant_create_and_serve_on_dynamodb() {
     assert_eq!(status, 200, "{action}");
     served.stop();
     assert!(
-        !dir.path().join("trusted-device.journal").exists(),
+        !dir.path().join("trusted-device.db").exists(),
         "nothing was written locally"
     );
     drop(local);
@@ -696,4 +696,102 @@ fn serve_takes_its_connection_limits_from_flags() {
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--max-connections"));
+}
+
+/// The embedded store is SQLite: the CLI writes while the server runs on the same data
+/// directory, and the server sees it (a new tenant at once, a rules config on the next track).
+#[test]
+fn the_cli_works_on_the_embedded_store_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap().to_owned();
+    let served = Served::start(dir.path(), &[]);
+
+    let (ok, out, err) = run_cli(&[
+        "tenant",
+        "create",
+        "--tenant-id",
+        "live",
+        "--data-dir",
+        &data_dir,
+    ]);
+    assert!(ok, "{err}");
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("secret key: "))
+        .expect("the secret is printed")
+        .to_owned();
+    assert_eq!(track(&served.base_url, &secret, "alice")["state"], "ALLOW");
+
+    let config = dir.path().join("block.yaml");
+    std::fs::write(&config, "actionCode: signIn\ndefaultOutcome: BLOCK\n").unwrap();
+    let (ok, _, err) = run_cli(&[
+        "action-config",
+        "set",
+        "--file",
+        config.to_str().unwrap(),
+        "--tenant-id",
+        "live",
+        "--data-dir",
+        &data_dir,
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(track(&served.base_url, &secret, "alice")["state"], "BLOCK");
+
+    let (ok, out, err) = run_cli(&[
+        "tenant",
+        "configure",
+        "--tenant-id",
+        "live",
+        "--require-decision-signature",
+        "true",
+        "--data-dir",
+        &data_dir,
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("tenant live configured"), "{out}");
+    served.stop();
+}
+
+#[test]
+fn a_data_dir_of_the_old_journal_engine_is_imported_and_a_damaged_database_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap().to_owned();
+    let journal = dir.path().join("trusted-device.journal");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/src/store/embedded/fixtures/journal-engine.journal"
+        ),
+        &journal,
+    )
+    .unwrap();
+    let list = [
+        "action-config",
+        "list",
+        "--tenant-id",
+        "legacy-tenant",
+        "--data-dir",
+        &data_dir,
+    ];
+    let (ok, out, err) = run_cli(&list);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("imported 5 items from the old journal"),
+        "{err}"
+    );
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!([]));
+    assert!(!journal.exists());
+    let (ok, _, err) = run_cli(&list);
+    assert!(ok && !err.contains("imported"), "{err}");
+
+    // A database that is not one: refused with a clear message, the file left as it was.
+    let db = dir.path().join("trusted-device.db");
+    for name in ["trusted-device.db-wal", "trusted-device.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(name));
+    }
+    std::fs::write(&db, vec![0x42; 4096]).unwrap();
+    let (ok, _, err) = run_cli(&list);
+    assert!(!ok);
+    assert!(err.contains("refusing to start"), "{err}");
+    assert_eq!(std::fs::read(&db).unwrap(), vec![0x42; 4096]);
 }

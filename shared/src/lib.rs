@@ -11,7 +11,7 @@
 //! | [`token`] | JWT issue and verify (HS256 pinned, per-tenant keys with `kid`) |
 //! | [`signature`] | P-256 ECDSA verification and strict SPKI parsing |
 //! | [`encoding`] | base64, strict by default and lenient where the spec says clients differ |
-//! | [`store`] | the storage traits and both adapters (embedded, DynamoDB) |
+//! | [`store`] | the storage traits and both adapters: DynamoDB, and embedded SQLite (feature `embedded`, not in the Lambda functions) |
 //! | [`clock`] | injected time |
 //! | [`config`], [`telemetry`] | settings read once; one JSON or text log line per request |
 //! | `lambda` (feature `lambda`) | the Lambda entry point the four functions share |

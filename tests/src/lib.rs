@@ -66,6 +66,8 @@ pub struct Harness {
     pub a: TestTenant,
     pub b: TestTenant,
     pub dynamo: Option<DynamoSide>,
+    /// The embedded store the server runs on (for fault injection), when it is that one.
+    pub embedded: Option<EmbeddedStore>,
     _data_dir: tempfile::TempDir,
 }
 
@@ -181,9 +183,11 @@ impl Harness {
         tenant_a: TenantSettingsChange,
     ) -> Harness {
         let data_dir = tempfile::tempdir().unwrap();
+        let mut embedded = None;
         let (store, dynamo): (Arc<dyn Store>, _) = match kind {
             StoreKind::Embedded => {
-                let store = EmbeddedStore::open(&data_dir.path().join("e2e.journal")).unwrap();
+                let store = EmbeddedStore::open(&data_dir.path().join("e2e.db")).unwrap();
+                embedded = Some(store.clone());
                 (Arc::new(store), None)
             }
             StoreKind::DynamoDb => {
@@ -237,6 +241,7 @@ impl Harness {
             a,
             b,
             dynamo,
+            embedded,
             _data_dir: data_dir,
         }
     }

@@ -17,11 +17,14 @@
 //! (`ChallengeAlreadyUsed`, `ChallengeExpired`, ...), never as a generic failure. Expiry is
 //! checked by the code that reads, not left to TTL deletion, which is late (DESIGN 4).
 //!
-//! Adapters: [`embedded::EmbeddedStore`] (a journal file, or memory for tests) and
-//! [`dynamodb::DynamoStore`] (production). Both run the same conformance suite
-//! (`conformance.rs`), the DynamoDB one against a real DynamoDB-compatible server.
+//! Adapters: `embedded::EmbeddedStore` (SQLite on one machine, or in memory for tests; behind
+//! the feature `embedded`, which the local server, the CLI and the tests enable and the Lambda
+//! functions do not, so they never link SQLite) and [`dynamodb::DynamoStore`] (production).
+//! Both run the same conformance suite (`conformance.rs`), the DynamoDB one against a real
+//! DynamoDB-compatible server.
 
 pub mod dynamodb;
+#[cfg(feature = "embedded")]
 pub mod embedded;
 
 use crate::clock::Timestamp;

@@ -226,7 +226,7 @@ mod tests {
             .await
             .unwrap();
         let tenant = app.tenant_by_id(&id).await.unwrap();
-        let (items_before, bytes_before) = store.live_counts();
+        let (items_before, bytes_before) = store.live_counts().unwrap();
         let start = |source: IpAddr| StartQrCode {
             action: Some(ActionCode::parse("kioskSignIn").unwrap()),
             custom: Some(serde_json::json!({ "blob": "x".repeat(4080) })),
@@ -250,7 +250,7 @@ mod tests {
                     }
                 }
             }
-            let (items, bytes) = store.live_counts();
+            let (items, bytes) = store.live_counts().unwrap();
             (
                 admitted,
                 refused,

@@ -7,7 +7,7 @@
 //! ```sh
 //! # The server in this process (its own threads, so its CPU is measured apart), on the
 //! # embedded store or on DynamoDB (an embedded dynoxide server on loopback):
-//! cargo run --release -p e2e-tests --bin load -- --store embedded --users 50 --seconds 20
+//! cargo run --release -p e2e-tests --bin load -- --store embedded --users 50 --seconds 20 [--durability full]
 //! cargo run --release -p e2e-tests --bin load -- --store dynamodb --users 50 --seconds 20
 //! # A server running elsewhere (CPU from /proc/<pid> when --server-pid is given):
 //! cargo run --release -p e2e-tests --bin load -- --url http://127.0.0.1:8787/v1 \
@@ -25,7 +25,7 @@ use shared::domain::TenantId;
 use shared::store::Store;
 use shared::store::dynamodb::local::{LocalDynamo, unique_table};
 use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
-use shared::store::embedded::EmbeddedStore;
+use shared::store::embedded::{Durability, EmbeddedStore};
 use shared::usecase::tenants::ApiSecret;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,9 +37,8 @@ use std::time::{Duration, Instant};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const ENDPOINTS: [&str; 4] = ["track", "challenge", "verify", "validate"];
+/// The server's threads, its blocking pool (the embedded store's writes) included.
 const SERVER_THREAD: &str = "td-server";
-/// The embedded store's journal writer: server work too.
-const JOURNAL_THREAD: &str = "td-journal";
 
 struct Options {
     store: String,
@@ -49,6 +48,7 @@ struct Options {
     tenant_id: String,
     secret_key: String,
     server_pid: Option<u32>,
+    durability: Durability,
 }
 
 fn options() -> Options {
@@ -60,6 +60,7 @@ fn options() -> Options {
         tenant_id: "load-tenant".into(),
         secret_key: "sk_load_0123456789abcdef".into(),
         server_pid: None,
+        durability: Durability::default(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -68,6 +69,13 @@ fn options() -> Options {
         match args[i].as_str() {
             "--store" => o.store = value,
             "--users" => o.users = value.parse().expect("--users N"),
+            "--durability" => {
+                o.durability = match value.as_str() {
+                    "normal" => Durability::Normal,
+                    "full" => Durability::Full,
+                    other => panic!("--durability normal|full, not {other}"),
+                }
+            }
             "--seconds" => o.seconds = value.parse().expect("--seconds N"),
             "--url" => o.url = Some(value),
             "--tenant-id" => o.tenant_id = value,
@@ -325,7 +333,8 @@ fn main() {
             let store: Arc<dyn Store> = match o.store.as_str() {
                 "embedded" => {
                     let dir = tempfile::tempdir().unwrap();
-                    let store = EmbeddedStore::open(&dir.path().join("load.journal")).unwrap();
+                    let store = EmbeddedStore::open_with(&dir.path().join("load.db"), o.durability)
+                        .unwrap();
                     _keep_alive = Some(Box::new(dir) as Box<dyn std::any::Any>);
                     Arc::new(store)
                 }
@@ -388,7 +397,7 @@ fn main() {
     let verify_micros = p256_verify_micros();
     let cpu_before = match o.server_pid {
         Some(pid) => process_cpu_seconds(pid),
-        None => thread_cpu_seconds(SERVER_THREAD) + thread_cpu_seconds(JOURNAL_THREAD),
+        None => thread_cpu_seconds(SERVER_THREAD),
     };
     let _ = meter.as_ref().map(UsageMeter::take);
     let stop = Arc::new(AtomicBool::new(false));
@@ -428,7 +437,7 @@ fn main() {
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = match o.server_pid {
         Some(pid) => process_cpu_seconds(pid),
-        None => thread_cpu_seconds(SERVER_THREAD) + thread_cpu_seconds(JOURNAL_THREAD),
+        None => thread_cpu_seconds(SERVER_THREAD),
     } - cpu_before;
     let usage = meter.as_ref().map(UsageMeter::take);
     let flows = flows.load(Ordering::Relaxed);

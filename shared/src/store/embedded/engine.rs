@@ -1,35 +1,42 @@
-//! The embedded store's engine: sorted in-memory tables, changed only by transactions that
-//! are applied atomically and appended to a journal file, fsynced before the write returns.
+//! The embedded store's engine: SQLite (through `rusqlite`, bundled) in WAL mode, one table
+//! of items keyed by (table, key), as the DynamoDB adapter keeps one table keyed by (pk, sk).
+//! A storage engine is not ours to write: atomicity, isolation, recovery after a crash and
+//! locking between processes are SQLite's.
 //!
-//! - **Atomic and isolated.** A write transaction runs under the write lock against the
-//!   committed tables plus its own overlay of changes; if it returns an error nothing is
-//!   applied. So "check, then write" is one atomic step, as a conditional write is in DynamoDB.
-//! - **Durable.** The changes of a transaction are one journal record. A single writer thread
-//!   appends the records that arrived while it was busy and makes them durable with one
-//!   `fdatasync` (group commit): many concurrent writers share one disk flush, where a
-//!   database that syncs each transaction alone would make them queue for one each.
-//! - **Recovered.** Opening replays the journal; a torn record at the end (a crash during a
-//!   write) fails its checksum and is cut off. A journal much larger than the live data is
-//!   rewritten as one snapshot record (atomically, by rename) when the store is opened.
-//! - **One process.** An exclusive lock on `<journal>.lock` keeps a second process out.
-//! - **Fail-stop.** If the journal cannot be written, memory may hold a change the disk does
-//!   not; from then on every read and write is refused (`StoreUnavailable`) until a restart
-//!   replays what is durable. Nobody can observe a change that a restart would undo.
+//! ```sql
+//! items(tbl INTEGER, key TEXT, value BLOB, expires_at INTEGER NULL,
+//!       PRIMARY KEY (tbl, key)) WITHOUT ROWID
+//! items_expiry ON items(expires_at) WHERE expires_at IS NOT NULL
+//! ```
 //!
-//! Record format: `len: u32 LE | checksum: 8 bytes (SHA-256 prefix of the body) | body`, the
-//! body a sequence of `table: u8 | key_len: u32 | key | tag: u8 (0 delete, 1 put) |
-//! [value_len: u32 | value]`.
+//! - **Atomic and isolated, across threads and processes.** A write runs in a
+//!   `BEGIN IMMEDIATE` transaction: it holds SQLite's write lock from its first read, so
+//!   "read, check, write" is one atomic step, as a conditional write is in DynamoDB, also
+//!   against the CLI writing from another process. If the step returns an error, or SQLite
+//!   fails anywhere up to and including the commit, the transaction is rolled back: nothing is
+//!   half-written. A read runs in a (deferred) transaction too, so it sees one snapshot.
+//! - **Durable** as [`Durability`] says (WAL mode; `synchronous` NORMAL or FULL).
+//! - **Concurrent.** One writer connection (SQLite allows one writer at a time anyway) and a
+//!   pool of reader connections; in WAL mode readers never wait for the writer. Another
+//!   process waits for the write lock up to [`BUSY_TIMEOUT`], then the write fails
+//!   (`StoreUnavailable`).
+//! - **No fail-stop.** SQLite rolls a failed transaction back and its files stay consistent,
+//!   so after a fault (disk full, read-only file) the next transaction simply tries again:
+//!   nobody can observe a change that was not committed, so there is nothing to stop for.
+//! - **Refuses a damaged file** at open (`PRAGMA quick_check`), rather than serving from it.
+//! - **Expiry.** Items that expire carry `expires_at` (ms since the epoch); [`Tx::purge_expired`]
+//!   deletes them through the partial index, in bounded batches. Reads still check expiry in
+//!   code (`mod.rs`): deletion is only housekeeping.
 
-use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::ops::Bound;
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{RwLock, mpsc};
-use tokio::sync::oneshot;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
-/// The tables of the store; the number is the table's tag in the journal.
+/// The tables of the store; the number is the table's `tbl` in SQLite (and its tag in the old
+/// journal, `legacy_journal`): never renumber one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TableId {
     Tenants = 0,
@@ -45,10 +52,8 @@ pub enum TableId {
     RateLimits = 10,
 }
 
-const TABLE_COUNT: usize = 11;
-
 impl TableId {
-    fn from_tag(tag: u8) -> Option<TableId> {
+    pub(crate) fn from_tag(tag: u8) -> Option<TableId> {
         use TableId::*;
         [
             Tenants,
@@ -68,500 +73,667 @@ impl TableId {
     }
 }
 
-type Map = BTreeMap<String, Vec<u8>>;
+/// How long a write waits for another process's write lock before it fails.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Default)]
-pub struct Tables {
-    maps: [Map; TABLE_COUNT],
+/// How many expired items one purge transaction deletes: small enough that other writers
+/// wait at most a few milliseconds for it.
+pub const PURGE_BATCH: u32 = 500;
+
+/// The schema version in `PRAGMA user_version`; a file with a higher one was written by a
+/// newer trusted-device and is refused rather than misread.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS items (
+        tbl INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        value BLOB NOT NULL,
+        expires_at INTEGER,
+        PRIMARY KEY (tbl, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS items_expiry ON items (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+";
+
+/// What a write transaction survives once it has been answered.
+///
+/// Both levels run SQLite in WAL mode, so a transaction is all or nothing and the file is
+/// never left inconsistent, whatever happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous = NORMAL`: a commit is written to the WAL file (the kernel holds it) but
+    /// not flushed to the disk. Survives the process being killed (SIGKILL, panic, OOM);
+    /// a power loss or kernel crash may lose the last transactions answered before it (those
+    /// since the last checkpoint), never half of one.
+    #[default]
+    Normal,
+    /// `synchronous = FULL`: every commit is flushed (`fsync` of the WAL) before it is
+    /// answered. Also survives a power loss; costs one disk flush per write transaction.
+    Full,
 }
 
-impl Tables {
-    fn map(&self, table: TableId) -> &Map {
-        &self.maps[table as usize]
-    }
-
-    /// Records in every table, and their size as [`Tables::live_bytes`] counts it.
-    pub fn live_counts(&self) -> (usize, usize) {
-        (self.maps.iter().map(BTreeMap::len).sum(), self.live_bytes())
-    }
-
-    fn live_bytes(&self) -> usize {
-        self.maps
-            .iter()
-            .flat_map(|m| m.iter())
-            .map(|(k, v)| k.len() + v.len() + 10)
-            .sum()
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        }
     }
 }
 
-/// The changes of one transaction: `None` deletes.
-pub type Changes = BTreeMap<(TableId, String), Option<Vec<u8>>>;
+/// Why the store could not be opened: shown to the operator as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(
+        "{path} is damaged or not a trusted-device database ({detail}); refusing to start. \
+         Restore it from a backup, or move it aside to start with an empty store"
+    )]
+    Damaged { path: String, detail: String },
+    #[error(
+        "{path} was written by a newer trusted-device (schema {found}, this one knows {SCHEMA_VERSION})"
+    )]
+    NewerSchema { path: String, found: i64 },
+    #[error("cannot open {path}: {detail}")]
+    Io { path: String, detail: String },
+    #[error(
+        "cannot import {path}, the journal of the engine before SQLite: {detail}. Nothing was \
+         imported and the journal is left as it is; the server does not start without its \
+         data. Fix the cause, or move the journal out of the data directory to start without it"
+    )]
+    Import { path: String, detail: String },
+}
 
-/// A view of the committed tables with a transaction's own changes on top.
+/// Logs a SQLite failure and returns what callers see: the store is unavailable (503).
+pub(crate) fn sqlite_failure(error: rusqlite::Error) -> Error {
+    tracing::error!(error = %error, "embedded store failure");
+    Error::StoreUnavailable
+}
+
+/// A transaction's view of the items: reads see its own writes.
 pub struct Tx<'a> {
-    base: &'a Tables,
-    changes: Changes,
+    conn: &'a Connection,
 }
 
-impl<'a> Tx<'a> {
-    pub fn new(base: &'a Tables) -> Self {
-        Tx {
-            base,
-            changes: Changes::new(),
-        }
+impl Tx<'_> {
+    pub fn get(&self, table: TableId, key: &str) -> Result<Option<Vec<u8>>> {
+        self.conn
+            .prepare_cached("SELECT value FROM items WHERE tbl = ?1 AND key = ?2")
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![table as i64, key], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(sqlite_failure)
     }
 
-    pub fn get(&self, table: TableId, key: &str) -> Option<&[u8]> {
-        match self.changes.get(&(table, key.to_owned())) {
-            Some(change) => change.as_deref(),
-            None => self.base.map(table).get(key).map(Vec::as_slice),
-        }
+    /// Every item: how many, and their size as [`Engine::live_counts`] says.
+    pub fn live_counts(&self) -> Result<(usize, usize)> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(length(key) + length(value) + 10), 0) FROM items",
+                [],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+            )
+            .map(|(items, bytes)| {
+                (
+                    usize::try_from(items).unwrap_or(usize::MAX),
+                    usize::try_from(bytes).unwrap_or(usize::MAX),
+                )
+            })
+            .map_err(sqlite_failure)
     }
 
-    pub fn put(&mut self, table: TableId, key: &str, value: Vec<u8>) {
-        self.changes.insert((table, key.to_owned()), Some(value));
+    /// Creates or replaces an item; `expires_at` for items that expire (purged after it).
+    pub fn put(
+        &mut self,
+        table: TableId,
+        key: &str,
+        value: &[u8],
+        expires_at: Option<Timestamp>,
+    ) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO items (tbl, key, value, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![table as i64, key, value, expires_at.map(|t| t.0)])
+            })
+            .map(drop)
+            .map_err(sqlite_failure)
     }
 
-    pub fn remove(&mut self, table: TableId, key: &str) {
-        self.changes.insert((table, key.to_owned()), None);
+    pub fn remove(&mut self, table: TableId, key: &str) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM items WHERE tbl = ?1 AND key = ?2")
+            .and_then(|mut statement| statement.execute(params![table as i64, key]))
+            .map(drop)
+            .map_err(sqlite_failure)
     }
 
-    /// Every entry with `start <= key < end`, this transaction's changes included.
-    pub fn range(&self, table: TableId, start: &str, end: &str) -> Vec<(String, Vec<u8>)> {
-        let mut merged: BTreeMap<String, Vec<u8>> = self
-            .base
-            .map(table)
-            .range::<str, _>((Bound::Included(start), Bound::Excluded(end)))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for ((t, key), change) in &self.changes {
-            if *t == table && key.as_str() >= start && key.as_str() < end {
-                match change {
-                    Some(value) => merged.insert(key.clone(), value.clone()),
-                    None => merged.remove(key),
-                };
-            }
-        }
-        merged.into_iter().collect()
+    /// Every item with `start <= key < end`, in key order (SQLite compares TEXT bytewise, as
+    /// Rust compares strings).
+    pub fn range(&self, table: TableId, start: &str, end: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        self.conn
+            .prepare_cached(
+                "SELECT key, value FROM items WHERE tbl = ?1 AND key >= ?2 AND key < ?3 ORDER BY key",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_map(params![table as i64, start, end], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })?
+                    .collect()
+            })
+            .map_err(sqlite_failure)
     }
 
-    /// Every committed entry of a table (for sweeps).
-    pub fn entries(&self, table: TableId) -> impl Iterator<Item = (&String, &Vec<u8>)> {
-        self.base.map(table).iter()
+    /// Deletes up to `limit` items that expired at or before `now`, found through the expiry
+    /// index (never a scan of the table); returns how many.
+    pub fn purge_expired(&mut self, now: Timestamp, limit: u32) -> Result<u64> {
+        self.conn
+            .prepare_cached(
+                "DELETE FROM items WHERE (tbl, key) IN \
+                 (SELECT tbl, key FROM items WHERE expires_at <= ?1 LIMIT ?2)",
+            )
+            .and_then(|mut statement| statement.execute(params![now.0, limit]))
+            .map(|deleted| deleted as u64)
+            .map_err(sqlite_failure)
     }
 
-    pub fn into_changes(self) -> Changes {
-        self.changes
+    pub(crate) fn meta(&self, name: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE name = ?1", [name], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(sqlite_failure)
     }
-}
 
-fn apply(tables: &mut Tables, changes: Changes) {
-    for ((table, key), change) in changes {
-        let map = &mut tables.maps[table as usize];
-        match change {
-            Some(value) => map.insert(key, value),
-            None => map.remove(&key),
-        };
+    pub(crate) fn set_meta(&mut self, name: &str, value: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)",
+                [name, value],
+            )
+            .map(drop)
+            .map_err(sqlite_failure)
     }
-}
 
-// ---------------------------------------------------------------- the journal
-
-fn checksum(body: &[u8]) -> [u8; 8] {
-    let digest = ring::digest::digest(&ring::digest::SHA256, body);
-    let mut out = [0u8; 8];
-    out.copy_from_slice(&digest.as_ref()[..8]);
-    out
-}
-
-fn encode_record(changes: &Changes) -> Vec<u8> {
-    let mut body = Vec::new();
-    for ((table, key), change) in changes {
-        body.push(*table as u8);
-        body.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        body.extend_from_slice(key.as_bytes());
-        match change {
-            Some(value) => {
-                body.push(1);
-                body.extend_from_slice(&(value.len() as u32).to_le_bytes());
-                body.extend_from_slice(value);
-            }
-            None => body.push(0),
-        }
-    }
-    let mut record = Vec::with_capacity(body.len() + 12);
-    record.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    record.extend_from_slice(&checksum(&body));
-    record.extend_from_slice(&body);
-    record
-}
-
-fn decode_body(body: &[u8]) -> Option<Changes> {
-    let mut changes = Changes::new();
-    let mut at = 0;
-    let take = |at: &mut usize, n: usize| -> Option<&[u8]> {
-        let slice = body.get(*at..*at + n)?;
-        *at += n;
-        Some(slice)
-    };
-    let u32_at = |bytes: &[u8]| u32::from_le_bytes(bytes.try_into().unwrap_or([0; 4])) as usize;
-    while at < body.len() {
-        let table = TableId::from_tag(take(&mut at, 1)?[0])?;
-        let key_len = u32_at(take(&mut at, 4)?);
-        let key = String::from_utf8(take(&mut at, key_len)?.to_vec()).ok()?;
-        let change = match take(&mut at, 1)?[0] {
-            0 => None,
-            1 => {
-                let len = u32_at(take(&mut at, 4)?);
-                Some(take(&mut at, len)?.to_vec())
-            }
-            _ => return None,
-        };
-        changes.insert((table, key), change);
-    }
-    Some(changes)
-}
-
-/// Replays `bytes` into `tables`; returns the length of the valid prefix.
-fn replay(bytes: &[u8], tables: &mut Tables) -> (usize, usize) {
-    let mut at = 0;
-    let mut records = 0;
-    while let Some(header) = bytes.get(at..at + 12) {
-        let len = u32::from_le_bytes(header[..4].try_into().unwrap_or([0; 4])) as usize;
-        let Some(body) = bytes.get(at + 12..at + 12 + len) else {
-            break;
-        };
-        if header[4..12] != checksum(body) {
-            break;
-        }
-        let Some(changes) = decode_body(body) else {
-            break;
-        };
-        apply(tables, changes);
-        at += 12 + len;
-        records += 1;
-    }
-    (at, records)
-}
-
-struct Pending {
-    record: Vec<u8>,
-    done: oneshot::Sender<std::io::Result<()>>,
-}
-
-/// The group-commit writer: appends what is queued, then one `fdatasync` for all of it.
-fn writer(mut file: File, queue: mpsc::Receiver<Pending>) {
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        while let Ok(more) = queue.try_recv() {
-            batch.push(more);
-        }
-        let result = batch
-            .iter()
-            .try_for_each(|p| file.write_all(&p.record))
-            .and_then(|()| file.sync_data());
-        for pending in batch {
-            let outcome = match &result {
-                Ok(()) => Ok(()),
-                Err(error) => Err(std::io::Error::new(error.kind(), error.to_string())),
-            };
-            let _ = pending.done.send(outcome);
-        }
+    pub(crate) fn is_empty(&self) -> Result<bool> {
+        self.conn
+            .query_row("SELECT NOT EXISTS (SELECT 1 FROM items)", [], |row| {
+                row.get(0)
+            })
+            .map_err(sqlite_failure)
     }
 }
 
-/// The engine: the tables, and the journal when on disk.
+/// The engine: a writer connection and, on disk, a pool of reader connections.
 pub struct Engine {
-    tables: RwLock<Tables>,
-    journal: Option<mpsc::Sender<Pending>>,
-    /// Set when a journal write failed: the engine then refuses all access.
-    failed: AtomicBool,
-    _lock: Option<File>,
+    writer: Mutex<Connection>,
+    /// Idle reader connections; `None` in memory, where the one connection serves both (a
+    /// private in-memory database is seen by its own connection only).
+    readers: Option<Mutex<Vec<Connection>>>,
+    path: Option<PathBuf>,
+    durability: Durability,
 }
 
 impl Engine {
-    pub fn in_memory() -> Engine {
-        Engine {
-            tables: RwLock::new(Tables::default()),
-            journal: None,
-            failed: AtomicBool::new(false),
-            _lock: None,
-        }
-    }
-
-    pub fn open(path: &Path) -> std::io::Result<Engine> {
-        let lock_path = PathBuf::from(format!("{}.lock", path.display()));
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)?;
-        lock.try_lock()
-            .map_err(|_| std::io::Error::other("the store is in use by another process"))?;
-
-        let mut bytes = Vec::new();
-        if path.exists() {
-            File::open(path)?.read_to_end(&mut bytes)?;
-        }
-        let mut tables = Tables::default();
-        let (valid, records) = replay(&bytes, &mut tables);
-        let live = tables.live_bytes();
-        if records > 1 && valid > 2 * live + (1 << 20) {
-            compact(path, &tables)?;
-        } else if valid < bytes.len() {
-            // A torn record at the end: cut it off before appending after it.
-            OpenOptions::new()
-                .write(true)
-                .open(path)?
-                .set_len(valid as u64)?;
-        }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        let (sender, queue) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("td-journal".into())
-            .spawn(move || writer(file, queue))?;
+    /// A private database in memory: for unit tests.
+    pub fn in_memory() -> Result<Engine> {
+        let conn = Connection::open_in_memory().map_err(sqlite_failure)?;
+        conn.execute_batch(SCHEMA).map_err(sqlite_failure)?;
         Ok(Engine {
-            tables: RwLock::new(tables),
-            journal: Some(sender),
-            failed: AtomicBool::new(false),
-            _lock: Some(lock),
+            writer: Mutex::new(conn),
+            readers: None,
+            path: None,
+            durability: Durability::Normal,
         })
     }
 
-    fn check_not_failed(&self) -> std::io::Result<()> {
-        if self.failed.load(Ordering::SeqCst) {
-            Err(std::io::Error::other(
-                "the journal failed earlier; restart to recover",
+    /// Opens (or creates) the database at `path`: WAL mode, the schema, and a `quick_check`
+    /// that refuses a damaged file.
+    pub fn open(path: &Path, durability: Durability) -> std::result::Result<Engine, OpenError> {
+        let shown = path.display().to_string();
+        let damaged = |error: rusqlite::Error| OpenError::Damaged {
+            path: shown.clone(),
+            detail: error.to_string(),
+        };
+        let writer = Self::connect(path, durability).map_err(|error| match error {
+            rusqlite::Error::SqliteFailure(e, _)
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+                ) =>
+            {
+                damaged(error)
+            }
+            other => OpenError::Io {
+                path: shown.clone(),
+                detail: other.to_string(),
+            },
+        })?;
+        // quick_check reads every page (O(size), no index cross-checks): a few milliseconds
+        // for a store of this kind's size, paid once at start.
+        let problems: Vec<String> = writer
+            .prepare("PRAGMA quick_check")
+            .and_then(|mut statement| {
+                statement
+                    .query_map([], |row| row.get::<_, String>(0))?
+                    .collect()
+            })
+            .map_err(damaged)?;
+        if problems != ["ok"] {
+            return Err(OpenError::Damaged {
+                path: shown,
+                detail: problems.join("; "),
+            });
+        }
+        let version: i64 = writer
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(damaged)?;
+        if version > SCHEMA_VERSION {
+            return Err(OpenError::NewerSchema {
+                path: shown,
+                found: version,
+            });
+        }
+        writer
+            .execute_batch(&format!(
+                "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))
-        } else {
-            Ok(())
+            .map_err(|e| OpenError::Io {
+                path: shown.clone(),
+                detail: e.to_string(),
+            })?;
+        Ok(Engine {
+            writer: Mutex::new(writer),
+            readers: Some(Mutex::new(Vec::new())),
+            path: Some(path.to_owned()),
+            durability,
+        })
+    }
+
+    fn connect(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // The first statement reads the header: a file that is not a database fails here.
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            // E.g. a filesystem without shared memory: refused rather than run with weaker
+            // guarantees than the ones documented.
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(format!(
+                    "SQLite could not use WAL mode here (journal_mode {mode})"
+                )),
+            ));
+        }
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF;",
+            durability.pragma()
+        ))?;
+        Ok(conn)
+    }
+
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// How many items the store holds and their size in bytes (keys, values and 10 bytes of
+    /// overhead each, as the journal engine counted them, so the figures compare).
+    pub fn live_counts(&self) -> Result<(usize, usize)> {
+        self.read(|tx| tx.live_counts())
+    }
+
+    /// Runs `f` in a read transaction: one consistent snapshot, never waiting for a writer.
+    pub fn read<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+        let Some(readers) = &self.readers else {
+            let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            return Self::run(&conn, Begin::Read, |tx| f(tx));
+        };
+        let idle = readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let path = self.path.as_deref().ok_or(Error::Internal)?;
+                Self::connect(path, self.durability).map_err(sqlite_failure)?
+            }
+        };
+        let result = Self::run(&conn, Begin::Read, |tx| f(tx));
+        readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(conn);
+        result
+    }
+
+    /// Runs `f` as one write transaction (`BEGIN IMMEDIATE`): committed only if `f` succeeds,
+    /// and answered once the commit is as durable as [`Durability`] says.
+    ///
+    /// With [`Durability::Full`] a commit waits for the disk (an `fsync`, a few hundred
+    /// microseconds): on a multi-threaded runtime the caller's worker thread then hands its
+    /// other tasks over while it waits (`block_in_place`). With [`Durability::Normal`] a write
+    /// is tens of microseconds of CPU, less than that hand-over costs (measured:
+    /// docs/performance.md), so it runs on the caller's thread, as reads do.
+    pub async fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let run = || self.write_now(f);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle)
+                if self.durability == Durability::Full
+                    && handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread =>
+            {
+                tokio::task::block_in_place(run)
+            }
+            _ => run(),
         }
     }
 
-    fn fail(&self, error: std::io::Error) -> std::io::Error {
-        self.failed.store(true, Ordering::SeqCst);
-        error
+    /// [`Engine::write`] on the calling thread, whatever it is (opening, tests).
+    pub fn write_now<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        Self::run(&conn, Begin::Write, f)
     }
 
-    /// Runs `f` against the committed tables.
-    /// How many records the tables hold, and their size in bytes (keys, values and a small
-    /// per-record overhead): what the store keeps in memory.
-    pub fn live_counts(&self) -> (usize, usize) {
-        self.tables
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .live_counts()
-    }
-
-    pub fn read<T, E>(
-        &self,
-        f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
-        journal_failed: impl FnOnce(std::io::Error) -> E,
-    ) -> Result<T, E> {
-        let tables = self.tables.read().unwrap_or_else(|e| e.into_inner());
-        self.check_not_failed().map_err(journal_failed)?;
-        f(&Tx::new(&tables))
-    }
-
-    /// Runs `f` as a transaction; applies and journals its changes only if it succeeds, and
-    /// returns once they are durable.
-    pub async fn write<T, E>(
-        &self,
-        f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
-        journal_failed: impl FnOnce(std::io::Error) -> E,
-    ) -> Result<T, E> {
-        let (value, durable) = {
-            let mut tables = self.tables.write().unwrap_or_else(|e| e.into_inner());
-            if let Err(error) = self.check_not_failed() {
-                return Err(journal_failed(error));
-            }
-            let (value, changes) = {
-                let mut tx = Tx::new(&tables);
-                let value = f(&mut tx)?;
-                (value, tx.into_changes())
-            };
-            if changes.is_empty() {
-                return Ok(value);
-            }
-            // Queued under the lock, so the journal's order is the order of application.
-            let durable = match &self.journal {
-                None => None,
-                Some(journal) => {
-                    let (done, durable) = oneshot::channel();
-                    let record = encode_record(&changes);
-                    if journal.send(Pending { record, done }).is_err() {
-                        // Nothing applied, but the engine can no longer make writes durable.
-                        let stopped = std::io::Error::other("the journal writer stopped");
-                        return Err(journal_failed(self.fail(stopped)));
-                    }
-                    Some(durable)
-                }
-            };
-            apply(&mut tables, changes);
-            (value, durable)
+    /// Runs `f` between `begin` and `COMMIT`, rolling back if either `f` or the commit fails.
+    /// The statements are cached: a read or a write is a few microseconds of SQLite, so
+    /// parsing `BEGIN` and `COMMIT` each time would show.
+    fn run<T>(
+        conn: &Connection,
+        begin: Begin,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        if !conn.is_autocommit() {
+            // Left open by a step that panicked: nothing of it was committed; end it.
+            rollback(conn);
+        }
+        let begin = match begin {
+            Begin::Read => "BEGIN DEFERRED",
+            Begin::Write => "BEGIN IMMEDIATE",
         };
-        let Some(durable) = durable else {
-            return Ok(value);
+        conn.prepare_cached(begin)
+            .and_then(|mut statement| statement.execute([]))
+            .map_err(sqlite_failure)?;
+        let value = match f(&mut Tx { conn }) {
+            Ok(value) => value,
+            Err(error) => {
+                rollback(conn);
+                return Err(error);
+            }
         };
-        match durable.await {
-            Ok(Ok(())) => Ok(value),
-            // Applied in memory but not durable: fail-stop (see the module docs).
-            Ok(Err(error)) => Err(journal_failed(self.fail(error))),
-            Err(_) => Err(journal_failed(
-                self.fail(std::io::Error::other("the journal writer stopped")),
-            )),
+        match conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut statement| statement.execute([]))
+        {
+            Ok(_) => Ok(value),
+            // A failed commit (disk full, I/O error) may leave the transaction open.
+            Err(error) => {
+                rollback(conn);
+                Err(sqlite_failure(error))
+            }
         }
     }
 }
 
-/// Writes all live entries as one record to a new file and renames it over the journal.
-fn compact(path: &Path, tables: &Tables) -> std::io::Result<()> {
-    let mut changes = Changes::new();
-    for (index, map) in tables.maps.iter().enumerate() {
-        let table = TableId::from_tag(index as u8).expect("every index is a table");
-        for (key, value) in map {
-            changes.insert((table, key.clone()), Some(value.clone()));
-        }
+#[derive(Clone, Copy)]
+enum Begin {
+    /// `BEGIN DEFERRED`: a snapshot, taken at the first read; never waits for a writer.
+    Read,
+    /// `BEGIN IMMEDIATE`: the write lock from the start, so nothing changes between this
+    /// transaction's reads and its writes.
+    Write,
+}
+
+fn rollback(conn: &Connection) {
+    if !conn.is_autocommit()
+        && let Err(error) = conn.execute_batch("ROLLBACK")
+    {
+        // SQLite may already have rolled back (e.g. after SQLITE_FULL): nothing is left open.
+        tracing::warn!(error = %error, "rollback of the embedded store failed");
     }
-    let temporary = PathBuf::from(format!("{}.compact", path.display()));
-    let mut file = File::create(&temporary)?;
-    if !changes.is_empty() {
-        file.write_all(&encode_record(&changes))?;
+}
+
+impl Engine {
+    /// Test hook: makes the writer connection refuse every write (`PRAGMA query_only`), as a
+    /// data directory that became read-only does, or lifts that.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn set_read_only_fault(&self, on: bool) -> Result<()> {
+        let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        conn.pragma_update(None, "query_only", on)
+            .map_err(sqlite_failure)
     }
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
+
+    /// Test hook: lets the database file grow by at most `extra_pages` more pages
+    /// (`PRAGMA max_page_count`), as a full disk does; `None` lifts the limit.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn set_disk_full_fault(&self, extra_pages: Option<u32>) -> Result<()> {
+        let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let pages: i64 = conn
+            .query_row("PRAGMA page_count", [], |row| row.get(0))
+            .map_err(sqlite_failure)?;
+        let limit = match extra_pages {
+            Some(extra) => pages + i64::from(extra),
+            None => i64::from(u32::MAX) * 2,
+        };
+        conn.query_row(&format!("PRAGMA max_page_count = {limit}"), [], |_| Ok(()))
+            .map_err(sqlite_failure)
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn change(table: TableId, key: &str, value: Option<&str>) -> Changes {
-        Changes::from([(
-            (table, key.to_owned()),
-            value.map(|v| v.as_bytes().to_vec()),
-        )])
+    async fn put(engine: &Engine, key: &str, value: &str) -> Result<()> {
+        engine
+            .write(|tx| tx.put(TableId::Users, key, value.as_bytes(), None))
+            .await
     }
 
-    #[test]
-    fn records_round_trip_and_a_torn_tail_is_ignored() {
-        let mut bytes = encode_record(&change(TableId::Users, "a", Some("1")));
-        bytes.extend(encode_record(&change(TableId::Users, "b", Some("2"))));
-        bytes.extend(encode_record(&change(TableId::Users, "a", None)));
-        let full = bytes.len();
-        let torn = encode_record(&change(TableId::Users, "c", Some("3")));
-        bytes.extend_from_slice(&torn[..torn.len() - 2]);
-
-        let mut tables = Tables::default();
-        let (valid, records) = replay(&bytes, &mut tables);
-        assert_eq!((valid, records), (full, 3));
-        let users = tables.map(TableId::Users);
-        assert_eq!(users.get("b").map(Vec::as_slice), Some(&b"2"[..]));
-        assert!(!users.contains_key("a") && !users.contains_key("c"));
-    }
-
-    #[test]
-    fn a_corrupted_record_stops_the_replay_there() {
-        let mut bytes = encode_record(&change(TableId::Tenants, "t", Some("x")));
-        let second = bytes.len();
-        bytes.extend(encode_record(&change(TableId::Tenants, "u", Some("y"))));
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0xff;
-        let mut tables = Tables::default();
-        assert_eq!(replay(&bytes, &mut tables).0, second);
+    fn get(engine: &Engine, key: &str) -> Option<Vec<u8>> {
+        engine.read(|tx| tx.get(TableId::Users, key)).unwrap()
     }
 
     #[tokio::test]
     async fn a_failed_transaction_applies_nothing() {
-        let engine = Engine::in_memory();
-        let result: Result<(), &str> = engine
-            .write(
-                |tx| {
-                    tx.put(TableId::Users, "a", b"1".to_vec());
-                    Err("refused")
-                },
-                |_| "journal",
-            )
+        let engine = Engine::in_memory().unwrap();
+        let result: Result<()> = engine
+            .write(|tx| {
+                tx.put(TableId::Users, "a", b"1", None)?;
+                Err(Error::ChallengeAlreadyUsed)
+            })
             .await;
-        assert_eq!(result, Err("refused"));
+        assert_eq!(result, Err(Error::ChallengeAlreadyUsed));
+        assert_eq!(get(&engine, "a"), None);
+    }
+
+    #[tokio::test]
+    async fn ranges_are_half_open_and_in_key_order() {
+        let engine = Engine::in_memory().unwrap();
+        for key in ["b", "a\u{1f}2", "a\u{1f}1", "a\u{20}", "a"] {
+            put(&engine, key, key).await.unwrap();
+        }
+        let keys: Vec<String> = engine
+            .read(|tx| tx.range(TableId::Users, "a\u{1f}", "a\u{20}"))
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, ["a\u{1f}1", "a\u{1f}2"]);
+    }
+
+    #[tokio::test]
+    async fn purging_uses_the_expiry_index_and_bounded_batches() {
+        let engine = Engine::in_memory().unwrap();
+        engine
+            .write(|tx| {
+                for i in 0..10 {
+                    let key = format!("k{i}");
+                    tx.put(TableId::Actions, &key, b"x", Some(Timestamp(i)))?;
+                }
+                tx.put(TableId::Tenants, "forever", b"x", None)
+            })
+            .await
+            .unwrap();
+        let deleted = engine.write(|tx| tx.purge_expired(Timestamp(5), 4)).await;
+        assert_eq!(deleted, Ok(4));
+        let deleted = engine.write(|tx| tx.purge_expired(Timestamp(5), 4)).await;
+        assert_eq!(deleted, Ok(2), "k0..=k5 expired at 5");
+        let left = engine
+            .read(|tx| tx.range(TableId::Actions, "", "\u{7f}"))
+            .unwrap();
+        assert_eq!(left.len(), 4);
         assert!(
             engine
-                .read(
-                    |tx| Ok::<_, ()>(tx.get(TableId::Users, "a").is_none()),
-                    |_| ()
-                )
+                .read(|tx| tx.get(TableId::Tenants, "forever"))
                 .unwrap()
+                .is_some()
         );
-    }
 
-    #[tokio::test]
-    async fn after_a_journal_failure_every_read_and_write_is_refused() {
-        // A journal whose writer is gone: the change cannot be made durable.
-        let (sender, queue) = mpsc::channel::<Pending>();
-        drop(queue);
-        let engine = Engine {
-            tables: RwLock::new(Tables::default()),
-            journal: Some(sender),
-            failed: AtomicBool::new(false),
-            _lock: None,
-        };
-        let put = |tx: &mut Tx<'_>| {
-            tx.put(TableId::Users, "a", b"1".to_vec());
-            Ok::<_, String>(())
-        };
-        assert!(engine.write(put, |e| e.to_string()).await.is_err());
-        // Not applied, and from now on nothing is served.
-        let read = engine.read(
-            |tx| Ok::<_, String>(tx.get(TableId::Users, "a").is_some()),
-            |e| e.to_string(),
+        // The plan of the inner select searches the partial index, never scans the table.
+        let conn = engine.writer.lock().unwrap();
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN DELETE FROM items WHERE (tbl, key) IN \
+                 (SELECT tbl, key FROM items WHERE expires_at <= ?1 LIMIT ?2)",
+            )
+            .unwrap()
+            .query_map(params![5, 4], |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING COVERING INDEX items_expiry")
+                    || step.contains("USING INDEX items_expiry")),
+            "{plan:?}"
         );
-        assert!(read.is_err(), "{read:?}");
-        assert!(engine.write(put, |e| e.to_string()).await.is_err());
-        assert!(engine.tables.read().unwrap().map(TableId::Users).is_empty());
+        assert!(!plan.iter().any(|step| step == "SCAN items"), "{plan:?}");
     }
 
     #[tokio::test]
-    async fn a_second_process_cannot_open_the_same_journal() {
+    async fn data_survives_reopening_and_a_second_connection_sees_commits() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal");
-        let _first = Engine::open(&path).unwrap();
-        assert!(Engine::open(&path).is_err());
+        let path = dir.path().join("store.db");
+        let first = Engine::open(&path, Durability::Full).unwrap();
+        put(&first, "a", "1").await.unwrap();
+        // Another process's view: a second engine on the same file.
+        let second = Engine::open(&path, Durability::Normal).unwrap();
+        assert_eq!(get(&second, "a"), Some(b"1".to_vec()));
+        put(&second, "b", "2").await.unwrap();
+        assert_eq!(get(&first, "b"), Some(b"2".to_vec()));
+        drop((first, second));
+        let reopened = Engine::open(&path, Durability::Normal).unwrap();
+        assert_eq!(get(&reopened, "a"), Some(b"1".to_vec()));
     }
 
-    #[tokio::test]
-    async fn a_large_journal_is_compacted_on_open_and_keeps_the_data() {
+    #[test]
+    fn the_durability_sets_synchronous_on_every_connection_in_wal_mode() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal");
-        {
-            let engine = Engine::open(&path).unwrap();
-            let big = vec![b'x'; 64 * 1024];
-            for i in 0..40 {
-                let value = big.clone();
-                engine
-                    .write(
-                        |tx| {
-                            tx.put(TableId::Actions, "same-key", value);
-                            Ok::<_, ()>(())
-                        },
-                        |_| (),
-                    )
-                    .await
-                    .unwrap();
-                let _ = i;
-            }
+        let path = dir.path().join("store.db");
+        for (durability, level) in [(Durability::Normal, 1), (Durability::Full, 2)] {
+            let engine = Engine::open(&path, durability).unwrap();
+            let writer = engine.writer.lock().unwrap();
+            let synchronous: i64 = writer
+                .query_row("PRAGMA synchronous", [], |row| row.get(0))
+                .unwrap();
+            let mode: String = writer
+                .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!((synchronous, mode.as_str()), (level, "wal"));
+            drop(writer);
+            // A reader connection opened later has the same settings.
+            let reader = Engine::connect(&path, durability).unwrap();
+            let synchronous: i64 = reader
+                .query_row("PRAGMA synchronous", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(synchronous, level);
         }
-        let before = std::fs::metadata(&path).unwrap().len();
-        let engine = Engine::open(&path).unwrap();
-        let after = std::fs::metadata(&path).unwrap().len();
-        assert!(after < before / 10, "{before} -> {after}");
-        let length = engine.read(
-            |tx| Ok::<_, ()>(tx.get(TableId::Actions, "same-key").map(<[u8]>::len)),
-            |_| (),
-        );
-        assert_eq!(length, Ok(Some(64 * 1024)));
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_refused_and_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let garbage = vec![0x5a_u8; 8192];
+        std::fs::write(&path, &garbage).unwrap();
+        let error = Engine::open(&path, Durability::Normal).err().unwrap();
+        assert!(matches!(error, OpenError::Damaged { .. }), "{error}");
+        assert!(error.to_string().contains("refusing to start"), "{error}");
+        assert_eq!(std::fs::read(&path).unwrap(), garbage, "never truncated");
+    }
+
+    #[tokio::test]
+    async fn a_damaged_page_is_refused_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        {
+            let engine = Engine::open(&path, Durability::Full).unwrap();
+            engine
+                .write(|tx| {
+                    for i in 0..2000 {
+                        tx.put(TableId::Users, &format!("user-{i:05}"), &[7; 100], None)?;
+                    }
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            // Everything into the main file, so the damage below is what the next open reads.
+            let conn = engine.writer.lock().unwrap();
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .unwrap();
+        }
+        let mut bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.len() > 16 * 4096);
+        // Scribble over the middle of the file: b-tree pages of the items table.
+        for byte in &mut bytes[8 * 4096..8 * 4096 + 4096] {
+            *byte = 0xff;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let error = Engine::open(&path, Durability::Normal).err().unwrap();
+        assert!(matches!(error, OpenError::Damaged { .. }), "{error}");
+        assert_eq!(std::fs::read(&path).unwrap().len(), bytes.len());
+    }
+
+    #[tokio::test]
+    async fn after_a_read_only_fault_writes_fail_whole_and_then_work_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(&dir.path().join("store.db"), Durability::Normal).unwrap();
+        put(&engine, "a", "1").await.unwrap();
+        engine.set_read_only_fault(true).unwrap();
+        assert_eq!(put(&engine, "b", "2").await, Err(Error::StoreUnavailable));
+        assert_eq!(get(&engine, "a"), Some(b"1".to_vec()), "reads go on");
+        engine.set_read_only_fault(false).unwrap();
+        put(&engine, "b", "2").await.unwrap();
+        assert_eq!(get(&engine, "b"), Some(b"2".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn a_disk_full_in_the_middle_of_a_transaction_leaves_none_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(&dir.path().join("store.db"), Durability::Normal).unwrap();
+        put(&engine, "before", "1").await.unwrap();
+        engine.set_disk_full_fault(Some(2)).unwrap();
+        // The first items fit; the file then cannot grow any more.
+        let result = engine
+            .write(|tx| {
+                for i in 0..500 {
+                    tx.put(TableId::Users, &format!("big-{i:04}"), &[1; 512], None)?;
+                }
+                Ok(())
+            })
+            .await;
+        assert_eq!(result, Err(Error::StoreUnavailable));
+        assert_eq!(get(&engine, "big-0000"), None, "nothing half-written");
+        engine.set_disk_full_fault(None).unwrap();
+        put(&engine, "after", "2").await.unwrap();
+        assert_eq!(get(&engine, "after"), Some(b"2".to_vec()));
+        assert_eq!(get(&engine, "before"), Some(b"1".to_vec()));
     }
 }

@@ -1,27 +1,35 @@
-//! The embedded store: one journal file on one machine (or memory, for tests), for the local
-//! server. The engine ([`engine`]) keeps the tables in memory, runs one write transaction at a
-//! time, and makes each transaction durable (group commit) before the write returns: every
-//! conditional step below (check, then write) is atomic, and the server can stop at any moment
-//! with nothing lost.
+//! The embedded store: SQLite on one machine (or in memory, for tests), for the local server
+//! and the operator CLI. The engine ([`engine`]) runs every method below as one SQLite
+//! transaction, a write as `BEGIN IMMEDIATE`: every conditional step (check, then write) is
+//! atomic across threads and processes, a failed step writes nothing, and what was answered
+//! survives as [`Durability`] says. Several processes may use one data directory at once (the
+//! server and the CLI).
 //!
-//! Keys are the parts of an identifier joined by [`KEY_SEPARATOR`] (a control character no
-//! identifier may contain), so a prefix of parts is also a range of keys:
+//! All tables live in one SQLite table `items (tbl, key, value, expires_at)`, the way the
+//! DynamoDB adapter keeps one table. Keys are the parts of an identifier joined by
+//! [`KEY_SEPARATOR`] (a control character no identifier may contain), so a prefix of parts is
+//! also a range of keys. Items that expire carry `expires_at` ([`Stored::expires_at`]), which
+//! [`EmbeddedStore::purge_expired`] deletes through an index; reads check expiry themselves.
 //!
-//! | table | key | value |
-//! |---|---|---|
-//! | `Tenants` | tenant | [`TenantRecord`] JSON |
-//! | `SecretIndex` | hex SHA-256 of a secret | tenant id |
-//! | `Credentials` | tenant, namespace, key fingerprint | [`Credential`] JSON |
-//! | `UserCredentials` | tenant, user, credential id | namespace, fingerprint |
-//! | `ChallengeMarks` | tenant, challenge fingerprint | [`ChallengeMark`] JSON |
-//! | `Actions` | tenant, user, action code, idempotency key | [`Action`] JSON |
-//! | `Users` | tenant, user | [`UserProfile`] JSON |
-//! | `RemovalReceipts` | tenant, fingerprint, window | expiry (ms) |
-//! | `ActionConfigs` | tenant, action code (or `*`, the tenant default) | [`ActionConfig`] JSON |
-//! | `Approvals` | tenant, `push`, user / tenant, `qr`, challenge id | [`ApprovalChallenge`] JSON |
-//! | `RateLimits` | tenant, bucket key (scope, subject, window, shard) | [`Counter`] JSON |
+//! | table | key | value | `expires_at` |
+//! |---|---|---|---|
+//! | `Tenants` | tenant | [`TenantRecord`] JSON | |
+//! | `SecretIndex` | hex SHA-256 of a secret | tenant id | |
+//! | `Credentials` | tenant, namespace, key fingerprint | [`Credential`] JSON | |
+//! | `UserCredentials` | tenant, user, credential id | namespace, fingerprint | |
+//! | `ChallengeMarks` | tenant, challenge fingerprint | [`ChallengeMark`] JSON | the challenge's expiry |
+//! | `Actions` | tenant, user, action code, idempotency key | [`Action`] JSON | the action's expiry |
+//! | `Users` | tenant, user | [`UserProfile`] JSON | |
+//! | `RemovalReceipts` | tenant, fingerprint, window | expiry (ms) | that expiry |
+//! | `ActionConfigs` | tenant, action code (or `*`, the tenant default) | [`ActionConfig`] JSON | |
+//! | `Approvals` | tenant, `push`, user / tenant, `qr`, challenge id | [`ApprovalChallenge`] JSON | its `retain_until` |
+//! | `RateLimits` | tenant, bucket key (scope, subject, window, shard) | [`Counter`] JSON | its window's end |
+//!
+//! A data directory written by the engine before SQLite (`trusted-device.journal`) is
+//! imported on first open ([`legacy_journal`]), then renamed aside.
 
 pub mod engine;
+pub mod legacy_journal;
 
 use super::{
     ActionConfigStore, ActionStore, ActionWrite, ApprovalStore, ChallengeStore, CredentialStore,
@@ -38,11 +46,20 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use async_trait::async_trait;
-use engine::{Engine, TableId, Tx};
+pub use engine::{Durability, OpenError};
+use engine::{Engine, PURGE_BATCH, TableId, Tx};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// The database in a data directory.
+pub const DB_FILE: &str = "trusted-device.db";
+/// The journal of the engine before SQLite, imported from a data directory on first open.
+pub const LEGACY_JOURNAL_FILE: &str = "trusted-device.journal";
+/// Marks, in the database's `meta`, the SHA-256 of a journal already imported, so that a crash
+/// between the import's commit and the rename never imports it twice (over newer data).
+const IMPORTED_JOURNAL_META: &str = "imported_journal_sha256";
 
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -55,82 +72,221 @@ impl std::fmt::Debug for EmbeddedStore {
     }
 }
 
+/// What opening a data directory did with an old journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalImport {
+    pub items: usize,
+    /// Where the journal was renamed to.
+    pub renamed_to: PathBuf,
+}
+
 impl EmbeddedStore {
-    /// Opens (or creates) the journal at `path`; refuses if another process has it open.
-    pub fn open(path: &Path) -> Result<Self> {
-        let engine = Engine::open(path).map_err(unavailable)?;
+    /// Opens (or creates) the database at `path` with the default [`Durability`].
+    pub fn open(path: &Path) -> std::result::Result<Self, OpenError> {
+        Self::open_with(path, Durability::default())
+    }
+
+    pub fn open_with(path: &Path, durability: Durability) -> std::result::Result<Self, OpenError> {
         Ok(EmbeddedStore {
-            engine: Arc::new(engine),
+            engine: Arc::new(Engine::open(path, durability)?),
+        })
+    }
+
+    /// Opens the store of a data directory ([`DB_FILE`]), first importing the journal of the
+    /// engine before SQLite if there is one ([`LEGACY_JOURNAL_FILE`]): its items are written
+    /// in one transaction, then the journal is renamed to `….imported-<unix seconds>` (not
+    /// deleted). A journal that cannot be read whole is refused, and left where it is.
+    pub fn open_data_dir(
+        dir: &Path,
+        durability: Durability,
+    ) -> std::result::Result<(Self, Option<JournalImport>), OpenError> {
+        let store = Self::open_with(&dir.join(DB_FILE), durability)?;
+        let journal = dir.join(LEGACY_JOURNAL_FILE);
+        if !journal.exists() {
+            return Ok((store, None));
+        }
+        let import = store.import_legacy_journal(&journal)?;
+        Ok((store, Some(import)))
+    }
+
+    fn import_legacy_journal(
+        &self,
+        journal: &Path,
+    ) -> std::result::Result<JournalImport, OpenError> {
+        let shown = journal.display().to_string();
+        let refused = |detail: String| OpenError::Import {
+            path: shown.clone(),
+            detail,
+        };
+        let bytes = std::fs::read(journal).map_err(|e| refused(e.to_string()))?;
+        let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes));
+        let replayed = legacy_journal::replay(&bytes).map_err(|e| refused(e.to_string()))?;
+        let count = replayed.items.len();
+        let outcome = tokio_free_write(&self.engine, |tx| {
+            if tx.meta(IMPORTED_JOURNAL_META)?.as_deref() == Some(digest.as_str()) {
+                // Imported before, but the rename did not happen: only rename now.
+                return Ok(Ok(()));
+            }
+            if !tx.is_empty()? {
+                return Ok(Err(
+                    "the database already holds data; move the journal or the database aside"
+                        .to_owned(),
+                ));
+            }
+            for ((table, key), value) in &replayed.items {
+                let expires_at = match stored_expiry(*table, value) {
+                    Ok(expires_at) => expires_at,
+                    Err(_) => return Ok(Err(format!("the item {key:?} does not decode"))),
+                };
+                tx.put(*table, key, value, expires_at)?;
+            }
+            tx.set_meta(IMPORTED_JOURNAL_META, &digest)?;
+            Ok(Ok(()))
+        })
+        .map_err(|e| refused(e.to_string()))?;
+        outcome.map_err(refused)?;
+        let seconds = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let renamed_to = PathBuf::from(format!("{}.imported-{seconds}", journal.display()));
+        std::fs::rename(journal, &renamed_to).map_err(|e| refused(e.to_string()))?;
+        if let Some(dir) = journal.parent() {
+            // The rename itself made durable; if this fails the marker above still prevents a
+            // second import.
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        }
+        if replayed.torn_tail > 0 {
+            tracing::warn!(
+                bytes = replayed.torn_tail,
+                "the old journal ended in a torn record (a write never acknowledged); ignored"
+            );
+        }
+        Ok(JournalImport {
+            items: count,
+            renamed_to,
         })
     }
 
     /// A store that lives in memory only: for unit tests.
     pub fn in_memory() -> Result<Self> {
         Ok(EmbeddedStore {
-            engine: Arc::new(Engine::in_memory()),
+            engine: Arc::new(Engine::in_memory()?),
         })
+    }
+
+    pub fn durability(&self) -> Durability {
+        self.engine.durability()
     }
 
     fn read<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
-        self.engine.read(f, unavailable)
+        self.engine.read(f)
     }
 
-    /// Runs `f` as one transaction: its changes are applied and made durable only if it
-    /// succeeds, so nothing is ever half-written.
+    /// Runs `f` as one transaction: its changes are committed only if it succeeds, so
+    /// nothing is ever half-written.
     async fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        self.engine.write(f, unavailable).await
+        self.engine.write(f).await
     }
 
-    /// How many records the store holds and their size in bytes: what it keeps in memory
-    /// (docs/performance.md measures what anonymous requests can make it hold).
-    pub fn live_counts(&self) -> (usize, usize) {
+    /// How many records the store holds and their size in bytes (keys, values and a small
+    /// per-record overhead; docs/performance.md measures what anonymous requests can make it
+    /// hold).
+    pub fn live_counts(&self) -> Result<(usize, usize)> {
         self.engine.live_counts()
     }
 
-    /// Deletes challenge marks, actions, approvals, rate-limit counters and removal receipts
-    /// that expired before `now`: what DynamoDB's TTL does in production. Reads never depend on it having run.
+    /// Deletes every item whose `expires_at` is at or before `now` (challenge marks, actions,
+    /// removal receipts, approvals past their retention, rate-limit counters): what DynamoDB's TTL does in
+    /// production. Through the expiry index, [`PURGE_BATCH`] items per transaction, so other
+    /// writers wait for one batch at most. Reads never depend on it having run.
     pub async fn purge_expired(&self, now: Timestamp) -> Result<u64> {
-        self.write(move |tx| {
-            let mut dead: Vec<(TableId, String)> = Vec::new();
-            for (key, value) in tx.entries(TableId::ChallengeMarks) {
-                if decode::<ChallengeMark>(value).is_ok_and(|m| m.expires_at <= now) {
-                    dead.push((TableId::ChallengeMarks, key.clone()));
-                }
+        let mut total = 0;
+        loop {
+            let deleted = self.write(|tx| tx.purge_expired(now, PURGE_BATCH)).await?;
+            total += deleted;
+            if deleted < u64::from(PURGE_BATCH) {
+                return Ok(total);
             }
-            for (key, value) in tx.entries(TableId::Actions) {
-                if decode::<Action>(value).is_ok_and(|a| a.expires_at <= now) {
-                    dead.push((TableId::Actions, key.clone()));
-                }
-            }
-            for (key, value) in tx.entries(TableId::Approvals) {
-                if decode::<ApprovalChallenge>(value).is_ok_and(|a| a.retain_until <= now) {
-                    dead.push((TableId::Approvals, key.clone()));
-                }
-            }
-            for (key, value) in tx.entries(TableId::RateLimits) {
-                if decode::<Counter>(value).is_ok_and(|c| c.expires_at <= now) {
-                    dead.push((TableId::RateLimits, key.clone()));
-                }
-            }
-            for (key, value) in tx.entries(TableId::RemovalReceipts) {
-                if decode::<Timestamp>(value).is_ok_and(|at| at <= now) {
-                    dead.push((TableId::RemovalReceipts, key.clone()));
-                }
-            }
-            for (table, key) in &dead {
-                tx.remove(*table, key);
-            }
-            Ok(dead.len() as u64)
-        })
-        .await
+            tokio::task::yield_now().await;
+        }
     }
+
+    /// Test hook: every write fails as on a read-only data directory, until lifted.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn set_read_only_fault(&self, on: bool) -> Result<()> {
+        self.engine.set_read_only_fault(on)
+    }
+
+    /// Test hook: the file may grow by `extra_pages` pages at most, as on a full disk.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn set_disk_full_fault(&self, extra_pages: Option<u32>) -> Result<()> {
+        self.engine.set_disk_full_fault(extra_pages)
+    }
+}
+
+/// Runs a write at open time, before any runtime may exist.
+fn tokio_free_write<T>(engine: &Engine, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+    engine.write_now(f)
 }
 
 // ---------------------------------------------------------------- helpers
 
-fn unavailable(error: impl std::fmt::Display) -> Error {
-    tracing::error!(error = %error, "embedded store failure");
-    Error::StoreUnavailable
+/// What the store keeps, and when it expires: `None` for items kept until deleted.
+pub trait Stored: Serialize {
+    fn expires_at(&self) -> Option<Timestamp> {
+        None
+    }
+}
+
+impl Stored for TenantRecord {}
+impl Stored for TenantId {}
+impl Stored for Credential {}
+impl Stored for CredentialPointer {}
+impl Stored for UserProfile {}
+impl Stored for ActionConfig {}
+
+impl Stored for ChallengeMark {
+    fn expires_at(&self) -> Option<Timestamp> {
+        Some(self.expires_at)
+    }
+}
+
+impl Stored for Action {
+    fn expires_at(&self) -> Option<Timestamp> {
+        Some(self.expires_at)
+    }
+}
+
+impl Stored for ApprovalChallenge {
+    /// Not `expires_at`: a push slot is kept longer, for the rate limit's history.
+    fn expires_at(&self) -> Option<Timestamp> {
+        Some(self.retain_until)
+    }
+}
+
+/// A removal receipt is its own expiry.
+impl Stored for Timestamp {
+    fn expires_at(&self) -> Option<Timestamp> {
+        Some(*self)
+    }
+}
+
+/// The expiry of an item read back as bytes (the journal import), by what its table holds.
+fn stored_expiry(table: TableId, value: &[u8]) -> Result<Option<Timestamp>> {
+    Ok(match table {
+        TableId::ChallengeMarks => decode::<ChallengeMark>(value)?.expires_at(),
+        TableId::Actions => decode::<Action>(value)?.expires_at(),
+        TableId::Approvals => decode::<ApprovalChallenge>(value)?.expires_at(),
+        TableId::RemovalReceipts => decode::<Timestamp>(value)?.expires_at(),
+        TableId::RateLimits => decode::<Counter>(value)?.expires_at(),
+        TableId::Tenants
+        | TableId::SecretIndex
+        | TableId::Credentials
+        | TableId::UserCredentials
+        | TableId::Users
+        | TableId::ActionConfigs => None,
+    })
 }
 
 fn key(parts: &[&str]) -> String {
@@ -158,12 +314,11 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 }
 
 fn get<T: DeserializeOwned>(tx: &Tx<'_>, table: TableId, key: &str) -> Result<Option<T>> {
-    tx.get(table, key).map(decode).transpose()
+    tx.get(table, key)?.as_deref().map(decode).transpose()
 }
 
-fn put<T: Serialize>(tx: &mut Tx<'_>, table: TableId, key: &str, value: &T) -> Result<()> {
-    tx.put(table, key, encode(value)?);
-    Ok(())
+fn put<T: Stored>(tx: &mut Tx<'_>, table: TableId, key: &str, value: &T) -> Result<()> {
+    tx.put(table, key, &encode(value)?, value.expires_at())
 }
 
 fn scan<T: DeserializeOwned>(
@@ -172,7 +327,7 @@ fn scan<T: DeserializeOwned>(
     prefix: &[&str],
 ) -> Result<Vec<(String, T)>> {
     let (start, end) = prefix_range(prefix);
-    tx.range(table, &start, &end)
+    tx.range(table, &start, &end)?
         .into_iter()
         .map(|(k, v)| Ok((k, decode(&v)?)))
         .collect()
@@ -282,7 +437,7 @@ fn config_key(tenant: &TenantId, config: &ConfigKey) -> String {
     key(&[tenant.as_str(), config.as_str()])
 }
 
-fn delete_credential_in(tx: &mut Tx<'_>, credential: &Credential) {
+fn delete_credential_in(tx: &mut Tx<'_>, credential: &Credential) -> Result<()> {
     tx.remove(
         TableId::Credentials,
         &credential_key(
@@ -290,11 +445,11 @@ fn delete_credential_in(tx: &mut Tx<'_>, credential: &Credential) {
             credential.namespace,
             &credential.key_fingerprint,
         ),
-    );
+    )?;
     tx.remove(
         TableId::UserCredentials,
         &user_credential_key(&credential.tenant_id, &credential.user_id, &credential.id),
-    );
+    )
 }
 
 // ---------------------------------------------------------------- rate limits
@@ -305,6 +460,12 @@ fn delete_credential_in(tx: &mut Tx<'_>, credential: &Credential) {
 struct Counter {
     hits: u32,
     expires_at: Timestamp,
+}
+
+impl Stored for Counter {
+    fn expires_at(&self) -> Option<Timestamp> {
+        Some(self.expires_at)
+    }
 }
 
 #[async_trait]
@@ -363,7 +524,7 @@ impl TenantStore for EmbeddedStore {
                     .iter()
                     .filter(|h| !tenant.secret_key_hashes.contains(h))
                 {
-                    tx.remove(TableId::SecretIndex, stale);
+                    tx.remove(TableId::SecretIndex, stale)?;
                 }
             }
             for hash in &tenant.secret_key_hashes {
@@ -471,7 +632,7 @@ impl CredentialStore for EmbeddedStore {
             let Some(credential) = get::<Credential>(tx, TableId::Credentials, &k)? else {
                 return Ok(None);
             };
-            delete_credential_in(tx, &credential);
+            delete_credential_in(tx, &credential)?;
             Ok(Some(credential))
         })
         .await
@@ -490,7 +651,7 @@ impl CredentialStore for EmbeddedStore {
                 &credential.key_fingerprint,
                 &receipt.window.to_string(),
             ]);
-            if tx.get(TableId::RemovalReceipts, &receipt_key).is_some() {
+            if tx.get(TableId::RemovalReceipts, &receipt_key)?.is_some() {
                 return Err(Error::SignatureAlreadyUsed);
             }
             let k = credential_key(
@@ -502,7 +663,7 @@ impl CredentialStore for EmbeddedStore {
             if stored.as_ref().map(|c| &c.id) != Some(&credential.id) {
                 return Err(Error::InvalidCredential);
             }
-            delete_credential_in(tx, credential);
+            delete_credential_in(tx, credential)?;
             put(
                 tx,
                 TableId::RemovalReceipts,
@@ -670,8 +831,8 @@ impl ActionConfigStore for EmbeddedStore {
     async fn delete_action_config(&self, tenant: &TenantId, key: &ConfigKey) -> Result<bool> {
         let k = config_key(tenant, key);
         self.write(|tx| {
-            let existed = tx.get(TableId::ActionConfigs, &k).is_some();
-            tx.remove(TableId::ActionConfigs, &k);
+            let existed = tx.get(TableId::ActionConfigs, &k)?.is_some();
+            tx.remove(TableId::ActionConfigs, &k)?;
             Ok(existed)
         })
         .await
@@ -699,22 +860,22 @@ impl UserStore for EmbeddedStore {
     async fn delete_user(&self, tenant: &TenantId, user: &UserId) -> Result<()> {
         self.write(|tx| {
             let prefix = [tenant.as_str(), user.as_str()];
-            tx.remove(TableId::Users, &key(&prefix));
+            tx.remove(TableId::Users, &key(&prefix))?;
             tx.remove(
                 TableId::Approvals,
                 &approval_key(tenant, &ApprovalSlot::Push(user.clone())),
-            );
+            )?;
             for (index_key, pointer) in
                 scan::<CredentialPointer>(tx, TableId::UserCredentials, &prefix)?
             {
                 tx.remove(
                     TableId::Credentials,
                     &credential_key(tenant, pointer.namespace, &pointer.fingerprint),
-                );
-                tx.remove(TableId::UserCredentials, &index_key);
+                )?;
+                tx.remove(TableId::UserCredentials, &index_key)?;
             }
             for (k, _) in scan::<serde_json::Value>(tx, TableId::Actions, &prefix)? {
-                tx.remove(TableId::Actions, &k);
+                tx.remove(TableId::Actions, &k)?;
             }
             Ok(())
         })
@@ -760,7 +921,7 @@ impl VerificationStore for EmbeddedStore {
                 }
                 ActionWrite::Create(action) => {
                     if tx
-                        .get(TableId::Actions, &action_key(tenant, &action.key))
+                        .get(TableId::Actions, &action_key(tenant, &action.key))?
                         .is_some()
                     {
                         return Err(Error::Internal);
@@ -845,7 +1006,7 @@ mod tests {
     #[tokio::test]
     async fn conformance_on_disk_and_data_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store.journal");
+        let path = dir.path().join("store.db");
         let store = EmbeddedStore::open(&path).unwrap();
         crate::store::conformance::run_all(Arc::new(store.clone())).await;
         let tenant = crate::store::conformance::sample_tenant("reopen");
@@ -853,6 +1014,184 @@ mod tests {
         drop(store);
         let reopened = EmbeddedStore::open(&path).unwrap();
         assert_eq!(reopened.get_tenant(&tenant.id).await.unwrap(), Some(tenant));
+    }
+
+    /// A journal written by the engine before SQLite (`fixtures/`, made with that engine's
+    /// own code): a tenant and its secret index, a user, a user deleted again, a live and an
+    /// expired challenge mark.
+    const OLD_JOURNAL: &[u8] = include_bytes!("fixtures/journal-engine.journal");
+
+    fn data_dir_with_journal(bytes: &[u8]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(LEGACY_JOURNAL_FILE), bytes).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn an_old_journal_is_imported_once_then_renamed_aside() {
+        let dir = data_dir_with_journal(OLD_JOURNAL);
+        let (store, import) = EmbeddedStore::open_data_dir(dir.path(), Durability::Normal).unwrap();
+        let import = import.expect("imported");
+        assert!(!dir.path().join(LEGACY_JOURNAL_FILE).exists());
+        assert_eq!(
+            std::fs::read(&import.renamed_to).unwrap(),
+            OLD_JOURNAL,
+            "kept"
+        );
+
+        let tenant = TenantId::parse("legacy-tenant").unwrap();
+        assert_eq!(
+            store.get_tenant(&tenant).await.unwrap().map(|t| t.id),
+            Some(tenant.clone())
+        );
+        assert_eq!(
+            store
+                .find_tenant_by_secret_hash("legacy-secret-hash")
+                .await
+                .unwrap(),
+            Some(tenant.clone())
+        );
+        let alice = UserId::parse("alice").unwrap();
+        let profile = store.get_user(&tenant, &alice).await.unwrap().unwrap();
+        assert_eq!(profile.email.as_deref(), Some("alice@example.com"));
+        let bob = UserId::parse("bob").unwrap();
+        assert_eq!(store.get_user(&tenant, &bob).await.unwrap(), None);
+        let live = ChallengeId::parse("c1.legacylive.mac").unwrap();
+        let dead = ChallengeId::parse("c1.legacydead.mac").unwrap();
+        let mark = store
+            .get_challenge_mark(&tenant, &live)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(mark.failed_attempts, 1);
+        // Expiry came along: the purge finds the expired mark through the index.
+        assert_eq!(store.purge_expired(Timestamp(2_000)).await.unwrap(), 1);
+        assert_eq!(
+            store.get_challenge_mark(&tenant, &dead).await.unwrap(),
+            None
+        );
+        drop(store);
+
+        // A second open finds no journal: nothing imported again, the data still there.
+        let (store, import) = EmbeddedStore::open_data_dir(dir.path(), Durability::Normal).unwrap();
+        assert_eq!(import, None);
+        assert!(store.get_user(&tenant, &alice).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_journal_imported_but_not_renamed_is_not_imported_over_newer_data() {
+        let dir = data_dir_with_journal(OLD_JOURNAL);
+        let (store, import) = EmbeddedStore::open_data_dir(dir.path(), Durability::Normal).unwrap();
+        // As if the process died between the import's commit and the rename.
+        std::fs::rename(
+            import.unwrap().renamed_to,
+            dir.path().join(LEGACY_JOURNAL_FILE),
+        )
+        .unwrap();
+        let tenant = TenantId::parse("legacy-tenant").unwrap();
+        let alice = UserId::parse("alice").unwrap();
+        let newer = UserProfile {
+            email: Some("new@example.com".into()),
+            ..UserProfile::default()
+        };
+        store.put_user(&tenant, &alice, &newer).await.unwrap();
+        drop(store);
+        let (store, import) = EmbeddedStore::open_data_dir(dir.path(), Durability::Normal).unwrap();
+        assert!(import.is_some(), "renamed this time");
+        assert_eq!(store.get_user(&tenant, &alice).await.unwrap(), Some(newer));
+    }
+
+    #[tokio::test]
+    async fn a_journal_with_a_torn_tail_imports_what_was_acknowledged() {
+        let mut bytes = OLD_JOURNAL.to_vec();
+        let torn = legacy_journal::encode_record(&[((TableId::Users, "t"), Some(&b"{}"[..]))]);
+        bytes.extend_from_slice(&torn[..torn.len() - 1]);
+        let dir = data_dir_with_journal(&bytes);
+        let (store, import) = EmbeddedStore::open_data_dir(dir.path(), Durability::Normal).unwrap();
+        assert!(import.is_some());
+        let tenant = TenantId::parse("legacy-tenant").unwrap();
+        assert!(store.get_tenant(&tenant).await.unwrap().is_some());
+    }
+
+    #[test]
+    fn a_journal_corrupt_in_the_middle_is_refused_and_left_in_place() {
+        let mut bytes = OLD_JOURNAL.to_vec();
+        bytes[40] ^= 0xff; // inside the first record's body
+        let dir = data_dir_with_journal(&bytes);
+        let error = EmbeddedStore::open_data_dir(dir.path(), Durability::Normal)
+            .err()
+            .unwrap();
+        assert!(matches!(error, OpenError::Import { .. }), "{error}");
+        assert!(
+            error.to_string().contains("corrupt in the middle"),
+            "{error}"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join(LEGACY_JOURNAL_FILE)).unwrap(),
+            bytes
+        );
+        // Nothing of it was imported either.
+        let store = EmbeddedStore::open(&dir.path().join(DB_FILE)).unwrap();
+        assert!(store.engine.read(|tx| tx.is_empty()).unwrap());
+    }
+
+    /// Two stores on one file stand for two processes (the server and the CLI): each its own
+    /// SQLite connections. Concurrent read-modify-write steps lose no update.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn conditional_steps_are_atomic_across_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let first = EmbeddedStore::open(&path).unwrap();
+        let second = EmbeddedStore::open(&path).unwrap();
+        let tenant = TenantId::parse("t").unwrap();
+        let challenge = crate::store::conformance::sample_challenge_id();
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let store = if i % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            let (tenant, challenge) = (tenant.clone(), challenge.clone());
+            tasks.push(tokio::spawn(async move {
+                store
+                    .record_failed_attempt(&tenant, &challenge, Timestamp(i64::MAX), 1_000)
+                    .await
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let mark = first
+            .get_challenge_mark(&tenant, &challenge)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(mark.failed_attempts, 40);
+    }
+
+    #[tokio::test]
+    async fn a_fault_fails_the_write_whole_and_the_store_serves_again_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join(DB_FILE)).unwrap();
+        let tenant = crate::store::conformance::sample_tenant("fault");
+        store.set_read_only_fault(true).unwrap();
+        assert_eq!(
+            store.put_tenant(&tenant).await,
+            Err(Error::StoreUnavailable)
+        );
+        assert_eq!(store.get_tenant(&tenant.id).await.unwrap(), None);
+        assert_eq!(
+            store
+                .find_tenant_by_secret_hash(&tenant.secret_key_hashes[0])
+                .await
+                .unwrap(),
+            None,
+            "not the index without the tenant"
+        );
+        store.set_read_only_fault(false).unwrap();
+        store.put_tenant(&tenant).await.unwrap();
+        assert!(store.get_tenant(&tenant.id).await.unwrap().is_some());
     }
 
     #[test]
