@@ -7,6 +7,8 @@
 //!   used up (the challenge cannot verify again), and an action still `CHALLENGE_REQUIRED`
 //!   never has its challenge used up (a retry of that verify succeeds);
 //! - no challenge verified twice, across the crashes.
+//!
+//! Half the starts run at `--durability full`, whose writes go through group commit.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -44,7 +46,8 @@ fn random_u64() -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-fn start_server(port: u16, data_dir: &std::path::Path) -> Child {
+/// Every other start runs at `--durability full` (group commit), the others at the default.
+fn start_server(port: u16, data_dir: &std::path::Path, full: bool) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -58,6 +61,7 @@ fn start_server(port: u16, data_dir: &std::path::Path) -> Child {
             "--data-dir",
         ])
         .arg(data_dir.join("data"))
+        .args(["--durability", if full { "full" } else { "normal" }])
         .env("TRUSTED_DEVICE_TENANT_ID", TENANT)
         .env("TRUSTED_DEVICE_SECRET_KEY", secret())
         .env("RUST_LOG", "warn")
@@ -251,7 +255,7 @@ fn answered_writes_survive_sigkill_and_nothing_is_half_done() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}/v1");
-    let mut server = start_server(port, dir.path());
+    let mut server = start_server(port, dir.path(), false);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -305,12 +309,12 @@ fn answered_writes_survive_sigkill_and_nothing_is_half_done() {
 
     // Kill at random moments, 30 to 400 ms after each start, and start again.
     let kills_done = Arc::new(Mutex::new(0));
-    for _ in 0..KILLS {
+    for kill in 0..KILLS {
         std::thread::sleep(Duration::from_millis(30 + random_u64() % 370));
         server.kill().unwrap(); // SIGKILL
         server.wait().unwrap();
         *kills_done.lock().unwrap() += 1;
-        server = start_server(port, dir.path());
+        server = start_server(port, dir.path(), kill % 2 == 0);
     }
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::SeqCst);

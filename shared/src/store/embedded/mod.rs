@@ -1142,6 +1142,15 @@ mod tests {
         assert!(store.get_tenant(&tenant.id).await.unwrap().is_some());
     }
 
+    /// At full durability writes go through group commit: the whole suite, its concurrent
+    /// scenes included, on it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn conformance_on_disk_at_full_durability() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open_with(&dir.path().join(DB_FILE), Durability::Full).unwrap();
+        crate::store::conformance::run_all(Arc::new(store)).await;
+    }
+
     #[test]
     fn prefix_ranges_cover_exactly_the_prefix() {
         let (start, end) = prefix_range(&["t", "u"]);
