@@ -145,7 +145,7 @@ struct StoreArgs {
     )]
     data_dir: PathBuf,
     /// What an answered write survives on the embedded store: `normal`, a killed process;
-    /// `full`, also a power loss (one disk flush per write).
+    /// `full`, also a power loss (a disk flush per commit, shared by concurrent writes).
     #[arg(
         long,
         env = "TRUSTED_DEVICE_DURABILITY",

@@ -15,7 +15,9 @@
 //!   against the CLI writing from another process. If the step returns an error, or SQLite
 //!   fails anywhere up to and including the commit, the transaction is rolled back: nothing is
 //!   half-written. A read runs in a (deferred) transaction too, so it sees one snapshot.
-//! - **Durable** as [`Durability`] says (WAL mode; `synchronous` NORMAL or FULL).
+//! - **Durable** as [`Durability`] says (WAL mode; `synchronous` NORMAL or FULL). At FULL,
+//!   where each commit waits for an `fsync`, concurrent writes share commits (group commit,
+//!   `Engine::write_in_group`), as the journal engine before SQLite did.
 //! - **Concurrent.** One writer connection (SQLite allows one writer at a time anyway) and a
 //!   pool of reader connections; in WAL mode readers never wait for the writer. Another
 //!   process waits for the write lock up to [`BUSY_TIMEOUT`], then the write fails
@@ -109,7 +111,8 @@ pub enum Durability {
     #[default]
     Normal,
     /// `synchronous = FULL`: every commit is flushed (`fsync` of the WAL) before it is
-    /// answered. Also survives a power loss; costs one disk flush per write transaction.
+    /// answered. Also survives a power loss; costs a disk flush per commit, which the writes
+    /// that arrive while one is in progress share (group commit).
     Full,
 }
 
