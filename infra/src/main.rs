@@ -11,7 +11,7 @@
 //! trusted-device action-config list --tenant-id ID [STORE]
 //! trusted-device rules test --config F --request R                       (a dry run: no store)
 //!
-//! STORE: --store embedded [--data-dir ./.trusted-device] [--durability normal|full]  (the default)
+//! STORE: --store embedded [--data-dir ./.trusted-device] [--durability full|normal]  (the default)
 //!        --store dynamodb --table NAME [--endpoint-url URL]
 //! ```
 
@@ -144,13 +144,13 @@ struct StoreArgs {
         default_value = "./.trusted-device"
     )]
     data_dir: PathBuf,
-    /// What an answered write survives on the embedded store: `normal`, a killed process;
-    /// `full`, also a power loss (a disk flush per commit, shared by concurrent writes).
+    /// What an answered write survives on the embedded store: `full`, also a power loss (a
+    /// disk flush per commit, shared by concurrent writes); `normal`, a killed process.
     #[arg(
         long,
         env = "TRUSTED_DEVICE_DURABILITY",
         value_enum,
-        default_value = "normal"
+        default_value = "full"
     )]
     durability: DurabilityArg,
     #[command(flatten)]

@@ -108,11 +108,13 @@ pub enum Durability {
     /// not flushed to the disk. Survives the process being killed (SIGKILL, panic, OOM);
     /// a power loss or kernel crash may lose the last transactions answered before it (those
     /// since the last checkpoint), never half of one.
-    #[default]
     Normal,
     /// `synchronous = FULL`: every commit is flushed (`fsync` of the WAL) before it is
     /// answered. Also survives a power loss; costs a disk flush per commit, which the writes
-    /// that arrive while one is in progress share (group commit).
+    /// that arrive while one is in progress share (group commit). The default: an answered
+    /// write is never lost, and with group commit it costs little throughput under load
+    /// (docs/performance.md).
+    #[default]
     Full,
 }
 
