@@ -4,17 +4,18 @@
 
 pub mod dry_run;
 pub mod secret_strength;
+pub mod server;
+
+pub use server::Limits;
 
 use axum::Router;
-use axum::extract::Request;
 use shared::App;
-use shared::http::{SharedApp, finish, normalize_path};
+use shared::http::{SharedApp, finish};
 use std::future::Future;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tower::ServiceExt as _;
 
 /// Every route of every function, `(method, path)`.
 pub fn all_routes() -> Vec<(&'static str, &'static str)> {
@@ -38,20 +39,15 @@ pub fn router(app: SharedApp) -> Router {
     )
 }
 
-/// Serves `app` on `listener` until `shutdown` completes; requests in flight finish first.
+/// Serves `app` on `listener` with `limits` until `shutdown` completes; requests in flight
+/// finish first. Connections, timeouts and limits: [`server`].
 pub async fn serve(
     listener: TcpListener,
     app: SharedApp,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Paths are normalised before routing, so the rewrite wraps the router.
-    let service = router(app).map_request(normalize_path);
-    // The peer address reaches the handlers (`shared::http::PeerIp`).
-    let service =
-        axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(service);
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::serve(listener, router(app), limits, shutdown).await
 }
 
 /// A server running in this process, for tests: started on a port the OS picks.
@@ -62,12 +58,17 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Binds `127.0.0.1:0` and serves `app` in the background.
+    /// Binds `127.0.0.1:0` and serves `app` in the background, with the default limits.
     pub async fn start(app: App) -> std::io::Result<RunningServer> {
+        Self::start_with_limits(app, Limits::default()).await
+    }
+
+    /// [`RunningServer::start`] with other limits (short timeouts for tests).
+    pub async fn start_with_limits(app: App, limits: Limits) -> std::io::Result<RunningServer> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(serve(listener, std::sync::Arc::new(app), async {
+        let task = tokio::spawn(serve(listener, std::sync::Arc::new(app), limits, async {
             let _ = rx.await;
         }));
         Ok(RunningServer {

@@ -225,6 +225,48 @@ struct ServeArgs {
         default_value = "text"
     )]
     log_format: LogFormatArg,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// The connection limits of `serve` (infra/src/server.rs says what each one does).
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Seconds a client has to send a request line and headers, from its first byte (from
+    /// connecting, for the first request); then the connection is closed.
+    #[arg(long, env = "TRUSTED_DEVICE_HEADER_READ_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_read_timeout: u64,
+    /// Seconds a client has to send a request body, from the end of its headers; then 408.
+    #[arg(long, env = "TRUSTED_DEVICE_BODY_READ_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_read_timeout: u64,
+    /// Seconds a kept-alive connection may wait for its next request; then it is closed.
+    #[arg(long, env = "TRUSTED_DEVICE_IDLE_TIMEOUT", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    idle_timeout: u64,
+    /// Connections served at once; more wait in the listen backlog until one closes.
+    #[arg(long, env = "TRUSTED_DEVICE_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    max_connections: u64,
+    /// Largest request line and headers, in bytes; larger ones get 431.
+    #[arg(long, env = "TRUSTED_DEVICE_MAX_HEADER_BYTES", default_value_t = 16384,
+          value_parser = clap::value_parser!(u64).range(1024..=1_048_576))]
+    max_header_bytes: u64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> trusted_device::Limits {
+        // The ranges above keep every value within usize.
+        let size = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
+        trusted_device::Limits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout),
+            body_read_timeout: Duration::from_secs(self.body_read_timeout),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            max_connections: size(self.max_connections),
+            max_header_bytes: size(self.max_header_bytes),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -548,7 +590,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 
     let shutdown = shutdown_signal()?;
     tracing::info!(%addr, "listening");
-    trusted_device::serve(listener, Arc::new(app), shutdown)
+    trusted_device::serve(listener, Arc::new(app), args.limits.limits(), shutdown)
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!("stopped");

@@ -642,6 +642,62 @@ fn tenant_configure_sets_a_push_webhook_and_refuses_a_cleartext_one() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("does not exist"));
 }
 
+/// The connection limits are `serve` flags (README, Configuration): a short header read
+/// timeout closes a silent connection; a value out of range is refused at start.
+#[test]
+fn serve_takes_its_connection_limits_from_flags() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(
+        dir.path(),
+        &[
+            "--header-read-timeout",
+            "1",
+            "--body-read-timeout",
+            "2",
+            "--idle-timeout",
+            "3",
+            "--max-connections",
+            "8",
+            "--max-header-bytes",
+            "4096",
+        ],
+    );
+    let addr = served
+        .base_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .to_owned();
+    let mut silent = std::net::TcpStream::connect(&addr).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let _ = silent.read_to_end(&mut received);
+    let waited = started.elapsed();
+    assert!(received.is_empty());
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "closed after {waited:?}"
+    );
+    let (status, body) = request(|http| {
+        http.get(format!("{}/users/alice", served.base_url))
+            .header("x-large", "a".repeat(5000))
+    });
+    assert_eq!(status, 431, "{body}");
+    assert_eq!(body["error"], "request_header_fields_too_large");
+    served.stop();
+
+    let refused = Command::new(BIN)
+        .args(["serve", "--max-connections", "0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--max-connections"));
+}
+
 /// The embedded store is SQLite: the CLI writes while the server runs on the same data
 /// directory, and the server sees it (a new tenant at once, a rules config on the next track).
 #[test]

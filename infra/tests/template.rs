@@ -209,3 +209,45 @@ fn outputs_give_the_sdk_base_url_and_the_table() {
         assert!(!template["Parameters"][parameter].is_null(), "{parameter}");
     }
 }
+
+/// The rate limits (DESIGN 6) are deployment settings: each is a parameter that reaches every
+/// function's environment under the name `Settings::from_env` reads.
+#[test]
+fn rate_limits_are_parameters_passed_to_the_functions() {
+    let template = template();
+    let variables = &template["Globals"]["Function"]["Environment"]["Variables"];
+    for (parameter, variable) in [
+        (
+            "AnonymousQrStartsPerSource",
+            "TRUSTED_DEVICE_ANONYMOUS_QR_STARTS_PER_SOURCE",
+        ),
+        ("AnonymousQrLiveCap", "TRUSTED_DEVICE_ANONYMOUS_QR_LIVE_CAP"),
+        (
+            "FailedSignaturesPerSource",
+            "TRUSTED_DEVICE_FAILED_SIGNATURES_PER_SOURCE",
+        ),
+        (
+            "FailedSignaturesPerTenant",
+            "TRUSTED_DEVICE_FAILED_SIGNATURES_PER_TENANT",
+        ),
+        (
+            "MaxFailedSignaturesPerChallenge",
+            "TRUSTED_DEVICE_MAX_FAILED_SIGNATURES_PER_CHALLENGE",
+        ),
+        (
+            "DeviceActionsPerCredentialPerHour",
+            "TRUSTED_DEVICE_DEVICE_ACTIONS_PER_CREDENTIAL_PER_HOUR",
+        ),
+        (
+            "RateLimitWindowSeconds",
+            "TRUSTED_DEVICE_RATE_LIMIT_WINDOW_SECONDS",
+        ),
+        ("RateLimitShards", "TRUSTED_DEVICE_RATE_LIMIT_SHARDS"),
+    ] {
+        assert!(!template["Parameters"][parameter].is_null(), "{parameter}");
+        let Value::Tagged(reference) = &variables[variable] else {
+            panic!("{variable} is not set from a parameter")
+        };
+        assert_eq!(reference.value.as_str(), Some(parameter), "{variable}");
+    }
+}

@@ -154,6 +154,7 @@ async fn full_flow(flow: &Flow, signature_for: impl Fn(&str) -> String) {
         signature: signature_for(challenge.id.as_str()),
         challenge_id: challenge.id,
         public_key: flow.device.public_key.clone(),
+        source: None,
     };
     let verified = app
         .verify_challenge(&flow.tenant, Some(&token), command)
@@ -243,6 +244,7 @@ fn use_cases(c: &mut Criterion) {
                     signature: flow.device.sign(challenge.id.as_str()),
                     challenge_id: challenge.id,
                     public_key: flow.device.public_key.clone(),
+                    source: None,
                 };
                 let started = std::time::Instant::now();
                 black_box(
@@ -277,8 +279,12 @@ fn approvals(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
+    // The flows are timed, not the limits: lift the per-address and per-tenant ones (the
+    // bench starts thousands of QR codes from one process), keep their cost (one write each).
     let settings = Settings {
         push_start_window_seconds: 0,
+        anonymous_qr_starts_per_source: u32::MAX,
+        anonymous_qr_live_cap: u32::MAX,
         ..Settings::default()
     };
     let (app, tenant, device) = runtime.block_on(async {
@@ -312,6 +318,7 @@ fn approvals(c: &mut Criterion) {
         challenge_id: id.clone(),
         public_key: device.public_key.clone(),
         signature: device.sign(id.as_str()),
+        source: None,
     };
 
     c.bench_function("usecase/push_flow_server_side", |b| {
@@ -362,6 +369,7 @@ fn approvals(c: &mut Criterion) {
                     custom: None,
                     user_agent: None,
                     ip_address: None,
+                    source: None,
                     number_matching: false,
                 };
                 let started = app

@@ -22,6 +22,12 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(seconds.saturating_mul(1000)))
     }
 
+    /// Whole seconds from `earlier` to `self`, rounded up (a `Retry-After`); 0 if not later.
+    pub fn seconds_after(self, earlier: Timestamp) -> i64 {
+        let millis = self.0.saturating_sub(earlier.0).max(0);
+        millis.div_euclid(1000) + i64::from(millis.rem_euclid(1000) != 0)
+    }
+
     /// ISO-8601 in UTC with millisecond precision, e.g. `2026-11-28T20:53:23.120Z`
     /// (spec 1.2: credential and action timestamps are ISO strings).
     pub fn to_iso8601(self) -> String {

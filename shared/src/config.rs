@@ -11,7 +11,9 @@ pub struct Settings {
     /// Lifetime of an in-app challenge from `POST /client/challenge`: long enough for a
     /// biometric prompt, short enough that a leaked id is soon useless.
     pub challenge_lifetime_seconds: i64,
-    /// Failed signatures after which a challenge is ended (DESIGN 6).
+    /// Failed signatures counted per challenge; past them further *invalid* signatures get
+    /// 429 until the challenge expires, while the right one still succeeds (DESIGN 6: a bad
+    /// signature never ends or rejects a live challenge).
     pub max_failed_attempts: u32,
     /// How long actions are kept; the query API looks back at most this far (spec 2.5).
     pub action_retention_days: i64,
@@ -31,6 +33,23 @@ pub struct Settings {
     /// A push credential expires this long after it is added or its expiry is reset
     /// (spec 3.4.5: `PATCH .../push` with `resetExpiry`); an expired one gets no challenges.
     pub push_credential_lifetime_days: i64,
+    /// The fixed window of the per-address and per-tenant rate limits below (DESIGN 6:
+    /// every write that needs no secret and no token is rate-limited).
+    pub rate_limit_window_seconds: i64,
+    /// Anonymous QR-code starts (tenant Basic) per source address per window.
+    pub anonymous_qr_starts_per_source: u32,
+    /// Anonymous QR codes a tenant may have alive at once: counted per QR lifetime window,
+    /// half of it per window, so that two overlapping windows stay within it.
+    pub anonymous_qr_live_cap: u32,
+    /// Failed device signatures (any route) per source address per window.
+    pub failed_signatures_per_source: u32,
+    /// Failed device signatures (any route) per tenant per window.
+    pub failed_signatures_per_tenant: u32,
+    /// Actions a device creates without a token (in-app verify with tenant Basic, spec
+    /// 3.4.4) per credential per hour.
+    pub device_actions_per_credential_per_hour: u32,
+    /// How many counters a tenant-wide limit is split into (no hot item, DESIGN 4).
+    pub rate_limit_shards: u32,
 }
 
 impl Default for Settings {
@@ -47,13 +66,20 @@ impl Default for Settings {
             push_start_window_seconds: 600,
             webhook_timeout_ms: 5_000,
             push_credential_lifetime_days: 180,
+            rate_limit_window_seconds: 60,
+            anonymous_qr_starts_per_source: 30,
+            anonymous_qr_live_cap: 2000,
+            failed_signatures_per_source: 30,
+            failed_signatures_per_tenant: 1200,
+            device_actions_per_credential_per_hour: 120,
+            rate_limit_shards: 8,
         }
     }
 }
 
 impl Settings {
-    /// Defaults, overridden by `TRUSTED_DEVICE_TOKEN_LIFETIME_SECONDS` and
-    /// `TRUSTED_DEVICE_CHALLENGE_LIFETIME_SECONDS` when set to positive integers.
+    /// Defaults, overridden by the `TRUSTED_DEVICE_*` variables of README's configuration
+    /// table when set to positive integers (the local server and the Lambda functions).
     pub fn from_env() -> Result<Self, String> {
         let mut settings = Settings::default();
         if let Some(value) = read_positive("TRUSTED_DEVICE_TOKEN_LIFETIME_SECONDS")? {
@@ -61,6 +87,44 @@ impl Settings {
         }
         if let Some(value) = read_positive("TRUSTED_DEVICE_CHALLENGE_LIFETIME_SECONDS")? {
             settings.challenge_lifetime_seconds = value;
+        }
+        let limits: [(&str, &mut u32); 7] = [
+            (
+                "TRUSTED_DEVICE_MAX_FAILED_SIGNATURES_PER_CHALLENGE",
+                &mut settings.max_failed_attempts,
+            ),
+            (
+                "TRUSTED_DEVICE_ANONYMOUS_QR_STARTS_PER_SOURCE",
+                &mut settings.anonymous_qr_starts_per_source,
+            ),
+            (
+                "TRUSTED_DEVICE_ANONYMOUS_QR_LIVE_CAP",
+                &mut settings.anonymous_qr_live_cap,
+            ),
+            (
+                "TRUSTED_DEVICE_FAILED_SIGNATURES_PER_SOURCE",
+                &mut settings.failed_signatures_per_source,
+            ),
+            (
+                "TRUSTED_DEVICE_FAILED_SIGNATURES_PER_TENANT",
+                &mut settings.failed_signatures_per_tenant,
+            ),
+            (
+                "TRUSTED_DEVICE_DEVICE_ACTIONS_PER_CREDENTIAL_PER_HOUR",
+                &mut settings.device_actions_per_credential_per_hour,
+            ),
+            (
+                "TRUSTED_DEVICE_RATE_LIMIT_SHARDS",
+                &mut settings.rate_limit_shards,
+            ),
+        ];
+        for (name, slot) in limits {
+            if let Some(value) = read_positive(name)? {
+                *slot = u32::try_from(value).map_err(|_| format!("{name} is too large"))?;
+            }
+        }
+        if let Some(value) = read_positive("TRUSTED_DEVICE_RATE_LIMIT_WINDOW_SECONDS")? {
+            settings.rate_limit_window_seconds = value;
         }
         Ok(settings)
     }
@@ -70,9 +134,7 @@ fn read_positive(name: &str) -> Result<Option<i64>, String> {
     match std::env::var(name) {
         Ok(text) => match text.trim().parse::<i64>() {
             Ok(value) if value > 0 => Ok(Some(value)),
-            _ => Err(format!(
-                "{name} must be a positive number of seconds, not {text:?}"
-            )),
+            _ => Err(format!("{name} must be a positive integer, not {text:?}")),
         },
         Err(_) => Ok(None),
     }

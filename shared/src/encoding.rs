@@ -41,6 +41,10 @@ pub fn percent_decode(text: &str) -> Option<String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = bytes.get(i + 1..i + 3)?;
+            // Two hex digits exactly: `from_str_radix` alone also takes a sign (`%+a`).
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
             let hex = std::str::from_utf8(hex).ok()?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
@@ -159,6 +163,9 @@ mod tests {
         assert_eq!(percent_decode("a%20b%2Bc+d").as_deref(), Some("a b+c+d"));
         assert_eq!(percent_decode("%zz"), None);
         assert_eq!(percent_decode("%4"), None);
+        // Found by the property tests: a sign is not a hex digit.
+        assert_eq!(percent_decode("%+a"), None);
+        assert_eq!(percent_decode("%-1"), None);
         assert_eq!(percent_decode("%ff"), None, "not UTF-8");
     }
 }

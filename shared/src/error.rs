@@ -31,6 +31,14 @@ pub enum Error {
     InvalidRequest(Cow<'static, str>),
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("the request body could not be read")]
+    BodyUnreadable,
+    #[error("the request body did not arrive within {0:?}")]
+    RequestTimeout(std::time::Duration),
+    #[error("the request line and headers are larger than {0} bytes, or more than 100 headers")]
+    HeaderFieldsTooLarge(usize),
+    #[error("the request target is too long")]
+    UriTooLong,
 
     // --- Device credentials (spec 3.4.1 to 3.4.3, 4) ---
     #[error("no credential is registered for this public key")]
@@ -67,8 +75,9 @@ pub enum Error {
     DecisionSignatureRequired,
     #[error("the device code does not match this challenge")]
     InvalidDeviceCode,
-    #[error("too many push challenges were started for this user recently; try again later")]
-    TooManyRequests,
+    /// A rate limit or a throttle (DESIGN 6): answered `429` with `Retry-After`.
+    #[error("{}", .0.reason)]
+    TooManyRequests(Throttled),
     #[error("the user has no push credential to send the challenge to")]
     NoPushCredential,
     #[error("the push.created webhook did not accept the challenge: {0}")]
@@ -101,7 +110,45 @@ pub enum Error {
     Internal,
 }
 
+/// Why a request was refused with `429`, and when to try again (the `Retry-After` header,
+/// whole seconds, at least 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Throttled {
+    pub reason: &'static str,
+    pub retry_after_seconds: u64,
+}
+
+impl Throttled {
+    pub const PUSH_STARTS: &'static str =
+        "too many push challenges were started for this user recently; try again later";
+    pub const ANONYMOUS_STARTS: &'static str = "too many QR codes were started without a token from this address or for this tenant; try again later";
+    pub const FAILED_SIGNATURES: &'static str =
+        "too many signatures failed to verify; try again later with a valid signature";
+    pub const DEVICE_ACTIONS: &'static str =
+        "this device created too many actions without a token recently; try again later";
+
+    pub fn new(reason: &'static str, retry_after_seconds: i64) -> Self {
+        Throttled {
+            reason,
+            retry_after_seconds: u64::try_from(retry_after_seconds.max(1)).unwrap_or(1),
+        }
+    }
+}
+
 impl Error {
+    /// `429 too_many_requests` with a `Retry-After` of `retry_after_seconds` (at least 1).
+    pub fn throttled(reason: &'static str, retry_after_seconds: i64) -> Self {
+        Error::TooManyRequests(Throttled::new(reason, retry_after_seconds))
+    }
+
+    /// The `Retry-After` header's seconds, for a `429`.
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        match self {
+            Error::TooManyRequests(throttled) => Some(throttled.retry_after_seconds),
+            _ => None,
+        }
+    }
+
     pub fn invalid_request(message: impl Into<Cow<'static, str>>) -> Self {
         Error::InvalidRequest(message.into())
     }
@@ -118,6 +165,7 @@ impl Error {
                 StatusCode::FORBIDDEN
             }
             InvalidRequest(_)
+            | BodyUnreadable
             | InvalidActionConfig(_)
             | InvalidCredential
             | InvalidSignature
@@ -126,9 +174,12 @@ impl Error {
             | InvalidVerificationCode
             | DecisionSignatureRequired => StatusCode::BAD_REQUEST,
             InvalidDeviceCode | ChallengeClaimedByAnotherDevice => StatusCode::FORBIDDEN,
-            TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             WebhookFailed(_) => StatusCode::BAD_GATEWAY,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            HeaderFieldsTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            UriTooLong => StatusCode::URI_TOO_LONG,
             CredentialConflict
             | SignatureAlreadyUsed
             | ChallengeAlreadyUsed
@@ -156,6 +207,12 @@ impl Error {
             InsufficientScope(_) => "insufficient_scope",
             InvalidRequest(_) => "invalid_request",
             PayloadTooLarge(_) => "payload_too_large",
+            // A body that broke off (a client gone mid-body, bad chunked encoding): the
+            // request is malformed, whatever it was going to say.
+            BodyUnreadable => "invalid_request",
+            RequestTimeout(_) => "request_timeout",
+            HeaderFieldsTooLarge(_) => "request_header_fields_too_large",
+            UriTooLong => "uri_too_long",
             InvalidCredential => "invalid_credential",
             CredentialConflict => "credential_conflict",
             InvalidSignature => "invalid_signature",
@@ -171,7 +228,7 @@ impl Error {
             InvalidVerificationCode => "invalid_verification_code",
             DecisionSignatureRequired => "decision_signature_required",
             InvalidDeviceCode => "invalid_device_code",
-            TooManyRequests => "too_many_requests",
+            TooManyRequests(_) => "too_many_requests",
             NoPushCredential => "authenticator_not_found",
             WebhookFailed(_) => "webhook_failed",
             ActionNotFound => "action_not_found",
@@ -240,6 +297,10 @@ mod tests {
             Error::InsufficientScope("add:authenticators"),
             Error::invalid_request("x"),
             Error::PayloadTooLarge(1),
+            Error::BodyUnreadable,
+            Error::RequestTimeout(std::time::Duration::from_secs(30)),
+            Error::HeaderFieldsTooLarge(16384),
+            Error::UriTooLong,
             Error::InvalidCredential,
             Error::CredentialConflict,
             Error::InvalidSignature,
@@ -255,7 +316,7 @@ mod tests {
             Error::InvalidVerificationCode,
             Error::DecisionSignatureRequired,
             Error::InvalidDeviceCode,
-            Error::TooManyRequests,
+            Error::TooManyRequests(Throttled::new(Throttled::PUSH_STARTS, 1)),
             Error::NoPushCredential,
             Error::ActionNotFound,
             Error::ActionNotChallengeable("BLOCK"),

@@ -56,6 +56,12 @@ struct LoggedErrorCode(&'static str);
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let mut response = json(self.status(), &self.body());
+        // RFC 9110 10.2.3: a 429 says when to come back (DESIGN 6 rate limits and throttles).
+        if let Some(seconds) = self.retry_after_seconds() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
             .extensions_mut()
             .insert(LoggedErrorCode(self.code()));
@@ -203,7 +209,7 @@ impl<T: DeserializeOwned> FromRequest<SharedApp> for JsonBody<T> {
         let limit = app.settings().max_body_bytes;
         let bytes = axum::body::to_bytes(request.into_body(), limit)
             .await
-            .map_err(|_| Error::PayloadTooLarge(limit))?;
+            .map_err(|error| body_read_error(&error, limit))?;
         // A body of `null` is "no attributes" too: the Go SDK marshals a nil attributes pointer.
         let trimmed = bytes.trim_ascii();
         let text: &[u8] = if trimmed.is_empty() || trimmed == b"null" {
@@ -216,6 +222,37 @@ impl<T: DeserializeOwned> FromRequest<SharedApp> for JsonBody<T> {
         })
     }
 }
+
+/// Why a request body could not be read: over the size limit (413), past the local server's
+/// body-read deadline (408, [`BodyReadTimedOut`]), or broken off (400). The cause sits
+/// somewhere in the chain of wrapped errors (axum's, `http-body-util`'s limit).
+fn body_read_error(error: &axum::Error, limit: usize) -> Error {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if current.is::<http_body_util::LengthLimitError>() {
+            return Error::PayloadTooLarge(limit);
+        }
+        if let Some(timeout) = current.downcast_ref::<BodyReadTimedOut>() {
+            return Error::RequestTimeout(timeout.0);
+        }
+        cause = current.source();
+    }
+    Error::BodyUnreadable
+}
+
+/// The error a request body yields when its sender is too slow: the local server wraps every
+/// request body in a deadline (`trusted-device serve --body-read-timeout`) and fails the body
+/// with this, which [`JsonBody`] answers with `408 request_timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyReadTimedOut(pub std::time::Duration);
+
+impl std::fmt::Display for BodyReadTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the request body did not arrive within {:?}", self.0)
+    }
+}
+
+impl std::error::Error for BodyReadTimedOut {}
 
 /// Path parameters, percent-decoded (spec 2.2); a malformed one is a 400, not axum's text.
 #[derive(Debug)]
@@ -280,11 +317,16 @@ pub fn required<T>(value: Option<T>, name: &str) -> Result<T, Error> {
 // ---------------------------------------------------------------- the service
 
 /// Adds what every router needs, once, around the merged routes: JSON 404 and 405, a panic
-/// turned into a 500 in the error shape, and one log line per request.
+/// turned into a 500 in the error shape, one log line per request, and the refusal of an empty
+/// path parameter (see [`normalize_path`]).
 pub fn finish(router: Router) -> Router {
     router
         .fallback(|| async { Error::RouteNotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        // `Router::layer` runs after routing, so the matched route's parameters are known here;
+        // it comes before every extractor, so an empty parameter is a 400 whatever the
+        // handler's extractor order (authentication included).
+        .layer(axum::middleware::from_fn(reject_empty_path_parameters))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             tracing::error!("handler panicked");
             Error::Internal.into_response()
@@ -293,22 +335,34 @@ pub fn finish(router: Router) -> Router {
         .layer(axum::middleware::from_fn(log_request))
 }
 
-/// Rewrites the path before routing: repeated slashes collapse to one, and the Go SDK's
-/// doubled `/v1/v1/` prefix becomes `/v1/` (spec 8.1, 2.2).
+/// What [`normalize_path`] puts in place of an empty path segment: a percent-encoded NUL. It
+/// is a valid path segment for the router (so a route whose parameter sits there still matches,
+/// and a static segment does not), and no parameter may contain a control character anyway.
+const EMPTY_SEGMENT: &str = "%00";
+
+/// Marks a request whose path had an empty segment that [`normalize_path`] replaced by
+/// [`EMPTY_SEGMENT`]: only then is a NUL parameter an empty one (a client's own `%00` is left to
+/// the parameter's validation).
+#[derive(Debug, Clone, Copy)]
+struct EmptySegments;
+
+/// Rewrites the path before routing, only where the SDKs' URL building needs it (spec 1.1,
+/// 8.1). Every SDK builds `{configured base}{path}`, so a base URL that ends in `/` doubles the
+/// slash at the join: `/v1//client/challenge`, `/v1//users/alice` (or `//v1/...` for a host
+/// ending in `/`); the Go SDK's path repeats the version: `/v1/v1/challenges` (spec 2.2). So
+/// the slashes before and after the `/v1` prefix collapse and a doubled `/v1` goes.
+///
+/// Any other empty segment stays a segment: `/v1/users//authenticators` is *not*
+/// `/v1/users/authenticators` (the user named `authenticators`), and `/v1/users//actions/pay`
+/// must not fall into a shorter route. Each one is replaced by [`EMPTY_SEGMENT`] so that routing
+/// still sees it: at a parameter's place the route matches and [`finish`]'s check answers `400
+/// invalid_request`; at a static segment's place nothing matches (`404 not_found`).
 pub fn normalize_path<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
-    let path = request.uri().path();
-    let mut normalized = String::with_capacity(path.len());
-    for segment in path.split('/').filter(|s| !s.is_empty()) {
-        normalized.push('/');
-        normalized.push_str(segment);
+    let (normalized, had_empty) = normalized_path(request.uri().path());
+    if had_empty {
+        request.extensions_mut().insert(EmptySegments);
     }
-    while normalized.starts_with("/v1/v1/") {
-        normalized.replace_range(0..3, "");
-    }
-    if normalized.is_empty() {
-        normalized.push('/');
-    }
-    if normalized != path {
+    if normalized != request.uri().path() {
         let path_and_query = match request.uri().query() {
             Some(query) => format!("{normalized}?{query}"),
             None => normalized,
@@ -322,6 +376,50 @@ pub fn normalize_path<B>(mut request: axum::http::Request<B>) -> axum::http::Req
         }
     }
     request
+}
+
+/// The path [`normalize_path`] routes, and whether an empty segment was kept as
+/// [`EMPTY_SEGMENT`].
+fn normalized_path(path: &str) -> (String, bool) {
+    let mut rest = path.trim_start_matches('/');
+    let mut versioned = false;
+    while let Some(after) = rest.strip_prefix("v1/") {
+        rest = after.trim_start_matches('/');
+        versioned = true;
+    }
+    let mut normalized = String::with_capacity(path.len() + 8);
+    normalized.push_str(if versioned { "/v1/" } else { "/" });
+    let mut had_empty = false;
+    if !rest.is_empty() {
+        for (index, segment) in rest.split('/').enumerate() {
+            if index > 0 {
+                normalized.push('/');
+            }
+            if segment.is_empty() {
+                normalized.push_str(EMPTY_SEGMENT);
+                had_empty = true;
+            } else {
+                normalized.push_str(segment);
+            }
+        }
+    }
+    (normalized, had_empty)
+}
+
+/// `400 invalid_request` for a route matched with an empty parameter (`userId`, `action`,
+/// `idempotencyKey`, an authenticator id, a namespace): see [`normalize_path`].
+async fn reject_empty_path_parameters(request: Request, next: Next) -> Response {
+    if request.extensions().get::<EmptySegments>().is_some() {
+        let (mut parts, body) = request.into_parts();
+        if let Ok(params) = axum::extract::RawPathParams::from_request_parts(&mut parts, &()).await
+            && let Some((name, _)) = params.iter().find(|(_, value)| *value == "\0")
+        {
+            return Error::invalid_request(format!("The path parameter `{name}` is empty."))
+                .into_response();
+        }
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    next.run(request).await
 }
 
 /// The address a request came from as the platform saw it: API Gateway's `sourceIp`, put
@@ -391,17 +489,117 @@ mod tests {
     }
 
     #[test]
-    fn paths_are_normalized_before_routing() {
-        assert_eq!(path_of("/v1//client//challenge"), "/v1/client/challenge");
+    fn slashes_collapse_only_at_the_base_url_join() {
+        // A base URL ending in `/` (spec 1.1), before or after the version.
+        assert_eq!(path_of("/v1//client/challenge"), "/v1/client/challenge");
+        assert_eq!(path_of("//v1/users/alice"), "/v1/users/alice");
+        assert_eq!(path_of("/v1///users/alice?x=1"), "/v1/users/alice?x=1");
+        // The Go SDK's doubled version (spec 2.2), also behind a trailing slash.
         assert_eq!(
             path_of("/v1/v1/challenges?challengeId=x"),
             "/v1/challenges?challengeId=x"
         );
+        assert_eq!(path_of("/v1//v1/challenges"), "/v1/challenges");
         assert_eq!(
             path_of("/v1/users/a%20b/actions/signIn"),
             "/v1/users/a%20b/actions/signIn"
         );
         assert_eq!(path_of("//"), "/");
+        assert_eq!(path_of("/v1"), "/v1");
+        // Only a leading `v1` segment is the version: a user named `v1` keeps its place.
+        assert_eq!(path_of("/v1/users/v1/actions"), "/v1/users/v1/actions");
+    }
+
+    #[test]
+    fn any_other_empty_segment_keeps_its_place() {
+        assert_eq!(
+            path_of("/v1/users//authenticators"),
+            "/v1/users/%00/authenticators"
+        );
+        assert_eq!(
+            path_of("/v1/users/alice/actions//k"),
+            "/v1/users/alice/actions/%00/k"
+        );
+        assert_eq!(path_of("/v1/client//challenge"), "/v1/client/%00/challenge");
+        assert_eq!(path_of("/v1/users/alice/"), "/v1/users/alice/%00");
+        let request = Request::builder()
+            .uri("/v1/users/alice")
+            .body(Body::empty())
+            .unwrap();
+        assert!(
+            normalize_path(request)
+                .extensions()
+                .get::<EmptySegments>()
+                .is_none()
+        );
+    }
+
+    async fn route(router: &Router, method: &str, uri: &str) -> (StatusCode, serde_json::Value) {
+        use tower::ServiceExt as _;
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        let response = router
+            .clone()
+            .map_request(normalize_path)
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        // The test handlers answer text; the errors are JSON.
+        (status, serde_json::from_slice(&body).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn an_empty_parameter_is_a_400_and_never_a_shorter_route() {
+        use axum::routing::{get, post};
+        let router = finish(
+            Router::new()
+                .route("/v1/users/{userId}", get(|| async { "user" }))
+                .route(
+                    "/v1/users/{userId}/authenticators",
+                    get(|| async { "list" }),
+                )
+                .route(
+                    "/v1/users/{userId}/actions/{action}",
+                    post(|| async { "track" }),
+                )
+                .route(
+                    "/v1/users/{userId}/actions/{action}/{key}",
+                    get(|| async { "action" }),
+                ),
+        );
+        for (method, uri, name) in [
+            ("GET", "/v1/users//authenticators", "userId"),
+            ("GET", "/v1//users//authenticators", "userId"),
+            ("POST", "/v1/users//actions/pay", "userId"),
+            ("POST", "/v1/users/alice/actions/", "action"),
+            ("GET", "/v1/users/alice/actions//k", "action"),
+            ("GET", "/v1/users/alice/actions/pay/", "key"),
+            ("GET", "/v1/users/", "userId"),
+        ] {
+            let (status, body) = route(&router, method, uri).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {uri}: {body}");
+            assert_eq!(body["error"], "invalid_request", "{uri}");
+            assert_eq!(body["errorCode"], "invalid_request", "{uri}");
+            assert_eq!(
+                body["errorDescription"],
+                format!("The path parameter `{name}` is empty."),
+                "{uri}"
+            );
+        }
+        // An empty segment where the routes have a fixed word matches nothing.
+        let (status, body) = route(&router, "GET", "/v1/users/alice//authenticators").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert_eq!(body["error"], "not_found");
+        // A client's own `%00` is not an empty segment: the handler's validation decides.
+        let (status, _) = route(&router, "GET", "/v1/users/%00").await;
+        assert_eq!(status, StatusCode::OK);
     }
 
     #[tokio::test]

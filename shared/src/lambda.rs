@@ -15,7 +15,8 @@ use tower::ServiceExt as _;
 
 /// Builds what every invocation shares, once: JSON logs, settings and the DynamoDB client
 /// from the environment (`TABLE_NAME` is required; `TRUSTED_DEVICE_DYNAMODB_ENDPOINT`,
-/// `TRUSTED_DEVICE_TOKEN_LIFETIME_SECONDS` and `RUST_LOG` are optional).
+/// `RUST_LOG` and the `TRUSTED_DEVICE_*` settings of `Settings::from_env`, among them the
+/// rate limits that `template.yaml` passes as parameters, are optional).
 pub async fn app_from_env() -> Result<SharedApp, lambda_http::Error> {
     telemetry::init(LogFormat::Json);
     let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;

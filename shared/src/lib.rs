@@ -30,6 +30,8 @@ pub mod error;
 pub mod http;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+#[cfg(test)]
+mod parser_properties;
 pub mod rules;
 pub mod signature;
 pub mod store;

@@ -76,6 +76,8 @@ pub struct Harness {
 pub struct Reply {
     pub status: StatusCode,
     pub body: Value,
+    /// The `Retry-After` header, in seconds, if the response had one.
+    pub retry_after: Option<u64>,
 }
 
 impl Reply {
@@ -89,6 +91,17 @@ impl Reply {
             self.body
         );
         self.body
+    }
+
+    /// Asserts a `429 too_many_requests` in the contract's shape with a `Retry-After`;
+    /// returns its seconds.
+    #[track_caller]
+    pub fn expect_throttled(self) -> u64 {
+        let retry_after = self.retry_after;
+        self.expect_error(429, "too_many_requests");
+        let seconds = retry_after.expect("a 429 has a Retry-After header");
+        assert!(seconds >= 1);
+        seconds
     }
 
     /// Asserts an error in the contract's shape (spec 1.3) with this status and code.
@@ -300,10 +313,18 @@ impl Harness {
             Some("application/json"),
             "status {status}"
         );
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().parse().expect("Retry-After in seconds"));
         let bytes = response.bytes().await.unwrap();
         let body = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)));
-        Reply { status, body }
+        Reply {
+            status,
+            body,
+            retry_after,
+        }
     }
 
     pub async fn post(&self, path: &str, auth: Auth<'_>, body: Value) -> Reply {
@@ -411,6 +432,15 @@ impl Device {
             pair,
             public_key: STANDARD.encode(spki),
             namespace,
+        }
+    }
+
+    /// Someone who knows only this device's public key: it presents that key and signs
+    /// with a private key of its own.
+    pub fn impostor(&self) -> Device {
+        Device {
+            public_key: self.public_key.clone(),
+            ..Device::in_namespace(self.namespace)
         }
     }
 

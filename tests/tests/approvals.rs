@@ -211,8 +211,17 @@ async fn push_approved_on_the_phone_signs_the_browser_in() {
     assert_poll(&waiting, false, false, false);
     assert!(waiting.get("accessToken").is_none(), "{waiting}");
 
-    // The app finds the challenge with the browser's context (unsigned read: no custom data).
+    // The app finds the challenge. An unsigned read (anyone who knows the public key) shows
+    // what the SDKs need to answer it, nothing about who signs in from where (DESIGN 6).
     let seen = pending(&h, &phone, None).await;
+    assert_eq!(
+        seen,
+        json!({"userAuthenticatorId": phone_id, "challengeId": id, "actionCode": "signIn",
+            "expiresAt": now(&h) + 300})
+    );
+    // The read signed over a fresh nonce shows the browser's context.
+    let signature = signed_nonce(&h, &phone).await;
+    let seen = pending(&h, &phone, Some(&signature)).await;
     assert_eq!(seen["userAuthenticatorId"], phone_id.as_str());
     assert_eq!(seen["challengeId"], id.as_str());
     assert_eq!(seen["userId"], "alice");
@@ -555,39 +564,148 @@ async fn the_nonce_and_the_read_need_a_registered_push_key() {
 
 // ---------------------------------------------------------------- push: signatures
 
+/// DESIGN 6: failed signatures are throttled, but never end or reject a live challenge.
 #[tokio::test]
-async fn five_bad_signatures_reject_a_push() {
+async fn bad_signatures_are_throttled_but_never_reject_a_push() {
     let h = Harness::start().await;
     let (phone, _) = enrol(&h, "alice", "push").await;
     let token = track_token(&h, "alice", "signIn", json!({})).await;
     let id = started_push(&h, &token).await;
     let wrong = phone.sign("not the challenge id");
 
-    for _ in 0..4 {
+    for _ in 0..5 {
         answer(&h, &phone, &id, true, json!({"signature": wrong}))
             .await
             .expect_error(400, "invalid_signature");
     }
-    // Four failures leave it answerable...
+    // Past five, further bad signatures are refused until the push expires...
+    let retry_after = answer(&h, &phone, &id, false, json!({"signature": wrong}))
+        .await
+        .expect_throttled();
+    assert_eq!(retry_after, 300);
+    h.clock.advance_seconds(100);
+    assert_eq!(
+        answer(&h, &phone, &id, true, json!({"signature": wrong}))
+            .await
+            .expect_throttled(),
+        200
+    );
+    // ...and the push is still pending: the right signature approves it.
     assert_poll(
         &poll_push(&h, &token, &id).await.expect(200),
         false,
         false,
         false,
     );
-    answer(&h, &phone, &id, true, json!({"signature": wrong}))
-        .await
-        .expect_error(400, "invalid_signature");
-    // ...the fifth rejects it.
-    answer(&h, &phone, &id, true, json!({}))
-        .await
-        .expect_error(409, "challenge_already_used");
+    answer(&h, &phone, &id, true, json!({})).await.expect(200);
     assert_poll(
         &poll_push(&h, &token, &id).await.expect(200),
         true,
         true,
-        false,
+        true,
     );
+}
+
+/// Bad signatures sent at the same moment as the owner's approval: the owner's approval
+/// always stands. A smoke test: the interleaving that needs `answer_challenge`'s retry (a
+/// failure count landing between the owner's read and its commit) is rare over loopback and
+/// not forced here; the retry's bound is argued where it is written.
+#[tokio::test]
+async fn bad_signatures_racing_the_owners_approval_do_not_make_it_fail() {
+    let h = Harness::start().await;
+    for round in 0..4 {
+        let user = format!("racer-{round}");
+        let (phone, _) = enrol(&h, &user, "push").await;
+        let token = track_token(&h, &user, "signIn", json!({})).await;
+        let id = started_push(&h, &token).await;
+        let impostor = phone.impostor();
+        let mut replies = futures_join(
+            (0..6)
+                .map(|i| {
+                    let (h, id) = (&h, id.clone());
+                    let device = if i == 3 { &phone } else { &impostor };
+                    async move { answer(h, device, &id, true, json!({})).await }
+                })
+                .collect(),
+        )
+        .await;
+        let owner = replies.remove(3);
+        assert_eq!(
+            owner.expect(200),
+            json!({"isVerified": true}),
+            "round {round}"
+        );
+        for reply in replies {
+            assert!(
+                [400, 409, 429].contains(&reply.status.as_u16()),
+                "{:?}",
+                reply.body
+            );
+        }
+        let polled = poll_push(&h, &token, &id).await.expect(200);
+        assert_poll(&polled, true, true, true);
+    }
+}
+
+/// Issue #11: a third party holding only the public half of a push credential reads the
+/// pending push and sends bad signatures; the owner's approval still signs the browser in.
+#[tokio::test]
+async fn a_public_key_alone_cannot_end_or_read_a_users_push() {
+    let h = Harness::start().await;
+    let (phone, phone_id) = enrol(&h, "alice", "push").await;
+    let tracked = h
+        .track(
+            &h.a,
+            "alice",
+            "signIn",
+            json!({"ipAddress": "203.0.113.7", "userAgent": "Firefox/140", "custom": {"amount": 42}}),
+        )
+        .await;
+    let token = tracked["token"].as_str().unwrap();
+    let id = started_push(&h, token).await;
+
+    // The attacker: the public key, and keys of their own to sign with.
+    let attacker = phone.impostor();
+    let seen = pending(&h, &attacker, None).await;
+    assert_eq!(seen["challengeId"], id.as_str());
+    for private in [
+        "userId",
+        "idempotencyKey",
+        "ipAddress",
+        "userAgent",
+        "deviceId",
+        "custom",
+        "user",
+    ] {
+        assert!(seen.get(private).is_none(), "{private} leaked: {seen}");
+    }
+    assert_eq!(seen["userAuthenticatorId"], phone_id.as_str());
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let reply = answer(&h, &attacker, &id, false, json!({})).await;
+        statuses.push(reply.status.as_u16());
+        if reply.status == 429 {
+            assert!(reply.retry_after.is_some(), "{:?}", reply.body);
+        }
+    }
+    assert_eq!(statuses, [400, 400, 400, 400, 400, 429, 429, 429, 429, 429]);
+
+    // The owner approves; the browser's poll gets the token; the backend validates it.
+    assert_eq!(
+        answer(&h, &phone, &id, true, json!({})).await.expect(200),
+        json!({"isVerified": true})
+    );
+    let polled = poll_push(&h, token, &id).await.expect(200);
+    assert_poll(&polled, true, true, true);
+    let validated = h
+        .validate(
+            &h.a,
+            json!({"token": access_token(&polled), "action": "signIn"}),
+        )
+        .await;
+    assert_eq!(validated["isValid"], true, "{validated}");
+    assert_eq!(validated["state"], "CHALLENGE_SUCCEEDED");
+    assert_eq!(validated["userId"], "alice");
 }
 
 #[tokio::test]
@@ -1581,7 +1699,7 @@ async fn push_credentials_expire_unless_their_expiry_is_reset() {
 }
 
 #[tokio::test]
-async fn a_push_update_challenge_dies_after_five_bad_signatures_or_when_expired() {
+async fn a_push_update_challenge_survives_bad_signatures_and_dies_when_expired() {
     let h = Harness::start().await;
     let (phone, _) = enrol(&h, "alice", "push").await;
     let sign_path = format!(
@@ -1621,6 +1739,14 @@ async fn a_push_update_challenge_dies_after_five_bad_signatures_or_when_expired(
             .await
             .expect_error(400, "invalid_signature");
     }
+    // Throttled past five, never used up by them (DESIGN 6): the right signature works, once.
+    assert_eq!(
+        update(id.clone(), phone.sign("wrong"))
+            .await
+            .expect_throttled(),
+        300
+    );
+    update(id.clone(), phone.sign(&id)).await.expect(200);
     update(id.clone(), phone.sign(&id))
         .await
         .expect_error(409, "challenge_already_used");

@@ -165,6 +165,7 @@ async fn dynamodb_requests_per_push_and_qr_code_flow() {
 
     // Push (spec 6.3).
     let phone = Device::in_namespace("push");
+    let push_phone = &phone;
     h.register(&h.a, "alice", &phone).await;
     let tracked = h.track(&h.a, "alice", "signIn", json!({})).await;
     let token = tracked["token"].as_str().unwrap();
@@ -274,7 +275,12 @@ async fn dynamodb_requests_per_push_and_qr_code_flow() {
     assert!(polled["accessToken"].is_string());
     let poll = requests.take();
     eprintln!("qr start: {start:?}\nclaim: {claim:?}\nanswer: {answer:?}\npoll: {poll:?}");
-    assert_eq!(total(&start), 1, "PutItem");
+    assert_eq!(
+        total(&start),
+        3,
+        "UpdateItem per-address counter, UpdateItem one tenant shard counter (DESIGN 6), PutItem code"
+    );
+    assert_eq!(start.requests["UpdateItem"], 2);
     assert_eq!(
         total(&claim),
         4,
@@ -286,4 +292,78 @@ async fn dynamodb_requests_per_push_and_qr_code_flow() {
         "GetItem credential, GetItem code, BatchGetItem rules configs + Query credentials (the rules decide the new action), TransactWriteItems (code, new action, both credential copies)"
     );
     assert_eq!(total(&poll), 2, "GetItem code, PutItem (token handed out)");
+
+    // What a bad signature costs (DESIGN 6: throttled, bounded), and a device-created action.
+    let phone = Device::new();
+    h.register(&h.a, "carol", &phone).await;
+    let id = h.challenge(&h.a, json!({"action": "approvePayment"})).await;
+    requests.take();
+    h.verify(tenant_basic(), &phone.impostor(), &id)
+        .await
+        .expect_error(400, "invalid_signature");
+    let bad = requests.take();
+    h.verify(tenant_basic(), &phone, &id).await.expect(200);
+    let created = requests.take();
+    eprintln!("bad signature: {bad:?}\ndevice-created action: {created:?}");
+    assert_eq!(
+        total(&bad),
+        4,
+        "GetItem credential, UpdateItem per-address counter, UpdateItem tenant shard counter, UpdateItem mark"
+    );
+    assert_eq!(
+        total(&created),
+        5,
+        "GetItem credential, UpdateItem per-credential counter, BatchGetItem rules configs + Query credentials (the rules decide the new action), TransactWriteItems"
+    );
+
+    // A bad signature on a push: counted on the push itself, and past the per-challenge
+    // limit refused with no write at all.
+    let tracked = h.track(&h.a, "alice", "signIn", json!({})).await;
+    let token = tracked["token"].as_str().unwrap();
+    let started = h
+        .post("/client/challenge/push", Auth::Bearer(token), json!({}))
+        .await
+        .expect(200);
+    let id = started["challengeId"].as_str().unwrap();
+    let impostor = push_phone.impostor();
+    let bad_answer = json!({"challengeId": id, "publicKey": impostor.public_key,
+        "signature": impostor.sign(id), "approved": false});
+    requests.take();
+    h.post(
+        "/client/user-authenticators/push/challenge",
+        tenant_basic(),
+        bad_answer.clone(),
+    )
+    .await
+    .expect_error(400, "invalid_signature");
+    let bad_push = requests.take();
+    for _ in 0..4 {
+        h.post(
+            "/client/user-authenticators/push/challenge",
+            tenant_basic(),
+            bad_answer.clone(),
+        )
+        .await
+        .expect_error(400, "invalid_signature");
+    }
+    requests.take();
+    h.post(
+        "/client/user-authenticators/push/challenge",
+        tenant_basic(),
+        bad_answer,
+    )
+    .await
+    .expect_throttled();
+    let throttled = requests.take();
+    eprintln!("bad push signature: {bad_push:?}\nthrottled: {throttled:?}");
+    assert_eq!(
+        total(&bad_push),
+        5,
+        "GetItem credential, GetItem push, UpdateItem per-address counter, UpdateItem tenant shard counter, PutItem push (failure count)"
+    );
+    assert_eq!(
+        total(&throttled),
+        2,
+        "GetItem credential, GetItem push: past 5 failures nothing is written"
+    );
 }

@@ -165,8 +165,12 @@ async fn unknown_fields_are_ignored_null_is_missing_and_paths_are_forgiving() {
         .await
         .expect(200);
     assert_eq!(reply["state"], "ALLOW");
-    // A doubled slash and the Go SDK's doubled /v1 reach the same routes.
-    h.get("//users//alice", Auth::Secret(&h.a.secret))
+    // A base URL ending in `/` doubles the slash at the join, and the Go SDK doubles /v1
+    // (spec 1.1, 2.2): both reach the same routes.
+    h.get("//users/alice", Auth::Secret(&h.a.secret))
+        .await
+        .expect(200);
+    h.get("/v1//users/alice", Auth::Secret(&h.a.secret))
         .await
         .expect(200);
     let user = h
@@ -212,4 +216,108 @@ async fn a_null_body_is_no_attributes_as_the_go_sdk_sends_it() {
         .await
         .expect(200);
     assert_eq!(updated["userId"], "gopher");
+}
+
+/// An empty segment is not dropped: `/users//authenticators` is not the user named
+/// `authenticators`, and no route with an empty parameter falls into a shorter one. An empty
+/// `userId`, action, idempotency key or id is `400 invalid_request`, before authentication;
+/// an empty segment where a route has a fixed word is no route (`404`).
+#[tokio::test]
+async fn an_empty_path_segment_never_falls_into_another_route() {
+    let h = Harness::start().await;
+    let secret = Auth::Secret(&h.a.secret);
+    h.track(&h.a, "alice", "signIn", json!({"idempotencyKey": "k1"}))
+        .await;
+    for (method, path, parameter) in [
+        (Method::GET, "/users//authenticators", "userId"),
+        (Method::GET, "/users//actions", "userId"),
+        (Method::POST, "/users//actions/signIn", "userId"),
+        (Method::POST, "/users/alice/actions/", "action"),
+        (Method::GET, "/users/alice/actions//k1", "action"),
+        (
+            Method::GET,
+            "/users/alice/actions/signIn/",
+            "idempotencyKey",
+        ),
+        (
+            Method::PATCH,
+            "/users/alice/actions/signIn/",
+            "idempotencyKey",
+        ),
+        (
+            Method::DELETE,
+            "/users/alice/authenticators/",
+            "userAuthenticatorId",
+        ),
+        (Method::GET, "/users/", "userId"),
+        (Method::DELETE, "/users/", "userId"),
+        (Method::GET, "/action-configs/", "actionCode"),
+        (Method::GET, "/client/user-authenticators/", "namespace"),
+        (
+            Method::POST,
+            "/client/user-authenticators//challenge",
+            "namespace",
+        ),
+    ] {
+        let body = json!({});
+        let reply = h.send(method.clone(), path, secret, Some(&body)).await;
+        let body = reply.expect_error(400, "invalid_request");
+        assert_eq!(
+            body["errorDescription"],
+            format!("The path parameter `{parameter}` is empty."),
+            "{method} {path}"
+        );
+        // Checked before authentication: the answer does not depend on the caller.
+        h.send(method.clone(), path, Auth::None, None)
+            .await
+            .expect_error(400, "invalid_request");
+    }
+    for path in [
+        "/users/alice//authenticators",
+        "/client//challenge",
+        "/users/alice/actions/signIn/k1/",
+    ] {
+        h.get(path, secret).await.expect_error(404, "not_found");
+    }
+    // The action tracked above is still reachable by its full path.
+    h.get("/users/alice/actions/signIn/k1", secret)
+        .await
+        .expect(200);
+}
+
+/// Every route of the four functions, with each of its parameters empty in turn: `400
+/// invalid_request` naming that parameter, whatever the method's handler reads first.
+#[tokio::test]
+async fn every_route_refuses_each_of_its_parameters_empty() {
+    let h = Harness::start().await;
+    for (method, route) in trusted_device::all_routes() {
+        let parameters: Vec<&str> = route
+            .split('/')
+            .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
+            .collect();
+        for empty in &parameters {
+            let path: String = route
+                .split('/')
+                .map(
+                    |part| match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                        Some(name) if name == *empty => "",
+                        Some("namespace") => "in-app",
+                        Some(_) => "x",
+                        None => part,
+                    },
+                )
+                .collect::<Vec<_>>()
+                .join("/");
+            let path = path.strip_prefix("/v1").unwrap();
+            let body = h
+                .send(method.parse().unwrap(), path, Auth::None, Some(&json!({})))
+                .await
+                .expect_error(400, "invalid_request");
+            assert_eq!(
+                body["errorDescription"],
+                format!("The path parameter `{empty}` is empty."),
+                "{method} {route}"
+            );
+        }
+    }
 }

@@ -77,6 +77,12 @@ fn every_route_of_every_function_has_a_fixture_and_no_fixture_is_off_route() {
 }
 
 async fn run(fixture: &EventFixture) -> (u16, serde_json::Value) {
+    let text = std::fs::read_to_string(lambda_events::fixture_path(fixture)).unwrap();
+    run_event(fixture, &text).await
+}
+
+/// Runs an event (a fixture's, or one derived from it) through the fixture's function.
+async fn run_event(fixture: &EventFixture, text: &str) -> (u16, serde_json::Value) {
     let store = Arc::new(EmbeddedStore::in_memory().unwrap());
     let app = App::new(
         store.clone(),
@@ -84,8 +90,7 @@ async fn run(fixture: &EventFixture) -> (u16, serde_json::Value) {
         Settings::default(),
     );
     lambda_events::seed(&app, &*store).await;
-    let text = std::fs::read_to_string(lambda_events::fixture_path(fixture)).unwrap();
-    let request = lambda_http::request::from_str(&text).unwrap();
+    let request = lambda_http::request::from_str(text).unwrap();
     let handler = shared::lambda::handler(router_of(fixture.function, Arc::new(app)));
     let response = handler.oneshot(request).await.unwrap();
     let status = response.status().as_u16();
@@ -184,6 +189,51 @@ async fn a_qr_code_started_through_api_gateway_records_its_source_ip() {
     assert_eq!(challenge.context.ip_address.as_deref(), Some("203.0.113.7"));
 }
 
+/// On Lambda, anonymous QR starts are counted per API Gateway `sourceIp` (DESIGN 6): a
+/// changing `X-Forwarded-For` does not escape the limit, another source address is apart.
+#[tokio::test]
+async fn anonymous_starts_through_api_gateway_are_limited_per_source_ip() {
+    let store = Arc::new(EmbeddedStore::in_memory().unwrap());
+    let app = Arc::new(App::new(
+        store.clone(),
+        Arc::new(ManualClock::new(FIXTURE_TIME)),
+        Settings {
+            anonymous_qr_starts_per_source: 2,
+            ..Settings::default()
+        },
+    ));
+    lambda_events::seed(&app, &*store).await;
+    let fixture = FIXTURES.iter().find(|f| f.name == "start-qr-code").unwrap();
+    let event: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(lambda_events::fixture_path(fixture)).unwrap(),
+    )
+    .unwrap();
+    let send = |forwarded_for: &str, source_ip: &str| {
+        let mut event = event.clone();
+        event["headers"]["x-forwarded-for"] = forwarded_for.into();
+        event["requestContext"]["http"]["sourceIp"] = source_ip.into();
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let handler = shared::lambda::handler(router_of("challenge", app.clone()));
+        async move { handler.oneshot(request).await.unwrap() }
+    };
+    for spoofed in ["198.51.100.1", "198.51.100.2"] {
+        assert_eq!(send(spoofed, "203.0.113.7").await.status(), 200);
+    }
+    let refused = send("198.51.100.3", "203.0.113.7").await;
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: serde_json::Value =
+        serde_json::from_slice(&to_bytes(refused.into_body(), usize::MAX).await.unwrap()).unwrap();
+    assert_eq!(body["error"], "too_many_requests");
+    assert_eq!(body["errorCode"], "too_many_requests");
+    assert_eq!(send("198.51.100.3", "203.0.113.8").await.status(), 200);
+}
+
 /// The IAM actions `template.yaml` grants a function.
 fn granted_actions(function: &str) -> std::collections::BTreeSet<String> {
     let resource = match function {
@@ -253,5 +303,147 @@ async fn each_function_uses_only_the_dynamodb_actions_its_iam_policy_grants() {
             missing.is_empty(),
             "{function} uses {missing:?}, which template.yaml does not grant (grants {granted:?})"
         );
+    }
+}
+
+/// The same empty-segment rule on the Lambda entry path: API Gateway hands over the raw path,
+/// and `shared::lambda::handler` must not route `/v1/users//authenticators` as the user named
+/// `authenticators` (the `track` function serves `GET /v1/users/{userId}`: there it is no
+/// route; the `add-authenticator` function, which has the route, answers 400).
+#[tokio::test]
+async fn an_empty_path_segment_is_a_400_through_api_gateway() {
+    for (fixture, raw_path, expected) in [
+        ("get-user", "/v1/users//authenticators", None),
+        (
+            "list-authenticators",
+            "/v1/users//authenticators",
+            Some("userId"),
+        ),
+        ("track", "/v1/users//actions/signIn", Some("userId")),
+        (
+            "get-action",
+            "/v1/users/fixture-user/actions//k",
+            Some("action"),
+        ),
+        (
+            "get-action",
+            "/v1/users/fixture-user/actions/signIn/",
+            Some("idempotencyKey"),
+        ),
+        (
+            "delete-authenticator",
+            "/v1/users/fixture-user/authenticators/",
+            Some("userAuthenticatorId"),
+        ),
+    ] {
+        let fixture = FIXTURES.iter().find(|f| f.name == fixture).unwrap();
+        let mut event = lambda_events::event(fixture);
+        event["rawPath"] = raw_path.into();
+        event["requestContext"]["http"]["path"] = raw_path.into();
+        event.as_object_mut().unwrap().remove("pathParameters");
+        let (status, body) = run_event(fixture, &event.to_string()).await;
+        let (status_wanted, code) = match expected {
+            Some(_) => (400, "invalid_request"),
+            None => (404, "not_found"),
+        };
+        assert_eq!(status, status_wanted, "{} {raw_path}: {body}", fixture.name);
+        assert_eq!(body["error"], code, "{raw_path}");
+        assert_eq!(body["errorCode"], code, "{raw_path}");
+        if let Some(parameter) = expected {
+            assert_eq!(
+                body["errorDescription"],
+                format!("The path parameter `{parameter}` is empty."),
+                "{raw_path}"
+            );
+        }
+    }
+    // The base-URL join still reaches its route.
+    let fixture = FIXTURES.iter().find(|f| f.name == "get-user").unwrap();
+    let mut event = lambda_events::event(fixture);
+    let joined = event["rawPath"]
+        .as_str()
+        .unwrap()
+        .replacen("/v1/", "/v1//", 1);
+    event["rawPath"] = joined.clone().into();
+    event["requestContext"]["http"]["path"] = joined.into();
+    let (status, body) = run_event(fixture, &event.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The Lambda entry path on arbitrary paths and bodies (issue #11): each fixture's event with
+/// its raw path (as API Gateway passes it: percent-encoded) and body replaced. Nothing
+/// panics, nothing is a 5xx, errors have the contract's shape. 256 cases by default (each
+/// seeds a fresh store); `PROPTEST_CASES` for more.
+mod arbitrary_events {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn raw_path() -> impl Strategy<Value = String> {
+        let segment = prop_oneof![
+            Just(String::new()),
+            Just("v1".to_owned()),
+            Just("users".to_owned()),
+            Just("client".to_owned()),
+            Just("user-authenticators".to_owned()),
+            Just("actions".to_owned()),
+            Just("%00".to_owned()),
+            "[A-Za-z0-9%._~+-]{1,12}",
+        ];
+        proptest::collection::vec(segment, 0..7).prop_map(|parts| format!("/{}", parts.join("/")))
+    }
+
+    fn body() -> impl Strategy<Value = Option<String>> {
+        prop_oneof![
+            Just(None),
+            Just(Some("null".to_owned())),
+            ".{0,40}".prop_map(Some),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("publicKey".to_owned()),
+                    Just("challengeId".to_owned()),
+                    Just("token".to_owned()),
+                    Just("signature".to_owned()),
+                    Just("userId".to_owned()),
+                    "[a-z]{1,6}"
+                ],
+                prop_oneof![
+                    Just(serde_json::Value::Null),
+                    any::<i64>().prop_map(Into::into),
+                    ".{0,20}".prop_map(Into::into)
+                ],
+                0..4,
+            )
+            .prop_map(|m| Some(serde_json::to_string(&m).unwrap())),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_path_and_body_through_api_gateway_is_answered_in_the_contracts_shape(
+            fixture in 0..FIXTURES.len(),
+            path in prop_oneof![raw_path(), Just(String::new())],
+            body in body(),
+        ) {
+            let fixture = &FIXTURES[fixture];
+            let mut event = lambda_events::event(fixture);
+            if !path.is_empty() {
+                event["rawPath"] = path.clone().into();
+                event["requestContext"]["http"]["path"] = path.into();
+                event.as_object_mut().unwrap().remove("pathParameters");
+            }
+            match body {
+                Some(body) => event["body"] = body.into(),
+                None => {
+                    event.as_object_mut().unwrap().remove("body");
+                }
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let (status, body) = runtime.block_on(run_event(fixture, &event.to_string()));
+            prop_assert!(status < 500, "{}: {status} {body}", fixture.name);
+            if status >= 400 {
+                prop_assert_eq!(&body["error"], &body["errorCode"]);
+                prop_assert!(body["errorDescription"].as_str().is_some_and(|d| !d.is_empty()));
+            }
+        }
     }
 }

@@ -13,8 +13,8 @@ use shared::domain::{
 };
 use shared::error::{Error, Result};
 use shared::http::{
-    BearerAuth, JsonBody, PathParams, PublicKeyQuery, QueryParams, SecretKeyAuth, SharedApp,
-    TenantAuth, ok, required,
+    BearerAuth, JsonBody, PathParams, PeerIp, PublicKeyQuery, QueryParams, SecretKeyAuth,
+    SharedApp, TenantAuth, ok, required,
 };
 use shared::signature::PublicKey;
 use shared::usecase::approvals::UpdatePushCredential;
@@ -227,6 +227,7 @@ struct UpdatePushResponse {
 async fn update_push_credential(
     TenantAuth(tenant): TenantAuth,
     State(app): State<SharedApp>,
+    PeerIp(source): PeerIp,
     PathParams(segment): PathParams<String>,
     JsonBody(body): JsonBody<UpdatePushBody>,
 ) -> Result<Response> {
@@ -238,6 +239,7 @@ async fn update_push_credential(
         signature: required(body.signature, "signature")?,
         push_token: body.push_token,
         reset_expiry: body.reset_expiry.unwrap_or(false),
+        source,
     };
     let credential = app.update_push_credential(&tenant, command).await?;
     Ok(ok(&UpdatePushResponse {

@@ -24,6 +24,7 @@ use shared::usecase::approvals::{
     Answer, PollStatus, QrStarter, SignedChallengeRequest, SignedExtras, StartPush, StartQrCode,
 };
 use shared::usecase::challenges::{ChallengeStarter, VerifyCommand};
+use shared::usecase::limits::Source;
 
 /// The routes this function serves, as `(method, path)`.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -135,23 +136,26 @@ struct VerifyResponse {
 async fn verify_in_app(
     auth: ClientAuth,
     State(app): State<SharedApp>,
+    PeerIp(source): PeerIp,
     JsonBody(body): JsonBody<VerifyBody>,
 ) -> Result<Response> {
-    verify(Namespace::InApp, auth, app, body).await
+    verify(Namespace::InApp, auth, app, source, body).await
 }
 
 async fn verify_device(
     auth: ClientAuth,
     State(app): State<SharedApp>,
+    PeerIp(source): PeerIp,
     JsonBody(body): JsonBody<VerifyBody>,
 ) -> Result<Response> {
-    verify(Namespace::Device, auth, app, body).await
+    verify(Namespace::Device, auth, app, source, body).await
 }
 
 async fn verify(
     namespace: Namespace,
     auth: ClientAuth,
     app: SharedApp,
+    source: Source,
     body: VerifyBody,
 ) -> Result<Response> {
     let command = VerifyCommand {
@@ -160,6 +164,7 @@ async fn verify(
             .map_err(|_| Error::ChallengeNotFound)?,
         public_key: PublicKey::from_base64(&required(body.public_key, "publicKey")?)?,
         signature: required(body.signature, "signature")?,
+        source,
     };
     let result = app
         .verify_challenge(auth.tenant(), auth.token(), command)
@@ -333,6 +338,7 @@ async fn start_qr_code(
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(512).collect()),
         ip_address: ip.map(|ip| ip.to_string()),
+        source: ip,
         number_matching: body.number_matching.unwrap_or(false),
     };
     let started = app.start_qr_code(auth.tenant(), starter, command).await?;
@@ -364,7 +370,8 @@ struct UserCustom {
 }
 
 /// Android requires `userAuthenticatorId` in every 200; the challenge fields only when one
-/// is pending; `custom` and `user` only for a signed read (spec 3.4.5).
+/// is pending; the initiator context, the action's key, `custom` and `user` only for a
+/// signed read (spec 3.4.5, DESIGN 6).
 #[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct PendingPushResponse {
@@ -422,19 +429,23 @@ async fn pending_push(
         ..PendingPushResponse::default()
     };
     if let Some(challenge) = pending.challenge {
-        let action = challenge.action.as_ref();
+        // What anyone who knows the public key may see (docs/api.md "What an unsigned push
+        // read reveals"): enough for the SDKs to show and answer the push. The public key is
+        // not a secret, so who is signing in, from where, and the action's key are only for
+        // a read signed by the device (spec 3.4.5); the SDKs decode all of them as optional.
         response.challenge_id = Some(challenge.id.to_string());
-        response.user_id = action.map(|a| a.user_id.to_string());
         response.action_code = Some(challenge.action_code.to_string());
-        response.idempotency_key = action.map(|a| a.idempotency_key.to_string());
-        response.device_id = challenge.context.device_id.clone();
-        response.user_agent = challenge.context.user_agent.clone();
-        response.ip_address = challenge.context.ip_address.clone();
         response.verification_code_required = challenge.verification_code.is_some().then_some(true);
         if namespace == Namespace::Push {
             response.expires_at = Some(challenge.expires_at.unix_seconds());
         }
         if let Some(extras) = &pending.signed {
+            let action = challenge.action.as_ref();
+            response.user_id = action.map(|a| a.user_id.to_string());
+            response.idempotency_key = action.map(|a| a.idempotency_key.to_string());
+            response.device_id = challenge.context.device_id.clone();
+            response.user_agent = challenge.context.user_agent.clone();
+            response.ip_address = challenge.context.ip_address.clone();
             response.custom = challenge.context.custom.clone();
             response.user = Some(user_custom(extras));
         }
@@ -482,18 +493,21 @@ fn signed_request(
     challenge_id: Option<String>,
     public_key: Option<String>,
     signature: Option<String>,
+    source: Source,
 ) -> Result<SignedChallengeRequest> {
     Ok(SignedChallengeRequest {
         namespace,
         challenge_id: approval_id(challenge_id)?,
         public_key: PublicKey::from_base64(&required(public_key, "publicKey")?)?,
         signature: required(signature, "signature")?,
+        source,
     })
 }
 
 async fn answer_challenge(
     TenantAuth(tenant): TenantAuth,
     State(app): State<SharedApp>,
+    PeerIp(source): PeerIp,
     PathParams(segment): PathParams<String>,
     JsonBody(body): JsonBody<AnswerBody>,
 ) -> Result<Response> {
@@ -507,6 +521,7 @@ async fn answer_challenge(
             body.challenge_id,
             body.public_key,
             body.signature,
+            source,
         )?,
         approved: required(body.approved, "approved")?,
         verification_code: body.verification_code,
@@ -547,6 +562,7 @@ struct ClaimResponse {
 async fn claim_qr_code(
     TenantAuth(tenant): TenantAuth,
     State(app): State<SharedApp>,
+    PeerIp(source): PeerIp,
     PathParams(segment): PathParams<String>,
     JsonBody(body): JsonBody<ClaimBody>,
 ) -> Result<Response> {
@@ -556,6 +572,7 @@ async fn claim_qr_code(
         body.challenge_id,
         body.public_key,
         body.signature,
+        source,
     )?;
     let (challenge, extras) = app.claim_qr_code(&tenant, request).await?;
     Ok(ok(&ClaimResponse {

@@ -21,6 +21,7 @@
 //! | action config | `T#{t}#CFG` | `ACTION#{code}` (`ACTION#*`: the tenant default) | `data` (config JSON) | |
 //! | pending push (one per user) | `T#{t}#U#{u}` | `PUSH` | `data` (challenge JSON), `version` | yes, kept 10 minutes after the start (the rate limit's window), past the push's own expiry |
 //! | QR-code challenge | `T#{t}#QR#{id}` | `QR` | `data` (challenge JSON), `version` | yes |
+//! | rate-limit counter | `T#{t}#RL#{bucket}` | `RL` | `hits`, `expiresAt` | yes, at the end of its window |
 //!
 //! Credential attributes: `credId`, `userId`, `namespace`, `publicKey`, `fingerprint`,
 //! `deviceName`, `devicePlatform`, `pushToken`, `createdAt`, `lastVerifiedAt`, `credExpiresAt`.
@@ -45,6 +46,7 @@
 //! | validate | `GetItem` action | 1 |
 //! | push or QR challenge read / compare-and-swap | `GetItem` / `PutItem` with `version = :expected` | 1 |
 //! | approve | `GetItem` key item + `GetItem` challenge + `TransactWriteItems` (challenge, action, both credential copies) | 3 |
+//! | rate-limit hit | `UpdateItem` `hits + 1` if `hits < :limit` (or expired) | 1 |
 //!
 //! The credential is stored twice so that both of its lookups are one strongly consistent
 //! request; a secondary index would be eventually consistent, and a user who just enrolled could
@@ -57,8 +59,8 @@
 
 use super::{
     ActionConfigStore, ActionStore, ActionWrite, ApprovalStore, ChallengeStore, CredentialStore,
-    CredentialUpdate, EnrolmentGuard, InsertOutcome, RemovalReceipt, SingleUse, TenantStore,
-    UserStore, VerificationCommit, VerificationStore,
+    CredentialUpdate, EnrolmentGuard, InsertOutcome, RateBucket, RateLimitStore, RemovalReceipt,
+    SingleUse, TenantStore, UserStore, VerificationCommit, VerificationStore,
 };
 use crate::clock::Timestamp;
 use crate::domain::policy::{ActionConfig, ConfigKey};
@@ -1123,7 +1125,7 @@ impl ChallengeStore for DynamoStore {
         challenge: &ChallengeId,
         expires_at: Timestamp,
         max_attempts: u32,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let result = self
             .client
             .update_item()
@@ -1146,10 +1148,10 @@ impl ChallengeStore for DynamoStore {
         match result {
             Ok(output) => {
                 self.meter.record_write(one(output.consumed_capacity()));
-                Ok(())
+                Ok(true)
             }
             // Already at the limit: nothing more to count.
-            Err(error) if error.code() == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(error) if error.code() == Some("ConditionalCheckFailedException") => Ok(false),
             Err(error) => Err(sdk_error("UpdateItem", error)),
         }
     }
@@ -1167,6 +1169,56 @@ impl ChallengeStore for DynamoStore {
                 expires_at: Timestamp(get_n(&item, "expiresAt")?),
             })),
             None => Ok(None),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- rate limits
+
+#[async_trait]
+impl RateLimitStore for DynamoStore {
+    async fn hit(&self, tenant: &TenantId, bucket: &RateBucket, now: Timestamp) -> Result<bool> {
+        // Each bucket is its own partition: a tenant-wide limit is split into shards by the
+        // caller, so no counter takes every request of a tenant (DESIGN 4). A counter past
+        // its window admits (TTL deletes late); its key is per window, so it is not reused.
+        if bucket.limit == 0 {
+            return Ok(false);
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item_key(
+                format!("T#{tenant}#RL#{}", bucket.key),
+                "RL",
+            )))
+            .update_expression(
+                "SET hits = if_not_exists(hits, :zero) + :one, expiresAt = :exp, #ttl = :ttl",
+            )
+            .condition_expression("attribute_not_exists(pk) OR hits < :limit OR expiresAt <= :now")
+            .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(i64::from(bucket.limit)))
+            .expression_attribute_values(":now", n(now.0))
+            .expression_attribute_values(":exp", n(bucket.expires_at.0))
+            .expression_attribute_values(":ttl", n(bucket.expires_at.unix_seconds()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                self.meter.record_write(one(output.consumed_capacity()));
+                Ok(true)
+            }
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(sdk_error("UpdateItem", error)),
         }
     }
 }
@@ -1624,17 +1676,16 @@ impl DynamoStore {
             SingleUse::Mark {
                 challenge_id,
                 expires_at,
-                max_failed_attempts,
             } => self.update(
                 item_key(mark_pk(tenant, challenge_id), "MARK"),
                 "SET #consumed = :true, failedAttempts = if_not_exists(failedAttempts, :zero), expiresAt = :exp, #ttl = :ttl",
-                "attribute_not_exists(pk) OR (#consumed = :false AND failedAttempts < :max)",
+                // Failed attempts do not stop the right signature (DESIGN 6).
+                "attribute_not_exists(pk) OR #consumed = :false",
                 &[("#ttl", schema::TTL_ATTRIBUTE), ("#consumed", "consumed")],
                 HashMap::from([
                     (":true".to_owned(), AttributeValue::Bool(true)),
                     (":false".to_owned(), AttributeValue::Bool(false)),
                     (":zero".to_owned(), n(0)),
-                    (":max".to_owned(), n(i64::from(*max_failed_attempts))),
                     (":exp".to_owned(), n(expires_at.0)),
                     (":ttl".to_owned(), n(expires_at.unix_seconds())),
                 ]),

@@ -10,6 +10,7 @@
 //! | [`UserStore`] | user attributes; deleting a user deletes what belongs to them |
 //! | [`ApprovalStore`] | push and QR-code challenges, each a compare-and-swap on its version |
 //! | [`VerificationStore`] | the one atomic step of a verify or an approval; the push-credential update |
+//! | [`RateLimitStore`] | fixed-window counters of the rate limits, shared by every instance (DESIGN 6) |
 //!
 //! Every single-use or state-changing step is one conditional write (or transaction) in the
 //! adapter, and a failed condition comes back as the precise [`Error`]
@@ -123,15 +124,16 @@ pub trait CredentialStore: Send + Sync {
 #[async_trait]
 pub trait ChallengeStore: Send + Sync {
     /// Counts a failed signature against a challenge, creating its mark (kept until
-    /// `expires_at`), up to `max_attempts`: past that nothing more is written. The
-    /// verification commit refuses a challenge that reached it.
+    /// `expires_at`), up to `max_attempts`: `true` if counted, `false` once the count is at
+    /// the limit, and then nothing more is written. The count throttles further bad
+    /// signatures; it never ends the challenge (DESIGN 6): the commit ignores it.
     async fn record_failed_attempt(
         &self,
         tenant: &TenantId,
         challenge: &ChallengeId,
         expires_at: Timestamp,
         max_attempts: u32,
-    ) -> Result<()>;
+    ) -> Result<bool>;
     /// The challenge's mark, if it was ever used or failed.
     async fn get_challenge_mark(
         &self,
@@ -244,11 +246,11 @@ pub trait ApprovalStore: Send + Sync {
 )]
 pub enum SingleUse {
     /// An in-app challenge (sealed, not stored): its mark is created consumed, unless it
-    /// was consumed or reached `max_failed_attempts` failures (`ChallengeAlreadyUsed`).
+    /// was consumed (`ChallengeAlreadyUsed`). Failed signatures counted on the mark do not
+    /// stop it (DESIGN 6: they are throttled, they never end a live challenge).
     Mark {
         challenge_id: ChallengeId,
         expires_at: Timestamp,
-        max_failed_attempts: u32,
     },
     /// A push or QR-code challenge: `approved` (its next version, in state `APPROVED`)
     /// replaces the stored one only if that is still at `approved.version - 1`
@@ -305,6 +307,27 @@ pub struct CredentialUpdate {
     pub now: Timestamp,
 }
 
+/// One fixed-window counter of a rate limit (DESIGN 6, docs/api.md "Rate limits").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateBucket {
+    /// Scope, subject, window index and shard, e.g. `anon-qr#src#203.0.113.7#29445123`: a
+    /// new window is a new key, so a counter never needs resetting.
+    pub key: String,
+    pub limit: u32,
+    /// The end of the window: the counter is kept until then (TTL) and counts as empty from
+    /// then on, whether or not it was deleted yet.
+    pub expires_at: Timestamp,
+}
+
+#[async_trait]
+pub trait RateLimitStore: Send + Sync {
+    /// Counts one hit on `bucket` if it holds fewer than `bucket.limit` hits or has expired
+    /// at `now`: `true`. `false` when it is full, and then nothing is written, so refused
+    /// requests cost no storage. One conditional write: concurrent hits from any number of
+    /// instances never count past the limit.
+    async fn hit(&self, tenant: &TenantId, bucket: &RateBucket, now: Timestamp) -> Result<bool>;
+}
+
 /// Everything the use cases need from storage.
 pub trait Store:
     TenantStore
@@ -315,6 +338,7 @@ pub trait Store:
     + UserStore
     + ApprovalStore
     + VerificationStore
+    + RateLimitStore
 {
 }
 
@@ -327,6 +351,7 @@ impl<T> Store for T where
         + UserStore
         + ApprovalStore
         + VerificationStore
+        + RateLimitStore
 {
 }
 

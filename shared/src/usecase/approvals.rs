@@ -12,12 +12,16 @@
 //! - only a credential the push was sent to may answer it; only the claimer may answer a QR
 //!   code, and a token-started QR code only a device of that token's user may claim;
 //! - one pending push per user: a new start replaces it; starts per user are rate limited;
-//! - failed signatures are counted and end the challenge at the tenant's limit;
+//! - failed signatures are counted and throttled (429 past `max_failed_attempts` per
+//!   challenge, and per address and tenant), but never end or reject a live challenge: the
+//!   valid signature is checked first and always goes through (DESIGN 6);
+//! - anonymous QR starts are rate-limited per address and capped per tenant (DESIGN 6);
 //! - the access token is handed to the poller once.
 //!
 //! Beyond the contract (ours, additive): number matching (`verificationCode`) and a
 //! `decisionSignature` over `challengeId|approved|verificationCode`.
 
+use super::limits::Source;
 use super::tenants::Tenant;
 use crate::App;
 use crate::clock::Timestamp;
@@ -27,7 +31,7 @@ use crate::domain::{
     ApprovalState, ChallengeId, Credential, CredentialId, Namespace, TrackContext, UserId,
     UserProfile,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Throttled};
 use crate::signature::PublicKey;
 use crate::store::{ActionWrite, CredentialUpdate, SingleUse, VerificationCommit};
 use crate::token::{TokenRequest, VerifiedToken};
@@ -77,6 +81,8 @@ pub struct StartQrCode {
     /// the platform saw it.
     pub user_agent: Option<String>,
     pub ip_address: Option<String>,
+    /// The same address, for the per-address limit of anonymous starts (DESIGN 6).
+    pub source: Source,
     pub number_matching: bool,
 }
 
@@ -97,6 +103,8 @@ pub struct SignedChallengeRequest {
     pub public_key: PublicKey,
     /// Over the challenge id (spec 4.4).
     pub signature: String,
+    /// Where the request came from: bad signatures are rate-limited per address (DESIGN 6).
+    pub source: Source,
 }
 
 /// An approve or reject (spec 3.3 #10).
@@ -142,6 +150,8 @@ pub struct UpdatePushCredential {
     pub signature: String,
     pub push_token: Option<String>,
     pub reset_expiry: bool,
+    /// Where the request came from: bad signatures are rate-limited per address.
+    pub source: Source,
 }
 
 /// The `push.created` data (spec 2.11), plus, additively, the credentials to notify.
@@ -242,7 +252,13 @@ impl App {
                 .filter(|at| *at > window_start)
                 .collect();
             if recent_starts.len() >= self.settings.push_starts_per_window as usize {
-                return Err(Error::TooManyRequests);
+                // Retry when the oldest start in the window leaves it.
+                let oldest = recent_starts.iter().min().copied().unwrap_or(now);
+                let free_at = oldest.plus_seconds(self.settings.push_start_window_seconds);
+                return Err(Error::throttled(
+                    Throttled::PUSH_STARTS,
+                    free_at.seconds_after(now),
+                ));
             }
             recent_starts.push(now);
             let challenge = ApprovalChallenge {
@@ -278,7 +294,8 @@ impl App {
                 break;
             }
         }
-        let challenge = started.ok_or(Error::TooManyRequests)?;
+        // Lost the compare-and-swap every time: other starts for this user at this moment.
+        let challenge = started.ok_or(Error::throttled(Throttled::PUSH_STARTS, 1))?;
 
         if let Some(endpoint) = &tenant.push_webhook
             && let Err(problem) = self
@@ -460,6 +477,10 @@ impl App {
                 let code = command.action.clone().ok_or_else(|| {
                     Error::invalid_request("The action is required to start a QR code.")
                 })?;
+                // Needs no secret and no token, and is stored: bounded per address and per
+                // tenant, across instances (DESIGN 6; docs/api.md "Rate limits").
+                self.charge_anonymous_qr_start(&tenant.id, command.source)
+                    .await?;
                 let context = TrackContext {
                     user_agent: command.user_agent.clone(),
                     ip_address: command.ip_address.clone(),
@@ -604,8 +625,11 @@ impl App {
 
     /// Approves or rejects a push or a claimed QR code (spec 3.3 #10). Returns `isVerified`:
     /// whether the challenge is now approved.
+    ///
+    /// Bad signatures only bump the challenge's failure count (a new version), so an answer
+    /// that loses its compare-and-swap to one is tried again on the new version: nobody's bad
+    /// signatures can make the owner's answer fail (DESIGN 6).
     pub async fn answer_challenge(&self, tenant: &Tenant, answer: Answer) -> Result<bool> {
-        let now = self.now();
         let request = &answer.request;
         let credential = self
             .credential_for(tenant, request.namespace, &request.public_key)
@@ -613,10 +637,39 @@ impl App {
         let slot = self
             .answer_slot(tenant, &credential, &request.challenge_id)
             .await?;
-        let challenge = self
-            .live_challenge(tenant, &slot, &request.challenge_id)
-            .await?;
+        // Every lost race is another writer's change: an answer (then the challenge is final
+        // and the loop ends), or a failure count, of which there are at most
+        // `max_failed_attempts` per challenge. So this many attempts always get through.
+        let attempts = CAS_ATTEMPTS + self.settings.max_failed_attempts as usize;
+        for _ in 0..attempts {
+            let challenge = self
+                .live_challenge(tenant, &slot, &request.challenge_id)
+                .await?;
+            if challenge.state.is_final() {
+                return Err(Error::ChallengeAlreadyUsed);
+            }
+            match self
+                .answer_version(tenant, &answer, &credential, &challenge)
+                .await
+            {
+                // Lost to a concurrent write: read again; if someone answered, it is final.
+                Err(Error::ChallengeAlreadyUsed) => continue,
+                other => return other,
+            }
+        }
+        Err(Error::ChallengeAlreadyUsed)
+    }
 
+    /// One attempt of [`App::answer_challenge`] on one version of the challenge.
+    async fn answer_version(
+        &self,
+        tenant: &Tenant,
+        answer: &Answer,
+        credential: &Credential,
+        challenge: &ApprovalChallenge,
+    ) -> Result<bool> {
+        let now = self.now();
+        let request = &answer.request;
         // Who may answer (DESIGN 6).
         match (challenge.kind, challenge.state) {
             (_, ApprovalState::Approved | ApprovalState::Rejected) => {
@@ -635,8 +688,7 @@ impl App {
             }
             _ => {}
         }
-        self.check_device_signature(&challenge, request, now)
-            .await?;
+        self.check_device_signature(challenge, request, now).await?;
 
         // Ours: the decision itself signed, so that a compromised channel cannot flip it.
         let code = answer.verification_code.as_deref();
@@ -644,7 +696,8 @@ impl App {
             Some(signature) => {
                 let message = decision_message(challenge.id.as_str(), answer.approved, code);
                 if request.public_key.verify(&message, signature).is_err() {
-                    self.count_failed_signature(&challenge, now).await?;
+                    self.count_failed_signature(challenge, request.source, now)
+                        .await?;
                     return Err(Error::InvalidSignature);
                 }
             }
@@ -664,15 +717,20 @@ impl App {
         );
         next.answered_by = Some(credential.id.clone());
 
-        // Ours: number matching. A wrong code ends the challenge, so it cannot be guessed.
+        // Ours: number matching. A wrong code ends the challenge, so it cannot be guessed;
+        // only the targeted device, with a valid signature, gets this far.
         if answer.approved
             && let Some(expected) = &challenge.verification_code
             && !code.is_some_and(|given| same_secret(given, expected))
         {
             next.state = ApprovalState::Rejected;
-            self.store
+            if !self
+                .store
                 .put_approval(&next, Some(challenge.version))
-                .await?;
+                .await?
+            {
+                return Err(Error::ChallengeAlreadyUsed);
+            }
             return Err(Error::InvalidVerificationCode);
         }
 
@@ -692,7 +750,7 @@ impl App {
             Some(key) => ActionWrite::Complete(key.clone()),
             // An anonymous QR code: the claimer's user signs in with a new action, which the
             // rules decide as a track would, on what the kiosk sent.
-            None => self.new_action(challenge.action_code.clone(), &credential)?,
+            None => self.new_action(challenge.action_code.clone(), credential)?,
         };
         if let ActionWrite::Create(created) = &mut action {
             created.context = challenge.context.clone();
@@ -702,9 +760,13 @@ impl App {
             let mut rejected = next.clone();
             rejected.state = ApprovalState::Rejected;
             rejected.action = None;
-            self.store
+            if !self
+                .store
                 .put_approval(&rejected, Some(challenge.version))
-                .await?;
+                .await?
+            {
+                return Err(Error::ChallengeAlreadyUsed);
+            }
             return Err(refused);
         }
         let commit = VerificationCommit {
@@ -760,8 +822,14 @@ impl App {
         let mut credential = self
             .credential_for(tenant, Namespace::Push, &command.public_key)
             .await?;
-        self.check_challenge_signature(tenant, &challenge, &command.public_key, &command.signature)
-            .await?;
+        self.check_challenge_signature(
+            tenant,
+            &challenge,
+            &command.public_key,
+            &command.signature,
+            command.source,
+        )
+        .await?;
         if let Some(push_token) = command.push_token {
             credential.push_token = Some(push_token);
         }
@@ -776,7 +844,6 @@ impl App {
                 challenge: SingleUse::Mark {
                     challenge_id: challenge.id,
                     expires_at: challenge.expires_at,
-                    max_failed_attempts: self.settings.max_failed_attempts,
                 },
                 credential: credential.clone(),
                 now,
@@ -896,8 +963,9 @@ impl App {
         Ok(challenge)
     }
 
-    /// Spec 4.4: the device signs the challenge id. A bad signature is counted; at the
-    /// limit the challenge is rejected.
+    /// Spec 4.4: the device signs the challenge id. The signature is verified first, so a
+    /// valid one is never throttled; a bad one is counted and throttled (see
+    /// [`App::count_failed_signature`]).
     async fn check_device_signature(
         &self,
         challenge: &ApprovalChallenge,
@@ -910,34 +978,43 @@ impl App {
         {
             Ok(()) => Ok(()),
             Err(Error::InvalidSignature) => {
-                self.count_failed_signature(challenge, now).await?;
+                self.count_failed_signature(challenge, request.source, now)
+                    .await?;
                 Err(Error::InvalidSignature)
             }
             Err(other) => Err(other),
         }
     }
 
+    /// A bad signature over a push or QR code (DESIGN 6: throttled, but it never ends or
+    /// rejects a live challenge, so whoever knows only a public key cannot cancel the
+    /// owner's approval). The first `max_failed_attempts` are counted on the challenge and
+    /// answered `invalid_signature`; later ones get 429 until the challenge expires, and write
+    /// nothing. Each counted one is also charged to the source address and the tenant.
     async fn count_failed_signature(
         &self,
         challenge: &ApprovalChallenge,
+        source: Source,
         now: Timestamp,
     ) -> Result<()> {
-        // An ended challenge stays as it ended: bad signatures must not turn an approval
-        // into a rejection.
+        // An ended challenge stays as it ended, and counts nothing more.
         if challenge.state.is_final() {
             return Ok(());
         }
-        let failed_attempts = challenge.failed_attempts + 1;
-        let mut next = if failed_attempts >= self.settings.max_failed_attempts {
-            challenge.moved_to(ApprovalState::Rejected, now)
-        } else {
-            ApprovalChallenge {
-                version: challenge.version + 1,
-                ..challenge.clone()
-            }
+        if challenge.failed_attempts >= self.settings.max_failed_attempts {
+            return Err(Error::throttled(
+                Throttled::FAILED_SIGNATURES,
+                challenge.expires_at.seconds_after(now),
+            ));
+        }
+        self.charge_failed_signature(&challenge.tenant_id, source)
+            .await?;
+        let next = ApprovalChallenge {
+            failed_attempts: challenge.failed_attempts + 1,
+            version: challenge.version + 1,
+            ..challenge.clone()
         };
-        next.failed_attempts = failed_attempts;
-        // Losing this race to another writer is fine: the challenge moved on anyway.
+        // Losing this race to another writer is fine: the count is a throttle, not a lock.
         self.store
             .put_approval(&next, Some(challenge.version))
             .await?;
@@ -1017,6 +1094,86 @@ impl App {
 mod tests {
     use super::*;
     use crate::usecase::testkit::{Device, Kit};
+
+    /// A bad signature's failure count is a new version of the push. An answer that read
+    /// the version before it loses its compare-and-swap (`ChallengeAlreadyUsed`), which
+    /// `answer_challenge` takes as "read again", so the owner's approval still goes through
+    /// (DESIGN 6: bad signatures never end a live challenge, nor make its answer fail).
+    #[tokio::test]
+    async fn an_answer_that_read_before_a_failure_count_is_tried_again() {
+        let kit = Kit::new().await;
+        let phone = Device::new(Namespace::Push);
+        let enrol = kit
+            .track_token("alice", "addAuthenticator", Some("add:authenticators"))
+            .await;
+        let credential = kit
+            .app
+            .add_credential(&kit.tenant, &enrol, phone.add_command())
+            .await
+            .unwrap();
+        let token = kit.track_token("alice", "signIn", None).await;
+        let start = StartPush {
+            action: None,
+            credential: None,
+            number_matching: false,
+        };
+        let started = kit
+            .app
+            .start_push(&kit.tenant, &token, start)
+            .await
+            .unwrap();
+        let slot = ApprovalSlot::Push(kit.user("alice"));
+        let read_before = kit
+            .app
+            .store
+            .get_approval(&kit.tenant.id, &slot)
+            .await
+            .unwrap()
+            .unwrap();
+        let answer = |signature: String| Answer {
+            request: SignedChallengeRequest {
+                namespace: Namespace::Push,
+                challenge_id: started.challenge_id.clone(),
+                public_key: phone.public_key.clone(),
+                signature,
+                source: None,
+            },
+            approved: true,
+            verification_code: None,
+            decision_signature: None,
+        };
+        // Someone who knows only the public key: a signature by another key.
+        let impostor = Device::new(Namespace::Push);
+        assert_eq!(
+            kit.app
+                .answer_challenge(
+                    &kit.tenant,
+                    answer(impostor.sign(started.challenge_id.as_str()))
+                )
+                .await
+                .unwrap_err(),
+            Error::InvalidSignature
+        );
+        let owner = answer(phone.sign(started.challenge_id.as_str()));
+        assert_eq!(
+            kit.app
+                .answer_version(&kit.tenant, &owner, &credential, &read_before)
+                .await
+                .unwrap_err(),
+            Error::ChallengeAlreadyUsed,
+            "the stale read loses"
+        );
+        assert!(kit.app.answer_challenge(&kit.tenant, owner).await.unwrap());
+        let approved = kit
+            .app
+            .store
+            .get_approval(&kit.tenant.id, &slot)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(approved.state, ApprovalState::Approved);
+        assert_eq!(approved.failed_attempts, 1);
+    }
 
     /// The rate limit counts starts over a window longer than a push lives, so the record
     /// that holds them must outlive the push (DynamoDB TTL and the embedded sweep delete by

@@ -1,5 +1,6 @@
 //! One-time challenges and the in-app verify (spec 3.4.4, 6.2; DESIGN 6).
 
+use super::limits::Source;
 use super::tenants::Tenant;
 use super::track::DecisionSubject;
 use crate::App;
@@ -9,7 +10,7 @@ use crate::domain::{
     ChallengeTarget, Credential, IdempotencyKey, Namespace, Outcome, TrackContext,
 };
 use crate::encoding;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Throttled};
 use crate::signature::PublicKey;
 use crate::store::{ActionWrite, SingleUse, VerificationCommit};
 use crate::token::{TokenRequest, VerifiedToken};
@@ -34,6 +35,8 @@ pub struct VerifyCommand {
     pub challenge_id: ChallengeId,
     pub public_key: PublicKey,
     pub signature: String,
+    /// Where the request came from: bad signatures are rate-limited per address (DESIGN 6).
+    pub source: Source,
 }
 
 /// A successful verify: the token for `/validate`, the credential and the action completed.
@@ -108,17 +111,27 @@ impl App {
             .await?
             .ok_or(Error::InvalidCredential)?;
 
-        self.check_challenge_signature(tenant, &challenge, &command.public_key, &command.signature)
-            .await?;
+        self.check_challenge_signature(
+            tenant,
+            &challenge,
+            &command.public_key,
+            &command.signature,
+            command.source,
+        )
+        .await?;
 
         let mut action = self.action_to_complete(&challenge.target, bearer, &credential)?;
+        if let ActionWrite::Create(_) = action {
+            // Kept for `action_retention_days` without any token: bounded per credential.
+            self.charge_device_action(&tenant.id, &credential.id)
+                .await?;
+        }
         self.admit_created_action(tenant, &mut action).await?;
         let commit = VerificationCommit {
             tenant_id: tenant.id.clone(),
             single_use: SingleUse::Mark {
                 challenge_id: challenge.id.clone(),
                 expires_at: challenge.expires_at,
-                max_failed_attempts: self.settings.max_failed_attempts,
             },
             credential: credential.clone(),
             method: command.namespace.verification_method(),
@@ -184,19 +197,25 @@ impl App {
         }
     }
 
-    /// Spec 4.4: the device signs the challenge id itself. A signature that does not verify
-    /// is counted on the challenge's mark; at the limit the challenge is used up (DESIGN 6).
+    /// Spec 4.4: the device signs the challenge id itself. The signature is verified first,
+    /// so a valid one is never throttled. One that does not verify is charged to the source
+    /// address and the tenant (it writes: the mark is a new item), then counted on the
+    /// challenge's mark; past `max_failed_attempts` further bad ones get 429 until the
+    /// challenge expires. The challenge is never used up by them (DESIGN 6).
     pub(crate) async fn check_challenge_signature(
         &self,
         tenant: &Tenant,
         challenge: &Challenge,
         key: &PublicKey,
         signature: &str,
+        source: Source,
     ) -> Result<()> {
         match key.verify(challenge.id.as_str(), signature) {
             Ok(()) => Ok(()),
             Err(Error::InvalidSignature) => {
-                self.store
+                self.charge_failed_signature(&tenant.id, source).await?;
+                let counted = self
+                    .store
                     .record_failed_attempt(
                         &tenant.id,
                         &challenge.id,
@@ -204,6 +223,12 @@ impl App {
                         self.settings.max_failed_attempts,
                     )
                     .await?;
+                if !counted {
+                    return Err(Error::throttled(
+                        Throttled::FAILED_SIGNATURES,
+                        challenge.expires_at.seconds_after(self.now()),
+                    ));
+                }
                 Err(Error::InvalidSignature)
             }
             Err(other) => Err(other),
@@ -403,7 +428,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn wrong_keys_are_refused_and_end_the_challenge_after_the_limit() {
+    async fn wrong_signatures_are_throttled_but_never_end_the_challenge() {
         let kit = Kit::new().await;
         let device = kit.enroll("alice").await;
         let intruder = Device::new(Namespace::InApp);
@@ -433,7 +458,22 @@ mod tests {
                 Error::InvalidSignature
             );
         }
-        // Now even the right signature cannot use it.
+        // Past the limit, further bad signatures are throttled until the challenge expires
+        // (DESIGN 6)...
+        let throttled = kit
+            .app
+            .verify_challenge(&kit.tenant, None, forged.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            throttled.retry_after_seconds(),
+            Some(kit.app.settings().challenge_lifetime_seconds as u64)
+        );
+        // ...but the right signature still uses it, once.
+        kit.app
+            .verify_challenge(&kit.tenant, None, device.verify_command(&challenge))
+            .await
+            .unwrap();
         assert_eq!(
             kit.app
                 .verify_challenge(&kit.tenant, None, device.verify_command(&challenge))

@@ -10,11 +10,13 @@
 //! | [`challenges`] | start a challenge and verify a device signature (3.4.4) |
 //! | [`approvals`] | push and QR-code approval, push credential update (3.4.5 to 3.4.7) |
 //! | [`validate`] | validate a token for the backend (2.4) |
+//! | [`limits`] | rate limits on the writes that need no secret and no token (DESIGN 6) |
 
 pub mod action_configs;
 pub mod approvals;
 pub mod challenges;
 pub mod credentials;
+pub mod limits;
 pub mod tenants;
 pub mod track;
 pub mod users;

@@ -164,6 +164,7 @@ impl Device {
             challenge_id: challenge.id.clone(),
             public_key: self.public_key.clone(),
             signature: self.sign(challenge.id.as_str()),
+            source: None,
         }
     }
 }

@@ -53,6 +53,7 @@ pub enum TableId {
     RemovalReceipts = 7,
     Approvals = 8,
     ActionConfigs = 9,
+    RateLimits = 10,
 }
 
 impl TableId {
@@ -69,6 +70,7 @@ impl TableId {
             RemovalReceipts,
             Approvals,
             ActionConfigs,
+            RateLimits,
         ]
         .get(usize::from(tag))
         .copied()
@@ -168,6 +170,23 @@ impl Tx<'_> {
                 statement
                     .query_row(params![table as i64, key], |row| row.get(0))
                     .optional()
+            })
+            .map_err(sqlite_failure)
+    }
+
+    /// Every item: how many, and their size as [`Engine::live_counts`] says.
+    pub fn live_counts(&self) -> Result<(usize, usize)> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(length(key) + length(value) + 10), 0) FROM items",
+                [],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+            )
+            .map(|(items, bytes)| {
+                (
+                    usize::try_from(items).unwrap_or(usize::MAX),
+                    usize::try_from(bytes).unwrap_or(usize::MAX),
+                )
             })
             .map_err(sqlite_failure)
     }
@@ -401,6 +420,12 @@ impl Engine {
 
     pub fn durability(&self) -> Durability {
         self.durability
+    }
+
+    /// How many items the store holds and their size in bytes (keys, values and 10 bytes of
+    /// overhead each, as the journal engine counted them, so the figures compare).
+    pub fn live_counts(&self) -> Result<(usize, usize)> {
+        self.read(|tx| tx.live_counts())
     }
 
     /// Runs `f` in a read transaction: one consistent snapshot, never waiting for a writer.

@@ -23,6 +23,7 @@
 //! | `RemovalReceipts` | tenant, fingerprint, window | expiry (ms) | that expiry |
 //! | `ActionConfigs` | tenant, action code (or `*`, the tenant default) | [`ActionConfig`] JSON | |
 //! | `Approvals` | tenant, `push`, user / tenant, `qr`, challenge id | [`ApprovalChallenge`] JSON | its `retain_until` |
+//! | `RateLimits` | tenant, bucket key (scope, subject, window, shard) | [`Counter`] JSON | its window's end |
 //!
 //! A data directory written by the engine before SQLite (`trusted-device.journal`) is
 //! imported on first open ([`legacy_journal`]), then renamed aside.
@@ -32,8 +33,8 @@ pub mod legacy_journal;
 
 use super::{
     ActionConfigStore, ActionStore, ActionWrite, ApprovalStore, ChallengeStore, CredentialStore,
-    CredentialUpdate, EnrolmentGuard, InsertOutcome, RemovalReceipt, SingleUse, TenantStore,
-    UserStore, VerificationCommit, VerificationStore,
+    CredentialUpdate, EnrolmentGuard, InsertOutcome, RateBucket, RateLimitStore, RemovalReceipt,
+    SingleUse, TenantStore, UserStore, VerificationCommit, VerificationStore,
 };
 use crate::clock::Timestamp;
 use crate::domain::ActionCode;
@@ -188,8 +189,15 @@ impl EmbeddedStore {
         self.engine.write(f).await
     }
 
+    /// How many records the store holds and their size in bytes (keys, values and a small
+    /// per-record overhead; docs/performance.md measures what anonymous requests can make it
+    /// hold).
+    pub fn live_counts(&self) -> Result<(usize, usize)> {
+        self.engine.live_counts()
+    }
+
     /// Deletes every item whose `expires_at` is at or before `now` (challenge marks, actions,
-    /// removal receipts, approvals past their retention): what DynamoDB's TTL does in
+    /// removal receipts, approvals past their retention, rate-limit counters): what DynamoDB's TTL does in
     /// production. Through the expiry index, [`PURGE_BATCH`] items per transaction, so other
     /// writers wait for one batch at most. Reads never depend on it having run.
     pub async fn purge_expired(&self, now: Timestamp) -> Result<u64> {
@@ -271,6 +279,7 @@ fn stored_expiry(table: TableId, value: &[u8]) -> Result<Option<Timestamp>> {
         TableId::Actions => decode::<Action>(value)?.expires_at(),
         TableId::Approvals => decode::<ApprovalChallenge>(value)?.expires_at(),
         TableId::RemovalReceipts => decode::<Timestamp>(value)?.expires_at(),
+        TableId::RateLimits => decode::<Counter>(value)?.expires_at(),
         TableId::Tenants
         | TableId::SecretIndex
         | TableId::Credentials
@@ -359,7 +368,6 @@ fn use_once(tx: &mut Tx<'_>, tenant: &TenantId, single_use: &SingleUse) -> Resul
         SingleUse::Mark {
             challenge_id,
             expires_at,
-            max_failed_attempts,
         } => {
             let mark_key = mark_key(tenant, challenge_id);
             let mut mark = get::<ChallengeMark>(tx, TableId::ChallengeMarks, &mark_key)?.unwrap_or(
@@ -369,7 +377,7 @@ fn use_once(tx: &mut Tx<'_>, tenant: &TenantId, single_use: &SingleUse) -> Resul
                     expires_at: *expires_at,
                 },
             );
-            if mark.consumed || mark.failed_attempts >= *max_failed_attempts {
+            if mark.consumed {
                 return Err(Error::ChallengeAlreadyUsed);
             }
             mark.consumed = true;
@@ -442,6 +450,49 @@ fn delete_credential_in(tx: &mut Tx<'_>, credential: &Credential) -> Result<()> 
         TableId::UserCredentials,
         &user_credential_key(&credential.tenant_id, &credential.user_id, &credential.id),
     )
+}
+
+// ---------------------------------------------------------------- rate limits
+
+/// A rate limit's counter (see [`RateLimitStore`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Counter {
+    hits: u32,
+    expires_at: Timestamp,
+}
+
+impl Stored for Counter {
+    fn expires_at(&self) -> Option<Timestamp> {
+        Some(self.expires_at)
+    }
+}
+
+#[async_trait]
+impl RateLimitStore for EmbeddedStore {
+    async fn hit(&self, tenant: &TenantId, bucket: &RateBucket, now: Timestamp) -> Result<bool> {
+        self.write(|tx| {
+            let k = key(&[tenant.as_str(), &bucket.key]);
+            // An expired counter counts as empty, whether or not the sweep removed it yet.
+            let hits = get::<Counter>(tx, TableId::RateLimits, &k)?
+                .filter(|c| c.expires_at > now)
+                .map_or(0, |c| c.hits);
+            if hits >= bucket.limit {
+                return Ok(false);
+            }
+            put(
+                tx,
+                TableId::RateLimits,
+                &k,
+                &Counter {
+                    hits: hits + 1,
+                    expires_at: bucket.expires_at,
+                },
+            )?;
+            Ok(true)
+        })
+        .await
+    }
 }
 
 // ---------------------------------------------------------------- tenants
@@ -634,7 +685,7 @@ impl ChallengeStore for EmbeddedStore {
         challenge: &ChallengeId,
         expires_at: Timestamp,
         max_attempts: u32,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let k = mark_key(tenant, challenge);
         self.write(|tx| {
             let mut mark =
@@ -644,10 +695,11 @@ impl ChallengeStore for EmbeddedStore {
                     expires_at,
                 });
             if mark.failed_attempts >= max_attempts {
-                return Ok(());
+                return Ok(false);
             }
             mark.failed_attempts += 1;
-            put(tx, TableId::ChallengeMarks, &k, &mark)
+            put(tx, TableId::ChallengeMarks, &k, &mark)?;
+            Ok(true)
         })
         .await
     }
