@@ -14,7 +14,7 @@
 //!                       --tenant-id ID [--key-file F] [--platform ios|android] [--json]
 //! trusted-device conformance --url URL --tenant-id ID   (secret: TRUSTED_DEVICE_SECRET_KEY)
 //!
-//! STORE: --store embedded [--data-dir ./.trusted-device] [--durability normal|full]  (the default)
+//! STORE: --store embedded [--data-dir ./.trusted-device] [--durability full|normal]  (the default)
 //!        --store dynamodb --table NAME [--endpoint-url URL]
 //! ```
 
@@ -151,13 +151,13 @@ struct StoreArgs {
         default_value = "./.trusted-device"
     )]
     data_dir: PathBuf,
-    /// What an answered write survives on the embedded store: `normal`, a killed process;
-    /// `full`, also a power loss (one disk flush per write).
+    /// What an answered write survives on the embedded store: `full`, also a power loss (a
+    /// disk flush per commit, shared by concurrent writes); `normal`, a killed process.
     #[arg(
         long,
         env = "TRUSTED_DEVICE_DURABILITY",
         value_enum,
-        default_value = "normal"
+        default_value = "full"
     )]
     durability: DurabilityArg,
     #[command(flatten)]
@@ -205,7 +205,8 @@ struct ServeArgs {
     /// Create or update this tenant at start (needs --secret-key).
     #[arg(long, env = "TRUSTED_DEVICE_TENANT_ID", requires = "secret_key")]
     tenant_id: Option<String>,
-    /// The API secret key of --tenant-id (at least 16 characters).
+    /// The API secret key of --tenant-id: at least 32 characters with no guessable pattern,
+    /// e.g. `sk_$(openssl rand -hex 32)` (it is stored as a fast hash).
     #[arg(
         long,
         env = "TRUSTED_DEVICE_SECRET_KEY",
@@ -216,7 +217,8 @@ struct ServeArgs {
     /// Deliver push.created for --tenant-id to this URL (https, or http to localhost).
     #[arg(long, env = "TRUSTED_DEVICE_PUSH_WEBHOOK_URL", requires_all = ["tenant_id", "push_webhook_secret"])]
     push_webhook_url: Option<String>,
-    /// The secret that signs those webhooks (X-Signature-V2); at least 16 characters.
+    /// The secret that signs those webhooks (X-Signature-V2): at least 32 characters with no
+    /// guessable pattern, e.g. `whsec_$(openssl rand -hex 32)`.
     #[arg(
         long,
         env = "TRUSTED_DEVICE_PUSH_WEBHOOK_SECRET",
@@ -256,6 +258,10 @@ struct LimitArgs {
     #[arg(long, env = "TRUSTED_DEVICE_MAX_CONNECTIONS", default_value_t = 1024,
           value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     max_connections: u64,
+    /// Connections served at once from one address (an IPv6 /64); more get 429 and are closed.
+    #[arg(long, env = "TRUSTED_DEVICE_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    max_connections_per_address: u64,
     /// Largest request line and headers, in bytes; larger ones get 431.
     #[arg(long, env = "TRUSTED_DEVICE_MAX_HEADER_BYTES", default_value_t = 16384,
           value_parser = clap::value_parser!(u64).range(1024..=1_048_576))]
@@ -271,6 +277,7 @@ impl LimitArgs {
             body_read_timeout: Duration::from_secs(self.body_read_timeout),
             idle_timeout: Duration::from_secs(self.idle_timeout),
             max_connections: size(self.max_connections),
+            max_connections_per_address: size(self.max_connections_per_address),
             max_header_bytes: size(self.max_header_bytes),
         }
     }

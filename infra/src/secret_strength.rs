@@ -11,7 +11,11 @@
 //!   in a `u64`, so its estimate stops at about 10^19.3: it tells "has a pattern" from "looks
 //!   random", and the length does the rest.
 //!
-//! The same applies to a webhook signing secret, which signs what the tenant's backend trusts.
+//! The same applies to a webhook signing secret, which signs what the tenant's backend trusts
+//! (it is kept in the clear, since it signs: a guessable one lets anyone forge webhooks).
+//!
+//! What this cannot catch: a string that looks random but is not (a published hash, a famous
+//! passphrase zxcvbn's dictionaries lack). The README and the error say to generate secrets.
 
 /// Characters an operator-chosen secret needs at least.
 pub const MIN_CHARS: usize = 32;
@@ -28,8 +32,8 @@ pub fn check(secret: &str, what: &str) -> Result<(), String> {
     let chars = secret.chars().count();
     if chars < MIN_CHARS {
         return Err(format!(
-            "{what} is too short to be stored as a fast hash ({chars} characters; at least \
-             {MIN_CHARS} random ones are needed): {HOW_TO_GENERATE}"
+            "{what} is too short ({chars} characters; at least {MIN_CHARS} random ones are \
+             needed): {HOW_TO_GENERATE}"
         ));
     }
     // zxcvbn's cost grows with the length; past this, length is not the problem.
@@ -40,7 +44,7 @@ pub fn check(secret: &str, what: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "{what} has a guessable pattern (words, sequences or repeats: about \
-             10^{guesses_log10:.0} guesses), and it is stored as a fast hash: {HOW_TO_GENERATE}"
+             10^{guesses_log10:.0} guesses): {HOW_TO_GENERATE}"
         ))
     }
 }
@@ -66,7 +70,7 @@ mod tests {
             // 32 random bytes, as `tenant create` and `openssl rand -hex 32` make them.
             "sk_3f9c1e0b7a5d48e2b6c09f1d7e3a5b8c2d4f6a8b0c1e3d5f7a9b1c3d5e7f9a0b",
             "sk_q2Vx9LmT4rB7nY1cK8wZ3pD6sF0hJ5gA2uE7iO4tR9yW",
-            "whsec_node_compat_5d41402abc4b2a76b9719d911017c592",
+            "whsec_node_compat_9b74c9897bac770ffc029102a200c5de",
         ] {
             check(strong, "The secret key").unwrap();
         }

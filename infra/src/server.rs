@@ -15,6 +15,10 @@
 //!   refused: it is accepted only when one closes, and waits in the kernel's listen backlog
 //!   until then (the timeouts above bound how long a slot can be held by a client that does
 //!   nothing).
+//! - **Connections per address**: at most `max_connections_per_address` from one address
+//!   (an IPv6 address counted by its /64, as the rate limits count it) are served at once, so
+//!   one client that keeps its connections busy cannot take every slot. A connection past it is
+//!   answered `429 too_many_requests` in the error shape, with `Retry-After`, and closed.
 //! - **Header size**: a request line and headers over `max_header_bytes` get `431
 //!   request_header_fields_too_large` in the error shape. hyper's read buffer is set to four
 //!   times that (at least 64 KiB): a head larger than the buffer, or with more than 100
@@ -39,7 +43,7 @@ use shared::error::Error;
 use shared::http::{BodyReadTimedOut, normalize_path};
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -58,6 +62,7 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    pub max_connections_per_address: usize,
     pub max_header_bytes: usize,
 }
 
@@ -68,6 +73,7 @@ impl Default for Limits {
             body_read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            max_connections_per_address: 64,
             max_header_bytes: 16 * 1024,
         }
     }
@@ -92,6 +98,7 @@ pub async fn serve(
     let permits = u32::try_from(limits.max_connections.clamp(1, 1 << 20)).unwrap_or(1 << 20);
     let slots = Arc::new(Semaphore::new(permits as usize));
     let (closing, closing_seen) = watch::channel(false);
+    let per_address = PerAddress::default();
     tokio::pin!(shutdown);
     loop {
         // A slot first, then accept: at the cap, new connections wait in the listen backlog.
@@ -118,10 +125,18 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(held) = per_address.admit(peer, limits.max_connections_per_address) else {
+            tokio::spawn(async move {
+                refuse_connection(stream).await;
+                drop(slot);
+            });
+            continue;
+        };
         let router = router.clone();
         let closing = closing_seen.clone();
         tokio::spawn(async move {
             serve_connection(stream, peer, router, limits, closing).await;
+            drop(held);
             drop(slot);
         });
     }
@@ -131,6 +146,82 @@ pub async fn serve(
     // Each connection holds its slot until it has closed: all slots back means all closed.
     let _ = slots.acquire_many(permits).await;
     Ok(())
+}
+
+/// Open connections per address (see the module docs).
+#[derive(Clone, Default)]
+struct PerAddress(Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>>);
+
+/// One connection counted against its address; uncounted when dropped.
+struct AddressSlot {
+    counts: PerAddress,
+    address: IpAddr,
+}
+
+impl PerAddress {
+    /// Counts a connection from `peer`, unless its address already has `cap` open.
+    fn admit(&self, peer: SocketAddr, cap: usize) -> Option<AddressSlot> {
+        let address = address_key(peer.ip());
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let open = counts.entry(address).or_insert(0);
+        if *open >= cap.max(1) {
+            return None;
+        }
+        *open += 1;
+        Some(AddressSlot {
+            counts: self.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(open) = counts.get_mut(&self.address) {
+            *open -= 1;
+            if *open == 0 {
+                counts.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// An address as the limits count it: IPv4 (an IPv4-mapped IPv6 address too), or an IPv6
+/// address's /64, which is what one host usually gets.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
+/// Answers a connection over its address's cap with `429` in the error shape, and closes it.
+async fn refuse_connection(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt as _;
+    let body = serde_json::json!({
+        "error": "too_many_requests",
+        "errorCode": "too_many_requests",
+        "errorDescription": "Too many connections from this address; retry later.",
+    })
+    .to_string();
+    let answer = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // Bounded: a client that does not read its answer does not keep the task.
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 async fn serve_connection(

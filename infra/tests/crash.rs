@@ -7,6 +7,8 @@
 //!   used up (the challenge cannot verify again), and an action still `CHALLENGE_REQUIRED`
 //!   never has its challenge used up (a retry of that verify succeeds);
 //! - no challenge verified twice, across the crashes.
+//!
+//! Half the starts run at `--durability full`, whose writes go through group commit.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -15,7 +17,7 @@ use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,7 +46,8 @@ fn random_u64() -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-fn start_server(port: u16, data_dir: &std::path::Path) -> Child {
+/// Every other start runs at `--durability full` (group commit), the others at the default.
+fn start_server(port: u16, data_dir: &std::path::Path, full: bool) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -58,6 +61,7 @@ fn start_server(port: u16, data_dir: &std::path::Path) -> Child {
             "--data-dir",
         ])
         .arg(data_dir.join("data"))
+        .args(["--durability", if full { "full" } else { "normal" }])
         .env("TRUSTED_DEVICE_TENANT_ID", TENANT)
         .env("TRUSTED_DEVICE_SECRET_KEY", secret())
         .env("RUST_LOG", "warn")
@@ -141,7 +145,13 @@ struct Seen {
     flows_completed: u32,
 }
 
-async fn run_user(user: String, device: Arc<Device>, base: String, stop: Arc<AtomicBool>) -> Seen {
+async fn run_user(
+    user: String,
+    device: Arc<Device>,
+    base: String,
+    stop: Arc<AtomicBool>,
+    answered: Arc<AtomicU64>,
+) -> Seen {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -164,6 +174,7 @@ async fn run_user(user: String, device: Arc<Device>, base: String, stop: Arc<Ato
                 assert_eq!(body["state"], "CHALLENGE_REQUIRED", "{body}");
                 let token = body["token"].as_str().unwrap().to_owned();
                 seen.tracked.push((key.clone(), token.clone()));
+                answered.fetch_add(1, Ordering::SeqCst);
                 token
             }
             Ok((status, body)) => panic!("track answered {status}: {body}"),
@@ -240,6 +251,7 @@ async fn run_user(user: String, device: Arc<Device>, base: String, stop: Arc<Ato
             assert_eq!(body["isValid"], true, "{body}");
             assert_eq!(body["state"], "CHALLENGE_SUCCEEDED", "{body}");
             seen.flows_completed += 1;
+            answered.fetch_add(1, Ordering::SeqCst);
         }
     }
     seen
@@ -251,7 +263,7 @@ fn answered_writes_survive_sigkill_and_nothing_is_half_done() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}/v1");
-    let mut server = start_server(port, dir.path());
+    let mut server = start_server(port, dir.path(), false);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -291,6 +303,8 @@ fn answered_writes_survive_sigkill_and_nothing_is_half_done() {
     });
 
     let stop = Arc::new(AtomicBool::new(false));
+    // Tracks and flows answered so far: each kill waits until the restarted server is busy.
+    let answered = Arc::new(AtomicU64::new(0));
     let clients: Vec<_> = devices
         .iter()
         .map(|(user, device)| {
@@ -299,18 +313,26 @@ fn answered_writes_survive_sigkill_and_nothing_is_half_done() {
                 device.clone(),
                 base.clone(),
                 stop.clone(),
+                answered.clone(),
             ))
         })
         .collect();
 
-    // Kill at random moments, 30 to 400 ms after each start, and start again.
     let kills_done = Arc::new(Mutex::new(0));
-    for _ in 0..KILLS {
-        std::thread::sleep(Duration::from_millis(30 + random_u64() % 370));
+    for kill in 0..KILLS {
+        // Once the clients have had 20 answers from this start, kill at a random moment of
+        // the next 100 ms: always in the middle of requests, tracks and verifies among them.
+        let since = answered.load(Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while answered.load(Ordering::SeqCst) < since + 20 {
+            assert!(Instant::now() < deadline, "no progress after a restart");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(random_u64() % 100));
         server.kill().unwrap(); // SIGKILL
         server.wait().unwrap();
         *kills_done.lock().unwrap() += 1;
-        server = start_server(port, dir.path());
+        server = start_server(port, dir.path(), kill % 2 == 0);
     }
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::SeqCst);

@@ -207,6 +207,17 @@ impl<T: DeserializeOwned> FromRequest<SharedApp> for JsonBody<T> {
 
     async fn from_request(request: Request, app: &SharedApp) -> Result<Self, Error> {
         let limit = app.settings().max_body_bytes;
+        // A body declared over the limit is refused before a byte of it is read: the client
+        // waits for no read timeout, and an `Expect: 100-continue` client is never told to
+        // send it (hyper answers `100 Continue` only once the body is read).
+        let declared = request
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| text.trim().parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit as u64) {
+            return Err(Error::PayloadTooLarge(limit));
+        }
         let bytes = axum::body::to_bytes(request.into_body(), limit)
             .await
             .map_err(|error| body_read_error(&error, limit))?;

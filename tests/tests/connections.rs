@@ -27,6 +27,7 @@ fn limits() -> Limits {
         body_read_timeout: Duration::from_millis(400),
         idle_timeout: Duration::from_millis(1500),
         max_connections: 64,
+        max_connections_per_address: 64,
         max_header_bytes: 16 * 1024,
     }
 }
@@ -484,4 +485,87 @@ mod any_bytes {
             prop_assert_eq!(answer.map(|a| a.status), Some(404));
         }
     }
+}
+
+/// One address cannot take every slot by keeping its connections busy (found by an
+/// adversarial review of issue #11): past its own cap a connection is answered 429 in the
+/// error shape and closed, while the server still has room for others.
+#[tokio::test]
+async fn one_address_cannot_hold_more_than_its_share_of_connections() {
+    let server = start(Limits {
+        max_connections: 16,
+        max_connections_per_address: 2,
+        header_read_timeout: Duration::from_secs(10),
+        ..limits()
+    })
+    .await;
+    let mut held = Vec::new();
+    for user in ["one", "two"] {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(track_request(user).as_bytes())
+            .await
+            .unwrap();
+        let answer = read_answer(&mut stream, Duration::from_secs(3))
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 200);
+        held.push(stream);
+    }
+    let mut third = TcpStream::connect(server.addr).await.unwrap();
+    let answer = read_answer(&mut third, Duration::from_secs(3))
+        .await
+        .expect("answered at once");
+    assert_eq!(answer.status, 429);
+    let body: Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(body["errorCode"], "too_many_requests");
+    assert!(
+        read_until_closed(&mut third, Duration::from_secs(2))
+            .await
+            .is_some()
+    );
+
+    // Once one of them closes, the address may connect again.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut again = TcpStream::connect(server.addr).await.unwrap();
+    again
+        .write_all(track_request("three").as_bytes())
+        .await
+        .unwrap();
+    let answer = read_answer(&mut again, Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    server.stop().await;
+}
+
+/// A body declared over the limit is refused before it is sent: no wait for the body read
+/// timeout, and no `100 Continue` invitation to send it.
+#[tokio::test]
+async fn a_body_declared_over_the_limit_is_413_at_once() {
+    let server = start(Limits {
+        body_read_timeout: Duration::from_secs(10),
+        ..limits()
+    })
+    .await;
+    for expect in ["", "Expect: 100-continue\r\n"] {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let request = format!(
+            "POST /v1/users/alice/actions/signIn HTTP/1.1\r\nHost: test\r\n\
+             Authorization: {}\r\nContent-Type: application/json\r\n{expect}\
+             Content-Length: 99999999999\r\n\r\n",
+            basic()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let started = Instant::now();
+        let answer = read_answer(&mut stream, Duration::from_secs(3))
+            .await
+            .expect("answered at once");
+        assert_eq!(answer.status, 413, "{expect}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let body: Value = serde_json::from_slice(&answer.body).unwrap();
+        assert_eq!(body["errorCode"], "payload_too_large");
+    }
+    server.stop().await;
 }

@@ -869,3 +869,34 @@ async fn a_device_cannot_complete_an_action_that_rules_on_track_data_would_block
     assert_eq!(validated["isValid"], true, "{validated}");
     assert_eq!(validated["state"], "CHALLENGE_SUCCEEDED");
 }
+
+/// A backend that passes a raw forwarded-for list, or an address with a port, as `ipAddress`
+/// must not slip past an IP-range BLOCK: such an address cannot be read, so the rule fails
+/// closed (found by an adversarial review of issue #11).
+#[tokio::test]
+async fn an_ip_range_block_fails_closed_on_an_address_that_is_not_one() {
+    let h = Harness::start().await;
+    block_pay_when(
+        &h,
+        json!({"ip_in_cidr": [{"var": "ip.address"}, "10.0.0.0/8"]}),
+    )
+    .await;
+    for address in [
+        "10.1.2.3",
+        "10.1.2.3, 8.8.8.8",
+        "10.1.2.3:443",
+        "[::ffff:10.1.2.3]",
+        "127.1",
+    ] {
+        assert!(
+            blocked(&h, "alice", json!({"ipAddress": address})).await,
+            "{address}"
+        );
+    }
+    for address in ["8.8.8.8", "::ffff:8.8.8.8", " 8.8.8.8 "] {
+        assert!(
+            !blocked(&h, "alice", json!({"ipAddress": address})).await,
+            "{address}"
+        );
+    }
+}

@@ -313,7 +313,7 @@ pub enum RuleResult {
         matched: bool,
     },
     /// Not evaluated: it reads data points nobody vouched for ([`Provenance::DeviceCreated`]),
-    /// so it fails closed: taken as matched if it is a `BLOCK` or `REVIEW` rule.
+    /// or an `ipAddress` that is not an address, so it fails closed: taken as matched if it is a `BLOCK` or `REVIEW` rule.
     Unvouched {
         data_points: Vec<String>,
         assumed_match: bool,
@@ -369,7 +369,13 @@ impl Decision {
 pub enum Provenance {
     /// A track: the tenant's backend, authenticated by its secret key, sent the request's
     /// data points (spec 2.3), so every data point is what the backend says it is.
-    Track,
+    Track {
+        /// The backend sent an `ipAddress` that is not one IP address (a forwarded-for list,
+        /// an address with a port or brackets, a legacy form like `127.1`). `ip.*` cannot be
+        /// evaluated honestly, so a rule that reads it fails closed: otherwise an IP-range
+        /// block would let through exactly the requests whose address was garbled.
+        ip_unreadable: bool,
+    },
     /// An action a device creates without a track (tenant-Basic in-app verify, an anonymous
     /// QR code, spec 3.4.4 and 3.4.7). No backend vouched for anything: the request's data
     /// points are absent or came from the unauthenticated caller, so a rule that reads one
@@ -385,16 +391,21 @@ impl Provenance {
     /// The data points `rule` reads that nobody vouched for (none on a track, so a track
     /// pays nothing for this).
     fn unvouched_reads(self, rule: &Rule) -> Vec<String> {
-        let Provenance::DeviceCreated { ip_observed } = self else {
-            return Vec::new();
+        let vouched: &dyn Fn(&str) -> bool = match self {
+            Provenance::Track {
+                ip_unreadable: false,
+            } => return Vec::new(),
+            Provenance::Track {
+                ip_unreadable: true,
+            } => &|name| !signals::is_ip_data_point(name),
+            Provenance::DeviceCreated { ip_observed } => {
+                &move |name| signals::is_vouched_on_device_path(name, ip_observed)
+            }
         };
         // Configs are validated when saved, so this lists every `var` and `missing` name.
         // Conditions that do not validate cannot be read: they fail closed too.
         match rules::validate(&rule.conditions, &signals::is_known) {
-            Ok(names) => names
-                .into_iter()
-                .filter(|name| !signals::is_vouched_on_device_path(name, ip_observed))
-                .collect(),
+            Ok(names) => names.into_iter().filter(|name| !vouched(name)).collect(),
             Err(_) => vec!["(conditions that do not validate)".to_owned()],
         }
     }
@@ -409,7 +420,15 @@ pub fn decide(
     is_enrolled: bool,
     evaluate_all: bool,
 ) -> Decision {
-    decide_with(config, data, is_enrolled, evaluate_all, Provenance::Track)
+    decide_with(
+        config,
+        data,
+        is_enrolled,
+        evaluate_all,
+        Provenance::Track {
+            ip_unreadable: false,
+        },
+    )
 }
 
 /// [`decide`], for data points of the given [`Provenance`]. A rule that reads a data point

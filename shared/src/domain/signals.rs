@@ -210,9 +210,20 @@ pub fn is_known(name: &str) -> bool {
 /// track's backend would have vouched for, because here it is absent or claimed by the
 /// unauthenticated caller: `custom.*`, `userAgent` and `device.isBot` (any user agent can be
 /// sent), `device.id` and `device.isNew` (no device id), `user.email`, `user.phoneNumber`.
+/// Whether `name` is computed from the request's IP address.
+pub fn is_ip_data_point(name: &str) -> bool {
+    matches!(name, "ip.address" | "ip.version" | "ip.isPrivate")
+}
+
+/// Whether `ipAddress` was given but is not one IP address, so `ip.*` cannot be read
+/// honestly (see `policy::Provenance::Track`).
+pub fn is_unreadable_ip(ip_address: Option<&str>) -> bool {
+    ip_address.is_some_and(|text| text.trim().parse::<IpAddr>().is_err())
+}
+
 pub fn is_vouched_on_device_path(name: &str, ip_observed: bool) -> bool {
     match name {
-        "ip.address" | "ip.version" | "ip.isPrivate" => ip_observed,
+        name if is_ip_data_point(name) => ip_observed,
         "action.code" => true,
         // Computed from a device id, which nobody sent.
         "device.isNew" => false,

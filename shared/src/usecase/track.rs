@@ -73,7 +73,11 @@ impl App {
                     context: &command.context,
                     email: command.email.as_deref(),
                     phone_number: command.phone_number.as_deref(),
-                    provenance: policy::Provenance::Track,
+                    provenance: policy::Provenance::Track {
+                        ip_unreadable: signals::is_unreadable_ip(
+                            command.context.ip_address.as_deref(),
+                        ),
+                    },
                 },
             )
             .await?;

@@ -290,7 +290,16 @@ fn device_created_actions_fail_closed_on_data_points_nobody_vouched_for() {
 
     // On a track the values decide: a trusted address allows.
     assert_eq!(
-        decide_with(&effective, &small, true, false, Provenance::Track).outcome,
+        decide_with(
+            &effective,
+            &small,
+            true,
+            false,
+            Provenance::Track {
+                ip_unreadable: false
+            }
+        )
+        .outcome,
         Outcome::Allow
     );
     // On a device path, the claimed address cannot allow and the claimed amount cannot
@@ -321,4 +330,38 @@ fn device_created_actions_fail_closed_on_data_points_nobody_vouched_for() {
         decide_with(&effective, &data, true, false, device).outcome,
         Outcome::Challenge
     );
+}
+
+/// A track whose `ipAddress` is not one address (a forwarded-for list, a port): an IP-range
+/// BLOCK must not let it through, so rules on `ip.*` fail closed as on a device path.
+#[test]
+fn an_unreadable_ip_address_on_a_track_fails_closed() {
+    let wire = config(json!({
+        "actionCode": "wire",
+        "defaultOutcome": "ALLOW",
+        "rules": [rule("lan", 0, "BLOCK", json!({"ip_in_cidr": [{"var": "ip.address"}, "10.0.0.0/8"]}))]
+    }));
+    let effective = EffectiveConfig::new(Some(wire), None);
+    let listed = json!({"ip": {"address": "10.1.2.3, 8.8.8.8"}});
+    let garbled = Provenance::Track {
+        ip_unreadable: true,
+    };
+    assert_eq!(
+        decide_with(&effective, &listed, true, false, garbled).outcome,
+        Outcome::Block
+    );
+    assert!(crate::domain::signals::is_unreadable_ip(Some(
+        "10.1.2.3, 8.8.8.8"
+    )));
+    assert!(crate::domain::signals::is_unreadable_ip(Some(
+        "10.1.2.3:443"
+    )));
+    assert!(crate::domain::signals::is_unreadable_ip(Some("127.1")));
+    assert!(!crate::domain::signals::is_unreadable_ip(Some(
+        " 10.1.2.3 "
+    )));
+    assert!(!crate::domain::signals::is_unreadable_ip(Some(
+        "::ffff:10.1.2.3"
+    )));
+    assert!(!crate::domain::signals::is_unreadable_ip(None));
 }

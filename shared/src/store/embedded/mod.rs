@@ -81,7 +81,7 @@ pub struct JournalImport {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the database at `path` with the default [`Durability`].
+    /// Opens (or creates) the database at `path` with the default [`Durability`] (full).
     pub fn open(path: &Path) -> std::result::Result<Self, OpenError> {
         Self::open_with(path, Durability::default())
     }
@@ -1192,6 +1192,16 @@ mod tests {
         store.set_read_only_fault(false).unwrap();
         store.put_tenant(&tenant).await.unwrap();
         assert!(store.get_tenant(&tenant.id).await.unwrap().is_some());
+    }
+
+    /// The default (full durability, group commit) runs the suite above; this is the other
+    /// level, whose writes run on the caller's thread, concurrent scenes included.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn conformance_on_disk_at_normal_durability() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            EmbeddedStore::open_with(&dir.path().join(DB_FILE), Durability::Normal).unwrap();
+        crate::store::conformance::run_all(Arc::new(store)).await;
     }
 
     #[test]
