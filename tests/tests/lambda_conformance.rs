@@ -13,14 +13,8 @@ use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
-use shared::App;
-use shared::clock::SystemClock;
-use shared::config::Settings;
-use shared::domain::TenantId;
-use shared::store::dynamodb::local::{LocalDynamo, unique_table};
-use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
+use shared::store::dynamodb::local::LocalDynamo;
 use shared::testing::runtime_api::{Outcome, RuntimeApi};
-use shared::usecase::tenants::ApiSecret;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::sync::Arc;
@@ -230,24 +224,9 @@ async fn conformance_passes_against_the_four_lambda_functions_through_the_runtim
     tokio::task::spawn_blocking(build_functions).await.unwrap();
 
     let local = LocalDynamo::start().await;
-    let table = unique_table("lambda-conformance");
-    let config = DynamoConfig {
-        endpoint_url: Some(local.endpoint()),
-    };
-    let meter = UsageMeter::default();
-    let client = dynamodb::client(&config, meter.clone()).await;
-    dynamodb::create_table(&client, &table).await.unwrap();
-    let app = App::new(
-        Arc::new(DynamoStore::new(client, &table, meter)),
-        Arc::new(SystemClock),
-        Settings::default(),
-    );
-    app.ensure_tenant(
-        &TenantId::parse(TENANT).unwrap(),
-        &ApiSecret::parse(SECRET).unwrap(),
-    )
-    .await
-    .unwrap();
+    let table = local
+        .table_with_tenant("lambda-conformance", TENANT, SECRET)
+        .await;
 
     let mut runtimes = Vec::new();
     let mut children = Children(Vec::new());

@@ -3,14 +3,8 @@
 //! and invoked with API Gateway events from `events/`.
 
 use serde_json::Value;
-use shared::App;
-use shared::clock::SystemClock;
-use shared::config::Settings;
-use shared::domain::TenantId;
-use shared::store::dynamodb::local::{LocalDynamo, unique_table};
-use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
+use shared::store::dynamodb::local::LocalDynamo;
 use shared::testing::runtime_api::{Outcome, RuntimeApi};
-use shared::usecase::tenants::ApiSecret;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -40,24 +34,9 @@ fn api_gateway_response(outcome: Outcome) -> (u64, Value, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bootstrap_binary_answers_api_gateway_events_through_the_runtime_api() {
     let local = LocalDynamo::start().await;
-    let table = unique_table("bootstrap");
-    let config = DynamoConfig {
-        endpoint_url: Some(local.endpoint()),
-    };
-    let meter = UsageMeter::default();
-    let client = dynamodb::client(&config, meter.clone()).await;
-    dynamodb::create_table(&client, &table).await.unwrap();
-    let app = App::new(
-        Arc::new(DynamoStore::new(client, &table, meter)),
-        Arc::new(SystemClock),
-        Settings::default(),
-    );
-    app.ensure_tenant(
-        &TenantId::parse("fixture-tenant").unwrap(),
-        &ApiSecret::parse(FIXTURE_SECRET).unwrap(),
-    )
-    .await
-    .unwrap();
+    let table = local
+        .table_with_tenant("bootstrap", "fixture-tenant", FIXTURE_SECRET)
+        .await;
 
     let runtime = RuntimeApi::start().await.unwrap();
     let mut child = runtime

@@ -1847,6 +1847,37 @@ pub mod local {
         }
     }
 
+    impl LocalDynamo {
+        /// A fresh table on this server, named after `prefix`, in which `tenant` holds
+        /// `secret`: what a Lambda function's binary needs before its first event (the
+        /// bootstrap, Lambda conformance and init-time tests).
+        pub async fn table_with_tenant(&self, prefix: &str, tenant: &str, secret: &str) -> String {
+            use crate::usecase::tenants::ApiSecret;
+            use std::sync::Arc;
+            let table = unique_table(prefix);
+            let meter = super::UsageMeter::default();
+            let config = super::DynamoConfig {
+                endpoint_url: Some(self.endpoint()),
+            };
+            let client = super::client(&config, meter.clone()).await;
+            super::create_table(&client, &table)
+                .await
+                .expect("a table on the local server");
+            let app = crate::App::new(
+                Arc::new(super::DynamoStore::new(client, &table, meter)),
+                Arc::new(crate::clock::SystemClock),
+                crate::config::Settings::default(),
+            );
+            app.ensure_tenant(
+                &crate::domain::TenantId::parse(tenant).expect("a valid tenant id"),
+                &ApiSecret::parse(secret).expect("a valid secret"),
+            )
+            .await
+            .expect("the tenant stored");
+            table
+        }
+    }
+
     /// A table name no other test uses.
     pub fn unique_table(prefix: &str) -> String {
         use std::sync::atomic::{AtomicU64, Ordering};

@@ -8,16 +8,9 @@
 //! ```
 
 use e2e_tests::lambda_events::{FIXTURES, SECRET_KEY, TENANT_ID, fixture_path};
-use shared::App;
-use shared::clock::SystemClock;
-use shared::config::Settings;
-use shared::domain::TenantId;
-use shared::store::dynamodb::local::{LocalDynamo, unique_table};
-use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
+use shared::store::dynamodb::local::LocalDynamo;
 use shared::testing::runtime_api::{Outcome, RuntimeApi};
-use shared::usecase::tenants::ApiSecret;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const FUNCTIONS: [(&str, &str); 4] = [
@@ -34,27 +27,9 @@ async fn main() {
     let runs: usize = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(15);
 
     let local = LocalDynamo::start().await;
-    let table = unique_table("measure");
-    let meter = UsageMeter::default();
-    let client = dynamodb::client(
-        &DynamoConfig {
-            endpoint_url: Some(local.endpoint()),
-        },
-        meter.clone(),
-    )
-    .await;
-    dynamodb::create_table(&client, &table).await.unwrap();
-    let app = App::new(
-        Arc::new(DynamoStore::new(client, &table, meter)),
-        Arc::new(SystemClock),
-        Settings::default(),
-    );
-    app.ensure_tenant(
-        &TenantId::parse(TENANT_ID).unwrap(),
-        &ApiSecret::parse(SECRET_KEY).unwrap(),
-    )
-    .await
-    .unwrap();
+    let table = local
+        .table_with_tenant("measure", TENANT_ID, SECRET_KEY)
+        .await;
 
     println!(
         "| function | binary (bytes) | init to first response, median (ms) | min | max | warm invocation, median (ms) |"
