@@ -337,7 +337,18 @@ fn encode_uri_component(text: &str) -> String {
 
 fn random_hex(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut buffer);
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut buffer).is_err() {
+        // No system randomness: the names need only differ between runs (two runs on one
+        // tenant must not share, and so delete, each other's users), so the clock and the
+        // process id will do.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let seed = nanos ^ (u128::from(std::process::id()) << 96);
+        for (byte, source) in buffer.iter_mut().zip(seed.to_le_bytes().iter().cycle()) {
+            *byte = *source;
+        }
+    }
     hex::encode(buffer)
 }
 
@@ -1183,9 +1194,9 @@ pub struct ConformanceArgs {
 
 /// Runs the checks and prints them; `Err` when any failed (the process then exits non-zero).
 pub async fn cli(args: ConformanceArgs) -> Result<(), String> {
-    if !(args.url.starts_with("http://") || args.url.starts_with("https://")) {
-        return Err("--url must start with http:// or https://".into());
-    }
+    // The secret key goes in every Server API request: never in clear text over a network
+    // (the webhook's URL policy: https, or http to this machine).
+    shared::webhook::check_url(&args.url).map_err(|problem| format!("--url: {problem}"))?;
     let report = run(Options {
         base_url: args.url,
         tenant_id: args.tenant_id,

@@ -154,9 +154,8 @@ async fn run_inner(args: DeviceArgs) -> Result<String, DeviceError> {
         PlatformArg::Ios => Platform::Ios,
         PlatformArg::Android => Platform::Android,
     };
-    if !(args.url.starts_with("http://") || args.url.starts_with("https://")) {
-        return Err(local("--url must start with http:// or https://"));
-    }
+    // Track tokens and signatures go out: https, or http to this machine only.
+    shared::webhook::check_url(&args.url).map_err(|problem| local(format!("--url: {problem}")))?;
     let (key, created) = match &args.command {
         DeviceCommand::Enroll { .. } => DeviceKey::load_or_create(&args.key_file)?,
         _ => (DeviceKey::load(&args.key_file)?, false),

@@ -9,13 +9,9 @@
 use axum::body::Bytes;
 use axum::http::{HeaderName, HeaderValue, Method, Request};
 use http_body_util::{BodyExt as _, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use std::sync::Arc;
 use std::time::Duration;
 
-type Inner = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+type Inner = shared::webhook::HttpsClient;
 
 /// How long one request may take, connection included.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -55,15 +51,8 @@ impl HttpResponse {
 impl HttpClient {
     /// Builds the client; the system's root certificates are loaded here, once.
     pub fn new() -> Result<HttpClient, String> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(provider)
-            .map_err(|e| format!("TLS set-up failed (no usable root certificates?): {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
         Ok(HttpClient {
-            inner: Client::builder(TokioExecutor::new()).build(connector),
+            inner: shared::webhook::https_client()?,
         })
     }
 

@@ -567,6 +567,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         (Some(id), Some(secret)) => {
             let id = TenantId::parse(id).map_err(|e| e.description().into_owned())?;
             secret_strength::check(&secret, "The secret key (--secret-key)")?;
+            // Every secret is checked before the tenant is touched: a refused one changes nothing.
+            if let Some(webhook_secret) = &args.push_webhook_secret {
+                secret_strength::check(
+                    webhook_secret,
+                    "The webhook secret (--push-webhook-secret)",
+                )?;
+            }
             let secret = ApiSecret::parse(&secret).map_err(|e| e.description().into_owned())?;
             let created = app
                 .ensure_tenant(&id, &secret)
@@ -574,7 +581,6 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             let verb = if created { "created" } else { "updated" };
             if let (Some(url), Some(secret)) = (args.push_webhook_url, args.push_webhook_secret) {
-                secret_strength::check(&secret, "The webhook secret (--push-webhook-secret)")?;
                 let change = TenantSettingsChange {
                     push_webhook: Some(Some(WebhookEndpoint { url, secret })),
                     ..TenantSettingsChange::default()

@@ -161,7 +161,7 @@ struct AddressSlot {
 impl PerAddress {
     /// Counts a connection from `peer`, unless its address already has `cap` open.
     fn admit(&self, peer: SocketAddr, cap: usize) -> Option<AddressSlot> {
-        let address = address_key(peer.ip());
+        let address = shared::usecase::limits::source_prefix(peer.ip());
         let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let open = counts.entry(address).or_insert(0);
         if *open >= cap.max(1) {
@@ -184,21 +184,6 @@ impl Drop for AddressSlot {
                 counts.remove(&self.address);
             }
         }
-    }
-}
-
-/// An address as the limits count it: IPv4 (an IPv4-mapped IPv6 address too), or an IPv6
-/// address's /64, which is what one host usually gets.
-fn address_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-                IpAddr::V6(std::net::Ipv6Addr::from(prefix))
-            }
-        },
     }
 }
 

@@ -252,6 +252,71 @@ fn a_short_or_guessable_secret_is_refused_with_a_clear_message() {
     }
 }
 
+/// A webhook secret signs what the tenant's backend trusts: the same rule. `serve` checks it
+/// before it touches the tenant, so a refused one leaves the store as it was.
+#[test]
+fn a_guessable_webhook_secret_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let strong = "sk_cli_webhook_3c9a1f7e5d2b8c4a6e0f1d3b5a7c9e2f";
+    let output = Command::new(BIN)
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--tenant-id",
+            "hooked",
+            "--secret-key",
+            strong,
+            "--push-webhook-url",
+            "http://127.0.0.1:9/push",
+            "--push-webhook-secret",
+            "whsec_short",
+            "--data-dir",
+            data_dir,
+        ])
+        .env_remove("TRUSTED_DEVICE_PUSH_WEBHOOK_SECRET")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--push-webhook-secret") && stderr.contains("too short"),
+        "{stderr}"
+    );
+    // The tenant was not created: creating it now works.
+    let (ok, _, err) = run_cli(&[
+        "tenant",
+        "create",
+        "--tenant-id",
+        "hooked",
+        "--data-dir",
+        data_dir,
+    ]);
+    assert!(ok, "{err}");
+
+    let configured = Command::new(BIN)
+        .args([
+            "tenant",
+            "configure",
+            "--tenant-id",
+            "hooked",
+            "--push-webhook-url",
+            "https://hooks.example.com/push",
+            "--data-dir",
+            data_dir,
+        ])
+        .env(
+            "TRUSTED_DEVICE_PUSH_WEBHOOK_SECRET",
+            "whsec_passwordpasswordpasswordpassword",
+        )
+        .output()
+        .unwrap();
+    assert!(!configured.status.success());
+    let stderr = String::from_utf8_lossy(&configured.stderr);
+    assert!(stderr.contains("guessable pattern"), "{stderr}");
+}
+
 #[test]
 fn table_create_tenant_create_and_serve_on_dynamodb() {
     // A DynamoDB-compatible server on a free loopback port, for the binary to talk to.

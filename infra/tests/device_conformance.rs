@@ -983,6 +983,33 @@ async fn a_refused_secret_or_a_wrong_url_is_one_plain_error() {
     .await;
     assert_eq!(code, 1);
     assert!(stderr.contains("cannot reach http://127.0.0.1"), "{stderr}");
+
+    // The secret never goes in clear text over a network: plain http only to this machine.
+    // (A closed port on 127.0.0.2 would answer "cannot reach"; this is refused before.)
+    for (command, envs) in [
+        (
+            "conformance",
+            vec![("TRUSTED_DEVICE_SECRET_KEY", SECRET.to_owned())],
+        ),
+        ("device", vec![]),
+    ] {
+        let mut args: Vec<String> = vec![
+            command.into(),
+            "--url".into(),
+            "http://staging.example.com/v1".into(),
+            "--tenant-id".into(),
+            TENANT.into(),
+        ];
+        if command == "device" {
+            args.push("list".into());
+        }
+        let (code, _, stderr) = cli(args, envs).await;
+        assert_ne!(code, 0, "{command}");
+        assert!(
+            stderr.contains("plain http is only allowed to localhost"),
+            "{command}: {stderr}"
+        );
+    }
 }
 
 fn target_url_of_stopped() -> String {

@@ -75,7 +75,23 @@ pub trait WebhookSender: Send + Sync {
     ) -> Result<(), String>;
 }
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// An HTTP/1.1 client for https (and http) URLs, on the TLS stack the AWS SDK already builds.
+pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Builds an [`HttpsClient`] trusting the system's root certificates (`SSL_CERT_FILE` may
+/// name others). The provider is passed explicitly: rustls then never looks for a
+/// process-wide default, which is what panics when none is installed (TOOLING.md). The
+/// webhook sender and the CLI's `device` and `conformance` share it.
+pub fn https_client() -> Result<HttpsClient, String> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(provider)
+        .map_err(|e| format!("TLS set-up failed (no usable root certificates?): {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
 
 /// The real sender: HTTP/1.1 over rustls with the system's root certificates. The client is
 /// built on first use, so a function whose tenants have no webhook never loads certificates.
@@ -87,18 +103,7 @@ pub struct HttpWebhookSender {
 impl HttpWebhookSender {
     fn client(&self) -> Result<&HttpsClient, String> {
         self.client
-            .get_or_init(|| {
-                // The provider is passed explicitly: rustls then never looks for a
-                // process-wide default, which is what panics when none is installed.
-                let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-                let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_provider_and_native_roots(provider)
-                    .map_err(|e| format!("TLS set-up failed: {e}"))?
-                    .https_or_http()
-                    .enable_http1()
-                    .build();
-                Ok(Client::builder(TokioExecutor::new()).build(connector))
-            })
+            .get_or_init(https_client)
             .as_ref()
             .map_err(Clone::clone)
     }

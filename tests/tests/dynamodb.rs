@@ -307,13 +307,13 @@ async fn dynamodb_requests_per_push_and_qr_code_flow() {
     eprintln!("bad signature: {bad:?}\ndevice-created action: {created:?}");
     assert_eq!(
         total(&bad),
-        4,
-        "GetItem credential, UpdateItem per-address counter, UpdateItem tenant shard counter, UpdateItem mark"
+        5,
+        "GetItem credential, GetItem mark (past its count nothing is charged), UpdateItem per-address counter, UpdateItem tenant shard counter, UpdateItem mark"
     );
     assert_eq!(
         total(&created),
         5,
-        "GetItem credential, UpdateItem per-credential counter, BatchGetItem rules configs + Query credentials (the rules decide the new action), TransactWriteItems"
+        "GetItem credential, BatchGetItem rules configs + Query credentials (the rules decide the new action), UpdateItem per-credential counter, TransactWriteItems"
     );
 
     // A bad signature on a push: counted on the push itself, and past the per-challenge

@@ -133,3 +133,67 @@ async fn actions_created_by_a_device_are_limited_per_credential() {
     let id = h.challenge(&h.a, json!({"action": "approvePayment"})).await;
     h.verify(tenant(), &tablet, &id).await.expect(200);
 }
+
+/// Past a challenge's own count (5), bad signatures on it are `429` and spend nothing of the
+/// address's budget: that budget is for failures that can still write something.
+#[tokio::test]
+async fn throttled_signatures_spend_no_address_budget() {
+    let h = Harness::start_with(Settings {
+        failed_signatures_per_source: 6,
+        ..Settings::default()
+    })
+    .await;
+    let phone = Device::new();
+    h.register(&h.a, "alice", &phone).await;
+    let impostor = phone.impostor();
+    let tenant = || Auth::TenantIos(&h.a.id);
+    let id = h.challenge(&h.a, json!({})).await;
+    for _ in 0..5 {
+        h.verify(tenant(), &impostor, &id)
+            .await
+            .expect_error(400, "invalid_signature");
+    }
+    for _ in 0..10 {
+        h.verify(tenant(), &impostor, &id).await.expect_throttled();
+    }
+    // 5 of the address's 6 spent, not 15: one more failure is still counted as such.
+    let other = h.challenge(&h.a, json!({})).await;
+    h.verify(tenant(), &impostor, &other)
+        .await
+        .expect_error(400, "invalid_signature");
+    h.verify(tenant(), &phone, &id).await.expect(200);
+}
+
+/// Failed signatures are limited per tenant too (many addresses, one tenant), over the
+/// tenant's shards; the right signature is never limited.
+#[tokio::test]
+async fn failed_signatures_are_limited_per_tenant() {
+    let h = Harness::start_with(Settings {
+        failed_signatures_per_source: u32::MAX,
+        failed_signatures_per_tenant: 3,
+        rate_limit_shards: 1,
+        ..Settings::default()
+    })
+    .await;
+    let phone = Device::new();
+    h.register(&h.a, "alice", &phone).await;
+    let impostor = phone.impostor();
+    let tenant = || Auth::TenantAndroid(&h.a.id);
+    for _ in 0..3 {
+        let id = h.challenge(&h.a, json!({})).await;
+        h.verify(tenant(), &impostor, &id)
+            .await
+            .expect_error(400, "invalid_signature");
+    }
+    let id = h.challenge(&h.a, json!({})).await;
+    let retry_after = h.verify(tenant(), &impostor, &id).await.expect_throttled();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    h.verify(tenant(), &phone, &id).await.expect(200);
+    // Another tenant's budget is its own.
+    let other = Device::new();
+    h.register(&h.b, "bob", &other).await;
+    let id = h.challenge(&h.b, json!({})).await;
+    h.verify(Auth::TenantAndroid(&h.b.id), &other.impostor(), &id)
+        .await
+        .expect_error(400, "invalid_signature");
+}

@@ -203,13 +203,6 @@ pub fn is_known(name: &str) -> bool {
             .is_some_and(|key| !key.is_empty() && !key.split('.').any(str::is_empty))
 }
 
-/// Whether `name` is known on a path where a device creates its action without a track
-/// (tenant-Basic in-app verify, an anonymous QR code; see `policy::Provenance`). Known: what
-/// the server computes itself (the user's credentials and history, the clock, the action
-/// code) and the caller's address when the platform observed it. Not known: everything a
-/// track's backend would have vouched for, because here it is absent or claimed by the
-/// unauthenticated caller: `custom.*`, `userAgent` and `device.isBot` (any user agent can be
-/// sent), `device.id` and `device.isNew` (no device id), `user.email`, `user.phoneNumber`.
 /// Whether `name` is computed from the request's IP address.
 pub fn is_ip_data_point(name: &str) -> bool {
     matches!(name, "ip.address" | "ip.version" | "ip.isPrivate")
@@ -218,9 +211,22 @@ pub fn is_ip_data_point(name: &str) -> bool {
 /// Whether `ipAddress` was given but is not one IP address, so `ip.*` cannot be read
 /// honestly (see `policy::Provenance::Track`).
 pub fn is_unreadable_ip(ip_address: Option<&str>) -> bool {
-    ip_address.is_some_and(|text| text.trim().parse::<IpAddr>().is_err())
+    ip_address.is_some_and(|text| parse_ip(text).is_none())
 }
 
+/// The track attribute `ipAddress` as an address: one IPv4 or IPv6 address, surrounding
+/// spaces allowed, nothing else (no list, port, brackets or legacy form).
+pub fn parse_ip(text: &str) -> Option<IpAddr> {
+    text.trim().parse().ok()
+}
+
+/// Whether `name` is known on a path where a device creates its action without a track
+/// (tenant-Basic in-app verify, an anonymous QR code; see `policy::Provenance`). Known: what
+/// the server computes itself (the user's credentials and history, the clock, the action
+/// code) and the caller's address when the platform observed it. Not known: everything a
+/// track's backend would have vouched for, because here it is absent or claimed by the
+/// unauthenticated caller: `custom.*`, `userAgent` and `device.isBot` (any user agent can be
+/// sent), `device.id` and `device.isNew` (no device id), `user.email`, `user.phoneNumber`.
 pub fn is_vouched_on_device_path(name: &str, ip_observed: bool) -> bool {
     match name {
         name if is_ip_data_point(name) => ip_observed,
@@ -265,10 +271,7 @@ pub struct SignalInputs<'a> {
 /// History data points are `null` when the history was not read (no active rule reads them).
 pub fn data(inputs: &SignalInputs<'_>) -> Value {
     let context = inputs.context;
-    let ip = context
-        .ip_address
-        .as_deref()
-        .and_then(|text| text.trim().parse::<IpAddr>().ok());
+    let ip = context.ip_address.as_deref().and_then(parse_ip);
     let methods: BTreeSet<_> = inputs
         .credentials
         .iter()

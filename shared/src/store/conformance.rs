@@ -170,7 +170,12 @@ async fn rate_limits(store: &dyn Store) {
     let other_key = bucket(&unique("anon-qr#src#203.0.113.8#100"), 3, end);
     assert!(store.hit(&tenant, &other_key, NOW).await.unwrap());
     // Past its end a counter is empty, deleted or not (TTL deletes late): checked in code.
-    assert!(store.hit(&tenant, &b, end).await.unwrap());
+    // It starts again from one, and counts to its limit again, not past it.
+    let later = bucket(&key, 3, end.plus_seconds(60));
+    assert!(store.hit(&tenant, &later, end).await.unwrap());
+    assert!(store.hit(&tenant, &later, end).await.unwrap());
+    assert!(store.hit(&tenant, &later, end).await.unwrap());
+    assert!(!store.hit(&tenant, &later, end).await.unwrap());
     // A limit of zero refuses everything.
     let closed = bucket(&unique("closed"), 0, end);
     assert!(!store.hit(&tenant, &closed, NOW).await.unwrap());

@@ -1179,47 +1179,85 @@ impl ChallengeStore for DynamoStore {
 impl RateLimitStore for DynamoStore {
     async fn hit(&self, tenant: &TenantId, bucket: &RateBucket, now: Timestamp) -> Result<bool> {
         // Each bucket is its own partition: a tenant-wide limit is split into shards by the
-        // caller, so no counter takes every request of a tenant (DESIGN 4). A counter past
-        // its window admits (TTL deletes late); its key is per window, so it is not reused.
+        // caller, so no counter takes every request of a tenant (DESIGN 4).
         if bucket.limit == 0 {
             return Ok(false);
         }
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(item_key(
-                format!("T#{tenant}#RL#{}", bucket.key),
-                "RL",
-            )))
-            .update_expression(
-                "SET hits = if_not_exists(hits, :zero) + :one, expiresAt = :exp, #ttl = :ttl",
-            )
-            .condition_expression("attribute_not_exists(pk) OR hits < :limit OR expiresAt <= :now")
-            .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":limit", n(i64::from(bucket.limit)))
-            .expression_attribute_values(":now", n(now.0))
-            .expression_attribute_values(":exp", n(bucket.expires_at.0))
-            .expression_attribute_values(":ttl", n(bucket.expires_at.unix_seconds()))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match result {
-            Ok(output) => {
-                self.meter.record_write(one(output.consumed_capacity()));
-                Ok(true)
+        let key = || item_key(format!("T#{tenant}#RL#{}", bucket.key), "RL");
+        // Twice at most: a counter past its end (TTL deletes late) is started again from one,
+        // and a concurrent restart of the same counter sends this one back to counting.
+        for _ in 0..2 {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key()))
+                .update_expression(
+                    "SET hits = if_not_exists(hits, :zero) + :one, expiresAt = :exp, #ttl = :ttl",
+                )
+                .condition_expression(
+                    "attribute_not_exists(pk) OR (hits < :limit AND expiresAt > :now)",
+                )
+                .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":limit", n(i64::from(bucket.limit)))
+                .expression_attribute_values(":now", n(now.0))
+                .expression_attribute_values(":exp", n(bucket.expires_at.0))
+                .expression_attribute_values(":ttl", n(bucket.expires_at.unix_seconds()))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            let old = match result {
+                Ok(output) => {
+                    self.meter.record_write(one(output.consumed_capacity()));
+                    return Ok(true);
+                }
+                Err(error) => match error.as_service_error() {
+                    Some(
+                        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(failed),
+                    ) => failed.item().cloned().unwrap_or_default(),
+                    _ => return Err(sdk_error("UpdateItem", error)),
+                },
+            };
+            if get_opt_n(&old, "expiresAt").is_none_or(|end| end > now.0) {
+                // Full, and still in its window.
+                return Ok(false);
             }
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
+            // Expired: one hit, replacing the old count only if it is still the expired one.
+            let mut fresh = key();
+            fresh.insert("hits".into(), n(1));
+            fresh.insert("expiresAt".into(), n(bucket.expires_at.0));
+            fresh.insert(
+                schema::TTL_ATTRIBUTE.into(),
+                n(bucket.expires_at.unix_seconds()),
+            );
+            let restarted = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(fresh))
+                .condition_expression("expiresAt <= :now")
+                .expression_attribute_values(":now", n(now.0))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            match restarted {
+                Ok(output) => {
+                    self.meter.record_write(one(output.consumed_capacity()));
+                    return Ok(true);
+                }
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(error) => return Err(sdk_error("PutItem", error)),
             }
-            Err(error) => Err(sdk_error("UpdateItem", error)),
         }
+        Ok(false)
     }
 }
 

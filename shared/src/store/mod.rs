@@ -322,7 +322,7 @@ pub struct RateBucket {
 #[async_trait]
 pub trait RateLimitStore: Send + Sync {
     /// Counts one hit on `bucket` if it holds fewer than `bucket.limit` hits or has expired
-    /// at `now`: `true`. `false` when it is full, and then nothing is written, so refused
+    /// at `now` (then it starts again from one, whether or not TTL deleted it yet): `true`. `false` when it is full, and then nothing is written, so refused
     /// requests cost no storage. One conditional write: concurrent hits from any number of
     /// instances never count past the limit.
     async fn hit(&self, tenant: &TenantId, bucket: &RateBucket, now: Timestamp) -> Result<bool>;

@@ -121,12 +121,13 @@ impl App {
         .await?;
 
         let mut action = self.action_to_complete(&challenge.target, bearer, &credential)?;
+        self.admit_created_action(tenant, &mut action).await?;
         if let ActionWrite::Create(_) = action {
             // Kept for `action_retention_days` without any token: bounded per credential.
+            // Charged once the rules admitted it, so refused attempts spend no budget.
             self.charge_device_action(&tenant.id, &credential.id)
                 .await?;
         }
-        self.admit_created_action(tenant, &mut action).await?;
         let commit = VerificationCommit {
             tenant_id: tenant.id.clone(),
             single_use: SingleUse::Mark {
@@ -213,6 +214,24 @@ impl App {
         match key.verify(challenge.id.as_str(), signature) {
             Ok(()) => Ok(()),
             Err(Error::InvalidSignature) => {
+                let throttled = || {
+                    Error::throttled(
+                        Throttled::FAILED_SIGNATURES,
+                        challenge.expires_at.seconds_after(self.now()),
+                    )
+                };
+                // Past the per-challenge count nothing more is charged or written, as for push
+                // and QR codes: the address's and the tenant's budgets are for failures that
+                // can still write something.
+                let max = self.settings.max_failed_attempts;
+                if self
+                    .store
+                    .get_challenge_mark(&tenant.id, &challenge.id)
+                    .await?
+                    .is_some_and(|mark| mark.failed_attempts >= max)
+                {
+                    return Err(throttled());
+                }
                 self.charge_failed_signature(&tenant.id, source).await?;
                 let counted = self
                     .store
@@ -224,10 +243,7 @@ impl App {
                     )
                     .await?;
                 if !counted {
-                    return Err(Error::throttled(
-                        Throttled::FAILED_SIGNATURES,
-                        challenge.expires_at.seconds_after(self.now()),
-                    ));
+                    return Err(throttled());
                 }
                 Err(Error::InvalidSignature)
             }

@@ -50,16 +50,25 @@ pub(crate) struct Limit<'a> {
 
 /// The key of a source address: IPv4 as it is, IPv6 by its /64 prefix.
 pub(crate) fn source_key(source: Source) -> String {
-    match source {
+    match source.map(source_prefix) {
         Some(IpAddr::V4(v4)) => v4.to_string(),
-        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
+        Some(IpAddr::V6(v6)) => format!("{v6}/64"),
         None => "unknown".to_owned(),
+    }
+}
+
+/// One client's address as the limits count it: an IPv4 address (an IPv4-mapped IPv6 one
+/// too), or an IPv6 address's /64, which is what one host usually gets. The local server's
+/// per-address connection cap counts the same way.
+pub fn source_prefix(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+        },
     }
 }
 
