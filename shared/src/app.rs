@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::usecase::tenants::TenantCache;
 use crate::webhook::{HttpWebhookSender, WebhookSender};
+use crate::websocket::{NoSockets, SocketNotifier};
 use ring::rand::{SecureRandom, SystemRandom};
 use std::sync::Arc;
 
@@ -18,6 +19,8 @@ pub struct App {
     pub(crate) rng: SystemRandom,
     pub(crate) tenants: TenantCache,
     pub(crate) webhooks: Arc<dyn WebhookSender>,
+    /// Where QR-code states are pushed (spec 3.8): in process locally, API Gateway on AWS.
+    pub(crate) sockets: Arc<dyn SocketNotifier>,
 }
 
 impl std::fmt::Debug for App {
@@ -37,7 +40,14 @@ impl App {
             rng: SystemRandom::new(),
             tenants: TenantCache::default(),
             webhooks: Arc::new(HttpWebhookSender::default()),
+            sockets: Arc::new(NoSockets),
         }
+    }
+
+    /// Sets how QR-code states reach open WebSockets (spec 3.8).
+    pub fn with_socket_notifier(mut self, sockets: Arc<dyn SocketNotifier>) -> Self {
+        self.sockets = sockets;
+        self
     }
 
     /// Replaces how webhooks are sent (tests of failure paths).

@@ -17,6 +17,7 @@
 //! | `lambda` (feature `lambda`) | the Lambda entry point the four functions share |
 //! | [`error`] | every failure a caller can see, mapped to HTTP in one place |
 //! | [`webhook`] | the `push.created` webhook: envelope, `X-Signature-V2`, delivery |
+//! | [`websocket`] | the QR-code WebSocket protocol (spec 3.8): handshake, messages, limits, the port that pushes to a socket |
 //!
 //! The wire contract is `../shared/spec/wire-protocol.md` ("spec" in comments); the
 //! architecture is `../shared/DESIGN.md`.
@@ -41,6 +42,7 @@ pub mod testing;
 pub mod token;
 pub mod usecase;
 pub mod webhook;
+pub mod websocket;
 
 pub use app::App;
 pub use error::{Error, Result};

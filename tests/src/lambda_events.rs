@@ -166,6 +166,7 @@ pub async fn seed(app: &App, store: &dyn Store) {
         expires_at: far,
         retain_until: far,
         version: 1,
+        socket: None,
     };
     let push = ApprovalChallenge {
         action: Some(action_key("signIn", "fixture-push")),

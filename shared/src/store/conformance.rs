@@ -143,6 +143,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     deleting_a_user_deletes_their_push(&*store).await;
     rate_limits(&*store).await;
     concurrent_hits_never_pass_the_limit(store.clone()).await;
+    super::sockets_conformance::run(&*store).await;
 }
 
 fn bucket(key: &str, limit: u32, expires_at: Timestamp) -> RateBucket {
@@ -234,6 +235,7 @@ pub(crate) fn approval(
         expires_at: NOW.plus_seconds(300),
         retain_until: NOW.plus_seconds(600),
         version: 1,
+        socket: None,
     }
 }
 

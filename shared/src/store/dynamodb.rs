@@ -84,6 +84,8 @@ use std::sync::{Arc, Mutex};
 
 type Item = HashMap<String, AttributeValue>;
 
+mod sockets;
+
 // ---------------------------------------------------------------- schema
 
 /// The table's definition, in one place: the CLI's `table create`, the tests and the SAM

@@ -11,6 +11,7 @@
 //! | [`ApprovalStore`] | push and QR-code challenges, each a compare-and-swap on its version |
 //! | [`VerificationStore`] | the one atomic step of a verify or an approval; the push-credential update |
 //! | [`RateLimitStore`] | fixed-window counters of the rate limits, shared by every instance (DESIGN 6) |
+//! | [`SocketStore`] | open QR-code WebSockets behind API Gateway: the handshake's credential per connection (spec 3.8) |
 //!
 //! Every single-use or state-changing step is one conditional write (or transaction) in the
 //! adapter, and a failed condition comes back as the precise [`Error`]
@@ -26,6 +27,9 @@
 pub mod dynamodb;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod sockets;
+
+pub use sockets::SocketStore;
 
 use crate::clock::Timestamp;
 use crate::domain::policy::{ActionConfig, ConfigKey};
@@ -339,6 +343,7 @@ pub trait Store:
     + ApprovalStore
     + VerificationStore
     + RateLimitStore
+    + SocketStore
 {
 }
 
@@ -352,8 +357,11 @@ impl<T> Store for T where
         + ApprovalStore
         + VerificationStore
         + RateLimitStore
+        + SocketStore
 {
 }
 
 #[cfg(test)]
 pub(crate) mod conformance;
+#[cfg(test)]
+pub(crate) mod sockets_conformance;

@@ -36,6 +36,7 @@ use crate::signature::PublicKey;
 use crate::store::{ActionWrite, CredentialUpdate, SingleUse, VerificationCommit};
 use crate::token::{TokenRequest, VerifiedToken};
 use crate::webhook::{self, Envelope};
+use crate::websocket::SocketState;
 use serde::Serialize;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
@@ -287,6 +288,7 @@ impl App {
                         .max(self.settings.push_start_window_seconds),
                 ),
                 version: previous.as_ref().map_or(1, |p| p.version + 1),
+                socket: None,
             };
             let expected = previous.as_ref().map(|p| p.version);
             if self.store.put_approval(&challenge, expected).await? {
@@ -460,6 +462,17 @@ impl App {
         starter: QrStarter,
         command: StartQrCode,
     ) -> Result<QrCodeStarted> {
+        self.start_qr_code_on(tenant, starter, command, None).await
+    }
+
+    /// [`App::start_qr_code`], for a code whose states are pushed to `socket` (spec 3.8).
+    pub(crate) async fn start_qr_code_on(
+        &self,
+        tenant: &Tenant,
+        starter: QrStarter,
+        command: StartQrCode,
+        socket: Option<crate::websocket::ConnectionId>,
+    ) -> Result<QrCodeStarted> {
         let now = self.now();
         let (action_code, action, user_id, mut context) = match &starter {
             QrStarter::Token(token) => {
@@ -518,6 +531,8 @@ impl App {
             expires_at: now.plus_seconds(self.settings.qr_challenge_lifetime_seconds),
             retain_until: now.plus_seconds(self.settings.qr_challenge_lifetime_seconds),
             version: 1,
+            // Over the WebSocket: the connection its states are pushed to (spec 3.8).
+            socket,
         };
         if !self.store.put_approval(&challenge, None).await? {
             // 384 random bits do not collide; this is a broken random source.
@@ -586,6 +601,8 @@ impl App {
                 {
                     continue;
                 }
+                self.push_socket_state(&next, SocketState::Claimed, None)
+                    .await;
                 next
             } else {
                 // Claimed by this very device before: claiming again is harmless.
@@ -731,6 +748,8 @@ impl App {
             {
                 return Err(Error::ChallengeAlreadyUsed);
             }
+            self.push_socket_state(&next, SocketState::Rejected, None)
+                .await;
             return Err(Error::InvalidVerificationCode);
         }
 
@@ -740,6 +759,8 @@ impl App {
                 .put_approval(&next, Some(challenge.version))
                 .await?
             {
+                self.push_socket_state(&next, SocketState::Rejected, None)
+                    .await;
                 Ok(false)
             } else {
                 Err(Error::ChallengeAlreadyUsed)
@@ -767,8 +788,14 @@ impl App {
             {
                 return Err(Error::ChallengeAlreadyUsed);
             }
+            self.push_socket_state(&rejected, SocketState::Rejected, None)
+                .await;
             return Err(refused);
         }
+        // Over the WebSocket the access token goes to the socket, issued once below: the
+        // approval is written delivered, so no poll gets another (spec 3.8).
+        next.token_delivered |= next.socket.is_some();
+        let approved = next.socket.is_some().then(|| next.clone());
         let commit = VerificationCommit {
             tenant_id: tenant.id.clone(),
             single_use: SingleUse::Approval { approved: next },
@@ -778,6 +805,9 @@ impl App {
             now,
         };
         self.store.complete_verification(&commit).await?;
+        if let Some(approved) = &approved {
+            self.push_socket_approval(tenant, approved).await;
+        }
         Ok(true)
     }
 
@@ -1068,7 +1098,7 @@ impl App {
         Err(Error::StoreUnavailable)
     }
 
-    fn issue_token_for(&self, tenant: &Tenant, action: &ActionKey) -> Result<String> {
+    pub(crate) fn issue_token_for(&self, tenant: &Tenant, action: &ActionKey) -> Result<String> {
         Ok(tenant.keys.issue(
             TokenRequest {
                 action,
