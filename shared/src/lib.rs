@@ -14,7 +14,8 @@
 //! | [`store`] | the storage traits and both adapters: DynamoDB, and embedded SQLite (feature `embedded`, not in the Lambda functions) |
 //! | [`clock`] | injected time |
 //! | [`config`], [`telemetry`] | settings read once; one JSON or text log line per request |
-//! | `lambda` (feature `lambda`) | the Lambda entry point the four functions share |
+//! | `lambda` (feature `lambda`) | the Lambda entry point the functions share |
+//! | `sockets_aws` (feature `sockets-aws`) | QR-code states pushed to API Gateway WebSocket connections (`PostToConnection`) |
 //! | [`error`] | every failure a caller can see, mapped to HTTP in one place |
 //! | [`webhook`] | the `push.created` webhook: envelope, `X-Signature-V2`, delivery |
 //! | [`websocket`] | the QR-code WebSocket protocol (spec 3.8): handshake, messages, limits, the port that pushes to a socket |
@@ -35,6 +36,8 @@ pub mod lambda;
 mod parser_properties;
 pub mod rules;
 pub mod signature;
+#[cfg(feature = "sockets-aws")]
+pub mod sockets_aws;
 pub mod store;
 pub mod telemetry;
 #[cfg(feature = "test-support")]

@@ -171,6 +171,45 @@ impl App {
         }
     }
 
+    /// Keeps an API Gateway connection's session until `$disconnect` (or its expiry).
+    pub async fn remember_socket(&self, session: &SocketSession) -> Result<()> {
+        self.store.put_socket_session(session).await
+    }
+
+    /// Forgets a connection's session (`$disconnect`); a missing one is no error.
+    pub async fn forget_socket(&self, connection: &ConnectionId) -> Result<()> {
+        self.store.delete_socket_session(connection).await
+    }
+
+    /// Sends `message` to a connection through the socket port (API Gateway's
+    /// `PostToConnection`); a gone connection's session is forgotten.
+    pub async fn send_to_socket(
+        &self,
+        connection: &ConnectionId,
+        message: &ServerMessage,
+    ) -> Posted {
+        match self.sockets.post(connection, message.to_text()).await {
+            Ok(Posted::Sent) => Posted::Sent,
+            Ok(Posted::Gone) => {
+                if let Err(error) = self.store.delete_socket_session(connection).await {
+                    tracing::warn!(error = %error, "could not delete a gone socket's session");
+                }
+                Posted::Gone
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "could not send to a socket");
+                Posted::Gone
+            }
+        }
+    }
+
+    /// Closes a connection through the socket port (a client with no session).
+    pub async fn close_socket(&self, connection: &ConnectionId) {
+        if let Err(error) = self.sockets.close(connection).await {
+            tracing::warn!(error = %error, "could not close a socket");
+        }
+    }
+
     /// The session of an API Gateway connection, if it is open and unexpired.
     pub async fn socket_session(&self, connection: &ConnectionId) -> Result<Option<SocketSession>> {
         let now = self.now();
@@ -197,15 +236,8 @@ impl App {
             state,
             access_token,
         };
-        match self.sockets.post(connection, message.to_text()).await {
-            Ok(Posted::Sent) => {}
-            Ok(Posted::Gone) => {
-                tracing::info!(connection = %connection, "socket gone; session forgotten");
-                if let Err(error) = self.store.delete_socket_session(connection).await {
-                    tracing::warn!(error = %error, "could not delete a gone socket's session");
-                }
-            }
-            Err(error) => tracing::warn!(error = %error, "could not push a QR-code state"),
+        if self.send_to_socket(connection, &message).await == Posted::Gone {
+            tracing::info!(connection = %connection, "QR-code state not delivered: the socket is gone");
         }
     }
 
