@@ -426,3 +426,116 @@ async fn bad_messages_get_error_messages_and_floods_are_refused() {
         "{kinds:?}"
     );
 }
+
+/// The DynamoDB actions `template.yaml` grants a function (its first policy statement).
+fn granted_actions(resource: &str) -> std::collections::BTreeSet<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let template: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    template["Resources"][resource]["Properties"]["Policies"][0]["Statement"][0]["Action"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// On DynamoDB, every socket event asks only for what the qr-socket function's IAM policy
+/// grants, and a claim whose push finds the connection gone (and deletes its session) only for
+/// what the challenge function's grants: a missing action would be an `AccessDenied` in AWS.
+#[tokio::test]
+async fn each_function_uses_only_the_dynamodb_actions_its_iam_policy_grants() {
+    let (stand_in, endpoint) = StandIn::start().await;
+    let server = local::LocalDynamo::start().await;
+    let meter = UsageMeter::default();
+    let client = dynamodb::client(
+        &DynamoConfig {
+            endpoint_url: Some(server.endpoint()),
+        },
+        meter.clone(),
+    )
+    .await;
+    let table = local::unique_table("ws-iam");
+    dynamodb::create_table(&client, &table).await.unwrap();
+    let store = Arc::new(DynamoStore::new(client, table, meter.clone()));
+    let app = App::new(
+        store.clone(),
+        Arc::new(ManualClock::new(FIXTURE_TIME)),
+        Settings::default(),
+    )
+    .with_socket_notifier(Arc::new(
+        ApiGatewaySockets::with_dummy_credentials(&endpoint).await,
+    ));
+    lambda_events::seed(&app, &*store).await;
+    let app = Arc::new(app);
+    meter.take();
+
+    let mut socket_actions = std::collections::BTreeSet::new();
+    invoke(&app, &fixture("connect")).await;
+    socket_actions.extend(meter.take().iam_actions());
+    invoke(&app, &fixture("message-create-challenge")).await;
+    socket_actions.extend(meter.take().iam_actions());
+    let id = stand_in.take(CONNECTION)[0]["data"]["challengeId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A token-started socket reads the token's action too.
+    let mut token_connect = with_connection(fixture("connect"), "Tok9cOFvHcCIhw=");
+    let tracked = app
+        .track(
+            &app.tenant_by_id(&shared::domain::TenantId::parse(lambda_events::TENANT_ID).unwrap())
+                .await
+                .unwrap(),
+            shared::usecase::track::TrackCommand {
+                user_id: shared::domain::UserId::parse(lambda_events::USER_ID).unwrap(),
+                action_code: shared::domain::ActionCode::parse("kioskSignIn").unwrap(),
+                idempotency_key: None,
+                context: Default::default(),
+                username: None,
+                email: None,
+                phone_number: None,
+            },
+        )
+        .await
+        .unwrap();
+    token_connect = with_protocols(
+        token_connect,
+        &format!("authsignal-ws, x.authsignal.token.{}", tracked.token),
+    );
+    meter.take();
+    assert_eq!(invoke(&app, &token_connect).await["statusCode"], 200);
+    invoke(
+        &app,
+        &with_connection(fixture("message-create-challenge"), "Tok9cOFvHcCIhw="),
+    )
+    .await;
+    socket_actions.extend(meter.take().iam_actions());
+    assert_eq!(
+        stand_in.take("Tok9cOFvHcCIhw=")[0]["type"],
+        "CHALLENGE_CREATED"
+    );
+    invoke(&app, &fixture("disconnect")).await;
+    socket_actions.extend(meter.take().iam_actions());
+
+    let granted = granted_actions("QrSocketFunction");
+    let missing: Vec<&String> = socket_actions.difference(&granted).collect();
+    assert!(
+        missing.is_empty(),
+        "qr-socket uses {missing:?}, not granted ({granted:?})"
+    );
+
+    // The connection is gone now: the claim's push gets 410 and deletes the session.
+    stand_in.gone.lock().unwrap().insert(CONNECTION.to_owned());
+    invoke(&app, &fixture("connect")).await;
+    meter.take();
+    let (status, _) = device_call(&app, "challenge/claim", signed(&id)).await;
+    assert_eq!(status, 200);
+    let used = meter.take().iam_actions();
+    assert!(used.contains("dynamodb:DeleteItem"), "{used:?}");
+    let granted = granted_actions("ChallengeFunction");
+    let missing: Vec<&String> = used.difference(&granted).collect();
+    assert!(
+        missing.is_empty(),
+        "challenge uses {missing:?}, not granted ({granted:?})"
+    );
+}
