@@ -471,10 +471,27 @@ async fn each_function_uses_only_the_dynamodb_actions_its_iam_policy_grants() {
     meter.take();
 
     let mut socket_actions = std::collections::BTreeSet::new();
+    let requests = |usage: &shared::store::dynamodb::Usage| {
+        usage
+            .requests
+            .iter()
+            .map(|(op, n)| format!("{op}:{n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     invoke(&app, &fixture("connect")).await;
-    socket_actions.extend(meter.take().iam_actions());
+    let usage = meter.take();
+    // docs/dynamodb.md, "QR codes over the WebSocket": the request counts per event.
+    assert_eq!(requests(&usage), "PutItem:1", "$connect (tenant cached)");
+    socket_actions.extend(usage.iam_actions());
     invoke(&app, &fixture("message-create-challenge")).await;
-    socket_actions.extend(meter.take().iam_actions());
+    let usage = meter.take();
+    assert_eq!(
+        requests(&usage),
+        "GetItem:1 PutItem:1 UpdateItem:3",
+        "an anonymous create: the session, the connection's counter, the two anonymous-start counters, the code"
+    );
+    socket_actions.extend(usage.iam_actions());
     let id = stand_in.take(CONNECTION)[0]["data"]["challengeId"]
         .as_str()
         .unwrap()
@@ -509,13 +526,21 @@ async fn each_function_uses_only_the_dynamodb_actions_its_iam_policy_grants() {
         &with_connection(fixture("message-create-challenge"), "Tok9cOFvHcCIhw="),
     )
     .await;
-    socket_actions.extend(meter.take().iam_actions());
+    let usage = meter.take();
+    assert_eq!(
+        requests(&usage),
+        "GetItem:2 PutItem:2 UpdateItem:1",
+        "$connect, then a token-started create: the session, the connection's counter, the action, the code"
+    );
+    socket_actions.extend(usage.iam_actions());
     assert_eq!(
         stand_in.take("Tok9cOFvHcCIhw=")[0]["type"],
         "CHALLENGE_CREATED"
     );
     invoke(&app, &fixture("disconnect")).await;
-    socket_actions.extend(meter.take().iam_actions());
+    let usage = meter.take();
+    assert_eq!(requests(&usage), "DeleteItem:1", "$disconnect");
+    socket_actions.extend(usage.iam_actions());
 
     let granted = granted_actions("QrSocketFunction");
     let missing: Vec<&String> = socket_actions.difference(&granted).collect();
