@@ -158,3 +158,27 @@ fn only_the_pushing_functions_may_manage_connections_and_only_of_this_api() {
         assert_eq!(resources, expected, "{name}");
     }
 }
+
+/// The qr-socket function's table statement: named DynamoDB actions on the table only (what it
+/// uses is checked against it in tests/tests/qr_socket_lambda.rs).
+#[test]
+fn the_qr_socket_function_may_call_only_the_table_and_the_connections() {
+    let template = template();
+    let statements = resource(&template, "QrSocketFunction")["Properties"]["Policies"][0]
+        ["Statement"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(statements.len(), 2);
+    for action in statements[0]["Action"].as_sequence().unwrap() {
+        let action = action.as_str().unwrap();
+        assert!(
+            action.starts_with("dynamodb:") && !action.contains('*'),
+            "{action}"
+        );
+    }
+    assert_eq!(tagged(&statements[0]["Resource"], "!GetAtt"), "Table.Arn");
+    assert_eq!(
+        statements[1]["Action"].as_sequence().unwrap(),
+        &[Value::from("execute-api:ManageConnections")]
+    );
+}

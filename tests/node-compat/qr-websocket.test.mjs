@@ -74,8 +74,11 @@ function stateRecorder() {
         const left = deadline - Date.now();
         assert.ok(left > 0, `no state change after ${JSON.stringify(seen)}`);
         await new Promise((resolve) => {
-          waiters.push(resolve);
-          setTimeout(resolve, left);
+          const timer = setTimeout(resolve, left);
+          waiters.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
         });
       }
       this.consumed = index + 1;
@@ -263,8 +266,11 @@ test("bad messages get ERROR messages and the socket stays usable; the server ec
     while (inbox.length === 0) {
       assert.ok(Date.now() < deadline, "no answer");
       await new Promise((resolve) => {
-        wake = resolve;
-        setTimeout(resolve, 100);
+        const timer = setTimeout(resolve, 100);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
       });
     }
     return inbox.shift();
