@@ -164,10 +164,10 @@ fn only_the_pushing_functions_may_manage_connections_and_only_of_this_api() {
 #[test]
 fn the_qr_socket_function_may_call_only_the_table_and_the_connections() {
     let template = template();
-    let statements = resource(&template, "QrSocketFunction")["Properties"]["Policies"][0]
-        ["Statement"]
-        .as_sequence()
-        .unwrap();
+    let statements =
+        resource(&template, "QrSocketFunction")["Properties"]["Policies"][0]["Statement"]
+            .as_sequence()
+            .unwrap();
     assert_eq!(statements.len(), 2);
     for action in statements[0]["Action"].as_sequence().unwrap() {
         let action = action.as_str().unwrap();
