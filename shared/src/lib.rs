@@ -18,8 +18,9 @@
 //! | [`error`] | every failure a caller can see, mapped to HTTP in one place |
 //! | [`webhook`] | the `push.created` webhook: envelope, `X-Signature-V2`, delivery |
 //!
-//! The wire contract is `../shared/spec/wire-protocol.md` ("spec" in comments); the
-//! architecture is `../shared/DESIGN.md`.
+//! The wire contract is `docs/wire-protocol.md` ("spec N.N" in comments); the architecture is
+//! `docs/design.md` ("DESIGN N"). `infra/scripts/check-spec-citations.sh` checks that every
+//! section cited exists.
 
 pub mod app;
 pub mod clock;
