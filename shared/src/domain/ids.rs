@@ -59,6 +59,12 @@ fn no_control_chars(value: &str) -> bool {
     !value.chars().any(char::is_control)
 }
 
+/// Between 1 and `max` characters (Unicode scalar values, not bytes: `é` is one).
+fn chars_between(value: &str, max: usize) -> bool {
+    (1..=max).contains(&value.chars().count())
+}
+
+/// ASCII only, so its length in bytes is its length in characters.
 fn code_chars(value: &str, max: usize) -> bool {
     (1..=max).contains(&value.len())
         && value
@@ -79,7 +85,7 @@ string_id!(
     /// characters (SDKs percent-encode it in paths, spec 2.2).
     UserId,
     "userId",
-    |v| (1..=255).contains(&v.len()) && no_control_chars(v)
+    |v| chars_between(v, 255) && no_control_chars(v)
 );
 
 string_id!(
@@ -94,7 +100,7 @@ string_id!(
     /// characters, no `/` (it is a path segment in spec 2.5).
     IdempotencyKey,
     "idempotencyKey: 1 to 128 characters without '/' or control characters",
-    |v| (1..=128).contains(&v.len()) && no_control_chars(v) && !v.contains('/')
+    |v| chars_between(v, 128) && no_control_chars(v) && !v.contains('/')
 );
 
 string_id!(
@@ -156,6 +162,23 @@ mod tests {
         assert!(UserId::parse("a\u{1f}b").is_err());
         assert!(UserId::parse("a\nb").is_err());
         assert!(UserId::parse("x".repeat(256)).is_err());
+    }
+
+    /// The documented limits are in characters: 255 of a 3-byte character (765 bytes) is a
+    /// user id, 256 are not; likewise 128 for idempotency keys. The longest still fit DynamoDB's
+    /// keys: `T#<tenant>#U#<user>` is at most 1,090 bytes of 2,048 for a partition key, and
+    /// `ACT#<code>#<idempotencyKey>` at most 581 of 1,024 for a sort key.
+    #[test]
+    fn length_limits_count_characters_not_bytes() {
+        assert!(UserId::parse("名".repeat(255)).is_ok());
+        assert!(UserId::parse("名".repeat(256)).is_err());
+        assert!(UserId::parse("😀".repeat(255)).is_ok());
+        assert!(IdempotencyKey::parse("é".repeat(128)).is_ok());
+        assert!(IdempotencyKey::parse("é".repeat(129)).is_err());
+        assert!(IdempotencyKey::parse("x".repeat(128)).is_ok());
+        // The code-like ids are ASCII only: a non-ASCII character is refused, whatever the count.
+        assert!(ActionCode::parse("é").is_err());
+        assert!(TenantId::parse("é").is_err());
     }
 
     #[test]
