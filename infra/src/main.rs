@@ -31,7 +31,7 @@ use shared::domain::policy::ConfigKey;
 use shared::domain::{TenantId, WebhookEndpoint};
 use shared::store::Store;
 use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
-use shared::store::embedded::{Durability, EmbeddedStore};
+use shared::store::embedded::{Durability, EmbeddedStore, OpenError};
 use shared::telemetry::{self, LogFormat};
 use shared::usecase::tenants::{ApiSecret, TenantSettingsChange};
 use std::net::SocketAddr;
@@ -543,9 +543,13 @@ fn chain(error: &dyn std::error::Error) -> String {
 }
 
 /// SQLite says only "unable to open database file" when the operating system refused; the
-/// database file opened the ordinary way gives the system's reason, which is added.
-fn explain_embedded_failure(dir: &std::path::Path, error: &dyn std::error::Error) -> String {
+/// database file opened the ordinary way gives the system's reason, which is added. (A damaged
+/// or newer database, or a journal that cannot be imported, is explained by the store.)
+fn explain_embedded_failure(dir: &std::path::Path, error: &OpenError) -> String {
     let mut text = chain(error);
+    if !matches!(error, OpenError::Io { .. }) {
+        return text;
+    }
     let db = dir.join(shared::store::embedded::DB_FILE);
     if let Err(os) = std::fs::OpenOptions::new()
         .read(true)
