@@ -92,6 +92,7 @@ struct TenantStoreArgs {
 enum ActionConfigCommand {
     /// Validate a config (JSON or YAML; its `actionCode` says which action, `*` for the
     /// tenant default) and save it, replacing the one before.
+    #[command(after_help = SETTINGS_HELP)]
     Set {
         /// The config file (JSON or YAML), as `rules test --config` reads it. `--file` is
         /// accepted too (its name before 0.2, kept for scripts).
@@ -101,6 +102,7 @@ enum ActionConfigCommand {
         target: TenantStoreArgs,
     },
     /// Print a config as JSON.
+    #[command(after_help = SETTINGS_HELP)]
     Get {
         /// The action code, or `*` for the tenant default.
         code: String,
@@ -108,11 +110,13 @@ enum ActionConfigCommand {
         target: TenantStoreArgs,
     },
     /// Print every config of the tenant as a JSON array.
+    #[command(after_help = SETTINGS_HELP)]
     List {
         #[command(flatten)]
         target: TenantStoreArgs,
     },
     /// Delete a config: the action falls back to the tenant default.
+    #[command(after_help = SETTINGS_HELP)]
     Delete {
         code: String,
         #[command(flatten)]
@@ -140,6 +144,19 @@ enum StoreKind {
     /// A DynamoDB table (AWS, or an emulator with --endpoint-url).
     Dynamodb,
 }
+
+/// What the commands that open a store also read, besides their flags (`--help` shows it).
+/// `shared::config::ENV_VARIABLES` is the list; a test checks that every one is here.
+const SETTINGS_HELP: &str = "\
+Lifetimes and limits, from the environment only (positive integers; README, Configuration):
+  TRUSTED_DEVICE_TOKEN_LIFETIME_SECONDS (600), TRUSTED_DEVICE_CHALLENGE_LIFETIME_SECONDS (300),
+  TRUSTED_DEVICE_MAX_FAILED_SIGNATURES_PER_CHALLENGE (5),
+  TRUSTED_DEVICE_ANONYMOUS_QR_STARTS_PER_SOURCE (30), TRUSTED_DEVICE_ANONYMOUS_QR_LIVE_CAP (2000),
+  TRUSTED_DEVICE_FAILED_SIGNATURES_PER_SOURCE (30),
+  TRUSTED_DEVICE_FAILED_SIGNATURES_PER_TENANT (1200),
+  TRUSTED_DEVICE_DEVICE_ACTIONS_PER_CREDENTIAL_PER_HOUR (120),
+  TRUSTED_DEVICE_RATE_LIMIT_WINDOW_SECONDS (60), TRUSTED_DEVICE_RATE_LIMIT_SHARDS (8).
+Logs: RUST_LOG filters them (default info).";
 
 /// Where the embedded store lives when `--data-dir` is not given.
 const DEFAULT_DATA_DIR: &str = "./.trusted-device";
@@ -288,6 +305,7 @@ enum TableCommand {
 }
 
 #[derive(clap::Args)]
+#[command(after_help = SETTINGS_HELP)]
 struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "TRUSTED_DEVICE_ADDR", default_value = "127.0.0.1:8787")]
@@ -318,7 +336,7 @@ struct ServeArgs {
         hide_env_values = true
     )]
     push_webhook_secret: Option<String>,
-    /// Log format.
+    /// Log format: one line per request, `json` for log pipelines; RUST_LOG filters.
     #[arg(
         long,
         env = "TRUSTED_DEVICE_LOG_FORMAT",
@@ -378,6 +396,7 @@ impl LimitArgs {
 #[derive(Subcommand)]
 enum TenantCommand {
     /// Create a tenant and print its id and secret key (shown once).
+    #[command(after_help = SETTINGS_HELP)]
     Create {
         #[command(flatten)]
         store: StoreArgs,
@@ -386,6 +405,7 @@ enum TenantCommand {
         tenant_id: Option<String>,
     },
     /// Change a tenant's push and QR-code approval settings.
+    #[command(after_help = SETTINGS_HELP)]
     Configure(ConfigureArgs),
 }
 

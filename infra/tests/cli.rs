@@ -1179,6 +1179,24 @@ fn every_command_reads_the_same_variables_and_documents_them() {
             );
         }
     }
+    // The lifetimes and limits have no flag: the help of every command that reads them (each
+    // that opens a store) names them all.
+    let dir = tempfile::tempdir().unwrap();
+    for command in COMMANDS
+        .iter()
+        .filter(|c| matches!(c[0], "serve" | "tenant" | "action-config"))
+    {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let (_, help, _) = run_clean(dir.path(), &args, &[]);
+        for name in shared::config::ENV_VARIABLES {
+            assert!(
+                help.contains(name),
+                "{command:?} --help does not name {name}"
+            );
+        }
+        assert!(help.contains("RUST_LOG"), "{command:?}");
+    }
     // Rules configs are `--config` everywhere; `--file` is a hidden alias.
     assert!(!by_flag.contains_key("--file"));
     let commands_with_config: Vec<&str> = by_flag["--config"]
