@@ -95,7 +95,7 @@ enum ActionConfigCommand {
     #[command(after_help = SETTINGS_HELP)]
     Set {
         /// The config file (JSON or YAML), as `rules test --config` reads it. `--file` is
-        /// accepted too (its name before 0.2, kept for scripts).
+        /// accepted too (its earlier name, kept for scripts).
         #[arg(long, alias = "file")]
         config: PathBuf,
         #[command(flatten)]
