@@ -29,14 +29,13 @@ struct Served {
 impl Served {
     fn start(data_dir: &std::path::Path, extra: &[&str]) -> Served {
         let port = free_port();
-        let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--addr",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(data_dir)
+        let mut command = Command::new(BIN);
+        command.args(["serve", "--addr", &format!("127.0.0.1:{port}")]);
+        // --data-dir is refused with --store dynamodb: it would be ignored.
+        if !extra.contains(&"dynamodb") {
+            command.arg("--data-dir").arg(data_dir);
+        }
+        let mut child = command
             .args(extra)
             .env("RUST_LOG", "info")
             .env_remove("TRUSTED_DEVICE_TENANT_ID")
@@ -463,7 +462,7 @@ fn action_config_round_trip(store: &[&str], data_dir: &std::path::Path) {
     let (ok, out, err) = run(with(&[
         "action-config",
         "set",
-        "--file",
+        "--config",
         config_file.to_str().unwrap(),
     ]));
     assert!(ok, "{err}");
@@ -473,7 +472,7 @@ fn action_config_round_trip(store: &[&str], data_dir: &std::path::Path) {
     let (ok, out, err) = run(with(&[
         "action-config",
         "set",
-        "--file",
+        "--config",
         invalid_file.to_str().unwrap(),
     ]));
     assert!(!ok);
@@ -789,6 +788,7 @@ fn the_cli_works_on_the_embedded_store_while_the_server_runs() {
 
     let config = dir.path().join("block.yaml");
     std::fs::write(&config, "actionCode: signIn\ndefaultOutcome: BLOCK\n").unwrap();
+    // `--file`, the old name of `--config`, still works (a hidden alias, for scripts).
     let (ok, _, err) = run_cli(&[
         "action-config",
         "set",
@@ -859,4 +859,521 @@ fn a_data_dir_of_the_old_journal_engine_is_imported_and_a_damaged_database_refus
     assert!(!ok);
     assert!(err.contains("refusing to start"), "{err}");
     assert_eq!(std::fs::read(&db).unwrap(), vec![0x42; 4096]);
+}
+
+/// Runs the binary in `dir` with no `TRUSTED_DEVICE_*` variable but `env`: (success, stdout,
+/// stderr).
+fn run_clean(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut command = Command::new(BIN);
+    command.current_dir(dir).args(args);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("TRUSTED_DEVICE_") {
+            command.env_remove(name);
+        }
+    }
+    command.envs(env.iter().copied());
+    let output = command.output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// A store flag that does not apply to the store chosen is refused before anything is opened
+/// or created, whether it comes from the command line or from its environment variable:
+/// `tenant create --table prod` used to create a local tenant and print its secret.
+#[test]
+fn store_flags_that_do_not_apply_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = |args: &[&str], env: &[(&str, &str)], expected: &[&str]| {
+        let (ok, out, err) = run_clean(dir.path(), args, env);
+        assert!(!ok, "{args:?} {env:?} was accepted: {out}");
+        assert!(!out.contains("secret key"), "{args:?}: {out}");
+        for text in expected {
+            assert!(err.contains(text), "{args:?} {env:?}: {err}");
+        }
+        assert!(
+            !dir.path().join(".trusted-device").exists(),
+            "{args:?} created the default data directory"
+        );
+    };
+    let only_dynamodb = "applies only to --store dynamodb";
+    let only_embedded = "applies only to --store embedded";
+    refused(
+        &["tenant", "create", "--table", "prod"],
+        &[],
+        &["--table (or TRUSTED_DEVICE_TABLE)", only_dynamodb],
+    );
+    refused(
+        &[
+            "tenant",
+            "create",
+            "--endpoint-url",
+            "http://127.0.0.1:8000",
+        ],
+        &[],
+        &["--endpoint-url", only_dynamodb],
+    );
+    refused(
+        &["action-config", "list", "--tenant-id", "t"],
+        &[("TRUSTED_DEVICE_TABLE", "prod")],
+        &["TRUSTED_DEVICE_TABLE", only_dynamodb],
+    );
+    refused(
+        &["serve", "--addr", "127.0.0.1:0", "--table", "prod"],
+        &[],
+        &["--table", only_dynamodb],
+    );
+    let dynamodb = ["--store", "dynamodb", "--table", "prod"];
+    for (extra, env, flag) in [
+        (&["--data-dir", "here"][..], &[][..], "--data-dir"),
+        (&["--durability", "normal"][..], &[][..], "--durability"),
+        (
+            &[][..],
+            &[("TRUSTED_DEVICE_DATA_DIR", "here")][..],
+            "TRUSTED_DEVICE_DATA_DIR",
+        ),
+    ] {
+        for command in [
+            &["tenant", "create"][..],
+            &[
+                "tenant",
+                "configure",
+                "--tenant-id",
+                "t",
+                "--remove-push-webhook",
+            ][..],
+            &["action-config", "get", "pay", "--tenant-id", "t"][..],
+            &["serve", "--addr", "127.0.0.1:0"][..],
+        ] {
+            let args: Vec<&str> = command
+                .iter()
+                .chain(&dynamodb)
+                .chain(extra)
+                .copied()
+                .collect();
+            refused(&args, env, &[flag, only_embedded]);
+        }
+    }
+    // The DynamoDB store needs its table; clap says so.
+    refused(
+        &["tenant", "create", "--store", "dynamodb"],
+        &[],
+        &["--table <TABLE>"],
+    );
+    refused(
+        &["tenant", "create"],
+        &[("TRUSTED_DEVICE_STORE", "dynamodb")],
+        &["--table <TABLE>"],
+    );
+    // `tenant configure` with nothing to change, and a webhook secret without a webhook.
+    refused(
+        &["tenant", "configure", "--tenant-id", "t"],
+        &[],
+        &["--push-webhook-url", "--remove-push-webhook"],
+    );
+    refused(
+        &[
+            "tenant",
+            "configure",
+            "--tenant-id",
+            "t",
+            "--remove-push-webhook",
+            "--push-webhook-secret",
+            "whsec_3c9a1f7e5d2b8c4a6e0f1d3b5a7c9e2f8a6b",
+        ],
+        &[],
+        &["--push-webhook-secret", "cannot be used with"],
+    );
+    refused(
+        &[
+            "tenant",
+            "configure",
+            "--tenant-id",
+            "t",
+            "--require-decision-signature",
+            "true",
+        ],
+        &[(
+            "TRUSTED_DEVICE_PUSH_WEBHOOK_SECRET",
+            "whsec_3c9a1f7e5d2b8c4a6e0f1d3b5a7c9e2f8a6b",
+        )],
+        &["--push-webhook-url"],
+    );
+}
+
+/// A store that cannot be opened says why, with the cause underneath (the operating system's
+/// or the AWS SDK's words), not a generic "unavailable".
+#[test]
+fn a_store_that_cannot_be_opened_reports_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a-file"), "").unwrap();
+    let (ok, _, err) = run_clean(
+        dir.path(),
+        &["tenant", "create", "--data-dir", "a-file/data"],
+        &[],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("cannot create data directory a-file/data") && err.contains("os error"),
+        "{err}"
+    );
+
+    // The database file is a directory: SQLite alone says "unable to open database file".
+    std::fs::create_dir_all(dir.path().join("data/trusted-device.db")).unwrap();
+    let (ok, _, err) = run_clean(dir.path(), &["tenant", "create", "--data-dir", "data"], &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("data/trusted-device.db") && err.contains("Is a directory"),
+        "{err}"
+    );
+
+    // Nothing listens on the endpoint: the SDK's chain down to the refused connection.
+    let closed = free_port();
+    let endpoint = format!("http://127.0.0.1:{closed}");
+    let dynamodb = [
+        "--store",
+        "dynamodb",
+        "--table",
+        "td-nowhere",
+        "--endpoint-url",
+        &endpoint,
+    ];
+    let mut args = vec!["tenant", "create"];
+    args.extend_from_slice(&dynamodb);
+    let (ok, out, err) = run_clean(dir.path(), &args, &[]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains(&format!(
+            "cannot open the DynamoDB table td-nowhere ({endpoint})"
+        )) && err.contains("Connection refused"),
+        "{err}"
+    );
+
+    // A table that does not exist: DynamoDB's own message.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let local = runtime.block_on(shared::store::dynamodb::local::LocalDynamo::start());
+    let endpoint = local.endpoint();
+    let (ok, out, err) = run_clean(
+        dir.path(),
+        &[
+            "action-config",
+            "list",
+            "--tenant-id",
+            "t",
+            "--store",
+            "dynamodb",
+            "--table",
+            "td-missing",
+            "--endpoint-url",
+            &endpoint,
+        ],
+        &[],
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("cannot open the DynamoDB table td-missing")
+            && err.contains("ResourceNotFoundException"),
+        "{err}"
+    );
+    drop(local);
+}
+
+/// The commands a user runs, each with the arguments its `--help` needs.
+const COMMANDS: &[&[&str]] = &[
+    &["serve"],
+    &["tenant", "create"],
+    &["tenant", "configure"],
+    &["table", "create"],
+    &["action-config", "set"],
+    &["action-config", "get"],
+    &["action-config", "list"],
+    &["action-config", "delete"],
+    &["rules", "test"],
+    &["device", "enroll"],
+    &["device", "verify"],
+    &["device", "pending"],
+    &["device", "approve"],
+    &["device", "reject"],
+    &["device", "claim"],
+    &["device", "remove"],
+    &["device", "list"],
+    &["conformance"],
+];
+
+/// `(flag, environment variable or "")` for every option of a command, from its `--help`.
+fn flags_of(command: &[&str]) -> Vec<(String, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = command.to_vec();
+    args.push("--help");
+    let (ok, help, err) = run_clean(dir.path(), &args, &[]);
+    assert!(ok, "{command:?}: {err}");
+    let mut flags: Vec<(String, String)> = Vec::new();
+    for line in help.lines() {
+        let trimmed = line.trim_start();
+        // A flag's line; its description follows on it (short help) or below (long help).
+        if trimmed.starts_with('-') && line.starts_with("  ") && !line.starts_with("          ") {
+            let flag = trimmed
+                .split([' ', ','])
+                .find(|word| word.starts_with("--"))
+                .unwrap_or(trimmed)
+                .to_owned();
+            flags.push((flag, String::new()));
+        }
+        if let Some((_, rest)) = trimmed.split_once("[env: ") {
+            let name: String = rest
+                .chars()
+                .take_while(|c| *c != '=' && *c != ']')
+                .collect();
+            flags.last_mut().expect("an env line follows a flag").1 = name;
+        }
+    }
+    flags
+}
+
+/// The same flag reads the same environment variable in every command, and every variable
+/// any command reads is in its `--help` and in README.md or docs/cli.md.
+#[test]
+fn every_command_reads_the_same_variables_and_documents_them() {
+    let readme = include_str!("../../README.md");
+    let cli_doc = include_str!("../../docs/cli.md");
+    let mut by_flag: std::collections::BTreeMap<String, Vec<(String, String)>> = Default::default();
+    for command in COMMANDS {
+        for (flag, env) in flags_of(command) {
+            if flag == "--help" {
+                continue;
+            }
+            by_flag
+                .entry(flag)
+                .or_default()
+                .push((command.join(" "), env));
+        }
+    }
+    // Every store and tenant flag is there, with its variable.
+    for (flag, env) in [
+        ("--store", "TRUSTED_DEVICE_STORE"),
+        ("--data-dir", "TRUSTED_DEVICE_DATA_DIR"),
+        ("--durability", "TRUSTED_DEVICE_DURABILITY"),
+        ("--table", "TRUSTED_DEVICE_TABLE"),
+        ("--endpoint-url", "TRUSTED_DEVICE_DYNAMODB_ENDPOINT"),
+        ("--tenant-id", "TRUSTED_DEVICE_TENANT_ID"),
+        (
+            "--push-webhook-secret",
+            "TRUSTED_DEVICE_PUSH_WEBHOOK_SECRET",
+        ),
+    ] {
+        let uses = &by_flag[flag];
+        assert!(uses.iter().all(|(_, e)| e == env), "{flag}: {uses:?}");
+    }
+    for (flag, uses) in &by_flag {
+        let first = &uses[0].1;
+        assert!(
+            uses.iter().all(|(_, env)| env == first),
+            "{flag} reads different variables: {uses:?}"
+        );
+        if !first.is_empty() {
+            assert!(
+                readme.contains(first.as_str()) || cli_doc.contains(first.as_str()),
+                "{first} ({flag}) is in no document"
+            );
+        }
+    }
+    // The lifetimes and limits have no flag: the help of every command that reads them (each
+    // that opens a store) names them all.
+    let dir = tempfile::tempdir().unwrap();
+    for command in COMMANDS
+        .iter()
+        .filter(|c| matches!(c[0], "serve" | "tenant" | "action-config"))
+    {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let (_, help, _) = run_clean(dir.path(), &args, &[]);
+        for name in shared::config::ENV_VARIABLES {
+            assert!(
+                help.contains(name),
+                "{command:?} --help does not name {name}"
+            );
+        }
+        assert!(help.contains("RUST_LOG"), "{command:?}");
+    }
+    // Rules configs are `--config` everywhere; `--file` is a hidden alias.
+    assert!(!by_flag.contains_key("--file"));
+    let commands_with_config: Vec<&str> = by_flag["--config"]
+        .iter()
+        .map(|(c, _)| c.as_str())
+        .collect();
+    assert_eq!(commands_with_config, ["action-config set", "rules test"]);
+}
+
+/// `tenant configure --push-webhook-secret` (or its variable) signs with the secret given,
+/// and prints none.
+#[test]
+fn tenant_configure_takes_the_webhook_secret_as_a_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, err) = run_clean(
+        dir.path(),
+        &["tenant", "create", "--tenant-id", "acme"],
+        &[],
+    );
+    assert!(ok, "{err}");
+    let configure = [
+        "tenant",
+        "configure",
+        "--tenant-id",
+        "acme",
+        "--push-webhook-url",
+        "https://hooks.example.com/push",
+    ];
+    let mut args = configure.to_vec();
+    args.extend([
+        "--push-webhook-secret",
+        "whsec_3c9a1f7e5d2b8c4a6e0f1d3b5a7c9e2f8a6b",
+    ]);
+    let (ok, out, err) = run_clean(dir.path(), &args, &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("tenant acme configured"), "{out}");
+    assert!(!out.contains("webhook signing secret"), "{out}");
+
+    let mut args = configure.to_vec();
+    args.extend(["--push-webhook-secret", "whsec_short"]);
+    let (ok, _, err) = run_clean(dir.path(), &args, &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("--push-webhook-secret") && err.contains("too short"),
+        "{err}"
+    );
+    // From the environment, the same check.
+    let (ok, _, err) = run_clean(
+        dir.path(),
+        &configure,
+        &[("TRUSTED_DEVICE_PUSH_WEBHOOK_SECRET", "whsec_short")],
+    );
+    assert!(!ok);
+    assert!(err.contains("too short"), "{err}");
+}
+
+/// A bad lifetime or limit in the environment stops the command with the variable's name.
+#[test]
+fn a_bad_setting_in_the_environment_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = run_clean(
+        dir.path(),
+        &["tenant", "create", "--data-dir", "data"],
+        &[("TRUSTED_DEVICE_TOKEN_LIFETIME_SECONDS", "10m")],
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains(
+            "TRUSTED_DEVICE_TOKEN_LIFETIME_SECONDS must be a positive integer, not \"10m\""
+        ),
+        "{err}"
+    );
+    let (ok, _, err) = run_clean(
+        dir.path(),
+        &["tenant", "create", "--data-dir", "data"],
+        &[("TRUSTED_DEVICE_RATE_LIMIT_SHARDS", "16")],
+    );
+    assert!(ok, "{err}");
+}
+
+/// A tenant made without an id gets a random version-4 UUID (the `uuid` crate formats ring's
+/// bytes).
+#[test]
+fn a_generated_tenant_id_is_a_version_4_uuid() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (ok, out, err) =
+            run_clean(dir.path(), &["tenant", "create", "--data-dir", "data"], &[]);
+        assert!(ok, "{err}");
+        let id = out
+            .lines()
+            .find_map(|l| l.strip_prefix("tenant id:  "))
+            .unwrap()
+            .to_owned();
+        let groups: Vec<&str> = id.split('-').collect();
+        assert_eq!(
+            groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12],
+            "{id}"
+        );
+        assert!(
+            id.bytes()
+                .all(|b| b == b'-' || b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
+        assert!(groups[2].starts_with('4'), "version 4: {id}");
+        assert!(
+            groups[3].starts_with(['8', '9', 'a', 'b']),
+            "RFC 4122 variant: {id}"
+        );
+        seen.push(id);
+    }
+    assert_ne!(seen[0], seen[1]);
+}
+
+/// `--log-format json`: every log line is one JSON object; a request's has its method, route
+/// template, status, error code and latency, and no log line holds the secret, a token, the
+/// user id or the raw path.
+#[test]
+fn serve_logs_json_lines_with_the_request_fields_and_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "sk_json_logs_5b2e8d1c7a9f3e6b4d0c2a8f1e7b3d9c";
+    let served = Served::start(
+        dir.path(),
+        &[
+            "--tenant-id",
+            "logged",
+            "--secret-key",
+            secret,
+            "--log-format",
+            "json",
+        ],
+    );
+    let tracked = track(&served.base_url, secret, "user-in-logs");
+    let token = tracked["token"].as_str().unwrap().to_owned();
+    let (status, _) = get(
+        &format!("{}/users/user-in-logs", served.base_url),
+        "sk_wrong_secret_for_the_log_test_0000",
+    );
+    assert_eq!(status, 401);
+    let lines = served.stop();
+
+    let logs: Vec<Value> = lines
+        .iter()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    // What is not JSON is what the command prints for the operator (the tenant line).
+    for line in lines.iter().filter(|l| !l.starts_with('{')) {
+        assert!(
+            line.starts_with("tenant logged "),
+            "not a JSON log line: {line}"
+        );
+    }
+    for log in &logs {
+        assert!(
+            log["timestamp"].is_string() && log["level"].is_string(),
+            "{log}"
+        );
+    }
+    let requests: Vec<&Value> = logs.iter().filter(|l| l["message"] == "request").collect();
+    assert_eq!(requests.len(), 2, "{logs:?}");
+    let tracked_line = requests[0];
+    assert_eq!(tracked_line["level"], "INFO");
+    assert_eq!(tracked_line["method"], "POST");
+    assert_eq!(tracked_line["route"], "/v1/users/{userId}/actions/{action}");
+    assert_eq!(tracked_line["status"], 200);
+    assert!(
+        tracked_line["latency_ms"].as_f64().is_some(),
+        "{tracked_line}"
+    );
+    let refused_line = requests[1];
+    assert_eq!(refused_line["status"], 401);
+    assert_eq!(refused_line["error"], "unauthorized");
+    assert!(logs.iter().any(|l| l["message"] == "listening"));
+    let all = lines.join("\n");
+    for hidden in [secret, token.as_str(), "user-in-logs", "sk_wrong_secret"] {
+        assert!(!all.contains(hidden), "logged {hidden:?}:\n{all}");
+    }
 }

@@ -60,19 +60,14 @@ impl App {
         Ok(bytes)
     }
 
-    /// A random version-4 UUID, the format of generated ids (spec 2.3 examples).
+    /// A random version-4 UUID, the format of generated ids (spec 2.3 examples), hyphenated
+    /// and lowercase. The bytes come from ring; the `uuid` crate sets the version and variant
+    /// bits and formats it.
     pub(crate) fn random_uuid(&self) -> Result<String> {
-        let mut b: [u8; 16] = self.random_bytes()?;
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        let h = hex::encode(b);
-        Ok(format!(
-            "{}-{}-{}-{}-{}",
-            &h[0..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32]
-        ))
+        let bytes: [u8; 16] = self.random_bytes()?;
+        Ok(uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .hyphenated()
+            .to_string())
     }
 }
