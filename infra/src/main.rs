@@ -24,6 +24,7 @@ use shared::clock::{Clock, SystemClock};
 use shared::config::Settings;
 use shared::domain::policy::ConfigKey;
 use shared::domain::{TenantId, WebhookEndpoint};
+use shared::http::error::Describe as _;
 use shared::store::Store;
 use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
 use shared::store::embedded::{Durability, EmbeddedStore};
@@ -404,7 +405,17 @@ async fn open_store(args: &StoreArgs) -> Result<(Arc<dyn Store>, Option<Embedded
 async fn open_app(args: &StoreArgs) -> Result<(App, Option<EmbeddedStore>), String> {
     let (store, embedded) = open_store(args).await?;
     let settings = Settings::from_env()?;
-    Ok((App::new(store, Arc::new(SystemClock), settings), embedded))
+    Ok((
+        App::new(
+            shared::Ports {
+                store,
+                clock: Arc::new(SystemClock),
+                notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(&settings)),
+            },
+            settings,
+        ),
+        embedded,
+    ))
 }
 
 async fn create_table(table: &str, endpoint_url: Option<String>) -> Result<(), String> {

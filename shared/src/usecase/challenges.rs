@@ -1,6 +1,6 @@
 //! One-time challenges and the in-app verify (spec 3.4.4, 6.2; DESIGN 6).
 
-use super::limits::Source;
+use super::limits::{Source, signature_checked};
 use super::tenants::Tenant;
 use super::track::DecisionSubject;
 use crate::App;
@@ -211,44 +211,41 @@ impl App {
         signature: &str,
         source: Source,
     ) -> Result<()> {
-        match key.verify(challenge.id.as_str(), signature) {
-            Ok(()) => Ok(()),
-            Err(Error::InvalidSignature) => {
-                let throttled = || {
-                    Error::throttled(
-                        Throttled::FAILED_SIGNATURES,
-                        challenge.expires_at.seconds_after(self.now()),
-                    )
-                };
-                // Past the per-challenge count nothing more is charged or written, as for push
-                // and QR codes: the address's and the tenant's budgets are for failures that
-                // can still write something.
-                let max = self.settings.max_failed_attempts;
-                if self
-                    .store
-                    .get_challenge_mark(&tenant.id, &challenge.id)
-                    .await?
-                    .is_some_and(|mark| mark.failed_attempts >= max)
-                {
-                    return Err(throttled());
-                }
-                self.charge_failed_signature(&tenant.id, source).await?;
-                let counted = self
-                    .store
-                    .record_failed_attempt(
-                        &tenant.id,
-                        &challenge.id,
-                        challenge.expires_at,
-                        self.settings.max_failed_attempts,
-                    )
-                    .await?;
-                if !counted {
-                    return Err(throttled());
-                }
-                Err(Error::InvalidSignature)
+        let count_failure = async {
+            let throttled = || {
+                Error::throttled(
+                    Throttled::FAILED_SIGNATURES,
+                    challenge.expires_at.seconds_after(self.now()),
+                )
+            };
+            // Past the per-challenge count nothing more is charged or written, as for push
+            // and QR codes: the address's and the tenant's budgets are for failures that
+            // can still write something.
+            let max = self.settings.max_failed_attempts;
+            if self
+                .store
+                .get_challenge_mark(&tenant.id, &challenge.id)
+                .await?
+                .is_some_and(|mark| mark.failed_attempts >= max)
+            {
+                return Err(throttled());
             }
-            Err(other) => Err(other),
-        }
+            self.charge_failed_signature(&tenant.id, source).await?;
+            let counted = self
+                .store
+                .record_failed_attempt(
+                    &tenant.id,
+                    &challenge.id,
+                    challenge.expires_at,
+                    self.settings.max_failed_attempts,
+                )
+                .await?;
+            if !counted {
+                return Err(throttled());
+            }
+            Ok(())
+        };
+        signature_checked(key.verify(challenge.id.as_str(), signature), count_failure).await
     }
 
     /// Which action a verify completes (spec 3.4.4): the tracked action the challenge or the
@@ -325,6 +322,7 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::error::Describe as _;
     use crate::usecase::testkit::{Device, Kit};
 
     #[tokio::test]

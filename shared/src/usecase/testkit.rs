@@ -32,7 +32,16 @@ impl Kit {
             1_790_000_000,
         )));
         let store = Arc::new(EmbeddedStore::in_memory().unwrap());
-        let app = App::new(store, clock.clone(), Settings::default());
+        let app = App::new(
+            crate::Ports {
+                store,
+                clock: clock.clone(),
+                notifier: Arc::new(crate::webhook::WebhookNotifier::for_settings(
+                    &Settings::default(),
+                )),
+            },
+            Settings::default(),
+        );
         let secret = ApiSecret::parse("sk_test_0123456789abcdef").unwrap();
         let id = TenantId::parse("tenant-test").unwrap();
         app.ensure_tenant(&id, &secret).await.unwrap();

@@ -37,22 +37,33 @@ pub enum Validation {
     Unusable { error: &'static str },
 }
 
+/// The `error` of an unusable token (spec 2.4): the same snake_case codes these errors have
+/// on the wire (spec 1.3; `http::error` checks that they agree).
+pub fn unusable_code(error: &Error) -> Option<&'static str> {
+    match error {
+        Error::InvalidToken => Some("invalid_token"),
+        Error::ExpiredToken => Some("expired_token"),
+        Error::ActionNotFound => Some("action_not_found"),
+        _ => None,
+    }
+}
+
 impl App {
     pub async fn validate(&self, tenant: &Tenant, command: ValidateCommand) -> Result<Validation> {
         let token = match tenant.keys.verify(&command.token, self.now()) {
             Ok(token) => token,
             Err(error @ (Error::InvalidToken | Error::ExpiredToken)) => {
                 return Ok(Validation::Unusable {
-                    error: error.code(),
+                    error: unusable_code(&error).unwrap_or("invalid_token"),
                 });
             }
             Err(other) => return Err(other),
         };
         let action = match self.get_action(tenant, &token.action).await {
             Ok(action) => action,
-            Err(Error::ActionNotFound) => {
+            Err(error @ Error::ActionNotFound) => {
                 return Ok(Validation::Unusable {
-                    error: Error::ActionNotFound.code(),
+                    error: unusable_code(&error).unwrap_or("action_not_found"),
                 });
             }
             Err(other) => return Err(other),
