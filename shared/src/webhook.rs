@@ -289,6 +289,96 @@ mod tests {
         );
     }
 
+    /// What the notifier hands to the transport: the spec 2.11 envelope of `push.created`,
+    /// signed over exactly the bytes sent, with the notifier's timeout.
+    #[tokio::test]
+    async fn the_notifier_sends_a_signed_push_created_envelope() {
+        use crate::domain::{
+            ActionCode, ActionKey, ApprovalChallenge, ApprovalId, ApprovalKind, ApprovalState,
+            IdempotencyKey, TenantId, TrackContext, UserId,
+        };
+        use std::sync::Mutex;
+
+        #[derive(Default)]
+        struct Recorded(Mutex<Vec<(String, String, Vec<u8>, Duration)>>);
+
+        #[async_trait]
+        impl WebhookSender for Recorded {
+            async fn send(
+                &self,
+                url: &str,
+                signature: &str,
+                body: Vec<u8>,
+                timeout: Duration,
+            ) -> Result<(), String> {
+                let sent = (url.to_owned(), signature.to_owned(), body, timeout);
+                self.0.lock().unwrap().push(sent);
+                Ok(())
+            }
+        }
+
+        let at = Timestamp::from_unix_seconds(1_790_000_000);
+        let tenant_id = TenantId::parse("tenant-test").unwrap();
+        let action = ActionKey {
+            user_id: UserId::parse("alice").unwrap(),
+            action_code: ActionCode::parse("signIn").unwrap(),
+            idempotency_key: IdempotencyKey::parse("key-1").unwrap(),
+        };
+        let challenge = ApprovalChallenge {
+            id: ApprovalId::from_random([7; 48]),
+            tenant_id: tenant_id.clone(),
+            kind: ApprovalKind::Push,
+            state: ApprovalState::Pending,
+            action_code: action.action_code.clone(),
+            action: Some(action.clone()),
+            user_id: Some(action.user_id.clone()),
+            target_credentials: Vec::new(),
+            answered_by: None,
+            device_code_hash: None,
+            verification_code: None,
+            context: TrackContext::default(),
+            failed_attempts: 0,
+            token_delivered: false,
+            recent_starts: Vec::new(),
+            created_at: at,
+            state_updated_at: at,
+            expires_at: at.plus_seconds(60),
+            retain_until: at.plus_seconds(60),
+            version: 1,
+        };
+        let sender = Arc::new(Recorded::default());
+        let notifier = WebhookNotifier::with_sender(sender.clone(), Duration::from_millis(250));
+        let endpoint = WebhookEndpoint {
+            url: "https://hooks.example.com/push".into(),
+            secret: "whsec_test".into(),
+        };
+        let event = PushCreated {
+            tenant_id: &tenant_id,
+            challenge: &challenge,
+            action: &action,
+            targets: &[],
+            at,
+        };
+        notifier.push_created(&endpoint, event).await.unwrap();
+
+        let sent = sender.0.lock().unwrap();
+        let (url, signature, body, timeout) = &sent[0];
+        assert_eq!(url, "https://hooks.example.com/push");
+        assert_eq!(*timeout, Duration::from_millis(250));
+        assert_eq!(signature, &signature_header("whsec_test", at, body));
+        let json: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(json["version"], 1);
+        assert_eq!(json["type"], "push.created");
+        assert_eq!(json["source"], "https://authsignal.com");
+        assert_eq!(json["tenantId"], "tenant-test");
+        assert_eq!(json["time"], at.to_iso8601());
+        assert_eq!(json["data"]["challengeId"], challenge.id.as_str());
+        assert_eq!(json["data"]["userId"], "alice");
+        assert_eq!(json["data"]["idempotencyKey"], "key-1");
+        assert_eq!(json["data"]["actionCode"], "signIn");
+        assert_eq!(json["id"].as_str().unwrap().len(), 36);
+    }
+
     #[test]
     fn only_https_or_loopback_http_urls_are_accepted() {
         assert!(check_url("https://hooks.example.com/authsignal").is_ok());

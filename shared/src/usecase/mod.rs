@@ -25,6 +25,3 @@ pub mod tenants;
 pub mod track;
 pub mod users;
 pub mod validate;
-
-#[cfg(test)]
-pub(crate) mod testkit;

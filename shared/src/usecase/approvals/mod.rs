@@ -392,8 +392,104 @@ impl App {
 
 #[cfg(test)]
 mod tests {
+    //! `answer_version` is a private step: this test stays here, without the test kit (whose
+    //! `shared::App` is another type than this crate's `App`), on a minimal set-up of its own.
+
     use super::*;
-    use crate::usecase::testkit::{Device, Kit};
+    use crate::Ports;
+    use crate::clock::ManualClock;
+    use crate::config::Settings;
+    use crate::domain::{ActionCode, TenantId, TrackContext};
+    use crate::store::embedded::EmbeddedStore;
+    use crate::usecase::credentials::AddCredential;
+    use crate::usecase::tenants::ApiSecret;
+    use crate::usecase::track::TrackCommand;
+    use crate::webhook::WebhookNotifier;
+    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+    use std::sync::Arc;
+
+    struct Kit {
+        app: App,
+        tenant: Arc<Tenant>,
+    }
+
+    impl Kit {
+        async fn new() -> Kit {
+            let settings = Settings::default();
+            let app = App::new(
+                Ports {
+                    store: Arc::new(EmbeddedStore::in_memory().unwrap()),
+                    clock: Arc::new(ManualClock::new(Timestamp::from_unix_seconds(
+                        1_790_000_000,
+                    ))),
+                    // The tenant has no webhook: nothing is sent.
+                    notifier: Arc::new(WebhookNotifier::for_settings(&settings)),
+                },
+                settings,
+            );
+            let id = TenantId::parse("tenant-test").unwrap();
+            let secret = ApiSecret::parse("sk_test_0123456789abcdef").unwrap();
+            app.ensure_tenant(&id, &secret).await.unwrap();
+            let tenant = app.tenant_by_id(&id).await.unwrap();
+            Kit { app, tenant }
+        }
+
+        async fn track_token(&self, user: &str, code: &str, scope: Option<&str>) -> VerifiedToken {
+            let command = TrackCommand {
+                user_id: UserId::parse(user).unwrap(),
+                action_code: ActionCode::parse(code).unwrap(),
+                idempotency_key: None,
+                context: TrackContext {
+                    scope: scope.map(str::to_owned),
+                    ..TrackContext::default()
+                },
+                username: None,
+                email: None,
+                phone_number: None,
+            };
+            let tracked = self.app.track(&self.tenant, command).await.unwrap();
+            self.tenant
+                .keys
+                .verify(&tracked.token, self.app.now())
+                .unwrap()
+        }
+    }
+
+    /// A push credential's key pair, signing as the SDKs do (spec 4.4).
+    struct Device {
+        pair: EcdsaKeyPair,
+        public_key: PublicKey,
+    }
+
+    impl Device {
+        fn new() -> Device {
+            let rng = ring::rand::SystemRandom::new();
+            let pkcs8 =
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+            let pair =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+                    .unwrap();
+            let spki = crate::signature::p256_spki(pair.public_key().as_ref());
+            let public_key = PublicKey::from_spki_der(&spki).unwrap();
+            Device { pair, public_key }
+        }
+
+        fn sign(&self, message: &str) -> String {
+            let rng = ring::rand::SystemRandom::new();
+            let signature = self.pair.sign(&rng, message.as_bytes()).unwrap();
+            crate::encoding::encode_standard(signature.as_ref())
+        }
+
+        fn add_command(&self) -> AddCredential {
+            AddCredential {
+                namespace: Namespace::Push,
+                public_key: self.public_key.clone(),
+                device_name: Some("Test phone".into()),
+                device_platform: Some("ios".into()),
+                push_token: None,
+            }
+        }
+    }
 
     /// A bad signature's failure count is a new version of the push. An answer that read
     /// the version before it loses its compare-and-swap (`ChallengeAlreadyUsed`), which
@@ -402,7 +498,7 @@ mod tests {
     #[tokio::test]
     async fn an_answer_that_read_before_a_failure_count_is_tried_again() {
         let kit = Kit::new().await;
-        let phone = Device::new(Namespace::Push);
+        let phone = Device::new();
         let enrol = kit
             .track_token("alice", "addAuthenticator", Some("add:authenticators"))
             .await;
@@ -422,7 +518,7 @@ mod tests {
             .start_push(&kit.tenant, &token, start)
             .await
             .unwrap();
-        let slot = ApprovalSlot::Push(kit.user("alice"));
+        let slot = ApprovalSlot::Push(UserId::parse("alice").unwrap());
         let read_before = kit
             .app
             .store
@@ -443,7 +539,7 @@ mod tests {
             decision_signature: None,
         };
         // Someone who knows only the public key: a signature by another key.
-        let impostor = Device::new(Namespace::Push);
+        let impostor = Device::new();
         assert_eq!(
             kit.app
                 .answer_challenge(
@@ -473,46 +569,5 @@ mod tests {
             .unwrap();
         assert_eq!(approved.state, ApprovalState::Approved);
         assert_eq!(approved.failed_attempts, 1);
-    }
-
-    /// The rate limit counts starts over a window longer than a push lives, so the record
-    /// that holds them must outlive the push (DynamoDB TTL and the embedded sweep delete by
-    /// `retain_until`).
-    #[tokio::test]
-    async fn a_push_slot_is_kept_for_the_whole_rate_limit_window() {
-        let kit = Kit::new().await;
-        let phone = Device::new(Namespace::Push);
-        let enrol = kit
-            .track_token("alice", "addAuthenticator", Some("add:authenticators"))
-            .await;
-        kit.app
-            .add_credential(&kit.tenant, &enrol, phone.add_command())
-            .await
-            .unwrap();
-        let token = kit.track_token("alice", "signIn", None).await;
-        let start = StartPush {
-            action: None,
-            credential: None,
-            number_matching: false,
-        };
-        kit.app
-            .start_push(&kit.tenant, &token, start)
-            .await
-            .unwrap();
-        let slot = kit
-            .app
-            .store
-            .get_approval(&kit.tenant.id, &ApprovalSlot::Push(kit.user("alice")))
-            .await
-            .unwrap()
-            .unwrap();
-        let settings = kit.app.settings();
-        assert_eq!(
-            slot.retain_until,
-            kit.app
-                .now()
-                .plus_seconds(settings.push_start_window_seconds)
-        );
-        assert!(slot.retain_until > slot.expires_at);
     }
 }
