@@ -299,8 +299,11 @@ mod tests {
         };
         use std::sync::Mutex;
 
+        /// A URL, a signature, a body and a timeout.
+        type Sent = (String, String, Vec<u8>, Duration);
+
         #[derive(Default)]
-        struct Recorded(Mutex<Vec<(String, String, Vec<u8>, Duration)>>);
+        struct Recorded(Mutex<Vec<Sent>>);
 
         #[async_trait]
         impl WebhookSender for Recorded {

@@ -202,7 +202,9 @@ impl App {
     /// so a valid one is never throttled. One that does not verify is charged to the source
     /// address and the tenant (it writes: the mark is a new item), then counted on the
     /// challenge's mark; past `max_failed_attempts` further bad ones get 429 until the
-    /// challenge expires. The challenge is never used up by them (DESIGN 6).
+    /// challenge expires. The challenge is never used up by them (DESIGN 6). The
+    /// verify-then-count order is [`super::limits::signature_checked`], shared with push and
+    /// QR codes.
     pub(crate) async fn check_challenge_signature(
         &self,
         tenant: &Tenant,

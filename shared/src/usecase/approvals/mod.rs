@@ -267,9 +267,10 @@ impl App {
         Ok(challenge)
     }
 
-    /// Spec 4.4: the device signs the challenge id. The signature is verified first, so a
-    /// valid one is never throttled; a bad one is counted and throttled (see
-    /// [`App::count_failed_signature`]).
+    /// Spec 4.4: the device signs the challenge id. The rule every device signature follows
+    /// (verified first, so a valid one is never throttled; only a bad one is counted) is
+    /// [`signature_checked`]; what counting means for a push or QR code is
+    /// [`App::count_failed_signature`].
     async fn check_device_signature(
         &self,
         challenge: &ApprovalChallenge,
