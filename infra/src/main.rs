@@ -29,6 +29,7 @@ use shared::clock::{Clock, SystemClock};
 use shared::config::Settings;
 use shared::domain::policy::ConfigKey;
 use shared::domain::{TenantId, WebhookEndpoint};
+use shared::http::error::Describe as _;
 use shared::store::Store;
 use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
 use shared::store::embedded::{Durability, EmbeddedStore, OpenError};
@@ -586,7 +587,17 @@ fn explain_embedded_failure(dir: &std::path::Path, error: &OpenError) -> String 
 async fn open_app(args: &StoreArgs) -> Result<(App, Option<EmbeddedStore>), String> {
     let (store, embedded) = open_store(args).await?;
     let settings = Settings::from_env()?;
-    Ok((App::new(store, Arc::new(SystemClock), settings), embedded))
+    Ok((
+        App::new(
+            shared::Ports {
+                store,
+                clock: Arc::new(SystemClock),
+                notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(&settings)),
+            },
+            settings,
+        ),
+        embedded,
+    ))
 }
 
 async fn create_table(table: &str, endpoint_url: Option<String>) -> Result<(), String> {

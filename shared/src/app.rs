@@ -1,23 +1,36 @@
-//! [`App`]: the store, the clock and the settings that every use case needs, built once.
+//! [`App`]: the ports (store, clock, notifier), the settings and the tenant cache that every
+//! use case needs, built once.
+//!
+//! The app builds no adapter itself: the composition roots (`shared::lambda::app_from_env`
+//! for the Lambda functions, the local server and CLI in `infra`, and the tests) build them
+//! and hand them in as [`Ports`].
 
 use crate::clock::{Clock, Timestamp};
 use crate::config::Settings;
 use crate::error::{Error, Result};
+use crate::notify::Notifier;
 use crate::store::Store;
-use crate::usecase::tenants::TenantCache;
-use crate::webhook::{HttpWebhookSender, WebhookSender};
+use crate::tenant::TenantCache;
 use ring::rand::{SecureRandom, SystemRandom};
 use std::sync::Arc;
+
+/// The adapters the use cases work through.
+pub struct Ports {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    /// `push.created` and the destinations it may go to (spec 2.11).
+    pub notifier: Arc<dyn Notifier>,
+}
 
 /// The service: one per process, shared by every request. Use cases are its methods, in
 /// [`crate::usecase`].
 pub struct App {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) notifier: Arc<dyn Notifier>,
     pub(crate) settings: Settings,
     pub(crate) rng: SystemRandom,
     pub(crate) tenants: TenantCache,
-    pub(crate) webhooks: Arc<dyn WebhookSender>,
 }
 
 impl std::fmt::Debug for App {
@@ -29,21 +42,20 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+    pub fn new(ports: Ports, settings: Settings) -> Self {
+        let Ports {
+            store,
+            clock,
+            notifier,
+        } = ports;
         App {
             store,
             clock,
+            notifier,
             settings,
             rng: SystemRandom::new(),
             tenants: TenantCache::default(),
-            webhooks: Arc::new(HttpWebhookSender::default()),
         }
-    }
-
-    /// Replaces how webhooks are sent (tests of failure paths).
-    pub fn with_webhook_sender(mut self, sender: Arc<dyn WebhookSender>) -> Self {
-        self.webhooks = sender;
-        self
     }
 
     pub fn settings(&self) -> &Settings {

@@ -7,7 +7,8 @@
 use crate::http::{RequestId, SharedApp, SourceIp, finish, normalize_path};
 use crate::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
 use crate::telemetry::{self, LogFormat};
-use crate::{App, clock::SystemClock, config::Settings};
+use crate::webhook::WebhookNotifier;
+use crate::{App, Ports, clock::SystemClock, config::Settings};
 use axum::Router;
 use lambda_http::RequestExt as _;
 use std::sync::Arc;
@@ -27,11 +28,13 @@ pub async fn app_from_env() -> Result<SharedApp, lambda_http::Error> {
     let meter = UsageMeter::default();
     let client = dynamodb::client(&config, meter.clone()).await;
     let store = DynamoStore::new(client, table, meter);
-    Ok(Arc::new(App::new(
-        Arc::new(store),
-        Arc::new(SystemClock),
-        settings,
-    )))
+    // The composition root of the functions: the adapters are built here and handed in.
+    let ports = Ports {
+        store: Arc::new(store),
+        clock: Arc::new(SystemClock),
+        notifier: Arc::new(WebhookNotifier::for_settings(&settings)),
+    };
+    Ok(Arc::new(App::new(ports, settings)))
 }
 
 /// The router as a Lambda handler: the shared layers, the Lambda request id in the log line,

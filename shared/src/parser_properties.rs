@@ -12,6 +12,7 @@ use crate::domain::{
 };
 use crate::encoding;
 use crate::error::Error;
+use crate::http::error::Describe as _;
 use crate::signature::{PublicKey, PublicKeyError};
 use crate::token::{self, TenantKeys, TokenRequest};
 use base64::Engine as _;

@@ -2,3 +2,11 @@
 //!
 //! Only `[dev-dependencies]` (and the test tools in `tests/`) depend on this crate, so nothing
 //! here is ever linked into a Lambda function or the local server.
+//!
+//! | module | what it is |
+//! |---|---|
+//! | [`usecase`] | [`usecase::Kit`]: an app on the in-memory store with a manual clock, a tenant; [`usecase::Device`]: a P-256 key that signs as the SDKs do |
+//! | [`notify`] | [`notify::RecordingNotifier`]: the notifier port, recorded, and failing on demand |
+
+pub mod notify;
+pub mod usecase;

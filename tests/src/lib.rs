@@ -211,7 +211,14 @@ impl Harness {
             }
         };
         let clock = Arc::new(ManualClock::new(SystemClock.now()));
-        let app = App::new(store, clock.clone(), settings);
+        let app = App::new(
+            shared::Ports {
+                store,
+                clock: clock.clone(),
+                notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(&settings)),
+            },
+            settings,
+        );
         let a = TestTenant {
             id: "tenant-a".into(),
             secret: "sk_test_tenant_a_0123456789".into(),

@@ -34,7 +34,16 @@ fn limits() -> Limits {
 
 async fn start(limits: Limits) -> RunningServer {
     let store = Arc::new(EmbeddedStore::in_memory().unwrap());
-    let app = App::new(store, Arc::new(SystemClock), Settings::default());
+    let app = App::new(
+        shared::Ports {
+            store,
+            clock: Arc::new(SystemClock),
+            notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(
+                &Settings::default(),
+            )),
+        },
+        Settings::default(),
+    );
     app.ensure_tenant(
         &TenantId::parse(TENANT).unwrap(),
         &ApiSecret::parse(SECRET).unwrap(),

@@ -51,7 +51,16 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let public_key = STANDARD.encode(shared::signature::p256_spki(device.public_key().as_ref()));
     let (router, token, challenge_id) = runtime.block_on(async {
         let store = Arc::new(EmbeddedStore::in_memory().unwrap());
-        let app = App::new(store, Arc::new(SystemClock), Settings::default());
+        let app = App::new(
+            shared::Ports {
+                store,
+                clock: Arc::new(SystemClock),
+                notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(
+                    &Settings::default(),
+                )),
+            },
+            Settings::default(),
+        );
         app.ensure_tenant(
             &TenantId::parse(TENANT).unwrap(),
             &ApiSecret::parse(SECRET).unwrap(),

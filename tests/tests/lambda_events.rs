@@ -85,8 +85,13 @@ async fn run(fixture: &EventFixture) -> (u16, serde_json::Value) {
 async fn run_event(fixture: &EventFixture, text: &str) -> (u16, serde_json::Value) {
     let store = Arc::new(EmbeddedStore::in_memory().unwrap());
     let app = App::new(
-        store.clone(),
-        Arc::new(ManualClock::new(FIXTURE_TIME)),
+        shared::Ports {
+            store: store.clone(),
+            clock: Arc::new(ManualClock::new(FIXTURE_TIME)),
+            notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(
+                &Settings::default(),
+            )),
+        },
         Settings::default(),
     );
     lambda_events::seed(&app, &*store).await;
@@ -159,8 +164,13 @@ async fn fixture_bodies_say_what_the_sdks_need() {
 async fn a_qr_code_started_through_api_gateway_records_its_source_ip() {
     let store = Arc::new(EmbeddedStore::in_memory().unwrap());
     let app = Arc::new(App::new(
-        store.clone(),
-        Arc::new(ManualClock::new(FIXTURE_TIME)),
+        shared::Ports {
+            store: store.clone(),
+            clock: Arc::new(ManualClock::new(FIXTURE_TIME)),
+            notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(
+                &Settings::default(),
+            )),
+        },
         Settings::default(),
     ));
     lambda_events::seed(&app, &*store).await;
@@ -194,13 +204,17 @@ async fn a_qr_code_started_through_api_gateway_records_its_source_ip() {
 #[tokio::test]
 async fn anonymous_starts_through_api_gateway_are_limited_per_source_ip() {
     let store = Arc::new(EmbeddedStore::in_memory().unwrap());
+    let settings = Settings {
+        anonymous_qr_starts_per_source: 2,
+        ..Settings::default()
+    };
     let app = Arc::new(App::new(
-        store.clone(),
-        Arc::new(ManualClock::new(FIXTURE_TIME)),
-        Settings {
-            anonymous_qr_starts_per_source: 2,
-            ..Settings::default()
+        shared::Ports {
+            store: store.clone(),
+            clock: Arc::new(ManualClock::new(FIXTURE_TIME)),
+            notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(&settings)),
         },
+        settings,
     ));
     lambda_events::seed(&app, &*store).await;
     let fixture = FIXTURES.iter().find(|f| f.name == "start-qr-code").unwrap();
@@ -276,8 +290,13 @@ async fn each_function_uses_only_the_dynamodb_actions_its_iam_policy_grants() {
         dynamodb::create_table(&client, &table).await.unwrap();
         let store = Arc::new(DynamoStore::new(client.clone(), table, meter.clone()));
         let app = Arc::new(App::new(
-            store.clone(),
-            Arc::new(ManualClock::new(FIXTURE_TIME)),
+            shared::Ports {
+                store: store.clone(),
+                clock: Arc::new(ManualClock::new(FIXTURE_TIME)),
+                notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(
+                    &Settings::default(),
+                )),
+            },
             Settings::default(),
         ));
         lambda_events::seed(&app, &*store).await;

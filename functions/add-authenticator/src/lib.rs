@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use shared::domain::{
     ChallengeId, Credential, CredentialId, Namespace, UserId, VerificationMethod,
 };
-use shared::error::{Error, Result};
+use shared::error::Error;
+use shared::http::error::{HttpError, Result};
 use shared::http::{
     BearerAuth, JsonBody, PathParams, PeerIp, PublicKeyQuery, QueryParams, SecretKeyAuth,
     SharedApp, TenantAuth, ok, required,
@@ -63,7 +64,7 @@ pub fn router(app: SharedApp) -> Router {
 
 /// A namespace segment (spec 3.2); any other segment is not a route.
 fn namespace(segment: &str) -> Result<Namespace> {
-    Namespace::parse_segment(segment).ok_or(Error::RouteNotFound)
+    Namespace::parse_segment(segment).ok_or(HttpError::RouteNotFound)
 }
 
 /// A credential as the mobile SDKs decode it: `userAuthenticatorId`, `userId` and
@@ -174,7 +175,7 @@ async fn remove_credential(
 fn push_only(segment: &str) -> Result<()> {
     match namespace(segment)? {
         Namespace::Push => Ok(()),
-        _ => Err(Error::RouteNotFound),
+        _ => Err(HttpError::RouteNotFound),
     }
 }
 

@@ -14,7 +14,8 @@ use shared::domain::{
     ActionCode, ApprovalChallenge, ApprovalId, ApprovalKind, ChallengeId, CredentialId, Namespace,
     UserId,
 };
-use shared::error::{Error, Result};
+use shared::error::Error;
+use shared::http::error::{HttpError, Result};
 use shared::http::{
     BearerAuth, ClientAuth, JsonBody, PathParams, PeerIp, PublicKeyQuery, QueryParams,
     SecretKeyAuth, SharedApp, TenantAuth, ok, required,
@@ -182,11 +183,11 @@ async fn verify(
 fn approval_namespace(segment: &str, allowed: &[Namespace]) -> Result<Namespace> {
     Namespace::parse_segment(segment)
         .filter(|ns| allowed.contains(ns))
-        .ok_or(Error::RouteNotFound)
+        .ok_or(HttpError::RouteNotFound)
 }
 
 fn approval_id(value: Option<String>) -> Result<ApprovalId> {
-    ApprovalId::parse(required(value, "challengeId")?)
+    Ok(ApprovalId::parse(required(value, "challengeId")?)?)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -314,7 +315,7 @@ async fn start_qr_code(
     JsonBody(body): JsonBody<StartQrCodeBody>,
 ) -> Result<Response> {
     if body.custom.as_ref().is_some_and(|c| !c.is_object()) {
-        return Err(Error::invalid_request("`custom` must be a JSON object."));
+        return Err(Error::invalid_request("`custom` must be a JSON object.").into());
     }
     // An anonymous start needs no secret, and each one is stored: keep what it stores small.
     if body
@@ -324,7 +325,8 @@ async fn start_qr_code(
     {
         return Err(Error::invalid_request(format!(
             "`custom` must be at most {MAX_QR_CUSTOM_BYTES} bytes of JSON."
-        )));
+        ))
+        .into());
     }
     let starter = match &auth {
         ClientAuth::Bearer(bearer) => QrStarter::Token(bearer.token.clone()),

@@ -7,6 +7,7 @@ use crate::domain::{
     TrackContext,
 };
 use crate::error::Error;
+use crate::http::error::Describe as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1902,8 +1902,13 @@ pub mod local {
                 .await
                 .expect("a table on the local server");
             let app = crate::App::new(
-                Arc::new(super::DynamoStore::new(client, &table, meter)),
-                Arc::new(crate::clock::SystemClock),
+                crate::Ports {
+                    store: Arc::new(super::DynamoStore::new(client, &table, meter)),
+                    clock: Arc::new(crate::clock::SystemClock),
+                    notifier: Arc::new(crate::webhook::WebhookNotifier::for_settings(
+                        &crate::config::Settings::default(),
+                    )),
+                },
                 crate::config::Settings::default(),
             );
             app.ensure_tenant(

@@ -359,7 +359,16 @@ fn main() {
                 }
                 other => panic!("--store embedded|dynamodb, not {other}"),
             };
-            let app = App::new(store, Arc::new(SystemClock), Settings::default());
+            let app = App::new(
+                shared::Ports {
+                    store,
+                    clock: Arc::new(SystemClock),
+                    notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(
+                        &Settings::default(),
+                    )),
+                },
+                Settings::default(),
+            );
             server_runtime.block_on(async {
                 app.ensure_tenant(
                     &TenantId::parse(o.tenant_id.clone()).unwrap(),

@@ -1,45 +1,66 @@
-//! Test helpers for the use cases: an app on the in-memory store with a manual clock, a
-//! tenant, and devices that hold real P-256 keys and sign the way the SDKs do.
+//! Test helpers for the use cases: an app on the in-memory store with a manual clock and a
+//! recording notifier, a tenant, and devices that hold real P-256 keys and sign the way the
+//! SDKs do. Only the public API of `shared`: the tests that use it are integration tests
+//! (`shared/tests/usecases`).
 
-use super::challenges::{ChallengeStarter, VerifyCommand, VerifyResult};
-use super::credentials::AddCredential;
-use super::tenants::{ApiSecret, Tenant};
-use super::track::{TrackCommand, TrackResult};
-use crate::App;
-use crate::clock::{ManualClock, Timestamp};
-use crate::config::Settings;
-use crate::domain::{
+use crate::notify::RecordingNotifier;
+use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use shared::App;
+use shared::clock::{ManualClock, Timestamp};
+use shared::config::Settings;
+use shared::domain::{
     ActionCode, Challenge, Credential, IdempotencyKey, Namespace, TenantId, TrackContext, UserId,
 };
-use crate::encoding;
-use crate::error::Result;
-use crate::signature::PublicKey;
-use crate::store::embedded::EmbeddedStore;
-use crate::token::VerifiedToken;
-use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use shared::encoding;
+use shared::error::Result;
+use shared::signature::PublicKey;
+use shared::store::embedded::EmbeddedStore;
+use shared::token::VerifiedToken;
+use shared::usecase::challenges::{ChallengeStarter, VerifyCommand, VerifyResult};
+use shared::usecase::credentials::AddCredential;
+use shared::usecase::tenants::{ApiSecret, Tenant};
+use shared::usecase::track::{TrackCommand, TrackResult};
 use std::sync::Arc;
 
 pub struct Kit {
     pub app: App,
+    /// The app's store, for what a test reads or arranges below the use cases.
+    pub store: Arc<EmbeddedStore>,
     pub clock: Arc<ManualClock>,
+    /// What the app notified (`push.created`); it accepts everything unless told to fail.
+    pub notifier: Arc<RecordingNotifier>,
     pub tenant: Arc<Tenant>,
     pub secret: ApiSecret,
 }
 
 impl Kit {
     pub async fn new() -> Kit {
+        Self::with_settings(Settings::default()).await
+    }
+
+    pub async fn with_settings(settings: Settings) -> Kit {
         let clock = Arc::new(ManualClock::new(Timestamp::from_unix_seconds(
             1_790_000_000,
         )));
         let store = Arc::new(EmbeddedStore::in_memory().unwrap());
-        let app = App::new(store, clock.clone(), Settings::default());
+        let notifier = Arc::new(RecordingNotifier::default());
+        let app = App::new(
+            shared::Ports {
+                store: store.clone(),
+                clock: clock.clone(),
+                notifier: notifier.clone(),
+            },
+            settings,
+        );
         let secret = ApiSecret::parse("sk_test_0123456789abcdef").unwrap();
         let id = TenantId::parse("tenant-test").unwrap();
         app.ensure_tenant(&id, &secret).await.unwrap();
         let tenant = app.tenant_by_id(&id).await.unwrap();
         Kit {
             app,
+            store,
             clock,
+            notifier,
             tenant,
             secret,
         }
@@ -132,7 +153,7 @@ impl Device {
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
             .unwrap();
-        let spki = crate::signature::p256_spki(pair.public_key().as_ref());
+        let spki = shared::signature::p256_spki(pair.public_key().as_ref());
         let public_key = PublicKey::from_spki_der(&spki).unwrap();
         Device {
             namespace,
