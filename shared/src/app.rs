@@ -77,9 +77,6 @@ impl App {
     /// bits and formats it.
     pub(crate) fn random_uuid(&self) -> Result<String> {
         let bytes: [u8; 16] = self.random_bytes()?;
-        Ok(uuid::Builder::from_random_bytes(bytes)
-            .into_uuid()
-            .hyphenated()
-            .to_string())
+        Ok(crate::encoding::uuid_v4(bytes))
     }
 }

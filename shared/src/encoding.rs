@@ -54,6 +54,15 @@ pub fn percent_decode(text: &str) -> Option<String> {
         .map(std::borrow::Cow::into_owned)
 }
 
+/// A version-4 UUID, hyphenated and lowercase, from 16 random bytes the caller drew (from
+/// ring: the randomness stays ours); the `uuid` crate sets the version and variant bits.
+pub fn uuid_v4(random_bytes: [u8; 16]) -> String {
+    uuid::Builder::from_random_bytes(random_bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
+}
+
 /// The tenant id in a client `Authorization: Basic` value (spec 3.1): lenient base64, then
 /// URL-decoding (the browser encodes the id with `encodeURIComponent`), then everything from
 /// the first `:` on is dropped (iOS and Android send `"<tenantId>:"`).

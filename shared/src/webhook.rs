@@ -129,20 +129,10 @@ fn push_created_body(event: &PushCreated<'_>, id: String) -> Result<Vec<u8>, Str
 
 /// A random version-4 UUID: the envelope ids of the spec's examples (spec 2.11).
 fn random_uuid(rng: &SystemRandom) -> Result<String, String> {
-    let mut b = [0u8; 16];
-    rng.fill(&mut b)
+    let mut bytes = [0u8; 16];
+    rng.fill(&mut bytes)
         .map_err(|_| "no random bytes for the envelope id".to_owned())?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
+    Ok(crate::encoding::uuid_v4(bytes))
 }
 
 /// The [`Notifier`] that sends signed webhooks: what the composition roots (the Lambda
