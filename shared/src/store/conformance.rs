@@ -2,11 +2,15 @@
 //! adapter (DESIGN 3, 8). An adapter is correct when `run_all` passes on it.
 
 use super::*;
+use crate::clock::Timestamp;
 use crate::domain::{
-    ActionCode, ApprovalId, ApprovalKind, ApprovalState, IdempotencyKey, SigningKeyRecord,
-    TrackContext,
+    Action, ActionCode, ActionKey, ActionState, ApprovalChallenge, ApprovalId, ApprovalKind,
+    ApprovalSlot, ApprovalState, ChallengeId, ChallengeMark, Credential, CredentialId,
+    IdempotencyKey, Namespace, SigningKeyRecord, TenantId, TenantRecord, TrackContext, UserId,
+    UserProfile, VerificationMethod,
 };
 use crate::error::Error;
+use crate::error::Result;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
