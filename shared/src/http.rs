@@ -4,6 +4,8 @@
 //! A handler is three steps: extractors decode (and reject bad input with the precise
 //! [`Error`]), one [`App`] use case runs, [`json`] encodes.
 
+pub mod routes;
+
 use crate::App;
 use crate::encoding;
 use crate::error::Error;
