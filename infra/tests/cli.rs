@@ -321,7 +321,7 @@ fn a_guessable_webhook_secret_is_refused_and_changes_nothing() {
 fn table_create_tenant_create_and_serve_on_dynamodb() {
     // A DynamoDB-compatible server on a free loopback port, for the binary to talk to.
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let local = runtime.block_on(shared::store::dynamodb::local::LocalDynamo::start());
+    let local = runtime.block_on(testkit::dynamodb::LocalDynamo::start());
     let endpoint = local.endpoint();
     let dynamo = [
         "--store",
@@ -541,7 +541,7 @@ fn action_config_set_get_list_delete_on_the_embedded_store() {
 #[test]
 fn action_config_set_get_list_delete_on_dynamodb() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let local = runtime.block_on(shared::store::dynamodb::local::LocalDynamo::start());
+    let local = runtime.block_on(testkit::dynamodb::LocalDynamo::start());
     let endpoint = local.endpoint();
     let (ok, _, err) = run_cli(&[
         "table",

@@ -20,8 +20,8 @@
 //! Adapters: `embedded::EmbeddedStore` (SQLite on one machine, or in memory for tests; behind
 //! the feature `embedded`, which the local server, the CLI and the tests enable and the Lambda
 //! functions do not, so they never link SQLite) and [`dynamodb::DynamoStore`] (production).
-//! Both run the same conformance suite (`conformance.rs`), the DynamoDB one against a real
-//! DynamoDB-compatible server.
+//! Both run the same conformance suite (`testkit::conformance`, run by `testkit/tests/`), the
+//! DynamoDB one against a real DynamoDB-compatible server.
 
 pub mod dynamodb;
 #[cfg(feature = "embedded")]
@@ -77,4 +77,4 @@ impl<T> Store for T where
 }
 
 #[cfg(test)]
-pub(crate) mod conformance;
+pub(crate) mod samples;
