@@ -4,7 +4,7 @@
 //!
 //! | module | what it is |
 //! |---|---|
-//! | [`http`] | auth extractors (secret Basic, tenant Basic, Bearer), the JSON body and path extractors, error responses, logging, path normalisation |
+//! | [`http`] | auth extractors (secret Basic, tenant Basic, Bearer), the JSON body and path extractors, error responses, logging, path normalisation; [`routes!`] declares a function's routes once |
 //! | [`usecase`] | one method on [`App`] per operation: `track`, `add_credential`, `start_challenge`, `verify_challenge`, `validate`, ... |
 //! | [`domain`] | validated identifiers, records, states, the track policy (rules configs, precedence) and the data points rules read |
 //! | [`rules`] | a small JSON-Logic validator and evaluator (with our `ip_in_cidr`) for rule conditions |
