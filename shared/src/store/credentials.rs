@@ -23,7 +23,7 @@ pub enum InsertOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnrolmentGuard {
     /// The token's action: it must exist, be retained at `now`, and allow enrolment
-    /// ([`ActionState::allows_enrolment`]).
+    /// ([`ActionState::allows_enrolment`](crate::domain::ActionState::allows_enrolment)).
     pub action: ActionKey,
     /// The token may add only the user's first credential: the user must have none.
     pub first_credential_only: bool,

@@ -13,7 +13,7 @@
 //! | [`RateLimitStore`] | fixed-window counters of the rate limits, shared by every instance (DESIGN 6) |
 //!
 //! Every single-use or state-changing step is one conditional write (or transaction) in the
-//! adapter, and a failed condition comes back as the precise [`Error`]
+//! adapter, and a failed condition comes back as the precise [`Error`](crate::Error)
 //! (`ChallengeAlreadyUsed`, `ChallengeExpired`, ...), never as a generic failure. Expiry is
 //! checked by the code that reads, not left to TTL deletion, which is late (DESIGN 4).
 //!
