@@ -320,7 +320,7 @@ fn a_guessable_webhook_secret_is_refused_and_changes_nothing() {
 fn table_create_tenant_create_and_serve_on_dynamodb() {
     // A DynamoDB-compatible server on a free loopback port, for the binary to talk to.
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let local = runtime.block_on(shared::store::dynamodb::local::LocalDynamo::start());
+    let local = runtime.block_on(testkit::dynamodb::LocalDynamo::start());
     let endpoint = local.endpoint();
     let dynamo = [
         "--store",
@@ -540,7 +540,7 @@ fn action_config_set_get_list_delete_on_the_embedded_store() {
 #[test]
 fn action_config_set_get_list_delete_on_dynamodb() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let local = runtime.block_on(shared::store::dynamodb::local::LocalDynamo::start());
+    let local = runtime.block_on(testkit::dynamodb::LocalDynamo::start());
     let endpoint = local.endpoint();
     let (ok, _, err) = run_cli(&[
         "table",
@@ -1053,7 +1053,7 @@ fn a_store_that_cannot_be_opened_reports_its_cause() {
 
     // A table that does not exist: DynamoDB's own message.
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let local = runtime.block_on(shared::store::dynamodb::local::LocalDynamo::start());
+    let local = runtime.block_on(testkit::dynamodb::LocalDynamo::start());
     let endpoint = local.endpoint();
     let (ok, out, err) = run_clean(
         dir.path(),

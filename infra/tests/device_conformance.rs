@@ -12,11 +12,11 @@ use shared::clock::SystemClock;
 use shared::config::Settings;
 use shared::domain::TenantId;
 use shared::store::Store;
-use shared::store::dynamodb::local::{LocalDynamo, unique_table};
 use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
 use shared::store::embedded::EmbeddedStore;
 use shared::usecase::tenants::ApiSecret;
 use std::sync::Arc;
+use testkit::dynamodb::{LocalDynamo, unique_table};
 use trusted_device::RunningServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_trusted-device");

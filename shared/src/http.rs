@@ -7,6 +7,8 @@
 
 pub mod error;
 
+pub mod routes;
+
 use crate::App;
 use crate::encoding;
 use crate::error::Error;

@@ -4,7 +4,7 @@
 //!
 //! | module | what it is |
 //! |---|---|
-//! | [`http`] | auth extractors (secret Basic, tenant Basic, Bearer), the JSON body and path extractors, logging, path normalisation; [`http::error`] maps every failure to HTTP, once |
+//! | [`http`] | auth extractors (secret Basic, tenant Basic, Bearer), the JSON body and path extractors, logging, path normalisation; [`routes!`] declares a function's routes once; [`http::error`] maps every failure to HTTP, once |
 //! | [`usecase`] | one method on [`App`] per operation: `track`, `add_credential`, `start_challenge`, `verify_challenge`, `validate`, ...; free of HTTP |
 //! | [`app`] | [`App`] and its [`Ports`]: the store, the clock and the notifier, built by the composition roots (`lambda`, the local server and CLI in `infra`, tests) and handed in |
 //! | [`tenant`] | a tenant resolved for requests, and the cache the app keeps them in |

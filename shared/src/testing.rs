@@ -1,6 +1,5 @@
 //! Real parts for tests (feature `test-support`): a local Lambda Runtime API.
 //!
-//! The DynamoDB-compatible server lives with the DynamoDB adapter
-//! ([`crate::store::dynamodb::local`]).
+//! The DynamoDB-compatible server for tests is `testkit::dynamodb::LocalDynamo`.
 
 pub mod runtime_api;

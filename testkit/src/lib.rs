@@ -7,6 +7,10 @@
 //! |---|---|
 //! | [`usecase`] | [`usecase::Kit`]: an app on the in-memory store with a manual clock, a tenant; [`usecase::Device`]: a P-256 key that signs as the SDKs do |
 //! | [`notify`] | [`notify::RecordingNotifier`]: the notifier port, recorded, and failing on demand |
+//! | [`conformance`] | the store conformance suite: every store trait method and condition, run against each adapter (`tests/conformance.rs` runs it on the embedded store and on DynamoDB) |
+//! | [`dynamodb`] | [`dynamodb::LocalDynamo`]: a DynamoDB-compatible server (dynoxide) embedded on a free loopback port |
 
+pub mod conformance;
+pub mod dynamodb;
 pub mod notify;
 pub mod usecase;

@@ -22,11 +22,11 @@ use shared::clock::{Clock, ManualClock, SystemClock};
 use shared::config::Settings;
 use shared::domain::TenantId;
 use shared::store::Store;
-use shared::store::dynamodb::local::{LocalDynamo, unique_table};
 use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
 use shared::store::embedded::EmbeddedStore;
 use shared::usecase::tenants::{ApiSecret, TenantSettingsChange};
 use std::sync::Arc;
+use testkit::dynamodb::{LocalDynamo, unique_table};
 use trusted_device::RunningServer;
 
 pub struct TestTenant {

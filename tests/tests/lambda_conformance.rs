@@ -13,12 +13,12 @@ use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
-use shared::store::dynamodb::local::LocalDynamo;
 use shared::testing::runtime_api::{Outcome, RuntimeApi};
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use testkit::dynamodb::LocalDynamo;
 use trusted_device::conformance::{self, Options};
 
 const TENANT: &str = "lambda-conformance";

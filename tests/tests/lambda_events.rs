@@ -273,7 +273,8 @@ fn granted_actions(function: &str) -> std::collections::BTreeSet<String> {
 /// no local run shows. Transaction items count as the actions IAM checks them as.
 #[tokio::test]
 async fn each_function_uses_only_the_dynamodb_actions_its_iam_policy_grants() {
-    use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter, local};
+    use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
+    use testkit::dynamodb as local;
     let server = local::LocalDynamo::start().await;
     let meter = UsageMeter::default();
     let client = dynamodb::client(

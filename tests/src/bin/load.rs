@@ -23,13 +23,13 @@ use shared::clock::SystemClock;
 use shared::config::Settings;
 use shared::domain::TenantId;
 use shared::store::Store;
-use shared::store::dynamodb::local::{LocalDynamo, unique_table};
 use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
 use shared::store::embedded::{Durability, EmbeddedStore};
 use shared::usecase::tenants::ApiSecret;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use testkit::dynamodb::{LocalDynamo, unique_table};
 
 /// The same allocator as the `trusted-device` server binary, so the in-process server is
 /// measured as it runs there.

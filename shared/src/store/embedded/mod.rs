@@ -998,24 +998,6 @@ impl ApprovalStore for EmbeddedStore {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn conformance_in_memory() {
-        crate::store::conformance::run_all(Arc::new(EmbeddedStore::in_memory().unwrap())).await;
-    }
-
-    #[tokio::test]
-    async fn conformance_on_disk_and_data_survives_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store.db");
-        let store = EmbeddedStore::open(&path).unwrap();
-        crate::store::conformance::run_all(Arc::new(store.clone())).await;
-        let tenant = crate::store::conformance::sample_tenant("reopen");
-        store.put_tenant(&tenant).await.unwrap();
-        drop(store);
-        let reopened = EmbeddedStore::open(&path).unwrap();
-        assert_eq!(reopened.get_tenant(&tenant.id).await.unwrap(), Some(tenant));
-    }
-
     /// A journal written by the engine before SQLite (`fixtures/`, made with that engine's
     /// own code): a tenant and its secret index, a user, a user deleted again, a live and an
     /// expired challenge mark.
@@ -1144,7 +1126,7 @@ mod tests {
         let first = EmbeddedStore::open(&path).unwrap();
         let second = EmbeddedStore::open(&path).unwrap();
         let tenant = TenantId::parse("t").unwrap();
-        let challenge = crate::store::conformance::sample_challenge_id();
+        let challenge = crate::store::samples::sample_challenge_id();
         let mut tasks = Vec::new();
         for i in 0..40 {
             let store = if i % 2 == 0 {
@@ -1174,7 +1156,7 @@ mod tests {
     async fn a_fault_fails_the_write_whole_and_the_store_serves_again_after_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(&dir.path().join(DB_FILE)).unwrap();
-        let tenant = crate::store::conformance::sample_tenant("fault");
+        let tenant = crate::store::samples::sample_tenant("fault");
         store.set_read_only_fault(true).unwrap();
         assert_eq!(
             store.put_tenant(&tenant).await,
@@ -1194,16 +1176,6 @@ mod tests {
         assert!(store.get_tenant(&tenant.id).await.unwrap().is_some());
     }
 
-    /// The default (full durability, group commit) runs the suite above; this is the other
-    /// level, whose writes run on the caller's thread, concurrent scenes included.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn conformance_on_disk_at_normal_durability() {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            EmbeddedStore::open_with(&dir.path().join(DB_FILE), Durability::Normal).unwrap();
-        crate::store::conformance::run_all(Arc::new(store)).await;
-    }
-
     #[test]
     fn prefix_ranges_cover_exactly_the_prefix() {
         let (start, end) = prefix_range(&["t", "u"]);
@@ -1219,7 +1191,7 @@ mod tests {
         let store = EmbeddedStore::in_memory().unwrap();
         let tenant = TenantId::parse("t").unwrap();
         let user = UserId::parse("alice").unwrap();
-        let push = crate::store::conformance::approval(&tenant, Some(&user), ApprovalKind::Push);
+        let push = crate::store::samples::approval(&tenant, Some(&user), ApprovalKind::Push);
         assert!(push.expires_at < push.retain_until);
         assert!(store.put_approval(&push, None).await.unwrap());
         // Past the challenge's expiry the slot stays: it holds the rate limit's start history.
@@ -1245,8 +1217,8 @@ mod tests {
     async fn purge_removes_only_expired_records() {
         let store = EmbeddedStore::in_memory().unwrap();
         let tenant = TenantId::parse("t1").unwrap();
-        let live = crate::store::conformance::sample_challenge_id();
-        let dead = crate::store::conformance::sample_challenge_id();
+        let live = crate::store::samples::sample_challenge_id();
+        let dead = crate::store::samples::sample_challenge_id();
         store
             .record_failed_attempt(&tenant, &live, Timestamp(10_000), 5)
             .await

@@ -1,13 +1,18 @@
 //! The store conformance suite: every trait method and every condition, run against each
-//! adapter (DESIGN 3, 8). An adapter is correct when `run_all` passes on it.
+//! adapter (DESIGN 3, 8). An adapter is correct when `run_all` passes on it; `tests/` of this
+//! crate run it on the embedded store (in memory and on disk) and on DynamoDB (dynoxide).
 
-use super::*;
-use crate::domain::{
-    ActionCode, ApprovalId, ApprovalKind, ApprovalState, IdempotencyKey, SigningKeyRecord,
-    TrackContext,
+use shared::clock::Timestamp;
+use shared::domain::{
+    Action, ActionCode, ActionKey, ActionState, ApprovalChallenge, ApprovalId, ApprovalKind,
+    ApprovalSlot, ApprovalState, ChallengeId, ChallengeMark, Credential, CredentialId,
+    IdempotencyKey, Namespace, SigningKeyRecord, TenantId, TenantRecord, TrackContext, UserId,
+    UserProfile, VerificationMethod,
 };
-use crate::error::Error;
-use crate::http::error::Describe as _;
+use shared::error::Error;
+use shared::error::Result;
+use shared::http::error::Describe as _;
+use shared::store::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -91,7 +96,7 @@ fn action(tenant: &TenantId, user: &UserId, code: &str, state: ActionState) -> A
         context: TrackContext::default(),
         rule_ids: vec![],
         rules: vec![],
-        origin: crate::domain::ActionOrigin::Track,
+        origin: shared::domain::ActionOrigin::Track,
         expires_at: NOW.plus_seconds(30 * 24 * 3600),
     }
 }
@@ -202,11 +207,7 @@ async fn concurrent_hits_never_pass_the_limit(store: Arc<dyn Store>) {
     assert_eq!(admitted, 5, "exactly the limit is admitted");
 }
 
-pub(crate) fn approval(
-    tenant: &TenantId,
-    user: Option<&UserId>,
-    kind: ApprovalKind,
-) -> ApprovalChallenge {
+pub fn approval(tenant: &TenantId, user: Option<&UserId>, kind: ApprovalKind) -> ApprovalChallenge {
     let mut id = [0u8; 48];
     id[..8].copy_from_slice(&COUNTER.fetch_add(1, Ordering::SeqCst).to_be_bytes());
     id[8..16].copy_from_slice(&u64::from(std::process::id()).to_be_bytes());
@@ -855,7 +856,7 @@ async fn user_activity(store: &dyn Store) {
     let mut tracked = action(&tenant, &alice, "pay", ActionState::Allow);
     tracked.context.device_id = Some("device-1".into());
     tracked.rule_ids = vec!["r1".into()];
-    tracked.rules = vec![crate::domain::RuleRef {
+    tracked.rules = vec![shared::domain::RuleRef {
         rule_id: "r1".into(),
         name: "Rule one".into(),
         description: Some("why".into()),
@@ -902,7 +903,7 @@ async fn user_activity(store: &dyn Store) {
 }
 
 async fn action_configs(store: &dyn Store) {
-    use crate::domain::policy::{ActionConfig, ConfigKey};
+    use shared::domain::policy::{ActionConfig, ConfigKey};
     let tenant = tenant_id("t");
     let other = tenant_id("other");
     let pay_code = ActionCode::parse("pay").unwrap();
@@ -1350,7 +1351,7 @@ async fn enrolment_guard(store: &dyn Store) {
     let second = credential(&tenant, &alice, Namespace::InApp, &unique("fp"));
     assert_eq!(
         store.insert_credential(&second, &guard).await.unwrap_err(),
-        Error::InsufficientScope(crate::domain::ADD_AUTHENTICATORS_SCOPE)
+        Error::InsufficientScope(shared::domain::ADD_AUTHENTICATORS_SCOPE)
     );
     // With the scope, a second one; once both are removed, a first one again.
     guard.first_credential_only = false;
