@@ -36,8 +36,6 @@ pub mod rules;
 pub mod signature;
 pub mod store;
 pub mod telemetry;
-#[cfg(feature = "test-support")]
-pub mod testing;
 pub mod token;
 pub mod usecase;
 pub mod webhook;

@@ -1,6 +1,6 @@
 //! `trusted-device conformance` against the four Lambda functions as Lambda runs them: each
 //! function's real `bootstrap` binary (target/debug/{track,add-authenticator,challenge,validate})
-//! on its own local Runtime API (`shared::testing::runtime_api`), on DynamoDB (dynoxide),
+//! on its own local Runtime API (`testkit::runtime_api`), on DynamoDB (dynoxide),
 //! behind a small router that plays API Gateway: it picks the function by the routes of
 //! `template.yaml` (the functions' `ROUTES`), turns the request into an HTTP API payload 2.0
 //! event, and the function's answer back into HTTP. Unknown routes get API Gateway's own
@@ -14,7 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use shared::store::dynamodb::local::LocalDynamo;
-use shared::testing::runtime_api::{Outcome, RuntimeApi};
+use testkit::runtime_api::{Outcome, RuntimeApi};
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::sync::Arc;

@@ -9,7 +9,7 @@
 
 use e2e_tests::lambda_events::{FIXTURES, SECRET_KEY, TENANT_ID, fixture_path};
 use shared::store::dynamodb::local::LocalDynamo;
-use shared::testing::runtime_api::{Outcome, RuntimeApi};
+use testkit::runtime_api::{Outcome, RuntimeApi};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
