@@ -5,7 +5,7 @@
 //! through its function's real Lambda entry path.
 //!
 //! Regenerate them (tokens, sealed challenge ids and signatures are made here) with
-//! `cargo test -p e2e-tests --test lambda_events -- --ignored regenerate`.
+//! `cargo test -p e2e-tests --test e2e -- --ignored lambda_events::regenerate`.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};

@@ -4,11 +4,11 @@
 
 use serde_json::Value;
 use shared::store::dynamodb::local::LocalDynamo;
-use testkit::runtime_api::{Outcome, RuntimeApi};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use testkit::runtime_api::{Outcome, RuntimeApi};
 
 /// The secret of the fixture tenant the events in `events/` authenticate as.
 const FIXTURE_SECRET: &str = "sk_fixture_0123456789abcdef";

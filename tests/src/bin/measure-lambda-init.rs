@@ -9,9 +9,9 @@
 
 use e2e_tests::lambda_events::{FIXTURES, SECRET_KEY, TENANT_ID, fixture_path};
 use shared::store::dynamodb::local::LocalDynamo;
-use testkit::runtime_api::{Outcome, RuntimeApi};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use testkit::runtime_api::{Outcome, RuntimeApi};
 
 const FUNCTIONS: [(&str, &str); 4] = [
     ("track", "track"),

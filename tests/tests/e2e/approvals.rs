@@ -29,6 +29,21 @@ async fn track_token(h: &Harness, user: &str, action: &str, attributes: Value) -
     tracked["token"].as_str().unwrap().to_owned()
 }
 
+/// Alice has a phone with a push key, and the backend has tracked a `signIn` for her: the
+/// phone and the browser's token.
+async fn alice_with_push_phone(h: &Harness) -> (Device, String) {
+    let (phone, _) = enrol(h, "alice", "push").await;
+    let token = track_token(h, "alice", "signIn", json!({})).await;
+    (phone, token)
+}
+
+/// [`alice_with_push_phone`], and the browser has started a push: phone, token, challenge id.
+async fn alice_push_started(h: &Harness) -> (Device, String, String) {
+    let (phone, token) = alice_with_push_phone(h).await;
+    let id = started_push(h, &token).await;
+    (phone, token, id)
+}
+
 fn now(h: &Harness) -> i64 {
     h.clock.now().unix_seconds()
 }
@@ -262,9 +277,7 @@ async fn push_approved_on_the_phone_signs_the_browser_in() {
 #[tokio::test]
 async fn push_rejected_on_the_phone_is_reported_without_a_token() {
     let h = Harness::start().await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
-    let id = started_push(&h, &token).await;
+    let (phone, token, id) = alice_push_started(&h).await;
 
     let rejected = answer(&h, &phone, &id, false, json!({})).await.expect(200);
     assert_eq!(rejected, json!({"isVerified": false}));
@@ -282,9 +295,7 @@ async fn push_rejected_on_the_phone_is_reported_without_a_token() {
 #[tokio::test]
 async fn push_expires_after_300_seconds() {
     let h = Harness::start().await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
-    let id = started_push(&h, &token).await;
+    let (phone, token, id) = alice_push_started(&h).await;
 
     h.clock.advance_seconds(299);
     assert_eq!(pending(&h, &phone, None).await["challengeId"], id.as_str());
@@ -383,8 +394,7 @@ async fn a_push_is_answered_once() {
 #[tokio::test]
 async fn a_new_push_replaces_the_pending_one() {
     let h = Harness::start().await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
+    let (phone, token) = alice_with_push_phone(&h).await;
     let old = started_push(&h, &token).await;
     let new = started_push(&h, &token).await;
     assert_ne!(old, new);
@@ -568,9 +578,7 @@ async fn the_nonce_and_the_read_need_a_registered_push_key() {
 #[tokio::test]
 async fn bad_signatures_are_throttled_but_never_reject_a_push() {
     let h = Harness::start().await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
-    let id = started_push(&h, &token).await;
+    let (phone, token, id) = alice_push_started(&h).await;
     let wrong = phone.sign("not the challenge id");
 
     for _ in 0..5 {
@@ -610,7 +618,7 @@ async fn bad_signatures_are_throttled_but_never_reject_a_push() {
 /// always stands. A smoke test: the interleaving that needs `answer_challenge`'s retry (a
 /// failure count landing between the owner's read and its commit) is rare over loopback and
 /// not forced here; the retry's bound is argued where it is written.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_signatures_racing_the_owners_approval_do_not_make_it_fail() {
     let h = Harness::start().await;
     for round in 0..4 {
@@ -711,8 +719,7 @@ async fn a_public_key_alone_cannot_end_or_read_a_users_push() {
 #[tokio::test]
 async fn number_matching_approves_with_the_right_code() {
     let h = Harness::start().await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
+    let (phone, token) = alice_with_push_phone(&h).await;
     let started = start_push(&h, &token, json!({"numberMatching": true}))
         .await
         .expect(200);
@@ -743,8 +750,7 @@ async fn number_matching_approves_with_the_right_code() {
 #[tokio::test]
 async fn number_matching_with_a_wrong_or_missing_code_rejects_the_push() {
     let h = Harness::start().await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
+    let (phone, token) = alice_with_push_phone(&h).await;
 
     let started = start_push(&h, &token, json!({"numberMatching": true}))
         .await
@@ -885,9 +891,7 @@ async fn a_tenant_may_require_decision_signatures() {
         },
     )
     .await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
-    let id = started_push(&h, &token).await;
+    let (phone, _, id) = alice_push_started(&h).await;
 
     answer(&h, &phone, &id, true, json!({}))
         .await
@@ -1204,8 +1208,7 @@ async fn qr_code_with_number_matching_needs_the_kiosks_code() {
 #[tokio::test]
 async fn the_backend_reads_a_push_or_qr_challenge_with_get_or_post() {
     let h = Harness::start().await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
+    let (phone, token) = alice_with_push_phone(&h).await;
     let push = started_push(&h, &token).await;
     let secret = Auth::Secret(&h.a.secret);
 
@@ -1519,8 +1522,7 @@ async fn push_created_is_delivered_signed_before_the_start_returns() {
 async fn a_failed_push_created_delivery_fails_the_push() {
     let hook = receiver(500).await;
     let h = harness_with_webhook(&hook.url, Settings::default()).await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
+    let (phone, token) = alice_with_push_phone(&h).await;
 
     start_push(&h, &token, json!({}))
         .await
@@ -1576,8 +1578,7 @@ async fn a_push_webhook_that_does_not_answer_in_time_fails_the_push() {
         ..Settings::default()
     };
     let h = harness_with_webhook(&url, settings).await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
+    let (phone, token) = alice_with_push_phone(&h).await;
     start_push(&h, &token, json!({}))
         .await
         .expect_error(502, "webhook_failed");
@@ -1590,9 +1591,7 @@ async fn a_push_webhook_that_does_not_answer_in_time_fails_the_push() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_answers_and_polls_give_one_approval_and_one_token() {
     let h = Harness::start().await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
-    let id = started_push(&h, &token).await;
+    let (phone, token, id) = alice_push_started(&h).await;
 
     let answers = futures_join(
         (0..8)
@@ -1926,8 +1925,7 @@ async fn a_push_approved_while_its_webhook_fails_is_reported_approved() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let h = harness_with_webhook(&url, Settings::default()).await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
+    let (phone, token) = alice_with_push_phone(&h).await;
     let (started, approved) = tokio::join!(start_push(&h, &token, json!({})), async {
         let id = seen_rx.recv().await.unwrap();
         let answered = answer(&h, &phone, &id, true, json!({})).await.expect(200);

@@ -413,7 +413,7 @@ async fn credential_removal_by_the_device_and_by_the_backend() {
     assert_eq!(tracked["isEnrolled"], false);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_verifies_of_one_challenge_have_exactly_one_winner() {
     let h = std::sync::Arc::new(Harness::start().await);
     let device = std::sync::Arc::new(Device::new());

@@ -4,22 +4,13 @@
 
 use axum::body::to_bytes;
 use e2e_tests::lambda_events::{self, EventFixture, FIXTURE_TIME, FIXTURES};
+use e2e_tests::{FUNCTIONS, routes_of};
 use shared::App;
 use shared::clock::ManualClock;
 use shared::config::Settings;
 use shared::store::embedded::EmbeddedStore;
 use std::sync::Arc;
 use tower::ServiceExt as _;
-
-fn routes_of(function: &str) -> &'static [(&'static str, &'static str)] {
-    match function {
-        "track" => track::ROUTES,
-        "add-authenticator" => add_authenticator::ROUTES,
-        "challenge" => challenge::ROUTES,
-        "validate" => validate::ROUTES,
-        other => panic!("unknown function {other}"),
-    }
-}
 
 fn router_of(function: &str, app: shared::http::SharedApp) -> axum::Router {
     match function {
@@ -32,7 +23,7 @@ fn router_of(function: &str, app: shared::http::SharedApp) -> axum::Router {
 }
 
 /// Writes the fixture files. Run it after changing `lambda_events.rs`:
-/// `cargo test -p e2e-tests --test lambda_events -- --ignored regenerate`.
+/// `cargo test -p e2e-tests --test e2e -- --ignored lambda_events::regenerate`.
 #[test]
 #[ignore = "writes files; run by hand to regenerate the fixtures"]
 fn regenerate() {
@@ -46,7 +37,7 @@ fn regenerate() {
 
 #[test]
 fn every_route_of_every_function_has_a_fixture_and_no_fixture_is_off_route() {
-    for function in ["track", "add-authenticator", "challenge", "validate"] {
+    for function in FUNCTIONS {
         for (method, route) in routes_of(function) {
             assert!(
                 FIXTURES
