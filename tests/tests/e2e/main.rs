@@ -7,6 +7,7 @@
 mod approvals;
 mod connections;
 mod dynamodb;
+mod expiry;
 mod flows;
 mod fuzz;
 mod input;
