@@ -445,6 +445,35 @@ impl Harness {
         .await
     }
 
+    /// Server SDK `getAction`: the action `user`'s `action` with this idempotency key (200).
+    pub async fn action(&self, tenant: &TestTenant, user: &str, action: &str, key: &str) -> Value {
+        self.get(
+            &format!("/users/{user}/actions/{action}/{key}"),
+            Auth::Secret(&tenant.secret),
+        )
+        .await
+        .expect(200)
+    }
+
+    /// Server SDK `updateAction`: sets the action's state (e.g. `BLOCK`); returns the answer (200).
+    pub async fn set_action_state(
+        &self,
+        tenant: &TestTenant,
+        user: &str,
+        action: &str,
+        key: &str,
+        state: &str,
+    ) -> Value {
+        self.send(
+            Method::PATCH,
+            &format!("/users/{user}/actions/{action}/{key}"),
+            Auth::Secret(&tenant.secret),
+            Some(&json!({ "state": state })),
+        )
+        .await
+        .expect(200)
+    }
+
     /// Server SDK `validateChallenge` (spec 2.4).
     pub async fn validate(&self, tenant: &TestTenant, body: Value) -> Value {
         self.post("/validate", Auth::Secret(&tenant.secret), body)

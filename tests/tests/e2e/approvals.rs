@@ -447,14 +447,8 @@ async fn push_start_and_poll_are_refused_for_the_wrong_action_user_or_state() {
 
     // A blocked action is not worth a push.
     let key = sign_in["idempotencyKey"].as_str().unwrap();
-    h.send(
-        Method::PATCH,
-        &format!("/users/alice/actions/signIn/{key}"),
-        Auth::Secret(&h.a.secret),
-        Some(&json!({"state": "BLOCK"})),
-    )
-    .await
-    .expect(200);
+    h.set_action_state(&h.a, "alice", "signIn", key, "BLOCK")
+        .await;
     start_push(&h, token, json!({}))
         .await
         .expect_error(409, "invalid_action_state");
@@ -1815,14 +1809,8 @@ async fn qr_code_start_is_validated() {
 
     let tracked = h.track(&h.a, "alice", "signIn", json!({})).await;
     let key = tracked["idempotencyKey"].as_str().unwrap();
-    h.send(
-        Method::PATCH,
-        &format!("/users/alice/actions/signIn/{key}"),
-        Auth::Secret(&h.a.secret),
-        Some(&json!({"state": "BLOCK"})),
-    )
-    .await
-    .expect(200);
+    h.set_action_state(&h.a, "alice", "signIn", key, "BLOCK")
+        .await;
     h.post(
         "/client/challenge/qr-code",
         Auth::Bearer(tracked["token"].as_str().unwrap()),

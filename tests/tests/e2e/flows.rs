@@ -145,13 +145,7 @@ async fn in_app_verify_with_a_tracked_action_then_validate() {
         .expect(200);
     assert!(listed[0]["lastVerifiedAt"].is_string());
     let key = tracked["idempotencyKey"].as_str().unwrap();
-    let action = h
-        .get(
-            &format!("/users/alice/actions/signIn/{key}"),
-            Auth::Secret(&h.a.secret),
-        )
-        .await
-        .expect(200);
+    let action = h.action(&h.a, "alice", "signIn", key).await;
     assert_eq!(action["state"], "CHALLENGE_SUCCEEDED");
     assert_eq!(
         action["verifiedByAuthenticatorId"],
