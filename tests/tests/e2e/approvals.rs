@@ -110,6 +110,11 @@ async fn answer(
 
 /// App SDK: `GET …/{namespace}/challenge?publicKey=`, with `X-Authsignal-Signature` if given.
 async fn pending(h: &Harness, device: &Device, signature: Option<&str>) -> Value {
+    pending_reply(h, device, signature).await.expect(200)
+}
+
+/// [`pending`], whatever the answer.
+async fn pending_reply(h: &Harness, device: &Device, signature: Option<&str>) -> Reply {
     let headers: Vec<(&str, &str)> = signature
         .map(|s| ("X-Authsignal-Signature", s))
         .into_iter()
@@ -126,7 +131,6 @@ async fn pending(h: &Harness, device: &Device, signature: Option<&str>) -> Value
         None,
     )
     .await
-    .expect(200)
 }
 
 /// App SDK: the nonce for a signed read, signed by `device`.
@@ -555,15 +559,9 @@ async fn the_nonce_and_the_read_need_a_registered_push_key() {
     )
     .await
     .expect_error(400, "invalid_credential");
-    h.get(
-        &format!(
-            "/client/user-authenticators/push/challenge?publicKey={}",
-            stranger.query_ios()
-        ),
-        Auth::TenantIos(&h.a.id),
-    )
-    .await
-    .expect_error(400, "invalid_credential");
+    pending_reply(&h, &stranger, None)
+        .await
+        .expect_error(400, "invalid_credential");
 }
 
 // ---------------------------------------------------------------- push: signatures
@@ -1680,15 +1678,9 @@ async fn push_credentials_expire_unless_their_expiry_is_reset() {
     start_push(&h, &bob, json!({}))
         .await
         .expect_error(404, "authenticator_not_found");
-    h.get(
-        &format!(
-            "/client/user-authenticators/push/challenge?publicKey={}",
-            stale.query_ios()
-        ),
-        Auth::TenantIos(&h.a.id),
-    )
-    .await
-    .expect_error(400, "invalid_credential");
+    pending_reply(&h, &stale, None)
+        .await
+        .expect_error(400, "invalid_credential");
 }
 
 #[tokio::test]
