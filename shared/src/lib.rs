@@ -46,8 +46,6 @@ pub mod signature;
 pub mod store;
 pub mod telemetry;
 pub mod tenant;
-#[cfg(feature = "test-support")]
-pub mod testing;
 pub mod token;
 pub mod usecase;
 pub mod webhook;

@@ -9,8 +9,10 @@
 //! | [`notify`] | [`notify::RecordingNotifier`]: the notifier port, recorded, and failing on demand |
 //! | [`conformance`] | the store conformance suite: every store trait method and condition, run against each adapter (`tests/conformance.rs` runs it on the embedded store and on DynamoDB) |
 //! | [`dynamodb`] | [`dynamodb::LocalDynamo`]: a DynamoDB-compatible server (dynoxide) embedded on a free loopback port |
+//! | [`runtime_api`] | [`runtime_api::RuntimeApi`]: a Lambda Runtime API double that feeds events to a function binary and records its answers |
 
 pub mod conformance;
 pub mod dynamodb;
 pub mod notify;
+pub mod runtime_api;
 pub mod usecase;

@@ -213,13 +213,13 @@ impl EmbeddedStore {
     }
 
     /// Test hook: every write fails as on a read-only data directory, until lifted.
-    #[cfg(any(test, feature = "test-support"))]
+    #[cfg(any(test, feature = "fault-injection"))]
     pub fn set_read_only_fault(&self, on: bool) -> Result<()> {
         self.engine.set_read_only_fault(on)
     }
 
     /// Test hook: the file may grow by `extra_pages` pages at most, as on a full disk.
-    #[cfg(any(test, feature = "test-support"))]
+    #[cfg(any(test, feature = "fault-injection"))]
     pub fn set_disk_full_fault(&self, extra_pages: Option<u32>) -> Result<()> {
         self.engine.set_disk_full_fault(extra_pages)
     }

@@ -36,13 +36,7 @@ async fn a_read_only_store_answers_503_then_serves_again_when_it_is_writable() {
         .expect_error(503, "service_unavailable");
     // Reads go on: the action is there, unchanged.
     let key = tracked["idempotencyKey"].as_str().unwrap();
-    let action = h
-        .get(
-            &format!("/users/alice/actions/signIn/{key}"),
-            Auth::Secret(&h.a.secret),
-        )
-        .await
-        .expect(200);
+    let action = h.action(&h.a, "alice", "signIn", key).await;
     assert_eq!(action["state"], "CHALLENGE_REQUIRED");
 
     store.set_read_only_fault(false).unwrap();

@@ -145,13 +145,7 @@ async fn in_app_verify_with_a_tracked_action_then_validate() {
         .expect(200);
     assert!(listed[0]["lastVerifiedAt"].is_string());
     let key = tracked["idempotencyKey"].as_str().unwrap();
-    let action = h
-        .get(
-            &format!("/users/alice/actions/signIn/{key}"),
-            Auth::Secret(&h.a.secret),
-        )
-        .await
-        .expect(200);
+    let action = h.action(&h.a, "alice", "signIn", key).await;
     assert_eq!(action["state"], "CHALLENGE_SUCCEEDED");
     assert_eq!(
         action["verifiedByAuthenticatorId"],
@@ -413,7 +407,7 @@ async fn credential_removal_by_the_device_and_by_the_backend() {
     assert_eq!(tracked["isEnrolled"], false);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_verifies_of_one_challenge_have_exactly_one_winner() {
     let h = std::sync::Arc::new(Harness::start().await);
     let device = std::sync::Arc::new(Device::new());

@@ -1,6 +1,6 @@
 //! `trusted-device conformance` against the four Lambda functions as Lambda runs them: each
 //! function's real `bootstrap` binary (target/debug/{track,add-authenticator,challenge,validate})
-//! on its own local Runtime API (`shared::testing::runtime_api`), on DynamoDB (dynoxide),
+//! on its own local Runtime API (`testkit::runtime_api`), on DynamoDB (dynoxide),
 //! behind a small router that plays API Gateway: it picks the function by the routes of
 //! `template.yaml` (the functions' `ROUTES`), turns the request into an HTTP API payload 2.0
 //! event, and the function's answer back into HTTP. Unknown routes get API Gateway's own
@@ -12,27 +12,18 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use e2e_tests::{FUNCTIONS, routes_of};
 use serde_json::{Value, json};
-use shared::testing::runtime_api::{Outcome, RuntimeApi};
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use testkit::dynamodb::LocalDynamo;
+use testkit::runtime_api::{Outcome, RuntimeApi};
 use trusted_device::conformance::{self, Options};
 
 const TENANT: &str = "lambda-conformance";
 const SECRET: &str = "sk_test_lambda_conformance_9c4e2b7a1f0d83e6a5b4c3d2";
-const FUNCTIONS: [&str; 4] = ["track", "add-authenticator", "challenge", "validate"];
-
-fn routes_of(function: &str) -> &'static [(&'static str, &'static str)] {
-    match function {
-        "track" => track::ROUTES,
-        "add-authenticator" => add_authenticator::ROUTES,
-        "challenge" => challenge::ROUTES,
-        _ => validate::ROUTES,
-    }
-}
 
 /// The directory cargo puts this package's binaries in: target/debug (this test runs from
 /// target/debug/deps).
@@ -61,17 +52,24 @@ fn build_functions() {
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(1200);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "cargo build of the functions failed");
-            return;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
+    // A thread waits for the build to exit and sends its status; this one waits for that
+    // message, 20 minutes at most.
+    let pid = child.id();
+    let (done, exited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait());
+    });
+    match exited.recv_timeout(Duration::from_secs(1200)) {
+        Ok(status) => assert!(
+            status.unwrap().success(),
+            "cargo build of the functions failed"
+        ),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
             panic!("cargo build of the functions did not finish in 20 minutes");
         }
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

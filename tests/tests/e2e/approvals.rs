@@ -29,6 +29,21 @@ async fn track_token(h: &Harness, user: &str, action: &str, attributes: Value) -
     tracked["token"].as_str().unwrap().to_owned()
 }
 
+/// Alice has a phone with a push key, and the backend has tracked a `signIn` for her: the
+/// phone and the browser's token.
+async fn alice_with_push_phone(h: &Harness) -> (Device, String) {
+    let (phone, _) = enrol(h, "alice", "push").await;
+    let token = track_token(h, "alice", "signIn", json!({})).await;
+    (phone, token)
+}
+
+/// [`alice_with_push_phone`], and the browser has started a push: phone, token, challenge id.
+async fn alice_push_started(h: &Harness) -> (Device, String, String) {
+    let (phone, token) = alice_with_push_phone(h).await;
+    let id = started_push(h, &token).await;
+    (phone, token, id)
+}
+
 fn now(h: &Harness) -> i64 {
     h.clock.now().unix_seconds()
 }
@@ -95,6 +110,11 @@ async fn answer(
 
 /// App SDK: `GET …/{namespace}/challenge?publicKey=`, with `X-Authsignal-Signature` if given.
 async fn pending(h: &Harness, device: &Device, signature: Option<&str>) -> Value {
+    pending_reply(h, device, signature).await.expect(200)
+}
+
+/// [`pending`], whatever the answer.
+async fn pending_reply(h: &Harness, device: &Device, signature: Option<&str>) -> Reply {
     let headers: Vec<(&str, &str)> = signature
         .map(|s| ("X-Authsignal-Signature", s))
         .into_iter()
@@ -111,7 +131,6 @@ async fn pending(h: &Harness, device: &Device, signature: Option<&str>) -> Value
         None,
     )
     .await
-    .expect(200)
 }
 
 /// App SDK: the nonce for a signed read, signed by `device`.
@@ -262,9 +281,7 @@ async fn push_approved_on_the_phone_signs_the_browser_in() {
 #[tokio::test]
 async fn push_rejected_on_the_phone_is_reported_without_a_token() {
     let h = Harness::start().await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
-    let id = started_push(&h, &token).await;
+    let (phone, token, id) = alice_push_started(&h).await;
 
     let rejected = answer(&h, &phone, &id, false, json!({})).await.expect(200);
     assert_eq!(rejected, json!({"isVerified": false}));
@@ -282,9 +299,7 @@ async fn push_rejected_on_the_phone_is_reported_without_a_token() {
 #[tokio::test]
 async fn push_expires_after_300_seconds() {
     let h = Harness::start().await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
-    let id = started_push(&h, &token).await;
+    let (phone, token, id) = alice_push_started(&h).await;
 
     h.clock.advance_seconds(299);
     assert_eq!(pending(&h, &phone, None).await["challengeId"], id.as_str());
@@ -383,8 +398,7 @@ async fn a_push_is_answered_once() {
 #[tokio::test]
 async fn a_new_push_replaces_the_pending_one() {
     let h = Harness::start().await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
+    let (phone, token) = alice_with_push_phone(&h).await;
     let old = started_push(&h, &token).await;
     let new = started_push(&h, &token).await;
     assert_ne!(old, new);
@@ -437,14 +451,8 @@ async fn push_start_and_poll_are_refused_for_the_wrong_action_user_or_state() {
 
     // A blocked action is not worth a push.
     let key = sign_in["idempotencyKey"].as_str().unwrap();
-    h.send(
-        Method::PATCH,
-        &format!("/users/alice/actions/signIn/{key}"),
-        Auth::Secret(&h.a.secret),
-        Some(&json!({"state": "BLOCK"})),
-    )
-    .await
-    .expect(200);
+    h.set_action_state(&h.a, "alice", "signIn", key, "BLOCK")
+        .await;
     start_push(&h, token, json!({}))
         .await
         .expect_error(409, "invalid_action_state");
@@ -551,15 +559,9 @@ async fn the_nonce_and_the_read_need_a_registered_push_key() {
     )
     .await
     .expect_error(400, "invalid_credential");
-    h.get(
-        &format!(
-            "/client/user-authenticators/push/challenge?publicKey={}",
-            stranger.query_ios()
-        ),
-        Auth::TenantIos(&h.a.id),
-    )
-    .await
-    .expect_error(400, "invalid_credential");
+    pending_reply(&h, &stranger, None)
+        .await
+        .expect_error(400, "invalid_credential");
 }
 
 // ---------------------------------------------------------------- push: signatures
@@ -568,9 +570,7 @@ async fn the_nonce_and_the_read_need_a_registered_push_key() {
 #[tokio::test]
 async fn bad_signatures_are_throttled_but_never_reject_a_push() {
     let h = Harness::start().await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
-    let id = started_push(&h, &token).await;
+    let (phone, token, id) = alice_push_started(&h).await;
     let wrong = phone.sign("not the challenge id");
 
     for _ in 0..5 {
@@ -610,7 +610,7 @@ async fn bad_signatures_are_throttled_but_never_reject_a_push() {
 /// always stands. A smoke test: the interleaving that needs `answer_challenge`'s retry (a
 /// failure count landing between the owner's read and its commit) is rare over loopback and
 /// not forced here; the retry's bound is argued where it is written.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_signatures_racing_the_owners_approval_do_not_make_it_fail() {
     let h = Harness::start().await;
     for round in 0..4 {
@@ -711,8 +711,7 @@ async fn a_public_key_alone_cannot_end_or_read_a_users_push() {
 #[tokio::test]
 async fn number_matching_approves_with_the_right_code() {
     let h = Harness::start().await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
+    let (phone, token) = alice_with_push_phone(&h).await;
     let started = start_push(&h, &token, json!({"numberMatching": true}))
         .await
         .expect(200);
@@ -743,8 +742,7 @@ async fn number_matching_approves_with_the_right_code() {
 #[tokio::test]
 async fn number_matching_with_a_wrong_or_missing_code_rejects_the_push() {
     let h = Harness::start().await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
+    let (phone, token) = alice_with_push_phone(&h).await;
 
     let started = start_push(&h, &token, json!({"numberMatching": true}))
         .await
@@ -885,9 +883,7 @@ async fn a_tenant_may_require_decision_signatures() {
         },
     )
     .await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
-    let id = started_push(&h, &token).await;
+    let (phone, _, id) = alice_push_started(&h).await;
 
     answer(&h, &phone, &id, true, json!({}))
         .await
@@ -1204,8 +1200,7 @@ async fn qr_code_with_number_matching_needs_the_kiosks_code() {
 #[tokio::test]
 async fn the_backend_reads_a_push_or_qr_challenge_with_get_or_post() {
     let h = Harness::start().await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
+    let (phone, token) = alice_with_push_phone(&h).await;
     let push = started_push(&h, &token).await;
     let secret = Auth::Secret(&h.a.secret);
 
@@ -1519,8 +1514,7 @@ async fn push_created_is_delivered_signed_before_the_start_returns() {
 async fn a_failed_push_created_delivery_fails_the_push() {
     let hook = receiver(500).await;
     let h = harness_with_webhook(&hook.url, Settings::default()).await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
+    let (phone, token) = alice_with_push_phone(&h).await;
 
     start_push(&h, &token, json!({}))
         .await
@@ -1576,8 +1570,7 @@ async fn a_push_webhook_that_does_not_answer_in_time_fails_the_push() {
         ..Settings::default()
     };
     let h = harness_with_webhook(&url, settings).await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
+    let (phone, token) = alice_with_push_phone(&h).await;
     start_push(&h, &token, json!({}))
         .await
         .expect_error(502, "webhook_failed");
@@ -1590,9 +1583,7 @@ async fn a_push_webhook_that_does_not_answer_in_time_fails_the_push() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_answers_and_polls_give_one_approval_and_one_token() {
     let h = Harness::start().await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
-    let id = started_push(&h, &token).await;
+    let (phone, token, id) = alice_push_started(&h).await;
 
     let answers = futures_join(
         (0..8)
@@ -1687,15 +1678,9 @@ async fn push_credentials_expire_unless_their_expiry_is_reset() {
     start_push(&h, &bob, json!({}))
         .await
         .expect_error(404, "authenticator_not_found");
-    h.get(
-        &format!(
-            "/client/user-authenticators/push/challenge?publicKey={}",
-            stale.query_ios()
-        ),
-        Auth::TenantIos(&h.a.id),
-    )
-    .await
-    .expect_error(400, "invalid_credential");
+    pending_reply(&h, &stale, None)
+        .await
+        .expect_error(400, "invalid_credential");
 }
 
 #[tokio::test]
@@ -1816,14 +1801,8 @@ async fn qr_code_start_is_validated() {
 
     let tracked = h.track(&h.a, "alice", "signIn", json!({})).await;
     let key = tracked["idempotencyKey"].as_str().unwrap();
-    h.send(
-        Method::PATCH,
-        &format!("/users/alice/actions/signIn/{key}"),
-        Auth::Secret(&h.a.secret),
-        Some(&json!({"state": "BLOCK"})),
-    )
-    .await
-    .expect(200);
+    h.set_action_state(&h.a, "alice", "signIn", key, "BLOCK")
+        .await;
     h.post(
         "/client/challenge/qr-code",
         Auth::Bearer(tracked["token"].as_str().unwrap()),
@@ -1926,8 +1905,7 @@ async fn a_push_approved_while_its_webhook_fails_is_reported_approved() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let h = harness_with_webhook(&url, Settings::default()).await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
+    let (phone, token) = alice_with_push_phone(&h).await;
     let (started, approved) = tokio::join!(start_push(&h, &token, json!({})), async {
         let id = seen_rx.recv().await.unwrap();
         let answered = answer(&h, &phone, &id, true, json!({})).await.expect(200);

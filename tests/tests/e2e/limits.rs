@@ -73,6 +73,27 @@ async fn live_anonymous_qr_codes_are_capped_per_tenant() {
     start_qr(&h, &h.a.id).await.expect(200);
 }
 
+/// Alice registers a phone; an impostor of it (same public key, another private key) signs
+/// three challenges of tenant A, each refused as invalid, then a fourth, which is throttled.
+/// Returns the phone, that fourth challenge and its `Retry-After`.
+async fn three_failed_signatures_then_throttled(
+    h: &Harness,
+    tenant: Auth<'_>,
+) -> (Device, String, u64) {
+    let phone = Device::new();
+    h.register(&h.a, "alice", &phone).await;
+    let impostor = phone.impostor();
+    for _ in 0..3 {
+        let id = h.challenge(&h.a, json!({})).await;
+        h.verify(tenant, &impostor, &id)
+            .await
+            .expect_error(400, "invalid_signature");
+    }
+    let id = h.challenge(&h.a, json!({})).await;
+    let retry_after = h.verify(tenant, &impostor, &id).await.expect_throttled();
+    (phone, id, retry_after)
+}
+
 /// Bad signatures write (a mark per challenge), so they are limited per address; the right
 /// signature is checked first and never limited.
 #[tokio::test]
@@ -82,20 +103,10 @@ async fn failed_signatures_are_limited_per_address_but_the_right_one_is_not() {
         ..Settings::default()
     })
     .await;
-    let phone = Device::new();
-    h.register(&h.a, "alice", &phone).await;
-    let impostor = phone.impostor();
-    let tenant = || Auth::TenantIos(&h.a.id);
-    for _ in 0..3 {
-        let id = h.challenge(&h.a, json!({})).await;
-        h.verify(tenant(), &impostor, &id)
-            .await
-            .expect_error(400, "invalid_signature");
-    }
-    let id = h.challenge(&h.a, json!({})).await;
-    let retry_after = h.verify(tenant(), &impostor, &id).await.expect_throttled();
+    let tenant = Auth::TenantIos(&h.a.id);
+    let (phone, id, retry_after) = three_failed_signatures_then_throttled(&h, tenant).await;
     assert!(retry_after <= 60, "{retry_after}");
-    let verified = h.verify(tenant(), &phone, &id).await.expect(200);
+    let verified = h.verify(tenant, &phone, &id).await.expect(200);
     assert_eq!(verified["userId"], "alice");
 }
 
@@ -175,20 +186,10 @@ async fn failed_signatures_are_limited_per_tenant() {
         ..Settings::default()
     })
     .await;
-    let phone = Device::new();
-    h.register(&h.a, "alice", &phone).await;
-    let impostor = phone.impostor();
-    let tenant = || Auth::TenantAndroid(&h.a.id);
-    for _ in 0..3 {
-        let id = h.challenge(&h.a, json!({})).await;
-        h.verify(tenant(), &impostor, &id)
-            .await
-            .expect_error(400, "invalid_signature");
-    }
-    let id = h.challenge(&h.a, json!({})).await;
-    let retry_after = h.verify(tenant(), &impostor, &id).await.expect_throttled();
+    let tenant = Auth::TenantAndroid(&h.a.id);
+    let (phone, id, retry_after) = three_failed_signatures_then_throttled(&h, tenant).await;
     assert!((1..=60).contains(&retry_after), "{retry_after}");
-    h.verify(tenant(), &phone, &id).await.expect(200);
+    h.verify(tenant, &phone, &id).await.expect(200);
     // Another tenant's budget is its own.
     let other = Device::new();
     h.register(&h.b, "bob", &other).await;

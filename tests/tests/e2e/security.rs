@@ -306,14 +306,8 @@ async fn a_blocked_action_cannot_be_completed_by_a_device() {
         .as_str()
         .unwrap()
         .to_owned();
-    h.send(
-        reqwest::Method::PATCH,
-        &format!("/users/alice/actions/signIn/{key}"),
-        Auth::Secret(&h.a.secret),
-        Some(&json!({"state": "BLOCK"})),
-    )
-    .await
-    .expect(200);
+    h.set_action_state(&h.a, "alice", "signIn", &key, "BLOCK")
+        .await;
     let challenge_id = h.challenge(&h.a, json!({})).await;
     h.verify(Auth::Bearer(&token), &device, &challenge_id)
         .await

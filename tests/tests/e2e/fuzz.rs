@@ -15,13 +15,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use proptest::prelude::*;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
-use shared::App;
-use shared::clock::SystemClock;
-use shared::config::Settings;
-use shared::domain::TenantId;
 use shared::http::normalize_path;
-use shared::store::embedded::EmbeddedStore;
-use shared::usecase::tenants::ApiSecret;
 use std::sync::{Arc, LazyLock};
 use tower::ServiceExt as _;
 
@@ -50,23 +44,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
     let public_key = STANDARD.encode(shared::signature::p256_spki(device.public_key().as_ref()));
     let (router, token, challenge_id) = runtime.block_on(async {
-        let store = Arc::new(EmbeddedStore::in_memory().unwrap());
-        let app = App::new(
-            shared::Ports {
-                store,
-                clock: Arc::new(SystemClock),
-                notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(
-                    &Settings::default(),
-                )),
-            },
-            Settings::default(),
-        );
-        app.ensure_tenant(
-            &TenantId::parse(TENANT).unwrap(),
-            &ApiSecret::parse(SECRET).unwrap(),
-        )
-        .await
-        .unwrap();
+        let app = e2e_tests::app_with_tenant(TENANT, SECRET).await;
         let router = trusted_device::router(Arc::new(app));
         let secret = basic_secret();
         let enroll = call(

@@ -8,15 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_trusted-device");
+use crate::free_port;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+const BIN: &str = env!("CARGO_BIN_EXE_trusted-device");
 
 /// A running `trusted-device serve`, with every line it prints collected.
 struct Served {
@@ -1136,8 +1130,8 @@ fn flags_of(command: &[&str]) -> Vec<(String, String)> {
 /// any command reads is in its `--help` and in README.md or docs/cli.md.
 #[test]
 fn every_command_reads_the_same_variables_and_documents_them() {
-    let readme = include_str!("../../README.md");
-    let cli_doc = include_str!("../../docs/cli.md");
+    let readme = include_str!("../../../README.md");
+    let cli_doc = include_str!("../../../docs/cli.md");
     let mut by_flag: std::collections::BTreeMap<String, Vec<(String, String)>> = Default::default();
     for command in COMMANDS {
         for (flag, env) in flags_of(command) {

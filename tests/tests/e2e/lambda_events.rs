@@ -4,22 +4,13 @@
 
 use axum::body::to_bytes;
 use e2e_tests::lambda_events::{self, EventFixture, FIXTURE_TIME, FIXTURES};
+use e2e_tests::{FUNCTIONS, routes_of};
 use shared::App;
 use shared::clock::ManualClock;
 use shared::config::Settings;
 use shared::store::embedded::EmbeddedStore;
 use std::sync::Arc;
 use tower::ServiceExt as _;
-
-fn routes_of(function: &str) -> &'static [(&'static str, &'static str)] {
-    match function {
-        "track" => track::ROUTES,
-        "add-authenticator" => add_authenticator::ROUTES,
-        "challenge" => challenge::ROUTES,
-        "validate" => validate::ROUTES,
-        other => panic!("unknown function {other}"),
-    }
-}
 
 fn router_of(function: &str, app: shared::http::SharedApp) -> axum::Router {
     match function {
@@ -32,7 +23,7 @@ fn router_of(function: &str, app: shared::http::SharedApp) -> axum::Router {
 }
 
 /// Writes the fixture files. Run it after changing `lambda_events.rs`:
-/// `cargo test -p e2e-tests --test lambda_events -- --ignored regenerate`.
+/// `cargo test -p e2e-tests --test e2e -- --ignored lambda_events::regenerate`.
 #[test]
 #[ignore = "writes files; run by hand to regenerate the fixtures"]
 fn regenerate() {
@@ -44,9 +35,60 @@ fn regenerate() {
     }
 }
 
+/// The checked-in fixture files are what the generator makes, so they cannot drift from it
+/// (and no file is left from a fixture that is gone). ECDSA signatures are randomised: a
+/// file's signature must be the fixture device's over the message the generator signs, and
+/// everything else must be equal.
+#[test]
+fn the_checked_in_fixtures_are_what_the_generator_makes() {
+    const OVER: &str = "a signature over ";
+    for fixture in FIXTURES {
+        let name = fixture.name;
+        let text = std::fs::read_to_string(lambda_events::fixture_path(fixture)).unwrap();
+        let mut file: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            text,
+            serde_json::to_string_pretty(&file).unwrap() + "\n",
+            "{name}: not in the generator's format"
+        );
+        let expected =
+            lambda_events::event_signed_by(fixture, &|message| format!("{OVER}{message}"));
+        if let Some(expected_body) = expected["body"].as_str() {
+            let expected_body: serde_json::Value = serde_json::from_str(expected_body).unwrap();
+            let mut body: serde_json::Value =
+                serde_json::from_str(file["body"].as_str().expect("a body")).unwrap();
+            if let Some(message) = expected_body["signature"]
+                .as_str()
+                .and_then(|s| s.strip_prefix(OVER))
+            {
+                let signature = body["signature"].as_str().unwrap_or_default();
+                assert!(
+                    lambda_events::signed_by_fixture_device(message, signature),
+                    "{name}: the signature is not the fixture device's over {message:?}"
+                );
+                body["signature"] = expected_body["signature"].clone();
+            }
+            assert_eq!(body, expected_body, "{name}: the body differs; regenerate");
+            file["body"] = expected["body"].clone();
+        }
+        assert_eq!(file, expected, "{name}: the event differs; regenerate");
+    }
+    for function in FUNCTIONS {
+        for entry in std::fs::read_dir(lambda_events::events_dir(function)).unwrap() {
+            let file = entry.unwrap().file_name().into_string().unwrap();
+            assert!(
+                FIXTURES
+                    .iter()
+                    .any(|f| f.function == function && format!("{}.json", f.name) == file),
+                "functions/{function}/events/{file} is no fixture's"
+            );
+        }
+    }
+}
+
 #[test]
 fn every_route_of_every_function_has_a_fixture_and_no_fixture_is_off_route() {
-    for function in ["track", "add-authenticator", "challenge", "validate"] {
+    for function in FUNCTIONS {
         for (method, route) in routes_of(function) {
             assert!(
                 FIXTURES

@@ -351,13 +351,7 @@ async fn precedence_inactive_rules_and_what_get_action_shows() {
     assert_eq!(big["state"], "REVIEW_REQUIRED");
     assert_eq!(big["ruleIds"], json!(["big"]));
     let key = big["idempotencyKey"].as_str().unwrap();
-    let action = h
-        .get(
-            &format!("/users/alice/actions/pay/{key}"),
-            Auth::Secret(&h.a.secret),
-        )
-        .await
-        .expect(200);
+    let action = h.action(&h.a, "alice", "pay", key).await;
     assert_eq!(
         action["rules"],
         json!([{"ruleId": "big", "name": "Big payment", "description": "More than 1,000"}])
@@ -524,14 +518,8 @@ async fn each_outcome_through_track_and_validate() {
     );
     let key = reviewed["idempotencyKey"].as_str().unwrap();
     let resolved = h
-        .send(
-            Method::PATCH,
-            &format!("/users/alice/actions/pay/{key}"),
-            Auth::Secret(&h.a.secret),
-            Some(&json!({"state": "REVIEW_SUCCEEDED"})),
-        )
-        .await
-        .expect(200);
+        .set_action_state(&h.a, "alice", "pay", key, "REVIEW_SUCCEEDED")
+        .await;
     assert_eq!(resolved["state"], "REVIEW_SUCCEEDED");
     assert_eq!(resolved["rules"][0]["ruleId"], "review");
     let v = validate(&reviewed["token"]).await;

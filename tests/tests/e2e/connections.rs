@@ -6,13 +6,6 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
-use shared::App;
-use shared::clock::SystemClock;
-use shared::config::Settings;
-use shared::domain::TenantId;
-use shared::store::embedded::EmbeddedStore;
-use shared::usecase::tenants::ApiSecret;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -33,23 +26,7 @@ fn limits() -> Limits {
 }
 
 async fn start(limits: Limits) -> RunningServer {
-    let store = Arc::new(EmbeddedStore::in_memory().unwrap());
-    let app = App::new(
-        shared::Ports {
-            store,
-            clock: Arc::new(SystemClock),
-            notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(
-                &Settings::default(),
-            )),
-        },
-        Settings::default(),
-    );
-    app.ensure_tenant(
-        &TenantId::parse(TENANT).unwrap(),
-        &ApiSecret::parse(SECRET).unwrap(),
-    )
-    .await
-    .unwrap();
+    let app = e2e_tests::app_with_tenant(TENANT, SECRET).await;
     RunningServer::start_with_limits(app, limits).await.unwrap()
 }
 
@@ -102,6 +79,24 @@ impl Answer {
                 .is_some_and(|d| !d.is_empty())
         );
     }
+}
+
+/// Reads one response head (up to its blank line) within `within`.
+async fn read_head(stream: &mut TcpStream, within: Duration) -> Option<String> {
+    tokio::time::timeout(within, async {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if stream.read(&mut byte).await.ok()? == 0 {
+                return None;
+            }
+            head.push(byte[0]);
+        }
+        Some(String::from_utf8_lossy(&head).into_owned())
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// Reads one response (head, then a `Content-Length` body) within `within`.
@@ -259,12 +254,21 @@ async fn past_the_connection_cap_a_connection_waits_until_one_closes() {
     let server = start(Limits {
         max_connections: 1,
         header_read_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(10),
         ..limits()
     })
     .await;
-    let holder = TcpStream::connect(server.addr).await.unwrap();
-    // Give the server time to accept the holder first.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The holder is answered once, so the server has accepted it and holds its one slot for
+    // it (kept alive, idle) before the next connection comes.
+    let mut holder = TcpStream::connect(server.addr).await.unwrap();
+    holder
+        .write_all(track_request("holder").as_bytes())
+        .await
+        .unwrap();
+    let answer = read_answer(&mut holder, Duration::from_secs(3))
+        .await
+        .expect("the holder is served");
+    assert_eq!(answer.status, 200);
     let mut waiting = TcpStream::connect(server.addr).await.unwrap();
     waiting
         .write_all(track_request("queued").as_bytes())
@@ -362,13 +366,28 @@ async fn shutdown_lets_the_request_in_flight_finish() {
     .await;
     let addr = server.addr;
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = track_request("inflight");
+    // `Expect: 100-continue`: the server's `100 Continue` says it has the head and is reading
+    // the body, so the request is in flight when the server is told to stop.
+    let request = track_request("inflight").replacen(
+        "Content-Length",
+        "Expect: 100-continue\r\nContent-Length",
+        1,
+    );
     let (head, last) = request.split_at(request.len() - 1);
+    let (head, first_body_byte) = head.split_at(head.len() - 1);
     stream.write_all(head.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let stopping = tokio::spawn(server.stop());
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!stopping.is_finished(), "waits for the request in flight");
+    let interim = read_head(&mut stream, Duration::from_secs(3))
+        .await
+        .expect("an interim response to Expect: 100-continue");
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    stream.write_all(first_body_byte.as_bytes()).await.unwrap();
+    let mut stopping = tokio::spawn(server.stop());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), &mut stopping)
+            .await
+            .is_err(),
+        "waits for the request in flight"
+    );
     // No new connection is taken meanwhile.
     if let Ok(mut late) = TcpStream::connect(addr).await {
         let _ = late.write_all(track_request("late").as_bytes()).await;
@@ -534,18 +553,26 @@ async fn one_address_cannot_hold_more_than_its_share_of_connections() {
             .is_some()
     );
 
-    // Once one of them closes, the address may connect again.
+    // Once one of them closes, the address may connect again: as soon as the server has seen
+    // the close (a connection refused meanwhile is answered 429, as above), within 5 s.
     drop(held.pop());
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut again = TcpStream::connect(server.addr).await.unwrap();
-    again
-        .write_all(track_request("three").as_bytes())
-        .await
-        .unwrap();
-    let answer = read_answer(&mut again, Duration::from_secs(3))
-        .await
-        .unwrap();
-    assert_eq!(answer.status, 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut again = TcpStream::connect(server.addr).await.unwrap();
+        // A refused connection may be closed before the request is written.
+        let _ = again.write_all(track_request("three").as_bytes()).await;
+        let answer = read_answer(&mut again, Duration::from_secs(3))
+            .await
+            .unwrap();
+        if answer.status == 200 {
+            break;
+        }
+        assert_eq!(answer.status, 429);
+        assert!(
+            Instant::now() < deadline,
+            "the closed connection's slot was not given back"
+        );
+    }
     server.stop().await;
 }
 

@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::free_port;
+
 const BIN: &str = env!("CARGO_BIN_EXE_trusted-device");
 const TENANT: &str = "crash-tenant";
 
@@ -31,14 +33,6 @@ fn secret() -> &'static str {
 }
 const USERS: usize = 6;
 const KILLS: usize = 16;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn random_u64() -> u64 {
     let mut bytes = [0u8; 8];
@@ -319,22 +313,27 @@ fn answered_writes_survive_sigkill_and_nothing_is_half_done() {
         .collect();
 
     let kills_done = Arc::new(Mutex::new(0));
-    for kill in 0..KILLS {
-        // Once the clients have had 20 answers from this start, kill at a random moment of
-        // the next 100 ms: always in the middle of requests, tracks and verifies among them.
+    // Waits (20 s at most) until the clients have had 20 more answers from the server.
+    let wait_for_answers = || {
         let since = answered.load(Ordering::SeqCst);
         let deadline = Instant::now() + Duration::from_secs(20);
         while answered.load(Ordering::SeqCst) < since + 20 {
             assert!(Instant::now() < deadline, "no progress after a restart");
             std::thread::sleep(Duration::from_millis(2));
         }
+    };
+    for kill in 0..KILLS {
+        // Once the clients have had 20 answers from this start, kill at a random moment of
+        // the next 100 ms: always in the middle of requests, tracks and verifies among them.
+        wait_for_answers();
         std::thread::sleep(Duration::from_millis(random_u64() % 100));
         server.kill().unwrap(); // SIGKILL
         server.wait().unwrap();
         *kills_done.lock().unwrap() += 1;
         server = start_server(port, dir.path(), kill % 2 == 0);
     }
-    std::thread::sleep(Duration::from_millis(200));
+    // The last start serves too before the clients stop.
+    wait_for_answers();
     stop.store(true, Ordering::SeqCst);
     let seen: Vec<Seen> = runtime.block_on(async {
         let mut all = Vec::new();
