@@ -8,6 +8,7 @@
 
 use serde_json::{Map, Value};
 use shared::domain::policy::{self, ActionConfig, ConfigKey, EffectiveConfig, Reason, RuleResult};
+use shared::http::error::Describe as _;
 use std::fmt::Write as _;
 use std::path::Path;
 

@@ -3,10 +3,11 @@
 //! ```text
 //! trusted-device serve [--addr 127.0.0.1:8787] [STORE] [--tenant-id ID --secret-key SECRET]
 //! trusted-device tenant create [STORE] [--tenant-id ID]
-//! trusted-device tenant configure [STORE] --tenant-id ID [--push-webhook-url URL | --remove-push-webhook]
+//! trusted-device tenant configure [STORE] --tenant-id ID
+//!                                 [--push-webhook-url URL [--push-webhook-secret S] | --remove-push-webhook]
 //!                                 [--require-decision-signature true|false]
 //! trusted-device table create --table NAME [--endpoint-url URL]
-//! trusted-device action-config set --file F.yaml|F.json --tenant-id ID [STORE]
+//! trusted-device action-config set --config F.yaml|F.json --tenant-id ID [STORE]
 //! trusted-device action-config get|delete CODE --tenant-id ID [STORE]     (CODE `*`: the tenant default)
 //! trusted-device action-config list --tenant-id ID [STORE]
 //! trusted-device rules test --config F --request R                       (a dry run: no store)
@@ -17,6 +18,10 @@
 //! STORE: --store embedded [--data-dir ./.trusted-device] [--durability full|normal]  (the default)
 //!        --store dynamodb --table NAME [--endpoint-url URL]
 //! ```
+//!
+//! A flag that does not apply is refused, never ignored: `--table` or `--endpoint-url` with the
+//! embedded store, `--data-dir` or `--durability` with DynamoDB (from the command line or from
+//! their environment variables alike).
 
 use clap::{Parser, Subcommand, ValueEnum};
 use shared::App;
@@ -24,9 +29,10 @@ use shared::clock::{Clock, SystemClock};
 use shared::config::Settings;
 use shared::domain::policy::ConfigKey;
 use shared::domain::{TenantId, WebhookEndpoint};
+use shared::http::error::Describe as _;
 use shared::store::Store;
 use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
-use shared::store::embedded::{Durability, EmbeddedStore};
+use shared::store::embedded::{Durability, EmbeddedStore, OpenError};
 use shared::telemetry::{self, LogFormat};
 use shared::usecase::tenants::{ApiSecret, TenantSettingsChange};
 use std::net::SocketAddr;
@@ -87,13 +93,17 @@ struct TenantStoreArgs {
 enum ActionConfigCommand {
     /// Validate a config (JSON or YAML; its `actionCode` says which action, `*` for the
     /// tenant default) and save it, replacing the one before.
+    #[command(after_help = SETTINGS_HELP)]
     Set {
-        #[arg(long)]
-        file: PathBuf,
+        /// The config file (JSON or YAML), as `rules test --config` reads it. `--file` is
+        /// accepted too (its earlier name, kept for scripts).
+        #[arg(long, alias = "file")]
+        config: PathBuf,
         #[command(flatten)]
         target: TenantStoreArgs,
     },
     /// Print a config as JSON.
+    #[command(after_help = SETTINGS_HELP)]
     Get {
         /// The action code, or `*` for the tenant default.
         code: String,
@@ -101,11 +111,13 @@ enum ActionConfigCommand {
         target: TenantStoreArgs,
     },
     /// Print every config of the tenant as a JSON array.
+    #[command(after_help = SETTINGS_HELP)]
     List {
         #[command(flatten)]
         target: TenantStoreArgs,
     },
     /// Delete a config: the action falls back to the tenant default.
+    #[command(after_help = SETTINGS_HELP)]
     Delete {
         code: String,
         #[command(flatten)]
@@ -134,6 +146,22 @@ enum StoreKind {
     Dynamodb,
 }
 
+/// What the commands that open a store also read, besides their flags (`--help` shows it).
+/// `shared::config::ENV_VARIABLES` is the list; a test checks that every one is here.
+const SETTINGS_HELP: &str = "\
+Lifetimes and limits, from the environment only (positive integers; README, Configuration):
+  TRUSTED_DEVICE_TOKEN_LIFETIME_SECONDS (600), TRUSTED_DEVICE_CHALLENGE_LIFETIME_SECONDS (300),
+  TRUSTED_DEVICE_MAX_FAILED_SIGNATURES_PER_CHALLENGE (5),
+  TRUSTED_DEVICE_ANONYMOUS_QR_STARTS_PER_SOURCE (30), TRUSTED_DEVICE_ANONYMOUS_QR_LIVE_CAP (2000),
+  TRUSTED_DEVICE_FAILED_SIGNATURES_PER_SOURCE (30),
+  TRUSTED_DEVICE_FAILED_SIGNATURES_PER_TENANT (1200),
+  TRUSTED_DEVICE_DEVICE_ACTIONS_PER_CREDENTIAL_PER_HOUR (120),
+  TRUSTED_DEVICE_RATE_LIMIT_WINDOW_SECONDS (60), TRUSTED_DEVICE_RATE_LIMIT_SHARDS (8).
+Logs: RUST_LOG filters them (default info).";
+
+/// Where the embedded store lives when `--data-dir` is not given.
+const DEFAULT_DATA_DIR: &str = "./.trusted-device";
+
 #[derive(clap::Args)]
 struct StoreArgs {
     /// Where data lives.
@@ -144,24 +172,99 @@ struct StoreArgs {
         default_value = "embedded"
     )]
     store: StoreKind,
-    /// Directory of the embedded store.
-    #[arg(
-        long,
-        env = "TRUSTED_DEVICE_DATA_DIR",
-        default_value = "./.trusted-device"
-    )]
-    data_dir: PathBuf,
-    /// What an answered write survives on the embedded store: `full`, also a power loss (a
-    /// disk flush per commit, shared by concurrent writes); `normal`, a killed process.
-    #[arg(
-        long,
-        env = "TRUSTED_DEVICE_DURABILITY",
-        value_enum,
-        default_value = "full"
-    )]
-    durability: DurabilityArg,
+    /// Directory of the embedded store (with --store embedded) [default: ./.trusted-device]
+    #[arg(long, env = "TRUSTED_DEVICE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// What an answered write survives on the embedded store (with --store embedded): `full`,
+    /// also a power loss (a disk flush per commit, shared by concurrent writes); `normal`, a
+    /// killed process [default: full]
+    #[arg(long, env = "TRUSTED_DEVICE_DURABILITY", value_enum)]
+    durability: Option<DurabilityArg>,
     #[command(flatten)]
     dynamodb: DynamoArgs,
+}
+
+/// The store the flags name, once the flags that do not apply to it have been refused.
+enum StoreChoice {
+    Embedded {
+        dir: PathBuf,
+        durability: Durability,
+    },
+    Dynamodb {
+        table: String,
+        endpoint_url: Option<String>,
+    },
+}
+
+impl StoreArgs {
+    /// The store chosen, or why the flags are contradictory: a flag of the other store would
+    /// otherwise be ignored silently (`tenant create --table prod` making a local tenant).
+    fn choice(&self) -> Result<StoreChoice, String> {
+        let misplaced = |flag: &str, env: &str, store: &str, chosen: &str| {
+            format!(
+                "{flag} (or {env}) applies only to --store {store}, and this command uses \
+                 --store {chosen}: add --store {store}, or remove {flag}"
+            )
+        };
+        match self.store {
+            StoreKind::Embedded => {
+                let embedded = "embedded (the default, or TRUSTED_DEVICE_STORE)";
+                if self.dynamodb.table.is_some() {
+                    return Err(misplaced(
+                        "--table",
+                        "TRUSTED_DEVICE_TABLE",
+                        "dynamodb",
+                        embedded,
+                    ));
+                }
+                if self.dynamodb.endpoint_url.is_some() {
+                    return Err(misplaced(
+                        "--endpoint-url",
+                        "TRUSTED_DEVICE_DYNAMODB_ENDPOINT",
+                        "dynamodb",
+                        embedded,
+                    ));
+                }
+                Ok(StoreChoice::Embedded {
+                    dir: self
+                        .data_dir
+                        .clone()
+                        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+                    durability: match self.durability.unwrap_or(DurabilityArg::Full) {
+                        DurabilityArg::Normal => Durability::Normal,
+                        DurabilityArg::Full => Durability::Full,
+                    },
+                })
+            }
+            StoreKind::Dynamodb => {
+                if self.data_dir.is_some() {
+                    return Err(misplaced(
+                        "--data-dir",
+                        "TRUSTED_DEVICE_DATA_DIR",
+                        "embedded",
+                        "dynamodb",
+                    ));
+                }
+                if self.durability.is_some() {
+                    return Err(misplaced(
+                        "--durability",
+                        "TRUSTED_DEVICE_DURABILITY",
+                        "embedded",
+                        "dynamodb",
+                    ));
+                }
+                let table = self
+                    .dynamodb
+                    .table
+                    .clone()
+                    .ok_or("--store dynamodb needs --table (or TRUSTED_DEVICE_TABLE)")?;
+                Ok(StoreChoice::Dynamodb {
+                    table,
+                    endpoint_url: self.dynamodb.endpoint_url.clone(),
+                })
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -175,11 +278,15 @@ enum DurabilityArg {
 
 #[derive(clap::Args)]
 struct DynamoArgs {
-    /// The DynamoDB table (with --store dynamodb).
-    #[arg(long, env = "TRUSTED_DEVICE_TABLE")]
+    /// The DynamoDB table (with --store dynamodb, which needs it).
+    #[arg(
+        long,
+        env = "TRUSTED_DEVICE_TABLE",
+        required_if_eq("store", "dynamodb")
+    )]
     table: Option<String>,
-    /// A DynamoDB-compatible endpoint, e.g. http://127.0.0.1:8000 for dynoxide; AWS when
-    /// omitted (credentials and region from the usual AWS chain).
+    /// A DynamoDB-compatible endpoint (with --store dynamodb), e.g. http://127.0.0.1:8000 for
+    /// dynoxide; AWS when omitted (credentials and region from the usual AWS chain).
     #[arg(long, env = "TRUSTED_DEVICE_DYNAMODB_ENDPOINT")]
     endpoint_url: Option<String>,
 }
@@ -188,14 +295,18 @@ struct DynamoArgs {
 enum TableCommand {
     /// Create the table from the shared schema and enable TTL; does nothing if it exists.
     Create {
+        /// The DynamoDB table to create.
         #[arg(long, env = "TRUSTED_DEVICE_TABLE")]
         table: String,
+        /// A DynamoDB-compatible endpoint, e.g. http://127.0.0.1:8000 for dynoxide; AWS when
+        /// omitted (credentials and region from the usual AWS chain).
         #[arg(long, env = "TRUSTED_DEVICE_DYNAMODB_ENDPOINT")]
         endpoint_url: Option<String>,
     },
 }
 
 #[derive(clap::Args)]
+#[command(after_help = SETTINGS_HELP)]
 struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "TRUSTED_DEVICE_ADDR", default_value = "127.0.0.1:8787")]
@@ -226,7 +337,7 @@ struct ServeArgs {
         hide_env_values = true
     )]
     push_webhook_secret: Option<String>,
-    /// Log format.
+    /// Log format: one line per request, `json` for log pipelines; RUST_LOG filters.
     #[arg(
         long,
         env = "TRUSTED_DEVICE_LOG_FORMAT",
@@ -286,27 +397,51 @@ impl LimitArgs {
 #[derive(Subcommand)]
 enum TenantCommand {
     /// Create a tenant and print its id and secret key (shown once).
+    #[command(after_help = SETTINGS_HELP)]
     Create {
         #[command(flatten)]
         store: StoreArgs,
         /// The tenant id; a random UUID when omitted.
-        #[arg(long)]
+        #[arg(long, env = "TRUSTED_DEVICE_TENANT_ID")]
         tenant_id: Option<String>,
     },
     /// Change a tenant's push and QR-code approval settings.
+    #[command(after_help = SETTINGS_HELP)]
     Configure(ConfigureArgs),
 }
 
 #[derive(clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("change")
+        .args(["push_webhook_url", "remove_push_webhook", "require_decision_signature"])
+        .required(true)
+        .multiple(true)
+))]
 struct ConfigureArgs {
     #[command(flatten)]
     store: StoreArgs,
-    #[arg(long)]
+    /// The tenant to change.
+    #[arg(long, env = "TRUSTED_DEVICE_TENANT_ID")]
     tenant_id: String,
-    /// Deliver push.created webhooks here (https, or http to localhost). A signing secret is
-    /// generated and printed once, unless TRUSTED_DEVICE_PUSH_WEBHOOK_SECRET gives one.
-    #[arg(long, conflicts_with = "remove_push_webhook")]
+    /// Deliver push.created webhooks here (https, or http to localhost), signed with
+    /// --push-webhook-secret, or else with a secret generated and printed once.
+    #[arg(
+        long,
+        env = "TRUSTED_DEVICE_PUSH_WEBHOOK_URL",
+        conflicts_with = "remove_push_webhook"
+    )]
     push_webhook_url: Option<String>,
+    /// The secret that signs those webhooks (X-Signature-V2): at least 32 characters with no
+    /// guessable pattern, e.g. `whsec_$(openssl rand -hex 32)`. Prefer the environment
+    /// variable: arguments show in `ps`.
+    #[arg(
+        long,
+        env = "TRUSTED_DEVICE_PUSH_WEBHOOK_SECRET",
+        requires = "push_webhook_url",
+        conflicts_with = "remove_push_webhook",
+        hide_env_values = true
+    )]
+    push_webhook_secret: Option<String>,
     /// Stop delivering push.created; apps find push challenges by polling.
     #[arg(long)]
     remove_push_webhook: bool,
@@ -362,19 +497,20 @@ async fn main() -> ExitCode {
 }
 
 /// The store the arguments name, and the embedded store itself when it is that one (for the
-/// expiry sweep).
+/// expiry sweep). A store that cannot be opened is an error with its cause, at once: the
+/// embedded store's file is opened, a DynamoDB table is described.
 async fn open_store(args: &StoreArgs) -> Result<(Arc<dyn Store>, Option<EmbeddedStore>), String> {
-    match args.store {
-        StoreKind::Embedded => {
-            let dir = &args.data_dir;
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
-            let durability = match args.durability {
-                DurabilityArg::Normal => Durability::Normal,
-                DurabilityArg::Full => Durability::Full,
-            };
-            let (store, import) =
-                EmbeddedStore::open_data_dir(dir, durability).map_err(|e| e.to_string())?;
+    match args.choice()? {
+        StoreChoice::Embedded { dir, durability } => {
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                format!(
+                    "cannot create data directory {}: {}",
+                    dir.display(),
+                    chain(&e)
+                )
+            })?;
+            let (store, import) = EmbeddedStore::open_data_dir(&dir, durability)
+                .map_err(|e| explain_embedded_failure(&dir, &e))?;
             if let Some(import) = import {
                 eprintln!(
                     "imported {} items from the old journal into {}; the journal is kept as {}",
@@ -385,26 +521,83 @@ async fn open_store(args: &StoreArgs) -> Result<(Arc<dyn Store>, Option<Embedded
             }
             Ok((Arc::new(store.clone()), Some(store)))
         }
-        StoreKind::Dynamodb => {
-            let table = args
-                .dynamodb
-                .table
-                .clone()
-                .ok_or("--store dynamodb needs --table (or TRUSTED_DEVICE_TABLE)")?;
-            let config = DynamoConfig {
-                endpoint_url: args.dynamodb.endpoint_url.clone(),
-            };
+        StoreChoice::Dynamodb {
+            table,
+            endpoint_url,
+        } => {
+            let shown = endpoint_url.clone().unwrap_or_else(|| "AWS".into());
+            let config = DynamoConfig { endpoint_url };
             let meter = UsageMeter::default();
             let client = dynamodb::client(&config, meter.clone()).await;
+            // One DescribeTable: a wrong endpoint, missing credentials or a missing table is
+            // reported now with the SDK's own words, not later as "service unavailable".
+            client
+                .describe_table()
+                .table_name(&table)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot open the DynamoDB table {table} ({shown}): {}",
+                        chain(&e)
+                    )
+                })?;
             Ok((Arc::new(DynamoStore::new(client, table, meter)), None))
         }
     }
 }
 
+/// An error and its sources, `outer: inner: ...`, without repeating a source that the outer
+/// message already includes.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// SQLite says only "unable to open database file" when the operating system refused; the
+/// database file opened the ordinary way gives the system's reason, which is added. (A damaged
+/// or newer database, or a journal that cannot be imported, is explained by the store.)
+fn explain_embedded_failure(dir: &std::path::Path, error: &OpenError) -> String {
+    let mut text = chain(error);
+    if !matches!(error, OpenError::Io { .. }) {
+        return text;
+    }
+    let db = dir.join(shared::store::embedded::DB_FILE);
+    if let Err(os) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&db)
+    {
+        text.push_str(&format!(" (the system says: {os})"));
+    }
+    text
+}
+
 async fn open_app(args: &StoreArgs) -> Result<(App, Option<EmbeddedStore>), String> {
     let (store, embedded) = open_store(args).await?;
     let settings = Settings::from_env()?;
-    Ok((App::new(store, Arc::new(SystemClock), settings), embedded))
+    Ok((
+        App::new(
+            shared::Ports {
+                store,
+                clock: Arc::new(SystemClock),
+                notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(&settings)),
+            },
+            settings,
+        ),
+        embedded,
+    ))
 }
 
 async fn create_table(table: &str, endpoint_url: Option<String>) -> Result<(), String> {
@@ -457,8 +650,8 @@ async fn action_config(command: ActionConfigCommand) -> Result<(), String> {
         .map_err(|e| e.description().into_owned())?;
     let key = |code: &str| ConfigKey::parse(code).map_err(|e| e.description().into_owned());
     match &command {
-        ActionConfigCommand::Set { file, .. } => {
-            let document = trusted_device::dry_run::read_document(file)?;
+        ActionConfigCommand::Set { config, .. } => {
+            let document = trusted_device::dry_run::read_document(config)?;
             let saved = app
                 .put_action_config(&tenant, None, document)
                 .await
@@ -512,12 +705,12 @@ async fn configure_tenant(args: ConfigureArgs) -> Result<(), String> {
     };
     let mut new_secret = None;
     if let Some(url) = args.push_webhook_url {
-        let secret = match std::env::var("TRUSTED_DEVICE_PUSH_WEBHOOK_SECRET") {
-            Ok(secret) => {
-                secret_strength::check(&secret, "TRUSTED_DEVICE_PUSH_WEBHOOK_SECRET")?;
+        let secret = match args.push_webhook_secret {
+            Some(secret) => {
+                secret_strength::check(&secret, "The webhook secret (--push-webhook-secret)")?;
                 secret
             }
-            Err(_) => {
+            None => {
                 let secret = app.new_webhook_secret().map_err(|e| e.to_string())?;
                 new_secret = Some(secret.clone());
                 secret
@@ -628,13 +821,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 /// On the embedded store, the first start makes a development tenant and prints its secret
 /// once; later starts reuse it and print only its id, remembered in the data directory.
 async fn bootstrap_dev_tenant(app: &App, store: &StoreArgs, base_url: &str) -> Result<(), String> {
-    if store.store == StoreKind::Dynamodb {
+    let StoreChoice::Embedded { dir, .. } = store.choice()? else {
         // Tenants live in the table (`trusted-device tenant create --store dynamodb`); a
         // development tenant is only made for the embedded store.
         println!("Serving the tenants of the DynamoDB table; base URL: {base_url}");
         return Ok(());
-    }
-    let id_file = store.data_dir.join(DEV_TENANT_FILE);
+    };
+    let id_file = dir.join(DEV_TENANT_FILE);
     if let Ok(text) = std::fs::read_to_string(&id_file)
         && let Ok(id) = TenantId::parse(text.trim())
         && app.tenant_exists(&id).await.map_err(|e| e.to_string())?

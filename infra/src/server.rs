@@ -40,7 +40,7 @@ use axum::response::{IntoResponse, Response};
 use hyper::body::{Bytes, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use shared::error::Error;
-use shared::http::{BodyReadTimedOut, normalize_path};
+use shared::http::{BodyReadTimedOut, HttpError, normalize_path};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -303,7 +303,7 @@ async fn handle(
 ) -> Response {
     let (mut parts, body) = request.into_parts();
     if head_size(&parts) > limits.max_header_bytes {
-        let error = Error::HeaderFieldsTooLarge(limits.max_header_bytes);
+        let error = HttpError::HeaderFieldsTooLarge(limits.max_header_bytes);
         // The routers' log line is not reached: say it here, in the same shape.
         tracing::info!(
             method = %parts.method,
@@ -518,9 +518,9 @@ fn error_shaped(head: &[u8], max_header_bytes: usize) -> Option<Vec<u8>> {
         return None;
     }
     let error = match &head[9..12] {
-        b"400" => Error::invalid_request("The request is not valid HTTP/1.1."),
-        b"414" => Error::UriTooLong,
-        b"431" => Error::HeaderFieldsTooLarge(max_header_bytes),
+        b"400" => HttpError::from(Error::invalid_request("The request is not valid HTTP/1.1.")),
+        b"414" => HttpError::UriTooLong,
+        b"431" => HttpError::HeaderFieldsTooLarge(max_header_bytes),
         _ => return None,
     };
     let body = serde_json::to_vec(&error.body()).ok()?;

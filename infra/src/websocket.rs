@@ -31,7 +31,7 @@ use axum::routing::get;
 use shared::App;
 use shared::error::Error;
 use shared::http::PeerIp;
-use shared::store::sockets::SocketSession;
+use shared::store::SocketSession;
 use shared::usecase::qr_socket::Handshake;
 use shared::websocket::{
     self, ConnectionId, LocalDelivery, LocalRegistration, LocalSockets, MAX_MESSAGE_BYTES,
@@ -218,7 +218,9 @@ async fn run(
                 let reply = match message {
                     Message::Text(text) => {
                         read_deadline = (Instant::now() + limits.idle).min(end_of_life);
-                        running.app.socket_message(&running.session, text.as_str()).await
+                        ServerMessage::answer(
+                            running.app.socket_message(&running.session, text.as_str()).await,
+                        )
                     }
                     Message::Binary(_) => {
                         read_deadline = (Instant::now() + limits.idle).min(end_of_life);

@@ -97,7 +97,16 @@ struct Flow {
 
 async fn flow_setup() -> Flow {
     let store = Arc::new(EmbeddedStore::in_memory().unwrap());
-    let app = App::new(store, Arc::new(SystemClock), Settings::default());
+    let app = App::new(
+        shared::Ports {
+            store,
+            clock: Arc::new(SystemClock),
+            notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(
+                &Settings::default(),
+            )),
+        },
+        Settings::default(),
+    );
     let id = TenantId::parse("bench").unwrap();
     app.ensure_tenant(&id, &ApiSecret::parse("sk_bench_0123456789abcdef").unwrap())
         .await
@@ -289,7 +298,14 @@ fn approvals(c: &mut Criterion) {
     };
     let (app, tenant, device) = runtime.block_on(async {
         let store = Arc::new(EmbeddedStore::in_memory().unwrap());
-        let app = App::new(store, Arc::new(SystemClock), settings);
+        let app = App::new(
+            shared::Ports {
+                store,
+                clock: Arc::new(SystemClock),
+                notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(&settings)),
+            },
+            settings,
+        );
         let id = TenantId::parse("bench").unwrap();
         app.ensure_tenant(&id, &ApiSecret::parse("sk_bench_0123456789abcdef").unwrap())
             .await

@@ -1,25 +1,41 @@
-//! [`App`]: the store, the clock and the settings that every use case needs, built once.
+//! [`App`]: the ports (store, clock, notifier), the settings and the tenant cache that every
+//! use case needs, built once.
+//!
+//! The app builds no adapter itself: the composition roots (`shared::lambda::app_from_env`
+//! for the Lambda functions, the local server and CLI in `infra`, and the tests) build them
+//! and hand them in as [`Ports`].
 
 use crate::clock::{Clock, Timestamp};
 use crate::config::Settings;
 use crate::error::{Error, Result};
+use crate::notify::Notifier;
 use crate::store::Store;
-use crate::usecase::tenants::TenantCache;
-use crate::webhook::{HttpWebhookSender, WebhookSender};
+use crate::tenant::TenantCache;
 use crate::websocket::{NoSockets, SocketNotifier};
 use ring::rand::{SecureRandom, SystemRandom};
 use std::sync::Arc;
+
+/// The adapters the use cases work through.
+pub struct Ports {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    /// `push.created` and the destinations it may go to (spec 2.11).
+    pub notifier: Arc<dyn Notifier>,
+}
 
 /// The service: one per process, shared by every request. Use cases are its methods, in
 /// [`crate::usecase`].
 pub struct App {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) notifier: Arc<dyn Notifier>,
     pub(crate) settings: Settings,
     pub(crate) rng: SystemRandom,
     pub(crate) tenants: TenantCache,
-    pub(crate) webhooks: Arc<dyn WebhookSender>,
-    /// Where QR-code states are pushed (spec 3.8): in process locally, API Gateway on AWS.
+    /// Where QR-code states are pushed (spec 3.8): in process on the local server, API
+    /// Gateway's `PostToConnection` on AWS, nowhere by default. Not one of [`Ports`]: only the
+    /// composition roots that serve QR codes over a WebSocket set it
+    /// ([`App::with_socket_notifier`]).
     pub(crate) sockets: Arc<dyn SocketNotifier>,
 }
 
@@ -32,28 +48,32 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+    pub fn new(ports: Ports, settings: Settings) -> Self {
+        let Ports {
+            store,
+            clock,
+            notifier,
+        } = ports;
         App {
             store,
             clock,
+            notifier,
             settings,
             rng: SystemRandom::new(),
             tenants: TenantCache::default(),
-            webhooks: Arc::new(HttpWebhookSender::default()),
             sockets: Arc::new(NoSockets),
         }
     }
 
     /// Sets how QR-code states reach open WebSockets (spec 3.8).
     pub fn with_socket_notifier(mut self, sockets: Arc<dyn SocketNotifier>) -> Self {
-        self.sockets = sockets;
+        self.set_socket_notifier(sockets);
         self
     }
 
-    /// Replaces how webhooks are sent (tests of failure paths).
-    pub fn with_webhook_sender(mut self, sender: Arc<dyn WebhookSender>) -> Self {
-        self.webhooks = sender;
-        self
+    /// [`App::with_socket_notifier`] in place.
+    pub fn set_socket_notifier(&mut self, sockets: Arc<dyn SocketNotifier>) {
+        self.sockets = sockets;
     }
 
     pub fn settings(&self) -> &Settings {
@@ -70,19 +90,11 @@ impl App {
         Ok(bytes)
     }
 
-    /// A random version-4 UUID, the format of generated ids (spec 2.3 examples).
+    /// A random version-4 UUID, the format of generated ids (spec 2.3 examples), hyphenated
+    /// and lowercase. The bytes come from ring; the `uuid` crate sets the version and variant
+    /// bits and formats it.
     pub(crate) fn random_uuid(&self) -> Result<String> {
-        let mut b: [u8; 16] = self.random_bytes()?;
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        let h = hex::encode(b);
-        Ok(format!(
-            "{}-{}-{}-{}-{}",
-            &h[0..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32]
-        ))
+        let bytes: [u8; 16] = self.random_bytes()?;
+        Ok(crate::encoding::uuid_v4(bytes))
     }
 }

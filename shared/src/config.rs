@@ -81,6 +81,13 @@ impl Settings {
     /// Defaults, overridden by the `TRUSTED_DEVICE_*` variables of README's configuration
     /// table when set to positive integers (the local server and the Lambda functions).
     pub fn from_env() -> Result<Self, String> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`Settings::from_env`] with the variables read through `lookup` (the tests give a map,
+    /// so that they change no process environment).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let read_positive = |name: &str| read_positive(name, lookup(name));
         let mut settings = Settings::default();
         if let Some(value) = read_positive("TRUSTED_DEVICE_TOKEN_LIFETIME_SECONDS")? {
             settings.token_lifetime_seconds = value;
@@ -130,12 +137,105 @@ impl Settings {
     }
 }
 
-fn read_positive(name: &str) -> Result<Option<i64>, String> {
-    match std::env::var(name) {
-        Ok(text) => match text.trim().parse::<i64>() {
+/// Every variable [`Settings::from_lookup`] reads.
+pub const ENV_VARIABLES: [&str; 10] = [
+    "TRUSTED_DEVICE_TOKEN_LIFETIME_SECONDS",
+    "TRUSTED_DEVICE_CHALLENGE_LIFETIME_SECONDS",
+    "TRUSTED_DEVICE_MAX_FAILED_SIGNATURES_PER_CHALLENGE",
+    "TRUSTED_DEVICE_ANONYMOUS_QR_STARTS_PER_SOURCE",
+    "TRUSTED_DEVICE_ANONYMOUS_QR_LIVE_CAP",
+    "TRUSTED_DEVICE_FAILED_SIGNATURES_PER_SOURCE",
+    "TRUSTED_DEVICE_FAILED_SIGNATURES_PER_TENANT",
+    "TRUSTED_DEVICE_DEVICE_ACTIONS_PER_CREDENTIAL_PER_HOUR",
+    "TRUSTED_DEVICE_RATE_LIMIT_SHARDS",
+    "TRUSTED_DEVICE_RATE_LIMIT_WINDOW_SECONDS",
+];
+
+fn read_positive(name: &str, text: Option<String>) -> Result<Option<i64>, String> {
+    match text {
+        Some(text) => match text.trim().parse::<i64>() {
             Ok(value) if value > 0 => Ok(Some(value)),
             _ => Err(format!("{name} must be a positive integer, not {text:?}")),
         },
-        Err(_) => Ok(None),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Settings, String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn no_variable_gives_the_defaults() {
+        assert_eq!(from(&[]), Ok(Settings::default()));
+    }
+
+    /// Each variable, set to a value no default has, lands in its own field.
+    #[test]
+    fn every_variable_is_read_into_its_field() {
+        let pairs: Vec<(&str, String)> = ENV_VARIABLES
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (*name, format!(" {} ", 7001 + i)))
+            .collect();
+        let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let settings = from(&borrowed).unwrap();
+        let read: Vec<i64> = vec![
+            settings.token_lifetime_seconds,
+            settings.challenge_lifetime_seconds,
+            settings.max_failed_attempts.into(),
+            settings.anonymous_qr_starts_per_source.into(),
+            settings.anonymous_qr_live_cap.into(),
+            settings.failed_signatures_per_source.into(),
+            settings.failed_signatures_per_tenant.into(),
+            settings.device_actions_per_credential_per_hour.into(),
+            settings.rate_limit_shards.into(),
+            settings.rate_limit_window_seconds,
+        ];
+        assert_eq!(read, (7001..=7010).collect::<Vec<i64>>());
+        // Nothing else moved.
+        let defaults = Settings::default();
+        assert_eq!(settings.max_body_bytes, defaults.max_body_bytes);
+        assert_eq!(
+            settings.push_challenge_lifetime_seconds,
+            defaults.push_challenge_lifetime_seconds
+        );
+    }
+
+    #[test]
+    fn a_bad_value_is_refused_naming_the_variable_and_the_value() {
+        for name in ENV_VARIABLES {
+            for bad in ["0", "-5", "ten", "", "1.5", "1e3"] {
+                let error = from(&[(name, bad)]).unwrap_err();
+                assert_eq!(
+                    error,
+                    format!("{name} must be a positive integer, not {bad:?}")
+                );
+            }
+        }
+        let error = from(&[("TRUSTED_DEVICE_RATE_LIMIT_SHARDS", "4294967296")]).unwrap_err();
+        assert_eq!(error, "TRUSTED_DEVICE_RATE_LIMIT_SHARDS is too large");
+        assert!(from(&[("TRUSTED_DEVICE_TOKEN_LIFETIME_SECONDS", "99999999999")]).is_ok());
+    }
+
+    /// The README's configuration table names every variable read here.
+    #[test]
+    fn the_readme_lists_every_variable() {
+        let readme = include_str!("../../README.md");
+        for name in ENV_VARIABLES {
+            assert!(
+                readme.contains(&format!("`{name}`")),
+                "{name} is not in README.md"
+            );
+        }
     }
 }

@@ -32,28 +32,35 @@ pub fn decode_lenient(text: &str) -> Option<Vec<u8>> {
     STANDARD_NO_PAD.decode(normalized).ok()
 }
 
-/// Percent-decodes a URL component (`%41` → `A`); `None` if the result is not UTF-8 or an
-/// escape is malformed. `+` is left alone: it is data here, not a space.
+/// Percent-decodes a URL component (`%41` → `A`); `None` if an escape is malformed (a `%` not
+/// followed by two hex digits) or the result is not UTF-8. `+` is left alone: it is data here,
+/// not a space. The `percent-encoding` crate decodes; it leaves a malformed escape as it is, so
+/// the escapes are checked here first.
 pub fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            // Two hex digits exactly: `from_str_radix` alone also takes a sign (`%+a`).
-            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                return None;
-            }
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    // Two hex digits exactly after every `%` (`from_str_radix` would also take a sign: `%+a`).
+    let well_formed = bytes.iter().enumerate().all(|(i, byte)| {
+        *byte != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
+}
+
+/// A version-4 UUID, hyphenated and lowercase, from 16 random bytes the caller drew (from
+/// ring: the randomness stays ours); the `uuid` crate sets the version and variant bits.
+pub fn uuid_v4(random_bytes: [u8; 16]) -> String {
+    uuid::Builder::from_random_bytes(random_bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }
 
 /// The tenant id in a client `Authorization: Basic` value (spec 3.1): lenient base64, then
@@ -167,5 +174,12 @@ mod tests {
         assert_eq!(percent_decode("%+a"), None);
         assert_eq!(percent_decode("%-1"), None);
         assert_eq!(percent_decode("%ff"), None, "not UTF-8");
+        assert_eq!(percent_decode("100%"), None, "a trailing % is malformed");
+        assert_eq!(percent_decode("%E5%90%8D").as_deref(), Some("名"));
+        assert_eq!(
+            percent_decode("%25zz").as_deref(),
+            Some("%zz"),
+            "decoded once"
+        );
     }
 }

@@ -1,16 +1,10 @@
-//! One error type for every failure a caller can see, and its one mapping to HTTP.
+//! The domain error: every failed check a use case can report, free of HTTP.
 //!
-//! Each variant is one precise failed check. [`Error::status`], [`Error::code`] and
-//! [`Error::description`] are the only place that decides what goes on the wire; handlers
-//! never build error bodies themselves. The body always carries `error`, `errorCode` and
-//! `errorDescription` with the same snake_case code in the first two, because the official SDKs
-//! disagree on which key they read (spec 1.3).
+//! Each variant is one precise failed check. What goes on the wire for it (status, code,
+//! description, spec 1.3) is decided once, in [`crate::http::error`], which also adds the
+//! failures only a transport can have (no route, a body too large, a slow body, ...).
 
-use axum::http::StatusCode;
 use std::borrow::Cow;
-
-/// The exact 401 text the official SDKs' own tests assert against (spec 1.3).
-pub const UNAUTHORIZED_DESCRIPTION: &str = "The request is unauthorized. Check that your API key and region base URL are correctly configured.";
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -29,16 +23,6 @@ pub enum Error {
     // --- Input (spec 1.2) ---
     #[error("{0}")]
     InvalidRequest(Cow<'static, str>),
-    #[error("the request body is larger than {0} bytes")]
-    PayloadTooLarge(usize),
-    #[error("the request body could not be read")]
-    BodyUnreadable,
-    #[error("the request body did not arrive within {0:?}")]
-    RequestTimeout(std::time::Duration),
-    #[error("the request line and headers are larger than {0} bytes, or more than 100 headers")]
-    HeaderFieldsTooLarge(usize),
-    #[error("the request target is too long")]
-    UriTooLong,
 
     // --- Device credentials (spec 3.4.1 to 3.4.3, 4) ---
     #[error("no credential is registered for this public key")]
@@ -82,6 +66,10 @@ pub enum Error {
     NoPushCredential,
     #[error("the push.created webhook did not accept the challenge: {0}")]
     WebhookFailed(Cow<'static, str>),
+    /// A device answered a push or QR code with a credential of a namespace that has no
+    /// approvals (`in_app`): spec 3.3 has no such route, so it is answered as one.
+    #[error("the credential's namespace has no push or QR-code approvals")]
+    NoApprovalsInNamespace,
 
     // --- Actions (spec 2.3 to 2.5) ---
     #[error("action not found")]
@@ -96,12 +84,6 @@ pub enum Error {
     InvalidActionConfig(Cow<'static, str>),
     #[error("no config for this action code")]
     ActionConfigNotFound,
-
-    // --- Routing ---
-    #[error("no route for this path")]
-    RouteNotFound,
-    #[error("method not allowed on this path")]
-    MethodNotAllowed,
 
     // --- Infrastructure: never carry internals to the caller ---
     #[error("the data store is unavailable")]
@@ -155,191 +137,5 @@ impl Error {
 
     pub fn invalid_action_config(message: impl Into<Cow<'static, str>>) -> Self {
         Error::InvalidActionConfig(message.into())
-    }
-
-    pub fn status(&self) -> StatusCode {
-        use Error::*;
-        match self {
-            Unauthorized | InvalidToken | ExpiredToken => StatusCode::UNAUTHORIZED,
-            InsufficientScope(_) | UserMismatch | ActionForbidsEnrolment(_) => {
-                StatusCode::FORBIDDEN
-            }
-            InvalidRequest(_)
-            | BodyUnreadable
-            | InvalidActionConfig(_)
-            | InvalidCredential
-            | InvalidSignature
-            | ChallengeExpired
-            | ChallengeMismatch
-            | InvalidVerificationCode
-            | DecisionSignatureRequired => StatusCode::BAD_REQUEST,
-            InvalidDeviceCode | ChallengeClaimedByAnotherDevice => StatusCode::FORBIDDEN,
-            TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            WebhookFailed(_) => StatusCode::BAD_GATEWAY,
-            PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            HeaderFieldsTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            UriTooLong => StatusCode::URI_TOO_LONG,
-            CredentialConflict
-            | SignatureAlreadyUsed
-            | ChallengeAlreadyUsed
-            | ActionNotChallengeable(_)
-            | ChallengeNotClaimed => StatusCode::CONFLICT,
-            AuthenticatorNotFound
-            | ChallengeNotFound
-            | ActionNotFound
-            | ActionConfigNotFound
-            | RouteNotFound
-            | NoPushCredential => StatusCode::NOT_FOUND,
-            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// The snake_case code in `error` and `errorCode`.
-    pub fn code(&self) -> &'static str {
-        use Error::*;
-        match self {
-            Unauthorized => "unauthorized",
-            InvalidToken => "invalid_token",
-            ExpiredToken => "expired_token",
-            InsufficientScope(_) => "insufficient_scope",
-            InvalidRequest(_) => "invalid_request",
-            PayloadTooLarge(_) => "payload_too_large",
-            // A body that broke off (a client gone mid-body, bad chunked encoding): the
-            // request is malformed, whatever it was going to say.
-            BodyUnreadable => "invalid_request",
-            RequestTimeout(_) => "request_timeout",
-            HeaderFieldsTooLarge(_) => "request_header_fields_too_large",
-            UriTooLong => "uri_too_long",
-            InvalidCredential => "invalid_credential",
-            CredentialConflict => "credential_conflict",
-            InvalidSignature => "invalid_signature",
-            SignatureAlreadyUsed => "signature_already_used",
-            UserMismatch => "user_mismatch",
-            AuthenticatorNotFound => "authenticator_not_found",
-            ChallengeNotFound => "challenge_not_found",
-            ChallengeExpired => "challenge_expired",
-            ChallengeAlreadyUsed => "challenge_already_used",
-            ChallengeMismatch => "challenge_mismatch",
-            ChallengeClaimedByAnotherDevice => "challenge_claimed_by_another_device",
-            ChallengeNotClaimed => "challenge_not_claimed",
-            InvalidVerificationCode => "invalid_verification_code",
-            DecisionSignatureRequired => "decision_signature_required",
-            InvalidDeviceCode => "invalid_device_code",
-            TooManyRequests(_) => "too_many_requests",
-            NoPushCredential => "authenticator_not_found",
-            WebhookFailed(_) => "webhook_failed",
-            ActionNotFound => "action_not_found",
-            ActionNotChallengeable(_) => "invalid_action_state",
-            ActionForbidsEnrolment(_) => "action_not_allowed",
-            InvalidActionConfig(_) => "invalid_action_config",
-            ActionConfigNotFound => "action_config_not_found",
-            RouteNotFound => "not_found",
-            MethodNotAllowed => "method_not_allowed",
-            StoreUnavailable => "service_unavailable",
-            Internal => "internal_error",
-        }
-    }
-
-    /// The human-readable `errorDescription`.
-    pub fn description(&self) -> Cow<'static, str> {
-        match self {
-            Error::Unauthorized => Cow::Borrowed(UNAUTHORIZED_DESCRIPTION),
-            Error::InvalidRequest(message) | Error::InvalidActionConfig(message) => message.clone(),
-            Error::InvalidCredential => Cow::Borrowed(
-                "The credential exists on the device but is not registered on the server.",
-            ),
-            other => Cow::Owned(capitalize(&other.to_string())),
-        }
-    }
-
-    /// The JSON body of spec 1.3.
-    pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({
-            "error": self.code(),
-            "errorCode": self.code(),
-            "errorDescription": self.description(),
-        })
-    }
-}
-
-fn capitalize(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect::<String>() + ".",
-        None => String::new(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unauthorized_has_the_exact_sdk_tested_text() {
-        let body = Error::Unauthorized.body();
-        assert_eq!(body["error"], "unauthorized");
-        assert_eq!(body["errorCode"], "unauthorized");
-        assert_eq!(
-            body["errorDescription"],
-            "The request is unauthorized. Check that your API key and region base URL are correctly configured."
-        );
-        assert_eq!(Error::Unauthorized.status(), StatusCode::UNAUTHORIZED);
-    }
-
-    #[test]
-    fn every_client_facing_error_is_4xx_and_infrastructure_is_5xx() {
-        let client = [
-            Error::InvalidToken,
-            Error::ExpiredToken,
-            Error::InsufficientScope("add:authenticators"),
-            Error::invalid_request("x"),
-            Error::PayloadTooLarge(1),
-            Error::BodyUnreadable,
-            Error::RequestTimeout(std::time::Duration::from_secs(30)),
-            Error::HeaderFieldsTooLarge(16384),
-            Error::UriTooLong,
-            Error::InvalidCredential,
-            Error::CredentialConflict,
-            Error::InvalidSignature,
-            Error::SignatureAlreadyUsed,
-            Error::UserMismatch,
-            Error::AuthenticatorNotFound,
-            Error::ChallengeNotFound,
-            Error::ChallengeExpired,
-            Error::ChallengeAlreadyUsed,
-            Error::ChallengeMismatch,
-            Error::ChallengeClaimedByAnotherDevice,
-            Error::ChallengeNotClaimed,
-            Error::InvalidVerificationCode,
-            Error::DecisionSignatureRequired,
-            Error::InvalidDeviceCode,
-            Error::TooManyRequests(Throttled::new(Throttled::PUSH_STARTS, 1)),
-            Error::NoPushCredential,
-            Error::ActionNotFound,
-            Error::ActionNotChallengeable("BLOCK"),
-            Error::ActionForbidsEnrolment("BLOCK"),
-            Error::invalid_action_config("rule #0: x"),
-            Error::ActionConfigNotFound,
-            Error::RouteNotFound,
-            Error::MethodNotAllowed,
-        ];
-        for error in client {
-            assert!(error.status().is_client_error(), "{error:?}");
-            let body = error.body();
-            assert_eq!(body["error"], body["errorCode"]);
-            assert!(!body["errorDescription"].as_str().unwrap().is_empty());
-        }
-        assert_eq!(
-            Error::StoreUnavailable.status(),
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-        assert_eq!(Error::Internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(
-            Error::WebhookFailed("status 500".into()).status(),
-            StatusCode::BAD_GATEWAY
-        );
     }
 }

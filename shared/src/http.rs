@@ -2,7 +2,12 @@
 //! extractors, error responses, the request log line, and the layers every router gets.
 //!
 //! A handler is three steps: extractors decode (and reject bad input with the precise
-//! [`Error`]), one [`App`] use case runs, [`json`] encodes.
+//! [`Error`] or transport failure, [`HttpError`]), one [`App`] use case runs, [`json`]
+//! encodes. What any failure looks like on the wire is decided in [`error`], once.
+
+pub mod error;
+
+pub mod routes;
 
 use crate::App;
 use crate::encoding;
@@ -17,6 +22,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+pub use error::HttpError;
+use error::LoggedErrorCode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -47,26 +54,6 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> Response {
 /// 200 with a JSON body: the only success the Client API may give (spec 3.6).
 pub fn ok(body: &impl Serialize) -> Response {
     json(StatusCode::OK, body)
-}
-
-/// The error code of a response, for the request log line.
-#[derive(Debug, Clone, Copy)]
-struct LoggedErrorCode(&'static str);
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let mut response = json(self.status(), &self.body());
-        // RFC 9110 10.2.3: a 429 says when to come back (DESIGN 6 rate limits and throttles).
-        if let Some(seconds) = self.retry_after_seconds() {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        response
-            .extensions_mut()
-            .insert(LoggedErrorCode(self.code()));
-        response
-    }
 }
 
 // ---------------------------------------------------------------- auth
@@ -203,9 +190,9 @@ impl FromRequestParts<SharedApp> for ClientAuth {
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest<SharedApp> for JsonBody<T> {
-    type Rejection = Error;
+    type Rejection = HttpError;
 
-    async fn from_request(request: Request, app: &SharedApp) -> Result<Self, Error> {
+    async fn from_request(request: Request, app: &SharedApp) -> Result<Self, HttpError> {
         let limit = app.settings().max_body_bytes;
         // A body declared over the limit is refused before a byte of it is read: the client
         // waits for no read timeout, and an `Expect: 100-continue` client is never told to
@@ -216,7 +203,7 @@ impl<T: DeserializeOwned> FromRequest<SharedApp> for JsonBody<T> {
             .and_then(|value| value.to_str().ok())
             .and_then(|text| text.trim().parse::<u64>().ok());
         if declared.is_some_and(|length| length > limit as u64) {
-            return Err(Error::PayloadTooLarge(limit));
+            return Err(HttpError::PayloadTooLarge(limit));
         }
         let bytes = axum::body::to_bytes(request.into_body(), limit)
             .await
@@ -229,7 +216,7 @@ impl<T: DeserializeOwned> FromRequest<SharedApp> for JsonBody<T> {
             &bytes
         };
         serde_json::from_slice(text).map(JsonBody).map_err(|error| {
-            Error::invalid_request(format!("The request body is not valid: {error}."))
+            Error::invalid_request(format!("The request body is not valid: {error}.")).into()
         })
     }
 }
@@ -237,18 +224,18 @@ impl<T: DeserializeOwned> FromRequest<SharedApp> for JsonBody<T> {
 /// Why a request body could not be read: over the size limit (413), past the local server's
 /// body-read deadline (408, [`BodyReadTimedOut`]), or broken off (400). The cause sits
 /// somewhere in the chain of wrapped errors (axum's, `http-body-util`'s limit).
-fn body_read_error(error: &axum::Error, limit: usize) -> Error {
+fn body_read_error(error: &axum::Error, limit: usize) -> HttpError {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = cause {
         if current.is::<http_body_util::LengthLimitError>() {
-            return Error::PayloadTooLarge(limit);
+            return HttpError::PayloadTooLarge(limit);
         }
         if let Some(timeout) = current.downcast_ref::<BodyReadTimedOut>() {
-            return Error::RequestTimeout(timeout.0);
+            return HttpError::RequestTimeout(timeout.0);
         }
         cause = current.source();
     }
-    Error::BodyUnreadable
+    HttpError::BodyUnreadable
 }
 
 /// The error a request body yields when its sender is too slow: the local server wraps every
@@ -332,8 +319,8 @@ pub fn required<T>(value: Option<T>, name: &str) -> Result<T, Error> {
 /// path parameter (see [`normalize_path`]).
 pub fn finish(router: Router) -> Router {
     router
-        .fallback(|| async { Error::RouteNotFound })
-        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .fallback(|| async { HttpError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { HttpError::MethodNotAllowed })
         // `Router::layer` runs after routing, so the matched route's parameters are known here;
         // it comes before every extractor, so an empty parameter is a 400 whatever the
         // handler's extractor order (authentication included).

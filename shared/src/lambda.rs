@@ -7,7 +7,8 @@
 use crate::http::{RequestId, SharedApp, SourceIp, finish, normalize_path};
 use crate::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
 use crate::telemetry::{self, LogFormat};
-use crate::{App, clock::SystemClock, config::Settings};
+use crate::webhook::WebhookNotifier;
+use crate::{App, Ports, clock::SystemClock, config::Settings};
 use axum::Router;
 use lambda_http::RequestExt as _;
 use std::sync::Arc;
@@ -27,9 +28,15 @@ pub async fn app_from_env() -> Result<SharedApp, lambda_http::Error> {
     let meter = UsageMeter::default();
     let client = dynamodb::client(&config, meter.clone()).await;
     let store = DynamoStore::new(client, table, meter);
+    // The composition root of the functions: the adapters are built here and handed in.
+    let ports = Ports {
+        store: Arc::new(store),
+        clock: Arc::new(SystemClock),
+        notifier: Arc::new(WebhookNotifier::for_settings(&settings)),
+    };
     #[allow(unused_mut, reason = "changed only with the feature sockets-aws")]
-    let mut app = App::new(Arc::new(store), Arc::new(SystemClock), settings);
-    // QR-code states go to the WebSocket API (spec 3.8) where the template says where it is.
+    let mut app = App::new(ports, settings);
+    // QR-code states go to the WebSocket API (spec 3.8) where the template says it is.
     #[cfg(feature = "sockets-aws")]
     if let Ok(endpoint) = std::env::var(crate::sockets_aws::ENDPOINT_ENV) {
         let sockets = crate::sockets_aws::ApiGatewaySockets::new(&endpoint).await;

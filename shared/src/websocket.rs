@@ -243,8 +243,21 @@ pub enum ServerMessage {
 }
 
 impl ServerMessage {
+    /// An `ERROR` message: the error's REST body (spec 1.3), from the one mapping of errors
+    /// to the wire (`http::error`). Built by the transports, never by the use cases.
     pub fn error(error: &Error) -> Self {
-        ServerMessage::Error(error.body())
+        ServerMessage::Error(crate::http::error::HttpError::from(error.clone()).body())
+    }
+
+    /// What a transport sends for a use case's answer: the message, or its failure as an
+    /// `ERROR` message (a failure of ours is also logged).
+    pub fn answer(result: Result<ServerMessage>) -> Self {
+        result.unwrap_or_else(|error| {
+            if matches!(error, Error::Internal | Error::StoreUnavailable) {
+                tracing::warn!(error = %error, "socket message failed");
+            }
+            ServerMessage::error(&error)
+        })
     }
 
     pub fn to_text(&self) -> String {

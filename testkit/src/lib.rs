@@ -2,3 +2,17 @@
 //!
 //! Only `[dev-dependencies]` (and the test tools in `tests/`) depend on this crate, so nothing
 //! here is ever linked into a Lambda function or the local server.
+//!
+//! | module | what it is |
+//! |---|---|
+//! | [`usecase`] | [`usecase::Kit`]: an app on the in-memory store with a manual clock, a tenant; [`usecase::Device`]: a P-256 key that signs as the SDKs do |
+//! | [`notify`] | [`notify::RecordingNotifier`]: the notifier port, recorded, and failing on demand |
+//! | [`conformance`] | the store conformance suite: every store trait method and condition, run against each adapter (`tests/conformance.rs` runs it on the embedded store and on DynamoDB) |
+//! | [`dynamodb`] | [`dynamodb::LocalDynamo`]: a DynamoDB-compatible server (dynoxide) embedded on a free loopback port |
+//! | [`runtime_api`] | [`runtime_api::RuntimeApi`]: a Lambda Runtime API double that feeds events to a function binary and records its answers |
+
+pub mod conformance;
+pub mod dynamodb;
+pub mod notify;
+pub mod runtime_api;
+pub mod usecase;

@@ -3,7 +3,7 @@
 //
 // The backend side goes through the SDK only. The device side is plain `fetch` + `node:crypto`,
 // sending exactly what the iOS/Android SDKs send on the wire.
-// Section numbers (§) refer to shared/spec/wire-protocol.md (the project's wire contract).
+// Section numbers (§) refer to docs/wire-protocol.md (the project's wire contract).
 //
 // Environment (set by whoever starts the server):
 //   TD_BASE_URL    e.g. http://127.0.0.1:8787/v1  (given to the SDK as `apiUrl`, §1.1)

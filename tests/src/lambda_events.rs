@@ -5,7 +5,7 @@
 //! through its function's real Lambda entry path.
 //!
 //! Regenerate them (tokens, sealed challenge ids and signatures are made here) with
-//! `cargo test -p e2e-tests --test lambda_events -- --ignored regenerate`.
+//! `cargo test -p e2e-tests --test e2e -- --ignored lambda_events::regenerate`.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -83,6 +83,20 @@ pub fn device_public_key() -> String {
 pub fn sign(message: &str) -> String {
     let rng = ring::rand::SystemRandom::new();
     STANDARD.encode(device().sign(&rng, message.as_bytes()).unwrap().as_ref())
+}
+
+/// Whether `signature` (standard base64 of a DER ECDSA signature) is the fixture device's
+/// over `message`. ECDSA signatures are randomised, so a fixture's cannot be made again.
+pub fn signed_by_fixture_device(message: &str, signature: &str) -> bool {
+    let Ok(der) = STANDARD.decode(signature) else {
+        return false;
+    };
+    ring::signature::UnparsedPublicKey::new(
+        &ring::signature::ECDSA_P256_SHA256_ASN1,
+        device().public_key().as_ref(),
+    )
+    .verify(message.as_bytes(), &der)
+    .is_ok()
 }
 
 fn action_key(code: &str, idempotency_key: &str) -> ActionKey {
@@ -458,16 +472,23 @@ pub const FIXTURES: &[EventFixture] = &[
 
 /// The path of a fixture file, from the workspace root.
 pub fn fixture_path(fixture: &EventFixture) -> std::path::PathBuf {
+    events_dir(fixture.function).join(format!("{}.json", fixture.name))
+}
+
+/// The directory of a function's fixture files, `functions/<function>/events`.
+pub fn events_dir(function: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join("functions")
-        .join(fixture.function)
+        .join(function)
         .join("events")
-        .join(format!("{}.json", fixture.name))
 }
 
 /// The request each fixture sends: concrete path, query, headers and body.
-fn request_for(name: &str) -> (String, String, Vec<(&'static str, String)>, Option<Value>) {
+fn request_for(
+    name: &str,
+    sign: &dyn Fn(&str) -> String,
+) -> (String, String, Vec<(&'static str, String)>, Option<Value>) {
     let keys = TenantKeys::new(
         &TenantId::parse(TENANT_ID).unwrap(),
         &tenant_record().signing_keys,
@@ -751,7 +772,13 @@ fn request_for(name: &str) -> (String, String, Vec<(&'static str, String)>, Opti
 
 /// An API Gateway HTTP API event, payload format 2.0, as API Gateway sends it to Lambda.
 pub fn event(fixture: &EventFixture) -> Value {
-    let (path, query, headers, body) = request_for(fixture.name);
+    event_signed_by(fixture, &sign)
+}
+
+/// [`event`] with each device signature in its body made by `sign` from the signed message
+/// (so that a test can see which message the fixture's signature must be over).
+pub fn event_signed_by(fixture: &EventFixture, sign: &dyn Fn(&str) -> String) -> Value {
+    let (path, query, headers, body) = request_for(fixture.name, sign);
     let mut header_map = serde_json::Map::new();
     header_map.insert("accept".into(), "application/json".into());
     header_map.insert("content-type".into(), "application/json".into());

@@ -22,11 +22,11 @@ use shared::clock::{Clock, ManualClock, SystemClock};
 use shared::config::Settings;
 use shared::domain::TenantId;
 use shared::store::Store;
-use shared::store::dynamodb::local::{LocalDynamo, unique_table};
 use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
 use shared::store::embedded::EmbeddedStore;
 use shared::usecase::tenants::{ApiSecret, TenantSettingsChange};
 use std::sync::Arc;
+use testkit::dynamodb::{LocalDynamo, unique_table};
 use trusted_device::RunningServer;
 
 pub struct TestTenant {
@@ -42,13 +42,67 @@ pub enum StoreKind {
 }
 
 impl StoreKind {
-    /// `TRUSTED_DEVICE_TEST_STORE=dynamodb` runs the suite on DynamoDB.
+    /// `TRUSTED_DEVICE_TEST_STORE`: unset or `embedded` runs the suite on the embedded store,
+    /// `dynamodb` on DynamoDB. Any other value panics, so that a typo never runs the embedded
+    /// store in place of the one asked for.
     pub fn from_env() -> StoreKind {
-        match std::env::var("TRUSTED_DEVICE_TEST_STORE").as_deref() {
-            Ok("dynamodb") => StoreKind::DynamoDb,
-            _ => StoreKind::Embedded,
+        Self::from_setting(std::env::var_os(STORE_VARIABLE).as_deref())
+    }
+
+    /// [`StoreKind::from_env`] for a value of the variable (`None`: unset).
+    pub fn from_setting(value: Option<&std::ffi::OsStr>) -> StoreKind {
+        let Some(value) = value else {
+            return StoreKind::Embedded;
+        };
+        match value.to_str() {
+            Some("embedded") => StoreKind::Embedded,
+            Some("dynamodb") => StoreKind::DynamoDb,
+            _ => panic!(
+                "{STORE_VARIABLE}={value:?} names no store: set it to `embedded` or `dynamodb`, \
+                 or leave it unset for the embedded store"
+            ),
         }
     }
+}
+
+/// The variable that chooses the store the suite runs on ([`StoreKind::from_env`]).
+pub const STORE_VARIABLE: &str = "TRUSTED_DEVICE_TEST_STORE";
+
+/// The four Lambda functions, by their package names.
+pub const FUNCTIONS: [&str; 4] = ["track", "add-authenticator", "challenge", "validate"];
+
+/// A function's routes (method, API Gateway route template), from its router's table.
+pub fn routes_of(function: &str) -> &'static [(&'static str, &'static str)] {
+    match function {
+        "track" => track::ROUTES,
+        "add-authenticator" => add_authenticator::ROUTES,
+        "challenge" => challenge::ROUTES,
+        "validate" => validate::ROUTES,
+        other => panic!("unknown function {other}"),
+    }
+}
+
+/// An app on a fresh in-memory embedded store and the system clock, with one tenant: the
+/// set-up of the tests that drive a router or a server directly rather than a [`Harness`].
+pub async fn app_with_tenant(tenant: &str, secret: &str) -> App {
+    let store = Arc::new(EmbeddedStore::in_memory().unwrap());
+    let app = App::new(
+        shared::Ports {
+            store,
+            clock: Arc::new(SystemClock),
+            notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(
+                &Settings::default(),
+            )),
+        },
+        Settings::default(),
+    );
+    app.ensure_tenant(
+        &TenantId::parse(tenant).unwrap(),
+        &ApiSecret::parse(secret).unwrap(),
+    )
+    .await
+    .unwrap();
+    app
 }
 
 /// The DynamoDB side of a harness: the server, the adapter (to read items directly) and the
@@ -211,7 +265,14 @@ impl Harness {
             }
         };
         let clock = Arc::new(ManualClock::new(SystemClock.now()));
-        let app = App::new(store, clock.clone(), settings);
+        let app = App::new(
+            shared::Ports {
+                store,
+                clock: clock.clone(),
+                notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(&settings)),
+            },
+            settings,
+        );
         let a = TestTenant {
             id: "tenant-a".into(),
             secret: "sk_test_tenant_a_0123456789".into(),
@@ -400,6 +461,35 @@ impl Harness {
         .await
     }
 
+    /// Server SDK `getAction`: the action `user`'s `action` with this idempotency key (200).
+    pub async fn action(&self, tenant: &TestTenant, user: &str, action: &str, key: &str) -> Value {
+        self.get(
+            &format!("/users/{user}/actions/{action}/{key}"),
+            Auth::Secret(&tenant.secret),
+        )
+        .await
+        .expect(200)
+    }
+
+    /// Server SDK `updateAction`: sets the action's state (e.g. `BLOCK`); returns the answer (200).
+    pub async fn set_action_state(
+        &self,
+        tenant: &TestTenant,
+        user: &str,
+        action: &str,
+        key: &str,
+        state: &str,
+    ) -> Value {
+        self.send(
+            Method::PATCH,
+            &format!("/users/{user}/actions/{action}/{key}"),
+            Auth::Secret(&tenant.secret),
+            Some(&json!({ "state": state })),
+        )
+        .await
+        .expect(200)
+    }
+
     /// Server SDK `validateChallenge` (spec 2.4).
     pub async fn validate(&self, tenant: &TestTenant, body: Value) -> Value {
         self.post("/validate", Auth::Secret(&tenant.secret), body)
@@ -489,4 +579,39 @@ pub fn tamper_payload(token: &str, edit: impl FnOnce(&mut Value)) -> String {
         URL_SAFE_NO_PAD.encode(payload.to_string()),
         parts[2]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreKind;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn the_store_variable_unset_or_embedded_is_the_embedded_store() {
+        assert_eq!(StoreKind::from_setting(None), StoreKind::Embedded);
+        assert_eq!(
+            StoreKind::from_setting(Some(OsStr::new("embedded"))),
+            StoreKind::Embedded
+        );
+    }
+
+    #[test]
+    fn the_store_variable_dynamodb_is_dynamodb() {
+        assert_eq!(
+            StoreKind::from_setting(Some(OsStr::new("dynamodb"))),
+            StoreKind::DynamoDb
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "names no store")]
+    fn any_other_store_is_refused_loudly() {
+        StoreKind::from_setting(Some(OsStr::new("DynamoDB")));
+    }
+
+    #[test]
+    #[should_panic(expected = "names no store")]
+    fn an_empty_store_is_refused_loudly() {
+        StoreKind::from_setting(Some(OsStr::new("")));
+    }
 }

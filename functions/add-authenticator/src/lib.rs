@@ -3,15 +3,14 @@
 //!
 //! Each handler decodes the request, calls one [`shared::App`] use case and encodes the result.
 
-use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use shared::domain::{
     ChallengeId, Credential, CredentialId, Namespace, UserId, VerificationMethod,
 };
-use shared::error::{Error, Result};
+use shared::error::Error;
+use shared::http::error::{HttpError, Result};
 use shared::http::{
     BearerAuth, JsonBody, PathParams, PeerIp, PublicKeyQuery, QueryParams, SecretKeyAuth,
     SharedApp, TenantAuth, ok, required,
@@ -20,50 +19,19 @@ use shared::signature::PublicKey;
 use shared::usecase::approvals::UpdatePushCredential;
 use shared::usecase::credentials::AddCredential;
 
-/// The routes this function serves, as `(method, path)`.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/v1/client/user-authenticators/{namespace}"),
-    ("GET", "/v1/client/user-authenticators/{namespace}"),
-    ("POST", "/v1/client/user-authenticators/{namespace}/remove"),
-    ("PATCH", "/v1/client/user-authenticators/{namespace}"),
-    ("POST", "/v1/client/user-authenticators/{namespace}/sign"),
-    ("GET", "/v1/users/{userId}/authenticators"),
-    (
-        "DELETE",
-        "/v1/users/{userId}/authenticators/{userAuthenticatorId}",
-    ),
-];
-
-pub fn router(app: SharedApp) -> Router {
-    Router::new()
-        .route(
-            "/v1/client/user-authenticators/{namespace}",
-            post(add_credential)
-                .get(get_credential)
-                .patch(update_push_credential),
-        )
-        .route(
-            "/v1/client/user-authenticators/{namespace}/sign",
-            post(push_update_challenge),
-        )
-        .route(
-            "/v1/client/user-authenticators/{namespace}/remove",
-            post(remove_credential),
-        )
-        .route(
-            "/v1/users/{userId}/authenticators",
-            get(list_authenticators),
-        )
-        .route(
-            "/v1/users/{userId}/authenticators/{userAuthenticatorId}",
-            delete(delete_authenticator),
-        )
-        .with_state(app)
+shared::routes! {
+    POST "/v1/client/user-authenticators/{namespace}" => add_credential,
+    GET "/v1/client/user-authenticators/{namespace}" => get_credential,
+    POST "/v1/client/user-authenticators/{namespace}/remove" => remove_credential,
+    PATCH "/v1/client/user-authenticators/{namespace}" => update_push_credential,
+    POST "/v1/client/user-authenticators/{namespace}/sign" => push_update_challenge,
+    GET "/v1/users/{userId}/authenticators" => list_authenticators,
+    DELETE "/v1/users/{userId}/authenticators/{userAuthenticatorId}" => delete_authenticator,
 }
 
 /// A namespace segment (spec 3.2); any other segment is not a route.
 fn namespace(segment: &str) -> Result<Namespace> {
-    Namespace::parse_segment(segment).ok_or(Error::RouteNotFound)
+    Namespace::parse_segment(segment).ok_or(HttpError::RouteNotFound)
 }
 
 /// A credential as the mobile SDKs decode it: `userAuthenticatorId`, `userId` and
@@ -174,7 +142,7 @@ async fn remove_credential(
 fn push_only(segment: &str) -> Result<()> {
     match namespace(segment)? {
         Namespace::Push => Ok(()),
-        _ => Err(Error::RouteNotFound),
+        _ => Err(HttpError::RouteNotFound),
     }
 }
 

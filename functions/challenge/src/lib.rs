@@ -4,17 +4,16 @@
 //!
 //! Each handler decodes the request, calls one [`shared::App`] use case and encodes the result.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use shared::domain::{
     ActionCode, ApprovalChallenge, ApprovalId, ApprovalKind, ChallengeId, CredentialId, Namespace,
     UserId,
 };
-use shared::error::{Error, Result};
+use shared::error::Error;
+use shared::http::error::{HttpError, Result};
 use shared::http::{
     BearerAuth, ClientAuth, JsonBody, PathParams, PeerIp, PublicKeyQuery, QueryParams,
     SecretKeyAuth, SharedApp, TenantAuth, ok, required,
@@ -26,60 +25,22 @@ use shared::usecase::approvals::{
 use shared::usecase::challenges::{ChallengeStarter, VerifyCommand};
 use shared::usecase::limits::Source;
 
-/// The routes this function serves, as `(method, path)`.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/v1/client/challenge"),
-    ("POST", "/v1/client/verify/in-app"),
-    ("POST", "/v1/client/verify/device"),
-    ("POST", "/v1/client/challenge/push"),
-    ("POST", "/v1/client/verify/push"),
-    ("POST", "/v1/client/challenge/qr-code"),
-    ("POST", "/v1/client/verify/qr-code"),
-    (
-        "GET",
-        "/v1/client/user-authenticators/{namespace}/challenge",
-    ),
-    (
-        "POST",
-        "/v1/client/user-authenticators/{namespace}/challenge",
-    ),
-    (
-        "POST",
-        "/v1/client/user-authenticators/{namespace}/challenge/sign",
-    ),
-    (
-        "POST",
-        "/v1/client/user-authenticators/{namespace}/challenge/claim",
-    ),
-    ("GET", "/v1/challenges"),
-    ("POST", "/v1/challenges"),
-];
-
-pub fn router(app: SharedApp) -> Router {
-    Router::new()
-        .route("/v1/client/challenge", post(start_challenge))
-        .route("/v1/client/verify/in-app", post(verify_in_app))
-        // The legacy `device` namespace of mid-2025 SDKs (spec 3.4.8).
-        .route("/v1/client/verify/device", post(verify_device))
-        .route("/v1/client/challenge/push", post(start_push))
-        .route("/v1/client/verify/push", post(poll_push))
-        .route("/v1/client/challenge/qr-code", post(start_qr_code))
-        .route("/v1/client/verify/qr-code", post(poll_qr_code))
-        .route(
-            "/v1/client/user-authenticators/{namespace}/challenge",
-            get(pending_push).post(answer_challenge),
-        )
-        .route(
-            "/v1/client/user-authenticators/{namespace}/challenge/sign",
-            post(push_read_nonce),
-        )
-        .route(
-            "/v1/client/user-authenticators/{namespace}/challenge/claim",
-            post(claim_qr_code),
-        )
-        // Java and .NET send POST, the others GET (spec 2.2).
-        .route("/v1/challenges", get(get_challenge).post(get_challenge))
-        .with_state(app)
+shared::routes! {
+    POST "/v1/client/challenge" => start_challenge,
+    POST "/v1/client/verify/in-app" => verify_in_app,
+    // The legacy `device` namespace of mid-2025 SDKs (spec 3.4.8).
+    POST "/v1/client/verify/device" => verify_device,
+    POST "/v1/client/challenge/push" => start_push,
+    POST "/v1/client/verify/push" => poll_push,
+    POST "/v1/client/challenge/qr-code" => start_qr_code,
+    POST "/v1/client/verify/qr-code" => poll_qr_code,
+    GET "/v1/client/user-authenticators/{namespace}/challenge" => pending_push,
+    POST "/v1/client/user-authenticators/{namespace}/challenge" => answer_challenge,
+    POST "/v1/client/user-authenticators/{namespace}/challenge/sign" => push_read_nonce,
+    POST "/v1/client/user-authenticators/{namespace}/challenge/claim" => claim_qr_code,
+    // Java and .NET send POST, the others GET (spec 2.2).
+    GET "/v1/challenges" => get_challenge,
+    POST "/v1/challenges" => get_challenge,
 }
 
 // ---------------------------------------------------------------- start (spec 3.3 #4)
@@ -182,11 +143,11 @@ async fn verify(
 fn approval_namespace(segment: &str, allowed: &[Namespace]) -> Result<Namespace> {
     Namespace::parse_segment(segment)
         .filter(|ns| allowed.contains(ns))
-        .ok_or(Error::RouteNotFound)
+        .ok_or(HttpError::RouteNotFound)
 }
 
 fn approval_id(value: Option<String>) -> Result<ApprovalId> {
-    ApprovalId::parse(required(value, "challengeId")?)
+    Ok(ApprovalId::parse(required(value, "challengeId")?)?)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -314,7 +275,7 @@ async fn start_qr_code(
     JsonBody(body): JsonBody<StartQrCodeBody>,
 ) -> Result<Response> {
     if body.custom.as_ref().is_some_and(|c| !c.is_object()) {
-        return Err(Error::invalid_request("`custom` must be a JSON object."));
+        return Err(Error::invalid_request("`custom` must be a JSON object.").into());
     }
     // An anonymous start needs no secret, and each one is stored: keep what it stores small.
     if body
@@ -324,7 +285,8 @@ async fn start_qr_code(
     {
         return Err(Error::invalid_request(format!(
             "`custom` must be at most {MAX_QR_CUSTOM_BYTES} bytes of JSON."
-        )));
+        ))
+        .into());
     }
     let starter = match &auth {
         ClientAuth::Bearer(bearer) => QrStarter::Token(bearer.token.clone()),

@@ -22,6 +22,7 @@ use lambda_http::{Error, LambdaEvent};
 use serde_json::{Value, json};
 use shared::App;
 use shared::error::Error as AppError;
+use shared::http::error::HttpError;
 use shared::usecase::qr_socket::Handshake;
 use shared::websocket::{self, ConnectionId, ServerMessage};
 
@@ -67,7 +68,10 @@ fn ok() -> Value {
     json!({ "statusCode": 200 })
 }
 
+/// A refused event in the REST error shape: for `$connect`, API Gateway answers the handshake
+/// with this status, so no socket opens.
 fn refusal(error: &AppError, route: &str) -> Value {
+    let error = HttpError::from(error.clone());
     tracing::info!(route, error = error.code(), "socket event refused");
     json!({
         "statusCode": error.status().as_u16(),
@@ -144,8 +148,10 @@ async fn message(
             "Messages are JSON text, not binary.",
         ))
     } else {
-        app.socket_message(&session, event.body.as_deref().unwrap_or_default())
-            .await
+        ServerMessage::answer(
+            app.socket_message(&session, event.body.as_deref().unwrap_or_default())
+                .await,
+        )
     };
     app.send_to_socket(&connection, &reply).await;
     ok()

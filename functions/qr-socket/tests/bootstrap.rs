@@ -6,11 +6,11 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::Value;
-use shared::store::dynamodb::local::LocalDynamo;
-use shared::testing::runtime_api::{Outcome, RuntimeApi};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use testkit::dynamodb::LocalDynamo;
+use testkit::runtime_api::{Outcome, RuntimeApi};
 
 const FIXTURE_SECRET: &str = "sk_fixture_0123456789abcdef";
 

@@ -5,10 +5,8 @@
 //!
 //! Each handler decodes the request, calls one [`shared::App`] use case and encodes the result.
 
-use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::clock::Timestamp;
@@ -22,52 +20,21 @@ use shared::http::{JsonBody, PathParams, QueryParams, SecretKeyAuth, SharedApp, 
 use shared::usecase::track::{ActionQuery, TrackCommand};
 use shared::usecase::users::{UserPatch, UserView};
 
-/// The routes this function serves, as `(method, path)`: the source of truth for the
-/// Lambda's API events.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/v1/users/{userId}/actions/{action}"),
-    (
-        "GET",
-        "/v1/users/{userId}/actions/{action}/{idempotencyKey}",
-    ),
-    (
-        "PATCH",
-        "/v1/users/{userId}/actions/{action}/{idempotencyKey}",
-    ),
-    ("GET", "/v1/users/{userId}/actions"),
-    ("GET", "/v1/users/{userId}"),
-    ("PATCH", "/v1/users/{userId}"),
-    ("POST", "/v1/users/{userId}"),
-    ("DELETE", "/v1/users/{userId}"),
-    ("GET", "/v1/action-configs"),
-    ("GET", "/v1/action-configs/{actionCode}"),
-    ("PUT", "/v1/action-configs/{actionCode}"),
-    ("DELETE", "/v1/action-configs/{actionCode}"),
-];
-
-pub fn router(app: SharedApp) -> Router {
-    Router::new()
-        .route("/v1/users/{userId}/actions/{action}", post(track))
-        .route(
-            "/v1/users/{userId}/actions/{action}/{idempotencyKey}",
-            get(get_action).patch(update_action),
-        )
-        .route("/v1/users/{userId}/actions", get(query_actions))
-        .route(
-            "/v1/users/{userId}",
-            get(get_user)
-                .patch(update_user)
-                .post(update_user)
-                .delete(delete_user),
-        )
-        .route("/v1/action-configs", get(list_action_configs))
-        .route(
-            "/v1/action-configs/{actionCode}",
-            get(get_action_config)
-                .put(put_action_config)
-                .delete(delete_action_config),
-        )
-        .with_state(app)
+// The routes this function serves: the source of truth for the Lambda's API events
+// (`ROUTES`) and for what it serves (`router`).
+shared::routes! {
+    POST "/v1/users/{userId}/actions/{action}" => track,
+    GET "/v1/users/{userId}/actions/{action}/{idempotencyKey}" => get_action,
+    PATCH "/v1/users/{userId}/actions/{action}/{idempotencyKey}" => update_action,
+    GET "/v1/users/{userId}/actions" => query_actions,
+    GET "/v1/users/{userId}" => get_user,
+    PATCH "/v1/users/{userId}" => update_user,
+    POST "/v1/users/{userId}" => update_user,
+    DELETE "/v1/users/{userId}" => delete_user,
+    GET "/v1/action-configs" => list_action_configs,
+    GET "/v1/action-configs/{actionCode}" => get_action_config,
+    PUT "/v1/action-configs/{actionCode}" => put_action_config,
+    DELETE "/v1/action-configs/{actionCode}" => delete_action_config,
 }
 
 // ---------------------------------------------------------------- track (spec 2.3)

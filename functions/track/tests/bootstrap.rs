@@ -3,12 +3,12 @@
 //! and invoked with API Gateway events from `events/`.
 
 use serde_json::Value;
-use shared::store::dynamodb::local::LocalDynamo;
-use shared::testing::runtime_api::{Outcome, RuntimeApi};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use testkit::dynamodb::LocalDynamo;
+use testkit::runtime_api::{Outcome, RuntimeApi};
 
 /// The secret of the fixture tenant the events in `events/` authenticate as.
 const FIXTURE_SECRET: &str = "sk_fixture_0123456789abcdef";
@@ -52,17 +52,20 @@ async fn the_bootstrap_binary_answers_api_gateway_events_through_the_runtime_api
         .spawn()
         .unwrap();
     let logs = Arc::new(Mutex::new(Vec::<String>::new()));
-    for stream in [
+    let readers: Vec<_> = [
         Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
         Box::new(child.stderr.take().unwrap()),
-    ] {
+    ]
+    .into_iter()
+    .map(|stream| {
         let logs = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
                 logs.lock().unwrap().push(line);
             }
-        });
-    }
+        })
+    })
+    .collect();
 
     let outcome = runtime
         .invoke(&event("track"), Duration::from_secs(30))
@@ -82,7 +85,11 @@ async fn the_bootstrap_binary_answers_api_gateway_events_through_the_runtime_api
 
     child.kill().unwrap();
     let _ = child.wait();
-    std::thread::sleep(Duration::from_millis(200));
+    // The process is gone, so both pipes reach their end: every line it wrote has been read
+    // once the readers return.
+    for reader in readers {
+        reader.join().unwrap();
+    }
     let logs = logs.lock().unwrap().join("\n");
     // One JSON line per request, with the Lambda request id, and no secret or token.
     let request_lines: Vec<&str> = logs.lines().filter(|l| l.contains("\"route\"")).collect();

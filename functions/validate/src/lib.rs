@@ -3,23 +3,16 @@
 //!
 //! The handler decodes the request, calls [`shared::App::validate`] and encodes the result.
 
-use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use shared::domain::{ActionCode, ActionState, UserId, VerificationMethod};
 use shared::error::Result;
 use shared::http::{JsonBody, SecretKeyAuth, SharedApp, ok, required};
 use shared::usecase::validate::{ValidateCommand, Validation};
 
-/// The routes this function serves, as `(method, path)`.
-pub const ROUTES: &[(&str, &str)] = &[("POST", "/v1/validate")];
-
-pub fn router(app: SharedApp) -> Router {
-    Router::new()
-        .route("/v1/validate", post(validate))
-        .with_state(app)
+shared::routes! {
+    POST "/v1/validate" => validate,
 }
 
 #[derive(Debug, Default, Deserialize)]

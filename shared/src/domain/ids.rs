@@ -59,6 +59,14 @@ fn no_control_chars(value: &str) -> bool {
     !value.chars().any(char::is_control)
 }
 
+/// Between 1 and `max` bytes of UTF-8 (`é` is two, `名` three). Bytes, not characters: a
+/// user id and an idempotency key travel inside a sealed challenge id, which is bounded in
+/// bytes (1,024, [`ChallengeId`]), and in DynamoDB keys, bounded in bytes too.
+fn bytes_between(value: &str, max: usize) -> bool {
+    (1..=max).contains(&value.len())
+}
+
+/// ASCII only, so its length in bytes is its length in characters.
 fn code_chars(value: &str, max: usize) -> bool {
     (1..=max).contains(&value.len())
         && value
@@ -75,11 +83,11 @@ string_id!(
 );
 
 string_id!(
-    /// The customer's own user id: any text of 1 to 255 characters without control
+    /// The customer's own user id: any text of 1 to 255 bytes (UTF-8) without control
     /// characters (SDKs percent-encode it in paths, spec 2.2).
     UserId,
     "userId",
-    |v| (1..=255).contains(&v.len()) && no_control_chars(v)
+    |v| bytes_between(v, 255) && no_control_chars(v)
 );
 
 string_id!(
@@ -90,11 +98,11 @@ string_id!(
 );
 
 string_id!(
-    /// A caller-supplied or generated idempotency key: 1 to 128 characters, no control
+    /// A caller-supplied or generated idempotency key: 1 to 128 bytes (UTF-8), no control
     /// characters, no `/` (it is a path segment in spec 2.5).
     IdempotencyKey,
-    "idempotencyKey: 1 to 128 characters without '/' or control characters",
-    |v| (1..=128).contains(&v.len()) && no_control_chars(v) && !v.contains('/')
+    "idempotencyKey: 1 to 128 bytes (UTF-8) without '/' or control characters",
+    |v| bytes_between(v, 128) && no_control_chars(v) && !v.contains('/')
 );
 
 string_id!(
@@ -156,6 +164,23 @@ mod tests {
         assert!(UserId::parse("a\u{1f}b").is_err());
         assert!(UserId::parse("a\nb").is_err());
         assert!(UserId::parse("x".repeat(256)).is_err());
+    }
+
+    /// The limits are in bytes of UTF-8, as documented: 85 three-byte characters (255 bytes)
+    /// are a user id, 86 (258 bytes) are not, although they are far fewer than 255
+    /// characters; likewise 128 bytes for an idempotency key.
+    #[test]
+    fn length_limits_count_utf8_bytes() {
+        assert!(UserId::parse("名".repeat(85)).is_ok());
+        assert!(UserId::parse("名".repeat(86)).is_err());
+        assert!(UserId::parse("😀".repeat(63)).is_ok());
+        assert!(UserId::parse("😀".repeat(64)).is_err());
+        assert!(IdempotencyKey::parse("é".repeat(64)).is_ok());
+        assert!(IdempotencyKey::parse("é".repeat(65)).is_err());
+        assert!(IdempotencyKey::parse("x".repeat(128)).is_ok());
+        // The code-like ids are ASCII only: a non-ASCII character is refused, whatever the count.
+        assert!(ActionCode::parse("é").is_err());
+        assert!(TenantId::parse("é").is_err());
     }
 
     #[test]

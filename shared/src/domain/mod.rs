@@ -1,6 +1,7 @@
 //! The domain: validated identifiers, the records the service keeps, and the use cases.
 //!
-//! Use cases take the store and a clock through [`crate::App`]; they know nothing of HTTP.
+//! Use cases take the store, a clock and a notifier through [`crate::App`]'s ports
+//! ([`crate::Ports`]); they know nothing of HTTP.
 
 pub mod approval;
 pub mod ids;

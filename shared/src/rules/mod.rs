@@ -19,6 +19,10 @@
 //!
 //! Truthiness is JSON-Logic's: `false`, `null`, `0`, `""` and `[]` are falsy; everything else
 //! (including `"0"` and `{}`) is truthy.
+//!
+//! JSON-Logic's own test vectors run against this (`vectors.rs`, `jsonlogic-tests.json`): those
+//! of our operators must pass, the others must be refused by [`validate`]; the few forms of our
+//! operators that [`validate`] refuses on purpose are listed there and in docs/api.md.
 
 use serde_json::{Map, Value};
 use std::net::IpAddr;
@@ -574,3 +578,5 @@ impl Cidr {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vectors;

@@ -1,6 +1,6 @@
 //! One-time challenges and the in-app verify (spec 3.4.4, 6.2; DESIGN 6).
 
-use super::limits::Source;
+use super::limits::{Source, signature_checked};
 use super::tenants::Tenant;
 use super::track::DecisionSubject;
 use crate::App;
@@ -202,7 +202,9 @@ impl App {
     /// so a valid one is never throttled. One that does not verify is charged to the source
     /// address and the tenant (it writes: the mark is a new item), then counted on the
     /// challenge's mark; past `max_failed_attempts` further bad ones get 429 until the
-    /// challenge expires. The challenge is never used up by them (DESIGN 6).
+    /// challenge expires. The challenge is never used up by them (DESIGN 6). The
+    /// verify-then-count order is [`super::limits::signature_checked`], shared with push and
+    /// QR codes.
     pub(crate) async fn check_challenge_signature(
         &self,
         tenant: &Tenant,
@@ -211,44 +213,41 @@ impl App {
         signature: &str,
         source: Source,
     ) -> Result<()> {
-        match key.verify(challenge.id.as_str(), signature) {
-            Ok(()) => Ok(()),
-            Err(Error::InvalidSignature) => {
-                let throttled = || {
-                    Error::throttled(
-                        Throttled::FAILED_SIGNATURES,
-                        challenge.expires_at.seconds_after(self.now()),
-                    )
-                };
-                // Past the per-challenge count nothing more is charged or written, as for push
-                // and QR codes: the address's and the tenant's budgets are for failures that
-                // can still write something.
-                let max = self.settings.max_failed_attempts;
-                if self
-                    .store
-                    .get_challenge_mark(&tenant.id, &challenge.id)
-                    .await?
-                    .is_some_and(|mark| mark.failed_attempts >= max)
-                {
-                    return Err(throttled());
-                }
-                self.charge_failed_signature(&tenant.id, source).await?;
-                let counted = self
-                    .store
-                    .record_failed_attempt(
-                        &tenant.id,
-                        &challenge.id,
-                        challenge.expires_at,
-                        self.settings.max_failed_attempts,
-                    )
-                    .await?;
-                if !counted {
-                    return Err(throttled());
-                }
-                Err(Error::InvalidSignature)
+        let count_failure = async {
+            let throttled = || {
+                Error::throttled(
+                    Throttled::FAILED_SIGNATURES,
+                    challenge.expires_at.seconds_after(self.now()),
+                )
+            };
+            // Past the per-challenge count nothing more is charged or written, as for push
+            // and QR codes: the address's and the tenant's budgets are for failures that
+            // can still write something.
+            let max = self.settings.max_failed_attempts;
+            if self
+                .store
+                .get_challenge_mark(&tenant.id, &challenge.id)
+                .await?
+                .is_some_and(|mark| mark.failed_attempts >= max)
+            {
+                return Err(throttled());
             }
-            Err(other) => Err(other),
-        }
+            self.charge_failed_signature(&tenant.id, source).await?;
+            let counted = self
+                .store
+                .record_failed_attempt(
+                    &tenant.id,
+                    &challenge.id,
+                    challenge.expires_at,
+                    self.settings.max_failed_attempts,
+                )
+                .await?;
+            if !counted {
+                return Err(throttled());
+            }
+            Ok(())
+        };
+        signature_checked(key.verify(challenge.id.as_str(), signature), count_failure).await
     }
 
     /// Which action a verify completes (spec 3.4.4): the tracked action the challenge or the
@@ -319,260 +318,5 @@ impl App {
             origin: ActionOrigin::DeviceVerification,
             expires_at: now.plus_seconds(self.settings.action_retention_days * 24 * 3600),
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::usecase::testkit::{Device, Kit};
-
-    #[tokio::test]
-    async fn verify_with_a_bearer_token_completes_the_tracked_action() {
-        let kit = Kit::new().await;
-        let device = kit.enroll("alice").await;
-        let token = kit.track_token("alice", "signIn", None).await;
-        let result = kit.verify_with(&device, &token).await.unwrap();
-        assert_eq!(result.action, token.action);
-        let action = kit
-            .app
-            .get_action(&kit.tenant, &result.action)
-            .await
-            .unwrap();
-        assert_eq!(action.state, ActionState::ChallengeSucceeded);
-        let credential = kit
-            .app
-            .get_credential(&kit.tenant, Namespace::InApp, &device.public_key)
-            .await
-            .unwrap();
-        assert_eq!(credential.last_verified_at, Some(kit.app.now()));
-        // The returned token names the same action.
-        let verified = kit
-            .tenant
-            .keys
-            .verify(&result.token, kit.app.now())
-            .unwrap();
-        assert_eq!(verified.action, token.action);
-    }
-
-    #[tokio::test]
-    async fn verify_without_a_token_creates_the_named_action() {
-        let kit = Kit::new().await;
-        let device = kit.enroll("alice").await;
-        let code = ActionCode::parse("approvePayment").unwrap();
-        let challenge = kit
-            .app
-            .start_challenge(&kit.tenant, ChallengeStarter::Tenant, Some(code.clone()))
-            .await
-            .unwrap();
-        let result = kit
-            .app
-            .verify_challenge(&kit.tenant, None, device.verify_command(&challenge))
-            .await
-            .unwrap();
-        assert_eq!(result.action.action_code, code);
-        assert_eq!(result.action.user_id, kit.user("alice"));
-        let action = kit
-            .app
-            .get_action(&kit.tenant, &result.action)
-            .await
-            .unwrap();
-        assert_eq!(action.state, ActionState::ChallengeSucceeded);
-
-        let bare = kit
-            .app
-            .start_challenge(&kit.tenant, ChallengeStarter::Tenant, None)
-            .await
-            .unwrap();
-        let result = kit
-            .app
-            .verify_challenge(&kit.tenant, None, device.verify_command(&bare))
-            .await
-            .unwrap();
-        assert_eq!(
-            result.action.action_code.as_str(),
-            DEFAULT_VERIFY_ACTION_CODE
-        );
-    }
-
-    #[tokio::test]
-    async fn replay_expiry_and_unknown_challenges_are_refused() {
-        let kit = Kit::new().await;
-        let device = kit.enroll("alice").await;
-        let token = kit.track_token("alice", "signIn", None).await;
-        let challenge = kit
-            .app
-            .start_challenge(&kit.tenant, ChallengeStarter::Tenant, None)
-            .await
-            .unwrap();
-        kit.app
-            .verify_challenge(&kit.tenant, Some(&token), device.verify_command(&challenge))
-            .await
-            .unwrap();
-        assert_eq!(
-            kit.app
-                .verify_challenge(&kit.tenant, Some(&token), device.verify_command(&challenge))
-                .await
-                .unwrap_err(),
-            Error::ChallengeAlreadyUsed
-        );
-
-        let late = kit
-            .app
-            .start_challenge(&kit.tenant, ChallengeStarter::Tenant, None)
-            .await
-            .unwrap();
-        kit.clock
-            .advance_seconds(kit.app.settings().challenge_lifetime_seconds);
-        assert_eq!(
-            kit.app
-                .verify_challenge(&kit.tenant, None, device.verify_command(&late))
-                .await
-                .unwrap_err(),
-            Error::ChallengeExpired
-        );
-
-        let mut unknown = late.clone();
-        unknown.id = ChallengeId::parse("c1.eyJ0IjoidGVuYW50LXRlc3QifQ.AAAA").unwrap();
-        assert_eq!(
-            kit.app
-                .verify_challenge(&kit.tenant, None, device.verify_command(&unknown))
-                .await
-                .unwrap_err(),
-            Error::ChallengeNotFound
-        );
-    }
-
-    #[tokio::test]
-    async fn wrong_signatures_are_throttled_but_never_end_the_challenge() {
-        let kit = Kit::new().await;
-        let device = kit.enroll("alice").await;
-        let intruder = Device::new(Namespace::InApp);
-        let challenge = kit
-            .app
-            .start_challenge(&kit.tenant, ChallengeStarter::Tenant, None)
-            .await
-            .unwrap();
-
-        // An unregistered key.
-        assert_eq!(
-            kit.app
-                .verify_challenge(&kit.tenant, None, intruder.verify_command(&challenge))
-                .await
-                .unwrap_err(),
-            Error::InvalidCredential
-        );
-        // The registered key with another key's signature.
-        let mut forged = device.verify_command(&challenge);
-        forged.signature = intruder.sign(challenge.id.as_str());
-        for _ in 0..kit.app.settings().max_failed_attempts {
-            assert_eq!(
-                kit.app
-                    .verify_challenge(&kit.tenant, None, forged.clone())
-                    .await
-                    .unwrap_err(),
-                Error::InvalidSignature
-            );
-        }
-        // Past the limit, further bad signatures are throttled until the challenge expires
-        // (DESIGN 6)...
-        let throttled = kit
-            .app
-            .verify_challenge(&kit.tenant, None, forged.clone())
-            .await
-            .unwrap_err();
-        assert_eq!(
-            throttled.retry_after_seconds(),
-            Some(kit.app.settings().challenge_lifetime_seconds as u64)
-        );
-        // ...but the right signature still uses it, once.
-        kit.app
-            .verify_challenge(&kit.tenant, None, device.verify_command(&challenge))
-            .await
-            .unwrap();
-        assert_eq!(
-            kit.app
-                .verify_challenge(&kit.tenant, None, device.verify_command(&challenge))
-                .await
-                .unwrap_err(),
-            Error::ChallengeAlreadyUsed
-        );
-    }
-
-    #[tokio::test]
-    async fn token_challenge_and_key_must_agree_on_the_user_and_action() {
-        let kit = Kit::new().await;
-        let alices = kit.enroll("alice").await;
-        kit.enroll("bob").await;
-        let bobs_token = kit.track_token("bob", "signIn", None).await;
-
-        // Alice's key cannot complete Bob's action.
-        assert_eq!(
-            kit.verify_with(&alices, &bobs_token).await.unwrap_err(),
-            Error::UserMismatch
-        );
-
-        // A challenge started for one tracked action cannot complete another.
-        let alices_token = kit.track_token("alice", "signIn", None).await;
-        let other_token = kit.track_token("alice", "signIn", None).await;
-        let bound = kit
-            .app
-            .start_challenge(&kit.tenant, ChallengeStarter::Token(alices_token), None)
-            .await
-            .unwrap();
-        assert!(bound.nonce.as_ref().is_some_and(|n| n.len() >= 16));
-        assert_eq!(
-            kit.app
-                .verify_challenge(
-                    &kit.tenant,
-                    Some(&other_token),
-                    alices.verify_command(&bound)
-                )
-                .await
-                .unwrap_err(),
-            Error::ChallengeMismatch
-        );
-    }
-
-    #[tokio::test]
-    async fn a_challenge_for_one_action_code_cannot_complete_a_token_for_another() {
-        let kit = Kit::new().await;
-        let device = kit.enroll("alice").await;
-        let pay = ActionCode::parse("pay").unwrap();
-        let for_pay = kit
-            .app
-            .start_challenge(&kit.tenant, ChallengeStarter::Tenant, Some(pay.clone()))
-            .await
-            .unwrap();
-        let sign_in = kit.track_token("alice", "signIn", None).await;
-        assert_eq!(
-            kit.app
-                .verify_challenge(&kit.tenant, Some(&sign_in), device.verify_command(&for_pay))
-                .await
-                .unwrap_err(),
-            Error::ChallengeMismatch
-        );
-        // A Bearer start that names another action than its token's is refused outright.
-        let error = kit
-            .app
-            .start_challenge(&kit.tenant, ChallengeStarter::Token(sign_in), Some(pay))
-            .await
-            .unwrap_err();
-        assert_eq!(error.code(), "invalid_request");
-    }
-
-    #[tokio::test]
-    async fn blocked_actions_cannot_be_completed_by_a_signature() {
-        let kit = Kit::new().await;
-        let device = kit.enroll("alice").await;
-        let token = kit.track_token("alice", "signIn", None).await;
-        kit.app
-            .update_action_state(&kit.tenant, &token.action, ActionState::Block)
-            .await
-            .unwrap();
-        assert_eq!(
-            kit.verify_with(&device, &token).await.unwrap_err(),
-            Error::ActionNotChallengeable("BLOCK")
-        );
     }
 }

@@ -31,6 +31,25 @@ use std::net::IpAddr;
 /// client sets (`X-Forwarded-For`). `None` when unknown: all such requests share one counter.
 pub type Source = Option<IpAddr>;
 
+/// DESIGN 6, for every signature a device sends over a challenge: the signature is verified
+/// first, so a valid one always goes through and is never throttled; only one that does not
+/// verify is counted, by `count_failure`, which may answer 429 instead (past the budget) and
+/// otherwise leaves the answer `invalid_signature`. Any other verification error (a malformed
+/// encoding) is returned as it is, uncounted.
+pub(crate) async fn signature_checked<F>(verified: Result<()>, count_failure: F) -> Result<()>
+where
+    F: std::future::Future<Output = Result<()>>,
+{
+    match verified {
+        Ok(()) => Ok(()),
+        Err(Error::InvalidSignature) => {
+            count_failure.await?;
+            Err(Error::InvalidSignature)
+        }
+        Err(other) => Err(other),
+    }
+}
+
 /// What a limit counts per.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Subject<'a> {
@@ -213,6 +232,7 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::config::Settings;
     use crate::domain::ActionCode;
+    use crate::http::error::Describe as _;
     use crate::store::embedded::EmbeddedStore;
     use crate::usecase::approvals::{QrStarter, StartQrCode};
     use crate::usecase::tenants::ApiSecret;
@@ -229,7 +249,16 @@ mod tests {
         )));
         let store = Arc::new(EmbeddedStore::in_memory().unwrap());
         let settings = Settings::default();
-        let app = App::new(store.clone(), clock.clone(), settings.clone());
+        let app = App::new(
+            crate::Ports {
+                store: store.clone(),
+                clock: clock.clone(),
+                notifier: Arc::new(crate::webhook::WebhookNotifier::for_settings(
+                    &settings.clone(),
+                )),
+            },
+            settings.clone(),
+        );
         let id = TenantId::parse("tenant-test").unwrap();
         app.ensure_tenant(&id, &ApiSecret::parse("sk_test_0123456789abcdef").unwrap())
             .await

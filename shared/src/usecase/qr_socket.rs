@@ -30,7 +30,7 @@ use crate::clock::Timestamp;
 use crate::domain::{ActionCode, ApprovalChallenge, TenantId};
 use crate::error::{Error, Result};
 use crate::store::RateBucket;
-use crate::store::sockets::{SocketSession, SocketStarter};
+use crate::store::{SocketSession, SocketStarter};
 use crate::token::{self, VerifiedToken};
 use crate::websocket::{
     self, CREATE_WINDOW_SECONDS, CREATES_PER_WINDOW, ClientMessage, ConnectionId,
@@ -96,21 +96,14 @@ impl App {
         })
     }
 
-    /// One message from an open socket; returns what to answer it. Every failure is an
-    /// `ERROR` message (the REST error body), never a failure of the connection.
-    pub async fn socket_message(&self, session: &SocketSession, text: &str) -> ServerMessage {
-        match self.socket_create(session, text).await {
-            Ok(created) => created,
-            Err(error) => {
-                if matches!(error, Error::Internal | Error::StoreUnavailable) {
-                    tracing::warn!(error = %error, "socket message failed");
-                }
-                ServerMessage::error(&error)
-            }
-        }
-    }
-
-    async fn socket_create(&self, session: &SocketSession, text: &str) -> Result<ServerMessage> {
+    /// One message from an open socket; returns what to answer it. The transports answer a
+    /// failure with an `ERROR` message ([`ServerMessage::error`]: the REST error body), never
+    /// by ending the connection.
+    pub async fn socket_message(
+        &self,
+        session: &SocketSession,
+        text: &str,
+    ) -> Result<ServerMessage> {
         let now = self.now();
         if session.expires_at <= now {
             return Err(Error::Unauthorized);
@@ -271,6 +264,3 @@ impl App {
 /// Why a socket's create was refused (429 in the REST shape).
 pub const THROTTLED_CREATES: &str =
     "too many QR codes were created on this connection recently; try again later";
-
-#[cfg(test)]
-mod tests;

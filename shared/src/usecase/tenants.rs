@@ -1,82 +1,14 @@
 //! Tenants: who is calling (spec 2.1, 3.1), and how tenants are made (DESIGN 5).
 
+pub use crate::tenant::{TENANT_CACHE_TTL, Tenant};
+
 use crate::App;
 use crate::domain::{TenantId, TenantRecord, WebhookEndpoint};
 use crate::encoding;
 use crate::error::{Error, Result};
-use crate::token::{TenantKeys, new_signing_key};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use crate::token::new_signing_key;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
-
-/// How long a tenant read from the store is reused. Every request needs its tenant; caching
-/// it spares a warm request a store read. A secret rotated out keeps working on other warm
-/// processes for at most this long.
-pub const TENANT_CACHE_TTL: Duration = Duration::from_secs(60);
-
-/// Tenants (with parsed keys) and secret-hash lookups, kept for [`TENANT_CACHE_TTL`].
-#[derive(Default)]
-pub struct TenantCache {
-    by_id: Mutex<HashMap<TenantId, (Arc<Tenant>, Instant)>>,
-    by_secret_hash: Mutex<HashMap<String, (TenantId, Instant)>>,
-}
-
-impl TenantCache {
-    fn tenant(&self, id: &TenantId) -> Option<Arc<Tenant>> {
-        let map = self.by_id.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(id)
-            .filter(|(_, at)| at.elapsed() < TENANT_CACHE_TTL)
-            .map(|(t, _)| t.clone())
-    }
-
-    fn secret(&self, hash: &str) -> Option<TenantId> {
-        let map = self
-            .by_secret_hash
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        map.get(hash)
-            .filter(|(_, at)| at.elapsed() < TENANT_CACHE_TTL)
-            .map(|(id, _)| id.clone())
-    }
-
-    fn remember_tenant(&self, tenant: Arc<Tenant>) {
-        let mut map = self.by_id.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, (_, at)| at.elapsed() < TENANT_CACHE_TTL);
-        map.insert(tenant.id.clone(), (tenant, Instant::now()));
-    }
-
-    fn remember_secret(&self, hash: String, id: TenantId) {
-        let mut map = self
-            .by_secret_hash
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, (_, at)| at.elapsed() < TENANT_CACHE_TTL);
-        map.insert(hash, (id, Instant::now()));
-    }
-
-    /// Forgets everything: after this process changed a tenant.
-    fn clear(&self) {
-        self.by_id.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        self.by_secret_hash
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-    }
-}
-
-/// A tenant resolved for one request, with its token keys parsed.
-#[derive(Debug)]
-pub struct Tenant {
-    pub id: TenantId,
-    pub keys: TenantKeys,
-    /// Hex SHA-256 of each accepted API secret.
-    secret_key_hashes: Vec<String>,
-    /// Where `push.created` goes, if anywhere (spec 2.11).
-    pub push_webhook: Option<WebhookEndpoint>,
-    /// Approvals need a `decisionSignature` (ours, DESIGN 6).
-    pub require_decision_signature: bool,
-}
 
 /// A change to a tenant's approval settings; `None` leaves a setting as it is.
 #[derive(Debug, Default, Clone)]
@@ -128,16 +60,6 @@ fn hash_secret(secret: &str) -> String {
 }
 
 impl App {
-    fn tenant_from_record(record: &TenantRecord) -> Result<Tenant> {
-        Ok(Tenant {
-            id: record.id.clone(),
-            keys: TenantKeys::new(&record.id, &record.signing_keys)?,
-            secret_key_hashes: record.secret_key_hashes.clone(),
-            push_webhook: record.push_webhook.clone(),
-            require_decision_signature: record.require_decision_signature,
-        })
-    }
-
     /// The tenant named by client auth (tenant Basic, or a token's `kid`); `Unauthorized` if
     /// there is none. Cached for [`TENANT_CACHE_TTL`].
     pub async fn tenant_by_id(&self, id: &TenantId) -> Result<Arc<Tenant>> {
@@ -149,7 +71,7 @@ impl App {
             .get_tenant(id)
             .await?
             .ok_or(Error::Unauthorized)?;
-        let tenant = Arc::new(Self::tenant_from_record(&record)?);
+        let tenant = Arc::new(Tenant::from_record(&record)?);
         self.tenants.remember_tenant(tenant.clone());
         Ok(tenant)
     }
@@ -210,8 +132,9 @@ impl App {
         Ok(!existed)
     }
 
-    /// Sets a tenant's approval settings (the CLI's `tenant configure`). A webhook URL
-    /// must be https (or http to localhost) and its secret at least 16 characters.
+    /// Sets a tenant's approval settings (the CLI's `tenant configure`). A webhook URL must
+    /// pass the notifier's check (https, or http to localhost) and its secret must have at
+    /// least 16 characters.
     pub async fn configure_tenant(
         &self,
         id: &TenantId,
@@ -224,9 +147,12 @@ impl App {
             .ok_or_else(|| Error::invalid_request(format!("Tenant {id} does not exist.")))?;
         if let Some(webhook) = change.push_webhook {
             if let Some(endpoint) = &webhook {
-                crate::webhook::check_url(&endpoint.url).map_err(|problem| {
-                    Error::invalid_request(format!("Invalid push webhook URL: {problem}."))
-                })?;
+                // Which destinations are acceptable is the notifier's policy (spec 2.11).
+                self.notifier
+                    .check_destination(endpoint)
+                    .map_err(|problem| {
+                        Error::invalid_request(format!("Invalid push webhook URL: {problem}."))
+                    })?;
                 ApiSecret::parse(&endpoint.secret).map_err(|_| {
                     Error::invalid_request(
                         "A webhook secret needs at least 16 characters and no whitespace or ':'.",
@@ -273,81 +199,5 @@ impl App {
         self.store.put_tenant(&record).await?;
         self.tenants.clear();
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::usecase::testkit::Kit;
-
-    #[tokio::test]
-    async fn secrets_resolve_their_tenant_and_nothing_else() {
-        let kit = Kit::new().await;
-        let tenant = kit.app.tenant_by_secret(kit.secret.expose()).await.unwrap();
-        assert_eq!(tenant.id, kit.tenant.id);
-        assert_eq!(
-            kit.app
-                .tenant_by_secret("sk_wrong_secret_value")
-                .await
-                .unwrap_err(),
-            Error::Unauthorized
-        );
-        assert_eq!(
-            kit.app.tenant_by_secret("").await.unwrap_err(),
-            Error::Unauthorized
-        );
-    }
-
-    #[tokio::test]
-    async fn secrets_are_stored_hashed() {
-        let kit = Kit::new().await;
-        let record = kit
-            .app
-            .store
-            .get_tenant(&kit.tenant.id)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(record.secret_key_hashes, vec![kit.secret.hash()]);
-        assert!(!format!("{record:?}").contains(kit.secret.expose()));
-        assert_eq!(format!("{:?}", kit.secret), "ApiSecret(<redacted>)");
-    }
-
-    #[tokio::test]
-    async fn ensure_tenant_rotates_the_secret_and_keeps_token_keys() {
-        let kit = Kit::new().await;
-        let before = kit
-            .app
-            .store
-            .get_tenant(&kit.tenant.id)
-            .await
-            .unwrap()
-            .unwrap();
-        let new_secret = ApiSecret::parse("another-secret-0123456789").unwrap();
-        assert!(
-            !kit.app
-                .ensure_tenant(&kit.tenant.id, &new_secret)
-                .await
-                .unwrap()
-        );
-        let after = kit
-            .app
-            .store
-            .get_tenant(&kit.tenant.id)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(before.signing_keys, after.signing_keys);
-        assert!(kit.app.tenant_by_secret(kit.secret.expose()).await.is_err());
-        assert!(kit.app.tenant_by_secret(new_secret.expose()).await.is_ok());
-    }
-
-    #[test]
-    fn short_or_spaced_secrets_are_refused() {
-        assert!(ApiSecret::parse("short").is_err());
-        assert!(ApiSecret::parse("has a space in it, long").is_err());
-        assert!(ApiSecret::parse("has:colon-0123456789").is_err());
-        assert!(ApiSecret::parse("sk_0123456789abcdef").is_ok());
     }
 }

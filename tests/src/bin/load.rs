@@ -23,13 +23,13 @@ use shared::clock::SystemClock;
 use shared::config::Settings;
 use shared::domain::TenantId;
 use shared::store::Store;
-use shared::store::dynamodb::local::{LocalDynamo, unique_table};
 use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
 use shared::store::embedded::{Durability, EmbeddedStore};
 use shared::usecase::tenants::ApiSecret;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use testkit::dynamodb::{LocalDynamo, unique_table};
 
 /// The same allocator as the `trusted-device` server binary, so the in-process server is
 /// measured as it runs there.
@@ -359,7 +359,16 @@ fn main() {
                 }
                 other => panic!("--store embedded|dynamodb, not {other}"),
             };
-            let app = App::new(store, Arc::new(SystemClock), Settings::default());
+            let app = App::new(
+                shared::Ports {
+                    store,
+                    clock: Arc::new(SystemClock),
+                    notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(
+                        &Settings::default(),
+                    )),
+                },
+                Settings::default(),
+            );
             server_runtime.block_on(async {
                 app.ensure_tenant(
                     &TenantId::parse(o.tenant_id.clone()).unwrap(),

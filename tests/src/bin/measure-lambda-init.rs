@@ -8,10 +8,10 @@
 //! ```
 
 use e2e_tests::lambda_events::{FIXTURES, SECRET_KEY, TENANT_ID, fixture_path};
-use shared::store::dynamodb::local::LocalDynamo;
-use shared::testing::runtime_api::{Outcome, RuntimeApi};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use testkit::dynamodb::LocalDynamo;
+use testkit::runtime_api::{Outcome, RuntimeApi};
 
 const FUNCTIONS: [(&str, &str); 4] = [
     ("track", "track"),

@@ -1,6 +1,7 @@
 //! Precedence, inactive rules, defaults, the unenrolled adjustment and config validation.
 
 use super::*;
+use crate::http::error::Describe as _;
 use serde_json::json;
 
 fn config(value: Value) -> ActionConfig {

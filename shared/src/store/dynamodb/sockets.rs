@@ -1,24 +1,22 @@
-//! [`SocketStore`] on DynamoDB: one item per open socket, `pk = WS#<connection id>`,
-//! `sk = WS`, the session as JSON in `data`, `ttl` at its expiry. API Gateway's connection
-//! ids are unique per API, and only API Gateway hands them out, so the key needs no tenant.
-//! One GetItem per message, one PutItem per `$connect`, one DeleteItem per `$disconnect`.
+//! [`SocketStore`] on DynamoDB: one item per open QR-code socket behind API Gateway,
+//! [`Key::socket_session`], the session as JSON in `data`, `ttl` at its expiry. One GetItem per
+//! message, one PutItem per `$connect`, one DeleteItem per `$disconnect`.
 
-use super::{DynamoStore, Item, from_json_attr, item_key, json_attr, n, one, schema, sdk_error};
+use super::DynamoStore;
+use super::error::sdk_error;
+use super::item::{Item, data_item, from_json_attr, n};
+use super::keys::Key;
+use super::schema;
+use super::store::one;
 use crate::error::Result;
-use crate::store::sockets::{SocketSession, SocketStore};
+use crate::store::{SocketSession, SocketStore};
 use crate::websocket::ConnectionId;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 
-const SORT_KEY: &str = "WS";
-
-fn socket_pk(connection: &ConnectionId) -> String {
-    format!("WS#{connection}")
-}
-
+/// The session as JSON in `data`, and `ttl` at its expiry.
 fn session_item(session: &SocketSession) -> Result<Item> {
-    let mut item = item_key(socket_pk(&session.connection), SORT_KEY);
-    item.insert("data".into(), json_attr(session)?);
+    let mut item = data_item(&Key::socket_session(&session.connection), session)?;
     item.insert(
         schema::TTL_ATTRIBUTE.into(),
         n(session.expires_at.unix_seconds()),
@@ -33,7 +31,7 @@ impl SocketStore for DynamoStore {
     }
 
     async fn get_socket_session(&self, connection: &ConnectionId) -> Result<Option<SocketSession>> {
-        self.get_item(socket_pk(connection), SORT_KEY)
+        self.get_item(&Key::socket_session(connection))
             .await?
             .map(|item| from_json_attr(&item, "data"))
             .transpose()
@@ -44,7 +42,7 @@ impl SocketStore for DynamoStore {
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(item_key(socket_pk(connection), SORT_KEY)))
+            .set_key(Some(Key::socket_session(connection).item()))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
@@ -57,18 +55,23 @@ impl SocketStore for DynamoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Timestamp;
+    use crate::store::SocketStarter;
 
     #[test]
     fn a_session_item_expires_with_the_session() {
-        let session = crate::store::sockets_conformance::socket_session("L0SM9cOFvHcCIhw");
+        let session = SocketSession {
+            connection: ConnectionId::parse("L0SM9cOFvHcCIhw=").unwrap(),
+            tenant_id: crate::domain::TenantId::parse("acme").unwrap(),
+            starter: SocketStarter::Tenant,
+            ip_address: None,
+            user_agent: None,
+            connected_at: Timestamp::from_unix_seconds(1_800_000_000),
+            expires_at: Timestamp::from_unix_seconds(1_800_007_200),
+        };
         let item = session_item(&session).unwrap();
-        assert_eq!(
-            item[schema::TTL_ATTRIBUTE].as_n().unwrap(),
-            &session.expires_at.unix_seconds().to_string()
-        );
-        assert_eq!(
-            item["pk"].as_s().unwrap(),
-            &format!("WS#{}", session.connection)
-        );
+        assert_eq!(item[schema::TTL_ATTRIBUTE].as_n().unwrap(), "1800007200");
+        assert_eq!(item["pk"].as_s().unwrap(), "WS#L0SM9cOFvHcCIhw=");
+        assert_eq!(item["sk"].as_s().unwrap(), "WS");
     }
 }

@@ -630,7 +630,7 @@ fn rollback(conn: &Connection) {
 impl Engine {
     /// Test hook: makes the writer connection refuse every write (`PRAGMA query_only`), as a
     /// data directory that became read-only does, or lifts that.
-    #[cfg(any(test, feature = "test-support"))]
+    #[cfg(any(test, feature = "fault-injection"))]
     pub fn set_read_only_fault(&self, on: bool) -> Result<()> {
         let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         conn.pragma_update(None, "query_only", on)
@@ -639,7 +639,7 @@ impl Engine {
 
     /// Test hook: lets the database file grow by at most `extra_pages` more pages
     /// (`PRAGMA max_page_count`), as a full disk does; `None` lifts the limit.
-    #[cfg(any(test, feature = "test-support"))]
+    #[cfg(any(test, feature = "fault-injection"))]
     pub fn set_disk_full_fault(&self, extra_pages: Option<u32>) -> Result<()> {
         let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let pages: i64 = conn

@@ -24,7 +24,7 @@
 //! | `ActionConfigs` | tenant, action code (or `*`, the tenant default) | [`ActionConfig`] JSON | |
 //! | `Approvals` | tenant, `push`, user / tenant, `qr`, challenge id | [`ApprovalChallenge`] JSON | its `retain_until` |
 //! | `RateLimits` | tenant, bucket key (scope, subject, window, shard) | [`Counter`] JSON | its window's end |
-//! | `SocketSessions` | WebSocket connection id | [`crate::store::sockets::SocketSession`] JSON | the session's expiry |
+//! | `SocketSessions` | WebSocket connection id | [`crate::store::SocketSession`] JSON | the session's expiry |
 //!
 //! A data directory written by the engine before SQLite (`trusted-device.journal`) is
 //! imported on first open ([`legacy_journal`]), then renamed aside.
@@ -215,13 +215,13 @@ impl EmbeddedStore {
     }
 
     /// Test hook: every write fails as on a read-only data directory, until lifted.
-    #[cfg(any(test, feature = "test-support"))]
+    #[cfg(any(test, feature = "fault-injection"))]
     pub fn set_read_only_fault(&self, on: bool) -> Result<()> {
         self.engine.set_read_only_fault(on)
     }
 
     /// Test hook: the file may grow by `extra_pages` pages at most, as on a full disk.
-    #[cfg(any(test, feature = "test-support"))]
+    #[cfg(any(test, feature = "fault-injection"))]
     pub fn set_disk_full_fault(&self, extra_pages: Option<u32>) -> Result<()> {
         self.engine.set_disk_full_fault(extra_pages)
     }
@@ -282,9 +282,7 @@ fn stored_expiry(table: TableId, value: &[u8]) -> Result<Option<Timestamp>> {
         TableId::Approvals => decode::<ApprovalChallenge>(value)?.expires_at(),
         TableId::RemovalReceipts => decode::<Timestamp>(value)?.expires_at(),
         TableId::RateLimits => decode::<Counter>(value)?.expires_at(),
-        TableId::SocketSessions => {
-            decode::<crate::store::sockets::SocketSession>(value)?.expires_at()
-        }
+        TableId::SocketSessions => decode::<crate::store::SocketSession>(value)?.expires_at(),
         TableId::Tenants
         | TableId::SecretIndex
         | TableId::Credentials
@@ -1003,24 +1001,6 @@ impl ApprovalStore for EmbeddedStore {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn conformance_in_memory() {
-        crate::store::conformance::run_all(Arc::new(EmbeddedStore::in_memory().unwrap())).await;
-    }
-
-    #[tokio::test]
-    async fn conformance_on_disk_and_data_survives_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store.db");
-        let store = EmbeddedStore::open(&path).unwrap();
-        crate::store::conformance::run_all(Arc::new(store.clone())).await;
-        let tenant = crate::store::conformance::sample_tenant("reopen");
-        store.put_tenant(&tenant).await.unwrap();
-        drop(store);
-        let reopened = EmbeddedStore::open(&path).unwrap();
-        assert_eq!(reopened.get_tenant(&tenant.id).await.unwrap(), Some(tenant));
-    }
-
     /// A journal written by the engine before SQLite (`fixtures/`, made with that engine's
     /// own code): a tenant and its secret index, a user, a user deleted again, a live and an
     /// expired challenge mark.
@@ -1149,7 +1129,7 @@ mod tests {
         let first = EmbeddedStore::open(&path).unwrap();
         let second = EmbeddedStore::open(&path).unwrap();
         let tenant = TenantId::parse("t").unwrap();
-        let challenge = crate::store::conformance::sample_challenge_id();
+        let challenge = crate::store::samples::sample_challenge_id();
         let mut tasks = Vec::new();
         for i in 0..40 {
             let store = if i % 2 == 0 {
@@ -1179,7 +1159,7 @@ mod tests {
     async fn a_fault_fails_the_write_whole_and_the_store_serves_again_after_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(&dir.path().join(DB_FILE)).unwrap();
-        let tenant = crate::store::conformance::sample_tenant("fault");
+        let tenant = crate::store::samples::sample_tenant("fault");
         store.set_read_only_fault(true).unwrap();
         assert_eq!(
             store.put_tenant(&tenant).await,
@@ -1199,16 +1179,6 @@ mod tests {
         assert!(store.get_tenant(&tenant.id).await.unwrap().is_some());
     }
 
-    /// The default (full durability, group commit) runs the suite above; this is the other
-    /// level, whose writes run on the caller's thread, concurrent scenes included.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn conformance_on_disk_at_normal_durability() {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            EmbeddedStore::open_with(&dir.path().join(DB_FILE), Durability::Normal).unwrap();
-        crate::store::conformance::run_all(Arc::new(store)).await;
-    }
-
     #[test]
     fn prefix_ranges_cover_exactly_the_prefix() {
         let (start, end) = prefix_range(&["t", "u"]);
@@ -1224,7 +1194,7 @@ mod tests {
         let store = EmbeddedStore::in_memory().unwrap();
         let tenant = TenantId::parse("t").unwrap();
         let user = UserId::parse("alice").unwrap();
-        let push = crate::store::conformance::approval(&tenant, Some(&user), ApprovalKind::Push);
+        let push = crate::store::samples::approval(&tenant, Some(&user), ApprovalKind::Push);
         assert!(push.expires_at < push.retain_until);
         assert!(store.put_approval(&push, None).await.unwrap());
         // Past the challenge's expiry the slot stays: it holds the rate limit's start history.
@@ -1250,8 +1220,8 @@ mod tests {
     async fn purge_removes_only_expired_records() {
         let store = EmbeddedStore::in_memory().unwrap();
         let tenant = TenantId::parse("t1").unwrap();
-        let live = crate::store::conformance::sample_challenge_id();
-        let dead = crate::store::conformance::sample_challenge_id();
+        let live = crate::store::samples::sample_challenge_id();
+        let dead = crate::store::samples::sample_challenge_id();
         store
             .record_failed_attempt(&tenant, &live, Timestamp(10_000), 5)
             .await

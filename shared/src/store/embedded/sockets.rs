@@ -6,7 +6,7 @@ use super::engine::TableId;
 use super::{EmbeddedStore, Stored, get, put};
 use crate::clock::Timestamp;
 use crate::error::Result;
-use crate::store::sockets::{SocketSession, SocketStore};
+use crate::store::{SocketSession, SocketStore};
 use crate::websocket::ConnectionId;
 use async_trait::async_trait;
 

@@ -1,0 +1,43 @@
+//! The client, built once per process.
+
+use super::meter::UsageMeter;
+use aws_sdk_dynamodb::Client;
+
+/// Where and how to reach DynamoDB.
+#[derive(Debug, Clone, Default)]
+pub struct DynamoConfig {
+    /// An emulator's URL (dynoxide, moto); AWS when `None`.
+    pub endpoint_url: Option<String>,
+}
+
+/// Builds the client once per process: credentials and region from the usual AWS chain, or
+/// dummy ones for an emulator endpoint; bounded retries and timeouts, so a DynamoDB outage
+/// turns into a prompt 503 rather than a hung request.
+pub async fn client(config: &DynamoConfig, meter: UsageMeter) -> Client {
+    use aws_config::retry::RetryConfig;
+    use aws_config::timeout::TimeoutConfig;
+    use std::time::Duration;
+
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(6))
+                .build(),
+        );
+    if let Some(url) = &config.endpoint_url {
+        loader = loader
+            .endpoint_url(url)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "local", "local", None, None, "emulator",
+            ));
+    }
+    let shared = loader.load().await;
+    let dynamo = aws_sdk_dynamodb::config::Builder::from(&shared)
+        .interceptor(meter)
+        .build();
+    Client::from_conf(dynamo)
+}

@@ -1,0 +1,231 @@
+//! Every key of the table, built in one place: one constructor per item kind of the table in
+//! the module docs, so a key's shape is written once and every read, write and condition of
+//! that item uses the same one.
+
+use super::item::{Item, get_s, s};
+use super::schema;
+use crate::domain::policy::ConfigKey;
+use crate::domain::{
+    ActionKey, ApprovalSlot, ChallengeId, Credential, CredentialId, Namespace, TenantId, UserId,
+};
+use crate::error::Result;
+use std::collections::HashMap;
+
+/// The sort-key prefix of a user's credentials, in the user's partition.
+pub(super) const CREDENTIAL_PREFIX: &str = "CRED#";
+/// The sort-key prefix of a user's actions, in the user's partition.
+pub(super) const ACTION_PREFIX: &str = "ACT#";
+/// The sort-key prefix of a tenant's action configs, in the config partition.
+pub(super) const CONFIG_PREFIX: &str = "ACTION#";
+
+/// A user's partition: profile, enrolment counter, credentials, actions, pending push.
+pub(super) fn user_partition(tenant: &TenantId, user: &UserId) -> String {
+    format!("T#{tenant}#U#{user}")
+}
+
+/// A tenant's action configs.
+pub(super) fn config_partition(tenant: &TenantId) -> String {
+    format!("T#{tenant}#CFG")
+}
+
+/// The primary key of one item: `pk` and `sk`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Key {
+    fn new(pk: String, sk: impl Into<String>) -> Key {
+        Key { pk, sk: sk.into() }
+    }
+
+    /// `WS#{connection id}` / `WS`: an open QR-code WebSocket behind API Gateway. API Gateway
+    /// hands out the ids (unique per API), so the key needs no tenant.
+    pub fn socket_session(connection: &crate::websocket::ConnectionId) -> Key {
+        Key::new(format!("WS#{connection}"), "WS")
+    }
+
+    /// `TENANT#{t}` / `TENANT`
+    pub fn tenant(tenant: &TenantId) -> Key {
+        Key::new(format!("TENANT#{tenant}"), "TENANT")
+    }
+
+    /// `SECRET#{hash}` / `SECRET`
+    pub fn secret(secret_hash: &str) -> Key {
+        Key::new(format!("SECRET#{secret_hash}"), "SECRET")
+    }
+
+    /// `T#{t}#U#{u}` / `PROFILE`
+    pub fn profile(tenant: &TenantId, user: &UserId) -> Key {
+        Key::new(user_partition(tenant, user), "PROFILE")
+    }
+
+    /// `T#{t}#U#{u}` / `ENROLMENT`
+    pub fn enrolment(tenant: &TenantId, user: &UserId) -> Key {
+        Key::new(user_partition(tenant, user), "ENROLMENT")
+    }
+
+    /// `T#{t}#U#{u}` / `CRED#{id}`: a credential in its user's partition.
+    pub fn credential(tenant: &TenantId, user: &UserId, id: &CredentialId) -> Key {
+        Key::new(
+            user_partition(tenant, user),
+            format!("{CREDENTIAL_PREFIX}{id}"),
+        )
+    }
+
+    /// `T#{t}#K#{ns}#{fp}` / `KEY`: a credential found by its public key.
+    pub fn credential_by_key(tenant: &TenantId, namespace: Namespace, fingerprint: &str) -> Key {
+        Key::new(
+            format!("T#{tenant}#K#{}#{fingerprint}", namespace.segment()),
+            "KEY",
+        )
+    }
+
+    /// Both copies of `credential`: by its key, then in its user's partition.
+    pub fn credential_copies(credential: &Credential) -> [Key; 2] {
+        let tenant = &credential.tenant_id;
+        [
+            Key::credential_by_key(tenant, credential.namespace, &credential.key_fingerprint),
+            Key::credential(tenant, &credential.user_id, &credential.id),
+        ]
+    }
+
+    /// `T#{t}#RK#{fp}` / `RECEIPT#{window}`. Not per namespace: the signed window message
+    /// names none (spec 3.2, 4.4).
+    pub fn removal_receipt(tenant: &TenantId, fingerprint: &str, window: i64) -> Key {
+        Key::new(
+            format!("T#{tenant}#RK#{fingerprint}"),
+            format!("RECEIPT#{window}"),
+        )
+    }
+
+    /// `T#{t}#U#{u}` / `ACT#{code}#{key}`
+    pub fn action(tenant: &TenantId, key: &ActionKey) -> Key {
+        Key::new(
+            user_partition(tenant, &key.user_id),
+            format!("{ACTION_PREFIX}{}#{}", key.action_code, key.idempotency_key),
+        )
+    }
+
+    /// `T#{t}#CH#{ch}` / `MARK`
+    pub fn challenge_mark(tenant: &TenantId, challenge: &ChallengeId) -> Key {
+        Key::new(format!("T#{tenant}#CH#{}", challenge.fingerprint()), "MARK")
+    }
+
+    /// `T#{t}#CFG` / `ACTION#{code}` (`ACTION#*`: the tenant default)
+    pub fn action_config(tenant: &TenantId, key: &ConfigKey) -> Key {
+        Key::new(config_partition(tenant), format!("{CONFIG_PREFIX}{key}"))
+    }
+
+    /// `T#{t}#U#{u}` / `PUSH`, or `T#{t}#QR#{id}` / `QR`
+    pub fn approval(tenant: &TenantId, slot: &ApprovalSlot) -> Key {
+        match slot {
+            ApprovalSlot::Push(user) => Key::new(user_partition(tenant, user), "PUSH"),
+            ApprovalSlot::QrCode(id) => Key::new(format!("T#{tenant}#QR#{id}"), "QR"),
+        }
+    }
+
+    /// `T#{t}#RL#{bucket}` / `RL`
+    pub fn rate_limit(tenant: &TenantId, bucket: &str) -> Key {
+        Key::new(format!("T#{tenant}#RL#{bucket}"), "RL")
+    }
+
+    /// The key of a stored item (to delete what a query returned).
+    pub fn of_item(item: &Item) -> Result<Key> {
+        Ok(Key::new(
+            get_s(item, schema::PARTITION_KEY)?,
+            get_s(item, schema::SORT_KEY)?,
+        ))
+    }
+
+    /// The key attributes, as DynamoDB takes a key (and as an item starts).
+    pub fn item(&self) -> Item {
+        HashMap::from([
+            (schema::PARTITION_KEY.to_owned(), s(&self.pk)),
+            (schema::SORT_KEY.to_owned(), s(&self.sk)),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ActionCode, IdempotencyKey};
+
+    /// The layout of docs/dynamodb.md and the module docs, byte for byte: a changed key would
+    /// orphan every item already stored.
+    #[test]
+    fn keys_keep_the_documented_layout() {
+        let t = TenantId::parse("acme").unwrap();
+        let u = UserId::parse("alice").unwrap();
+        let id = CredentialId::parse("c1").unwrap();
+        let pair = |k: Key| (k.pk, k.sk);
+        assert_eq!(
+            pair(Key::tenant(&t)),
+            ("TENANT#acme".into(), "TENANT".into())
+        );
+        assert_eq!(
+            pair(Key::secret("ab")),
+            ("SECRET#ab".into(), "SECRET".into())
+        );
+        assert_eq!(
+            pair(Key::profile(&t, &u)),
+            ("T#acme#U#alice".into(), "PROFILE".into())
+        );
+        assert_eq!(
+            pair(Key::enrolment(&t, &u)),
+            ("T#acme#U#alice".into(), "ENROLMENT".into())
+        );
+        assert_eq!(
+            pair(Key::credential(&t, &u, &id)),
+            ("T#acme#U#alice".into(), "CRED#c1".into())
+        );
+        assert_eq!(
+            pair(Key::credential_by_key(&t, Namespace::Push, "f0")),
+            (
+                format!("T#acme#K#{}#f0", Namespace::Push.segment()),
+                "KEY".into()
+            )
+        );
+        assert_eq!(
+            pair(Key::removal_receipt(&t, "f0", 7)),
+            ("T#acme#RK#f0".into(), "RECEIPT#7".into())
+        );
+        let action = ActionKey {
+            user_id: u.clone(),
+            action_code: ActionCode::parse("login").unwrap(),
+            idempotency_key: IdempotencyKey::parse("k1").unwrap(),
+        };
+        assert_eq!(
+            pair(Key::action(&t, &action)),
+            ("T#acme#U#alice".into(), "ACT#login#k1".into())
+        );
+        assert_eq!(
+            pair(Key::action_config(&t, &ConfigKey::TenantDefault)),
+            ("T#acme#CFG".into(), "ACTION#*".into())
+        );
+        assert_eq!(
+            pair(Key::approval(&t, &ApprovalSlot::Push(u.clone()))),
+            ("T#acme#U#alice".into(), "PUSH".into())
+        );
+        assert_eq!(
+            pair(Key::rate_limit(&t, "anon#1")),
+            ("T#acme#RL#anon#1".into(), "RL".into())
+        );
+        assert_eq!(
+            pair(Key::socket_session(
+                &crate::websocket::ConnectionId::parse("L0SM9cOFvHcCIhw=").unwrap()
+            )),
+            ("WS#L0SM9cOFvHcCIhw=".into(), "WS".into())
+        );
+        let challenge = ChallengeId::parse("c1.00ff.mac").unwrap();
+        assert_eq!(
+            pair(Key::challenge_mark(&t, &challenge)),
+            (
+                format!("T#acme#CH#{}", challenge.fingerprint()),
+                "MARK".into()
+            )
+        );
+    }
+}

@@ -1,0 +1,98 @@
+//! The DynamoDB store: the production adapter, one table, no secondary index.
+//!
+//! ## Keys and items
+//!
+//! Generic `pk` / `sk` strings, a numeric `ttl` (epoch seconds) with TTL enabled on it. Tenant
+//! ids contain no `#`, action codes none either, so every key below reads back unambiguously.
+//! `{t}` is the tenant id, `{u}` the user id, `{ns}` the credential namespace (`in-app`, ...),
+//! `{fp}` the hex SHA-256 of a public key's SPKI, `{ch}` the hex SHA-256 of a challenge id.
+//!
+//! | item | pk | sk | attributes | ttl |
+//! |---|---|---|---|---|
+//! | tenant | `TENANT#{t}` | `TENANT` | `data` (tenant JSON: secret hashes, token keys) | |
+//! | secret index | `SECRET#{hash}` | `SECRET` | `tenantId` | |
+//! | user profile | `T#{t}#U#{u}` | `PROFILE` | `data` (profile JSON) | |
+//! | enrolment counter | `T#{t}#U#{u}` | `ENROLMENT` | `credentials` (N: moved by every add and removal; what makes a scopeless token's first credential the only one) | |
+//! | credential | `T#{t}#U#{u}` | `CRED#{id}` | credential attributes (below) | |
+//! | credential by key | `T#{t}#K#{ns}#{fp}` | `KEY` | the same attributes, a second copy | |
+//! | removal receipt | `T#{t}#RK#{fp}` | `RECEIPT#{window}` | `expiresAt` | yes |
+//! | action | `T#{t}#U#{u}` | `ACT#{code}#{key}` | action attributes (below) | yes |
+//! | challenge mark | `T#{t}#CH#{ch}` | `MARK` | `consumed`, `failedAttempts`, `expiresAt` | yes |
+//! | action config | `T#{t}#CFG` | `ACTION#{code}` (`ACTION#*`: the tenant default) | `data` (config JSON) | |
+//! | pending push (one per user) | `T#{t}#U#{u}` | `PUSH` | `data` (challenge JSON), `version` | yes, kept 10 minutes after the start (the rate limit's window), past the push's own expiry |
+//! | QR-code challenge | `T#{t}#QR#{id}` | `QR` | `data` (challenge JSON, with the WebSocket connection it was created on, if any), `version` | yes |
+//! | open QR-code WebSocket (API Gateway) | `WS#{connection id}` | `WS` | `data` (session JSON: tenant, the handshake's credential, address, user agent) | yes, 2 hours after `$connect` (API Gateway's limit) |
+//! | rate-limit counter | `T#{t}#RL#{bucket}` | `RL` | `hits`, `expiresAt` | yes, at the end of its window |
+//!
+//! Credential attributes: `credId`, `userId`, `namespace`, `publicKey`, `fingerprint`,
+//! `deviceName`, `devicePlatform`, `pushToken`, `createdAt`, `lastVerifiedAt`, `credExpiresAt`.
+//! Action attributes: `userId`, `actionCode`, `idempotencyKey`, `state`, `createdAt`,
+//! `stateUpdatedAt`, `verificationMethod`, `verifiedBy`, `context` (JSON), `ruleIds` (JSON),
+//! `rules` (JSON: the deciding rule's id, name and description, when a rule decided), `origin`,
+//! `expiresAt`. Times are epoch milliseconds (`N`) except `ttl` (seconds).
+//!
+//! ## Access patterns and their cost (requests)
+//!
+//! | pattern | how | requests |
+//! |---|---|---|
+//! | tenant by id / by secret | `GetItem` (cached in memory by the app) | 1 |
+//! | a user's credentials (track, list) | `Query pk = T#{t}#U#{u}, begins_with(sk, CRED#)` | 1 |
+//! | credential by public key (verify, get) | `GetItem` on the key item | 1 |
+//! | add credential | `TransactWriteItems`: the token's action checked, both copies (`attribute_not_exists` on the key item), the key's item in each other namespace checked (absent or this user's: one user per key and tenant), the enrolment counter | 1 |
+//! | the action's config and the tenant default (track) | `BatchGetItem` of `ACTION#{code}` and `ACTION#*`, strongly consistent | 1 |
+//! | a user's credentials and actions (track, when a rule reads history) | `Query pk = T#{t}#U#{u}` (the whole partition) | 1 |
+//! | track | `BatchGetItem` configs + `Query` credentials (or the whole user partition) + `PutItem` action `attribute_not_exists` | 3 |
+//! | list configs / put / delete | `Query pk = T#{t}#CFG, begins_with(sk, ACTION#)` / `PutItem` / `DeleteItem` | 1 |
+//! | verify | `GetItem` key item + `TransactWriteItems` (mark, action, both credential copies) | 2 |
+//! | validate | `GetItem` action | 1 |
+//! | push or QR challenge read / compare-and-swap | `GetItem` / `PutItem` with `version = :expected` | 1 |
+//! | approve | `GetItem` key item + `GetItem` challenge + `TransactWriteItems` (challenge, action, both credential copies) | 3 |
+//! | rate-limit hit | `UpdateItem` `hits + 1` if `hits < :limit` (or expired) | 1 |
+//! | WebSocket `$connect` / message / `$disconnect` | `PutItem` / `GetItem` / `DeleteItem` of the session | 1 each |
+//!
+//! The credential is stored twice so that both of its lookups are one strongly consistent
+//! request; a secondary index would be eventually consistent, and a user who just enrolled could
+//! be told "not enrolled" (and allowed) for a moment. Every write that changes a credential
+//! changes both copies in one transaction.
+//!
+//! Every conditional step is one conditional write or one transaction; a failed condition
+//! becomes the precise domain error using the item DynamoDB returns with the failure
+//! (`ReturnValuesOnConditionCheckFailure = ALL_OLD`). Reads are strongly consistent.
+//!
+//! ## Files
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `schema.rs` | the table's definition and [`create_table`] |
+//! | `client.rs`, `meter.rs` | the client built once, and the [`UsageMeter`] that counts its requests |
+//! | `keys.rs` | every key above, one constructor per item kind |
+//! | `item.rs` | records to items and back, exhaustive over each record's fields |
+//! | `error.rs` | SDK failures to domain errors; the one matcher of a failed condition |
+//! | `store.rs` | [`DynamoStore`] and the request builders the trait implementations share |
+//! | `tenants.rs`, `credentials.rs`, `challenges.rs`, `rate_limits.rs`, `actions.rs`, `action_configs.rs`, `users.rs`, `verification.rs`, `approvals.rs`, `sockets.rs` | one store trait each |
+
+mod action_configs;
+mod actions;
+mod approvals;
+mod challenges;
+mod client;
+mod credentials;
+mod error;
+mod item;
+mod keys;
+mod meter;
+mod rate_limits;
+pub mod schema;
+mod sockets;
+mod store;
+mod tenants;
+mod users;
+mod verification;
+
+pub use client::{DynamoConfig, client};
+pub use meter::{Usage, UsageMeter};
+pub use schema::create_table;
+pub use store::DynamoStore;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,265 @@
+//! The adapter's struct and the request builders every store trait implementation shares.
+
+use super::error::{failed, internal, sdk_error};
+use super::item::{Item, n, s};
+use super::keys::Key;
+use super::meter::UsageMeter;
+use crate::domain::{TenantId, UserId};
+use crate::error::Result;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    CancellationReason, ConditionCheck, ConsumedCapacity, Delete, Put, ReturnConsumedCapacity,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use std::collections::HashMap;
+
+/// The DynamoDB adapter of every store trait.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    pub(super) client: Client,
+    pub(super) table: String,
+    pub(super) meter: UsageMeter,
+}
+
+impl DynamoStore {
+    /// `meter` should be the one given to [`super::client`], so requests and capacity add up.
+    pub fn new(client: Client, table: impl Into<String>, meter: UsageMeter) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+            meter,
+        }
+    }
+
+    /// Writes `item`, replacing whatever had its key.
+    pub(super) async fn put_unconditionally(&self, item: Item) -> Result<()> {
+        let output = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutItem", e))?;
+        self.meter.record_write(one(output.consumed_capacity()));
+        Ok(())
+    }
+
+    pub(super) async fn get_item(&self, key: &Key) -> Result<Option<Item>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key.item()))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        self.meter.record_read(output.consumed_capacity());
+        Ok(output.item)
+    }
+
+    /// All items of a partition whose sort key starts with `prefix` (all of them when it is
+    /// empty), strongly consistent.
+    pub(super) async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .expression_attribute_values(":pk", s(pk.clone()));
+            // DynamoDB refuses an empty string as a key condition value, so the whole
+            // partition is asked for with the partition key alone.
+            query = if prefix.is_empty() {
+                query.key_condition_expression("pk = :pk")
+            } else {
+                query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix))
+            };
+            let output = query
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query", e))?;
+            self.meter.record_read(output.consumed_capacity());
+            items.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// Runs a transaction; on cancellation returns the per-item reasons (with the old item
+    /// where a condition failed) for the caller to turn into the precise error.
+    pub(super) async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<std::result::Result<(), Vec<CancellationReason>>> {
+        self.meter.record_transaction_items(&items);
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+        {
+            Ok(output) => {
+                self.meter.record_write(output.consumed_capacity());
+                Ok(Ok(()))
+            }
+            Err(error) => {
+                if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                    error.as_service_error()
+                {
+                    let reasons = cancelled.cancellation_reasons().to_vec();
+                    // Cancelled by a condition: the caller decides. Cancelled by a conflict
+                    // with another transaction: retryable, a 503.
+                    if reasons.iter().any(failed) {
+                        return Ok(Err(reasons));
+                    }
+                }
+                Err(sdk_error("TransactWriteItems", error))
+            }
+        }
+    }
+
+    pub(super) fn put(&self, item: Item, condition: Option<&str>) -> Result<TransactWriteItem> {
+        self.put_if(item, condition, Item::new())
+    }
+
+    pub(super) fn put_if(
+        &self,
+        item: Item,
+        condition: Option<&str>,
+        values: Item,
+    ) -> Result<TransactWriteItem> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_owned))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(internal)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    pub(super) fn delete(
+        &self,
+        key: &Key,
+        condition: Option<(&str, Item)>,
+    ) -> Result<TransactWriteItem> {
+        let (expression, values) = match condition {
+            Some((expression, values)) => (
+                Some(expression.to_owned()),
+                (!values.is_empty()).then_some(values),
+            ),
+            None => (None, None),
+        };
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key.item()))
+            .set_condition_expression(expression)
+            .set_expression_attribute_values(values)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(internal)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    pub(super) fn condition_check(
+        &self,
+        key: &Key,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: Item,
+    ) -> Result<TransactWriteItem> {
+        let names: Option<HashMap<String, String>> = (!names.is_empty()).then(|| {
+            names
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        });
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key.item()))
+            .condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(internal)?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    /// The user's enrolment counter (`ENROLMENT`, `credentials`) moved by `delta` in a
+    /// transaction. With `only_if_none`, the transaction fails unless the user has no
+    /// credential: what makes a scopeless token's first credential the only one (issue #11.7).
+    /// A user enrolled before the counter existed has none (or a negative one after a
+    /// removal); the use case's own read of the credentials covers them.
+    pub(super) fn count_enrolment(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        delta: i64,
+        only_if_none: bool,
+    ) -> Result<TransactWriteItem> {
+        let mut values = HashMap::from([(":delta".to_owned(), n(delta))]);
+        let condition = if only_if_none {
+            values.insert(":zero".to_owned(), n(0));
+            Some("attribute_not_exists(credentials) OR credentials <= :zero".to_owned())
+        } else {
+            None
+        };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Key::enrolment(tenant, user).item()))
+            .update_expression("ADD credentials :delta")
+            .set_condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(internal)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    pub(super) fn update(
+        &self,
+        key: &Key,
+        expression: &str,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: Item,
+    ) -> Result<TransactWriteItem> {
+        let names: Option<HashMap<String, String>> = (!names.is_empty()).then(|| {
+            names
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        });
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key.item()))
+            .update_expression(expression)
+            .condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(Some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(internal)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+}
+
+/// The capacity of a single-item response, as a slice.
+pub(super) fn one(capacity: Option<&ConsumedCapacity>) -> &[ConsumedCapacity] {
+    capacity.map(std::slice::from_ref).unwrap_or_default()
+}

@@ -1,0 +1,103 @@
+//! The store conformance suite on each adapter: the embedded store (in memory, on disk at both
+//! durability levels) and DynamoDB (dynoxide, embedded on a free loopback port). Moved here from
+//! `shared`'s unit tests with the suite, so `shared` does not depend on dynoxide.
+
+use shared::store::TenantStore;
+use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter, schema};
+use shared::store::embedded::{DB_FILE, Durability, EmbeddedStore};
+use std::sync::Arc;
+use testkit::conformance;
+use testkit::dynamodb::{LocalDynamo, unique_table};
+
+// ---------------------------------------------------------------- embedded
+
+#[tokio::test]
+async fn conformance_in_memory() {
+    conformance::run_all(Arc::new(EmbeddedStore::in_memory().unwrap())).await;
+}
+
+#[tokio::test]
+async fn conformance_on_disk_and_data_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let store = EmbeddedStore::open(&path).unwrap();
+    conformance::run_all(Arc::new(store.clone())).await;
+    let tenant = conformance::sample_tenant("reopen");
+    store.put_tenant(&tenant).await.unwrap();
+    drop(store);
+    let reopened = EmbeddedStore::open(&path).unwrap();
+    assert_eq!(reopened.get_tenant(&tenant.id).await.unwrap(), Some(tenant));
+}
+
+/// The default (full durability, group commit) runs the suite above; this is the other
+/// level, whose writes run on the caller's thread, concurrent scenes included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_on_disk_at_normal_durability() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open_with(&dir.path().join(DB_FILE), Durability::Normal).unwrap();
+    conformance::run_all(Arc::new(store)).await;
+}
+
+// ---------------------------------------------------------------- DynamoDB
+
+async fn store(local: &LocalDynamo) -> (DynamoStore, UsageMeter) {
+    let counter = UsageMeter::default();
+    let client = dynamodb::client(
+        &DynamoConfig {
+            endpoint_url: Some(local.endpoint()),
+        },
+        counter.clone(),
+    )
+    .await;
+    let table = unique_table("conformance");
+    assert!(dynamodb::create_table(&client, &table).await.unwrap());
+    counter.take();
+    (DynamoStore::new(client, table, counter.clone()), counter)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_against_a_dynamodb_compatible_server() {
+    let local = LocalDynamo::start().await;
+    let (store, _) = store(&local).await;
+    conformance::run_all(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn create_table_is_idempotent_and_enables_ttl() {
+    let local = LocalDynamo::start().await;
+    let client = dynamodb::client(
+        &DynamoConfig {
+            endpoint_url: Some(local.endpoint()),
+        },
+        UsageMeter::default(),
+    )
+    .await;
+    let table = unique_table("schema");
+    assert!(dynamodb::create_table(&client, &table).await.unwrap());
+    assert!(!dynamodb::create_table(&client, &table).await.unwrap());
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let description = ttl.time_to_live_description().unwrap();
+    assert_eq!(description.attribute_name(), Some(schema::TTL_ATTRIBUTE));
+    let table = client
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let table = table.table().unwrap();
+    let keys: Vec<(&str, &str)> = table
+        .key_schema()
+        .iter()
+        .map(|k| (k.attribute_name(), k.key_type().as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![(schema::PARTITION_KEY, "HASH"), (schema::SORT_KEY, "RANGE")]
+    );
+    assert!(table.global_secondary_indexes().is_empty());
+}
