@@ -438,3 +438,91 @@ async fn a_gone_socket_never_fails_the_device() {
             .unwrap()
     );
 }
+
+/// The answer's rules are the REST path's: the action's rules decide an anonymous code's new
+/// action (a refusal is pushed as `rejected`), and a tenant that requires a decision signature
+/// gets no approval without one (and nothing is pushed for the refused answer).
+#[tokio::test]
+async fn the_actions_rules_and_decision_signatures_hold_over_the_socket() {
+    use shared::store::TenantStore;
+    use shared::tenant::Tenant;
+    use shared::usecase::approvals::decision_message;
+    use shared::usecase::tenants::TenantSettingsChange;
+
+    let (kit, sockets) = kit().await;
+    let mut socket = open(
+        &kit,
+        &sockets,
+        "authsignal-ws, x.authsignal.tenant.tenant-test",
+    )
+    .await
+    .unwrap();
+    let phone = enrolled(&kit, "dave").await;
+
+    kit.app
+        .put_action_config(
+            &kit.tenant,
+            None,
+            serde_json::json!({"actionCode": "kioskPay", "defaultOutcome": "BLOCK"}),
+        )
+        .await
+        .unwrap();
+    let (id, _) = created(&kit, &socket, &create("kioskPay")).await;
+    kit.app
+        .claim_qr_code(&kit.tenant, signed(&phone, &id))
+        .await
+        .unwrap();
+    assert_eq!(next_state(&mut socket).await["data"]["state"], "claimed");
+    assert!(
+        kit.app
+            .answer_challenge(&kit.tenant, answer(&phone, &id, true, None))
+            .await
+            .is_err(),
+        "the rules block the action"
+    );
+    let state = next_state(&mut socket).await;
+    assert_eq!(state["data"]["state"], "rejected");
+    assert!(state["data"].get("accessToken").is_none());
+
+    kit.app
+        .configure_tenant(
+            &kit.tenant.id,
+            TenantSettingsChange {
+                require_decision_signature: Some(true),
+                ..TenantSettingsChange::default()
+            },
+        )
+        .await
+        .unwrap();
+    let record = kit.store.get_tenant(&kit.tenant.id).await.unwrap().unwrap();
+    let tenant = Tenant::from_record(&record).unwrap();
+    assert!(tenant.require_decision_signature);
+    let (id, _) = created(&kit, &socket, &create("signIn")).await;
+    kit.app
+        .claim_qr_code(&tenant, signed(&phone, &id))
+        .await
+        .unwrap();
+    assert_eq!(next_state(&mut socket).await["data"]["state"], "claimed");
+    assert_eq!(
+        kit.app
+            .answer_challenge(&tenant, answer(&phone, &id, true, None))
+            .await
+            .unwrap_err(),
+        Error::DecisionSignatureRequired
+    );
+    assert!(
+        socket.rx.try_recv().is_err(),
+        "a refused answer pushes nothing"
+    );
+    let mut signed_answer = answer(&phone, &id, true, None);
+    signed_answer.decision_signature = Some(phone.sign(&decision_message(id.as_str(), true, None)));
+    assert!(
+        kit.app
+            .answer_challenge(&tenant, signed_answer)
+            .await
+            .unwrap()
+    );
+    let state = next_state(&mut socket).await;
+    assert_eq!(state["data"]["state"], "approved");
+    assert!(state["data"]["accessToken"].is_string());
+}
