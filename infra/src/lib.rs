@@ -12,6 +12,31 @@ pub mod server;
 
 pub use server::Limits;
 
+/// Writes `text` to standard output. When the reader has gone (`trusted-device ... | head -1`)
+/// the process ends quietly with status 0, as Unix tools do, instead of `println!`'s panic.
+pub fn write_stdout(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {error}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` through [`write_stdout`]: the CLI's way to print.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 use axum::Router;
 use shared::App;
 use shared::http::{SharedApp, finish};
