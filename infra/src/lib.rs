@@ -13,7 +13,9 @@ pub mod server;
 pub use server::Limits;
 
 /// Writes `text` to standard output. When the reader has gone (`trusted-device ... | head -1`)
-/// the process ends quietly with status 0, as Unix tools do, instead of `println!`'s panic.
+/// the process ends with status 141 (128 + SIGPIPE, what a shell reports for a tool that
+/// SIGPIPE killed) and a line on standard error, instead of `println!`'s panic. Never status 0:
+/// what was not written may have been a secret shown only once, or a failed check.
 pub fn write_stdout(text: &str) {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
@@ -22,7 +24,8 @@ pub fn write_stdout(text: &str) {
         .and_then(|()| stdout.flush())
     {
         if error.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
+            eprintln!("error: standard output was closed; what was left to print is lost");
+            std::process::exit(141);
         }
         eprintln!("error: cannot write to standard output: {error}");
         std::process::exit(1);

@@ -1372,8 +1372,10 @@ fn serve_logs_json_lines_with_the_request_fields_and_no_secret() {
     }
 }
 
-/// A reader that goes away (`trusted-device ... | head -1`) ends the command quietly, as Unix
-/// tools do: no panic, no status 101. The pipe's reading end is closed before the CLI prints.
+/// A reader that goes away (`trusted-device ... | head -1`) ends the command with status 141 (as
+/// a shell reports SIGPIPE) and a clear line on standard error: no panic, no status 101, and
+/// never 0, since a secret shown only once was lost. The reading end is closed before the CLI
+/// prints.
 #[test]
 fn a_closed_standard_output_ends_the_command_without_a_panic() {
     let dir = tempfile::tempdir().unwrap();
@@ -1388,5 +1390,6 @@ fn a_closed_standard_output_ends_the_command_without_a_panic() {
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("standard output was closed"), "{stderr}");
+    assert_eq!(output.status.code(), Some(141), "{stderr}");
 }
