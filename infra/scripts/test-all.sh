@@ -3,6 +3,7 @@
 #
 #   bash infra/scripts/test-all.sh
 #
+# 0. every "spec N.N" / "DESIGN N" cited in the code exists in docs/wire-protocol.md, docs/design.md;
 # 1. formatting and lints (rustfmt, clippy with warnings as errors);
 # 2. the Rust tests: unit tests, the store conformance suite on both stores (DynamoDB through
 #    dynoxide, a DynamoDB-compatible server the tests embed on a free loopback port), the
@@ -15,6 +16,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "every cited spec and DESIGN section exists in docs/"
+bash infra/scripts/check-spec-citations.sh
 
 step "rustfmt"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

@@ -1204,9 +1204,9 @@ pub async fn cli(args: ConformanceArgs) -> Result<(), String> {
     })
     .await?;
     if args.json {
-        println!("{}", to_json(&report));
+        crate::say!("{}", to_json(&report));
     } else {
-        print!("{}", render(&report.results));
+        crate::write_stdout(&render(&report.results));
     }
     if any_failed(&report.results) {
         Err("the deployment does not conform: see the failed checks above".into())

@@ -128,12 +128,12 @@ pub async fn run(args: DeviceArgs) -> Result<(), String> {
     let json_out = args.json;
     match run_inner(args).await {
         Ok(output) => {
-            println!("{output}");
+            crate::say!("{output}");
             Ok(())
         }
         Err(e) if json_out => {
             // The JSON goes to stdout for the script; the words to stderr for its log.
-            println!("{}", e.to_json());
+            crate::say!("{}", e.to_json());
             Err(e.to_string())
         }
         Err(e) => Err(e.to_string()),

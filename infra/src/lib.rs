@@ -14,6 +14,34 @@ pub mod websocket;
 pub use server::Limits;
 pub use websocket::SocketLimits;
 
+/// Writes `text` to standard output. When the reader has gone (`trusted-device ... | head -1`)
+/// the process ends with status 141 (128 + SIGPIPE, what a shell reports for a tool that
+/// SIGPIPE killed) and a line on standard error, instead of `println!`'s panic. Never status 0:
+/// what was not written may have been a secret shown only once, or a failed check.
+pub fn write_stdout(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: standard output was closed; what was left to print is lost");
+            std::process::exit(141);
+        }
+        eprintln!("error: cannot write to standard output: {error}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` through [`write_stdout`]: the CLI's way to print.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 use axum::Router;
 use shared::App;
 use shared::http::{SharedApp, finish};

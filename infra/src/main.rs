@@ -40,6 +40,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use trusted_device::say;
 use trusted_device::secret_strength;
 
 /// mimalloc: the profile of the local server under load put glibc malloc/free at about 10% of
@@ -606,12 +607,12 @@ async fn create_table(table: &str, endpoint_url: Option<String>) -> Result<(), S
         .await
         .map_err(|e| format!("cannot create table {table}: {}", e.description()))?;
     if created {
-        println!(
+        say!(
             "table {table} created, TTL enabled on `{}`",
             dynamodb::schema::TTL_ATTRIBUTE
         );
     } else {
-        println!("table {table} already exists; left as it is");
+        say!("table {table} already exists; left as it is");
     }
     Ok(())
 }
@@ -626,9 +627,9 @@ async fn create_tenant(store: &StoreArgs, tenant_id: Option<String>) -> Result<(
         .create_tenant(id)
         .await
         .map_err(|e| e.description().into_owned())?;
-    println!("tenant id:  {id}");
-    println!("secret key: {}", secret.expose());
-    println!("The secret key is shown only now; only its hash is stored.");
+    say!("tenant id:  {id}");
+    say!("secret key: {}", secret.expose());
+    say!("The secret key is shown only now; only its hash is stored.");
     Ok(())
 }
 
@@ -656,7 +657,7 @@ async fn action_config(command: ActionConfigCommand) -> Result<(), String> {
                 .put_action_config(&tenant, None, document)
                 .await
                 .map_err(|e| e.description().into_owned())?;
-            println!(
+            say!(
                 "saved the config of {} for tenant {id}: {} rule(s){}",
                 saved.action_code,
                 saved.rules.len(),
@@ -671,7 +672,7 @@ async fn action_config(command: ActionConfigCommand) -> Result<(), String> {
                 .get_action_config(&tenant, &key(code)?)
                 .await
                 .map_err(|e| e.description().into_owned())?;
-            println!(
+            say!(
                 "{}",
                 serde_json::to_string_pretty(&config).map_err(|e| e.to_string())?
             );
@@ -681,7 +682,7 @@ async fn action_config(command: ActionConfigCommand) -> Result<(), String> {
                 .list_action_configs(&tenant)
                 .await
                 .map_err(|e| e.description().into_owned())?;
-            println!(
+            say!(
                 "{}",
                 serde_json::to_string_pretty(&configs).map_err(|e| e.to_string())?
             );
@@ -690,7 +691,7 @@ async fn action_config(command: ActionConfigCommand) -> Result<(), String> {
             app.delete_action_config(&tenant, &key(code)?)
                 .await
                 .map_err(|e| e.description().into_owned())?;
-            println!("deleted the config of {code} for tenant {id}");
+            say!("deleted the config of {code} for tenant {id}");
         }
     }
     Ok(())
@@ -723,13 +724,11 @@ async fn configure_tenant(args: ConfigureArgs) -> Result<(), String> {
     app.configure_tenant(&id, change)
         .await
         .map_err(|e| e.description().into_owned())?;
-    println!("tenant {id} configured");
+    say!("tenant {id} configured");
     if let Some(secret) = new_secret {
-        println!("webhook signing secret: {secret}");
-        println!(
-            "It is shown only now. Verify X-Signature-V2 with it, e.g. with @authsignal/node:"
-        );
-        println!(
+        say!("webhook signing secret: {secret}");
+        say!("It is shown only now. Verify X-Signature-V2 with it, e.g. with @authsignal/node:");
+        say!(
             "  new Authsignal({{ apiSecretKey: <this secret> }}).webhook.constructEvent(body, signature)"
         );
     }
@@ -740,7 +739,7 @@ fn rules_test(config: &std::path::Path, request: &std::path::Path) -> Result<(),
     use trusted_device::dry_run;
     let configs = dry_run::parse_configs(dry_run::read_document(config)?)?;
     let request = dry_run::read_document(request)?;
-    print!("{}", dry_run::explain(configs, request)?);
+    trusted_device::write_stdout(&dry_run::explain(configs, request)?);
     Ok(())
 }
 
@@ -782,7 +781,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                     .await
                     .map_err(|e| e.description().into_owned())?;
             }
-            println!("tenant {id} {verb}; base URL {base_url}");
+            say!("tenant {id} {verb}; base URL {base_url}");
         }
         _ => bootstrap_dev_tenant(&app, &args.store, &base_url).await?,
     }
@@ -824,7 +823,7 @@ async fn bootstrap_dev_tenant(app: &App, store: &StoreArgs, base_url: &str) -> R
     let StoreChoice::Embedded { dir, .. } = store.choice()? else {
         // Tenants live in the table (`trusted-device tenant create --store dynamodb`); a
         // development tenant is only made for the embedded store.
-        println!("Serving the tenants of the DynamoDB table; base URL: {base_url}");
+        say!("Serving the tenants of the DynamoDB table; base URL: {base_url}");
         return Ok(());
     };
     let id_file = dir.join(DEV_TENANT_FILE);
@@ -832,17 +831,17 @@ async fn bootstrap_dev_tenant(app: &App, store: &StoreArgs, base_url: &str) -> R
         && let Ok(id) = TenantId::parse(text.trim())
         && app.tenant_exists(&id).await.map_err(|e| e.to_string())?
     {
-        println!("Development tenant {id} (its secret key was printed on the first start)");
-        println!("Base URL: {base_url}");
+        say!("Development tenant {id} (its secret key was printed on the first start)");
+        say!("Base URL: {base_url}");
         return Ok(());
     }
     let (id, secret) = app.create_tenant(None).await.map_err(|e| e.to_string())?;
     std::fs::write(&id_file, id.as_str())
         .map_err(|e| format!("cannot write {}: {e}", id_file.display()))?;
-    println!("Created a development tenant. Keep the secret key: it is shown only now.");
-    println!("  tenant id:  {id}");
-    println!("  secret key: {}", secret.expose());
-    println!("  base URL:   {base_url}");
+    say!("Created a development tenant. Keep the secret key: it is shown only now.");
+    say!("  tenant id:  {id}");
+    say!("  secret key: {}", secret.expose());
+    say!("  base URL:   {base_url}");
     Ok(())
 }
 

@@ -11,12 +11,13 @@ use testkit::dynamodb::{LocalDynamo, unique_table};
 
 // ---------------------------------------------------------------- embedded
 
-#[tokio::test]
+// Multi-threaded runtimes, so the suite's concurrent scenes really run in parallel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance_in_memory() {
     conformance::run_all(Arc::new(EmbeddedStore::in_memory().unwrap())).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance_on_disk_and_data_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");

@@ -1371,3 +1371,25 @@ fn serve_logs_json_lines_with_the_request_fields_and_no_secret() {
         assert!(!all.contains(hidden), "logged {hidden:?}:\n{all}");
     }
 }
+
+/// A reader that goes away (`trusted-device ... | head -1`) ends the command with status 141 (as
+/// a shell reports SIGPIPE) and a clear line on standard error: no panic, no status 101, and
+/// never 0, since a secret shown only once was lost. The reading end is closed before the CLI
+/// prints.
+#[test]
+fn a_closed_standard_output_ends_the_command_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["tenant", "create", "--tenant-id", "pipe", "--data-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("standard output was closed"), "{stderr}");
+    assert_eq!(output.status.code(), Some(141), "{stderr}");
+}

@@ -1,6 +1,6 @@
 //! SDK failures to domain errors, and the one place a failed condition is recognised.
 
-use super::item::Item;
+use super::attr::Item;
 use crate::error::Error;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;

@@ -19,47 +19,7 @@ use crate::error::{Error, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
-pub(super) type Item = HashMap<String, AttributeValue>;
-
-// ---------------------------------------------------------------- attribute helpers
-
-pub(super) fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-pub(super) fn n(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-pub(super) fn get_s(item: &Item, name: &str) -> Result<String> {
-    match item.get(name) {
-        Some(AttributeValue::S(value)) => Ok(value.clone()),
-        _ => Err(corrupt(name)),
-    }
-}
-
-pub(super) fn get_opt_s(item: &Item, name: &str) -> Option<String> {
-    match item.get(name) {
-        Some(AttributeValue::S(value)) => Some(value.clone()),
-        _ => None,
-    }
-}
-
-pub(super) fn get_n(item: &Item, name: &str) -> Result<i64> {
-    get_opt_n(item, name).ok_or_else(|| corrupt(name))
-}
-
-pub(super) fn get_opt_n(item: &Item, name: &str) -> Option<i64> {
-    match item.get(name) {
-        Some(AttributeValue::N(value)) => value.parse().ok(),
-        _ => None,
-    }
-}
-
-pub(super) fn corrupt(attribute: &str) -> Error {
-    tracing::error!(attribute, "corrupt item in the dynamodb table");
-    Error::Internal
-}
+pub(super) use super::attr::{Item, corrupt, get_n, get_opt_n, get_opt_s, get_s, n, s};
 
 pub(super) fn json_attr<T: serde::Serialize>(value: &T) -> Result<AttributeValue> {
     serde_json::to_string(value)

@@ -2,7 +2,7 @@
 //! the module docs, so a key's shape is written once and every read, write and condition of
 //! that item uses the same one.
 
-use super::item::{Item, get_s, s};
+use super::attr::{Item, get_s, s};
 use super::schema;
 use crate::domain::policy::ConfigKey;
 use crate::domain::{

@@ -72,8 +72,10 @@
 //! | `tenants.rs`, `credentials.rs`, `challenges.rs`, `rate_limits.rs`, `actions.rs`, `action_configs.rs`, `users.rs`, `verification.rs`, `approvals.rs`, `sockets.rs` | one store trait each |
 
 mod action_configs;
+
 mod actions;
 mod approvals;
+mod attr;
 mod challenges;
 mod client;
 mod credentials;

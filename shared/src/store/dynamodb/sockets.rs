@@ -3,8 +3,9 @@
 //! message, one PutItem per `$connect`, one DeleteItem per `$disconnect`.
 
 use super::DynamoStore;
+use super::attr::{Item, n};
 use super::error::sdk_error;
-use super::item::{Item, data_item, from_json_attr, n};
+use super::item::{data_item, from_json_attr};
 use super::keys::Key;
 use super::schema;
 use super::store::one;
