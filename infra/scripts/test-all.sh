@@ -10,7 +10,8 @@
 #    end-to-end HTTP tests and the CLI tests (cargo test --workspace);
 # 3. the end-to-end HTTP suite once more, with the server on the DynamoDB store;
 # 4. template.yaml: cfn-lint and `sam validate --lint` (both offline; installed in a venv);
-# 5. the official @authsignal/node SDK, unmodified, against the local server binary.
+# 5. the official @authsignal/node and @authsignal/browser SDKs, unmodified, against the local
+#    server binary (the browser SDK's QR code over its default WebSocket path).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -41,7 +42,7 @@ fi
 "$tools/bin/cfn-lint" template.yaml
 SAM_CLI_TELEMETRY=0 AWS_REGION=us-east-1 "$tools/bin/sam" validate --lint --template-file template.yaml
 
-step "Node SDK compatibility (@authsignal/node against the local server)"
+step "Node SDK compatibility (@authsignal/node and @authsignal/browser against the local server)"
 command -v node >/dev/null || { echo "node is required (Node.js 20+)"; exit 1; }
 (cd tests/node-compat && npm ci --no-audit --no-fund --loglevel=error)
 cargo build -p trusted-device --locked
@@ -67,4 +68,6 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 grep -q listening "$data_dir/server.log" || { cat "$data_dir/server.log"; echo "server did not start"; exit 1; }
-(cd tests/node-compat && node --test)
+# --experimental-websocket: Node 20's global WebSocket, which @authsignal/browser's default QR-code
+# path needs (qr-websocket.test.mjs).
+(cd tests/node-compat && node --experimental-websocket --test)

@@ -9,8 +9,10 @@ pub mod dry_run;
 pub mod http_client;
 pub mod secret_strength;
 pub mod server;
+pub mod websocket;
 
 pub use server::Limits;
+pub use websocket::SocketLimits;
 
 /// Writes `text` to standard output. When the reader has gone (`trusted-device ... | head -1`)
 /// the process ends with status 141 (128 + SIGPIPE, what a shell reports for a tool that
@@ -43,6 +45,7 @@ macro_rules! say {
 use axum::Router;
 use shared::App;
 use shared::http::{SharedApp, finish};
+use shared::websocket::LocalSockets;
 use std::future::Future;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
@@ -62,24 +65,48 @@ pub fn all_routes() -> Vec<(&'static str, &'static str)> {
 
 /// The four functions' routes in one router, with the shared layers.
 pub fn router(app: SharedApp) -> Router {
-    finish(
-        Router::new()
-            .merge(track::router(app.clone()))
-            .merge(add_authenticator::router(app.clone()))
-            .merge(challenge::router(app.clone()))
-            .merge(validate::router(app)),
-    )
+    finish(function_routes(app))
+}
+
+fn function_routes(app: SharedApp) -> Router {
+    Router::new()
+        .merge(track::router(app.clone()))
+        .merge(add_authenticator::router(app.clone()))
+        .merge(challenge::router(app.clone()))
+        .merge(validate::router(app))
+}
+
+/// The four functions' routes and the QR-code WebSocket ([`websocket`], spec 3.8): what the
+/// local server serves. `app` must push to `sockets` ([`local_app`]).
+pub fn local_router(app: SharedApp, sockets: LocalSockets, socket_limits: SocketLimits) -> Router {
+    finish(function_routes(app.clone()).merge(websocket::router(app, sockets, socket_limits)))
+}
+
+/// `app` with a registry of local WebSockets that its claims and answers push to, at most
+/// one per connection the server may hold.
+pub fn local_app(app: App, limits: &Limits) -> (SharedApp, LocalSockets) {
+    let sockets = LocalSockets::new(limits.max_connections.max(1));
+    let app = app.with_socket_notifier(std::sync::Arc::new(sockets.clone()));
+    (std::sync::Arc::new(app), sockets)
 }
 
 /// Serves `app` on `listener` with `limits` until `shutdown` completes; requests in flight
-/// finish first. Connections, timeouts and limits: [`server`].
+/// finish first, and open WebSockets are closed. Connections, timeouts and limits: [`server`].
 pub async fn serve(
     listener: TcpListener,
-    app: SharedApp,
+    app: App,
     limits: Limits,
+    socket_limits: SocketLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    server::serve(listener, router(app), limits, shutdown).await
+    let (app, sockets) = local_app(app, &limits);
+    server::serve(
+        listener,
+        local_router(app, sockets, socket_limits),
+        limits,
+        shutdown,
+    )
+    .await
 }
 
 /// A server running in this process, for tests: started on a port the OS picks.
@@ -97,10 +124,19 @@ impl RunningServer {
 
     /// [`RunningServer::start`] with other limits (short timeouts for tests).
     pub async fn start_with_limits(app: App, limits: Limits) -> std::io::Result<RunningServer> {
+        Self::start_with_all_limits(app, limits, SocketLimits::default()).await
+    }
+
+    /// [`RunningServer::start_with_limits`] with other WebSocket limits too.
+    pub async fn start_with_all_limits(
+        app: App,
+        limits: Limits,
+        socket_limits: SocketLimits,
+    ) -> std::io::Result<RunningServer> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(serve(listener, std::sync::Arc::new(app), limits, async {
+        let task = tokio::spawn(serve(listener, app, limits, socket_limits, async {
             let _ = rx.await;
         }));
         Ok(RunningServer {
@@ -113,6 +149,11 @@ impl RunningServer {
     /// The base URL the SDKs are configured with, e.g. `http://127.0.0.1:PORT/v1`.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// The QR-code WebSocket's URL, as the browser SDK derives it from [`Self::base_url`].
+    pub fn websocket_url(&self) -> String {
+        format!("ws://{}{}", self.addr, shared::websocket::PATH)
     }
 
     pub async fn stop(mut self) {

@@ -804,9 +804,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 
     let shutdown = shutdown_signal()?;
     tracing::info!(%addr, "listening");
-    trusted_device::serve(listener, Arc::new(app), args.limits.limits(), shutdown)
-        .await
-        .map_err(|e| e.to_string())?;
+    trusted_device::serve(
+        listener,
+        app,
+        args.limits.limits(),
+        trusted_device::SocketLimits::default(),
+        shutdown,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -51,7 +51,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt as _;
 
@@ -134,10 +134,11 @@ pub async fn serve(
         };
         let router = router.clone();
         let closing = closing_seen.clone();
+        // The slot and the address count stay held while a request or an upgraded WebSocket
+        // of this connection holds a clone (crate::websocket).
+        let hold = ConnectionHold(Arc::new((slot, held)));
         tokio::spawn(async move {
-            serve_connection(stream, peer, router, limits, closing).await;
-            drop(held);
-            drop(slot);
+            serve_connection(stream, peer, router, limits, closing, hold).await;
         });
     }
     // Connections still in the backlog are reset; accepted ones finish their request.
@@ -209,12 +210,24 @@ async fn refuse_connection(mut stream: TcpStream) {
     .await;
 }
 
+/// A connection's server slot and address count: freed when the last clone is dropped. A
+/// WebSocket keeps one, so an upgraded connection still counts against the caps.
+#[derive(Clone)]
+pub struct ConnectionHold(
+    #[allow(dead_code, reason = "held, not read")] Arc<(OwnedSemaphorePermit, AddressSlot)>,
+);
+
+/// The server's shutdown signal, for what outlives a request (an upgraded WebSocket).
+#[derive(Clone)]
+pub struct ServerClosing(pub watch::Receiver<bool>);
+
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,
     limits: Limits,
     mut closing: watch::Receiver<bool>,
+    hold: ConnectionHold,
 ) {
     let _ = stream.set_nodelay(true);
     let activity = Arc::new(Activity::new());
@@ -226,9 +239,13 @@ async fn serve_connection(
     });
     let service = {
         let activity = activity.clone();
-        hyper::service::service_fn(move |request: Request<Incoming>| {
+        let hold = hold.clone();
+        let server_closing = ServerClosing(closing.clone());
+        hyper::service::service_fn(move |mut request: Request<Incoming>| {
             let in_flight = InFlight::start(activity.clone());
             let router = router.clone();
+            request.extensions_mut().insert(hold.clone());
+            request.extensions_mut().insert(server_closing.clone());
             async move {
                 let response = handle(router, request, peer, limits).await;
                 drop(in_flight);
@@ -240,7 +257,9 @@ async fn serve_connection(
     builder
         .header_read_timeout(None)
         .max_buf_size(limits.hyper_buffer());
-    let connection = builder.serve_connection(io, service);
+    // With upgrades: `GET /ws-v1-challenge` becomes a WebSocket (crate::websocket); the
+    // connection future then ends and the socket's task owns the stream.
+    let connection = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(connection);
     let mut shutting_down = *closing.borrow();
     if shutting_down {

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::notify::Notifier;
 use crate::store::Store;
 use crate::tenant::TenantCache;
+use crate::websocket::{NoSockets, SocketNotifier};
 use ring::rand::{SecureRandom, SystemRandom};
 use std::sync::Arc;
 
@@ -31,6 +32,11 @@ pub struct App {
     pub(crate) settings: Settings,
     pub(crate) rng: SystemRandom,
     pub(crate) tenants: TenantCache,
+    /// Where QR-code states are pushed (spec 3.8): in process on the local server, API
+    /// Gateway's `PostToConnection` on AWS, nowhere by default. Not one of [`Ports`]: only the
+    /// composition roots that serve QR codes over a WebSocket set it
+    /// ([`App::with_socket_notifier`]).
+    pub(crate) sockets: Arc<dyn SocketNotifier>,
 }
 
 impl std::fmt::Debug for App {
@@ -55,7 +61,19 @@ impl App {
             settings,
             rng: SystemRandom::new(),
             tenants: TenantCache::default(),
+            sockets: Arc::new(NoSockets),
         }
+    }
+
+    /// Sets how QR-code states reach open WebSockets (spec 3.8).
+    pub fn with_socket_notifier(mut self, sockets: Arc<dyn SocketNotifier>) -> Self {
+        self.set_socket_notifier(sockets);
+        self
+    }
+
+    /// [`App::with_socket_notifier`] in place.
+    pub fn set_socket_notifier(&mut self, sockets: Arc<dyn SocketNotifier>) {
+        self.sockets = sockets;
     }
 
     pub fn settings(&self) -> &Settings {

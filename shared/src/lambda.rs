@@ -34,7 +34,15 @@ pub async fn app_from_env() -> Result<SharedApp, lambda_http::Error> {
         clock: Arc::new(SystemClock),
         notifier: Arc::new(WebhookNotifier::for_settings(&settings)),
     };
-    Ok(Arc::new(App::new(ports, settings)))
+    #[allow(unused_mut, reason = "changed only with the feature sockets-aws")]
+    let mut app = App::new(ports, settings);
+    // QR-code states go to the WebSocket API (spec 3.8) where the template says it is.
+    #[cfg(feature = "sockets-aws")]
+    if let Ok(endpoint) = std::env::var(crate::sockets_aws::ENDPOINT_ENV) {
+        let sockets = crate::sockets_aws::ApiGatewaySockets::new(&endpoint).await;
+        app = app.with_socket_notifier(Arc::new(sockets));
+    }
+    Ok(Arc::new(app))
 }
 
 /// The router as a Lambda handler: the shared layers, the Lambda request id in the log line,

@@ -19,7 +19,9 @@
 //! | [`notify`] | the notification port the use cases call (`push.created`, and vetting a destination) |
 //! | [`webhook`] | its adapter: the `push.created` envelope, `X-Signature-V2`, delivery, the URL policy (spec 2.11) |
 //! | [`config`], [`telemetry`] | settings read once; one JSON or text log line per request |
-//! | `lambda` (feature `lambda`) | the Lambda entry point the four functions share, and their composition root |
+//! | `lambda` (feature `lambda`) | the Lambda entry point the functions share, and their composition root |
+//! | `sockets_aws` (feature `sockets-aws`) | the socket port's adapter on AWS: QR-code states pushed to API Gateway WebSocket connections (`PostToConnection`) |
+//! | [`websocket`] | the QR-code WebSocket protocol (spec 3.8): handshake, messages, limits; the socket port that pushes to an open socket, and its in-process adapter |
 //!
 //! Dependencies point down the table's layers: `http` and the composition roots use
 //! `usecase`, whose methods are on [`App`]; `app` knows the ports and never a use case module
@@ -43,12 +45,15 @@ pub mod notify;
 mod parser_properties;
 pub mod rules;
 pub mod signature;
+#[cfg(feature = "sockets-aws")]
+pub mod sockets_aws;
 pub mod store;
 pub mod telemetry;
 pub mod tenant;
 pub mod token;
 pub mod usecase;
 pub mod webhook;
+pub mod websocket;
 
 pub use app::{App, Ports};
 pub use error::{Error, Result};

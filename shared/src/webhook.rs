@@ -338,6 +338,7 @@ mod tests {
             expires_at: at.plus_seconds(60),
             retain_until: at.plus_seconds(60),
             version: 1,
+            socket: None,
         };
         let sender = Arc::new(Recorded::default());
         let notifier = WebhookNotifier::with_sender(sender.clone(), Duration::from_millis(250));

@@ -16,6 +16,8 @@ use shared::store::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod sockets;
+
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A name no other test in this process uses.
@@ -149,6 +151,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     deleting_a_user_deletes_their_push(&*store).await;
     rate_limits(&*store).await;
     concurrent_hits_never_pass_the_limit(store.clone()).await;
+    sockets::run(&*store).await;
 }
 
 fn bucket(key: &str, limit: u32, expires_at: Timestamp) -> RateBucket {
@@ -236,6 +239,7 @@ pub fn approval(tenant: &TenantId, user: Option<&UserId>, kind: ApprovalKind) ->
         expires_at: NOW.plus_seconds(300),
         retain_until: NOW.plus_seconds(600),
         version: 1,
+        socket: None,
     }
 }
 

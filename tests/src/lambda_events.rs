@@ -79,7 +79,8 @@ pub fn device_public_key() -> String {
     STANDARD.encode(spki)
 }
 
-fn sign(message: &str) -> String {
+/// Standard base64 of a DER signature by the fixture device key over `message` (spec 4.4).
+pub fn sign(message: &str) -> String {
     let rng = ring::rand::SystemRandom::new();
     STANDARD.encode(device().sign(&rng, message.as_bytes()).unwrap().as_ref())
 }
@@ -180,6 +181,7 @@ pub async fn seed(app: &App, store: &dyn Store) {
         expires_at: far,
         retain_until: far,
         version: 1,
+        socket: None,
     };
     let push = ApprovalChallenge {
         action: Some(action_key("signIn", "fixture-push")),

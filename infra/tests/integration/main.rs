@@ -6,6 +6,7 @@ mod cli;
 mod crash;
 mod device_conformance;
 mod template;
+mod template_websocket;
 
 /// A free loopback port (the OS picks it; the listener is closed again at once).
 pub fn free_port() -> u16 {

@@ -157,6 +157,11 @@ pub struct ApprovalChallenge {
     pub retain_until: Timestamp,
     /// Bumped by every change; the store writes only over the version it was read at.
     pub version: u64,
+    /// QR codes created over the WebSocket (spec 3.8): the connection that created it, which
+    /// claims and answers are pushed to (`usecase::qr_socket`). Stored with the challenge, so
+    /// a claim or an answer finds it in the read it makes anyway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<crate::websocket::ConnectionId>,
 }
 
 impl ApprovalChallenge {

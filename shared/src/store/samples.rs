@@ -74,5 +74,6 @@ pub(crate) fn approval(
         expires_at: NOW.plus_seconds(300),
         retain_until: NOW.plus_seconds(600),
         version: 1,
+        socket: None,
     }
 }

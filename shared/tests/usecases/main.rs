@@ -9,6 +9,7 @@ mod action_configs;
 mod approvals;
 mod challenges;
 mod credentials;
+mod qr_socket;
 mod tenants;
 mod track;
 mod users;

@@ -15,6 +15,8 @@ mod lambda_conformance;
 mod lambda_events;
 mod limits;
 mod load_tool;
+mod qr_socket_lambda;
+mod qr_websocket;
 mod rules;
 mod security;
 mod store_faults;

@@ -40,6 +40,12 @@ impl Key {
         Key { pk, sk: sk.into() }
     }
 
+    /// `WS#{connection id}` / `WS`: an open QR-code WebSocket behind API Gateway. API Gateway
+    /// hands out the ids (unique per API), so the key needs no tenant.
+    pub fn socket_session(connection: &crate::websocket::ConnectionId) -> Key {
+        Key::new(format!("WS#{connection}"), "WS")
+    }
+
     /// `TENANT#{t}` / `TENANT`
     pub fn tenant(tenant: &TenantId) -> Key {
         Key::new(format!("TENANT#{tenant}"), "TENANT")
@@ -206,6 +212,12 @@ mod tests {
         assert_eq!(
             pair(Key::rate_limit(&t, "anon#1")),
             ("T#acme#RL#anon#1".into(), "RL".into())
+        );
+        assert_eq!(
+            pair(Key::socket_session(
+                &crate::websocket::ConnectionId::parse("L0SM9cOFvHcCIhw=").unwrap()
+            )),
+            ("WS#L0SM9cOFvHcCIhw=".into(), "WS".into())
         );
         let challenge = ChallengeId::parse("c1.00ff.mac").unwrap();
         assert_eq!(

@@ -20,7 +20,8 @@
 //! | challenge mark | `T#{t}#CH#{ch}` | `MARK` | `consumed`, `failedAttempts`, `expiresAt` | yes |
 //! | action config | `T#{t}#CFG` | `ACTION#{code}` (`ACTION#*`: the tenant default) | `data` (config JSON) | |
 //! | pending push (one per user) | `T#{t}#U#{u}` | `PUSH` | `data` (challenge JSON), `version` | yes, kept 10 minutes after the start (the rate limit's window), past the push's own expiry |
-//! | QR-code challenge | `T#{t}#QR#{id}` | `QR` | `data` (challenge JSON), `version` | yes |
+//! | QR-code challenge | `T#{t}#QR#{id}` | `QR` | `data` (challenge JSON, with the WebSocket connection it was created on, if any), `version` | yes |
+//! | open QR-code WebSocket (API Gateway) | `WS#{connection id}` | `WS` | `data` (session JSON: tenant, the handshake's credential, address, user agent) | yes, 2 hours after `$connect` (API Gateway's limit) |
 //! | rate-limit counter | `T#{t}#RL#{bucket}` | `RL` | `hits`, `expiresAt` | yes, at the end of its window |
 //!
 //! Credential attributes: `credId`, `userId`, `namespace`, `publicKey`, `fingerprint`,
@@ -47,6 +48,7 @@
 //! | push or QR challenge read / compare-and-swap | `GetItem` / `PutItem` with `version = :expected` | 1 |
 //! | approve | `GetItem` key item + `GetItem` challenge + `TransactWriteItems` (challenge, action, both credential copies) | 3 |
 //! | rate-limit hit | `UpdateItem` `hits + 1` if `hits < :limit` (or expired) | 1 |
+//! | WebSocket `$connect` / message / `$disconnect` | `PutItem` / `GetItem` / `DeleteItem` of the session | 1 each |
 //!
 //! The credential is stored twice so that both of its lookups are one strongly consistent
 //! request; a secondary index would be eventually consistent, and a user who just enrolled could
@@ -67,7 +69,7 @@
 //! | `item.rs` | records to items and back, exhaustive over each record's fields |
 //! | `error.rs` | SDK failures to domain errors; the one matcher of a failed condition |
 //! | `store.rs` | [`DynamoStore`] and the request builders the trait implementations share |
-//! | `tenants.rs`, `credentials.rs`, `challenges.rs`, `rate_limits.rs`, `actions.rs`, `action_configs.rs`, `users.rs`, `verification.rs`, `approvals.rs` | one store trait each |
+//! | `tenants.rs`, `credentials.rs`, `challenges.rs`, `rate_limits.rs`, `actions.rs`, `action_configs.rs`, `users.rs`, `verification.rs`, `approvals.rs`, `sockets.rs` | one store trait each |
 
 mod action_configs;
 
@@ -83,6 +85,7 @@ mod keys;
 mod meter;
 mod rate_limits;
 pub mod schema;
+mod sockets;
 mod store;
 mod tenants;
 mod users;

@@ -54,6 +54,8 @@ pub enum TableId {
     Approvals = 8,
     ActionConfigs = 9,
     RateLimits = 10,
+    /// Open QR-code WebSockets (`sockets.rs`).
+    SocketSessions = 11,
 }
 
 impl TableId {
@@ -71,6 +73,7 @@ impl TableId {
             Approvals,
             ActionConfigs,
             RateLimits,
+            SocketSessions,
         ]
         .get(usize::from(tag))
         .copied()

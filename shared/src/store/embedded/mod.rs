@@ -24,12 +24,14 @@
 //! | `ActionConfigs` | tenant, action code (or `*`, the tenant default) | [`ActionConfig`] JSON | |
 //! | `Approvals` | tenant, `push`, user / tenant, `qr`, challenge id | [`ApprovalChallenge`] JSON | its `retain_until` |
 //! | `RateLimits` | tenant, bucket key (scope, subject, window, shard) | [`Counter`] JSON | its window's end |
+//! | `SocketSessions` | WebSocket connection id | [`crate::store::SocketSession`] JSON | the session's expiry |
 //!
 //! A data directory written by the engine before SQLite (`trusted-device.journal`) is
 //! imported on first open ([`legacy_journal`]), then renamed aside.
 
 pub mod engine;
 pub mod legacy_journal;
+mod sockets;
 
 use super::{
     ActionConfigStore, ActionStore, ActionWrite, ApprovalStore, ChallengeStore, CredentialStore,
@@ -280,6 +282,7 @@ fn stored_expiry(table: TableId, value: &[u8]) -> Result<Option<Timestamp>> {
         TableId::Approvals => decode::<ApprovalChallenge>(value)?.expires_at(),
         TableId::RemovalReceipts => decode::<Timestamp>(value)?.expires_at(),
         TableId::RateLimits => decode::<Counter>(value)?.expires_at(),
+        TableId::SocketSessions => decode::<crate::store::SocketSession>(value)?.expires_at(),
         TableId::Tenants
         | TableId::SecretIndex
         | TableId::Credentials

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::store::{ActionWrite, SingleUse, VerificationCommit};
 use crate::tenant::Tenant;
 use crate::usecase::limits::signature_checked;
+use crate::websocket::SocketState;
 
 impl App {
     // ------------------------------------------------------------ answers
@@ -126,6 +127,8 @@ impl App {
             {
                 return Err(Error::ChallengeAlreadyUsed);
             }
+            self.push_socket_state(&next, SocketState::Rejected, None)
+                .await;
             return Err(Error::InvalidVerificationCode);
         }
 
@@ -135,6 +138,8 @@ impl App {
                 .put_approval(&next, Some(challenge.version))
                 .await?
             {
+                self.push_socket_state(&next, SocketState::Rejected, None)
+                    .await;
                 Ok(false)
             } else {
                 Err(Error::ChallengeAlreadyUsed)
@@ -162,8 +167,14 @@ impl App {
             {
                 return Err(Error::ChallengeAlreadyUsed);
             }
+            self.push_socket_state(&rejected, SocketState::Rejected, None)
+                .await;
             return Err(refused);
         }
+        // Over the WebSocket the access token goes to the socket, issued once below: the
+        // approval is written delivered, so no poll gets another (spec 3.8).
+        next.token_delivered |= next.socket.is_some();
+        let approved = next.socket.is_some().then(|| next.clone());
         let commit = VerificationCommit {
             tenant_id: tenant.id.clone(),
             single_use: SingleUse::Approval { approved: next },
@@ -173,6 +184,9 @@ impl App {
             now,
         };
         self.store.complete_verification(&commit).await?;
+        if let Some(approved) = &approved {
+            self.push_socket_approval(tenant, approved).await;
+        }
         Ok(true)
     }
 

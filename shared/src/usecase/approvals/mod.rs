@@ -369,7 +369,7 @@ impl App {
         Err(Error::StoreUnavailable)
     }
 
-    fn issue_token_for(&self, tenant: &Tenant, action: &ActionKey) -> Result<String> {
+    pub(crate) fn issue_token_for(&self, tenant: &Tenant, action: &ActionKey) -> Result<String> {
         Ok(tenant.keys.issue(
             TokenRequest {
                 action,

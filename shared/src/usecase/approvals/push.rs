@@ -103,6 +103,7 @@ impl App {
                         .max(self.settings.push_start_window_seconds),
                 ),
                 version: previous.as_ref().map_or(1, |p| p.version + 1),
+                socket: None,
             };
             let expected = previous.as_ref().map(|p| p.version);
             if self.store.put_approval(&challenge, expected).await? {

@@ -10,6 +10,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::tenant::Tenant;
+use crate::websocket::{ConnectionId, SocketState};
 
 impl App {
     // ------------------------------------------------------------ QR code
@@ -20,6 +21,18 @@ impl App {
         tenant: &Tenant,
         starter: QrStarter,
         command: StartQrCode,
+    ) -> Result<QrCodeStarted> {
+        self.start_qr_code_on(tenant, starter, command, None).await
+    }
+
+    /// [`App::start_qr_code`], for a code whose states are pushed to `socket` (spec 3.8,
+    /// `usecase::qr_socket`).
+    pub(crate) async fn start_qr_code_on(
+        &self,
+        tenant: &Tenant,
+        starter: QrStarter,
+        command: StartQrCode,
+        socket: Option<ConnectionId>,
     ) -> Result<QrCodeStarted> {
         let now = self.now();
         let (action_code, action, user_id, mut context) = match &starter {
@@ -79,6 +92,8 @@ impl App {
             expires_at: now.plus_seconds(self.settings.qr_challenge_lifetime_seconds),
             retain_until: now.plus_seconds(self.settings.qr_challenge_lifetime_seconds),
             version: 1,
+            // Over the WebSocket: the connection its states are pushed to (spec 3.8).
+            socket,
         };
         if !self.store.put_approval(&challenge, None).await? {
             // 384 random bits do not collide; this is a broken random source.
@@ -147,6 +162,8 @@ impl App {
                 {
                     continue;
                 }
+                self.push_socket_state(&next, SocketState::Claimed, None)
+                    .await;
                 next
             } else {
                 // Claimed by this very device before: claiming again is harmless.
