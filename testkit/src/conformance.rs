@@ -308,22 +308,11 @@ async fn approvals(store: &dyn Store) {
 /// and the credential, or nothing changes.
 async fn approval_commit(store: &dyn Store) {
     let s = scene(store, ActionState::ChallengeRequired).await;
-    let pending = ApprovalChallenge {
-        action: Some(s.action.key.clone()),
-        ..approval(&s.tenant, Some(&s.credential.user_id), ApprovalKind::Push)
-    };
+    let pending = pending_push(&s);
     assert!(store.put_approval(&pending, None).await.unwrap());
     let approved = pending.moved_to(ApprovalState::Approved, NOW.plus_seconds(1));
-    let commit = |approved: &ApprovalChallenge| VerificationCommit {
-        tenant_id: s.tenant.clone(),
-        single_use: SingleUse::Approval {
-            approved: approved.clone(),
-        },
-        credential: s.credential.clone(),
-        method: VerificationMethod::Push,
-        action: ActionWrite::Complete(s.action.key.clone()),
-        now: NOW.plus_seconds(1),
-    };
+    let commit =
+        |approved: &ApprovalChallenge| commit_approval(&s, approved.clone(), NOW.plus_seconds(1));
     store
         .complete_verification(&commit(&approved))
         .await
@@ -353,42 +342,28 @@ async fn approval_commit(store: &dyn Store) {
     // An approval of an expired challenge is refused before anything is written.
     let s2 = scene(store, ActionState::ChallengeRequired).await;
     let late = ApprovalChallenge {
-        action: Some(s2.action.key.clone()),
         expires_at: NOW,
-        ..approval(&s2.tenant, Some(&s2.credential.user_id), ApprovalKind::Push)
+        ..pending_push(&s2)
     };
     assert!(store.put_approval(&late, None).await.unwrap());
-    let late_commit = VerificationCommit {
-        tenant_id: s2.tenant.clone(),
-        single_use: SingleUse::Approval {
-            approved: late.moved_to(ApprovalState::Approved, NOW.plus_seconds(1)),
-        },
-        credential: s2.credential.clone(),
-        method: VerificationMethod::Push,
-        action: ActionWrite::Complete(s2.action.key.clone()),
-        now: NOW.plus_seconds(1),
-    };
+    let late_commit = commit_approval(
+        &s2,
+        late.moved_to(ApprovalState::Approved, NOW.plus_seconds(1)),
+        NOW.plus_seconds(1),
+    );
     assert_eq!(
         store.complete_verification(&late_commit).await.unwrap_err(),
         Error::ChallengeExpired
     );
     // A blocked action fails the commit, and the challenge stays pending.
     let s3 = scene(store, ActionState::Block).await;
-    let blocked = ApprovalChallenge {
-        action: Some(s3.action.key.clone()),
-        ..approval(&s3.tenant, Some(&s3.credential.user_id), ApprovalKind::Push)
-    };
+    let blocked = pending_push(&s3);
     assert!(store.put_approval(&blocked, None).await.unwrap());
-    let blocked_commit = VerificationCommit {
-        tenant_id: s3.tenant.clone(),
-        single_use: SingleUse::Approval {
-            approved: blocked.moved_to(ApprovalState::Approved, NOW.plus_seconds(1)),
-        },
-        credential: s3.credential.clone(),
-        method: VerificationMethod::Push,
-        action: ActionWrite::Complete(s3.action.key.clone()),
-        now: NOW.plus_seconds(1),
-    };
+    let blocked_commit = commit_approval(
+        &s3,
+        blocked.moved_to(ApprovalState::Approved, NOW.plus_seconds(1)),
+        NOW.plus_seconds(1),
+    );
     assert_eq!(
         store
             .complete_verification(&blocked_commit)
@@ -410,10 +385,7 @@ async fn approval_commit(store: &dyn Store) {
 
 async fn concurrent_approvals_have_one_winner(store: Arc<dyn Store>) {
     let s = scene(&*store, ActionState::ChallengeRequired).await;
-    let pending = ApprovalChallenge {
-        action: Some(s.action.key.clone()),
-        ..approval(&s.tenant, Some(&s.credential.user_id), ApprovalKind::Push)
-    };
+    let pending = pending_push(&s);
     assert!(store.put_approval(&pending, None).await.unwrap());
     let tasks: Vec<_> = (0..16)
         .map(|i| {
@@ -427,16 +399,7 @@ async fn concurrent_approvals_have_one_winner(store: Arc<dyn Store>) {
                 NOW.plus_seconds(1),
             );
             next.answered_by = Some(s.credential.id.clone());
-            let commit = VerificationCommit {
-                tenant_id: s.tenant.clone(),
-                single_use: SingleUse::Approval {
-                    approved: next.clone(),
-                },
-                credential: s.credential.clone(),
-                method: VerificationMethod::Push,
-                action: ActionWrite::Complete(s.action.key.clone()),
-                now: NOW.plus_seconds(1),
-            };
+            let commit = commit_approval(&s, next.clone(), NOW.plus_seconds(1));
             tokio::spawn(async move {
                 if i % 2 == 0 {
                     store.complete_verification(&commit).await.is_ok()
@@ -716,25 +679,14 @@ async fn challenges(store: &dyn Store) {
     let tenant = tenant_id("t");
     let challenge = sample_challenge_id();
     let expires_at = NOW.plus_seconds(300);
-    assert_eq!(
-        store.get_challenge_mark(&tenant, &challenge).await.unwrap(),
-        None
-    );
+    let fail = || store.record_failed_attempt(&tenant, &challenge, expires_at, 3);
+    let mark = || store.get_challenge_mark(&tenant, &challenge);
+    assert_eq!(mark().await.unwrap(), None);
     for _ in 0..2 {
-        assert!(
-            store
-                .record_failed_attempt(&tenant, &challenge, expires_at, 3)
-                .await
-                .unwrap()
-        );
+        assert!(fail().await.unwrap());
     }
-    let mark = store
-        .get_challenge_mark(&tenant, &challenge)
-        .await
-        .unwrap()
-        .unwrap();
     assert_eq!(
-        mark,
+        mark().await.unwrap().unwrap(),
         ChallengeMark {
             consumed: false,
             failed_attempts: 2,
@@ -743,26 +695,11 @@ async fn challenges(store: &dyn Store) {
     );
     // Counting stops at the limit: an attacker cannot make every bad signature a write,
     // and the caller learns that the limit is reached (it throttles, DESIGN 6).
-    assert!(
-        store
-            .record_failed_attempt(&tenant, &challenge, expires_at, 3)
-            .await
-            .unwrap()
-    );
+    assert!(fail().await.unwrap());
     for _ in 0..5 {
-        assert!(
-            !store
-                .record_failed_attempt(&tenant, &challenge, expires_at, 3)
-                .await
-                .unwrap()
-        );
+        assert!(!fail().await.unwrap());
     }
-    let mark = store
-        .get_challenge_mark(&tenant, &challenge)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(mark.failed_attempts, 3);
+    assert_eq!(mark().await.unwrap().unwrap().failed_attempts, 3);
     // Marks are per tenant.
     assert_eq!(
         store
@@ -1056,6 +993,35 @@ async fn scene(store: &dyn Store, state: ActionState) -> Scene {
         credential,
         challenge,
         action,
+    }
+}
+
+/// A pending push challenge of the scene's user, tied to the scene's action.
+fn pending_push(scene: &Scene) -> ApprovalChallenge {
+    ApprovalChallenge {
+        action: Some(scene.action.key.clone()),
+        ..approval(
+            &scene.tenant,
+            Some(&scene.credential.user_id),
+            ApprovalKind::Push,
+        )
+    }
+}
+
+/// The commit of an answer to a push challenge of the scene: the challenge moves to
+/// `approved` with the scene's credential and action.
+fn commit_approval(
+    scene: &Scene,
+    approved: ApprovalChallenge,
+    now: Timestamp,
+) -> VerificationCommit {
+    VerificationCommit {
+        tenant_id: scene.tenant.clone(),
+        single_use: SingleUse::Approval { approved },
+        credential: scene.credential.clone(),
+        method: VerificationMethod::Push,
+        action: ActionWrite::Complete(scene.action.key.clone()),
+        now,
     }
 }
 
