@@ -48,16 +48,7 @@ async fn start(on_dynamodb: bool) -> Target {
         let store = EmbeddedStore::open(&dir.path().join("store.journal")).unwrap();
         (Arc::new(store), None)
     };
-    let app = App::new(
-        shared::Ports {
-            store,
-            clock: Arc::new(SystemClock),
-            notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(
-                &Settings::default(),
-            )),
-        },
-        Settings::default(),
-    );
+    let app = testkit::app(store, Arc::new(SystemClock), Settings::default());
     app.ensure_tenant(
         &TenantId::parse(TENANT).unwrap(),
         &ApiSecret::parse(SECRET).unwrap(),

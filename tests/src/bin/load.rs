@@ -359,16 +359,7 @@ fn main() {
                 }
                 other => panic!("--store embedded|dynamodb, not {other}"),
             };
-            let app = App::new(
-                shared::Ports {
-                    store,
-                    clock: Arc::new(SystemClock),
-                    notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(
-                        &Settings::default(),
-                    )),
-                },
-                Settings::default(),
-            );
+            let app = testkit::app(store, Arc::new(SystemClock), Settings::default());
             server_runtime.block_on(async {
                 app.ensure_tenant(
                     &TenantId::parse(o.tenant_id.clone()).unwrap(),
