@@ -567,19 +567,27 @@ fn chain(error: &dyn std::error::Error) -> String {
 /// SQLite says only "unable to open database file" when the operating system refused; the
 /// database file opened the ordinary way gives the system's reason, which is added. (A damaged
 /// or newer database, or a journal that cannot be imported, is explained by the store.)
+///
+/// Nothing is created: a diagnosis must not leave an empty database file behind. When there
+/// is no database file yet, the folder that SQLite would have created it in is asked instead.
 fn explain_embedded_failure(dir: &std::path::Path, error: &OpenError) -> String {
     let mut text = chain(error);
     if !matches!(error, OpenError::Io { .. }) {
         return text;
     }
     let db = dir.join(shared::store::embedded::DB_FILE);
-    if let Err(os) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&db)
-    {
+    let refused = match std::fs::OpenOptions::new().read(true).write(true).open(&db) {
+        Ok(_) => None,
+        Err(os) if os.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::metadata(dir).err().or_else(|| {
+                std::fs::metadata(dir)
+                    .is_ok_and(|folder| folder.permissions().readonly())
+                    .then(|| std::io::Error::from(std::io::ErrorKind::PermissionDenied))
+            })
+        }
+        Err(os) => Some(os),
+    };
+    if let Some(os) = refused {
         text.push_str(&format!(" (the system says: {os})"));
     }
     text
