@@ -861,3 +861,46 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 's
         tracing::info!("shutting down");
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SETTINGS_HELP;
+    use shared::config::{ENV_VARIABLES, Settings};
+    use std::collections::HashMap;
+
+    /// The `NAME (default)` pairs the help shows.
+    fn help_defaults() -> HashMap<String, String> {
+        let mut pairs = HashMap::new();
+        let mut rest = SETTINGS_HELP;
+        while let Some(start) = rest.find("TRUSTED_DEVICE_") {
+            rest = &rest[start..];
+            let name_end = rest.find(" (").expect("a default after the name");
+            let value_end = rest.find(')').expect("the default's closing parenthesis");
+            let name = &rest[..name_end];
+            let value = &rest[name_end + 2..value_end];
+            assert!(
+                pairs.insert(name.to_owned(), value.to_owned()).is_none(),
+                "{name} twice"
+            );
+            rest = &rest[value_end..];
+        }
+        pairs
+    }
+
+    /// The help names every variable the settings read, each once, and the default it shows
+    /// is `Settings::default()`'s: the settings read from exactly the shown defaults are the
+    /// defaults.
+    #[test]
+    fn the_settings_help_shows_the_real_defaults() {
+        let shown = help_defaults();
+        let mut names: Vec<&str> = shown.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        let mut expected = ENV_VARIABLES.to_vec();
+        expected.sort_unstable();
+        assert_eq!(names, expected);
+        assert_eq!(
+            Settings::from_lookup(|name| shown.get(name).cloned()),
+            Ok(Settings::default())
+        );
+    }
+}
