@@ -254,11 +254,11 @@ impl StoreArgs {
                         "dynamodb",
                     ));
                 }
-                let table = self
-                    .dynamodb
-                    .table
-                    .clone()
-                    .ok_or("--store dynamodb needs --table (or TRUSTED_DEVICE_TABLE)")?;
+                let Some(table) = self.dynamodb.table.clone() else {
+                    // `DynamoArgs::table` is `required_if_eq("store", "dynamodb")`: clap has
+                    // refused the command line already (tests/integration/cli.rs checks it).
+                    unreachable!("--store dynamodb without --table passed clap");
+                };
                 Ok(StoreChoice::Dynamodb {
                     table,
                     endpoint_url: self.dynamodb.endpoint_url.clone(),
