@@ -187,6 +187,22 @@ async fn rate_limits(store: &dyn Store) {
     assert!(!store.hit(&tenant, &closed, NOW).await.unwrap());
 }
 
+/// How many of the tasks answered `true`.
+async fn successes(tasks: Vec<tokio::task::JoinHandle<bool>>) -> usize {
+    let mut count = 0;
+    for task in tasks {
+        if task.await.unwrap() {
+            count += 1;
+        }
+    }
+    count
+}
+
+/// The user's credentials, as the store lists them.
+async fn credentials_of(store: &dyn Store, tenant: &TenantId, user: &UserId) -> Vec<Credential> {
+    store.list_user_credentials(tenant, user).await.unwrap()
+}
+
 async fn concurrent_hits_never_pass_the_limit(store: Arc<dyn Store>) {
     let tenant = tenant_id("t");
     let b = bucket(&unique("sig#tenant#7#100"), 5, NOW.plus_seconds(60));
@@ -198,13 +214,7 @@ async fn concurrent_hits_never_pass_the_limit(store: Arc<dyn Store>) {
             tokio::spawn(async move { store.hit(&tenant, &b, NOW).await.unwrap() })
         })
         .collect();
-    let mut admitted = 0;
-    for task in tasks {
-        if task.await.unwrap() {
-            admitted += 1;
-        }
-    }
-    assert_eq!(admitted, 5, "exactly the limit is admitted");
+    assert_eq!(successes(tasks).await, 5, "exactly the limit is admitted");
 }
 
 pub fn approval(tenant: &TenantId, user: Option<&UserId>, kind: ApprovalKind) -> ApprovalChallenge {
@@ -409,13 +419,7 @@ async fn concurrent_approvals_have_one_winner(store: Arc<dyn Store>) {
             })
         })
         .collect();
-    let mut winners = 0;
-    for task in tasks {
-        if task.await.unwrap() {
-            winners += 1;
-        }
-    }
-    assert_eq!(winners, 1, "exactly one answer wins");
+    assert_eq!(successes(tasks).await, 1, "exactly one answer wins");
 }
 
 async fn credential_update_once(store: &dyn Store) {
@@ -443,7 +447,7 @@ async fn credential_update_once(store: &dyn Store) {
         .unwrap()
         .unwrap();
     assert_eq!(stored, new);
-    let listed = store.list_user_credentials(&tenant, &alice).await.unwrap();
+    let listed = credentials_of(store, &tenant, &alice).await;
     assert_eq!(listed, vec![new.clone()], "both copies changed");
     assert_eq!(
         store.update_credential_once(&update).await.unwrap_err(),
@@ -565,16 +569,10 @@ async fn credentials(store: &dyn Store) {
         InsertOutcome::Inserted
     );
 
-    let listed = store.list_user_credentials(&tenant, &alice).await.unwrap();
+    let listed = credentials_of(store, &tenant, &alice).await;
     assert_eq!(listed.len(), 2);
     assert!(listed.contains(&first) && listed.contains(&push));
-    assert!(
-        store
-            .list_user_credentials(&tenant, &bob)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(credentials_of(store, &tenant, &bob).await.is_empty());
 
     // Deleting needs the right user and id.
     assert_eq!(
@@ -605,10 +603,7 @@ async fn credentials(store: &dyn Store) {
             .unwrap(),
         None
     );
-    assert_eq!(
-        store.list_user_credentials(&tenant, &alice).await.unwrap(),
-        vec![push]
-    );
+    assert_eq!(credentials_of(store, &tenant, &alice).await, vec![push]);
 }
 
 async fn removal_receipts(store: &dyn Store) {
@@ -950,13 +945,7 @@ async fn users(store: &dyn Store) {
 
     store.delete_user(&tenant, &alice).await.unwrap();
     assert_eq!(store.get_user(&tenant, &alice).await.unwrap(), None);
-    assert!(
-        store
-            .list_user_credentials(&tenant, &alice)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(credentials_of(store, &tenant, &alice).await.is_empty());
     assert_eq!(
         store
             .get_credential(&tenant, Namespace::InApp, &cred.key_fingerprint)
@@ -967,10 +956,7 @@ async fn users(store: &dyn Store) {
     assert_eq!(store.get_action(&tenant, &tracked.key).await.unwrap(), None);
     // Bob is untouched.
     assert_eq!(store.get_user(&tenant, &bob).await.unwrap(), Some(profile));
-    assert_eq!(
-        store.list_user_credentials(&tenant, &bob).await.unwrap(),
-        vec![bobs]
-    );
+    assert_eq!(credentials_of(store, &tenant, &bob).await, vec![bobs]);
 }
 
 struct Scene {
@@ -1254,14 +1240,7 @@ async fn concurrent_adds_leave_one_credential(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(inserted, 1);
-    assert_eq!(
-        store
-            .list_user_credentials(&tenant, &alice)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(credentials_of(&*store, &tenant, &alice).await.len(), 1);
 }
 
 /// The guard is checked with the insert (issue #11.7): a gone, expired or blocked action, and a
@@ -1293,13 +1272,7 @@ async fn enrolment_guard(store: &dyn Store) {
         store.insert_credential(&first, &guard).await.unwrap_err(),
         Error::ActionForbidsEnrolment("BLOCK")
     );
-    assert!(
-        store
-            .list_user_credentials(&tenant, &alice)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(credentials_of(store, &tenant, &alice).await.is_empty());
 
     store
         .set_action_state(&tenant, &guard.action, ActionState::ChallengeRequired, NOW)
@@ -1343,13 +1316,7 @@ async fn enrolment_guard(store: &dyn Store) {
         store.insert_credential(&fourth, &guard).await.unwrap_err(),
         Error::ActionNotFound
     );
-    assert!(
-        store
-            .list_user_credentials(&tenant, &alice)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(credentials_of(store, &tenant, &alice).await.is_empty());
 }
 
 /// A public key belongs to one user per tenant, whatever the namespace (DESIGN 4, issue
@@ -1465,12 +1432,5 @@ async fn concurrent_first_credentials_leave_one(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(inserted, 1);
-    assert_eq!(
-        store
-            .list_user_credentials(&tenant, &alice)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(credentials_of(&*store, &tenant, &alice).await.len(), 1);
 }
