@@ -7,7 +7,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
-use shared::App;
 use shared::clock::SystemClock;
 use shared::config::Settings;
 use shared::domain::TenantId;

@@ -5,7 +5,6 @@
 use axum::body::to_bytes;
 use e2e_tests::lambda_events::{self, EventFixture, FIXTURE_TIME, FIXTURES};
 use e2e_tests::{FUNCTIONS, routes_of};
-use shared::App;
 use shared::clock::ManualClock;
 use shared::config::Settings;
 use shared::store::embedded::EmbeddedStore;
