@@ -254,11 +254,11 @@ impl StoreArgs {
                         "dynamodb",
                     ));
                 }
-                let table = self
-                    .dynamodb
-                    .table
-                    .clone()
-                    .ok_or("--store dynamodb needs --table (or TRUSTED_DEVICE_TABLE)")?;
+                let Some(table) = self.dynamodb.table.clone() else {
+                    // `DynamoArgs::table` is `required_if_eq("store", "dynamodb")`: clap has
+                    // refused the command line already (tests/integration/cli.rs checks it).
+                    unreachable!("--store dynamodb without --table passed clap");
+                };
                 Ok(StoreChoice::Dynamodb {
                     table,
                     endpoint_url: self.dynamodb.endpoint_url.clone(),
@@ -567,19 +567,27 @@ fn chain(error: &dyn std::error::Error) -> String {
 /// SQLite says only "unable to open database file" when the operating system refused; the
 /// database file opened the ordinary way gives the system's reason, which is added. (A damaged
 /// or newer database, or a journal that cannot be imported, is explained by the store.)
+///
+/// Nothing is created: a diagnosis must not leave an empty database file behind. When there
+/// is no database file yet, the folder that SQLite would have created it in is asked instead.
 fn explain_embedded_failure(dir: &std::path::Path, error: &OpenError) -> String {
     let mut text = chain(error);
     if !matches!(error, OpenError::Io { .. }) {
         return text;
     }
     let db = dir.join(shared::store::embedded::DB_FILE);
-    if let Err(os) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&db)
-    {
+    let refused = match std::fs::OpenOptions::new().read(true).write(true).open(&db) {
+        Ok(_) => None,
+        Err(os) if os.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::metadata(dir).err().or_else(|| {
+                std::fs::metadata(dir)
+                    .is_ok_and(|folder| folder.permissions().readonly())
+                    .then(|| std::io::Error::from(std::io::ErrorKind::PermissionDenied))
+            })
+        }
+        Err(os) => Some(os),
+    };
+    if let Some(os) = refused {
         text.push_str(&format!(" (the system says: {os})"));
     }
     text
@@ -858,4 +866,47 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 's
         }
         tracing::info!("shutting down");
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SETTINGS_HELP;
+    use shared::config::{ENV_VARIABLES, Settings};
+    use std::collections::HashMap;
+
+    /// The `NAME (default)` pairs the help shows.
+    fn help_defaults() -> HashMap<String, String> {
+        let mut pairs = HashMap::new();
+        let mut rest = SETTINGS_HELP;
+        while let Some(start) = rest.find("TRUSTED_DEVICE_") {
+            rest = &rest[start..];
+            let name_end = rest.find(" (").expect("a default after the name");
+            let value_end = rest.find(')').expect("the default's closing parenthesis");
+            let name = &rest[..name_end];
+            let value = &rest[name_end + 2..value_end];
+            assert!(
+                pairs.insert(name.to_owned(), value.to_owned()).is_none(),
+                "{name} twice"
+            );
+            rest = &rest[value_end..];
+        }
+        pairs
+    }
+
+    /// The help names every variable the settings read, each once, and the default it shows
+    /// is `Settings::default()`'s: the settings read from exactly the shown defaults are the
+    /// defaults.
+    #[test]
+    fn the_settings_help_shows_the_real_defaults() {
+        let shown = help_defaults();
+        let mut names: Vec<&str> = shown.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        let mut expected = ENV_VARIABLES.to_vec();
+        expected.sort_unstable();
+        assert_eq!(names, expected);
+        assert_eq!(
+            Settings::from_lookup(|name| shown.get(name).cloned()),
+            Ok(Settings::default())
+        );
+    }
 }

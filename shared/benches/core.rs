@@ -97,16 +97,7 @@ struct Flow {
 
 async fn flow_setup() -> Flow {
     let store = Arc::new(EmbeddedStore::in_memory().unwrap());
-    let app = App::new(
-        shared::Ports {
-            store,
-            clock: Arc::new(SystemClock),
-            notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(
-                &Settings::default(),
-            )),
-        },
-        Settings::default(),
-    );
+    let app = testkit::app(store, Arc::new(SystemClock), Settings::default());
     let id = TenantId::parse("bench").unwrap();
     app.ensure_tenant(&id, &ApiSecret::parse("sk_bench_0123456789abcdef").unwrap())
         .await
@@ -298,14 +289,7 @@ fn approvals(c: &mut Criterion) {
     };
     let (app, tenant, device) = runtime.block_on(async {
         let store = Arc::new(EmbeddedStore::in_memory().unwrap());
-        let app = App::new(
-            shared::Ports {
-                store,
-                clock: Arc::new(SystemClock),
-                notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(&settings)),
-            },
-            settings,
-        );
+        let app = testkit::app(store, Arc::new(SystemClock), settings);
         let id = TenantId::parse("bench").unwrap();
         app.ensure_tenant(&id, &ApiSecret::parse("sk_bench_0123456789abcdef").unwrap())
             .await

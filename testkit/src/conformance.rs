@@ -190,6 +190,22 @@ async fn rate_limits(store: &dyn Store) {
     assert!(!store.hit(&tenant, &closed, NOW).await.unwrap());
 }
 
+/// How many of the tasks answered `true`.
+async fn successes(tasks: Vec<tokio::task::JoinHandle<bool>>) -> usize {
+    let mut count = 0;
+    for task in tasks {
+        if task.await.unwrap() {
+            count += 1;
+        }
+    }
+    count
+}
+
+/// The user's credentials, as the store lists them.
+async fn credentials_of(store: &dyn Store, tenant: &TenantId, user: &UserId) -> Vec<Credential> {
+    store.list_user_credentials(tenant, user).await.unwrap()
+}
+
 async fn concurrent_hits_never_pass_the_limit(store: Arc<dyn Store>) {
     let tenant = tenant_id("t");
     let b = bucket(&unique("sig#tenant#7#100"), 5, NOW.plus_seconds(60));
@@ -201,13 +217,7 @@ async fn concurrent_hits_never_pass_the_limit(store: Arc<dyn Store>) {
             tokio::spawn(async move { store.hit(&tenant, &b, NOW).await.unwrap() })
         })
         .collect();
-    let mut admitted = 0;
-    for task in tasks {
-        if task.await.unwrap() {
-            admitted += 1;
-        }
-    }
-    assert_eq!(admitted, 5, "exactly the limit is admitted");
+    assert_eq!(successes(tasks).await, 5, "exactly the limit is admitted");
 }
 
 pub fn approval(tenant: &TenantId, user: Option<&UserId>, kind: ApprovalKind) -> ApprovalChallenge {
@@ -312,22 +322,11 @@ async fn approvals(store: &dyn Store) {
 /// and the credential, or nothing changes.
 async fn approval_commit(store: &dyn Store) {
     let s = scene(store, ActionState::ChallengeRequired).await;
-    let pending = ApprovalChallenge {
-        action: Some(s.action.key.clone()),
-        ..approval(&s.tenant, Some(&s.credential.user_id), ApprovalKind::Push)
-    };
+    let pending = pending_push(&s);
     assert!(store.put_approval(&pending, None).await.unwrap());
     let approved = pending.moved_to(ApprovalState::Approved, NOW.plus_seconds(1));
-    let commit = |approved: &ApprovalChallenge| VerificationCommit {
-        tenant_id: s.tenant.clone(),
-        single_use: SingleUse::Approval {
-            approved: approved.clone(),
-        },
-        credential: s.credential.clone(),
-        method: VerificationMethod::Push,
-        action: ActionWrite::Complete(s.action.key.clone()),
-        now: NOW.plus_seconds(1),
-    };
+    let commit =
+        |approved: &ApprovalChallenge| commit_approval(&s, approved.clone(), NOW.plus_seconds(1));
     store
         .complete_verification(&commit(&approved))
         .await
@@ -357,42 +356,28 @@ async fn approval_commit(store: &dyn Store) {
     // An approval of an expired challenge is refused before anything is written.
     let s2 = scene(store, ActionState::ChallengeRequired).await;
     let late = ApprovalChallenge {
-        action: Some(s2.action.key.clone()),
         expires_at: NOW,
-        ..approval(&s2.tenant, Some(&s2.credential.user_id), ApprovalKind::Push)
+        ..pending_push(&s2)
     };
     assert!(store.put_approval(&late, None).await.unwrap());
-    let late_commit = VerificationCommit {
-        tenant_id: s2.tenant.clone(),
-        single_use: SingleUse::Approval {
-            approved: late.moved_to(ApprovalState::Approved, NOW.plus_seconds(1)),
-        },
-        credential: s2.credential.clone(),
-        method: VerificationMethod::Push,
-        action: ActionWrite::Complete(s2.action.key.clone()),
-        now: NOW.plus_seconds(1),
-    };
+    let late_commit = commit_approval(
+        &s2,
+        late.moved_to(ApprovalState::Approved, NOW.plus_seconds(1)),
+        NOW.plus_seconds(1),
+    );
     assert_eq!(
         store.complete_verification(&late_commit).await.unwrap_err(),
         Error::ChallengeExpired
     );
     // A blocked action fails the commit, and the challenge stays pending.
     let s3 = scene(store, ActionState::Block).await;
-    let blocked = ApprovalChallenge {
-        action: Some(s3.action.key.clone()),
-        ..approval(&s3.tenant, Some(&s3.credential.user_id), ApprovalKind::Push)
-    };
+    let blocked = pending_push(&s3);
     assert!(store.put_approval(&blocked, None).await.unwrap());
-    let blocked_commit = VerificationCommit {
-        tenant_id: s3.tenant.clone(),
-        single_use: SingleUse::Approval {
-            approved: blocked.moved_to(ApprovalState::Approved, NOW.plus_seconds(1)),
-        },
-        credential: s3.credential.clone(),
-        method: VerificationMethod::Push,
-        action: ActionWrite::Complete(s3.action.key.clone()),
-        now: NOW.plus_seconds(1),
-    };
+    let blocked_commit = commit_approval(
+        &s3,
+        blocked.moved_to(ApprovalState::Approved, NOW.plus_seconds(1)),
+        NOW.plus_seconds(1),
+    );
     assert_eq!(
         store
             .complete_verification(&blocked_commit)
@@ -414,10 +399,7 @@ async fn approval_commit(store: &dyn Store) {
 
 async fn concurrent_approvals_have_one_winner(store: Arc<dyn Store>) {
     let s = scene(&*store, ActionState::ChallengeRequired).await;
-    let pending = ApprovalChallenge {
-        action: Some(s.action.key.clone()),
-        ..approval(&s.tenant, Some(&s.credential.user_id), ApprovalKind::Push)
-    };
+    let pending = pending_push(&s);
     assert!(store.put_approval(&pending, None).await.unwrap());
     let tasks: Vec<_> = (0..16)
         .map(|i| {
@@ -431,16 +413,7 @@ async fn concurrent_approvals_have_one_winner(store: Arc<dyn Store>) {
                 NOW.plus_seconds(1),
             );
             next.answered_by = Some(s.credential.id.clone());
-            let commit = VerificationCommit {
-                tenant_id: s.tenant.clone(),
-                single_use: SingleUse::Approval {
-                    approved: next.clone(),
-                },
-                credential: s.credential.clone(),
-                method: VerificationMethod::Push,
-                action: ActionWrite::Complete(s.action.key.clone()),
-                now: NOW.plus_seconds(1),
-            };
+            let commit = commit_approval(&s, next.clone(), NOW.plus_seconds(1));
             tokio::spawn(async move {
                 if i % 2 == 0 {
                     store.complete_verification(&commit).await.is_ok()
@@ -450,13 +423,7 @@ async fn concurrent_approvals_have_one_winner(store: Arc<dyn Store>) {
             })
         })
         .collect();
-    let mut winners = 0;
-    for task in tasks {
-        if task.await.unwrap() {
-            winners += 1;
-        }
-    }
-    assert_eq!(winners, 1, "exactly one answer wins");
+    assert_eq!(successes(tasks).await, 1, "exactly one answer wins");
 }
 
 async fn credential_update_once(store: &dyn Store) {
@@ -484,7 +451,7 @@ async fn credential_update_once(store: &dyn Store) {
         .unwrap()
         .unwrap();
     assert_eq!(stored, new);
-    let listed = store.list_user_credentials(&tenant, &alice).await.unwrap();
+    let listed = credentials_of(store, &tenant, &alice).await;
     assert_eq!(listed, vec![new.clone()], "both copies changed");
     assert_eq!(
         store.update_credential_once(&update).await.unwrap_err(),
@@ -606,16 +573,10 @@ async fn credentials(store: &dyn Store) {
         InsertOutcome::Inserted
     );
 
-    let listed = store.list_user_credentials(&tenant, &alice).await.unwrap();
+    let listed = credentials_of(store, &tenant, &alice).await;
     assert_eq!(listed.len(), 2);
     assert!(listed.contains(&first) && listed.contains(&push));
-    assert!(
-        store
-            .list_user_credentials(&tenant, &bob)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(credentials_of(store, &tenant, &bob).await.is_empty());
 
     // Deleting needs the right user and id.
     assert_eq!(
@@ -646,10 +607,7 @@ async fn credentials(store: &dyn Store) {
             .unwrap(),
         None
     );
-    assert_eq!(
-        store.list_user_credentials(&tenant, &alice).await.unwrap(),
-        vec![push]
-    );
+    assert_eq!(credentials_of(store, &tenant, &alice).await, vec![push]);
 }
 
 async fn removal_receipts(store: &dyn Store) {
@@ -720,25 +678,14 @@ async fn challenges(store: &dyn Store) {
     let tenant = tenant_id("t");
     let challenge = sample_challenge_id();
     let expires_at = NOW.plus_seconds(300);
-    assert_eq!(
-        store.get_challenge_mark(&tenant, &challenge).await.unwrap(),
-        None
-    );
+    let fail = || store.record_failed_attempt(&tenant, &challenge, expires_at, 3);
+    let mark = || store.get_challenge_mark(&tenant, &challenge);
+    assert_eq!(mark().await.unwrap(), None);
     for _ in 0..2 {
-        assert!(
-            store
-                .record_failed_attempt(&tenant, &challenge, expires_at, 3)
-                .await
-                .unwrap()
-        );
+        assert!(fail().await.unwrap());
     }
-    let mark = store
-        .get_challenge_mark(&tenant, &challenge)
-        .await
-        .unwrap()
-        .unwrap();
     assert_eq!(
-        mark,
+        mark().await.unwrap().unwrap(),
         ChallengeMark {
             consumed: false,
             failed_attempts: 2,
@@ -747,26 +694,11 @@ async fn challenges(store: &dyn Store) {
     );
     // Counting stops at the limit: an attacker cannot make every bad signature a write,
     // and the caller learns that the limit is reached (it throttles, DESIGN 6).
-    assert!(
-        store
-            .record_failed_attempt(&tenant, &challenge, expires_at, 3)
-            .await
-            .unwrap()
-    );
+    assert!(fail().await.unwrap());
     for _ in 0..5 {
-        assert!(
-            !store
-                .record_failed_attempt(&tenant, &challenge, expires_at, 3)
-                .await
-                .unwrap()
-        );
+        assert!(!fail().await.unwrap());
     }
-    let mark = store
-        .get_challenge_mark(&tenant, &challenge)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(mark.failed_attempts, 3);
+    assert_eq!(mark().await.unwrap().unwrap().failed_attempts, 3);
     // Marks are per tenant.
     assert_eq!(
         store
@@ -1017,13 +949,7 @@ async fn users(store: &dyn Store) {
 
     store.delete_user(&tenant, &alice).await.unwrap();
     assert_eq!(store.get_user(&tenant, &alice).await.unwrap(), None);
-    assert!(
-        store
-            .list_user_credentials(&tenant, &alice)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(credentials_of(store, &tenant, &alice).await.is_empty());
     assert_eq!(
         store
             .get_credential(&tenant, Namespace::InApp, &cred.key_fingerprint)
@@ -1034,10 +960,7 @@ async fn users(store: &dyn Store) {
     assert_eq!(store.get_action(&tenant, &tracked.key).await.unwrap(), None);
     // Bob is untouched.
     assert_eq!(store.get_user(&tenant, &bob).await.unwrap(), Some(profile));
-    assert_eq!(
-        store.list_user_credentials(&tenant, &bob).await.unwrap(),
-        vec![bobs]
-    );
+    assert_eq!(credentials_of(store, &tenant, &bob).await, vec![bobs]);
 }
 
 struct Scene {
@@ -1060,6 +983,35 @@ async fn scene(store: &dyn Store, state: ActionState) -> Scene {
         credential,
         challenge,
         action,
+    }
+}
+
+/// A pending push challenge of the scene's user, tied to the scene's action.
+fn pending_push(scene: &Scene) -> ApprovalChallenge {
+    ApprovalChallenge {
+        action: Some(scene.action.key.clone()),
+        ..approval(
+            &scene.tenant,
+            Some(&scene.credential.user_id),
+            ApprovalKind::Push,
+        )
+    }
+}
+
+/// The commit of an answer to a push challenge of the scene: the challenge moves to
+/// `approved` with the scene's credential and action.
+fn commit_approval(
+    scene: &Scene,
+    approved: ApprovalChallenge,
+    now: Timestamp,
+) -> VerificationCommit {
+    VerificationCommit {
+        tenant_id: scene.tenant.clone(),
+        single_use: SingleUse::Approval { approved },
+        credential: scene.credential.clone(),
+        method: VerificationMethod::Push,
+        action: ActionWrite::Complete(scene.action.key.clone()),
+        now,
     }
 }
 
@@ -1292,14 +1244,7 @@ async fn concurrent_adds_leave_one_credential(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(inserted, 1);
-    assert_eq!(
-        store
-            .list_user_credentials(&tenant, &alice)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(credentials_of(&*store, &tenant, &alice).await.len(), 1);
 }
 
 /// The guard is checked with the insert (issue #11.7): a gone, expired or blocked action, and a
@@ -1331,13 +1276,7 @@ async fn enrolment_guard(store: &dyn Store) {
         store.insert_credential(&first, &guard).await.unwrap_err(),
         Error::ActionForbidsEnrolment("BLOCK")
     );
-    assert!(
-        store
-            .list_user_credentials(&tenant, &alice)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(credentials_of(store, &tenant, &alice).await.is_empty());
 
     store
         .set_action_state(&tenant, &guard.action, ActionState::ChallengeRequired, NOW)
@@ -1381,13 +1320,7 @@ async fn enrolment_guard(store: &dyn Store) {
         store.insert_credential(&fourth, &guard).await.unwrap_err(),
         Error::ActionNotFound
     );
-    assert!(
-        store
-            .list_user_credentials(&tenant, &alice)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(credentials_of(store, &tenant, &alice).await.is_empty());
 }
 
 /// A public key belongs to one user per tenant, whatever the namespace (DESIGN 4, issue
@@ -1503,12 +1436,5 @@ async fn concurrent_first_credentials_leave_one(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(inserted, 1);
-    assert_eq!(
-        store
-            .list_user_credentials(&tenant, &alice)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(credentials_of(&*store, &tenant, &alice).await.len(), 1);
 }

@@ -84,14 +84,9 @@ impl LocalDynamo {
         dynamodb::create_table(&client, &table)
             .await
             .expect("a table on the local server");
-        let app = shared::App::new(
-            shared::Ports {
-                store: Arc::new(dynamodb::DynamoStore::new(client, &table, meter)),
-                clock: Arc::new(shared::clock::SystemClock),
-                notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(
-                    &shared::config::Settings::default(),
-                )),
-            },
+        let app = crate::app(
+            Arc::new(dynamodb::DynamoStore::new(client, &table, meter)),
+            Arc::new(shared::clock::SystemClock),
             shared::config::Settings::default(),
         );
         app.ensure_tenant(

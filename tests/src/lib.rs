@@ -86,16 +86,7 @@ pub fn routes_of(function: &str) -> &'static [(&'static str, &'static str)] {
 /// set-up of the tests that drive a router or a server directly rather than a [`Harness`].
 pub async fn app_with_tenant(tenant: &str, secret: &str) -> App {
     let store = Arc::new(EmbeddedStore::in_memory().unwrap());
-    let app = App::new(
-        shared::Ports {
-            store,
-            clock: Arc::new(SystemClock),
-            notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(
-                &Settings::default(),
-            )),
-        },
-        Settings::default(),
-    );
+    let app = testkit::app(store, Arc::new(SystemClock), Settings::default());
     app.ensure_tenant(
         &TenantId::parse(tenant).unwrap(),
         &ApiSecret::parse(secret).unwrap(),
@@ -265,14 +256,7 @@ impl Harness {
             }
         };
         let clock = Arc::new(ManualClock::new(SystemClock.now()));
-        let app = App::new(
-            shared::Ports {
-                store,
-                clock: clock.clone(),
-                notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(&settings)),
-            },
-            settings,
-        );
+        let app = testkit::app(store, clock.clone(), settings);
         let a = TestTenant {
             id: "tenant-a".into(),
             secret: "sk_test_tenant_a_0123456789".into(),

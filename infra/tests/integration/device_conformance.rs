@@ -7,7 +7,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
-use shared::App;
 use shared::clock::SystemClock;
 use shared::config::Settings;
 use shared::domain::TenantId;
@@ -48,16 +47,7 @@ async fn start(on_dynamodb: bool) -> Target {
         let store = EmbeddedStore::open(&dir.path().join("store.journal")).unwrap();
         (Arc::new(store), None)
     };
-    let app = App::new(
-        shared::Ports {
-            store,
-            clock: Arc::new(SystemClock),
-            notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(
-                &Settings::default(),
-            )),
-        },
-        Settings::default(),
-    );
+    let app = testkit::app(store, Arc::new(SystemClock), Settings::default());
     app.ensure_tenant(
         &TenantId::parse(TENANT).unwrap(),
         &ApiSecret::parse(SECRET).unwrap(),

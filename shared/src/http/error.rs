@@ -333,15 +333,11 @@ mod tests {
     /// (spec 2.4): the use case names those codes itself; they are the codes of the errors.
     #[test]
     fn the_validate_codes_are_the_error_codes() {
-        use crate::usecase::validate::unusable_code;
-        for error in [
-            Error::InvalidToken,
-            Error::ExpiredToken,
-            Error::ActionNotFound,
-        ] {
+        use crate::usecase::validate::{UnusableToken, unusable_code};
+        for reason in UnusableToken::ALL {
             assert_eq!(
-                unusable_code(&error),
-                Some(HttpError::from(error.clone()).code())
+                unusable_code(reason),
+                HttpError::from(reason.error()).code()
             );
         }
     }

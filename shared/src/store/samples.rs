@@ -1,5 +1,11 @@
-//! Sample records for the store's unit tests (the conformance suite, with its own copies,
-//! lives in `testkit`).
+//! Sample records for the store's unit tests: copies of `sample_tenant`, `sample_challenge_id`
+//! and `approval` in `testkit::conformance`.
+//!
+//! The copies stay on purpose. The unit tests that use them (the embedded store's faults and
+//! journal, the DynamoDB item mapping) reach `pub(crate)` internals, so they must live inside
+//! `shared`; and inside `shared`'s own test build, `testkit` links the *other* build of
+//! `shared`, whose `TenantRecord`, `ChallengeId` and `ApprovalChallenge` are different types
+//! from `crate::domain`'s. Keep the two in step by hand.
 
 use crate::clock::Timestamp;
 use crate::domain::{

@@ -37,14 +37,44 @@ pub enum Validation {
     Unusable { error: &'static str },
 }
 
+/// Why a token cannot be used (spec 2.4); each is also an [`Error`] ([`UnusableToken::error`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnusableToken {
+    InvalidToken,
+    ExpiredToken,
+    ActionNotFound,
+}
+
+impl UnusableToken {
+    pub const ALL: [UnusableToken; 3] = [
+        UnusableToken::InvalidToken,
+        UnusableToken::ExpiredToken,
+        UnusableToken::ActionNotFound,
+    ];
+
+    /// The error of the same name.
+    pub fn error(self) -> Error {
+        match self {
+            UnusableToken::InvalidToken => Error::InvalidToken,
+            UnusableToken::ExpiredToken => Error::ExpiredToken,
+            UnusableToken::ActionNotFound => Error::ActionNotFound,
+        }
+    }
+}
+
 /// The `error` of an unusable token (spec 2.4): the same snake_case codes these errors have
 /// on the wire (spec 1.3; `http::error` checks that they agree).
-pub fn unusable_code(error: &Error) -> Option<&'static str> {
-    match error {
-        Error::InvalidToken => Some("invalid_token"),
-        Error::ExpiredToken => Some("expired_token"),
-        Error::ActionNotFound => Some("action_not_found"),
-        _ => None,
+pub fn unusable_code(reason: UnusableToken) -> &'static str {
+    match reason {
+        UnusableToken::InvalidToken => "invalid_token",
+        UnusableToken::ExpiredToken => "expired_token",
+        UnusableToken::ActionNotFound => "action_not_found",
+    }
+}
+
+fn unusable(reason: UnusableToken) -> Validation {
+    Validation::Unusable {
+        error: unusable_code(reason),
     }
 }
 
@@ -52,20 +82,13 @@ impl App {
     pub async fn validate(&self, tenant: &Tenant, command: ValidateCommand) -> Result<Validation> {
         let token = match tenant.keys.verify(&command.token, self.now()) {
             Ok(token) => token,
-            Err(error @ (Error::InvalidToken | Error::ExpiredToken)) => {
-                return Ok(Validation::Unusable {
-                    error: unusable_code(&error).unwrap_or("invalid_token"),
-                });
-            }
+            Err(Error::InvalidToken) => return Ok(unusable(UnusableToken::InvalidToken)),
+            Err(Error::ExpiredToken) => return Ok(unusable(UnusableToken::ExpiredToken)),
             Err(other) => return Err(other),
         };
         let action = match self.get_action(tenant, &token.action).await {
             Ok(action) => action,
-            Err(error @ Error::ActionNotFound) => {
-                return Ok(Validation::Unusable {
-                    error: unusable_code(&error).unwrap_or("action_not_found"),
-                });
-            }
+            Err(Error::ActionNotFound) => return Ok(unusable(UnusableToken::ActionNotFound)),
             Err(other) => return Err(other),
         };
         let error = if command

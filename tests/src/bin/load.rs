@@ -18,7 +18,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
-use shared::App;
 use shared::clock::SystemClock;
 use shared::config::Settings;
 use shared::domain::TenantId;
@@ -359,16 +358,7 @@ fn main() {
                 }
                 other => panic!("--store embedded|dynamodb, not {other}"),
             };
-            let app = App::new(
-                shared::Ports {
-                    store,
-                    clock: Arc::new(SystemClock),
-                    notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(
-                        &Settings::default(),
-                    )),
-                },
-                Settings::default(),
-            );
+            let app = testkit::app(store, Arc::new(SystemClock), Settings::default());
             server_runtime.block_on(async {
                 app.ensure_tenant(
                     &TenantId::parse(o.tenant_id.clone()).unwrap(),

@@ -37,6 +37,16 @@ async fn alice_with_push_phone(h: &Harness) -> (Device, String) {
     (phone, token)
 }
 
+/// Alice has two push keys, a phone and a tablet, and the browser has started a push for a
+/// tracked `signIn`: phone, tablet, token, challenge id.
+async fn alice_phone_and_tablet_push_started(h: &Harness) -> (Device, Device, String, String) {
+    let (phone, _) = enrol(h, "alice", "push").await;
+    let (tablet, _) = enrol(h, "alice", "push").await;
+    let token = track_token(h, "alice", "signIn", json!({})).await;
+    let id = started_push(h, &token).await;
+    (phone, tablet, token, id)
+}
+
 /// [`alice_with_push_phone`], and the browser has started a push: phone, token, challenge id.
 async fn alice_push_started(h: &Harness) -> (Device, String, String) {
     let (phone, token) = alice_with_push_phone(h).await;
@@ -62,6 +72,17 @@ async fn started_push(h: &Harness, token: &str) -> String {
     started["challengeId"].as_str().unwrap().to_owned()
 }
 
+/// Starts a push with number matching: its challenge id and the code the browser shows.
+async fn started_matching_push(h: &Harness, token: &str) -> (String, String) {
+    let started = start_push(h, token, json!({"numberMatching": true}))
+        .await
+        .expect(200);
+    (
+        started["challengeId"].as_str().unwrap().to_owned(),
+        started["verificationCode"].as_str().unwrap().to_owned(),
+    )
+}
+
 /// Browser SDK: `POST /client/verify/push`.
 async fn poll_push(h: &Harness, token: &str, challenge_id: &str) -> Reply {
     h.post(
@@ -72,6 +93,11 @@ async fn poll_push(h: &Harness, token: &str, challenge_id: &str) -> Reply {
     .await
 }
 
+/// [`poll_push`], answered 200: the body.
+async fn push_polled(h: &Harness, token: &str, challenge_id: &str) -> Value {
+    poll_push(h, token, challenge_id).await.expect(200)
+}
+
 /// Kiosk: `POST /client/verify/qr-code` with its device code.
 async fn poll_qr(h: &Harness, challenge_id: &str, device_code: &str) -> Reply {
     h.post(
@@ -80,6 +106,11 @@ async fn poll_qr(h: &Harness, challenge_id: &str, device_code: &str) -> Reply {
         json!({"challengeId": challenge_id, "deviceCode": device_code}),
     )
     .await
+}
+
+/// [`poll_qr`], answered 200: the body.
+async fn qr_polled(h: &Harness, challenge_id: &str, device_code: &str) -> Value {
+    poll_qr(h, challenge_id, device_code).await.expect(200)
 }
 
 /// App SDK: approve or reject in `device.namespace`, signed over the challenge id; `extra`
@@ -104,6 +135,38 @@ async fn answer(
         &format!("/client/user-authenticators/{}/challenge", device.namespace),
         Auth::TenantIos(&h.a.id),
         body,
+    )
+    .await
+}
+
+/// [`answer`] with a `decisionSignature` by `device` over `{id}|{approved}|`.
+async fn answer_with_decision(
+    h: &Harness,
+    device: &Device,
+    challenge_id: &str,
+    approved: bool,
+) -> Reply {
+    let decision = device.sign(&format!("{challenge_id}|{approved}|"));
+    answer(
+        h,
+        device,
+        challenge_id,
+        approved,
+        json!({"decisionSignature": decision}),
+    )
+    .await
+}
+
+/// App SDK: `POST /client/user-authenticators/push/sign?publicKey=` (iOS), no body.
+async fn push_signing(h: &Harness, device: &Device) -> Reply {
+    h.send(
+        Method::POST,
+        &format!(
+            "/client/user-authenticators/push/sign?publicKey={}",
+            device.query_ios()
+        ),
+        Auth::TenantIos(&h.a.id),
+        None,
     )
     .await
 }
@@ -150,16 +213,20 @@ async fn signed_nonce(h: &Harness, device: &Device) -> String {
     device.sign(reply["message"].as_str().unwrap())
 }
 
-/// Kiosk: `POST /client/challenge/qr-code` with tenant Basic; returns (challengeId, deviceCode).
+/// Kiosk: `POST /client/challenge/qr-code` with tenant Basic; the answer's body.
+async fn started_qr(h: &Harness, body: Value) -> Value {
+    h.post(
+        "/client/challenge/qr-code",
+        Auth::TenantBrowser(&h.a.id),
+        body,
+    )
+    .await
+    .expect(200)
+}
+
+/// [`started_qr`]: (challengeId, deviceCode).
 async fn start_qr(h: &Harness, body: Value) -> (String, String) {
-    let started = h
-        .post(
-            "/client/challenge/qr-code",
-            Auth::TenantBrowser(&h.a.id),
-            body,
-        )
-        .await
-        .expect(200);
+    let started = started_qr(h, body).await;
     (
         started["challengeId"].as_str().unwrap().to_owned(),
         started["deviceCode"].as_str().unwrap().to_owned(),
@@ -360,12 +427,7 @@ async fn only_a_targeted_device_of_the_user_may_answer_a_push() {
     answer(&h, &Device::in_namespace("push"), id, true, json!({}))
         .await
         .expect_error(400, "invalid_credential");
-    assert_poll(
-        &poll_push(&h, &token, id).await.expect(200),
-        false,
-        false,
-        false,
-    );
+    assert_poll(&push_polled(&h, &token, id).await, false, false, false);
 
     assert_eq!(
         answer(&h, &phone, id, true, json!({})).await.expect(200)["isVerified"],
@@ -376,10 +438,7 @@ async fn only_a_targeted_device_of_the_user_may_answer_a_push() {
 #[tokio::test]
 async fn a_push_is_answered_once() {
     let h = Harness::start().await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let (tablet, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
-    let id = started_push(&h, &token).await;
+    let (phone, tablet, token, id) = alice_phone_and_tablet_push_started(&h).await;
 
     answer(&h, &phone, &id, true, json!({})).await.expect(200);
     answer(&h, &phone, &id, true, json!({}))
@@ -591,19 +650,9 @@ async fn bad_signatures_are_throttled_but_never_reject_a_push() {
         200
     );
     // ...and the push is still pending: the right signature approves it.
-    assert_poll(
-        &poll_push(&h, &token, &id).await.expect(200),
-        false,
-        false,
-        false,
-    );
+    assert_poll(&push_polled(&h, &token, &id).await, false, false, false);
     answer(&h, &phone, &id, true, json!({})).await.expect(200);
-    assert_poll(
-        &poll_push(&h, &token, &id).await.expect(200),
-        true,
-        true,
-        true,
-    );
+    assert_poll(&push_polled(&h, &token, &id).await, true, true, true);
 }
 
 /// Bad signatures sent at the same moment as the owner's approval: the owner's approval
@@ -712,11 +761,8 @@ async fn a_public_key_alone_cannot_end_or_read_a_users_push() {
 async fn number_matching_approves_with_the_right_code() {
     let h = Harness::start().await;
     let (phone, token) = alice_with_push_phone(&h).await;
-    let started = start_push(&h, &token, json!({"numberMatching": true}))
-        .await
-        .expect(200);
-    let id = started["challengeId"].as_str().unwrap();
-    let code = started["verificationCode"].as_str().unwrap();
+    let (id, code) = started_matching_push(&h, &token).await;
+    let (id, code) = (id.as_str(), code.as_str());
     assert_eq!(code.len(), 2, "{code}");
     assert!((10..=99).contains(&code.parse::<u32>().unwrap()), "{code}");
 
@@ -744,15 +790,9 @@ async fn number_matching_with_a_wrong_or_missing_code_rejects_the_push() {
     let h = Harness::start().await;
     let (phone, token) = alice_with_push_phone(&h).await;
 
-    let started = start_push(&h, &token, json!({"numberMatching": true}))
-        .await
-        .expect(200);
-    let id = started["challengeId"].as_str().unwrap();
-    let code: u32 = started["verificationCode"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (id, code) = started_matching_push(&h, &token).await;
+    let id = id.as_str();
+    let code: u32 = code.parse().unwrap();
     let wrong = if code == 99 { 10 } else { code + 1 };
     answer(
         &h,
@@ -763,12 +803,7 @@ async fn number_matching_with_a_wrong_or_missing_code_rejects_the_push() {
     )
     .await
     .expect_error(400, "invalid_verification_code");
-    assert_poll(
-        &poll_push(&h, &token, id).await.expect(200),
-        true,
-        true,
-        false,
-    );
+    assert_poll(&push_polled(&h, &token, id).await, true, true, false);
     // No second guess, not even the right one.
     answer(
         &h,
@@ -781,25 +816,16 @@ async fn number_matching_with_a_wrong_or_missing_code_rejects_the_push() {
     .expect_error(409, "challenge_already_used");
 
     // Android sends `null` when the user typed nothing.
-    let again = start_push(&h, &token, json!({"numberMatching": true}))
-        .await
-        .expect(200);
-    let id = again["challengeId"].as_str().unwrap();
+    let (id, _) = started_matching_push(&h, &token).await;
+    let id = id.as_str();
     answer(&h, &phone, id, true, json!({"verificationCode": null}))
         .await
         .expect_error(400, "invalid_verification_code");
-    assert_poll(
-        &poll_push(&h, &token, id).await.expect(200),
-        true,
-        true,
-        false,
-    );
+    assert_poll(&push_polled(&h, &token, id).await, true, true, false);
 
     // Declining needs no code.
-    let third = start_push(&h, &token, json!({"numberMatching": true}))
-        .await
-        .expect(200);
-    let id = third["challengeId"].as_str().unwrap();
+    let (id, _) = started_matching_push(&h, &token).await;
+    let id = id.as_str();
     assert_eq!(
         answer(&h, &phone, id, false, json!({})).await.expect(200)["isVerified"],
         false
@@ -809,10 +835,7 @@ async fn number_matching_with_a_wrong_or_missing_code_rejects_the_push() {
 #[tokio::test]
 async fn a_decision_signature_must_sign_the_decision_itself() {
     let h = Harness::start().await;
-    let (phone, _) = enrol(&h, "alice", "push").await;
-    let (tablet, _) = enrol(&h, "alice", "push").await;
-    let token = track_token(&h, "alice", "signIn", json!({})).await;
-    let id = started_push(&h, &token).await;
+    let (phone, tablet, token, id) = alice_phone_and_tablet_push_started(&h).await;
 
     // Forged: a signature over the opposite decision, or by another key.
     let flipped = phone.sign(&format!("{id}|false|"));
@@ -829,25 +852,16 @@ async fn a_decision_signature_must_sign_the_decision_itself() {
     )
     .await
     .expect_error(400, "invalid_signature");
-    assert_poll(
-        &poll_push(&h, &token, &id).await.expect(200),
-        false,
-        false,
-        false,
-    );
+    assert_poll(&push_polled(&h, &token, &id).await, false, false, false);
 
-    let valid = phone.sign(&format!("{id}|true|"));
-    let approved = answer(&h, &phone, &id, true, json!({"decisionSignature": valid}))
+    let approved = answer_with_decision(&h, &phone, &id, true)
         .await
         .expect(200);
     assert_eq!(approved["isVerified"], true);
 
     // With number matching, the code is part of the signed message.
-    let started = start_push(&h, &token, json!({"numberMatching": true}))
-        .await
-        .expect(200);
-    let id = started["challengeId"].as_str().unwrap();
-    let code = started["verificationCode"].as_str().unwrap();
+    let (id, code) = started_matching_push(&h, &token).await;
+    let (id, code) = (id.as_str(), code.as_str());
     let without_code = phone.sign(&format!("{id}|true|"));
     answer(
         &h,
@@ -891,17 +905,10 @@ async fn a_tenant_may_require_decision_signatures() {
     answer(&h, &phone, &id, false, json!({}))
         .await
         .expect_error(400, "decision_signature_required");
-    let decision = phone.sign(&format!("{id}|false|"));
     assert_eq!(
-        answer(
-            &h,
-            &phone,
-            &id,
-            false,
-            json!({"decisionSignature": decision})
-        )
-        .await
-        .expect(200)["isVerified"],
+        answer_with_decision(&h, &phone, &id, false)
+            .await
+            .expect(200)["isVerified"],
         false
     );
 
@@ -912,17 +919,10 @@ async fn a_tenant_may_require_decision_signatures() {
     answer(&h, &qr_phone, &qr, true, json!({}))
         .await
         .expect_error(400, "decision_signature_required");
-    let decision = qr_phone.sign(&format!("{qr}|true|"));
     assert_eq!(
-        answer(
-            &h,
-            &qr_phone,
-            &qr,
-            true,
-            json!({"decisionSignature": decision})
-        )
-        .await
-        .expect(200)["isVerified"],
+        answer_with_decision(&h, &qr_phone, &qr, true)
+            .await
+            .expect(200)["isVerified"],
         true
     );
 }
@@ -1019,12 +1019,7 @@ async fn qr_code_claimed_and_approved_signs_the_kiosk_in_as_the_claimer() {
     assert_eq!(claimed["custom"], json!({"kiosk": "lobby"}));
     assert_eq!(claimed["user"], json!({"custom": {"tier": "gold"}}));
     assert_eq!(claimed["userAgent"], "Kiosk/1.0");
-    assert_poll(
-        &poll_qr(&h, id, device_code).await.expect(200),
-        true,
-        false,
-        false,
-    );
+    assert_poll(&qr_polled(&h, id, device_code).await, true, false, false);
 
     poll_qr(&h, id, "not-the-device-code")
         .await
@@ -1153,14 +1148,7 @@ async fn a_token_started_qr_code_is_claimed_only_by_that_users_device() {
 async fn qr_code_with_number_matching_needs_the_kiosks_code() {
     let h = Harness::start().await;
     let (phone, _) = enrol(&h, "alice", "qr-code").await;
-    let started = h
-        .post(
-            "/client/challenge/qr-code",
-            Auth::TenantBrowser(&h.a.id),
-            json!({"action": "signIn", "numberMatching": true}),
-        )
-        .await
-        .expect(200);
+    let started = started_qr(&h, json!({"action": "signIn", "numberMatching": true})).await;
     let id = started["challengeId"].as_str().unwrap();
     let code = started["verificationCode"].as_str().unwrap();
     let claimed = claim(&h, &phone, id).await.expect(200);
@@ -1169,26 +1157,14 @@ async fn qr_code_with_number_matching_needs_the_kiosks_code() {
         .await
         .expect(200);
 
-    let (second, device_code) = {
-        let s = h
-            .post(
-                "/client/challenge/qr-code",
-                Auth::TenantBrowser(&h.a.id),
-                json!({"action": "signIn", "numberMatching": true}),
-            )
-            .await
-            .expect(200);
-        (
-            s["challengeId"].as_str().unwrap().to_owned(),
-            s["deviceCode"].as_str().unwrap().to_owned(),
-        )
-    };
+    let (second, device_code) =
+        start_qr(&h, json!({"action": "signIn", "numberMatching": true})).await;
     claim(&h, &phone, &second).await.expect(200);
     answer(&h, &phone, &second, true, json!({"verificationCode": "00"}))
         .await
         .expect_error(400, "invalid_verification_code");
     assert_poll(
-        &poll_qr(&h, &second, &device_code).await.expect(200),
+        &qr_polled(&h, &second, &device_code).await,
         true,
         true,
         false,
@@ -1285,14 +1261,7 @@ async fn the_backend_reads_a_push_or_qr_challenge_with_get_or_post() {
 async fn a_push_credential_update_is_signed_and_used_once() {
     let h = Harness::start().await;
     let (phone, phone_id) = enrol(&h, "alice", "push").await;
-    let sign_path = format!(
-        "/client/user-authenticators/push/sign?publicKey={}",
-        phone.query_ios()
-    );
-    let signing = h
-        .send(Method::POST, &sign_path, Auth::TenantIos(&h.a.id), None)
-        .await
-        .expect(200);
+    let signing = push_signing(&h, &phone).await.expect(200);
     let challenge_id = signing["challengeId"].as_str().unwrap();
     assert_eq!(signing["message"], challenge_id);
 
@@ -1426,18 +1395,7 @@ async fn push_created_is_delivered_signed_before_the_start_returns() {
     let h = harness_with_webhook(&hook.url, Settings::default()).await;
     let (phone, phone_id) = enrol(&h, "alice", "push").await;
     // The app has set its APNs token.
-    let signing = h
-        .send(
-            Method::POST,
-            &format!(
-                "/client/user-authenticators/push/sign?publicKey={}",
-                phone.query_ios()
-            ),
-            Auth::TenantIos(&h.a.id),
-            None,
-        )
-        .await
-        .expect(200);
+    let signing = push_signing(&h, &phone).await.expect(200);
     let update_id = signing["challengeId"].as_str().unwrap();
     h.send(
         Method::PATCH,
@@ -1530,12 +1488,7 @@ async fn a_failed_push_created_delivery_fails_the_push() {
     answer(&h, &phone, id, true, json!({}))
         .await
         .expect_error(409, "challenge_already_used");
-    assert_poll(
-        &poll_push(&h, &token, id).await.expect(200),
-        true,
-        true,
-        false,
-    );
+    assert_poll(&push_polled(&h, &token, id).await, true, true, false);
 }
 
 #[tokio::test]
@@ -1643,14 +1596,7 @@ async fn push_credentials_expire_unless_their_expiry_is_reset() {
     let (stale, _) = enrol(&h, "bob", "push").await;
 
     h.clock.advance_seconds(179 * DAY);
-    let sign_path = format!(
-        "/client/user-authenticators/push/sign?publicKey={}",
-        phone.query_ios()
-    );
-    let signing = h
-        .send(Method::POST, &sign_path, Auth::TenantIos(&h.a.id), None)
-        .await
-        .expect(200);
+    let signing = push_signing(&h, &phone).await.expect(200);
     let challenge_id = signing["challengeId"].as_str().unwrap();
     let reset = h
         .send(
@@ -1687,10 +1633,6 @@ async fn push_credentials_expire_unless_their_expiry_is_reset() {
 async fn a_push_update_challenge_survives_bad_signatures_and_dies_when_expired() {
     let h = Harness::start().await;
     let (phone, _) = enrol(&h, "alice", "push").await;
-    let sign_path = format!(
-        "/client/user-authenticators/push/sign?publicKey={}",
-        phone.query_ios()
-    );
     let update = |challenge_id: String, signature: String| {
         let h = &h;
         let body = json!({
@@ -1710,9 +1652,7 @@ async fn a_push_update_challenge_survives_bad_signatures_and_dies_when_expired()
         }
     };
     let new_challenge = || async {
-        h.send(Method::POST, &sign_path, Auth::TenantIos(&h.a.id), None)
-            .await
-            .expect(200)["challengeId"]
+        push_signing(&h, &phone).await.expect(200)["challengeId"]
             .as_str()
             .unwrap()
             .to_owned()
@@ -1776,12 +1716,7 @@ async fn another_tenant_cannot_reach_a_challenge() {
     )
     .await
     .expect_error(404, "challenge_not_found");
-    assert_poll(
-        &poll_qr(&h, &qr, &device_code).await.expect(200),
-        false,
-        false,
-        false,
-    );
+    assert_poll(&qr_polled(&h, &qr, &device_code).await, false, false, false);
 }
 
 #[tokio::test]

@@ -5,7 +5,6 @@
 use axum::body::to_bytes;
 use e2e_tests::lambda_events::{self, EventFixture, FIXTURE_TIME, FIXTURES};
 use e2e_tests::{FUNCTIONS, routes_of};
-use shared::App;
 use shared::clock::ManualClock;
 use shared::config::Settings;
 use shared::store::embedded::EmbeddedStore;
@@ -126,14 +125,9 @@ async fn run(fixture: &EventFixture) -> (u16, serde_json::Value) {
 /// Runs an event (a fixture's, or one derived from it) through the fixture's function.
 async fn run_event(fixture: &EventFixture, text: &str) -> (u16, serde_json::Value) {
     let store = Arc::new(EmbeddedStore::in_memory().unwrap());
-    let app = App::new(
-        shared::Ports {
-            store: store.clone(),
-            clock: Arc::new(ManualClock::new(FIXTURE_TIME)),
-            notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(
-                &Settings::default(),
-            )),
-        },
+    let app = testkit::app(
+        store.clone(),
+        Arc::new(ManualClock::new(FIXTURE_TIME)),
         Settings::default(),
     );
     lambda_events::seed(&app, &*store).await;
@@ -205,14 +199,9 @@ async fn fixture_bodies_say_what_the_sdks_need() {
 #[tokio::test]
 async fn a_qr_code_started_through_api_gateway_records_its_source_ip() {
     let store = Arc::new(EmbeddedStore::in_memory().unwrap());
-    let app = Arc::new(App::new(
-        shared::Ports {
-            store: store.clone(),
-            clock: Arc::new(ManualClock::new(FIXTURE_TIME)),
-            notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(
-                &Settings::default(),
-            )),
-        },
+    let app = Arc::new(testkit::app(
+        store.clone(),
+        Arc::new(ManualClock::new(FIXTURE_TIME)),
         Settings::default(),
     ));
     lambda_events::seed(&app, &*store).await;
@@ -250,12 +239,9 @@ async fn anonymous_starts_through_api_gateway_are_limited_per_source_ip() {
         anonymous_qr_starts_per_source: 2,
         ..Settings::default()
     };
-    let app = Arc::new(App::new(
-        shared::Ports {
-            store: store.clone(),
-            clock: Arc::new(ManualClock::new(FIXTURE_TIME)),
-            notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(&settings)),
-        },
+    let app = Arc::new(testkit::app(
+        store.clone(),
+        Arc::new(ManualClock::new(FIXTURE_TIME)),
         settings,
     ));
     lambda_events::seed(&app, &*store).await;
@@ -332,14 +318,9 @@ async fn each_function_uses_only_the_dynamodb_actions_its_iam_policy_grants() {
         let table = local::unique_table("iam");
         dynamodb::create_table(&client, &table).await.unwrap();
         let store = Arc::new(DynamoStore::new(client.clone(), table, meter.clone()));
-        let app = Arc::new(App::new(
-            shared::Ports {
-                store: store.clone(),
-                clock: Arc::new(ManualClock::new(FIXTURE_TIME)),
-                notifier: Arc::new(shared::webhook::WebhookNotifier::for_settings(
-                    &Settings::default(),
-                )),
-            },
+        let app = Arc::new(testkit::app(
+            store.clone(),
+            Arc::new(ManualClock::new(FIXTURE_TIME)),
             Settings::default(),
         ));
         lambda_events::seed(&app, &*store).await;

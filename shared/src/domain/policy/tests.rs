@@ -1,18 +1,22 @@
 //! Precedence, inactive rules, defaults, the unenrolled adjustment and config validation.
 
 use super::*;
-use crate::http::error::Describe as _;
 use serde_json::json;
 
 fn config(value: Value) -> ActionConfig {
     ActionConfig::parse(value, None).unwrap()
 }
 
+/// The message of an [`Error::InvalidActionConfig`], the one error a config is refused with.
+fn message(error: Error) -> String {
+    match error {
+        Error::InvalidActionConfig(message) => message.into_owned(),
+        other => panic!("not an invalid action config: {other:?}"),
+    }
+}
+
 fn refused(value: Value) -> String {
-    ActionConfig::parse(value, None)
-        .unwrap_err()
-        .description()
-        .into_owned()
+    message(ActionConfig::parse(value, None).unwrap_err())
 }
 
 fn rule(id: &str, priority: u32, outcome: &str, conditions: Value) -> Value {
@@ -268,7 +272,7 @@ fn the_path_fills_or_must_match_the_action_code() {
     let filled = ActionConfig::parse(json!({"defaultOutcome": "BLOCK"}), Some(&pay)).unwrap();
     assert_eq!(filled.action_code, "pay");
     let mismatch = ActionConfig::parse(json!({"actionCode": "signIn"}), Some(&pay)).unwrap_err();
-    assert!(mismatch.description().contains("differs"));
+    assert!(message(mismatch).contains("differs"));
     assert_eq!(ConfigKey::parse("*").unwrap(), ConfigKey::TenantDefault);
 }
 

@@ -33,7 +33,14 @@ impl ActionStore for DynamoStore {
             }
             Err(Some(existing)) => action_from(&action.tenant_id, &existing),
             // A failed condition always returns the old item (ALL_OLD): it exists.
-            Err(None) => Err(crate::error::Error::Internal),
+            Err(None) => {
+                tracing::error!(
+                    operation = "PutItem",
+                    code = "ConditionalCheckFailedException",
+                    "dynamodb request failed: the failed condition returned no old item"
+                );
+                Err(crate::error::Error::Internal)
+            }
         }
     }
 

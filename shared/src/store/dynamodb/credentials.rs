@@ -2,7 +2,7 @@
 
 use super::DynamoStore;
 use super::error::failed;
-use super::item::{action_from, credential_from, credential_item, n, s};
+use super::item::{self, action_from, credential_from, credential_item, n, s};
 use super::keys::{CREDENTIAL_PREFIX, Key, user_partition};
 use crate::domain::{
     ADD_AUTHENTICATORS_SCOPE, ActionState, Credential, CredentialId, Namespace, TenantId, UserId,
@@ -161,14 +161,7 @@ impl CredentialStore for DynamoStore {
     ) -> Result<()> {
         let tenant = &credential.tenant_id;
         let [by_key, by_user] = Key::credential_copies(credential);
-        // Not per namespace: the signed window message names none (spec 3.2, 4.4).
-        let mut receipt_item =
-            Key::removal_receipt(tenant, &credential.key_fingerprint, receipt.window).item();
-        receipt_item.insert("expiresAt".into(), n(receipt.expires_at.0));
-        receipt_item.insert(
-            super::schema::TTL_ATTRIBUTE.into(),
-            n(receipt.expires_at.unix_seconds()),
-        );
+        let receipt_item = item::removal_receipt_item(credential, receipt);
         let id_matches = || {
             Some((
                 "credId = :id",

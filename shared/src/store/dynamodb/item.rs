@@ -4,7 +4,9 @@
 //! fails to compile here until it is given an attribute (or explicitly skipped, with the
 //! reason), so a field cannot go silently unstored on DynamoDB while the embedded store keeps it.
 //! Every item→record function builds its record with a struct literal, which the compiler checks
-//! the same way. The records kept as one JSON attribute (tenants, profiles, configs, push and
+//! the same way. Two kinds of item are written by update expressions as well as by these
+//! functions (challenge marks, rate-limit counters): their functions say so. The records kept as
+//! one JSON attribute (tenants, profiles, configs, push and
 //! QR-code challenges) are covered by their serde derive.
 
 use super::error::internal;
@@ -16,6 +18,7 @@ use crate::domain::{
     CredentialId, IdempotencyKey, Namespace, TenantId, UserId, VerificationMethod,
 };
 use crate::error::{Error, Result};
+use crate::store::{RateBucket, RemovalReceipt};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
@@ -195,6 +198,38 @@ pub(super) fn action_from(tenant: &TenantId, item: &Item) -> Result<Action> {
         },
         expires_at: Timestamp(get_n(item, "expiresAt")?),
     })
+}
+
+// ---------------------------------------------------------------- removal receipts
+
+/// The receipt that `credential`'s key was removed in `receipt.window`: the window is in the
+/// key (not per namespace: the signed window message names none, spec 3.2, 4.4); the receipt
+/// is kept until `expiresAt` (and `ttl`).
+pub(super) fn removal_receipt_item(credential: &Credential, receipt: &RemovalReceipt) -> Item {
+    let RemovalReceipt { window, expires_at } = receipt;
+    let mut item =
+        Key::removal_receipt(&credential.tenant_id, &credential.key_fingerprint, *window).item();
+    item.insert("expiresAt".into(), n(expires_at.0));
+    item.insert(schema::TTL_ATTRIBUTE.into(), n(expires_at.unix_seconds()));
+    item
+}
+
+// ---------------------------------------------------------------- rate limits
+
+/// A rate-limit counter started again with one hit. `hit`'s update expression counts on the
+/// same attributes (`hits`, `expiresAt`, `ttl`): keep the two in step.
+pub(super) fn rate_bucket_item(tenant: &TenantId, bucket: &RateBucket) -> Item {
+    let RateBucket {
+        key,
+        // Not stored: `hit` checks it in its condition.
+        limit: _,
+        expires_at,
+    } = bucket;
+    let mut item = Key::rate_limit(tenant, key).item();
+    item.insert("hits".into(), n(1));
+    item.insert("expiresAt".into(), n(expires_at.0));
+    item.insert(schema::TTL_ATTRIBUTE.into(), n(expires_at.unix_seconds()));
+    item
 }
 
 // ---------------------------------------------------------------- challenge marks

@@ -151,7 +151,7 @@ impl Key {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ActionCode, IdempotencyKey};
+    use crate::domain::{ActionCode, ApprovalId, IdempotencyKey};
 
     /// The layout of docs/dynamodb.md and the module docs, byte for byte: a changed key would
     /// orphan every item already stored.
@@ -183,10 +183,11 @@ mod tests {
         );
         assert_eq!(
             pair(Key::credential_by_key(&t, Namespace::Push, "f0")),
-            (
-                format!("T#acme#K#{}#f0", Namespace::Push.segment()),
-                "KEY".into()
-            )
+            ("T#acme#K#push#f0".into(), "KEY".into())
+        );
+        assert_eq!(
+            pair(Key::credential_by_key(&t, Namespace::QrCode, "f0")),
+            ("T#acme#K#qr-code#f0".into(), "KEY".into())
         );
         assert_eq!(
             pair(Key::removal_receipt(&t, "f0", 7)),
@@ -209,6 +210,19 @@ mod tests {
             pair(Key::approval(&t, &ApprovalSlot::Push(u.clone()))),
             ("T#acme#U#alice".into(), "PUSH".into())
         );
+        let qr = "0123456789abcdef".repeat(6);
+        assert_eq!(
+            pair(Key::approval(
+                &t,
+                &ApprovalSlot::QrCode(ApprovalId::parse(qr).unwrap())
+            )),
+            (
+                "T#acme#QR#0123456789abcdef0123456789abcdef0123456789abcdef\
+                 0123456789abcdef0123456789abcdef0123456789abcdef"
+                    .into(),
+                "QR".into()
+            )
+        );
         assert_eq!(
             pair(Key::rate_limit(&t, "anon#1")),
             ("T#acme#RL#anon#1".into(), "RL".into())
@@ -223,7 +237,8 @@ mod tests {
         assert_eq!(
             pair(Key::challenge_mark(&t, &challenge)),
             (
-                format!("T#acme#CH#{}", challenge.fingerprint()),
+                // SHA-256 of `c1.00ff.mac`.
+                "T#acme#CH#dc1a649deb7abe8762aeb5704b466117e3c821fbb15f037fe9c315553279e51a".into(),
                 "MARK".into()
             )
         );

@@ -2,7 +2,7 @@
 
 use super::DynamoStore;
 use super::error::conditional;
-use super::item::{get_opt_n, n};
+use super::item::{self, get_opt_n, n};
 use super::keys::Key;
 use super::schema;
 use super::store::one;
@@ -61,13 +61,7 @@ impl RateLimitStore for DynamoStore {
                 return Ok(false);
             }
             // Expired: one hit, replacing the old count only if it is still the expired one.
-            let mut fresh = key.item();
-            fresh.insert("hits".into(), n(1));
-            fresh.insert("expiresAt".into(), n(bucket.expires_at.0));
-            fresh.insert(
-                schema::TTL_ATTRIBUTE.into(),
-                n(bucket.expires_at.unix_seconds()),
-            );
+            let fresh = item::rate_bucket_item(tenant, bucket);
             let restarted = self
                 .client
                 .put_item()

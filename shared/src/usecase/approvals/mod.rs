@@ -394,10 +394,10 @@ impl App {
 #[cfg(test)]
 mod tests {
     //! `answer_version` is a private step: this test stays here, without the test kit (whose
-    //! `shared::App` is another type than this crate's `App`), on a minimal set-up of its own.
+    //! `shared::App` is another type than this crate's `App`), on the few lines of set-up it
+    //! needs.
 
     use super::*;
-    use crate::Ports;
     use crate::clock::ManualClock;
     use crate::config::Settings;
     use crate::domain::{ActionCode, TenantId, TrackContext};
@@ -409,87 +409,64 @@ mod tests {
     use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
     use std::sync::Arc;
 
-    struct Kit {
-        app: App,
-        tenant: Arc<Tenant>,
+    /// An app on an in-memory store and a manual clock, and its one tenant (without a
+    /// webhook: nothing is sent).
+    async fn app_and_tenant() -> (App, Arc<Tenant>) {
+        let settings = Settings::default();
+        let app = App::new(
+            crate::Ports {
+                store: Arc::new(EmbeddedStore::in_memory().unwrap()),
+                clock: Arc::new(ManualClock::new(Timestamp::from_unix_seconds(
+                    1_790_000_000,
+                ))),
+                notifier: Arc::new(WebhookNotifier::for_settings(&settings)),
+            },
+            settings,
+        );
+        let id = TenantId::parse("tenant-test").unwrap();
+        let secret = ApiSecret::parse("sk_test_0123456789abcdef").unwrap();
+        app.ensure_tenant(&id, &secret).await.unwrap();
+        let tenant = app.tenant_by_id(&id).await.unwrap();
+        (app, tenant)
     }
 
-    impl Kit {
-        async fn new() -> Kit {
-            let settings = Settings::default();
-            let app = App::new(
-                Ports {
-                    store: Arc::new(EmbeddedStore::in_memory().unwrap()),
-                    clock: Arc::new(ManualClock::new(Timestamp::from_unix_seconds(
-                        1_790_000_000,
-                    ))),
-                    // The tenant has no webhook: nothing is sent.
-                    notifier: Arc::new(WebhookNotifier::for_settings(&settings)),
-                },
-                settings,
-            );
-            let id = TenantId::parse("tenant-test").unwrap();
-            let secret = ApiSecret::parse("sk_test_0123456789abcdef").unwrap();
-            app.ensure_tenant(&id, &secret).await.unwrap();
-            let tenant = app.tenant_by_id(&id).await.unwrap();
-            Kit { app, tenant }
-        }
-
-        async fn track_token(&self, user: &str, code: &str, scope: Option<&str>) -> VerifiedToken {
-            let command = TrackCommand {
-                user_id: UserId::parse(user).unwrap(),
-                action_code: ActionCode::parse(code).unwrap(),
-                idempotency_key: None,
-                context: TrackContext {
-                    scope: scope.map(str::to_owned),
-                    ..TrackContext::default()
-                },
-                username: None,
-                email: None,
-                phone_number: None,
-            };
-            let tracked = self.app.track(&self.tenant, command).await.unwrap();
-            self.tenant
-                .keys
-                .verify(&tracked.token, self.app.now())
-                .unwrap()
-        }
+    /// The token of a tracked `code` for alice, verified.
+    async fn track_token(
+        app: &App,
+        tenant: &Tenant,
+        code: &str,
+        scope: Option<&str>,
+    ) -> VerifiedToken {
+        let command = TrackCommand {
+            user_id: UserId::parse("alice").unwrap(),
+            action_code: ActionCode::parse(code).unwrap(),
+            idempotency_key: None,
+            context: TrackContext {
+                scope: scope.map(str::to_owned),
+                ..TrackContext::default()
+            },
+            username: None,
+            email: None,
+            phone_number: None,
+        };
+        let tracked = app.track(tenant, command).await.unwrap();
+        tenant.keys.verify(&tracked.token, app.now()).unwrap()
     }
 
-    /// A push credential's key pair, signing as the SDKs do (spec 4.4).
-    struct Device {
-        pair: EcdsaKeyPair,
-        public_key: PublicKey,
+    /// A P-256 key pair and its public key; [`sign`] signs as the SDKs do (spec 4.4).
+    fn key_pair() -> (EcdsaKeyPair, PublicKey) {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let spki = crate::signature::p256_spki(pair.public_key().as_ref());
+        (pair, PublicKey::from_spki_der(&spki).unwrap())
     }
 
-    impl Device {
-        fn new() -> Device {
-            let rng = ring::rand::SystemRandom::new();
-            let pkcs8 =
-                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-            let pair =
-                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
-                    .unwrap();
-            let spki = crate::signature::p256_spki(pair.public_key().as_ref());
-            let public_key = PublicKey::from_spki_der(&spki).unwrap();
-            Device { pair, public_key }
-        }
-
-        fn sign(&self, message: &str) -> String {
-            let rng = ring::rand::SystemRandom::new();
-            let signature = self.pair.sign(&rng, message.as_bytes()).unwrap();
-            crate::encoding::encode_standard(signature.as_ref())
-        }
-
-        fn add_command(&self) -> AddCredential {
-            AddCredential {
-                namespace: Namespace::Push,
-                public_key: self.public_key.clone(),
-                device_name: Some("Test phone".into()),
-                device_platform: Some("ios".into()),
-                push_token: None,
-            }
-        }
+    fn sign(pair: &EcdsaKeyPair, message: &str) -> String {
+        let rng = ring::rand::SystemRandom::new();
+        let signature = pair.sign(&rng, message.as_bytes()).unwrap();
+        crate::encoding::encode_standard(signature.as_ref())
     }
 
     /// A bad signature's failure count is a new version of the push. An answer that read
@@ -498,40 +475,38 @@ mod tests {
     /// (DESIGN 6: bad signatures never end a live challenge, nor make its answer fail).
     #[tokio::test]
     async fn an_answer_that_read_before_a_failure_count_is_tried_again() {
-        let kit = Kit::new().await;
-        let phone = Device::new();
-        let enrol = kit
-            .track_token("alice", "addAuthenticator", Some("add:authenticators"))
-            .await;
-        let credential = kit
-            .app
-            .add_credential(&kit.tenant, &enrol, phone.add_command())
-            .await
-            .unwrap();
-        let token = kit.track_token("alice", "signIn", None).await;
+        let (app, tenant) = app_and_tenant().await;
+        let (phone, phone_key) = key_pair();
+        let enrol = track_token(
+            &app,
+            &tenant,
+            "addAuthenticator",
+            Some("add:authenticators"),
+        )
+        .await;
+        let add = AddCredential {
+            namespace: Namespace::Push,
+            public_key: phone_key.clone(),
+            device_name: Some("Test phone".into()),
+            device_platform: Some("ios".into()),
+            push_token: None,
+        };
+        let credential = app.add_credential(&tenant, &enrol, add).await.unwrap();
+        let token = track_token(&app, &tenant, "signIn", None).await;
         let start = StartPush {
             action: None,
             credential: None,
             number_matching: false,
         };
-        let started = kit
-            .app
-            .start_push(&kit.tenant, &token, start)
-            .await
-            .unwrap();
+        let started = app.start_push(&tenant, &token, start).await.unwrap();
         let slot = ApprovalSlot::Push(UserId::parse("alice").unwrap());
-        let read_before = kit
-            .app
-            .store
-            .get_approval(&kit.tenant.id, &slot)
-            .await
-            .unwrap()
-            .unwrap();
+        let read = || app.store.get_approval(&tenant.id, &slot);
+        let read_before = read().await.unwrap().unwrap();
         let answer = |signature: String| Answer {
             request: SignedChallengeRequest {
                 namespace: Namespace::Push,
                 challenge_id: started.challenge_id.clone(),
-                public_key: phone.public_key.clone(),
+                public_key: phone_key.clone(),
                 signature,
                 source: None,
             },
@@ -540,34 +515,26 @@ mod tests {
             decision_signature: None,
         };
         // Someone who knows only the public key: a signature by another key.
-        let impostor = Device::new();
+        let (impostor, _) = key_pair();
         assert_eq!(
-            kit.app
-                .answer_challenge(
-                    &kit.tenant,
-                    answer(impostor.sign(started.challenge_id.as_str()))
-                )
-                .await
-                .unwrap_err(),
+            app.answer_challenge(
+                &tenant,
+                answer(sign(&impostor, started.challenge_id.as_str()))
+            )
+            .await
+            .unwrap_err(),
             Error::InvalidSignature
         );
-        let owner = answer(phone.sign(started.challenge_id.as_str()));
+        let owner = answer(sign(&phone, started.challenge_id.as_str()));
         assert_eq!(
-            kit.app
-                .answer_version(&kit.tenant, &owner, &credential, &read_before)
+            app.answer_version(&tenant, &owner, &credential, &read_before)
                 .await
                 .unwrap_err(),
             Error::ChallengeAlreadyUsed,
             "the stale read loses"
         );
-        assert!(kit.app.answer_challenge(&kit.tenant, owner).await.unwrap());
-        let approved = kit
-            .app
-            .store
-            .get_approval(&kit.tenant.id, &slot)
-            .await
-            .unwrap()
-            .unwrap();
+        assert!(app.answer_challenge(&tenant, owner).await.unwrap());
+        let approved = read().await.unwrap().unwrap();
         assert_eq!(approved.state, ApprovalState::Approved);
         assert_eq!(approved.failed_attempts, 1);
     }
