@@ -11,6 +11,9 @@
 # 3. the end-to-end HTTP suite once more, with the server on the DynamoDB store;
 # 4. template.yaml: cfn-lint and `sam validate --lint` (both offline; installed in a venv);
 # 5. the official @authsignal/node SDK, unmodified, against the local server binary.
+# 6. the official @authsignal/browser SDK, unmodified, in headless Chromium (Debian's, installed
+#    with apt-get when missing) on a page of another origin: CORS, push and QR-code flows
+#    (tests/browser/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -68,3 +71,17 @@ for _ in $(seq 1 100); do
 done
 grep -q listening "$data_dir/server.log" || { cat "$data_dir/server.log"; echo "server did not start"; exit 1; }
 (cd tests/node-compat && node --test)
+
+step "the browser SDK in a real browser (headless Debian Chromium, cross-origin CORS)"
+# Debian's chromium from apt (no browser download works on these machines); sudo only if not root.
+if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
+  as_root=""
+  [ "$(id -u)" -eq 0 ] || as_root="sudo"
+  $as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq chromium >/dev/null
+fi
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+browser_started=$(date +%s)
+# The harness starts its own server (the binary built above) and page servers on free ports.
+(cd tests/browser && TD_BIN="$PWD/../../target/debug/trusted-device" node --test)
+echo "browser tests: $(( $(date +%s) - browser_started )) s"
