@@ -11,7 +11,10 @@
 # 3. the end-to-end HTTP suite once more, with the server on the DynamoDB store;
 # 4. template.yaml: cfn-lint and `sam validate --lint` (both offline; installed in a venv);
 # 5. the official @authsignal/node and @authsignal/browser SDKs, unmodified, against the local
-#    server binary (the browser SDK's QR code over its default WebSocket path).
+#    server binary (the browser SDK's QR code over its default WebSocket path);
+# 6. the official @authsignal/browser SDK, unmodified, in headless Chromium (Debian's, installed
+#    with apt-get when missing) on a page of another origin: CORS, push and QR-code flows
+#    (tests/browser/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -71,3 +74,17 @@ grep -q listening "$data_dir/server.log" || { cat "$data_dir/server.log"; echo "
 # --experimental-websocket: Node 20's global WebSocket, which @authsignal/browser's default QR-code
 # path needs (qr-websocket.test.mjs).
 (cd tests/node-compat && node --experimental-websocket --test)
+
+step "the browser SDK in a real browser (headless Debian Chromium, cross-origin CORS)"
+# Debian's chromium from apt (no browser download works on these machines); sudo only if not root.
+if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
+  as_root=""
+  [ "$(id -u)" -eq 0 ] || as_root="sudo"
+  $as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq chromium >/dev/null
+fi
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+browser_started=$(date +%s)
+# The harness starts its own server (the binary built above) and page servers on free ports.
+(cd tests/browser && TD_BIN="$PWD/../../target/debug/trusted-device" node --test)
+echo "browser tests: $(( $(date +%s) - browser_started )) s"

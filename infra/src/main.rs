@@ -6,6 +6,7 @@
 //! trusted-device tenant configure [STORE] --tenant-id ID
 //!                                 [--push-webhook-url URL [--push-webhook-secret S] | --remove-push-webhook]
 //!                                 [--require-decision-signature true|false]
+//!                                 [--allowed-origin ORIGIN ... | --no-allowed-origins]
 //! trusted-device table create --table NAME [--endpoint-url URL]
 //! trusted-device action-config set --config F.yaml|F.json --tenant-id ID [STORE]
 //! trusted-device action-config get|delete CODE --tenant-id ID [STORE]     (CODE `*`: the tenant default)
@@ -28,7 +29,7 @@ use shared::App;
 use shared::clock::{Clock, SystemClock};
 use shared::config::Settings;
 use shared::domain::policy::ConfigKey;
-use shared::domain::{TenantId, WebhookEndpoint};
+use shared::domain::{AllowedOrigin, TenantId, WebhookEndpoint};
 use shared::http::error::Describe as _;
 use shared::store::Store;
 use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
@@ -406,7 +407,7 @@ enum TenantCommand {
         #[arg(long, env = "TRUSTED_DEVICE_TENANT_ID")]
         tenant_id: Option<String>,
     },
-    /// Change a tenant's push and QR-code approval settings.
+    /// Change a tenant's push and QR-code approval settings and its allowed web origins.
     #[command(after_help = SETTINGS_HELP)]
     Configure(ConfigureArgs),
 }
@@ -414,7 +415,13 @@ enum TenantCommand {
 #[derive(clap::Args)]
 #[command(group(
     clap::ArgGroup::new("change")
-        .args(["push_webhook_url", "remove_push_webhook", "require_decision_signature"])
+        .args([
+            "push_webhook_url",
+            "remove_push_webhook",
+            "require_decision_signature",
+            "allowed_origin",
+            "no_allowed_origins",
+        ])
         .required(true)
         .multiple(true)
 ))]
@@ -449,6 +456,18 @@ struct ConfigureArgs {
     /// Require a decisionSignature on every approve or reject.
     #[arg(long)]
     require_decision_signature: Option<bool>,
+    /// A web origin whose pages may call the Client API from a browser (CORS), e.g.
+    /// https://app.example: scheme, host and port, no path; https, or http://localhost.
+    /// Repeat it for several; the list given replaces the tenant's list.
+    #[arg(
+        long = "allowed-origin",
+        value_name = "ORIGIN",
+        conflicts_with = "no_allowed_origins"
+    )]
+    allowed_origin: Vec<String>,
+    /// Allow no web origin: browsers on other origins can no longer call the Client API.
+    #[arg(long)]
+    no_allowed_origins: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -712,6 +731,17 @@ async fn configure_tenant(args: ConfigureArgs) -> Result<(), String> {
         require_decision_signature: args.require_decision_signature,
         ..TenantSettingsChange::default()
     };
+    if args.no_allowed_origins {
+        change.allowed_origins = Some(Vec::new());
+    } else if !args.allowed_origin.is_empty() {
+        let origins = args
+            .allowed_origin
+            .iter()
+            .map(|origin| AllowedOrigin::parse(origin))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.description().into_owned())?;
+        change.allowed_origins = Some(origins);
+    }
     let mut new_secret = None;
     if let Some(url) = args.push_webhook_url {
         let secret = match args.push_webhook_secret {
@@ -729,10 +759,19 @@ async fn configure_tenant(args: ConfigureArgs) -> Result<(), String> {
     } else if args.remove_push_webhook {
         change.push_webhook = Some(None);
     }
+    let origins = change.allowed_origins.clone();
     app.configure_tenant(&id, change)
         .await
         .map_err(|e| e.description().into_owned())?;
     say!("tenant {id} configured");
+    match origins.as_deref() {
+        Some([]) => say!("allowed origins: none (browsers cannot call the Client API)"),
+        Some(origins) => {
+            let list: Vec<&str> = origins.iter().map(AllowedOrigin::as_str).collect();
+            say!("allowed origins: {}", list.join(" "));
+        }
+        None => {}
+    }
     if let Some(secret) = new_secret {
         say!("webhook signing secret: {secret}");
         say!("It is shown only now. Verify X-Signature-V2 with it, e.g. with @authsignal/node:");

@@ -19,6 +19,12 @@ pub enum Error {
     ExpiredToken,
     #[error("the token lacks the scope {0}")]
     InsufficientScope(&'static str),
+    /// A browser page of an origin the tenant does not allow made a state-changing Client API
+    /// call (CORS, DESIGN 9).
+    #[error(
+        "this page's origin is not among the tenant's allowed origins (trusted-device tenant configure --allowed-origin)"
+    )]
+    OriginNotAllowed,
 
     // --- Input (spec 1.2) ---
     #[error("{0}")]

@@ -5,6 +5,7 @@
 //! [`Error`] or transport failure, [`HttpError`]), one [`App`] use case runs, [`json`]
 //! encodes. What any failure looks like on the wire is decided in [`error`], once.
 
+pub mod cors;
 pub mod error;
 
 pub mod routes;
@@ -93,9 +94,9 @@ impl FromRequestParts<SharedApp> for TenantAuth {
 
     async fn from_request_parts(parts: &mut Parts, app: &SharedApp) -> Result<Self, Error> {
         let credentials = authorization(parts, "Basic").ok_or(Error::Unauthorized)?;
-        Ok(TenantAuth(
-            tenant_from_basic(parts, credentials, app).await?,
-        ))
+        let tenant = tenant_from_basic(parts, credentials, app).await?;
+        cors::check_origin(parts, &tenant)?;
+        Ok(TenantAuth(tenant))
     }
 }
 
@@ -127,11 +128,11 @@ impl FromRequestParts<SharedApp> for BearerAuth {
 
     async fn from_request_parts(parts: &mut Parts, app: &SharedApp) -> Result<Self, Error> {
         let token = authorization(parts, "Bearer").ok_or(Error::Unauthorized)?;
-        bearer(token, app).await
+        bearer(parts, token, app).await
     }
 }
 
-async fn bearer(token: &str, app: &App) -> Result<BearerAuth, Error> {
+async fn bearer(parts: &Parts, token: &str, app: &App) -> Result<BearerAuth, Error> {
     let tenant_id = token::claimed_tenant(token).ok_or(Error::InvalidToken)?;
     let tenant = app
         .tenant_by_id(&tenant_id)
@@ -140,6 +141,9 @@ async fn bearer(token: &str, app: &App) -> Result<BearerAuth, Error> {
             Error::Unauthorized => Error::InvalidToken,
             other => other,
         })?;
+    // Before the token's own checks, so that a page of an allowed origin can read an
+    // `expired_token` and refresh (the browser SDK's `onTokenExpired`).
+    cors::check_origin(parts, &tenant)?;
     let token = tenant.keys.verify(token, app.now())?;
     Ok(BearerAuth { tenant, token })
 }
@@ -172,12 +176,12 @@ impl FromRequestParts<SharedApp> for ClientAuth {
 
     async fn from_request_parts(parts: &mut Parts, app: &SharedApp) -> Result<Self, Error> {
         if let Some(token) = authorization(parts, "Bearer") {
-            return Ok(ClientAuth::Bearer(bearer(token, app).await?));
+            return Ok(ClientAuth::Bearer(bearer(parts, token, app).await?));
         }
         let credentials = authorization(parts, "Basic").ok_or(Error::Unauthorized)?;
-        Ok(ClientAuth::Tenant(
-            tenant_from_basic(parts, credentials, app).await?,
-        ))
+        let tenant = tenant_from_basic(parts, credentials, app).await?;
+        cors::check_origin(parts, &tenant)?;
+        Ok(ClientAuth::Tenant(tenant))
     }
 }
 
@@ -315,8 +319,8 @@ pub fn required<T>(value: Option<T>, name: &str) -> Result<T, Error> {
 // ---------------------------------------------------------------- the service
 
 /// Adds what every router needs, once, around the merged routes: JSON 404 and 405, a panic
-/// turned into a 500 in the error shape, one log line per request, and the refusal of an empty
-/// path parameter (see [`normalize_path`]).
+/// turned into a 500 in the error shape, one log line per request, the refusal of an empty
+/// path parameter (see [`normalize_path`]), and CORS for the Client API ([`cors`]).
 pub fn finish(router: Router) -> Router {
     router
         .fallback(|| async { HttpError::RouteNotFound })
@@ -329,6 +333,7 @@ pub fn finish(router: Router) -> Router {
             tracing::error!("handler panicked");
             Error::Internal.into_response()
         }))
+        .layer(axum::middleware::from_fn(cors::layer))
         // Outside the panic catcher, so a request that panicked is logged with its 500 too.
         .layer(axum::middleware::from_fn(log_request))
 }

@@ -3,7 +3,7 @@
 //! Here rather than in [`crate::usecase::tenants`] because [`crate::App`] owns the cache: the
 //! app sits below the use cases, which are its methods, so it must not import from them.
 
-use crate::domain::{TenantId, TenantRecord, WebhookEndpoint};
+use crate::domain::{AllowedOrigin, TenantId, TenantRecord, WebhookEndpoint};
 use crate::error::Result;
 use crate::token::TenantKeys;
 use std::collections::HashMap;
@@ -26,6 +26,8 @@ pub struct Tenant {
     pub push_webhook: Option<WebhookEndpoint>,
     /// Approvals need a `decisionSignature` (ours, DESIGN 6).
     pub require_decision_signature: bool,
+    /// The web origins whose pages may call the Client API (CORS, DESIGN 9).
+    pub allowed_origins: Vec<AllowedOrigin>,
 }
 
 impl Tenant {
@@ -37,6 +39,7 @@ impl Tenant {
             secret_key_hashes: record.secret_key_hashes.clone(),
             push_webhook: record.push_webhook.clone(),
             require_decision_signature: record.require_decision_signature,
+            allowed_origins: record.allowed_origins.clone(),
         })
     }
 }
@@ -126,6 +129,7 @@ mod tests {
             secret_key_hashes: Vec::new(),
             push_webhook: None,
             require_decision_signature: false,
+            allowed_origins: Vec::new(),
         })
     }
 

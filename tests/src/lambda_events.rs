@@ -52,6 +52,7 @@ pub fn tenant_record() -> TenantRecord {
         created_at: FIXTURE_TIME,
         push_webhook: None,
         require_decision_signature: false,
+        allowed_origins: Vec::new(),
     }
 }
 
@@ -468,6 +469,167 @@ pub const FIXTURES: &[EventFixture] = &[
         route: "/v1/validate",
         expected_status: 200,
     },
+    EventFixture {
+        function: "track",
+        name: "preflight-users-user-id-actions-action",
+        method: "OPTIONS",
+        route: "/v1/users/{userId}/actions/{action}",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "track",
+        name: "preflight-users-user-id-actions-action-idempotency-key",
+        method: "OPTIONS",
+        route: "/v1/users/{userId}/actions/{action}/{idempotencyKey}",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "track",
+        name: "preflight-users-user-id-actions",
+        method: "OPTIONS",
+        route: "/v1/users/{userId}/actions",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "track",
+        name: "preflight-users-user-id",
+        method: "OPTIONS",
+        route: "/v1/users/{userId}",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "track",
+        name: "preflight-action-configs",
+        method: "OPTIONS",
+        route: "/v1/action-configs",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "track",
+        name: "preflight-action-configs-action-code",
+        method: "OPTIONS",
+        route: "/v1/action-configs/{actionCode}",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "add-authenticator",
+        name: "preflight-client-user-authenticators-namespace",
+        method: "OPTIONS",
+        route: "/v1/client/user-authenticators/{namespace}",
+        expected_status: 204,
+    },
+    EventFixture {
+        function: "add-authenticator",
+        name: "preflight-client-user-authenticators-namespace-remove",
+        method: "OPTIONS",
+        route: "/v1/client/user-authenticators/{namespace}/remove",
+        expected_status: 204,
+    },
+    EventFixture {
+        function: "add-authenticator",
+        name: "preflight-client-user-authenticators-namespace-sign",
+        method: "OPTIONS",
+        route: "/v1/client/user-authenticators/{namespace}/sign",
+        expected_status: 204,
+    },
+    EventFixture {
+        function: "add-authenticator",
+        name: "preflight-users-user-id-authenticators",
+        method: "OPTIONS",
+        route: "/v1/users/{userId}/authenticators",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "add-authenticator",
+        name: "preflight-users-user-id-authenticators-user-authenticator-id",
+        method: "OPTIONS",
+        route: "/v1/users/{userId}/authenticators/{userAuthenticatorId}",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "preflight-client-challenge",
+        method: "OPTIONS",
+        route: "/v1/client/challenge",
+        expected_status: 204,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "preflight-client-verify-in-app",
+        method: "OPTIONS",
+        route: "/v1/client/verify/in-app",
+        expected_status: 204,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "preflight-client-verify-device",
+        method: "OPTIONS",
+        route: "/v1/client/verify/device",
+        expected_status: 204,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "preflight-client-challenge-push",
+        method: "OPTIONS",
+        route: "/v1/client/challenge/push",
+        expected_status: 204,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "preflight-client-verify-push",
+        method: "OPTIONS",
+        route: "/v1/client/verify/push",
+        expected_status: 204,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "preflight-client-challenge-qr-code",
+        method: "OPTIONS",
+        route: "/v1/client/challenge/qr-code",
+        expected_status: 204,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "preflight-client-verify-qr-code",
+        method: "OPTIONS",
+        route: "/v1/client/verify/qr-code",
+        expected_status: 204,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "preflight-client-user-authenticators-namespace-challenge",
+        method: "OPTIONS",
+        route: "/v1/client/user-authenticators/{namespace}/challenge",
+        expected_status: 204,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "preflight-client-user-authenticators-namespace-challenge-sign",
+        method: "OPTIONS",
+        route: "/v1/client/user-authenticators/{namespace}/challenge/sign",
+        expected_status: 204,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "preflight-client-user-authenticators-namespace-challenge-claim",
+        method: "OPTIONS",
+        route: "/v1/client/user-authenticators/{namespace}/challenge/claim",
+        expected_status: 204,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "preflight-challenges",
+        method: "OPTIONS",
+        route: "/v1/challenges",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "validate",
+        name: "preflight-validate",
+        method: "OPTIONS",
+        route: "/v1/validate",
+        expected_status: 403,
+    },
 ];
 
 /// The path of a fixture file, from the workspace root.
@@ -766,8 +928,38 @@ fn request_for(
             vec![secret],
             Some(json!({"challengeId": PUSH_CHALLENGE_ID, "userId": USER_ID})),
         ),
+        // A browser's CORS preflight: no credentials, the SDK's method and headers.
+        preflight if preflight.starts_with("preflight-") => (
+            preflight_path(preflight),
+            String::new(),
+            vec![
+                ("origin", "https://app.example".into()),
+                ("access-control-request-method", "POST".into()),
+                (
+                    "access-control-request-headers",
+                    "authorization,content-type".into(),
+                ),
+            ],
+            None,
+        ),
         other => panic!("no request for fixture {other}"),
     }
+}
+
+/// The concrete path of a preflight fixture: its route with sample parameters.
+fn preflight_path(name: &str) -> String {
+    let fixture = FIXTURES
+        .iter()
+        .find(|f| f.name == name)
+        .expect("a fixture of this name");
+    fixture
+        .route
+        .replace("{userId}", USER_ID)
+        .replace("{action}", "signIn")
+        .replace("{idempotencyKey}", "fixture-signin")
+        .replace("{actionCode}", "pay")
+        .replace("{namespace}", "push")
+        .replace("{userAuthenticatorId}", "fixture-authenticator")
 }
 
 /// An API Gateway HTTP API event, payload format 2.0, as API Gateway sends it to Lambda.

@@ -211,8 +211,8 @@ impl Harness {
         Self::start_full(kind, Settings::default()).await
     }
 
-    /// Starts with tenant A's approval settings changed (push webhook, decision signature
-    /// requirement), as the CLI's `tenant configure` does. The change is stored before the
+    /// Starts with tenant A's settings changed (push webhook, decision signature
+    /// requirement, allowed web origins), as the CLI's `tenant configure` does. The change is stored before the
     /// server starts, so no cached copy of the tenant predates it.
     pub async fn start_configured(settings: Settings, tenant_a: TenantSettingsChange) -> Harness {
         Self::start_inner(StoreKind::from_env(), settings, tenant_a).await
@@ -273,7 +273,10 @@ impl Harness {
             .await
             .unwrap();
         }
-        if tenant_a.push_webhook.is_some() || tenant_a.require_decision_signature.is_some() {
+        if tenant_a.push_webhook.is_some()
+            || tenant_a.require_decision_signature.is_some()
+            || tenant_a.allowed_origins.is_some()
+        {
             app.configure_tenant(&TenantId::parse(a.id.clone()).unwrap(), tenant_a)
                 .await
                 .unwrap();

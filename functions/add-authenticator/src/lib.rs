@@ -19,6 +19,8 @@ use shared::signature::PublicKey;
 use shared::usecase::approvals::UpdatePushCredential;
 use shared::usecase::credentials::AddCredential;
 
+use shared::http::cors::preflight;
+
 shared::routes! {
     POST "/v1/client/user-authenticators/{namespace}" => add_credential,
     GET "/v1/client/user-authenticators/{namespace}" => get_credential,
@@ -27,6 +29,13 @@ shared::routes! {
     POST "/v1/client/user-authenticators/{namespace}/sign" => push_update_challenge,
     GET "/v1/users/{userId}/authenticators" => list_authenticators,
     DELETE "/v1/users/{userId}/authenticators/{userAuthenticatorId}" => delete_authenticator,
+
+    // Each path's CORS preflight: answered on the Client API, refused on the Server API.
+    OPTIONS "/v1/client/user-authenticators/{namespace}" => preflight,
+    OPTIONS "/v1/client/user-authenticators/{namespace}/remove" => preflight,
+    OPTIONS "/v1/client/user-authenticators/{namespace}/sign" => preflight,
+    OPTIONS "/v1/users/{userId}/authenticators" => preflight,
+    OPTIONS "/v1/users/{userId}/authenticators/{userAuthenticatorId}" => preflight,
 }
 
 /// A namespace segment (spec 3.2); any other segment is not a route.

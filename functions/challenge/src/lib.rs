@@ -25,6 +25,8 @@ use shared::usecase::approvals::{
 use shared::usecase::challenges::{ChallengeStarter, VerifyCommand};
 use shared::usecase::limits::Source;
 
+use shared::http::cors::preflight;
+
 shared::routes! {
     POST "/v1/client/challenge" => start_challenge,
     POST "/v1/client/verify/in-app" => verify_in_app,
@@ -41,6 +43,19 @@ shared::routes! {
     // Java and .NET send POST, the others GET (spec 2.2).
     GET "/v1/challenges" => get_challenge,
     POST "/v1/challenges" => get_challenge,
+
+    // Each path's CORS preflight: answered on the Client API, refused on the Server API.
+    OPTIONS "/v1/client/challenge" => preflight,
+    OPTIONS "/v1/client/verify/in-app" => preflight,
+    OPTIONS "/v1/client/verify/device" => preflight,
+    OPTIONS "/v1/client/challenge/push" => preflight,
+    OPTIONS "/v1/client/verify/push" => preflight,
+    OPTIONS "/v1/client/challenge/qr-code" => preflight,
+    OPTIONS "/v1/client/verify/qr-code" => preflight,
+    OPTIONS "/v1/client/user-authenticators/{namespace}/challenge" => preflight,
+    OPTIONS "/v1/client/user-authenticators/{namespace}/challenge/sign" => preflight,
+    OPTIONS "/v1/client/user-authenticators/{namespace}/challenge/claim" => preflight,
+    OPTIONS "/v1/challenges" => preflight,
 }
 
 // ---------------------------------------------------------------- start (spec 3.3 #4)

@@ -22,6 +22,8 @@ use shared::usecase::users::{UserPatch, UserView};
 
 // The routes this function serves: the source of truth for the Lambda's API events
 // (`ROUTES`) and for what it serves (`router`).
+use shared::http::cors::preflight;
+
 shared::routes! {
     POST "/v1/users/{userId}/actions/{action}" => track,
     GET "/v1/users/{userId}/actions/{action}/{idempotencyKey}" => get_action,
@@ -35,6 +37,14 @@ shared::routes! {
     GET "/v1/action-configs/{actionCode}" => get_action_config,
     PUT "/v1/action-configs/{actionCode}" => put_action_config,
     DELETE "/v1/action-configs/{actionCode}" => delete_action_config,
+
+    // Each path's CORS preflight: answered on the Client API, refused on the Server API.
+    OPTIONS "/v1/users/{userId}/actions/{action}" => preflight,
+    OPTIONS "/v1/users/{userId}/actions/{action}/{idempotencyKey}" => preflight,
+    OPTIONS "/v1/users/{userId}/actions" => preflight,
+    OPTIONS "/v1/users/{userId}" => preflight,
+    OPTIONS "/v1/action-configs" => preflight,
+    OPTIONS "/v1/action-configs/{actionCode}" => preflight,
 }
 
 // ---------------------------------------------------------------- track (spec 2.3)

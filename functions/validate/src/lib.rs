@@ -11,8 +11,13 @@ use shared::error::Result;
 use shared::http::{JsonBody, SecretKeyAuth, SharedApp, ok, required};
 use shared::usecase::validate::{ValidateCommand, Validation};
 
+use shared::http::cors::preflight;
+
 shared::routes! {
     POST "/v1/validate" => validate,
+
+    // Each path's CORS preflight: answered on the Client API, refused on the Server API.
+    OPTIONS "/v1/validate" => preflight,
 }
 
 #[derive(Debug, Default, Deserialize)]

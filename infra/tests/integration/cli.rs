@@ -700,6 +700,77 @@ fn tenant_configure_sets_a_push_webhook_and_refuses_a_cleartext_one() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("does not exist"));
 }
 
+/// `tenant configure --allowed-origin` (repeatable) stores the normalised origins; a path, a
+/// plain-http host other than localhost or a missing scheme is refused; `--no-allowed-origins`
+/// empties the list.
+#[test]
+fn tenant_configure_sets_allowed_origins_and_refuses_malformed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    assert!(
+        run(&["tenant", "create", "--tenant-id", "acme"])
+            .status
+            .success()
+    );
+    for bad in [
+        "https://app.example/login",
+        "http://app.example",
+        "app.example",
+    ] {
+        let refused = run(&[
+            "tenant",
+            "configure",
+            "--tenant-id",
+            "acme",
+            "--allowed-origin",
+            bad,
+        ]);
+        assert!(!refused.status.success(), "{bad}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("Invalid allowed origin"), "{bad}: {stderr}");
+    }
+    let configured = run(&[
+        "tenant",
+        "configure",
+        "--tenant-id",
+        "acme",
+        "--allowed-origin",
+        "HTTPS://App.Example:443",
+        "--allowed-origin",
+        "http://localhost:3000",
+    ]);
+    assert!(
+        configured.status.success(),
+        "{}",
+        String::from_utf8_lossy(&configured.stderr)
+    );
+    let stdout = String::from_utf8(configured.stdout).unwrap();
+    assert!(
+        stdout.contains("allowed origins: https://app.example http://localhost:3000"),
+        "{stdout}"
+    );
+    let cleared = run(&[
+        "tenant",
+        "configure",
+        "--tenant-id",
+        "acme",
+        "--no-allowed-origins",
+    ]);
+    assert!(cleared.status.success());
+    assert!(
+        String::from_utf8(cleared.stdout)
+            .unwrap()
+            .contains("allowed origins: none")
+    );
+}
+
 /// The connection limits are `serve` flags (README, Configuration): a short header read
 /// timeout closes a silent connection; a value out of range is refused at start.
 #[test]

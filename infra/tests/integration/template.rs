@@ -259,3 +259,25 @@ fn rate_limits_are_parameters_passed_to_the_functions() {
         assert_eq!(reference.value.as_str(), Some(parameter), "{variable}");
     }
 }
+
+/// CORS has one implementation, the functions' (`shared::http::cors`): every route path has an
+/// `OPTIONS` route to its function, so API Gateway hands preflights to the same code the local
+/// server runs, and API Gateway's own CORS (`CorsConfiguration`), which would answer preflights
+/// itself and add headers of its own, is off.
+#[test]
+fn preflights_reach_the_functions_and_api_gateway_cors_is_off() {
+    let template = template();
+    for (resource_name, binary) in FUNCTIONS {
+        let routes = routes_of(binary);
+        let paths: BTreeSet<&String> = routes.iter().map(|(_, path)| path).collect();
+        for path in paths {
+            assert!(
+                routes.contains(&("OPTIONS".to_owned(), path.clone())),
+                "{resource_name}: no OPTIONS route for {path}"
+            );
+        }
+    }
+    let api = &resource(&template, "Api")["Properties"];
+    assert!(api.get("CorsConfiguration").is_none(), "{api:?}");
+    assert!(template["Globals"].get("HttpApi").is_none());
+}

@@ -298,6 +298,9 @@ pub struct TenantRecord {
     /// (ours, DESIGN 6).
     #[serde(default)]
     pub require_decision_signature: bool,
+    /// The web origins whose pages may call the Client API from a browser (CORS, DESIGN 9).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<super::AllowedOrigin>,
 }
 
 /// A webhook URL and the secret its `X-Signature-V2` is made with (spec 2.11).

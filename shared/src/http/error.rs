@@ -32,6 +32,10 @@ pub enum HttpError {
     RouteNotFound,
     #[error("method not allowed on this path")]
     MethodNotAllowed,
+    /// A CORS preflight this path does not answer (the Server API), or that asks for a method
+    /// or header the Client API does not take, or comes from no valid origin (DESIGN 9).
+    #[error("{0}")]
+    PreflightRefused(&'static str),
 
     // --- Transport (spec 1.2) ---
     #[error("the request body is larger than {0} bytes")]
@@ -52,6 +56,7 @@ impl HttpError {
             HttpError::Domain(error) => domain_status(error),
             HttpError::RouteNotFound => StatusCode::NOT_FOUND,
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            HttpError::PreflightRefused(_) => StatusCode::FORBIDDEN,
             HttpError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             HttpError::BodyUnreadable => StatusCode::BAD_REQUEST,
             HttpError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -66,6 +71,7 @@ impl HttpError {
             HttpError::Domain(error) => domain_code(error),
             HttpError::RouteNotFound => "not_found",
             HttpError::MethodNotAllowed => "method_not_allowed",
+            HttpError::PreflightRefused(_) => "cors_not_allowed",
             HttpError::PayloadTooLarge(_) => "payload_too_large",
             // A body that broke off (a client gone mid-body, bad chunked encoding): the
             // request is malformed, whatever it was going to say.
@@ -130,7 +136,9 @@ fn domain_status(error: &Error) -> StatusCode {
     use Error::*;
     match error {
         Unauthorized | InvalidToken | ExpiredToken => StatusCode::UNAUTHORIZED,
-        InsufficientScope(_) | UserMismatch | ActionForbidsEnrolment(_) => StatusCode::FORBIDDEN,
+        InsufficientScope(_) | UserMismatch | ActionForbidsEnrolment(_) | OriginNotAllowed => {
+            StatusCode::FORBIDDEN
+        }
         InvalidRequest(_)
         | InvalidActionConfig(_)
         | InvalidCredential
@@ -166,6 +174,7 @@ fn domain_code(error: &Error) -> &'static str {
         InvalidToken => "invalid_token",
         ExpiredToken => "expired_token",
         InsufficientScope(_) => "insufficient_scope",
+        OriginNotAllowed => "origin_not_allowed",
         InvalidRequest(_) => "invalid_request",
         InvalidCredential => "invalid_credential",
         CredentialConflict => "credential_conflict",
@@ -298,6 +307,8 @@ mod tests {
             Error::ActionConfigNotFound.into(),
             HttpError::RouteNotFound,
             HttpError::MethodNotAllowed,
+            HttpError::PreflightRefused("x"),
+            Error::OriginNotAllowed.into(),
         ];
         for error in client {
             assert!(error.status().is_client_error(), "{error:?}");

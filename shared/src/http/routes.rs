@@ -15,7 +15,8 @@
 pub use axum::Router as __Router;
 #[doc(hidden)]
 pub use axum::routing::{
-    delete as __delete, get as __get, patch as __patch, post as __post, put as __put,
+    delete as __delete, get as __get, options as __options, patch as __patch, post as __post,
+    put as __put,
 };
 
 /// Declares a function's routes once; see the [module docs](crate::http::routes).
@@ -30,7 +31,8 @@ pub use axum::routing::{
 /// ```
 /// generates `pub const ROUTES: &[(&str, &str)]` (in table order) and
 /// `pub fn router(app: SharedApp) -> axum::Router`. The methods are `GET`, `POST`, `PUT`,
-/// `PATCH` and `DELETE`; any other word does not compile.
+/// `PATCH`, `DELETE` and `OPTIONS` (each path's CORS preflight, [`crate::http::cors::preflight`]);
+/// any other word does not compile.
 #[macro_export]
 macro_rules! routes {
     ($($method:ident $path:literal => $handler:expr),+ $(,)?) => {
@@ -64,6 +66,9 @@ macro_rules! __route_method {
     (DELETE, $handler:expr) => {
         $crate::http::routes::__delete($handler)
     };
+    (OPTIONS, $handler:expr) => {
+        $crate::http::routes::__options($handler)
+    };
 }
 
 /// The method's name, checked: only the methods [`__route_method!`] routes.
@@ -84,6 +89,9 @@ macro_rules! __route_method_name {
     };
     (DELETE) => {
         "DELETE"
+    };
+    (OPTIONS) => {
+        "OPTIONS"
     };
 }
 

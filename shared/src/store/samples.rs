@@ -38,6 +38,7 @@ pub(crate) fn sample_tenant(name: &str) -> TenantRecord {
         created_at: NOW,
         push_webhook: None,
         require_decision_signature: false,
+        allowed_origins: Vec::new(),
     }
 }
 

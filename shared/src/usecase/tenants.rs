@@ -3,12 +3,15 @@
 pub use crate::tenant::{TENANT_CACHE_TTL, Tenant};
 
 use crate::App;
-use crate::domain::{TenantId, TenantRecord, WebhookEndpoint};
+use crate::domain::{AllowedOrigin, TenantId, TenantRecord, WebhookEndpoint};
 use crate::encoding;
 use crate::error::{Error, Result};
 use crate::token::new_signing_key;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
+
+/// How many web origins a tenant may allow (each request from a browser is compared with them).
+pub const MAX_ALLOWED_ORIGINS: usize = 50;
 
 /// A change to a tenant's approval settings; `None` leaves a setting as it is.
 #[derive(Debug, Default, Clone)]
@@ -16,6 +19,9 @@ pub struct TenantSettingsChange {
     /// `Some(None)` removes the webhook.
     pub push_webhook: Option<Option<WebhookEndpoint>>,
     pub require_decision_signature: Option<bool>,
+    /// The web origins allowed to call the Client API from a browser, replacing the list
+    /// (empty: none).
+    pub allowed_origins: Option<Vec<AllowedOrigin>>,
 }
 
 /// An API secret key. It is printed once when created and never logged: `Debug` hides it.
@@ -164,6 +170,20 @@ impl App {
         if let Some(required) = change.require_decision_signature {
             record.require_decision_signature = required;
         }
+        if let Some(origins) = change.allowed_origins {
+            let mut unique: Vec<AllowedOrigin> = Vec::with_capacity(origins.len());
+            for origin in origins {
+                if !unique.contains(&origin) {
+                    unique.push(origin);
+                }
+            }
+            if unique.len() > MAX_ALLOWED_ORIGINS {
+                return Err(Error::invalid_request(format!(
+                    "A tenant may allow at most {MAX_ALLOWED_ORIGINS} origins."
+                )));
+            }
+            record.allowed_origins = unique;
+        }
         self.store.put_tenant(&record).await?;
         self.tenants.clear();
         Ok(())
@@ -194,6 +214,7 @@ impl App {
                 created_at: self.now(),
                 push_webhook: None,
                 require_decision_signature: false,
+                allowed_origins: Vec::new(),
             },
         };
         self.store.put_tenant(&record).await?;

@@ -52,7 +52,7 @@ async fn with_webhook(kit: &Kit, url: &str) -> std::sync::Arc<shared::usecase::t
             url: url.to_owned(),
             secret: "whsec_0123456789abcdef".to_owned(),
         })),
-        require_decision_signature: None,
+        ..Default::default()
     };
     kit.app
         .configure_tenant(&kit.tenant.id, change)

@@ -67,7 +67,7 @@ async fn configure_refuses_a_destination_the_notifier_refuses() {
             url: url.to_owned(),
             secret: "whsec_0123456789abcdef".to_owned(),
         })),
-        require_decision_signature: None,
+        ..Default::default()
     };
     let error = kit
         .app
@@ -90,5 +90,72 @@ async fn configure_refuses_a_destination_the_notifier_refuses() {
     assert_eq!(
         record.push_webhook.map(|w| w.url).as_deref(),
         Some("https://hooks.example.com/push")
+    );
+}
+
+/// A tenant's allowed web origins (CORS) are stored without duplicates and read back with the
+/// tenant; more than the maximum is refused and changes nothing; an empty list clears them.
+#[tokio::test]
+async fn allowed_origins_are_stored_with_the_tenant() {
+    use shared::domain::AllowedOrigin;
+    use shared::usecase::tenants::MAX_ALLOWED_ORIGINS;
+    let kit = Kit::new().await;
+    let origin = |text: &str| AllowedOrigin::parse(text).unwrap();
+    let set = |origins: Vec<AllowedOrigin>| TenantSettingsChange {
+        allowed_origins: Some(origins),
+        ..Default::default()
+    };
+    kit.app
+        .configure_tenant(
+            &kit.tenant.id,
+            set(vec![
+                origin("https://app.example"),
+                origin("http://localhost:3000"),
+                origin("HTTPS://APP.example:443"),
+            ]),
+        )
+        .await
+        .unwrap();
+    let tenant = kit.app.tenant_by_id(&kit.tenant.id).await.unwrap();
+    let stored: Vec<&str> = tenant
+        .allowed_origins
+        .iter()
+        .map(AllowedOrigin::as_str)
+        .collect();
+    assert_eq!(stored, ["https://app.example", "http://localhost:3000"]);
+
+    let too_many = (0..=MAX_ALLOWED_ORIGINS)
+        .map(|n| origin(&format!("https://app{n}.example")))
+        .collect();
+    let error = kit
+        .app
+        .configure_tenant(&kit.tenant.id, set(too_many))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, shared::error::Error::InvalidRequest(_)),
+        "{error:?}"
+    );
+    assert_eq!(
+        kit.app
+            .tenant_by_id(&kit.tenant.id)
+            .await
+            .unwrap()
+            .allowed_origins
+            .len(),
+        2
+    );
+
+    kit.app
+        .configure_tenant(&kit.tenant.id, set(Vec::new()))
+        .await
+        .unwrap();
+    assert!(
+        kit.app
+            .tenant_by_id(&kit.tenant.id)
+            .await
+            .unwrap()
+            .allowed_origins
+            .is_empty()
     );
 }

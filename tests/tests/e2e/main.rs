@@ -6,6 +6,7 @@
 
 mod approvals;
 mod connections;
+mod cors;
 mod dynamodb;
 mod expiry;
 mod flows;
