@@ -6,6 +6,8 @@
 //! trusted-device tenant configure [STORE] --tenant-id ID
 //!                                 [--push-webhook-url URL [--push-webhook-secret S] | --remove-push-webhook]
 //!                                 [--require-decision-signature true|false]
+//!                                 [--session-client-id ID]... [--access-token-ttl SECONDS]
+//!                                 [--refresh-token-ttl SECONDS] [--rotate-session-key]
 //! trusted-device table create --table NAME [--endpoint-url URL]
 //! trusted-device action-config set --config F.yaml|F.json --tenant-id ID [STORE]
 //! trusted-device action-config get|delete CODE --tenant-id ID [STORE]     (CODE `*`: the tenant default)
@@ -406,7 +408,7 @@ enum TenantCommand {
         #[arg(long, env = "TRUSTED_DEVICE_TENANT_ID")]
         tenant_id: Option<String>,
     },
-    /// Change a tenant's push and QR-code approval settings.
+    /// Change a tenant's push and QR-code approval settings and its session settings.
     #[command(after_help = SETTINGS_HELP)]
     Configure(ConfigureArgs),
 }
@@ -414,7 +416,15 @@ enum TenantCommand {
 #[derive(clap::Args)]
 #[command(group(
     clap::ArgGroup::new("change")
-        .args(["push_webhook_url", "remove_push_webhook", "require_decision_signature"])
+        .args([
+            "push_webhook_url",
+            "remove_push_webhook",
+            "require_decision_signature",
+            "session_client_id",
+            "access_token_ttl",
+            "refresh_token_ttl",
+            "rotate_session_key",
+        ])
         .required(true)
         .multiple(true)
 ))]
@@ -449,6 +459,22 @@ struct ConfigureArgs {
     /// Require a decisionSignature on every approve or reject.
     #[arg(long)]
     require_decision_signature: Option<bool>,
+    /// A client id sessions may be created for (the access tokens' `aud`); repeat it or
+    /// separate ids with commas. Replaces the tenant's list. The first session setting also
+    /// creates the tenant's ES256 signing key (published at
+    /// /v1/tenants/ID/.well-known/jwks.json).
+    #[arg(long, value_delimiter = ',')]
+    session_client_id: Vec<String>,
+    /// Lifetime of session access tokens, in seconds (1 to 86400; default 600).
+    #[arg(long, value_name = "SECONDS")]
+    access_token_ttl: Option<i64>,
+    /// Lifetime of session refresh tokens, in seconds (at least the access token's, at most
+    /// 365 days; default 2592000, 30 days). Each refresh starts a new lifetime.
+    #[arg(long, value_name = "SECONDS")]
+    refresh_token_ttl: Option<i64>,
+    /// Make a new access-token signing key; the previous one stays published and verifying.
+    #[arg(long)]
+    rotate_session_key: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -704,6 +730,42 @@ async fn configure_tenant(args: ConfigureArgs) -> Result<(), String> {
         require_decision_signature: args.require_decision_signature,
         ..TenantSettingsChange::default()
     };
+    let sessions_change = !args.session_client_id.is_empty()
+        || args.access_token_ttl.is_some()
+        || args.refresh_token_ttl.is_some()
+        || args.rotate_session_key;
+    let tenant_change = change.require_decision_signature.is_some()
+        || args.push_webhook_url.is_some()
+        || args.remove_push_webhook;
+    if sessions_change {
+        if !app
+            .tenant_exists(&id)
+            .await
+            .map_err(|e| e.description().into_owned())?
+        {
+            return Err(format!("no tenant {id}"));
+        }
+        let config = app
+            .configure_sessions(
+                &id,
+                (!args.session_client_id.is_empty()).then_some(args.session_client_id),
+                args.access_token_ttl,
+                args.refresh_token_ttl,
+                args.rotate_session_key,
+            )
+            .await
+            .map_err(|e| e.description().into_owned())?;
+        say!(
+            "tenant {id} sessions: client ids [{}], access tokens {} s, refresh tokens {} s, {} signing key(s)",
+            config.client_ids.join(", "),
+            config.access_token_ttl_seconds,
+            config.refresh_token_ttl_seconds,
+            config.signing_keys.len()
+        );
+        if !tenant_change {
+            return Ok(());
+        }
+    }
     let mut new_secret = None;
     if let Some(url) = args.push_webhook_url {
         let secret = match args.push_webhook_secret {

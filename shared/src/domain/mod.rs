@@ -7,8 +7,10 @@ pub mod approval;
 pub mod ids;
 pub mod model;
 pub mod policy;
+pub mod session;
 pub mod signals;
 
 pub use approval::*;
 pub use ids::*;
 pub use model::*;
+pub use session::*;

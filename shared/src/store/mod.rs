@@ -11,6 +11,7 @@
 //! | [`ApprovalStore`] | push and QR-code challenges, each a compare-and-swap on its version |
 //! | [`VerificationStore`] | the one atomic step of a verify or an approval; the push-credential update |
 //! | [`RateLimitStore`] | fixed-window counters of the rate limits, shared by every instance (DESIGN 6) |
+//! | [`SessionStore`] | session configs and signing keys, sessions, hashed refresh tokens, used challenge tokens (spec 2.8) |
 //!
 //! Every single-use or state-changing step is one conditional write (or transaction) in the
 //! adapter, and a failed condition comes back as the precise [`Error`](crate::Error)
@@ -33,6 +34,7 @@ mod approvals;
 mod challenges;
 mod credentials;
 mod rate_limits;
+mod sessions;
 mod tenants;
 mod users;
 mod verification;
@@ -43,6 +45,7 @@ pub use approvals::ApprovalStore;
 pub use challenges::ChallengeStore;
 pub use credentials::{CredentialStore, EnrolmentGuard, InsertOutcome, RemovalReceipt};
 pub use rate_limits::{RateBucket, RateLimitStore};
+pub use sessions::SessionStore;
 pub use tenants::TenantStore;
 pub use users::UserStore;
 pub use verification::{
@@ -60,6 +63,7 @@ pub trait Store:
     + ApprovalStore
     + VerificationStore
     + RateLimitStore
+    + SessionStore
 {
 }
 
@@ -73,6 +77,7 @@ impl<T> Store for T where
         + ApprovalStore
         + VerificationStore
         + RateLimitStore
+    + SessionStore
 {
 }
 

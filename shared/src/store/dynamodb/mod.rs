@@ -80,6 +80,7 @@ mod item;
 mod keys;
 mod meter;
 mod rate_limits;
+mod sessions;
 pub mod schema;
 mod store;
 mod tenants;

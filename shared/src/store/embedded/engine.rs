@@ -54,6 +54,11 @@ pub enum TableId {
     Approvals = 8,
     ActionConfigs = 9,
     RateLimits = 10,
+    SessionConfigs = 11,
+    Sessions = 12,
+    RefreshTokens = 13,
+    TokenMarks = 14,
+    UserLookups = 15,
 }
 
 impl TableId {
@@ -71,6 +76,11 @@ impl TableId {
             Approvals,
             ActionConfigs,
             RateLimits,
+            SessionConfigs,
+            Sessions,
+            RefreshTokens,
+            TokenMarks,
+            UserLookups,
         ]
         .get(usize::from(tag))
         .copied()

@@ -24,12 +24,18 @@
 //! | `ActionConfigs` | tenant, action code (or `*`, the tenant default) | [`ActionConfig`] JSON | |
 //! | `Approvals` | tenant, `push`, user / tenant, `qr`, challenge id | [`ApprovalChallenge`] JSON | its `retain_until` |
 //! | `RateLimits` | tenant, bucket key (scope, subject, window, shard) | [`Counter`] JSON | its window's end |
+//! | `SessionConfigs` | tenant | [`SessionConfig`](crate::domain::SessionConfig) JSON | |
+//! | `Sessions` | tenant, user, session id | [`SessionRecord`](crate::domain::SessionRecord) JSON | its `expires_at` |
+//! | `RefreshTokens` | tenant, SHA-256 of the token | [`RefreshTokenRecord`](crate::domain::RefreshTokenRecord) JSON | its `expires_at` |
+//! | `TokenMarks` | tenant, SHA-256 of a challenge token a session was made from | expiry (ms) | that expiry |
+//! | `UserLookups` | tenant, attribute, value, user | user id | |
 //!
 //! A data directory written by the engine before SQLite (`trusted-device.journal`) is
 //! imported on first open ([`legacy_journal`]), then renamed aside.
 
 pub mod engine;
 pub mod legacy_journal;
+mod sessions;
 
 use super::{
     ActionConfigStore, ActionStore, ActionWrite, ApprovalStore, ChallengeStore, CredentialStore,
@@ -280,6 +286,10 @@ fn stored_expiry(table: TableId, value: &[u8]) -> Result<Option<Timestamp>> {
         TableId::Approvals => decode::<ApprovalChallenge>(value)?.expires_at(),
         TableId::RemovalReceipts => decode::<Timestamp>(value)?.expires_at(),
         TableId::RateLimits => decode::<Counter>(value)?.expires_at(),
+        TableId::Sessions => decode::<crate::domain::SessionRecord>(value)?.expires_at(),
+        TableId::RefreshTokens => decode::<crate::domain::RefreshTokenRecord>(value)?.expires_at(),
+        TableId::TokenMarks => decode::<Timestamp>(value)?.expires_at(),
+        TableId::SessionConfigs | TableId::UserLookups => None,
         TableId::Tenants
         | TableId::SecretIndex
         | TableId::Credentials
