@@ -25,6 +25,8 @@ use shared::usecase::approvals::{
 use shared::usecase::challenges::{ChallengeStarter, VerifyCommand};
 use shared::usecase::limits::Source;
 
+mod server;
+
 shared::routes! {
     POST "/v1/client/challenge" => start_challenge,
     POST "/v1/client/verify/in-app" => verify_in_app,
@@ -41,6 +43,10 @@ shared::routes! {
     // Java and .NET send POST, the others GET (spec 2.2).
     GET "/v1/challenges" => get_challenge,
     POST "/v1/challenges" => get_challenge,
+    // Server API, issue #20 (spec 2.8): claim, and the OTP methods answered as unsupported.
+    POST "/v1/claim" => server::claim_challenge,
+    POST "/v1/challenge" => server::start_otp_challenge,
+    POST "/v1/verify" => server::verify_otp,
 }
 
 // ---------------------------------------------------------------- start (spec 3.3 #4)

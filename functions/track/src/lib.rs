@@ -22,8 +22,12 @@ use shared::usecase::users::{UserPatch, UserView};
 
 // The routes this function serves: the source of truth for the Lambda's API events
 // (`ROUTES`) and for what it serves (`router`).
+mod query_users;
+
 shared::routes! {
     POST "/v1/users/{userId}/actions/{action}" => track,
+    // Query users (spec 2.6, issue #20): through lookup entries, never a scan.
+    GET "/v1/users" => query_users::query_users,
     GET "/v1/users/{userId}/actions/{action}/{idempotencyKey}" => get_action,
     PATCH "/v1/users/{userId}/actions/{action}/{idempotencyKey}" => update_action,
     GET "/v1/users/{userId}/actions" => query_actions,

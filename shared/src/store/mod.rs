@@ -11,6 +11,7 @@
 //! | [`ApprovalStore`] | push and QR-code challenges, each a compare-and-swap on its version |
 //! | [`VerificationStore`] | the one atomic step of a verify or an approval; the push-credential update |
 //! | [`RateLimitStore`] | fixed-window counters of the rate limits, shared by every instance (DESIGN 6) |
+//! | [`UserLookupStore`] | users by email, phone number or username: lookup entries written with the profile (query users, 2.6) |
 //! | [`SessionStore`] | session configs and signing keys, sessions, hashed refresh tokens, used challenge tokens (spec 2.8) |
 //!
 //! Every single-use or state-changing step is one conditional write (or transaction) in the
@@ -35,6 +36,7 @@ mod challenges;
 mod credentials;
 mod rate_limits;
 mod sessions;
+pub mod user_lookups;
 mod tenants;
 mod users;
 mod verification;
@@ -46,6 +48,7 @@ pub use challenges::ChallengeStore;
 pub use credentials::{CredentialStore, EnrolmentGuard, InsertOutcome, RemovalReceipt};
 pub use rate_limits::{RateBucket, RateLimitStore};
 pub use sessions::SessionStore;
+pub use user_lookups::{UserLookupStore, UserPage};
 pub use tenants::TenantStore;
 pub use users::UserStore;
 pub use verification::{
@@ -64,6 +67,7 @@ pub trait Store:
     + VerificationStore
     + RateLimitStore
     + SessionStore
+    + UserLookupStore
 {
 }
 
@@ -78,6 +82,7 @@ impl<T> Store for T where
         + VerificationStore
         + RateLimitStore
     + SessionStore
+    + UserLookupStore
 {
 }
 

@@ -864,12 +864,22 @@ impl UserStore for EmbeddedStore {
         profile: &UserProfile,
     ) -> Result<()> {
         let k = key(&[tenant.as_str(), user.as_str()]);
-        self.write(|tx| put(tx, TableId::Users, &k, profile)).await
+        self.write(|tx| {
+            let old = get::<UserProfile>(tx, TableId::Users, &k)?;
+            sessions::replace_lookups(tx, tenant, user, old.as_ref(), Some(profile))?;
+            put(tx, TableId::Users, &k, profile)
+        })
+        .await
     }
 
     async fn delete_user(&self, tenant: &TenantId, user: &UserId) -> Result<()> {
         self.write(|tx| {
             let prefix = [tenant.as_str(), user.as_str()];
+            let old = get::<UserProfile>(tx, TableId::Users, &key(&prefix))?;
+            sessions::replace_lookups(tx, tenant, user, old.as_ref(), None)?;
+            for (k, _) in scan::<serde_json::Value>(tx, TableId::Sessions, &prefix)? {
+                tx.remove(TableId::Sessions, &k)?;
+            }
             tx.remove(TableId::Users, &key(&prefix))?;
             tx.remove(
                 TableId::Approvals,

@@ -3,9 +3,13 @@
 //! across threads and processes.
 
 use super::engine::TableId;
-use super::{EmbeddedStore, Stored, get, key, put, scan};
+use super::engine::Tx;
+use super::{EmbeddedStore, Stored, get, key, prefix_range, put, scan};
+use crate::store::user_lookups::{UserLookupStore, UserPage, lookup_values};
 use crate::clock::Timestamp;
-use crate::domain::{RefreshTokenRecord, SessionConfig, SessionRecord, TenantId, UserId};
+use crate::domain::{
+    RefreshTokenRecord, SessionConfig, SessionRecord, TenantId, UserId, UserProfile,
+};
 use crate::error::{Error, Result};
 use crate::store::SessionStore;
 use async_trait::async_trait;
@@ -159,5 +163,76 @@ impl SessionStore for EmbeddedStore {
             Ok(live)
         })
         .await
+    }
+}
+
+// ---------------------------------------------------------------- user lookups (query users)
+
+fn lookup_key(tenant: &TenantId, attribute: &str, value: &str, user: &UserId) -> String {
+    key(&[tenant.as_str(), attribute, value, user.as_str()])
+}
+
+/// Moves the user's lookup entries from `old` to `new` (`None`: the user is deleted), in the
+/// transaction that writes the profile.
+pub(super) fn replace_lookups(
+    tx: &mut Tx<'_>,
+    tenant: &TenantId,
+    user: &UserId,
+    old: Option<&UserProfile>,
+    new: Option<&UserProfile>,
+) -> Result<()> {
+    for (attribute, value) in old.map(lookup_values).unwrap_or_default() {
+        tx.remove(
+            TableId::UserLookups,
+            &lookup_key(tenant, attribute, &value, user),
+        )?;
+    }
+    for (attribute, value) in new.map(lookup_values).unwrap_or_default() {
+        put(
+            tx,
+            TableId::UserLookups,
+            &lookup_key(tenant, attribute, &value, user),
+            user,
+        )?;
+    }
+    Ok(())
+}
+
+impl Stored for UserId {}
+
+#[async_trait]
+impl UserLookupStore for EmbeddedStore {
+    async fn query_users(
+        &self,
+        tenant: &TenantId,
+        attribute: &str,
+        value: &str,
+        limit: usize,
+        after: Option<&UserId>,
+    ) -> Result<UserPage> {
+        self.read(|tx| {
+            let (start, end) = prefix_range(&[tenant.as_str(), attribute, value]);
+            let start = match after {
+                // Just after that user's key.
+                Some(user) => format!("{}\u{0}", lookup_key(tenant, attribute, value, user)),
+                None => start,
+            };
+            let mut page = UserPage::default();
+            for (_, bytes) in tx.range(TableId::UserLookups, &start, &end)? {
+                if page.users.len() == limit {
+                    page.last_evaluated = page.users.last().map(|(u, _)| u.clone());
+                    break;
+                }
+                let user: UserId = super::decode(&bytes)?;
+                let profile = get::<UserProfile>(
+                    tx,
+                    TableId::Users,
+                    &key(&[tenant.as_str(), user.as_str()]),
+                )?
+                .unwrap_or_default();
+                page.users.push((user, profile));
+            }
+            Ok(page)
+        })
     }
 }
