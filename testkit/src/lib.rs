@@ -12,6 +12,7 @@
 //! | [`runtime_api`] | [`runtime_api::RuntimeApi`]: a Lambda Runtime API double that feeds events to a function binary and records its answers |
 
 pub mod conformance;
+pub mod conformance_sessions;
 pub mod dynamodb;
 pub mod notify;
 pub mod runtime_api;

@@ -158,7 +158,7 @@ test("refreshSession rotates the pair; reusing a refresh token revokes the whole
   const reuse = await failure(authsignal.refreshSession({ refreshToken: first.refreshToken }));
   assert.deepEqual([reuse.status, reuse.code], [401, "refresh_token_reused"]);
   // The family is revoked: the newest refresh token and access tokens stop working too.
-  assert.equal((await failure(authsignal.refreshSession({ refreshToken: second.refreshToken }))).code, "refresh_token_reused");
+  assert.equal((await failure(authsignal.refreshSession({ refreshToken: second.refreshToken }))).code, "session_revoked");
   assert.equal((await failure(authsignal.validateSession({ accessToken: second.accessToken }))).code, "session_revoked");
   assert.equal((await failure(authsignal.refreshSession({ refreshToken: "rt1.unknown" }))).code, "invalid_refresh_token");
 });

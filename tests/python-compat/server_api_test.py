@@ -96,7 +96,7 @@ def test_sessions(key_dir):
     post(client, "/sessions/validate", {"accessToken": second["access_token"]})
     fails(lambda: post(client, "/sessions/refresh", {"refreshToken": session["refresh_token"]}), 401, "refresh_token_reused")
     fails(lambda: post(client, "/sessions/validate", {"accessToken": second["access_token"]}), 401, "session_revoked")
-    fails(lambda: post(client, "/sessions/refresh", {"refreshToken": second["refresh_token"]}), 401, "refresh_token_reused")
+    fails(lambda: post(client, "/sessions/refresh", {"refreshToken": second["refresh_token"]}), 401, "session_revoked")
 
     # Revoke one session, then all of a user's.
     third = post(client, "/sessions", {"clientId": CLIENT_ID, "token": sign_in_with(user_id, key_file)})
