@@ -17,4 +17,5 @@ mod limits;
 mod load_tool;
 mod rules;
 mod security;
+mod sessions;
 mod store_faults;
