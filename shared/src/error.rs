@@ -86,7 +86,9 @@ pub enum Error {
     ActionConfigNotFound,
 
     // --- Sessions (spec 2.8, issue #20) ---
-    #[error("sessions are not configured for this tenant (trusted-device tenant configure --session-client-id)")]
+    #[error(
+        "sessions are not configured for this tenant (trusted-device tenant configure --session-client-id)"
+    )]
     SessionsNotConfigured,
     #[error("this clientId is not one of the tenant's session client ids")]
     UnknownClientId,

@@ -160,7 +160,10 @@ impl SessionKeys {
 
 /// Hex SHA-256 of a refresh token: what the store keeps and looks it up by.
 pub fn refresh_token_hash(token: &str) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()))
+    hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        token.as_bytes(),
+    ))
 }
 
 #[cfg(test)]

@@ -82,7 +82,10 @@ pub async fn sessions(store: &dyn Store) {
         store.get_session(&t, &alice, "s1").await.unwrap(),
         Some(s1.clone())
     );
-    assert_eq!(store.get_refresh_token(&t, "h1").await.unwrap(), Some(r1.clone()));
+    assert_eq!(
+        store.get_refresh_token(&t, "h1").await.unwrap(),
+        Some(r1.clone())
+    );
     // Another tenant sees none of it.
     let other = tenant();
     assert_eq!(store.get_refresh_token(&other, "h1").await.unwrap(), None);
@@ -92,9 +95,21 @@ pub async fn sessions(store: &dyn Store) {
     let mut r2 = refresh(&t, &alice, "s1", "h2");
     r2.expires_at = NOW.plus_seconds(900);
     store.rotate_refresh_token(&r1, &r2).await.unwrap();
-    assert!(store.get_refresh_token(&t, "h1").await.unwrap().unwrap().used);
+    assert!(
+        store
+            .get_refresh_token(&t, "h1")
+            .await
+            .unwrap()
+            .unwrap()
+            .used
+    );
     assert_eq!(
-        store.get_session(&t, &alice, "s1").await.unwrap().unwrap().expires_at,
+        store
+            .get_session(&t, &alice, "s1")
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at,
         r2.expires_at
     );
     let r3 = refresh(&t, &alice, "s1", "h3");
@@ -106,12 +121,26 @@ pub async fn sessions(store: &dyn Store) {
 
     // Revoked: no rotation, and the flag reads back.
     store.revoke_session(&t, &alice, "s1").await.unwrap();
-    assert!(store.get_session(&t, &alice, "s1").await.unwrap().unwrap().revoked);
+    assert!(
+        store
+            .get_session(&t, &alice, "s1")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
     assert_eq!(
         store.rotate_refresh_token(&r2, &r3).await,
         Err(Error::SessionRevoked)
     );
-    assert!(!store.get_refresh_token(&t, "h2").await.unwrap().unwrap().used);
+    assert!(
+        !store
+            .get_refresh_token(&t, "h2")
+            .await
+            .unwrap()
+            .unwrap()
+            .used
+    );
     // Revoking a missing session is no error and creates nothing.
     store.revoke_session(&t, &alice, "nope").await.unwrap();
     assert_eq!(store.get_session(&t, &alice, "nope").await.unwrap(), None);
@@ -140,9 +169,23 @@ pub async fn sessions(store: &dyn Store) {
         .unwrap();
     assert_eq!(store.revoke_user_sessions(&t, &alice).await.unwrap(), 2);
     for id in ["a", "b"] {
-        assert!(store.get_session(&t, &alice, id).await.unwrap().unwrap().revoked);
+        assert!(
+            store
+                .get_session(&t, &alice, id)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked
+        );
     }
-    assert!(!store.get_session(&t, &bob, "c").await.unwrap().unwrap().revoked);
+    assert!(
+        !store
+            .get_session(&t, &bob, "c")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
     assert_eq!(store.revoke_user_sessions(&t, &alice).await.unwrap(), 0);
 
     // Deleting a user deletes its sessions.
@@ -192,7 +235,11 @@ pub async fn user_lookups(store: &dyn Store) {
         .collect();
     for user in &users {
         store
-            .put_user(&t, user, &profile("Shared@Example.com", Some(user.as_str())))
+            .put_user(
+                &t,
+                user,
+                &profile("Shared@Example.com", Some(user.as_str())),
+            )
             .await
             .unwrap();
     }
@@ -239,11 +286,17 @@ pub async fn user_lookups(store: &dyn Store) {
         ["u1"]
     );
     assert_eq!(
-        ids(store.query_users(&t, "username", "u2", 10, None).await.unwrap()),
+        ids(store
+            .query_users(&t, "username", "u2", 10, None)
+            .await
+            .unwrap()),
         Vec::<String>::new()
     );
     assert_eq!(
-        ids(store.query_users(&t, "username", "u3", 10, None).await.unwrap()),
+        ids(store
+            .query_users(&t, "username", "u3", 10, None)
+            .await
+            .unwrap()),
         ["u3"]
     );
     // Another tenant finds nothing.

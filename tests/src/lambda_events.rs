@@ -799,13 +799,17 @@ fn request_for(
             "/v1/challenge".into(),
             String::new(),
             vec![secret],
-            Some(json!({"verificationMethod": "SMS", "action": "signIn", "phoneNumber": "+64270000000"})),
+            Some(
+                json!({"verificationMethod": "SMS", "action": "signIn", "phoneNumber": "+64270000000"}),
+            ),
         ),
         "otp-verify" => (
             "/v1/verify".into(),
             String::new(),
             vec![secret],
-            Some(json!({"challengeId": "00000000-0000-4000-8000-000000000000", "verificationCode": "123456"})),
+            Some(
+                json!({"challengeId": "00000000-0000-4000-8000-000000000000", "verificationCode": "123456"}),
+            ),
         ),
         "refresh-session" => (
             "/v1/sessions/refresh".into(),

@@ -16,7 +16,10 @@ pub(crate) struct ClaimBody {
     challenge_id: Option<String>,
     user_id: Option<String>,
     /// Accepted and ignored: only an approved challenge has a token to give.
-    #[allow(dead_code, reason = "read so that a wrong type is refused, as the SDK types it")]
+    #[allow(
+        dead_code,
+        reason = "read so that a wrong type is refused, as the SDK types it"
+    )]
     skip_verification_check: Option<bool>,
 }
 
@@ -66,9 +69,15 @@ pub(crate) async fn start_otp_challenge(
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct OtpVerifyBody {
-    #[allow(dead_code, reason = "read so that a wrong type is refused, as the SDK types it")]
+    #[allow(
+        dead_code,
+        reason = "read so that a wrong type is refused, as the SDK types it"
+    )]
     challenge_id: Option<String>,
-    #[allow(dead_code, reason = "read so that a wrong type is refused, as the SDK types it")]
+    #[allow(
+        dead_code,
+        reason = "read so that a wrong type is refused, as the SDK types it"
+    )]
     verification_code: Option<String>,
 }
 

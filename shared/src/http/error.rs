@@ -144,10 +144,7 @@ fn domain_status(error: &Error) -> StatusCode {
         | TokenAlreadyUsed
         | ChallengeNotSucceeded
         | UnsupportedVerificationMethod(_) => StatusCode::BAD_REQUEST,
-        ClientIdMismatch
-        | InvalidRefreshToken
-        | ExpiredRefreshToken
-        | RefreshTokenReused
+        ClientIdMismatch | InvalidRefreshToken | ExpiredRefreshToken | RefreshTokenReused
         | SessionRevoked => StatusCode::UNAUTHORIZED,
         InvalidDeviceCode | ChallengeClaimedByAnotherDevice => StatusCode::FORBIDDEN,
         TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,

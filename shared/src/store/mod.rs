@@ -36,8 +36,8 @@ mod challenges;
 mod credentials;
 mod rate_limits;
 mod sessions;
-pub mod user_lookups;
 mod tenants;
+pub mod user_lookups;
 mod users;
 mod verification;
 
@@ -48,8 +48,8 @@ pub use challenges::ChallengeStore;
 pub use credentials::{CredentialStore, EnrolmentGuard, InsertOutcome, RemovalReceipt};
 pub use rate_limits::{RateBucket, RateLimitStore};
 pub use sessions::SessionStore;
-pub use user_lookups::{UserLookupStore, UserPage};
 pub use tenants::TenantStore;
+pub use user_lookups::{UserLookupStore, UserPage};
 pub use users::UserStore;
 pub use verification::{
     ActionWrite, CredentialUpdate, SingleUse, VerificationCommit, VerificationStore,
@@ -81,8 +81,8 @@ impl<T> Store for T where
         + ApprovalStore
         + VerificationStore
         + RateLimitStore
-    + SessionStore
-    + UserLookupStore
+        + SessionStore
+        + UserLookupStore
 {
 }
 

@@ -46,8 +46,12 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<()>;
 
     /// Marks the session revoked (kept until its expiry); a missing session is not an error.
-    async fn revoke_session(&self, tenant: &TenantId, user: &UserId, session_id: &str)
-    -> Result<()>;
+    async fn revoke_session(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        session_id: &str,
+    ) -> Result<()>;
 
     /// Revokes every session of the user; returns how many were live.
     async fn revoke_user_sessions(&self, tenant: &TenantId, user: &UserId) -> Result<usize>;

@@ -301,17 +301,17 @@ impl App {
         refresh_token_ttl_seconds: Option<i64>,
         rotate_key: bool,
     ) -> Result<SessionConfig> {
-        let mut config =
-            self.store
-                .get_session_config(tenant)
-                .await?
-                .unwrap_or_else(|| SessionConfig {
-                    tenant_id: tenant.clone(),
-                    client_ids: Vec::new(),
-                    access_token_ttl_seconds: crate::domain::DEFAULT_ACCESS_TOKEN_TTL_SECONDS,
-                    refresh_token_ttl_seconds: crate::domain::DEFAULT_REFRESH_TOKEN_TTL_SECONDS,
-                    signing_keys: Vec::new(),
-                });
+        let mut config = self
+            .store
+            .get_session_config(tenant)
+            .await?
+            .unwrap_or_else(|| SessionConfig {
+                tenant_id: tenant.clone(),
+                client_ids: Vec::new(),
+                access_token_ttl_seconds: crate::domain::DEFAULT_ACCESS_TOKEN_TTL_SECONDS,
+                refresh_token_ttl_seconds: crate::domain::DEFAULT_REFRESH_TOKEN_TTL_SECONDS,
+                signing_keys: Vec::new(),
+            });
         if let Some(ids) = client_ids {
             for id in &ids {
                 if id.is_empty()

@@ -11,7 +11,13 @@ use testkit::usecase::Kit;
 async fn kit_with_session_token() -> (Kit, String) {
     let kit = Kit::new().await;
     kit.app
-        .configure_sessions(&kit.tenant.id, Some(vec!["web".into()]), Some(60), Some(600), false)
+        .configure_sessions(
+            &kit.tenant.id,
+            Some(vec!["web".into()]),
+            Some(60),
+            Some(600),
+            false,
+        )
         .await
         .unwrap();
     let device = kit.enroll("alice").await;
@@ -31,7 +37,11 @@ fn create(client: &str, token: &str) -> CreateSession {
 #[tokio::test]
 async fn a_session_is_made_once_from_a_succeeded_token_and_validates() {
     let (kit, token) = kit_with_session_token().await;
-    let tokens = kit.app.create_session(&kit.tenant, create("web", &token)).await.unwrap();
+    let tokens = kit
+        .app
+        .create_session(&kit.tenant, create("web", &token))
+        .await
+        .unwrap();
     let valid = kit
         .app
         .validate_session(&kit.tenant, &tokens.access_token, Some(&["web".into()]))
@@ -42,7 +52,9 @@ async fn a_session_is_made_once_from_a_succeeded_token_and_validates() {
     assert_eq!(valid.expires_at, kit.app.now().unix_seconds() + 60);
     assert_eq!(valid.claims.aud, "web");
     assert_eq!(
-        kit.app.create_session(&kit.tenant, create("web", &token)).await,
+        kit.app
+            .create_session(&kit.tenant, create("web", &token))
+            .await,
         Err(Error::TokenAlreadyUsed)
     );
     assert_eq!(
@@ -58,21 +70,29 @@ async fn a_session_is_made_once_from_a_succeeded_token_and_validates() {
 async fn create_refuses_unknown_clients_unfinished_challenges_and_unconfigured_tenants() {
     let (kit, token) = kit_with_session_token().await;
     assert_eq!(
-        kit.app.create_session(&kit.tenant, create("ios", &token)).await,
+        kit.app
+            .create_session(&kit.tenant, create("ios", &token))
+            .await,
         Err(Error::UnknownClientId)
     );
     let pending = kit.track("alice", "signIn", None).await;
     assert_eq!(
-        kit.app.create_session(&kit.tenant, create("web", &pending.token)).await,
+        kit.app
+            .create_session(&kit.tenant, create("web", &pending.token))
+            .await,
         Err(Error::ChallengeNotSucceeded)
     );
     assert_eq!(
-        kit.app.create_session(&kit.tenant, create("web", "garbage")).await,
+        kit.app
+            .create_session(&kit.tenant, create("web", "garbage"))
+            .await,
         Err(Error::InvalidToken)
     );
     let bare = Kit::new().await;
     assert_eq!(
-        bare.app.create_session(&bare.tenant, create("web", &token)).await,
+        bare.app
+            .create_session(&bare.tenant, create("web", &token))
+            .await,
         Err(Error::SessionsNotConfigured)
     );
 }
@@ -80,19 +100,31 @@ async fn create_refuses_unknown_clients_unfinished_challenges_and_unconfigured_t
 #[tokio::test]
 async fn refresh_rotates_once_and_reuse_revokes_the_family() {
     let (kit, token) = kit_with_session_token().await;
-    let first = kit.app.create_session(&kit.tenant, create("web", &token)).await.unwrap();
-    let second = kit.app.refresh_session(&kit.tenant, &first.refresh_token).await.unwrap();
+    let first = kit
+        .app
+        .create_session(&kit.tenant, create("web", &token))
+        .await
+        .unwrap();
+    let second = kit
+        .app
+        .refresh_session(&kit.tenant, &first.refresh_token)
+        .await
+        .unwrap();
     assert_ne!(second.refresh_token, first.refresh_token);
     kit.app
         .validate_session(&kit.tenant, &second.access_token, None)
         .await
         .unwrap();
     assert_eq!(
-        kit.app.refresh_session(&kit.tenant, &first.refresh_token).await,
+        kit.app
+            .refresh_session(&kit.tenant, &first.refresh_token)
+            .await,
         Err(Error::RefreshTokenReused)
     );
     assert_eq!(
-        kit.app.refresh_session(&kit.tenant, &second.refresh_token).await,
+        kit.app
+            .refresh_session(&kit.tenant, &second.refresh_token)
+            .await,
         Err(Error::SessionRevoked)
     );
     assert_eq!(
@@ -107,7 +139,9 @@ async fn refresh_rotates_once_and_reuse_revokes_the_family() {
         Err(Error::InvalidRefreshToken)
     );
     assert_eq!(
-        kit.app.refresh_session(&kit.tenant, "not-a-refresh-token").await,
+        kit.app
+            .refresh_session(&kit.tenant, "not-a-refresh-token")
+            .await,
         Err(Error::InvalidRefreshToken)
     );
 }
@@ -115,7 +149,11 @@ async fn refresh_rotates_once_and_reuse_revokes_the_family() {
 #[tokio::test]
 async fn expiry_is_checked_in_code() {
     let (kit, token) = kit_with_session_token().await;
-    let tokens = kit.app.create_session(&kit.tenant, create("web", &token)).await.unwrap();
+    let tokens = kit
+        .app
+        .create_session(&kit.tenant, create("web", &token))
+        .await
+        .unwrap();
     kit.clock.advance_seconds(60);
     assert_eq!(
         kit.app
@@ -125,8 +163,15 @@ async fn expiry_is_checked_in_code() {
         Error::ExpiredToken
     );
     // Revoking an expired access token still ends its session.
-    let fresh = kit.app.refresh_session(&kit.tenant, &tokens.refresh_token).await.unwrap();
-    kit.app.revoke_session(&kit.tenant, &tokens.access_token).await.unwrap();
+    let fresh = kit
+        .app
+        .refresh_session(&kit.tenant, &tokens.refresh_token)
+        .await
+        .unwrap();
+    kit.app
+        .revoke_session(&kit.tenant, &tokens.access_token)
+        .await
+        .unwrap();
     assert_eq!(
         kit.app
             .validate_session(&kit.tenant, &fresh.access_token, None)
@@ -136,10 +181,16 @@ async fn expiry_is_checked_in_code() {
     );
     // A refresh token past its lifetime.
     let (kit, token) = kit_with_session_token().await;
-    let tokens = kit.app.create_session(&kit.tenant, create("web", &token)).await.unwrap();
+    let tokens = kit
+        .app
+        .create_session(&kit.tenant, create("web", &token))
+        .await
+        .unwrap();
     kit.clock.advance_seconds(600);
     assert_eq!(
-        kit.app.refresh_session(&kit.tenant, &tokens.refresh_token).await,
+        kit.app
+            .refresh_session(&kit.tenant, &tokens.refresh_token)
+            .await,
         Err(Error::ExpiredRefreshToken)
     );
 }
@@ -147,9 +198,16 @@ async fn expiry_is_checked_in_code() {
 #[tokio::test]
 async fn revoke_user_sessions_ends_all_of_them_and_the_jwks_has_the_key() {
     let (kit, token) = kit_with_session_token().await;
-    let tokens = kit.app.create_session(&kit.tenant, create("web", &token)).await.unwrap();
+    let tokens = kit
+        .app
+        .create_session(&kit.tenant, create("web", &token))
+        .await
+        .unwrap();
     assert_eq!(
-        kit.app.revoke_user_sessions(&kit.tenant, &kit.user("alice")).await.unwrap(),
+        kit.app
+            .revoke_user_sessions(&kit.tenant, &kit.user("alice"))
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(
@@ -160,10 +218,16 @@ async fn revoke_user_sessions_ends_all_of_them_and_the_jwks_has_the_key() {
         Error::SessionRevoked
     );
     let jwks = kit.app.session_jwks(&kit.tenant.id).await.unwrap().unwrap();
-    let kid = jsonwebtoken::decode_header(&tokens.access_token).unwrap().kid.unwrap();
+    let kid = jsonwebtoken::decode_header(&tokens.access_token)
+        .unwrap()
+        .kid
+        .unwrap();
     assert_eq!(jwks["keys"][0]["kid"], kid.as_str());
     assert_eq!(
-        kit.app.session_jwks(&TenantId::parse("nobody").unwrap()).await.unwrap(),
+        kit.app
+            .session_jwks(&TenantId::parse("nobody").unwrap())
+            .await
+            .unwrap(),
         None
     );
     // A rotation keeps the old key published, and tokens signed with it valid.
@@ -202,7 +266,10 @@ async fn query_users_by_attribute_and_token_pages_without_a_scan() {
             username: Some(name.into()),
             ..UserPatch::default()
         };
-        kit.app.update_user(&kit.tenant, &kit.user(name), patch).await.unwrap();
+        kit.app
+            .update_user(&kit.tenant, &kit.user(name), patch)
+            .await
+            .unwrap();
     }
     let query = |email: &str, after: Option<&str>| UserQuery {
         email: Some(email.into()),
@@ -210,7 +277,11 @@ async fn query_users_by_attribute_and_token_pages_without_a_scan() {
         last_evaluated_user_id: after.map(|a| UserId::parse(a).unwrap()),
         ..UserQuery::default()
     };
-    let page = kit.app.query_users(&kit.tenant, query("same@example.com", None)).await.unwrap();
+    let page = kit
+        .app
+        .query_users(&kit.tenant, query("same@example.com", None))
+        .await
+        .unwrap();
     assert_eq!(page.page.users.len(), 2);
     assert_eq!(page.page.last_evaluated, Some(kit.user("u2")));
     let rest = kit

@@ -34,7 +34,11 @@ async fn verified_token(h: &Harness, tenant: &TestTenant, user: &str, device: &D
     let tracked = h.track(tenant, user, "signIn", json!({})).await;
     let challenge = h.challenge(tenant, json!({})).await;
     let verified = h
-        .verify(Auth::Bearer(tracked["token"].as_str().unwrap()), device, &challenge)
+        .verify(
+            Auth::Bearer(tracked["token"].as_str().unwrap()),
+            device,
+            &challenge,
+        )
         .await
         .expect(200);
     verified["token"].as_str().unwrap().to_owned()
@@ -54,22 +58,37 @@ async fn sessions_end_to_end() {
     let token = verified_token(&h, &h.a, "alice", &device).await;
 
     let pair = h
-        .post("/sessions", secret, json!({"clientId": "web", "token": token}))
+        .post(
+            "/sessions",
+            secret,
+            json!({"clientId": "web", "token": token}),
+        )
         .await
         .expect(200);
-    h.post("/sessions", secret, json!({"clientId": "web", "token": token}))
-        .await
-        .expect_error(400, "token_already_used");
+    h.post(
+        "/sessions",
+        secret,
+        json!({"clientId": "web", "token": token}),
+    )
+    .await
+    .expect_error(400, "token_already_used");
     let access = s(&pair, "accessToken");
     let valid = h
-        .post("/sessions/validate", secret, json!({"accessToken": access, "clientIds": ["web"]}))
+        .post(
+            "/sessions/validate",
+            secret,
+            json!({"accessToken": access, "clientIds": ["web"]}),
+        )
         .await
         .expect(200);
     assert_eq!(valid["user"]["userId"], "alice");
     assert_eq!(valid["verificationMethod"], "DEVICE");
 
     // The JWKS has the token's key; no auth needed.
-    let jwks = h.get("/tenants/tenant-a/.well-known/jwks.json", Auth::None).await.expect(200);
+    let jwks = h
+        .get("/tenants/tenant-a/.well-known/jwks.json", Auth::None)
+        .await
+        .expect(200);
     use base64::Engine as _;
     let header: Value = serde_json::from_slice(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -88,21 +107,37 @@ async fn sessions_end_to_end() {
     h.post("/sessions/validate", other, json!({"accessToken": access}))
         .await
         .expect_error(401, "invalid_token");
-    h.post("/sessions/refresh", other, json!({"refreshToken": pair["refreshToken"]}))
-        .await
-        .expect_error(401, "invalid_refresh_token");
+    h.post(
+        "/sessions/refresh",
+        other,
+        json!({"refreshToken": pair["refreshToken"]}),
+    )
+    .await
+    .expect_error(401, "invalid_refresh_token");
 
     // Rotation, then reuse of the first refresh token revokes the family.
     let second = h
-        .post("/sessions/refresh", secret, json!({"refreshToken": pair["refreshToken"]}))
+        .post(
+            "/sessions/refresh",
+            secret,
+            json!({"refreshToken": pair["refreshToken"]}),
+        )
         .await
         .expect(200);
-    h.post("/sessions/refresh", secret, json!({"refreshToken": pair["refreshToken"]}))
-        .await
-        .expect_error(401, "refresh_token_reused");
-    h.post("/sessions/validate", secret, json!({"accessToken": second["accessToken"]}))
-        .await
-        .expect_error(401, "session_revoked");
+    h.post(
+        "/sessions/refresh",
+        secret,
+        json!({"refreshToken": pair["refreshToken"]}),
+    )
+    .await
+    .expect_error(401, "refresh_token_reused");
+    h.post(
+        "/sessions/validate",
+        secret,
+        json!({"accessToken": second["accessToken"]}),
+    )
+    .await
+    .expect_error(401, "session_revoked");
 
     // Expiry (the server's clock), then revocation of a user's sessions.
     let third = h
@@ -114,22 +149,38 @@ async fn sessions_end_to_end() {
         .await
         .expect(200);
     h.clock.advance_seconds(61);
-    h.post("/sessions/validate", secret, json!({"accessToken": third["accessToken"]}))
-        .await
-        .expect_error(401, "expired_token");
+    h.post(
+        "/sessions/validate",
+        secret,
+        json!({"accessToken": third["accessToken"]}),
+    )
+    .await
+    .expect_error(401, "expired_token");
     let fourth = h
-        .post("/sessions/refresh", secret, json!({"refreshToken": third["refreshToken"]}))
+        .post(
+            "/sessions/refresh",
+            secret,
+            json!({"refreshToken": third["refreshToken"]}),
+        )
         .await
         .expect(200);
     h.post("/sessions/user/revoke", secret, json!({"userId": "alice"}))
         .await
         .expect(200);
-    h.post("/sessions/validate", secret, json!({"accessToken": fourth["accessToken"]}))
-        .await
-        .expect_error(401, "session_revoked");
-    h.post("/sessions/revoke", secret, json!({"accessToken": fourth["accessToken"]}))
-        .await
-        .expect(200);
+    h.post(
+        "/sessions/validate",
+        secret,
+        json!({"accessToken": fourth["accessToken"]}),
+    )
+    .await
+    .expect_error(401, "session_revoked");
+    h.post(
+        "/sessions/revoke",
+        secret,
+        json!({"accessToken": fourth["accessToken"]}),
+    )
+    .await
+    .expect(200);
 
     // Bad input: 4xx in the error shape.
     h.post("/sessions", secret, json!({"clientId": "web"}))
@@ -138,9 +189,13 @@ async fn sessions_end_to_end() {
     h.post("/sessions/validate", secret, json!({"accessToken": 7}))
         .await
         .expect_error(400, "invalid_request");
-    h.post("/sessions/refresh", secret, json!({"refreshToken": "x".repeat(5000)}))
-        .await
-        .expect_error(401, "invalid_refresh_token");
+    h.post(
+        "/sessions/refresh",
+        secret,
+        json!({"refreshToken": "x".repeat(5000)}),
+    )
+    .await
+    .expect_error(401, "invalid_refresh_token");
 }
 
 #[tokio::test]
@@ -157,11 +212,17 @@ async fn query_users_claim_and_otp_end_to_end() {
         .await
         .expect(200);
     }
-    let page = h.get("/users?email=q%40example.com&limit=2", secret).await.expect(200);
+    let page = h
+        .get("/users?email=q%40example.com&limit=2", secret)
+        .await
+        .expect(200);
     assert_eq!(page["users"].as_array().unwrap().len(), 2);
     assert_eq!(page["lastEvaluatedUserId"], "q2");
     let rest = h
-        .get("/users?email=q%40example.com&limit=2&lastEvaluatedUserId=q2", secret)
+        .get(
+            "/users?email=q%40example.com&limit=2&lastEvaluatedUserId=q2",
+            secret,
+        )
         .await
         .expect(200);
     assert_eq!(rest["users"][0]["userId"], "q3");
@@ -171,20 +232,34 @@ async fn query_users_claim_and_otp_end_to_end() {
         .await
         .expect(200);
     assert_eq!(other["users"], json!([]));
-    h.get("/users", secret).await.expect_error(400, "invalid_request");
+    h.get("/users", secret)
+        .await
+        .expect_error(400, "invalid_request");
     h.get("/users?email=a&limit=abc", secret)
         .await
         .expect_error(400, "invalid_request");
 
-    h.post("/claim", secret, json!({"challengeId": "nope", "userId": "q1"}))
-        .await
-        .expect_error(404, "challenge_not_found");
-    h.post("/challenge", secret, json!({"verificationMethod": "SMS", "action": "signIn"}))
-        .await
-        .expect_error(400, "verification_method_not_supported");
-    h.post("/verify", secret, json!({"challengeId": "x", "verificationCode": "1"}))
-        .await
-        .expect_error(400, "verification_method_not_supported");
+    h.post(
+        "/claim",
+        secret,
+        json!({"challengeId": "nope", "userId": "q1"}),
+    )
+    .await
+    .expect_error(404, "challenge_not_found");
+    h.post(
+        "/challenge",
+        secret,
+        json!({"verificationMethod": "SMS", "action": "signIn"}),
+    )
+    .await
+    .expect_error(400, "verification_method_not_supported");
+    h.post(
+        "/verify",
+        secret,
+        json!({"challengeId": "x", "verificationCode": "1"}),
+    )
+    .await
+    .expect_error(400, "verification_method_not_supported");
     h.post("/verify", Auth::None, json!({}))
         .await
         .expect_error(401, "unauthorized");

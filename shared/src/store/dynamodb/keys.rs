@@ -136,7 +136,10 @@ impl Key {
 
     /// `T#{t}#U#{u}` / `SESSION#{id}`: a session in its user's partition.
     pub fn session(tenant: &TenantId, user: &UserId, id: &str) -> Key {
-        Key::new(user_partition(tenant, user), format!("{SESSION_PREFIX}{id}"))
+        Key::new(
+            user_partition(tenant, user),
+            format!("{SESSION_PREFIX}{id}"),
+        )
     }
 
     /// `T#{t}#RT#{hash}` / `RT`: a refresh token by the SHA-256 of the token.

@@ -53,7 +53,10 @@ fn session_from(item: &Item) -> Result<SessionRecord> {
 
 /// A refresh token: its JSON in `data`, `used` as an attribute of its own, and `ttl`.
 fn refresh_item(refresh: &RefreshTokenRecord) -> Result<Item> {
-    let mut item = data_item(&Key::refresh_token(&refresh.tenant_id, &refresh.hash), refresh)?;
+    let mut item = data_item(
+        &Key::refresh_token(&refresh.tenant_id, &refresh.hash),
+        refresh,
+    )?;
     item.insert("used".into(), boolean(refresh.used));
     item.insert(
         schema::TTL_ATTRIBUTE.into(),
@@ -78,11 +81,8 @@ impl SessionStore for DynamoStore {
     }
 
     async fn put_session_config(&self, config: &SessionConfig) -> Result<()> {
-        self.put_unconditionally(data_item(
-            &Key::session_config(&config.tenant_id),
-            config,
-        )?)
-        .await
+        self.put_unconditionally(data_item(&Key::session_config(&config.tenant_id), config)?)
+            .await
     }
 
     async fn create_session(
@@ -116,7 +116,10 @@ impl SessionStore for DynamoStore {
         user: &UserId,
         session_id: &str,
     ) -> Result<Option<SessionRecord>> {
-        match self.get_item(&Key::session(tenant, user, session_id)).await? {
+        match self
+            .get_item(&Key::session(tenant, user, session_id))
+            .await?
+        {
             Some(item) => session_from(&item).map(Some),
             None => Ok(None),
         }

@@ -4,13 +4,13 @@ use super::DynamoStore;
 use super::error::{failed, internal, sdk_error};
 use super::item::{credential_from, data_item, from_json_attr, get_s, s};
 use super::keys::{CREDENTIAL_PREFIX, Key, LOOKUP_PREFIX, user_partition};
-use crate::store::user_lookups::{UserLookupStore, UserPage, lookup_values};
-use std::collections::HashMap;
 use crate::domain::{TenantId, UserId, UserProfile};
 use crate::error::{Error, Result};
 use crate::store::UserStore;
+use crate::store::user_lookups::{UserLookupStore, UserPage, lookup_values};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use std::collections::HashMap;
 
 #[async_trait]
 impl UserStore for DynamoStore {
@@ -58,11 +58,14 @@ impl UserStore for DynamoStore {
             let new_values = lookup_values(profile);
             for (attribute, value) in old.as_ref().map(lookup_values).unwrap_or_default() {
                 if !new_values.contains(&(attribute, value.clone())) {
-                    items.push(self.delete(&Key::user_lookup(tenant, attribute, &value, user), None)?);
+                    items.push(
+                        self.delete(&Key::user_lookup(tenant, attribute, &value, user), None)?,
+                    );
                 }
             }
             for (attribute, value) in &new_values {
-                let mut item = data_item(&Key::user_lookup(tenant, attribute, value, user), profile)?;
+                let mut item =
+                    data_item(&Key::user_lookup(tenant, attribute, value, user), profile)?;
                 item.insert("userId".into(), s(user.as_str()));
                 items.push(self.put(item, None)?);
             }

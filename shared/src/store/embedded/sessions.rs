@@ -5,13 +5,13 @@
 use super::engine::TableId;
 use super::engine::Tx;
 use super::{EmbeddedStore, Stored, get, key, prefix_range, put, scan};
-use crate::store::user_lookups::{UserLookupStore, UserPage, lookup_values};
 use crate::clock::Timestamp;
 use crate::domain::{
     RefreshTokenRecord, SessionConfig, SessionRecord, TenantId, UserId, UserProfile,
 };
 use crate::error::{Error, Result};
 use crate::store::SessionStore;
+use crate::store::user_lookups::{UserLookupStore, UserPage, lookup_values};
 use async_trait::async_trait;
 
 impl Stored for SessionConfig {}
@@ -90,7 +90,13 @@ impl SessionStore for EmbeddedStore {
         user: &UserId,
         session_id: &str,
     ) -> Result<Option<SessionRecord>> {
-        self.read(|tx| get(tx, TableId::Sessions, &session_key(tenant, user, session_id)))
+        self.read(|tx| {
+            get(
+                tx,
+                TableId::Sessions,
+                &session_key(tenant, user, session_id),
+            )
+        })
     }
 
     async fn get_refresh_token(
