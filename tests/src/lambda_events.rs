@@ -510,42 +510,42 @@ pub const FIXTURES: &[EventFixture] = &[
     // Sessions (issue #20). The seeded token's challenge is still required: create answers
     // 400 challenge_not_succeeded; the unknown tokens are 401s (the statuses of docs/api.md).
     EventFixture {
-        function: "validate",
+        function: "track",
         name: "create-session",
         method: "POST",
         route: "/v1/sessions",
         expected_status: 400,
     },
     EventFixture {
-        function: "validate",
+        function: "track",
         name: "validate-session",
         method: "POST",
         route: "/v1/sessions/validate",
         expected_status: 401,
     },
     EventFixture {
-        function: "validate",
+        function: "track",
         name: "refresh-session",
         method: "POST",
         route: "/v1/sessions/refresh",
         expected_status: 401,
     },
     EventFixture {
-        function: "validate",
+        function: "track",
         name: "revoke-session",
         method: "POST",
         route: "/v1/sessions/revoke",
         expected_status: 401,
     },
     EventFixture {
-        function: "validate",
+        function: "track",
         name: "revoke-user-sessions",
         method: "POST",
         route: "/v1/sessions/user/revoke",
         expected_status: 200,
     },
     EventFixture {
-        function: "validate",
+        function: "track",
         name: "session-jwks",
         method: "GET",
         route: "/v1/tenants/{tenantId}/.well-known/jwks.json",

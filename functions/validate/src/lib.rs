@@ -1,6 +1,6 @@
 //! The `validate` function: `POST /v1/validate`, the backend's question "did this token's
-//! challenge succeed?" (spec 2.4), and the sessions made from such a token, with the JWKS
-//! of their access tokens (spec 2.8, [`sessions`]).
+//! challenge succeed?" (spec 2.4). It only reads; the sessions made from such a token write,
+//! so they are served by `track` (issue #20).
 //!
 //! The handler decodes the request, calls [`shared::App::validate`] and encodes the result.
 
@@ -12,17 +12,8 @@ use shared::error::Result;
 use shared::http::{JsonBody, SecretKeyAuth, SharedApp, ok, required};
 use shared::usecase::validate::{ValidateCommand, Validation};
 
-mod sessions;
-
 shared::routes! {
     POST "/v1/validate" => validate,
-    // Sessions (spec 2.8, issue #20): they start from a token `/v1/validate` accepts.
-    POST "/v1/sessions" => sessions::create_session,
-    POST "/v1/sessions/validate" => sessions::validate_session,
-    POST "/v1/sessions/refresh" => sessions::refresh_session,
-    POST "/v1/sessions/revoke" => sessions::revoke_session,
-    POST "/v1/sessions/user/revoke" => sessions::revoke_user_sessions,
-    GET "/v1/tenants/{tenantId}/.well-known/jwks.json" => sessions::jwks,
 }
 
 #[derive(Debug, Default, Deserialize)]
