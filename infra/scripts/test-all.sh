@@ -12,7 +12,8 @@
 # 4. template.yaml: cfn-lint and `sam validate --lint` (both offline; installed in a venv);
 # 5. the official @authsignal/node and @authsignal/browser SDKs, unmodified, against the local
 #    server binary (the browser SDK's QR code over its default WebSocket path);
-# 6. the official @authsignal/browser SDK, unmodified, in headless Chromium (Debian's, installed
+# 6. the official Python SDK (authsignal on PyPI) against the same server (issue #20);
+# 7. the official @authsignal/browser SDK, unmodified, in headless Chromium (Debian's, installed
 #    with apt-get when missing) on a page of another origin: CORS, push and QR-code flows
 #    (tests/browser/README.md).
 set -euo pipefail
@@ -71,9 +72,26 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 grep -q listening "$data_dir/server.log" || { cat "$data_dir/server.log"; echo "server did not start"; exit 1; }
+# Sessions (issue #20): a client id and short lifetimes for the test tenant, and a second tenant
+# (its secret read from the CLI's one-time output) whose tokens must unlock nothing here. The
+# CLI writes to the server's data directory while it runs (the embedded store is shared).
+export TD_SESSION_CLIENT_ID="web-app" TD_ACCESS_TOKEN_TTL=2
+td_cli() { ./target/debug/trusted-device "$@" --data-dir "$data_dir"; }
+td_cli tenant configure --tenant-id "$TD_TENANT_ID" --session-client-id "$TD_SESSION_CLIENT_ID" \
+  --access-token-ttl "$TD_ACCESS_TOKEN_TTL" --refresh-token-ttl 120 >/dev/null
+export TD_OTHER_TENANT_ID="node-compat-other"
+TD_OTHER_SECRET_KEY=$(td_cli tenant create --tenant-id "$TD_OTHER_TENANT_ID" | sed -n 's/^secret key: //p')
+export TD_OTHER_SECRET_KEY
+td_cli tenant configure --tenant-id "$TD_OTHER_TENANT_ID" --session-client-id "$TD_SESSION_CLIENT_ID" >/dev/null
 # --experimental-websocket: Node 20's global WebSocket, which @authsignal/browser's default QR-code
 # path needs (qr-websocket.test.mjs).
 (cd tests/node-compat && node --experimental-websocket --test)
+
+step "Python SDK (authsignal on PyPI) against the same server"
+if [ ! -x "$tools/bin/python" ] || ! "$tools/bin/python" -c 'import authsignal' 2>/dev/null; then
+  "$tools/bin/pip" install --quiet --disable-pip-version-check "authsignal==${AUTHSIGNAL_PYTHON_VERSION:-4.1.0}"
+fi
+"$tools/bin/python" tests/python-compat/server_api_test.py
 
 step "the browser SDK in a real browser (headless Debian Chromium, cross-origin CORS)"
 # Debian's chromium from apt (no browser download works on these machines); sudo only if not root.

@@ -7,6 +7,8 @@
 //!                                 [--push-webhook-url URL [--push-webhook-secret S] | --remove-push-webhook]
 //!                                 [--require-decision-signature true|false]
 //!                                 [--allowed-origin ORIGIN ... | --no-allowed-origins]
+//!                                 [--session-client-id ID]... [--access-token-ttl SECONDS]
+//!                                 [--refresh-token-ttl SECONDS] [--rotate-session-key]
 //! trusted-device table create --table NAME [--endpoint-url URL]
 //! trusted-device action-config set --config F.yaml|F.json --tenant-id ID [STORE]
 //! trusted-device action-config get|delete CODE --tenant-id ID [STORE]     (CODE `*`: the tenant default)
@@ -407,7 +409,8 @@ enum TenantCommand {
         #[arg(long, env = "TRUSTED_DEVICE_TENANT_ID")]
         tenant_id: Option<String>,
     },
-    /// Change a tenant's push and QR-code approval settings and its allowed web origins.
+    /// Change a tenant's push and QR-code approval settings, its allowed web origins and its
+    /// session settings.
     #[command(after_help = SETTINGS_HELP)]
     Configure(ConfigureArgs),
 }
@@ -421,6 +424,10 @@ enum TenantCommand {
             "require_decision_signature",
             "allowed_origin",
             "no_allowed_origins",
+            "session_client_id",
+            "access_token_ttl",
+            "refresh_token_ttl",
+            "rotate_session_key",
         ])
         .required(true)
         .multiple(true)
@@ -468,6 +475,22 @@ struct ConfigureArgs {
     /// Allow no web origin: browsers on other origins can no longer call the Client API.
     #[arg(long)]
     no_allowed_origins: bool,
+    /// A client id sessions may be created for (the access tokens' `aud`); repeat it or
+    /// separate ids with commas. Replaces the tenant's list. The first session setting also
+    /// creates the tenant's ES256 signing key (published at
+    /// /v1/tenants/ID/.well-known/jwks.json).
+    #[arg(long, value_delimiter = ',')]
+    session_client_id: Vec<String>,
+    /// Lifetime of session access tokens, in seconds (1 to 86400; default 600).
+    #[arg(long, value_name = "SECONDS")]
+    access_token_ttl: Option<i64>,
+    /// Lifetime of session refresh tokens, in seconds (at least the access token's, at most
+    /// 365 days; default 2592000, 30 days). Each refresh starts a new lifetime.
+    #[arg(long, value_name = "SECONDS")]
+    refresh_token_ttl: Option<i64>,
+    /// Make a new access-token signing key; the previous one stays published and verifying.
+    #[arg(long)]
+    rotate_session_key: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -741,6 +764,43 @@ async fn configure_tenant(args: ConfigureArgs) -> Result<(), String> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.description().into_owned())?;
         change.allowed_origins = Some(origins);
+    }
+    let sessions_change = !args.session_client_id.is_empty()
+        || args.access_token_ttl.is_some()
+        || args.refresh_token_ttl.is_some()
+        || args.rotate_session_key;
+    let tenant_change = change.require_decision_signature.is_some()
+        || change.allowed_origins.is_some()
+        || args.push_webhook_url.is_some()
+        || args.remove_push_webhook;
+    if sessions_change {
+        if !app
+            .tenant_exists(&id)
+            .await
+            .map_err(|e| e.description().into_owned())?
+        {
+            return Err(format!("no tenant {id}"));
+        }
+        let config = app
+            .configure_sessions(
+                &id,
+                (!args.session_client_id.is_empty()).then_some(args.session_client_id),
+                args.access_token_ttl,
+                args.refresh_token_ttl,
+                args.rotate_session_key,
+            )
+            .await
+            .map_err(|e| e.description().into_owned())?;
+        say!(
+            "tenant {id} sessions: client ids [{}], access tokens {} s, refresh tokens {} s, {} signing key(s)",
+            config.client_ids.join(", "),
+            config.access_token_ttl_seconds,
+            config.refresh_token_ttl_seconds,
+            config.signing_keys.len()
+        );
+        if !tenant_change {
+            return Ok(());
+        }
     }
     let mut new_secret = None;
     if let Some(url) = args.push_webhook_url {

@@ -91,6 +91,32 @@ pub enum Error {
     #[error("no config for this action code")]
     ActionConfigNotFound,
 
+    // --- Sessions (spec 2.8, issue #20) ---
+    #[error(
+        "sessions are not configured for this tenant (trusted-device tenant configure --session-client-id)"
+    )]
+    SessionsNotConfigured,
+    #[error("this clientId is not one of the tenant's session client ids")]
+    UnknownClientId,
+    #[error("this challenge token has already been used to create a session")]
+    TokenAlreadyUsed,
+    #[error("the token's challenge has not succeeded")]
+    ChallengeNotSucceeded,
+    #[error("the access token was not issued for one of the given clientIds")]
+    ClientIdMismatch,
+    #[error("the refresh token is malformed, unknown or for another tenant")]
+    InvalidRefreshToken,
+    #[error("the refresh token has expired")]
+    ExpiredRefreshToken,
+    #[error("the refresh token was already used; its session is now revoked")]
+    RefreshTokenReused,
+    #[error("the session has been revoked or has ended")]
+    SessionRevoked,
+
+    // --- Methods this server does not have (spec 2.8, issue #20) ---
+    #[error("{0}")]
+    UnsupportedVerificationMethod(Cow<'static, str>),
+
     // --- Infrastructure: never carry internals to the caller ---
     #[error("the data store is unavailable")]
     StoreUnavailable,

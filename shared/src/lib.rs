@@ -12,6 +12,7 @@
 //! | [`error`] | the domain error: every failed check a use case can report (no HTTP in it) |
 //! | [`rules`] | a small JSON-Logic validator and evaluator (with our `ip_in_cidr`) for rule conditions |
 //! | [`token`] | JWT issue and verify (HS256 pinned, per-tenant keys with `kid`) |
+//! | [`session_token`] | session access tokens (ES256 pinned, per-tenant keys with `kid`, published as a JWKS) and refresh-token hashes |
 //! | [`signature`] | P-256 ECDSA verification and strict SPKI parsing |
 //! | [`encoding`] | base64, strict by default and lenient where the spec says clients differ |
 //! | [`store`] | the storage port and both adapters: DynamoDB, and embedded SQLite (feature `embedded`, not in the Lambda functions) |
@@ -44,6 +45,7 @@ pub mod notify;
 #[cfg(test)]
 mod parser_properties;
 pub mod rules;
+pub mod session_token;
 pub mod signature;
 #[cfg(feature = "sockets-aws")]
 pub mod sockets_aws;

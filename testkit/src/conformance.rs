@@ -20,6 +20,11 @@ mod sockets;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// A name no other test in this process uses (for the scenes in other files).
+pub(crate) fn unique_name(prefix: &str) -> String {
+    unique(prefix)
+}
+
 /// A name no other test in this process uses.
 fn unique(prefix: &str) -> String {
     format!(
@@ -153,6 +158,9 @@ pub async fn run_all(store: Arc<dyn Store>) {
     rate_limits(&*store).await;
     concurrent_hits_never_pass_the_limit(store.clone()).await;
     sockets::run(&*store).await;
+    crate::conformance_sessions::sessions(&*store).await;
+    crate::conformance_sessions::concurrent_refreshes_have_one_winner(store.clone()).await;
+    crate::conformance_sessions::user_lookups(&*store).await;
 }
 
 fn bucket(key: &str, limit: u32, expires_at: Timestamp) -> RateBucket {

@@ -197,6 +197,17 @@ pub async fn seed(app: &App, store: &dyn Store) {
     for challenge in [push, qr] {
         assert!(store.put_approval(&challenge, None).await.unwrap());
     }
+    // Sessions for the client `fixture-web` (its signing key is random: no fixture holds a
+    // session token).
+    app.configure_sessions(
+        &tenant.id,
+        Some(vec!["fixture-web".into()]),
+        None,
+        None,
+        false,
+    )
+    .await
+    .unwrap();
     // A rules config for `pay` (not `signIn`: the track fixture expects the built-in default).
     app.put_action_config(&tenant, None, pay_config())
         .await
@@ -236,6 +247,13 @@ pub const FIXTURES: &[EventFixture] = &[
         name: "track",
         method: "POST",
         route: "/v1/users/{userId}/actions/{action}",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "track",
+        name: "query-users",
+        method: "GET",
+        route: "/v1/users",
         expected_status: 200,
     },
     EventFixture {
@@ -462,6 +480,29 @@ pub const FIXTURES: &[EventFixture] = &[
         route: "/v1/challenges",
         expected_status: 200,
     },
+    // Issue #20: the seeded push is still pending (400 challenge_not_succeeded); no OTP
+    // method exists here (400 verification_method_not_supported).
+    EventFixture {
+        function: "challenge",
+        name: "claim-challenge",
+        method: "POST",
+        route: "/v1/claim",
+        expected_status: 400,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "otp-challenge",
+        method: "POST",
+        route: "/v1/challenge",
+        expected_status: 400,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "otp-verify",
+        method: "POST",
+        route: "/v1/verify",
+        expected_status: 400,
+    },
     EventFixture {
         function: "validate",
         name: "validate",
@@ -509,6 +550,55 @@ pub const FIXTURES: &[EventFixture] = &[
         name: "preflight-action-configs-action-code",
         method: "OPTIONS",
         route: "/v1/action-configs/{actionCode}",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "track",
+        name: "preflight-sessions",
+        method: "OPTIONS",
+        route: "/v1/sessions",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "track",
+        name: "preflight-sessions-validate",
+        method: "OPTIONS",
+        route: "/v1/sessions/validate",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "track",
+        name: "preflight-sessions-refresh",
+        method: "OPTIONS",
+        route: "/v1/sessions/refresh",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "track",
+        name: "preflight-sessions-revoke",
+        method: "OPTIONS",
+        route: "/v1/sessions/revoke",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "track",
+        name: "preflight-sessions-user-revoke",
+        method: "OPTIONS",
+        route: "/v1/sessions/user/revoke",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "track",
+        name: "preflight-tenants-tenant-id-well-known-jwks",
+        method: "OPTIONS",
+        route: "/v1/tenants/{tenantId}/.well-known/jwks.json",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "track",
+        name: "preflight-users",
+        method: "OPTIONS",
+        route: "/v1/users",
         expected_status: 403,
     },
     EventFixture {
@@ -624,11 +714,76 @@ pub const FIXTURES: &[EventFixture] = &[
         expected_status: 403,
     },
     EventFixture {
+        function: "challenge",
+        name: "preflight-claim",
+        method: "OPTIONS",
+        route: "/v1/claim",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "preflight-challenge",
+        method: "OPTIONS",
+        route: "/v1/challenge",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "preflight-verify",
+        method: "OPTIONS",
+        route: "/v1/verify",
+        expected_status: 403,
+    },
+    EventFixture {
         function: "validate",
         name: "preflight-validate",
         method: "OPTIONS",
         route: "/v1/validate",
         expected_status: 403,
+    },
+    // Sessions (issue #20). The seeded token's challenge is still required: create answers
+    // 400 challenge_not_succeeded; the unknown tokens are 401s (the statuses of docs/api.md).
+    EventFixture {
+        function: "track",
+        name: "create-session",
+        method: "POST",
+        route: "/v1/sessions",
+        expected_status: 400,
+    },
+    EventFixture {
+        function: "track",
+        name: "validate-session",
+        method: "POST",
+        route: "/v1/sessions/validate",
+        expected_status: 401,
+    },
+    EventFixture {
+        function: "track",
+        name: "refresh-session",
+        method: "POST",
+        route: "/v1/sessions/refresh",
+        expected_status: 401,
+    },
+    EventFixture {
+        function: "track",
+        name: "revoke-session",
+        method: "POST",
+        route: "/v1/sessions/revoke",
+        expected_status: 401,
+    },
+    EventFixture {
+        function: "track",
+        name: "revoke-user-sessions",
+        method: "POST",
+        route: "/v1/sessions/user/revoke",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "track",
+        name: "session-jwks",
+        method: "GET",
+        route: "/v1/tenants/{tenantId}/.well-known/jwks.json",
+        expected_status: 200,
     },
 ];
 
@@ -843,6 +998,70 @@ fn request_for(
             String::new(),
             vec![secret],
             Some(json!({"token": token("signIn", "fixture-signin", None)})),
+        ),
+        "create-session" => (
+            "/v1/sessions".into(),
+            String::new(),
+            vec![secret],
+            Some(
+                json!({"clientId": "fixture-web", "token": token("signIn", "fixture-signin", None)}),
+            ),
+        ),
+        "validate-session" | "revoke-session" => (
+            format!(
+                "/v1/sessions/{}",
+                name.strip_suffix("-session").unwrap_or(name)
+            ),
+            String::new(),
+            vec![secret],
+            // A challenge token is no access token (HS256, not the session keys).
+            Some(json!({"accessToken": token("signIn", "fixture-signin", None)})),
+        ),
+        "query-users" => (
+            "/v1/users".into(),
+            "email=fixture%40example.com&limit=10".into(),
+            vec![secret],
+            None,
+        ),
+        "claim-challenge" => (
+            "/v1/claim".into(),
+            String::new(),
+            vec![secret],
+            Some(json!({"challengeId": PUSH_CHALLENGE_ID, "userId": USER_ID})),
+        ),
+        "otp-challenge" => (
+            "/v1/challenge".into(),
+            String::new(),
+            vec![secret],
+            Some(
+                json!({"verificationMethod": "SMS", "action": "signIn", "phoneNumber": "+64270000000"}),
+            ),
+        ),
+        "otp-verify" => (
+            "/v1/verify".into(),
+            String::new(),
+            vec![secret],
+            Some(
+                json!({"challengeId": "00000000-0000-4000-8000-000000000000", "verificationCode": "123456"}),
+            ),
+        ),
+        "refresh-session" => (
+            "/v1/sessions/refresh".into(),
+            String::new(),
+            vec![secret],
+            Some(json!({"refreshToken": "rt1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})),
+        ),
+        "revoke-user-sessions" => (
+            "/v1/sessions/user/revoke".into(),
+            String::new(),
+            vec![secret],
+            Some(json!({"userId": USER_ID})),
+        ),
+        "session-jwks" => (
+            format!("/v1/tenants/{TENANT_ID}/.well-known/jwks.json"),
+            String::new(),
+            Vec::new(),
+            None,
         ),
         "update-push-credential" => {
             let id = challenge(ChallengeTarget::PushCredentialUpdate);

@@ -26,6 +26,7 @@ use shared::usecase::challenges::{ChallengeStarter, VerifyCommand};
 use shared::usecase::limits::Source;
 
 use shared::http::cors::preflight;
+mod server;
 
 shared::routes! {
     POST "/v1/client/challenge" => start_challenge,
@@ -56,6 +57,13 @@ shared::routes! {
     OPTIONS "/v1/client/user-authenticators/{namespace}/challenge/sign" => preflight,
     OPTIONS "/v1/client/user-authenticators/{namespace}/challenge/claim" => preflight,
     OPTIONS "/v1/challenges" => preflight,
+    OPTIONS "/v1/claim" => preflight,
+    OPTIONS "/v1/challenge" => preflight,
+    OPTIONS "/v1/verify" => preflight,
+    // Server API, issue #20 (spec 2.8): claim, and the OTP methods answered as unsupported.
+    POST "/v1/claim" => server::claim_challenge,
+    POST "/v1/challenge" => server::start_otp_challenge,
+    POST "/v1/verify" => server::verify_otp,
 }
 
 // ---------------------------------------------------------------- start (spec 3.3 #4)

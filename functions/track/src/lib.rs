@@ -1,6 +1,7 @@
-//! The `track` function: track, get, update and query actions, and the users admin of the
-//! Server API (spec 2.3, 2.5, 2.6), and the rules configs that decide track (spec 7; our
-//! extension routes under `/v1/action-configs`). Every route takes the tenant's secret key
+//! The `track` function: track, get, update and query actions, the users admin and query users,
+//! and the sessions with their JWKS ([`sessions`]) of the Server API (spec 2.3, 2.5, 2.6, 2.8),
+//! and the rules configs that decide track (spec 7; our extension routes under
+//! `/v1/action-configs`). Every route but the JWKS (public keys) takes the tenant's secret key
 //! (spec 2.1).
 //!
 //! Each handler decodes the request, calls one [`shared::App`] use case and encodes the result.
@@ -23,9 +24,13 @@ use shared::usecase::users::{UserPatch, UserView};
 // The routes this function serves: the source of truth for the Lambda's API events
 // (`ROUTES`) and for what it serves (`router`).
 use shared::http::cors::preflight;
+mod query_users;
+mod sessions;
 
 shared::routes! {
     POST "/v1/users/{userId}/actions/{action}" => track,
+    // Query users (spec 2.6, issue #20): through lookup entries, never a scan.
+    GET "/v1/users" => query_users::query_users,
     GET "/v1/users/{userId}/actions/{action}/{idempotencyKey}" => get_action,
     PATCH "/v1/users/{userId}/actions/{action}/{idempotencyKey}" => update_action,
     GET "/v1/users/{userId}/actions" => query_actions,
@@ -45,6 +50,21 @@ shared::routes! {
     OPTIONS "/v1/users/{userId}" => preflight,
     OPTIONS "/v1/action-configs" => preflight,
     OPTIONS "/v1/action-configs/{actionCode}" => preflight,
+    OPTIONS "/v1/sessions" => preflight,
+    OPTIONS "/v1/sessions/validate" => preflight,
+    OPTIONS "/v1/sessions/refresh" => preflight,
+    OPTIONS "/v1/sessions/revoke" => preflight,
+    OPTIONS "/v1/sessions/user/revoke" => preflight,
+    OPTIONS "/v1/tenants/{tenantId}/.well-known/jwks.json" => preflight,
+    OPTIONS "/v1/users" => preflight,
+    // Sessions (spec 2.8, issue #20), made from a token `/v1/validate` accepts. Here and not in
+    // `validate`, which only reads: these write, with the actions `track` is granted already.
+    POST "/v1/sessions" => sessions::create_session,
+    POST "/v1/sessions/validate" => sessions::validate_session,
+    POST "/v1/sessions/refresh" => sessions::refresh_session,
+    POST "/v1/sessions/revoke" => sessions::revoke_session,
+    POST "/v1/sessions/user/revoke" => sessions::revoke_user_sessions,
+    GET "/v1/tenants/{tenantId}/.well-known/jwks.json" => sessions::jwks,
 }
 
 // ---------------------------------------------------------------- track (spec 2.3)

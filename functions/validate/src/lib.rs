@@ -1,5 +1,6 @@
 //! The `validate` function: `POST /v1/validate`, the backend's question "did this token's
-//! challenge succeed?" (spec 2.4).
+//! challenge succeed?" (spec 2.4). It only reads; the sessions made from such a token write,
+//! so they are served by `track` (issue #20).
 //!
 //! The handler decodes the request, calls [`shared::App::validate`] and encodes the result.
 

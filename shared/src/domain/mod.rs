@@ -8,9 +8,11 @@ pub mod ids;
 pub mod model;
 pub mod origin;
 pub mod policy;
+pub mod session;
 pub mod signals;
 
 pub use approval::*;
 pub use ids::*;
 pub use model::*;
 pub use origin::AllowedOrigin;
+pub use session::*;

@@ -146,7 +146,14 @@ fn domain_status(error: &Error) -> StatusCode {
         | ChallengeExpired
         | ChallengeMismatch
         | InvalidVerificationCode
-        | DecisionSignatureRequired => StatusCode::BAD_REQUEST,
+        | DecisionSignatureRequired
+        | SessionsNotConfigured
+        | UnknownClientId
+        | TokenAlreadyUsed
+        | ChallengeNotSucceeded
+        | UnsupportedVerificationMethod(_) => StatusCode::BAD_REQUEST,
+        ClientIdMismatch | InvalidRefreshToken | ExpiredRefreshToken | RefreshTokenReused
+        | SessionRevoked => StatusCode::UNAUTHORIZED,
         InvalidDeviceCode | ChallengeClaimedByAnotherDevice => StatusCode::FORBIDDEN,
         TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
         WebhookFailed(_) => StatusCode::BAD_GATEWAY,
@@ -200,6 +207,16 @@ fn domain_code(error: &Error) -> &'static str {
         ActionForbidsEnrolment(_) => "action_not_allowed",
         InvalidActionConfig(_) => "invalid_action_config",
         ActionConfigNotFound => "action_config_not_found",
+        SessionsNotConfigured => "sessions_not_configured",
+        UnknownClientId => "invalid_client_id",
+        TokenAlreadyUsed => "token_already_used",
+        ChallengeNotSucceeded => "challenge_not_succeeded",
+        ClientIdMismatch => "client_id_mismatch",
+        InvalidRefreshToken => "invalid_refresh_token",
+        ExpiredRefreshToken => "expired_refresh_token",
+        RefreshTokenReused => "refresh_token_reused",
+        SessionRevoked => "session_revoked",
+        UnsupportedVerificationMethod(_) => "verification_method_not_supported",
         StoreUnavailable => "service_unavailable",
         Internal => "internal_error",
     }
@@ -208,7 +225,9 @@ fn domain_code(error: &Error) -> &'static str {
 fn domain_description(error: &Error) -> Cow<'static, str> {
     match error {
         Error::Unauthorized => Cow::Borrowed(UNAUTHORIZED_DESCRIPTION),
-        Error::InvalidRequest(message) | Error::InvalidActionConfig(message) => message.clone(),
+        Error::InvalidRequest(message)
+        | Error::InvalidActionConfig(message)
+        | Error::UnsupportedVerificationMethod(message) => message.clone(),
         Error::InvalidCredential => Cow::Borrowed(
             "The credential exists on the device but is not registered on the server.",
         ),
@@ -305,6 +324,16 @@ mod tests {
             Error::ActionForbidsEnrolment("BLOCK").into(),
             Error::invalid_action_config("rule #0: x").into(),
             Error::ActionConfigNotFound.into(),
+            Error::SessionsNotConfigured.into(),
+            Error::UnknownClientId.into(),
+            Error::TokenAlreadyUsed.into(),
+            Error::ChallengeNotSucceeded.into(),
+            Error::ClientIdMismatch.into(),
+            Error::InvalidRefreshToken.into(),
+            Error::ExpiredRefreshToken.into(),
+            Error::RefreshTokenReused.into(),
+            Error::SessionRevoked.into(),
+            Error::UnsupportedVerificationMethod("x".into()).into(),
             HttpError::RouteNotFound,
             HttpError::MethodNotAllowed,
             HttpError::PreflightRefused("x"),

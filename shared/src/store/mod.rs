@@ -12,6 +12,8 @@
 //! | [`VerificationStore`] | the one atomic step of a verify or an approval; the push-credential update |
 //! | [`RateLimitStore`] | fixed-window counters of the rate limits, shared by every instance (DESIGN 6) |
 //! | [`SocketStore`] | open QR-code WebSockets behind API Gateway: the handshake's credential per connection (spec 3.8) |
+//! | [`UserLookupStore`] | users by email, phone number or username: lookup entries written with the profile (query users, 2.6) |
+//! | [`SessionStore`] | session configs and signing keys, sessions, hashed refresh tokens, used challenge tokens (spec 2.8) |
 //!
 //! Every single-use or state-changing step is one conditional write (or transaction) in the
 //! adapter, and a failed condition comes back as the precise [`Error`](crate::Error)
@@ -34,8 +36,10 @@ mod approvals;
 mod challenges;
 mod credentials;
 mod rate_limits;
+mod sessions;
 mod sockets;
 mod tenants;
+pub mod user_lookups;
 mod users;
 mod verification;
 
@@ -45,8 +49,10 @@ pub use approvals::ApprovalStore;
 pub use challenges::ChallengeStore;
 pub use credentials::{CredentialStore, EnrolmentGuard, InsertOutcome, RemovalReceipt};
 pub use rate_limits::{RateBucket, RateLimitStore};
+pub use sessions::SessionStore;
 pub use sockets::{SocketSession, SocketStarter, SocketStore};
 pub use tenants::TenantStore;
+pub use user_lookups::{UserLookupStore, UserPage};
 pub use users::UserStore;
 pub use verification::{
     ActionWrite, CredentialUpdate, SingleUse, VerificationCommit, VerificationStore,
@@ -64,6 +70,8 @@ pub trait Store:
     + VerificationStore
     + RateLimitStore
     + SocketStore
+    + SessionStore
+    + UserLookupStore
 {
 }
 
@@ -78,6 +86,8 @@ impl<T> Store for T where
         + VerificationStore
         + RateLimitStore
         + SocketStore
+        + SessionStore
+        + UserLookupStore
 {
 }
 

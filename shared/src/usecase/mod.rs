@@ -14,6 +14,8 @@
 //! | [`challenges`] | start a challenge and verify a device signature (3.4.4) |
 //! | [`approvals`] | push and QR-code approval, push credential update (3.4.5 to 3.4.7): `push`, `qr_code`, `answer`, `push_credential` |
 //! | [`qr_socket`] | QR codes over the WebSocket: handshake, create, states pushed (3.8) |
+//! | [`query_users`] | query users by email, phone number, username or token (2.6) |
+//! | [`sessions`] | create, validate, refresh and revoke sessions; the JWKS; session settings (2.8) |
 //! | [`validate`] | validate a token for the backend (2.4) |
 //! | [`limits`] | rate limits on the writes that need no secret and no token, and the one rule for a device signature: verify, then count a failure (DESIGN 6) |
 
@@ -23,6 +25,8 @@ pub mod challenges;
 pub mod credentials;
 pub mod limits;
 pub mod qr_socket;
+pub mod query_users;
+pub mod sessions;
 pub mod tenants;
 pub mod track;
 pub mod users;

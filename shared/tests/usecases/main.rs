@@ -10,6 +10,7 @@ mod approvals;
 mod challenges;
 mod credentials;
 mod qr_socket;
+mod sessions;
 mod tenants;
 mod track;
 mod users;

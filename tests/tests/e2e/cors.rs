@@ -112,6 +112,7 @@ fn concrete(route: &str) -> String {
         .replace("{actionCode}", "signIn")
         .replace("{namespace}", "push")
         .replace("{userAuthenticatorId}", "x")
+        .replace("{tenantId}", "t")
 }
 
 #[tokio::test]

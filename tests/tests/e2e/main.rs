@@ -20,4 +20,5 @@ mod qr_socket_lambda;
 mod qr_websocket;
 mod rules;
 mod security;
+mod sessions;
 mod store_faults;

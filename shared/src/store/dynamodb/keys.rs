@@ -15,6 +15,10 @@ use std::collections::HashMap;
 pub(super) const CREDENTIAL_PREFIX: &str = "CRED#";
 /// The sort-key prefix of a user's actions, in the user's partition.
 pub(super) const ACTION_PREFIX: &str = "ACT#";
+/// The sort-key prefix of a user's sessions, in the user's partition.
+pub(super) const SESSION_PREFIX: &str = "SESSION#";
+/// The sort-key prefix of the users in a lookup partition (query users).
+pub(super) const LOOKUP_PREFIX: &str = "U#";
 /// The sort-key prefix of a tenant's action configs, in the config partition.
 pub(super) const CONFIG_PREFIX: &str = "ACTION#";
 
@@ -131,6 +135,42 @@ impl Key {
         Key::new(format!("T#{tenant}#RL#{bucket}"), "RL")
     }
 
+    /// `T#{t}#SESSIONS` / `CONFIG`: the tenant's session settings and signing keys.
+    pub fn session_config(tenant: &TenantId) -> Key {
+        Key::new(format!("T#{tenant}#SESSIONS"), "CONFIG")
+    }
+
+    /// `T#{t}#U#{u}` / `SESSION#{id}`: a session in its user's partition.
+    pub fn session(tenant: &TenantId, user: &UserId, id: &str) -> Key {
+        Key::new(
+            user_partition(tenant, user),
+            format!("{SESSION_PREFIX}{id}"),
+        )
+    }
+
+    /// `T#{t}#RT#{hash}` / `RT`: a refresh token by the SHA-256 of the token.
+    pub fn refresh_token(tenant: &TenantId, hash: &str) -> Key {
+        Key::new(format!("T#{tenant}#RT#{hash}"), "RT")
+    }
+
+    /// `T#{t}#TK#{hash}` / `USED`: a challenge token made into a session.
+    pub fn token_mark(tenant: &TenantId, token_hash: &str) -> Key {
+        Key::new(format!("T#{tenant}#TK#{token_hash}"), "USED")
+    }
+
+    /// `T#{t}#UL#{attribute}#{value}`: the lookup partition of one attribute value.
+    pub fn lookup_partition(tenant: &TenantId, attribute: &str, value: &str) -> String {
+        format!("T#{tenant}#UL#{attribute}#{value}")
+    }
+
+    /// `T#{t}#UL#{attribute}#{value}` / `U#{u}`: a user found by an attribute value.
+    pub fn user_lookup(tenant: &TenantId, attribute: &str, value: &str, user: &UserId) -> Key {
+        Key::new(
+            Key::lookup_partition(tenant, attribute, value),
+            format!("{LOOKUP_PREFIX}{user}"),
+        )
+    }
+
     /// The key of a stored item (to delete what a query returned).
     pub fn of_item(item: &Item) -> Result<Key> {
         Ok(Key::new(
@@ -232,6 +272,26 @@ mod tests {
                 &crate::websocket::ConnectionId::parse("L0SM9cOFvHcCIhw=").unwrap()
             )),
             ("WS#L0SM9cOFvHcCIhw=".into(), "WS".into())
+        );
+        assert_eq!(
+            pair(Key::session_config(&t)),
+            ("T#acme#SESSIONS".into(), "CONFIG".into())
+        );
+        assert_eq!(
+            pair(Key::session(&t, &u, "s1")),
+            ("T#acme#U#alice".into(), "SESSION#s1".into())
+        );
+        assert_eq!(
+            pair(Key::refresh_token(&t, "ab")),
+            ("T#acme#RT#ab".into(), "RT".into())
+        );
+        assert_eq!(
+            pair(Key::token_mark(&t, "ab")),
+            ("T#acme#TK#ab".into(), "USED".into())
+        );
+        assert_eq!(
+            pair(Key::user_lookup(&t, "email", "a@b.c", &u)),
+            ("T#acme#UL#email#a@b.c".into(), "U#alice".into())
         );
         let challenge = ChallengeId::parse("c1.00ff.mac").unwrap();
         assert_eq!(

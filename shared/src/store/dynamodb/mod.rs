@@ -85,6 +85,7 @@ mod keys;
 mod meter;
 mod rate_limits;
 pub mod schema;
+mod sessions;
 mod sockets;
 mod store;
 mod tenants;

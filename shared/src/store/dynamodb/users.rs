@@ -1,14 +1,16 @@
 //! [`UserStore`] on DynamoDB: a user's partition, and deleting all of it.
 
 use super::DynamoStore;
-use super::error::{internal, sdk_error};
-use super::item::{credential_from, data_item, from_json_attr};
-use super::keys::{CREDENTIAL_PREFIX, Key, user_partition};
+use super::error::{failed, internal, sdk_error};
+use super::item::{credential_from, data_item, from_json_attr, get_s, s};
+use super::keys::{CREDENTIAL_PREFIX, Key, LOOKUP_PREFIX, user_partition};
 use crate::domain::{TenantId, UserId, UserProfile};
 use crate::error::{Error, Result};
 use crate::store::UserStore;
+use crate::store::user_lookups::{UserLookupStore, UserPage, lookup_values};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use std::collections::HashMap;
 
 #[async_trait]
 impl UserStore for DynamoStore {
@@ -25,8 +27,55 @@ impl UserStore for DynamoStore {
         user: &UserId,
         profile: &UserProfile,
     ) -> Result<()> {
-        self.put_unconditionally(data_item(&Key::profile(tenant, user), profile)?)
-            .await
+        // The profile and its lookup entries (query users) in one transaction, conditional
+        // on the profile read: a concurrent update makes this one read again.
+        for _ in 0..3 {
+            let old_item = self.get_item(&Key::profile(tenant, user)).await?;
+            let old: Option<UserProfile> = match &old_item {
+                Some(item) => Some(from_json_attr(item, "data")?),
+                None => None,
+            };
+            let mut items = Vec::new();
+            let (condition, values) = match old_item.as_ref().and_then(|i| i.get("data")) {
+                Some(data) => (
+                    "#data = :old",
+                    HashMap::from([(":old".to_owned(), data.clone())]),
+                ),
+                None => ("attribute_not_exists(pk)", HashMap::new()),
+            };
+            let mut put = self.put_if(
+                data_item(&Key::profile(tenant, user), profile)?,
+                Some(condition),
+                values,
+            )?;
+            if let Some(p) = put.put.as_mut()
+                && old_item.is_some()
+            {
+                p.expression_attribute_names =
+                    Some(HashMap::from([("#data".to_owned(), "data".to_owned())]));
+            }
+            items.push(put);
+            let new_values = lookup_values(profile);
+            for (attribute, value) in old.as_ref().map(lookup_values).unwrap_or_default() {
+                if !new_values.contains(&(attribute, value.clone())) {
+                    items.push(
+                        self.delete(&Key::user_lookup(tenant, attribute, &value, user), None)?,
+                    );
+                }
+            }
+            for (attribute, value) in &new_values {
+                let mut item =
+                    data_item(&Key::user_lookup(tenant, attribute, value, user), profile)?;
+                item.insert("userId".into(), s(user.as_str()));
+                items.push(self.put(item, None)?);
+            }
+            match self.transact(items).await? {
+                Ok(()) => return Ok(()),
+                Err(reasons) if reasons.first().is_some_and(failed) => continue,
+                Err(_) => return Err(Error::Internal),
+            }
+        }
+        Err(Error::StoreUnavailable)
     }
 
     /// Deletes the user's partition and the key items of their credentials, 25 at a time.
@@ -40,6 +89,15 @@ impl UserStore for DynamoStore {
     async fn delete_user(&self, tenant: &TenantId, user: &UserId) -> Result<()> {
         let items = self.query_prefix(user_partition(tenant, user), "").await?;
         let mut keys: Vec<Key> = Vec::with_capacity(items.len());
+        // The lookup entries of the profile (query users).
+        for item in &items {
+            if Key::of_item(item)? == Key::profile(tenant, user) {
+                let profile: UserProfile = from_json_attr(item, "data")?;
+                for (attribute, value) in lookup_values(&profile) {
+                    keys.push(Key::user_lookup(tenant, attribute, &value, user));
+                }
+            }
+        }
         for item in &items {
             let key = Key::of_item(item)?;
             if !key.sk.starts_with(CREDENTIAL_PREFIX) {
@@ -106,5 +164,47 @@ impl DynamoStore {
             }
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl UserLookupStore for DynamoStore {
+    /// One `Query` on the value's lookup partition, in user id order, `Limit` = `limit`; the
+    /// entries carry the profile, so no other read is needed.
+    async fn query_users(
+        &self,
+        tenant: &TenantId,
+        attribute: &str,
+        value: &str,
+        limit: usize,
+        after: Option<&UserId>,
+    ) -> Result<UserPage> {
+        let pk = Key::lookup_partition(tenant, attribute, value);
+        let start = after.map(|user| Key::user_lookup(tenant, attribute, value, user).item());
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(LOOKUP_PREFIX))
+            .limit(i32::try_from(limit).unwrap_or(100))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| sdk_error("Query", e))?;
+        self.meter.record_read(output.consumed_capacity());
+        let mut page = UserPage::default();
+        for item in output.items.unwrap_or_default() {
+            let user = UserId::parse(get_s(&item, "userId")?)
+                .map_err(|_| super::item::corrupt("userId"))?;
+            page.users.push((user, from_json_attr(&item, "data")?));
+        }
+        if output.last_evaluated_key.is_some_and(|k| !k.is_empty()) {
+            page.last_evaluated = page.users.last().map(|(u, _)| u.clone());
+        }
+        Ok(page)
     }
 }

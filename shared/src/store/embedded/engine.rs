@@ -56,6 +56,11 @@ pub enum TableId {
     RateLimits = 10,
     /// Open QR-code WebSockets (`sockets.rs`).
     SocketSessions = 11,
+    SessionConfigs = 12,
+    Sessions = 13,
+    RefreshTokens = 14,
+    TokenMarks = 15,
+    UserLookups = 16,
 }
 
 impl TableId {
@@ -74,6 +79,11 @@ impl TableId {
             ActionConfigs,
             RateLimits,
             SocketSessions,
+            SessionConfigs,
+            Sessions,
+            RefreshTokens,
+            TokenMarks,
+            UserLookups,
         ]
         .get(usize::from(tag))
         .copied()

@@ -25,12 +25,18 @@
 //! | `Approvals` | tenant, `push`, user / tenant, `qr`, challenge id | [`ApprovalChallenge`] JSON | its `retain_until` |
 //! | `RateLimits` | tenant, bucket key (scope, subject, window, shard) | [`Counter`] JSON | its window's end |
 //! | `SocketSessions` | WebSocket connection id | [`crate::store::SocketSession`] JSON | the session's expiry |
+//! | `SessionConfigs` | tenant | [`SessionConfig`](crate::domain::SessionConfig) JSON | |
+//! | `Sessions` | tenant, user, session id | [`SessionRecord`](crate::domain::SessionRecord) JSON | its `expires_at` |
+//! | `RefreshTokens` | tenant, SHA-256 of the token | [`RefreshTokenRecord`](crate::domain::RefreshTokenRecord) JSON | its `expires_at` |
+//! | `TokenMarks` | tenant, SHA-256 of a challenge token a session was made from | expiry (ms) | that expiry |
+//! | `UserLookups` | tenant, attribute, value, user | user id | |
 //!
 //! A data directory written by the engine before SQLite (`trusted-device.journal`) is
 //! imported on first open ([`legacy_journal`]), then renamed aside.
 
 pub mod engine;
 pub mod legacy_journal;
+mod sessions;
 mod sockets;
 
 use super::{
@@ -283,6 +289,10 @@ fn stored_expiry(table: TableId, value: &[u8]) -> Result<Option<Timestamp>> {
         TableId::RemovalReceipts => decode::<Timestamp>(value)?.expires_at(),
         TableId::RateLimits => decode::<Counter>(value)?.expires_at(),
         TableId::SocketSessions => decode::<crate::store::SocketSession>(value)?.expires_at(),
+        TableId::Sessions => decode::<crate::domain::SessionRecord>(value)?.expires_at(),
+        TableId::RefreshTokens => decode::<crate::domain::RefreshTokenRecord>(value)?.expires_at(),
+        TableId::TokenMarks => decode::<Timestamp>(value)?.expires_at(),
+        TableId::SessionConfigs | TableId::UserLookups => None,
         TableId::Tenants
         | TableId::SecretIndex
         | TableId::Credentials
@@ -857,12 +867,22 @@ impl UserStore for EmbeddedStore {
         profile: &UserProfile,
     ) -> Result<()> {
         let k = key(&[tenant.as_str(), user.as_str()]);
-        self.write(|tx| put(tx, TableId::Users, &k, profile)).await
+        self.write(|tx| {
+            let old = get::<UserProfile>(tx, TableId::Users, &k)?;
+            sessions::replace_lookups(tx, tenant, user, old.as_ref(), Some(profile))?;
+            put(tx, TableId::Users, &k, profile)
+        })
+        .await
     }
 
     async fn delete_user(&self, tenant: &TenantId, user: &UserId) -> Result<()> {
         self.write(|tx| {
             let prefix = [tenant.as_str(), user.as_str()];
+            let old = get::<UserProfile>(tx, TableId::Users, &key(&prefix))?;
+            sessions::replace_lookups(tx, tenant, user, old.as_ref(), None)?;
+            for (k, _) in scan::<serde_json::Value>(tx, TableId::Sessions, &prefix)? {
+                tx.remove(TableId::Sessions, &k)?;
+            }
             tx.remove(TableId::Users, &key(&prefix))?;
             tx.remove(
                 TableId::Approvals,

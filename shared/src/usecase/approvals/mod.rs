@@ -46,6 +46,7 @@ mod answer;
 mod push;
 mod push_credential;
 mod qr_code;
+pub mod server_claim;
 
 /// How long a signed-read nonce stays fresh: it is valid in its own window and the next.
 pub const PUSH_READ_NONCE_WINDOW_SECONDS: i64 = 60;
