@@ -414,7 +414,7 @@ enum TenantCommand {
 #[derive(clap::Args)]
 #[command(group(
     clap::ArgGroup::new("change")
-        .args(["push_webhook_url", "remove_push_webhook", "require_decision_signature"])
+        .args(["push_webhook_url", "remove_push_webhook", "require_decision_signature", "passkey_rp_id", "remove_passkeys"])
         .required(true)
         .multiple(true)
 ))]
@@ -449,6 +449,31 @@ struct ConfigureArgs {
     /// Require a decisionSignature on every approve or reject.
     #[arg(long)]
     require_decision_signature: Option<bool>,
+    /// Turn passkeys on with this WebAuthn relying party id (a domain, e.g. example.com, or
+    /// localhost). Replaces the tenant's whole passkey setting: give every --passkey-* option.
+    #[arg(long, conflicts_with = "remove_passkeys")]
+    passkey_rp_id: Option<String>,
+    /// The relying party name browsers show; the RP id when omitted.
+    #[arg(long, requires = "passkey_rp_id")]
+    passkey_rp_name: Option<String>,
+    /// An origin allowed in WebAuthn clientData (https://app.example.com, or http://localhost:PORT);
+    /// repeat for several. Its host must be the RP id or under it.
+    #[arg(long = "passkey-origin", requires = "passkey_rp_id", num_args = 1)]
+    passkey_origins: Vec<String>,
+    /// User verification for passkeys: required (the default) or preferred.
+    #[arg(long, requires = "passkey_rp_id", value_parser = ["required", "preferred"])]
+    passkey_user_verification: Option<String>,
+    /// Require a registration attestation that chains to this CA (a PEM file); repeat for
+    /// several. Without it, attestation `none` is accepted.
+    #[arg(
+        long = "passkey-attestation-ca",
+        requires = "passkey_rp_id",
+        num_args = 1
+    )]
+    passkey_attestation_cas: Vec<std::path::PathBuf>,
+    /// Turn passkeys off (registered passkeys stay stored, unusable until turned on again).
+    #[arg(long)]
+    remove_passkeys: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -720,6 +745,29 @@ async fn configure_tenant(args: ConfigureArgs) -> Result<(), String> {
         change.push_webhook = Some(Some(WebhookEndpoint { url, secret }));
     } else if args.remove_push_webhook {
         change.push_webhook = Some(None);
+    }
+    if let Some(rp_id) = args.passkey_rp_id {
+        let mut attestation_cas = Vec::new();
+        for path in &args.passkey_attestation_cas {
+            attestation_cas.push(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            );
+        }
+        change.passkey = Some(Some(shared::domain::PasskeyConfig {
+            rp_name: args.passkey_rp_name.unwrap_or_else(|| rp_id.clone()),
+            rp_id,
+            origins: args.passkey_origins,
+            user_verification: args
+                .passkey_user_verification
+                .as_deref()
+                .and_then(shared::domain::UserVerification::parse)
+                .unwrap_or_default(),
+            require_attestation: !attestation_cas.is_empty(),
+            attestation_cas,
+        }));
+    } else if args.remove_passkeys {
+        change.passkey = Some(None);
     }
     app.configure_tenant(&id, change)
         .await

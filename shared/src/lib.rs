@@ -41,6 +41,7 @@ pub mod lambda;
 pub mod notify;
 #[cfg(test)]
 mod parser_properties;
+pub mod passkey;
 pub mod rules;
 pub mod signature;
 pub mod store;

@@ -26,9 +26,18 @@ pub struct Tenant {
     pub push_webhook: Option<WebhookEndpoint>,
     /// Approvals need a `decisionSignature` (ours, DESIGN 6).
     pub require_decision_signature: bool,
+    /// The tenant's WebAuthn relying party, built once (issue #15); none: no passkeys.
+    pub passkeys: Option<crate::passkey::RelyingParty>,
 }
 
 impl Tenant {
+    /// The relying party, or `PasskeysNotConfigured`.
+    pub fn relying_party(&self) -> Result<&crate::passkey::RelyingParty> {
+        self.passkeys
+            .as_ref()
+            .ok_or(crate::error::Error::PasskeysNotConfigured)
+    }
+
     /// The tenant of a stored record, its token keys parsed.
     pub fn from_record(record: &TenantRecord) -> Result<Tenant> {
         Ok(Tenant {
@@ -37,6 +46,11 @@ impl Tenant {
             secret_key_hashes: record.secret_key_hashes.clone(),
             push_webhook: record.push_webhook.clone(),
             require_decision_signature: record.require_decision_signature,
+            passkeys: record
+                .passkey
+                .as_ref()
+                .map(crate::passkey::RelyingParty::new)
+                .transpose()?,
         })
     }
 }
@@ -126,6 +140,7 @@ mod tests {
             secret_key_hashes: Vec::new(),
             push_webhook: None,
             require_decision_signature: false,
+            passkeys: None,
         })
     }
 

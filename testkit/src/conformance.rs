@@ -40,6 +40,7 @@ pub fn sample_tenant(name: &str) -> TenantRecord {
         created_at: NOW,
         push_webhook: None,
         require_decision_signature: false,
+        passkey: None,
     }
 }
 

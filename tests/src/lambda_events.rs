@@ -52,6 +52,7 @@ pub fn tenant_record() -> TenantRecord {
         created_at: FIXTURE_TIME,
         push_webhook: None,
         require_decision_signature: false,
+        passkey: None,
     }
 }
 

@@ -6,9 +6,11 @@
 pub mod approval;
 pub mod ids;
 pub mod model;
+pub mod passkey;
 pub mod policy;
 pub mod signals;
 
 pub use approval::*;
 pub use ids::*;
 pub use model::*;
+pub use passkey::*;

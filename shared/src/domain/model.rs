@@ -101,6 +101,7 @@ impl Outcome {
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum VerificationMethod {
     Device,
+    Passkey,
     Push,
 }
 
@@ -298,6 +299,9 @@ pub struct TenantRecord {
     /// (ours, DESIGN 6).
     #[serde(default)]
     pub require_decision_signature: bool,
+    /// The WebAuthn relying party of the tenant's passkeys (issue #15); none: no passkeys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey: Option<super::passkey::PasskeyConfig>,
 }
 
 /// A webhook URL and the secret its `X-Signature-V2` is made with (spec 2.11).

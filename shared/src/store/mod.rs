@@ -10,6 +10,7 @@
 //! | [`UserStore`] | user attributes; deleting a user deletes what belongs to them |
 //! | [`ApprovalStore`] | push and QR-code challenges, each a compare-and-swap on its version |
 //! | [`VerificationStore`] | the one atomic step of a verify or an approval; the push-credential update |
+//! | [`PasskeyStore`] | passkeys by credential id and by user; WebAuthn ceremonies in progress (issue #15) |
 //! | [`RateLimitStore`] | fixed-window counters of the rate limits, shared by every instance (DESIGN 6) |
 //!
 //! Every single-use or state-changing step is one conditional write (or transaction) in the
@@ -32,6 +33,7 @@ mod actions;
 mod approvals;
 mod challenges;
 mod credentials;
+mod passkeys;
 mod rate_limits;
 mod tenants;
 mod users;
@@ -42,6 +44,7 @@ pub use actions::ActionStore;
 pub use approvals::ApprovalStore;
 pub use challenges::ChallengeStore;
 pub use credentials::{CredentialStore, EnrolmentGuard, InsertOutcome, RemovalReceipt};
+pub use passkeys::{PasskeyEnrolment, PasskeySignIn, PasskeyStore};
 pub use rate_limits::{RateBucket, RateLimitStore};
 pub use tenants::TenantStore;
 pub use users::UserStore;
@@ -60,6 +63,7 @@ pub trait Store:
     + ApprovalStore
     + VerificationStore
     + RateLimitStore
+    + PasskeyStore
 {
 }
 
@@ -73,6 +77,7 @@ impl<T> Store for T where
         + ApprovalStore
         + VerificationStore
         + RateLimitStore
+        + PasskeyStore
 {
 }
 

@@ -32,6 +32,7 @@ pub(crate) fn sample_tenant(name: &str) -> TenantRecord {
         created_at: NOW,
         push_webhook: None,
         require_decision_signature: false,
+        passkey: None,
     }
 }
 

@@ -13,6 +13,7 @@
 //! | [`credentials`] | add, get and remove device credentials (3.4.1 to 3.4.3) |
 //! | [`challenges`] | start a challenge and verify a device signature (3.4.4) |
 //! | [`approvals`] | push and QR-code approval, push credential update (3.4.5 to 3.4.7): `push`, `qr_code`, `answer`, `push_credential` |
+//! | [`passkeys`] | passkey registration and sign-in (3.5, issue #15) |
 //! | [`validate`] | validate a token for the backend (2.4) |
 //! | [`limits`] | rate limits on the writes that need no secret and no token, and the one rule for a device signature: verify, then count a failure (DESIGN 6) |
 
@@ -21,6 +22,7 @@ pub mod approvals;
 pub mod challenges;
 pub mod credentials;
 pub mod limits;
+pub mod passkeys;
 pub mod tenants;
 pub mod track;
 pub mod users;

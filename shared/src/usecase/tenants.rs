@@ -16,6 +16,8 @@ pub struct TenantSettingsChange {
     /// `Some(None)` removes the webhook.
     pub push_webhook: Option<Option<WebhookEndpoint>>,
     pub require_decision_signature: Option<bool>,
+    /// `Some(None)` turns passkeys off; `Some(Some(..))` sets the relying party (issue #15).
+    pub passkey: Option<Option<crate::domain::PasskeyConfig>>,
 }
 
 /// An API secret key. It is printed once when created and never logged: `Debug` hides it.
@@ -164,6 +166,13 @@ impl App {
         if let Some(required) = change.require_decision_signature {
             record.require_decision_signature = required;
         }
+        if let Some(passkey) = change.passkey {
+            if let Some(config) = &passkey {
+                // Refused here, with the reason, rather than when a request loads the tenant.
+                crate::passkey::RelyingParty::new(config)?;
+            }
+            record.passkey = passkey;
+        }
         self.store.put_tenant(&record).await?;
         self.tenants.clear();
         Ok(())
@@ -194,6 +203,7 @@ impl App {
                 created_at: self.now(),
                 push_webhook: None,
                 require_decision_signature: false,
+                passkey: None,
             },
         };
         self.store.put_tenant(&record).await?;

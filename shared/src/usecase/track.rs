@@ -64,7 +64,7 @@ impl App {
             Some(key) => key,
             None => IdempotencyKey::parse(self.random_uuid()?)?,
         };
-        let (decision, credentials) = self
+        let (decision, credentials, passkeys) = self
             .decide(
                 tenant,
                 DecisionSubject {
@@ -81,8 +81,8 @@ impl App {
                 },
             )
             .await?;
-        let enrolled_methods = super::users::distinct_methods(&credentials);
-        let is_enrolled = !credentials.is_empty();
+        let enrolled_methods = super::users::distinct_methods(&credentials, passkeys);
+        let is_enrolled = !enrolled_methods.is_empty();
 
         let candidate = Action {
             tenant_id: tenant.id.clone(),
@@ -127,7 +127,7 @@ impl App {
         &self,
         tenant: &Tenant,
         subject: DecisionSubject<'_>,
-    ) -> Result<(policy::Decision, Vec<Credential>)> {
+    ) -> Result<(policy::Decision, Vec<Credential>, usize)> {
         let DecisionSubject {
             user,
             action_code,
@@ -158,18 +158,21 @@ impl App {
             let credentials = self.store.list_user_credentials(&tenant.id, user).await?;
             (credentials, None)
         };
-        let is_enrolled = !credentials.is_empty();
+        // Passkeys are in their own items: one more query (docs/dynamodb.md).
+        let passkeys = self.store.list_user_passkeys(&tenant.id, user).await?.len();
+        let is_enrolled = !credentials.is_empty() || passkeys > 0;
         let data = signals::data(&SignalInputs {
             action_code,
             context,
             email,
             phone_number,
             credentials: &credentials,
+            passkeys,
             history: history.as_deref().map(|actions| History { actions }),
             now,
         });
         let decision = policy::decide_with(&config, &data, is_enrolled, false, provenance);
-        Ok((decision, credentials))
+        Ok((decision, credentials, passkeys))
     }
 
     /// An action that exists and has not passed its retention time.

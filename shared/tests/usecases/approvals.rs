@@ -53,6 +53,7 @@ async fn with_webhook(kit: &Kit, url: &str) -> std::sync::Arc<shared::usecase::t
             secret: "whsec_0123456789abcdef".to_owned(),
         })),
         require_decision_signature: None,
+        passkey: None,
     };
     kit.app
         .configure_tenant(&kit.tenant.id, change)

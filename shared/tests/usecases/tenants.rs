@@ -68,6 +68,7 @@ async fn configure_refuses_a_destination_the_notifier_refuses() {
             secret: "whsec_0123456789abcdef".to_owned(),
         })),
         require_decision_signature: None,
+        passkey: None,
     };
     let error = kit
         .app

@@ -15,6 +15,8 @@ use std::collections::HashMap;
 pub(super) const CREDENTIAL_PREFIX: &str = "CRED#";
 /// The sort-key prefix of a user's actions, in the user's partition.
 pub(super) const ACTION_PREFIX: &str = "ACT#";
+/// The sort-key prefix of a user's passkeys (the second copy), in the user's partition.
+pub(super) const PASSKEY_PREFIX: &str = "PASSKEY#";
 /// The sort-key prefix of a tenant's action configs, in the config partition.
 pub(super) const CONFIG_PREFIX: &str = "ACTION#";
 
@@ -125,6 +127,25 @@ impl Key {
         Key::new(format!("T#{tenant}#RL#{bucket}"), "RL")
     }
 
+    /// `T#{t}#PK#{credentialId}` / `PASSKEY`: a passkey found by its WebAuthn credential id
+    /// (discoverable sign-in names no user).
+    pub fn passkey(tenant: &TenantId, credential_id: &str) -> Key {
+        Key::new(format!("T#{tenant}#PK#{credential_id}"), "PASSKEY")
+    }
+
+    /// `T#{t}#U#{u}` / `PASSKEY#{id}`: the same passkey in its user's partition.
+    pub fn user_passkey(tenant: &TenantId, user: &UserId, id: &CredentialId) -> Key {
+        Key::new(
+            user_partition(tenant, user),
+            format!("{PASSKEY_PREFIX}{id}"),
+        )
+    }
+
+    /// `T#{t}#CER#{id}` / `CEREMONY`: a WebAuthn ceremony in progress.
+    pub fn ceremony(tenant: &TenantId, id: &str) -> Key {
+        Key::new(format!("T#{tenant}#CER#{id}"), "CEREMONY")
+    }
+
     /// The key of a stored item (to delete what a query returned).
     pub fn of_item(item: &Item) -> Result<Key> {
         Ok(Key::new(
@@ -206,6 +227,18 @@ mod tests {
         assert_eq!(
             pair(Key::rate_limit(&t, "anon#1")),
             ("T#acme#RL#anon#1".into(), "RL".into())
+        );
+        assert_eq!(
+            pair(Key::passkey(&t, "cid")),
+            ("T#acme#PK#cid".into(), "PASSKEY".into())
+        );
+        assert_eq!(
+            pair(Key::user_passkey(&t, &u, &id)),
+            ("T#acme#U#alice".into(), "PASSKEY#c1".into())
+        );
+        assert_eq!(
+            pair(Key::ceremony(&t, "x")),
+            ("T#acme#CER#x".into(), "CEREMONY".into())
         );
         let challenge = ChallengeId::parse("c1.00ff.mac").unwrap();
         assert_eq!(

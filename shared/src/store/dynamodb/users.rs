@@ -3,7 +3,7 @@
 use super::DynamoStore;
 use super::error::{internal, sdk_error};
 use super::item::{credential_from, data_item, from_json_attr};
-use super::keys::{CREDENTIAL_PREFIX, Key, user_partition};
+use super::keys::{CREDENTIAL_PREFIX, Key, PASSKEY_PREFIX, user_partition};
 use crate::domain::{TenantId, UserId, UserProfile};
 use crate::error::{Error, Result};
 use crate::store::UserStore;
@@ -42,6 +42,11 @@ impl UserStore for DynamoStore {
         let mut keys: Vec<Key> = Vec::with_capacity(items.len());
         for item in &items {
             let key = Key::of_item(item)?;
+            if key.sk.starts_with(PASSKEY_PREFIX) {
+                // And the passkey's copy found by credential id.
+                let passkey: crate::domain::PasskeyRecord = from_json_attr(item, "data")?;
+                keys.push(Key::passkey(tenant, &passkey.credential_id));
+            }
             if !key.sk.starts_with(CREDENTIAL_PREFIX) {
                 keys.push(key);
             }

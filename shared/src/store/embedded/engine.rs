@@ -54,6 +54,9 @@ pub enum TableId {
     Approvals = 8,
     ActionConfigs = 9,
     RateLimits = 10,
+    Passkeys = 11,
+    UserPasskeys = 12,
+    Ceremonies = 13,
 }
 
 impl TableId {
@@ -71,6 +74,9 @@ impl TableId {
             Approvals,
             ActionConfigs,
             RateLimits,
+            Passkeys,
+            UserPasskeys,
+            Ceremonies,
         ]
         .get(usize::from(tag))
         .copied()
