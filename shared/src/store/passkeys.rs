@@ -37,7 +37,8 @@ pub struct PasskeySignIn {
 pub trait PasskeyStore: Send + Sync {
     /// Stores a new ceremony (kept until its `expires_at`).
     async fn put_ceremony(&self, ceremony: &Ceremony) -> Result<()>;
-    /// A ceremony by id, consumed or not; `None` if unknown or expired.
+    /// A ceremony by id, consumed or not, expired or not (until the store purges it): the
+    /// caller checks expiry, so that an expired ceremony is told apart from an unknown one.
     async fn get_ceremony(
         &self,
         tenant: &TenantId,

@@ -122,6 +122,9 @@ impl App {
             .get_ceremony(&tenant.id, id, self.now())
             .await?
             .ok_or(Error::ChallengeNotFound)?;
+        if ceremony.expires_at <= self.now() {
+            return Err(Error::ChallengeExpired);
+        }
         if ceremony.consumed {
             return Err(Error::ChallengeAlreadyUsed);
         }

@@ -15,6 +15,7 @@ mod lambda_conformance;
 mod lambda_events;
 mod limits;
 mod load_tool;
+mod passkeys;
 mod rules;
 mod security;
 mod store_faults;

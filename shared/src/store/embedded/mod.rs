@@ -1316,11 +1316,9 @@ impl PasskeyStore for EmbeddedStore {
         &self,
         tenant: &TenantId,
         id: &str,
-        now: Timestamp,
+        _now: Timestamp,
     ) -> Result<Option<Ceremony>> {
-        Ok(self
-            .read(|tx| get::<Ceremony>(tx, TableId::Ceremonies, &ceremony_key(tenant, id)))?
-            .filter(|c| c.expires_at > now))
+        Ok(self.read(|tx| get::<Ceremony>(tx, TableId::Ceremonies, &ceremony_key(tenant, id)))?)
     }
 
     async fn get_passkey(
