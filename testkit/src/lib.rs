@@ -15,4 +15,5 @@ pub mod conformance;
 pub mod dynamodb;
 pub mod notify;
 pub mod runtime_api;
+pub mod soft_passkey;
 pub mod usecase;

@@ -11,7 +11,7 @@
 //! once on each.
 
 pub mod lambda_events;
-pub mod soft_passkey;
+pub use testkit::soft_passkey;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};

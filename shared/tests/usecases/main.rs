@@ -9,6 +9,7 @@ mod action_configs;
 mod approvals;
 mod challenges;
 mod credentials;
+mod passkeys;
 mod tenants;
 mod track;
 mod users;

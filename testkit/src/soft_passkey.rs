@@ -1,4 +1,4 @@
-//! A software WebAuthn authenticator for the end-to-end tests: a P-256 key made with `ring`,
+//! A software WebAuthn authenticator for the use-case and end-to-end tests: a P-256 key made with `ring`,
 //! and real attestation and assertion objects (authenticator data, COSE key, CBOR written by
 //! hand: the few CBOR items WebAuthn needs), answered as `@simplewebauthn/browser`'s
 //! `RegistrationResponseJSON` / `AuthenticationResponseJSON`, which `@authsignal/browser` sends.
