@@ -56,6 +56,14 @@ pub trait PasskeyStore: Send + Sync {
         tenant: &TenantId,
         user: &UserId,
     ) -> Result<Vec<PasskeyRecord>>;
+    /// A user's device credentials and passkeys: what track needs to know the user's
+    /// methods. One request on DynamoDB (both sit in the user's partition), so track costs
+    /// what it did before passkeys.
+    async fn list_user_authenticators(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<(Vec<crate::domain::Credential>, Vec<PasskeyRecord>)>;
     /// In one step: the ceremony consumed, the action still allowing enrolment (and the
     /// first-authenticator rule), the passkey stored under its credential id if no passkey
     /// has it (`CredentialConflict` otherwise).

@@ -148,18 +148,21 @@ impl App {
         let retention = self.settings.action_retention_days * 24 * 3600;
         // The user's earlier actions cost more to read, so only when an active rule reads a
         // data point computed from them (device.isNew, action.countLastHour, ...).
-        let (credentials, history) = if config.needs_history() {
+        let (credentials, passkeys, history) = if config.needs_history() {
             let (credentials, actions) = self
                 .store
                 .list_user_activity(&tenant.id, user, now.plus_seconds(-retention))
                 .await?;
-            (credentials, Some(actions))
+            // One more request, only when a rule reads the history (docs/dynamodb.md).
+            let passkeys = self.store.list_user_passkeys(&tenant.id, user).await?.len();
+            (credentials, passkeys, Some(actions))
         } else {
-            let credentials = self.store.list_user_credentials(&tenant.id, user).await?;
-            (credentials, None)
+            let (credentials, passkeys) = self
+                .store
+                .list_user_authenticators(&tenant.id, user)
+                .await?;
+            (credentials, passkeys.len(), None)
         };
-        // Passkeys are in their own items: one more query (docs/dynamodb.md).
-        let passkeys = self.store.list_user_passkeys(&tenant.id, user).await?.len();
         let is_enrolled = !credentials.is_empty() || passkeys > 0;
         let data = signals::data(&SignalInputs {
             action_code,

@@ -1015,6 +1015,205 @@ impl ApprovalStore for EmbeddedStore {
     }
 }
 
+// ---------------------------------------------------------------- passkeys
+
+fn passkey_key(tenant: &TenantId, credential_id: &str) -> String {
+    key(&[tenant.as_str(), credential_id])
+}
+
+fn user_passkey_key(tenant: &TenantId, user: &UserId, id: &CredentialId) -> String {
+    key(&[tenant.as_str(), user.as_str(), id.as_str()])
+}
+
+fn ceremony_key(tenant: &TenantId, id: &str) -> String {
+    key(&[tenant.as_str(), id])
+}
+
+fn has_passkeys_in(tx: &Tx<'_>, tenant: &TenantId, user: &UserId) -> Result<bool> {
+    Ok(!scan::<String>(tx, TableId::UserPasskeys, &[tenant.as_str(), user.as_str()])?.is_empty())
+}
+
+/// Marks a ceremony consumed: the single-use step of every passkey ceremony.
+fn consume_ceremony(tx: &mut Tx<'_>, tenant: &TenantId, id: &str, now: Timestamp) -> Result<()> {
+    let k = ceremony_key(tenant, id);
+    let mut ceremony =
+        get::<Ceremony>(tx, TableId::Ceremonies, &k)?.ok_or(Error::ChallengeNotFound)?;
+    if ceremony.expires_at <= now {
+        return Err(Error::ChallengeExpired);
+    }
+    if ceremony.consumed {
+        return Err(Error::ChallengeAlreadyUsed);
+    }
+    ceremony.consumed = true;
+    put(tx, TableId::Ceremonies, &k, &ceremony)
+}
+
+#[async_trait]
+impl PasskeyStore for EmbeddedStore {
+    async fn put_ceremony(&self, ceremony: &Ceremony) -> Result<()> {
+        self.write(|tx| {
+            let k = ceremony_key(&ceremony.tenant_id, &ceremony.id);
+            if tx.get(TableId::Ceremonies, &k)?.is_some() {
+                return Err(Error::Internal);
+            }
+            put(tx, TableId::Ceremonies, &k, ceremony)
+        })
+        .await
+    }
+
+    async fn get_ceremony(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        _now: Timestamp,
+    ) -> Result<Option<Ceremony>> {
+        Ok(self.read(|tx| get::<Ceremony>(tx, TableId::Ceremonies, &ceremony_key(tenant, id)))?)
+    }
+
+    async fn get_passkey(
+        &self,
+        tenant: &TenantId,
+        credential_id: &str,
+    ) -> Result<Option<PasskeyRecord>> {
+        self.read(|tx| get(tx, TableId::Passkeys, &passkey_key(tenant, credential_id)))
+    }
+
+    async fn list_user_passkeys(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<Vec<PasskeyRecord>> {
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for (_, credential_id) in
+                scan::<String>(tx, TableId::UserPasskeys, &[tenant.as_str(), user.as_str()])?
+            {
+                if let Some(passkey) = get::<PasskeyRecord>(
+                    tx,
+                    TableId::Passkeys,
+                    &passkey_key(tenant, &credential_id),
+                )? {
+                    out.push(passkey);
+                }
+            }
+            out.sort_by_key(|p| p.created_at);
+            Ok(out)
+        })
+    }
+
+    async fn list_user_authenticators(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<(Vec<Credential>, Vec<PasskeyRecord>)> {
+        Ok((
+            self.list_user_credentials(tenant, user).await?,
+            self.list_user_passkeys(tenant, user).await?,
+        ))
+    }
+
+    async fn enrol_passkey(&self, enrolment: &PasskeyEnrolment) -> Result<()> {
+        self.write(|tx| {
+            let passkey = &enrolment.passkey;
+            let tenant = &passkey.tenant_id;
+            let guard = &enrolment.guard;
+            consume_ceremony(tx, tenant, &enrolment.ceremony_id, guard.now)?;
+            let action = get::<Action>(tx, TableId::Actions, &action_key(tenant, &guard.action))?
+                .filter(|action| action.expires_at > guard.now)
+                .ok_or(Error::ActionNotFound)?;
+            if !action.state.allows_enrolment() {
+                return Err(Error::ActionForbidsEnrolment(action.state.as_str()));
+            }
+            if guard.first_credential_only
+                && (!user_credentials_in(tx, tenant, &passkey.user_id)?.is_empty()
+                    || has_passkeys_in(tx, tenant, &passkey.user_id)?)
+            {
+                return Err(Error::InsufficientScope(ADD_AUTHENTICATORS_SCOPE));
+            }
+            let k = passkey_key(tenant, &passkey.credential_id);
+            if tx.get(TableId::Passkeys, &k)?.is_some() {
+                return Err(Error::CredentialConflict);
+            }
+            put(tx, TableId::Passkeys, &k, passkey)?;
+            put(
+                tx,
+                TableId::UserPasskeys,
+                &user_passkey_key(tenant, &passkey.user_id, &passkey.id),
+                &passkey.credential_id,
+            )
+        })
+        .await
+    }
+
+    async fn complete_passkey_sign_in(&self, sign_in: &PasskeySignIn) -> Result<ActionKey> {
+        self.write(|tx| {
+            let tenant = &sign_in.tenant_id;
+            let now = sign_in.now;
+            consume_ceremony(tx, tenant, &sign_in.ceremony_id, now)?;
+            let k = passkey_key(tenant, &sign_in.passkey.credential_id);
+            let stored = get::<PasskeyRecord>(tx, TableId::Passkeys, &k)?
+                .filter(|p| p.id == sign_in.passkey.id)
+                .ok_or(Error::PasskeyNotRegistered)?;
+            if stored.counter != sign_in.previous_counter {
+                return Err(Error::PasskeyRejected(PasskeyCheck::CounterRegression));
+            }
+            let mut action = match &sign_in.action {
+                ActionWrite::Complete(key) => {
+                    let action = get::<Action>(tx, TableId::Actions, &action_key(tenant, key))?
+                        .filter(|a| a.expires_at > now)
+                        .ok_or(Error::ActionNotFound)?;
+                    if !action.state.is_challengeable() {
+                        return Err(Error::ActionNotChallengeable(action.state.as_str()));
+                    }
+                    action
+                }
+                ActionWrite::Create(action) => {
+                    if tx
+                        .get(TableId::Actions, &action_key(tenant, &action.key))?
+                        .is_some()
+                    {
+                        return Err(Error::Internal);
+                    }
+                    action.clone()
+                }
+            };
+            action.state = ActionState::ChallengeSucceeded;
+            action.state_updated_at = now;
+            action.verification_method = Some(crate::domain::VerificationMethod::Passkey);
+            action.verified_by_authenticator_id = Some(sign_in.passkey.id.clone());
+            put(tx, TableId::Passkeys, &k, &sign_in.passkey)?;
+            put(
+                tx,
+                TableId::Actions,
+                &action_key(tenant, &action.key),
+                &action,
+            )?;
+            Ok(action.key)
+        })
+        .await
+    }
+
+    async fn delete_passkey(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        id: &CredentialId,
+    ) -> Result<Option<PasskeyRecord>> {
+        self.write(|tx| {
+            let index = user_passkey_key(tenant, user, id);
+            let Some(credential_id) = get::<String>(tx, TableId::UserPasskeys, &index)? else {
+                return Ok(None);
+            };
+            let k = passkey_key(tenant, &credential_id);
+            let passkey = get::<PasskeyRecord>(tx, TableId::Passkeys, &k)?;
+            tx.remove(TableId::Passkeys, &k)?;
+            tx.remove(TableId::UserPasskeys, &index)?;
+            Ok(passkey)
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1263,193 +1462,5 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
-    }
-}
-
-// ---------------------------------------------------------------- passkeys
-
-fn passkey_key(tenant: &TenantId, credential_id: &str) -> String {
-    key(&[tenant.as_str(), credential_id])
-}
-
-fn user_passkey_key(tenant: &TenantId, user: &UserId, id: &CredentialId) -> String {
-    key(&[tenant.as_str(), user.as_str(), id.as_str()])
-}
-
-fn ceremony_key(tenant: &TenantId, id: &str) -> String {
-    key(&[tenant.as_str(), id])
-}
-
-fn has_passkeys_in(tx: &Tx<'_>, tenant: &TenantId, user: &UserId) -> Result<bool> {
-    Ok(!scan::<String>(tx, TableId::UserPasskeys, &[tenant.as_str(), user.as_str()])?.is_empty())
-}
-
-/// Marks a ceremony consumed: the single-use step of every passkey ceremony.
-fn consume_ceremony(tx: &mut Tx<'_>, tenant: &TenantId, id: &str, now: Timestamp) -> Result<()> {
-    let k = ceremony_key(tenant, id);
-    let mut ceremony =
-        get::<Ceremony>(tx, TableId::Ceremonies, &k)?.ok_or(Error::ChallengeNotFound)?;
-    if ceremony.expires_at <= now {
-        return Err(Error::ChallengeExpired);
-    }
-    if ceremony.consumed {
-        return Err(Error::ChallengeAlreadyUsed);
-    }
-    ceremony.consumed = true;
-    put(tx, TableId::Ceremonies, &k, &ceremony)
-}
-
-#[async_trait]
-impl PasskeyStore for EmbeddedStore {
-    async fn put_ceremony(&self, ceremony: &Ceremony) -> Result<()> {
-        self.write(|tx| {
-            let k = ceremony_key(&ceremony.tenant_id, &ceremony.id);
-            if tx.get(TableId::Ceremonies, &k)?.is_some() {
-                return Err(Error::Internal);
-            }
-            put(tx, TableId::Ceremonies, &k, ceremony)
-        })
-        .await
-    }
-
-    async fn get_ceremony(
-        &self,
-        tenant: &TenantId,
-        id: &str,
-        _now: Timestamp,
-    ) -> Result<Option<Ceremony>> {
-        Ok(self.read(|tx| get::<Ceremony>(tx, TableId::Ceremonies, &ceremony_key(tenant, id)))?)
-    }
-
-    async fn get_passkey(
-        &self,
-        tenant: &TenantId,
-        credential_id: &str,
-    ) -> Result<Option<PasskeyRecord>> {
-        self.read(|tx| get(tx, TableId::Passkeys, &passkey_key(tenant, credential_id)))
-    }
-
-    async fn list_user_passkeys(
-        &self,
-        tenant: &TenantId,
-        user: &UserId,
-    ) -> Result<Vec<PasskeyRecord>> {
-        self.read(|tx| {
-            let mut out = Vec::new();
-            for (_, credential_id) in
-                scan::<String>(tx, TableId::UserPasskeys, &[tenant.as_str(), user.as_str()])?
-            {
-                if let Some(passkey) = get::<PasskeyRecord>(
-                    tx,
-                    TableId::Passkeys,
-                    &passkey_key(tenant, &credential_id),
-                )? {
-                    out.push(passkey);
-                }
-            }
-            out.sort_by_key(|p| p.created_at);
-            Ok(out)
-        })
-    }
-
-    async fn enrol_passkey(&self, enrolment: &PasskeyEnrolment) -> Result<()> {
-        self.write(|tx| {
-            let passkey = &enrolment.passkey;
-            let tenant = &passkey.tenant_id;
-            let guard = &enrolment.guard;
-            consume_ceremony(tx, tenant, &enrolment.ceremony_id, guard.now)?;
-            let action = get::<Action>(tx, TableId::Actions, &action_key(tenant, &guard.action))?
-                .filter(|action| action.expires_at > guard.now)
-                .ok_or(Error::ActionNotFound)?;
-            if !action.state.allows_enrolment() {
-                return Err(Error::ActionForbidsEnrolment(action.state.as_str()));
-            }
-            if guard.first_credential_only
-                && (!user_credentials_in(tx, tenant, &passkey.user_id)?.is_empty()
-                    || has_passkeys_in(tx, tenant, &passkey.user_id)?)
-            {
-                return Err(Error::InsufficientScope(ADD_AUTHENTICATORS_SCOPE));
-            }
-            let k = passkey_key(tenant, &passkey.credential_id);
-            if tx.get(TableId::Passkeys, &k)?.is_some() {
-                return Err(Error::CredentialConflict);
-            }
-            put(tx, TableId::Passkeys, &k, passkey)?;
-            put(
-                tx,
-                TableId::UserPasskeys,
-                &user_passkey_key(tenant, &passkey.user_id, &passkey.id),
-                &passkey.credential_id,
-            )
-        })
-        .await
-    }
-
-    async fn complete_passkey_sign_in(&self, sign_in: &PasskeySignIn) -> Result<ActionKey> {
-        self.write(|tx| {
-            let tenant = &sign_in.tenant_id;
-            let now = sign_in.now;
-            consume_ceremony(tx, tenant, &sign_in.ceremony_id, now)?;
-            let k = passkey_key(tenant, &sign_in.passkey.credential_id);
-            let stored = get::<PasskeyRecord>(tx, TableId::Passkeys, &k)?
-                .filter(|p| p.id == sign_in.passkey.id)
-                .ok_or(Error::PasskeyNotRegistered)?;
-            if stored.counter != sign_in.previous_counter {
-                return Err(Error::PasskeyRejected(PasskeyCheck::CounterRegression));
-            }
-            let mut action = match &sign_in.action {
-                ActionWrite::Complete(key) => {
-                    let action = get::<Action>(tx, TableId::Actions, &action_key(tenant, key))?
-                        .filter(|a| a.expires_at > now)
-                        .ok_or(Error::ActionNotFound)?;
-                    if !action.state.is_challengeable() {
-                        return Err(Error::ActionNotChallengeable(action.state.as_str()));
-                    }
-                    action
-                }
-                ActionWrite::Create(action) => {
-                    if tx
-                        .get(TableId::Actions, &action_key(tenant, &action.key))?
-                        .is_some()
-                    {
-                        return Err(Error::Internal);
-                    }
-                    action.clone()
-                }
-            };
-            action.state = ActionState::ChallengeSucceeded;
-            action.state_updated_at = now;
-            action.verification_method = Some(crate::domain::VerificationMethod::Passkey);
-            action.verified_by_authenticator_id = Some(sign_in.passkey.id.clone());
-            put(tx, TableId::Passkeys, &k, &sign_in.passkey)?;
-            put(
-                tx,
-                TableId::Actions,
-                &action_key(tenant, &action.key),
-                &action,
-            )?;
-            Ok(action.key)
-        })
-        .await
-    }
-
-    async fn delete_passkey(
-        &self,
-        tenant: &TenantId,
-        user: &UserId,
-        id: &CredentialId,
-    ) -> Result<Option<PasskeyRecord>> {
-        self.write(|tx| {
-            let index = user_passkey_key(tenant, user, id);
-            let Some(credential_id) = get::<String>(tx, TableId::UserPasskeys, &index)? else {
-                return Ok(None);
-            };
-            let k = passkey_key(tenant, &credential_id);
-            let passkey = get::<PasskeyRecord>(tx, TableId::Passkeys, &k)?;
-            tx.remove(TableId::Passkeys, &k)?;
-            tx.remove(TableId::UserPasskeys, &index)?;
-            Ok(passkey)
-        })
-        .await
     }
 }
