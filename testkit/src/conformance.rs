@@ -876,7 +876,7 @@ async fn user_activity(store: &dyn Store) {
         .await
         .unwrap();
 
-    let (credentials, actions) = store
+    let (credentials, actions, _) = store
         .list_user_activity(&tenant, &alice, NOW.plus_seconds(-60))
         .await
         .unwrap();
@@ -886,7 +886,7 @@ async fn user_activity(store: &dyn Store) {
         vec![tracked.clone()],
         "bob's and older ones are not"
     );
-    let (_, all) = store
+    let (_, all, _) = store
         .list_user_activity(&tenant, &alice, NOW.plus_seconds(-7200))
         .await
         .unwrap();
@@ -901,7 +901,7 @@ async fn user_activity(store: &dyn Store) {
         tracked.rules,
         "the deciding rule is kept with the action"
     );
-    let (none, nothing) = store
+    let (none, nothing, _) = store
         .list_user_activity(&tenant, &user("nobody"), NOW)
         .await
         .unwrap();

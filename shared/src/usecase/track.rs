@@ -149,13 +149,11 @@ impl App {
         // The user's earlier actions cost more to read, so only when an active rule reads a
         // data point computed from them (device.isNew, action.countLastHour, ...).
         let (credentials, passkeys, history) = if config.needs_history() {
-            let (credentials, actions) = self
+            let (credentials, actions, passkeys) = self
                 .store
                 .list_user_activity(&tenant.id, user, now.plus_seconds(-retention))
                 .await?;
-            // One more request, only when a rule reads the history (docs/dynamodb.md).
-            let passkeys = self.store.list_user_passkeys(&tenant.id, user).await?.len();
-            (credentials, passkeys, Some(actions))
+            (credentials, passkeys.len(), Some(actions))
         } else {
             let (credentials, passkeys) = self
                 .store

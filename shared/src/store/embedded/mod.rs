@@ -784,11 +784,13 @@ impl ActionStore for EmbeddedStore {
         tenant: &TenantId,
         user: &UserId,
         since: Timestamp,
-    ) -> Result<(Vec<Credential>, Vec<Action>)> {
+    ) -> Result<(Vec<Credential>, Vec<Action>, Vec<PasskeyRecord>)> {
+        let passkeys = self.list_user_passkeys(tenant, user).await?;
         self.read(|tx| {
             Ok((
                 user_credentials_in(tx, tenant, user)?,
                 user_actions_in(tx, tenant, user, since)?,
+                passkeys,
             ))
         })
     }
