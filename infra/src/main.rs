@@ -412,7 +412,7 @@ enum TenantCommand {
     /// Change a tenant's push and QR-code approval settings, its allowed web origins and its
     /// session settings.
     #[command(after_help = SETTINGS_HELP)]
-    Configure(ConfigureArgs),
+    Configure(Box<ConfigureArgs>),
 }
 
 #[derive(clap::Args)]
@@ -428,6 +428,8 @@ enum TenantCommand {
             "access_token_ttl",
             "refresh_token_ttl",
             "rotate_session_key",
+            "passkey_rp_id",
+            "remove_passkeys",
         ])
         .required(true)
         .multiple(true)
@@ -491,6 +493,31 @@ struct ConfigureArgs {
     /// Make a new access-token signing key; the previous one stays published and verifying.
     #[arg(long)]
     rotate_session_key: bool,
+    /// Turn passkeys on with this WebAuthn relying party id (a domain, e.g. example.com, or
+    /// localhost). Replaces the tenant's whole passkey setting: give every --passkey-* option.
+    #[arg(long, conflicts_with = "remove_passkeys")]
+    passkey_rp_id: Option<String>,
+    /// The relying party name browsers show; the RP id when omitted.
+    #[arg(long, requires = "passkey_rp_id")]
+    passkey_rp_name: Option<String>,
+    /// An origin allowed in WebAuthn clientData (https://app.example.com, or http://localhost:PORT);
+    /// repeat for several. Its host must be the RP id or under it.
+    #[arg(long = "passkey-origin", requires = "passkey_rp_id", num_args = 1)]
+    passkey_origins: Vec<String>,
+    /// User verification for passkeys: required (the default) or preferred.
+    #[arg(long, requires = "passkey_rp_id", value_parser = ["required", "preferred"])]
+    passkey_user_verification: Option<String>,
+    /// Require a registration attestation that chains to this CA (a PEM file); repeat for
+    /// several. Without it, attestation `none` is accepted.
+    #[arg(
+        long = "passkey-attestation-ca",
+        requires = "passkey_rp_id",
+        num_args = 1
+    )]
+    passkey_attestation_cas: Vec<std::path::PathBuf>,
+    /// Turn passkeys off (registered passkeys stay stored, unusable until turned on again).
+    #[arg(long)]
+    remove_passkeys: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -513,7 +540,7 @@ async fn main() -> ExitCode {
         }
         Command::Tenant(TenantCommand::Configure(args)) => {
             telemetry::init(LogFormat::Text);
-            configure_tenant(args).await
+            configure_tenant(*args).await
         }
         Command::Table(TableCommand::Create {
             table,
@@ -771,6 +798,8 @@ async fn configure_tenant(args: ConfigureArgs) -> Result<(), String> {
         || args.rotate_session_key;
     let tenant_change = change.require_decision_signature.is_some()
         || change.allowed_origins.is_some()
+        || args.passkey_rp_id.is_some()
+        || args.remove_passkeys
         || args.push_webhook_url.is_some()
         || args.remove_push_webhook;
     if sessions_change {
@@ -818,6 +847,29 @@ async fn configure_tenant(args: ConfigureArgs) -> Result<(), String> {
         change.push_webhook = Some(Some(WebhookEndpoint { url, secret }));
     } else if args.remove_push_webhook {
         change.push_webhook = Some(None);
+    }
+    if let Some(rp_id) = args.passkey_rp_id {
+        let mut attestation_cas = Vec::new();
+        for path in &args.passkey_attestation_cas {
+            attestation_cas.push(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            );
+        }
+        change.passkey = Some(Some(shared::domain::PasskeyConfig {
+            rp_name: args.passkey_rp_name.unwrap_or_else(|| rp_id.clone()),
+            rp_id,
+            origins: args.passkey_origins,
+            user_verification: args
+                .passkey_user_verification
+                .as_deref()
+                .and_then(shared::domain::UserVerification::parse)
+                .unwrap_or_default(),
+            require_attestation: !attestation_cas.is_empty(),
+            attestation_cas,
+        }));
+    } else if args.remove_passkeys {
+        change.passkey = Some(None);
     }
     let origins = change.allowed_origins.clone();
     app.configure_tenant(&id, change)

@@ -44,6 +44,18 @@ pub enum Error {
     #[error("authenticator not found")]
     AuthenticatorNotFound,
 
+    // --- Passkeys (spec 3.5, issue #15) ---
+    #[error(
+        "passkeys are not configured for this tenant (trusted-device tenant configure --passkey-rp-id)"
+    )]
+    PasskeysNotConfigured,
+    #[error("{}", .0.description())]
+    PasskeyRejected(crate::domain::PasskeyCheck),
+    #[error("no passkey is registered with this credential id")]
+    PasskeyNotRegistered,
+    #[error("the user has no passkey")]
+    NoPasskey,
+
     // --- Challenges (spec 3.4.4, DESIGN 6) ---
     #[error("challenge not found")]
     ChallengeNotFound,

@@ -44,6 +44,7 @@ pub mod lambda;
 pub mod notify;
 #[cfg(test)]
 mod parser_properties;
+pub mod passkey;
 pub mod rules;
 pub mod session_token;
 pub mod signature;

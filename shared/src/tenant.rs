@@ -28,9 +28,18 @@ pub struct Tenant {
     pub require_decision_signature: bool,
     /// The web origins whose pages may call the Client API (CORS, DESIGN 9).
     pub allowed_origins: Vec<AllowedOrigin>,
+    /// The tenant's WebAuthn relying party, built once (issue #15); none: no passkeys.
+    pub passkeys: Option<crate::passkey::RelyingParty>,
 }
 
 impl Tenant {
+    /// The relying party, or `PasskeysNotConfigured`.
+    pub fn relying_party(&self) -> Result<&crate::passkey::RelyingParty> {
+        self.passkeys
+            .as_ref()
+            .ok_or(crate::error::Error::PasskeysNotConfigured)
+    }
+
     /// The tenant of a stored record, its token keys parsed.
     pub fn from_record(record: &TenantRecord) -> Result<Tenant> {
         Ok(Tenant {
@@ -40,6 +49,11 @@ impl Tenant {
             push_webhook: record.push_webhook.clone(),
             require_decision_signature: record.require_decision_signature,
             allowed_origins: record.allowed_origins.clone(),
+            passkeys: record
+                .passkey
+                .as_ref()
+                .map(crate::passkey::RelyingParty::new)
+                .transpose()?,
         })
     }
 }
@@ -130,6 +144,7 @@ mod tests {
             push_webhook: None,
             require_decision_signature: false,
             allowed_origins: Vec::new(),
+            passkeys: None,
         })
     }
 

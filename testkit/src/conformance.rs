@@ -9,6 +9,7 @@ use shared::domain::{
     IdempotencyKey, Namespace, SigningKeyRecord, TenantId, TenantRecord, TrackContext, UserId,
     UserProfile, VerificationMethod,
 };
+use shared::domain::{Ceremony, CeremonyPurpose, PasskeyRecord};
 use shared::error::Error;
 use shared::error::Result;
 use shared::http::error::Describe as _;
@@ -48,6 +49,7 @@ pub fn sample_tenant(name: &str) -> TenantRecord {
         push_webhook: None,
         require_decision_signature: false,
         allowed_origins: Vec::new(),
+        passkey: None,
     }
 }
 
@@ -161,6 +163,10 @@ pub async fn run_all(store: Arc<dyn Store>) {
     crate::conformance_sessions::sessions(&*store).await;
     crate::conformance_sessions::concurrent_refreshes_have_one_winner(store.clone()).await;
     crate::conformance_sessions::user_lookups(&*store).await;
+    passkey_enrolment(&*store).await;
+    passkey_sign_in(&*store).await;
+    concurrent_passkey_sign_ins_have_one_winner(store.clone()).await;
+    passkeys_go_with_their_user(&*store).await;
 }
 
 fn bucket(key: &str, limit: u32, expires_at: Timestamp) -> RateBucket {
@@ -815,7 +821,7 @@ async fn user_activity(store: &dyn Store) {
         .await
         .unwrap();
 
-    let (credentials, actions) = store
+    let (credentials, actions, _) = store
         .list_user_activity(&tenant, &alice, NOW.plus_seconds(-60))
         .await
         .unwrap();
@@ -825,7 +831,7 @@ async fn user_activity(store: &dyn Store) {
         vec![tracked.clone()],
         "bob's and older ones are not"
     );
-    let (_, all) = store
+    let (_, all, _) = store
         .list_user_activity(&tenant, &alice, NOW.plus_seconds(-7200))
         .await
         .unwrap();
@@ -840,7 +846,7 @@ async fn user_activity(store: &dyn Store) {
         tracked.rules,
         "the deciding rule is kept with the action"
     );
-    let (none, nothing) = store
+    let (none, nothing, _) = store
         .list_user_activity(&tenant, &user("nobody"), NOW)
         .await
         .unwrap();
@@ -1446,4 +1452,428 @@ async fn concurrent_first_credentials_leave_one(store: Arc<dyn Store>) {
     }
     assert_eq!(inserted, 1);
     assert_eq!(credentials_of(&*store, &tenant, &alice).await.len(), 1);
+}
+
+// ---------------------------------------------------------------- passkeys (issue #15)
+
+fn passkey(tenant: &TenantId, user: &UserId) -> PasskeyRecord {
+    PasskeyRecord {
+        id: CredentialId::parse(format!("{:032x}", COUNTER.fetch_add(1, Ordering::SeqCst)))
+            .unwrap(),
+        tenant_id: tenant.clone(),
+        user_id: user.clone(),
+        credential_id: unique("cred").replace('-', "_"),
+        user_handle: "aGFuZGxl".into(),
+        credential: serde_json::json!({"opaque": "library state"}),
+        counter: 0,
+        name: Some("alice@example.com".into()),
+        aaguid: None,
+        backed_up: true,
+        created_at: NOW,
+        last_verified_at: None,
+    }
+}
+
+fn ceremony(tenant: &TenantId, expires_at: Timestamp) -> Ceremony {
+    Ceremony {
+        id: unique("ceremony").replace('-', "_"),
+        tenant_id: tenant.clone(),
+        purpose: CeremonyPurpose::Authentication {
+            target: shared::domain::ChallengeTarget::Unbound,
+            user: None,
+        },
+        state: serde_json::json!({"challenge": "abc"}),
+        consumed: false,
+        expires_at,
+    }
+}
+
+/// A user with a retained action that allows enrolment, and the guard of a scoped token.
+async fn passkey_scene(store: &dyn Store) -> (TenantId, UserId, EnrolmentGuard) {
+    let tenant = tenant_id("pk");
+    let user = user("pk-user");
+    let enrolment = action(&tenant, &user, "addAuthenticator", ActionState::Allow);
+    store.create_action(&enrolment).await.unwrap();
+    let guard = EnrolmentGuard {
+        action: enrolment.key,
+        first_credential_only: false,
+        now: NOW,
+    };
+    (tenant, user, guard)
+}
+
+async fn passkey_enrolment(store: &dyn Store) {
+    let (tenant, user, guard) = passkey_scene(store).await;
+    let live = ceremony(&tenant, NOW.plus_seconds(300));
+    store.put_ceremony(&live).await.unwrap();
+    assert_eq!(
+        store.get_ceremony(&tenant, &live.id, NOW).await.unwrap(),
+        Some(live.clone())
+    );
+    assert_eq!(
+        store
+            .get_ceremony(&tenant_id("other"), &live.id, NOW)
+            .await
+            .unwrap(),
+        None
+    );
+
+    let first = passkey(&tenant, &user);
+    let enrolment =
+        |ceremony_id: &str, passkey: &PasskeyRecord, guard: &EnrolmentGuard| PasskeyEnrolment {
+            ceremony_id: ceremony_id.to_owned(),
+            passkey: passkey.clone(),
+            guard: guard.clone(),
+        };
+    store
+        .enrol_passkey(&enrolment(&live.id, &first, &guard))
+        .await
+        .unwrap();
+    // Found by credential id and listed with the user; the ceremony is used up.
+    assert_eq!(
+        store
+            .get_passkey(&tenant, &first.credential_id)
+            .await
+            .unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.list_user_passkeys(&tenant, &user).await.unwrap(),
+        vec![first.clone()]
+    );
+    assert!(
+        store
+            .get_ceremony(&tenant, &live.id, NOW)
+            .await
+            .unwrap()
+            .unwrap()
+            .consumed
+    );
+
+    // The same ceremony again: refused, nothing written.
+    let second = passkey(&tenant, &user);
+    assert_eq!(
+        store
+            .enrol_passkey(&enrolment(&live.id, &second, &guard))
+            .await,
+        Err(Error::ChallengeAlreadyUsed)
+    );
+    // An unknown or expired ceremony.
+    assert_eq!(
+        store
+            .enrol_passkey(&enrolment("unknown", &second, &guard))
+            .await,
+        Err(Error::ChallengeNotFound)
+    );
+    let old = ceremony(&tenant, NOW);
+    store.put_ceremony(&old).await.unwrap();
+    assert_eq!(
+        store
+            .enrol_passkey(&enrolment(&old.id, &second, &guard))
+            .await,
+        Err(Error::ChallengeExpired)
+    );
+    // A credential id already registered (to anyone in the tenant).
+    let c = ceremony(&tenant, NOW.plus_seconds(300));
+    store.put_ceremony(&c).await.unwrap();
+    let clash = PasskeyRecord {
+        credential_id: first.credential_id.clone(),
+        ..passkey(&tenant, &user)
+    };
+    assert_eq!(
+        store.enrol_passkey(&enrolment(&c.id, &clash, &guard)).await,
+        Err(Error::CredentialConflict)
+    );
+    // A token that may add only a first authenticator: the user has one (a passkey).
+    let c = ceremony(&tenant, NOW.plus_seconds(300));
+    store.put_ceremony(&c).await.unwrap();
+    let first_only = EnrolmentGuard {
+        first_credential_only: true,
+        ..guard.clone()
+    };
+    assert_eq!(
+        store
+            .enrol_passkey(&enrolment(&c.id, &second, &first_only))
+            .await,
+        Err(Error::InsufficientScope(
+            shared::domain::ADD_AUTHENTICATORS_SCOPE
+        ))
+    );
+    // ... and the same for a device credential of that user.
+    let device = credential(&tenant, &user, Namespace::InApp, &unique("fp"));
+    assert_eq!(
+        store.insert_credential(&device, &first_only).await,
+        Err(Error::InsufficientScope(
+            shared::domain::ADD_AUTHENTICATORS_SCOPE
+        ))
+    );
+    // A blocked action withdraws its token.
+    let blocked = action(&tenant, &user, "addAuthenticator", ActionState::Block);
+    store.create_action(&blocked).await.unwrap();
+    let c = ceremony(&tenant, NOW.plus_seconds(300));
+    store.put_ceremony(&c).await.unwrap();
+    let withdrawn = EnrolmentGuard {
+        action: blocked.key,
+        ..guard.clone()
+    };
+    assert_eq!(
+        store
+            .enrol_passkey(&enrolment(&c.id, &second, &withdrawn))
+            .await,
+        Err(Error::ActionForbidsEnrolment("BLOCK"))
+    );
+    assert_eq!(
+        store
+            .list_user_passkeys(&tenant, &user)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn enrolled_passkey(store: &dyn Store) -> (TenantId, UserId, PasskeyRecord) {
+    let (tenant, user, guard) = passkey_scene(store).await;
+    let c = ceremony(&tenant, NOW.plus_seconds(300));
+    store.put_ceremony(&c).await.unwrap();
+    let p = passkey(&tenant, &user);
+    store
+        .enrol_passkey(&PasskeyEnrolment {
+            ceremony_id: c.id,
+            passkey: p.clone(),
+            guard,
+        })
+        .await
+        .unwrap();
+    (tenant, user, p)
+}
+
+fn sign_in(
+    p: &PasskeyRecord,
+    ceremony_id: &str,
+    action: ActionWrite,
+    counter: u32,
+) -> PasskeySignIn {
+    PasskeySignIn {
+        tenant_id: p.tenant_id.clone(),
+        ceremony_id: ceremony_id.to_owned(),
+        passkey: PasskeyRecord {
+            counter,
+            last_verified_at: Some(NOW),
+            ..p.clone()
+        },
+        previous_counter: p.counter,
+        action,
+        now: NOW,
+    }
+}
+
+async fn passkey_sign_in(store: &dyn Store) {
+    let (tenant, user, p) = enrolled_passkey(store).await;
+    let target = action(&tenant, &user, "signIn", ActionState::ChallengeRequired);
+    store.create_action(&target).await.unwrap();
+    let c = ceremony(&tenant, NOW.plus_seconds(300));
+    store.put_ceremony(&c).await.unwrap();
+
+    let done = store
+        .complete_passkey_sign_in(&sign_in(
+            &p,
+            &c.id,
+            ActionWrite::Complete(target.key.clone()),
+            7,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(done, target.key);
+    let action = store
+        .get_action(&tenant, &target.key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(action.state, ActionState::ChallengeSucceeded);
+    assert_eq!(
+        action.verification_method,
+        Some(VerificationMethod::Passkey)
+    );
+    assert_eq!(action.verified_by_authenticator_id, Some(p.id.clone()));
+    // Both copies carry the new counter.
+    let stored = store
+        .get_passkey(&tenant, &p.credential_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.counter, 7);
+    assert_eq!(stored.last_verified_at, Some(NOW));
+    assert_eq!(
+        store.list_user_passkeys(&tenant, &user).await.unwrap()[0].counter,
+        7
+    );
+
+    // The ceremony is single-use.
+    assert_eq!(
+        store
+            .complete_passkey_sign_in(&sign_in(
+                &stored,
+                &c.id,
+                ActionWrite::Complete(target.key.clone()),
+                8
+            ))
+            .await,
+        Err(Error::ChallengeAlreadyUsed)
+    );
+    // A sign-in computed from a stale counter (a concurrent one won): refused, nothing written.
+    let c = ceremony(&tenant, NOW.plus_seconds(300));
+    store.put_ceremony(&c).await.unwrap();
+    assert_eq!(
+        store
+            .complete_passkey_sign_in(&sign_in(
+                &p,
+                &c.id,
+                ActionWrite::Complete(target.key.clone()),
+                8
+            ))
+            .await,
+        Err(Error::PasskeyRejected(
+            shared::domain::PasskeyCheck::CounterRegression
+        ))
+    );
+    assert!(
+        !store
+            .get_ceremony(&tenant, &c.id, NOW)
+            .await
+            .unwrap()
+            .unwrap()
+            .consumed
+    );
+    // A blocked action is not completed.
+    let blocked = self::action(&tenant, &user, "pay", ActionState::Block);
+    store.create_action(&blocked).await.unwrap();
+    assert_eq!(
+        store
+            .complete_passkey_sign_in(&sign_in(
+                &stored,
+                &c.id,
+                ActionWrite::Complete(blocked.key.clone()),
+                8
+            ))
+            .await,
+        Err(Error::ActionNotChallengeable("BLOCK"))
+    );
+    // A created action (discoverable sign-in).
+    let created = self::action(
+        &tenant,
+        &user,
+        "signInWithPasskey",
+        ActionState::ChallengeRequired,
+    );
+    let key = store
+        .complete_passkey_sign_in(&sign_in(
+            &stored,
+            &c.id,
+            ActionWrite::Create(created.clone()),
+            8,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_action(&tenant, &key)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        ActionState::ChallengeSucceeded
+    );
+}
+
+async fn concurrent_passkey_sign_ins_have_one_winner(store: Arc<dyn Store>) {
+    let (tenant, user, p) = enrolled_passkey(&*store).await;
+    let target = action(&tenant, &user, "signIn", ActionState::ChallengeRequired);
+    store.create_action(&target).await.unwrap();
+    let c = ceremony(&tenant, NOW.plus_seconds(300));
+    store.put_ceremony(&c).await.unwrap();
+    let mut tasks = Vec::new();
+    for counter in 1..=8 {
+        let store = store.clone();
+        let attempt = sign_in(
+            &p,
+            &c.id,
+            ActionWrite::Complete(target.key.clone()),
+            counter,
+        );
+        tasks.push(tokio::spawn(async move {
+            store.complete_passkey_sign_in(&attempt).await
+        }));
+    }
+    let mut wins = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => wins += 1,
+            Err(Error::ChallengeAlreadyUsed | Error::StoreUnavailable) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(wins, 1);
+}
+
+async fn passkeys_go_with_their_user(store: &dyn Store) {
+    let (tenant, user, p) = enrolled_passkey(store).await;
+    // Another user of the tenant, whose first authenticator is a passkey.
+    let other_user = self::user("pk-other");
+    let enrolment = action(&tenant, &other_user, "addAuthenticator", ActionState::Allow);
+    store.create_action(&enrolment).await.unwrap();
+    let c = ceremony(&tenant, NOW.plus_seconds(300));
+    store.put_ceremony(&c).await.unwrap();
+    let kept = passkey(&tenant, &other_user);
+    store
+        .enrol_passkey(&PasskeyEnrolment {
+            ceremony_id: c.id,
+            passkey: kept.clone(),
+            guard: EnrolmentGuard {
+                action: enrolment.key,
+                first_credential_only: true,
+                now: NOW,
+            },
+        })
+        .await
+        .unwrap();
+    // Removal by authenticator id, of the owner only.
+    assert_eq!(
+        store
+            .delete_passkey(&tenant, &other_user, &p.id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.delete_passkey(&tenant, &user, &p.id).await.unwrap(),
+        Some(p.clone())
+    );
+    assert_eq!(
+        store.get_passkey(&tenant, &p.credential_id).await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .list_user_passkeys(&tenant, &user)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Deleting a user deletes both copies of their passkeys, and no one else's.
+    store.delete_user(&tenant, &other_user).await.unwrap();
+    assert_eq!(
+        store
+            .get_passkey(&tenant, &kept.credential_id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        store
+            .list_user_passkeys(&tenant, &other_user)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -17,6 +17,7 @@ pub mod conformance_sessions;
 pub mod dynamodb;
 pub mod notify;
 pub mod runtime_api;
+pub mod soft_passkey;
 pub mod usecase;
 
 use shared::clock::Clock;

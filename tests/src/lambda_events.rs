@@ -53,6 +53,14 @@ pub fn tenant_record() -> TenantRecord {
         push_webhook: None,
         require_decision_signature: false,
         allowed_origins: Vec::new(),
+        passkey: Some(shared::domain::PasskeyConfig {
+            rp_id: "localhost".into(),
+            rp_name: "Fixture".into(),
+            origins: vec!["http://localhost:5173".into()],
+            user_verification: shared::domain::UserVerification::Required,
+            require_attestation: false,
+            attestation_cas: Vec::new(),
+        }),
     }
 }
 
@@ -504,6 +512,57 @@ pub const FIXTURES: &[EventFixture] = &[
         expected_status: 400,
     },
     EventFixture {
+        function: "add-authenticator",
+        name: "passkey-registration-options",
+        method: "POST",
+        route: "/v1/client/user-authenticators/passkey/registration-options",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "add-authenticator",
+        name: "passkey-registration-options-web",
+        method: "POST",
+        route: "/v1/client/user-authenticators/passkey/registration-options/web",
+        expected_status: 200,
+    },
+    // No ceremony was started for this id: the route and its refusal, not a registration
+    // (that needs a browser's answer to fresh options; tests/tests/e2e/passkeys.rs).
+    EventFixture {
+        function: "add-authenticator",
+        name: "add-passkey",
+        method: "POST",
+        route: "/v1/client/user-authenticators/passkey",
+        expected_status: 404,
+    },
+    EventFixture {
+        function: "add-authenticator",
+        name: "find-passkey",
+        method: "GET",
+        route: "/v1/client/user-authenticators/passkey",
+        expected_status: 400,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "passkey-authentication-options",
+        method: "POST",
+        route: "/v1/client/user-authenticators/passkey/authentication-options",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "passkey-authentication-options-web",
+        method: "POST",
+        route: "/v1/client/user-authenticators/passkey/authentication-options/web",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "verify-passkey",
+        method: "POST",
+        route: "/v1/client/verify/passkey",
+        expected_status: 404,
+    },
+    EventFixture {
         function: "validate",
         name: "validate",
         method: "POST",
@@ -637,6 +696,27 @@ pub const FIXTURES: &[EventFixture] = &[
         expected_status: 403,
     },
     EventFixture {
+        function: "add-authenticator",
+        name: "preflight-client-user-authenticators-passkey-registration-options",
+        method: "OPTIONS",
+        route: "/v1/client/user-authenticators/passkey/registration-options",
+        expected_status: 204,
+    },
+    EventFixture {
+        function: "add-authenticator",
+        name: "preflight-client-user-authenticators-passkey-registration-options-web",
+        method: "OPTIONS",
+        route: "/v1/client/user-authenticators/passkey/registration-options/web",
+        expected_status: 204,
+    },
+    EventFixture {
+        function: "add-authenticator",
+        name: "preflight-client-user-authenticators-passkey",
+        method: "OPTIONS",
+        route: "/v1/client/user-authenticators/passkey",
+        expected_status: 204,
+    },
+    EventFixture {
         function: "challenge",
         name: "preflight-client-challenge",
         method: "OPTIONS",
@@ -733,6 +813,27 @@ pub const FIXTURES: &[EventFixture] = &[
         method: "OPTIONS",
         route: "/v1/verify",
         expected_status: 403,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "preflight-client-user-authenticators-passkey-authentication-options",
+        method: "OPTIONS",
+        route: "/v1/client/user-authenticators/passkey/authentication-options",
+        expected_status: 204,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "preflight-client-user-authenticators-passkey-authentication-options-web",
+        method: "OPTIONS",
+        route: "/v1/client/user-authenticators/passkey/authentication-options/web",
+        expected_status: 204,
+    },
+    EventFixture {
+        function: "challenge",
+        name: "preflight-client-verify-passkey",
+        method: "OPTIONS",
+        route: "/v1/client/verify/passkey",
+        expected_status: 204,
     },
     EventFixture {
         function: "validate",
@@ -993,6 +1094,68 @@ fn request_for(
                 ),
             )
         }
+        "passkey-registration-options" | "passkey-registration-options-web" => (
+            if name.ends_with("-web") {
+                "/v1/client/user-authenticators/passkey/registration-options/web".into()
+            } else {
+                "/v1/client/user-authenticators/passkey/registration-options".into()
+            },
+            String::new(),
+            vec![bearer(token(
+                "addAuthenticator",
+                "fixture-enroll",
+                Some("add:authenticators"),
+            ))],
+            Some(json!({"username": "fixture@example.com", "authenticatorAttachment": "platform"})),
+        ),
+        "add-passkey" => (
+            "/v1/client/user-authenticators/passkey".into(),
+            String::new(),
+            vec![bearer(token(
+                "addAuthenticator",
+                "fixture-enroll",
+                Some("add:authenticators"),
+            ))],
+            Some(json!({
+                "challengeId": "no-such-ceremony",
+                "conditionalCreate": false,
+                "registrationCredential": {
+                    "id": "AAAA", "rawId": "AAAA", "type": "public-key",
+                    "response": {"clientDataJSON": "e30", "attestationObject": "oA"},
+                    "clientExtensionResults": {}
+                }
+            })),
+        ),
+        "find-passkey" => (
+            "/v1/client/user-authenticators/passkey".into(),
+            "credentialIds=AAAA".into(),
+            vec![tenant_basic],
+            None,
+        ),
+        "passkey-authentication-options" | "passkey-authentication-options-web" => (
+            if name.ends_with("-web") {
+                "/v1/client/user-authenticators/passkey/authentication-options/web".into()
+            } else {
+                "/v1/client/user-authenticators/passkey/authentication-options".into()
+            },
+            String::new(),
+            vec![tenant_basic],
+            Some(json!({})),
+        ),
+        "verify-passkey" => (
+            "/v1/client/verify/passkey".into(),
+            String::new(),
+            vec![tenant_basic],
+            Some(json!({
+                "challengeId": "no-such-ceremony",
+                "deviceId": "fixture-anonymous-id",
+                "authenticationCredential": {
+                    "id": "AAAA", "rawId": "AAAA", "type": "public-key",
+                    "response": {"clientDataJSON": "e30", "authenticatorData": "AA", "signature": "AA"},
+                    "clientExtensionResults": {}
+                }
+            })),
+        ),
         "validate" => (
             "/v1/validate".into(),
             String::new(),

@@ -11,6 +11,7 @@
 //! once on each.
 
 pub mod lambda_events;
+pub use testkit::soft_passkey;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -276,6 +277,7 @@ impl Harness {
         if tenant_a.push_webhook.is_some()
             || tenant_a.require_decision_signature.is_some()
             || tenant_a.allowed_origins.is_some()
+            || tenant_a.passkey.is_some()
         {
             app.configure_tenant(&TenantId::parse(a.id.clone()).unwrap(), tenant_a)
                 .await

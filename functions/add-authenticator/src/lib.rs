@@ -7,7 +7,8 @@ use axum::extract::State;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use shared::domain::{
-    ChallengeId, Credential, CredentialId, Namespace, UserId, VerificationMethod,
+    ChallengeId, Credential, CredentialId, Namespace, PasskeyCheck, PasskeyRecord, UserId,
+    VerificationMethod,
 };
 use shared::error::Error;
 use shared::http::error::{HttpError, Result};
@@ -22,6 +23,12 @@ use shared::usecase::credentials::AddCredential;
 use shared::http::cors::preflight;
 
 shared::routes! {
+    // Passkeys (spec 3.5, issue #15): the browser SDK's registration and lookup. Static
+    // segments, so `passkey` is never taken for a device namespace.
+    POST "/v1/client/user-authenticators/passkey/registration-options" => passkey_registration_options,
+    POST "/v1/client/user-authenticators/passkey/registration-options/web" => passkey_registration_options,
+    POST "/v1/client/user-authenticators/passkey" => add_passkey,
+    GET "/v1/client/user-authenticators/passkey" => find_passkey,
     POST "/v1/client/user-authenticators/{namespace}" => add_credential,
     GET "/v1/client/user-authenticators/{namespace}" => get_credential,
     POST "/v1/client/user-authenticators/{namespace}/remove" => remove_credential,
@@ -36,6 +43,9 @@ shared::routes! {
     OPTIONS "/v1/client/user-authenticators/{namespace}/sign" => preflight,
     OPTIONS "/v1/users/{userId}/authenticators" => preflight,
     OPTIONS "/v1/users/{userId}/authenticators/{userAuthenticatorId}" => preflight,
+    OPTIONS "/v1/client/user-authenticators/passkey/registration-options" => preflight,
+    OPTIONS "/v1/client/user-authenticators/passkey/registration-options/web" => preflight,
+    OPTIONS "/v1/client/user-authenticators/passkey" => preflight,
 }
 
 /// A namespace segment (spec 3.2); any other segment is not a route.
@@ -248,6 +258,44 @@ struct AuthenticatorView {
     display_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     device_platform: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webauthn_credential: Option<WebauthnCredentialView>,
+}
+
+/// The passkey detail of an authenticator (spec 2.7 `webauthnCredential`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WebauthnCredentialView {
+    credential_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    credential_backed_up: bool,
+    credential_device_type: &'static str,
+}
+
+impl From<PasskeyRecord> for AuthenticatorView {
+    fn from(p: PasskeyRecord) -> Self {
+        AuthenticatorView {
+            verification_method: VerificationMethod::Passkey,
+            created_at: p.created_at.to_iso8601(),
+            verified_at: p.created_at.to_iso8601(),
+            last_verified_at: p.last_verified_at.map(|t| t.to_iso8601()),
+            display_name: p.name.clone(),
+            device_platform: None,
+            webauthn_credential: Some(WebauthnCredentialView {
+                credential_id: p.credential_id,
+                name: p.name,
+                credential_backed_up: p.backed_up,
+                credential_device_type: if p.backed_up {
+                    "multiDevice"
+                } else {
+                    "singleDevice"
+                },
+            }),
+            user_id: p.user_id.into(),
+            user_authenticator_id: p.id.into(),
+        }
+    }
 }
 
 async fn list_authenticators(
@@ -255,10 +303,10 @@ async fn list_authenticators(
     State(app): State<SharedApp>,
     PathParams(user_id): PathParams<String>,
 ) -> Result<Response> {
-    let credentials = app
-        .list_authenticators(&tenant, &UserId::parse(user_id)?)
-        .await?;
-    let views: Vec<AuthenticatorView> = credentials
+    let user = UserId::parse(user_id)?;
+    let credentials = app.list_authenticators(&tenant, &user).await?;
+    let passkeys = app.list_passkeys(&tenant, &user).await?;
+    let mut views: Vec<AuthenticatorView> = credentials
         .into_iter()
         .map(|c| AuthenticatorView {
             verification_method: c.namespace.verification_method(),
@@ -267,10 +315,12 @@ async fn list_authenticators(
             last_verified_at: c.last_verified_at.map(|t| t.to_iso8601()),
             display_name: c.device_name,
             device_platform: c.device_platform,
+            webauthn_credential: None,
             user_id: c.user_id.into(),
             user_authenticator_id: c.id.into(),
         })
         .collect();
+    views.extend(passkeys.into_iter().map(AuthenticatorView::from));
     Ok(ok(&views))
 }
 
@@ -283,4 +333,121 @@ async fn delete_authenticator(
     app.delete_authenticator(&tenant, &UserId::parse(user_id)?, &id)
         .await?;
     Ok(ok(&serde_json::json!({})))
+}
+
+// ---------------------------------------------------------------- passkeys (spec 3.5, issue #15)
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RegistrationOptionsBody {
+    username: Option<String>,
+    display_name: Option<String>,
+    authenticator_attachment: Option<String>,
+}
+
+/// `RegistrationOptsResponse` of `@authsignal/browser`: `options` is what SimpleWebAuthn's
+/// `startRegistration({optionsJSON})` takes.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CeremonyResponse {
+    challenge_id: String,
+    options: serde_json::Value,
+}
+
+async fn passkey_registration_options(
+    BearerAuth { tenant, token }: BearerAuth,
+    State(app): State<SharedApp>,
+    JsonBody(body): JsonBody<RegistrationOptionsBody>,
+) -> Result<Response> {
+    let start = app
+        .passkey_registration_options(
+            &tenant,
+            &token,
+            shared::usecase::passkeys::RegistrationOptions {
+                username: body.username,
+                display_name: body.display_name,
+                attachment: body.authenticator_attachment,
+            },
+        )
+        .await?;
+    Ok(ok(&CeremonyResponse {
+        challenge_id: start.challenge_id,
+        options: start.options,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AddPasskeyBody {
+    registration_credential: Option<serde_json::Value>,
+    challenge_id: Option<String>,
+    // `conditionalCreate` and `useCookies` are accepted and change nothing.
+}
+
+/// `AddAuthenticatorResponse` of `@authsignal/browser`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AddPasskeyResponse {
+    is_verified: bool,
+    user_authenticator_id: String,
+    user_id: String,
+    user_authenticator: AuthenticatorView,
+}
+
+async fn add_passkey(
+    BearerAuth { tenant, token }: BearerAuth,
+    State(app): State<SharedApp>,
+    JsonBody(body): JsonBody<AddPasskeyBody>,
+) -> Result<Response> {
+    let challenge_id = required(body.challenge_id, "challengeId")?;
+    let response = serde_json::from_value(required(
+        body.registration_credential,
+        "registrationCredential",
+    )?)
+    .map_err(|_| Error::PasskeyRejected(PasskeyCheck::Malformed))?;
+    let passkey = app
+        .add_passkey(&tenant, &token, &challenge_id, &response)
+        .await?;
+    Ok(ok(&AddPasskeyResponse {
+        is_verified: true,
+        user_authenticator_id: passkey.id.to_string(),
+        user_id: passkey.user_id.to_string(),
+        user_authenticator: AuthenticatorView::from(passkey),
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FindPasskeyQuery {
+    credential_ids: Option<String>,
+}
+
+/// `PasskeyAuthenticatorResponse` of `@authsignal/browser` (it only checks the status).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FindPasskeyResponse {
+    credential_id: String,
+    verified_at: String,
+}
+
+async fn find_passkey(
+    TenantAuth(tenant): TenantAuth,
+    State(app): State<SharedApp>,
+    QueryParams(query): QueryParams<FindPasskeyQuery>,
+) -> Result<Response> {
+    // The SDK joins an array into the URL: `a,b`.
+    let ids: Vec<String> = required(query.credential_ids, "credentialIds")?
+        .split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let passkey = app.find_passkey(&tenant, &ids).await?;
+    Ok(ok(&FindPasskeyResponse {
+        credential_id: passkey.credential_id,
+        verified_at: passkey
+            .last_verified_at
+            .unwrap_or(passkey.created_at)
+            .to_iso8601(),
+    }))
 }

@@ -30,6 +30,10 @@ mod server;
 
 shared::routes! {
     POST "/v1/client/challenge" => start_challenge,
+    // Passkey sign-in (spec 3.5, issue #15), with a token or, discoverable, tenant Basic.
+    POST "/v1/client/user-authenticators/passkey/authentication-options" => passkey_authentication_options,
+    POST "/v1/client/user-authenticators/passkey/authentication-options/web" => passkey_authentication_options,
+    POST "/v1/client/verify/passkey" => verify_passkey,
     POST "/v1/client/verify/in-app" => verify_in_app,
     // The legacy `device` namespace of mid-2025 SDKs (spec 3.4.8).
     POST "/v1/client/verify/device" => verify_device,
@@ -60,6 +64,9 @@ shared::routes! {
     OPTIONS "/v1/claim" => preflight,
     OPTIONS "/v1/challenge" => preflight,
     OPTIONS "/v1/verify" => preflight,
+    OPTIONS "/v1/client/user-authenticators/passkey/authentication-options" => preflight,
+    OPTIONS "/v1/client/user-authenticators/passkey/authentication-options/web" => preflight,
+    OPTIONS "/v1/client/verify/passkey" => preflight,
     // Server API, issue #20 (spec 2.8): claim, and the OTP methods answered as unsupported.
     POST "/v1/claim" => server::claim_challenge,
     POST "/v1/challenge" => server::start_otp_challenge,
@@ -632,4 +639,80 @@ async fn get_challenge(
         .get_approval_challenge(&tenant, &id, user.as_ref())
         .await?;
     Ok(ok(&GetChallengeResponse::from(challenge)))
+}
+
+// ---------------------------------------------------------------- passkeys (spec 3.5, issue #15)
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AuthenticationOptionsBody {
+    /// From `POST /client/challenge {action}` (the SDK's `signIn({action})`).
+    challenge_id: Option<String>,
+}
+
+/// `AuthenticationOptsResponse` of `@authsignal/browser`: `options` is what SimpleWebAuthn's
+/// `startAuthentication({optionsJSON})` takes.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PasskeyCeremonyResponse {
+    challenge_id: String,
+    options: serde_json::Value,
+}
+
+async fn passkey_authentication_options(
+    auth: ClientAuth,
+    State(app): State<SharedApp>,
+    JsonBody(body): JsonBody<AuthenticationOptionsBody>,
+) -> Result<Response> {
+    let challenge_id = body
+        .challenge_id
+        .map(|id| ChallengeId::parse(id).map_err(|_| Error::ChallengeNotFound))
+        .transpose()?;
+    let start = app
+        .passkey_authentication_options(auth.tenant(), auth.token(), challenge_id.as_ref())
+        .await?;
+    Ok(ok(&PasskeyCeremonyResponse {
+        challenge_id: start.challenge_id,
+        options: start.options,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VerifyPasskeyBody {
+    authentication_credential: Option<serde_json::Value>,
+    challenge_id: Option<String>,
+    // `deviceId` (the SDK's anonymous id) is accepted and not used.
+}
+
+/// `VerifyResponse` of `@authsignal/browser`; the SDK renames `accessToken` to `token`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VerifyPasskeyResponse {
+    is_verified: bool,
+    access_token: String,
+    user_id: String,
+    user_authenticator_id: String,
+}
+
+async fn verify_passkey(
+    auth: ClientAuth,
+    State(app): State<SharedApp>,
+    JsonBody(body): JsonBody<VerifyPasskeyBody>,
+) -> Result<Response> {
+    let challenge_id = required(body.challenge_id, "challengeId")?;
+    let response = serde_json::from_value(required(
+        body.authentication_credential,
+        "authenticationCredential",
+    )?)
+    .map_err(|_| Error::PasskeyRejected(shared::domain::PasskeyCheck::Malformed))?;
+    let result = app
+        .verify_passkey(auth.tenant(), auth.token(), &challenge_id, &response)
+        .await?;
+    Ok(ok(&VerifyPasskeyResponse {
+        is_verified: true,
+        access_token: result.token,
+        user_id: result.passkey.user_id.to_string(),
+        user_authenticator_id: result.passkey.id.to_string(),
+    }))
 }

@@ -101,6 +101,7 @@ impl Outcome {
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum VerificationMethod {
     Device,
+    Passkey,
     Push,
 }
 
@@ -301,6 +302,9 @@ pub struct TenantRecord {
     /// The web origins whose pages may call the Client API from a browser (CORS, DESIGN 9).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<super::AllowedOrigin>,
+    /// The WebAuthn relying party of the tenant's passkeys (issue #15); none: no passkeys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey: Option<super::passkey::PasskeyConfig>,
 }
 
 /// A webhook URL and the secret its `X-Signature-V2` is made with (spec 2.11).

@@ -263,6 +263,8 @@ pub struct SignalInputs<'a> {
     pub email: Option<&'a str>,
     pub phone_number: Option<&'a str>,
     pub credentials: &'a [Credential],
+    /// How many passkeys the user has (issue #15): they count as enrolment too.
+    pub passkeys: usize,
     pub history: Option<History<'a>>,
     pub now: Timestamp,
 }
@@ -272,11 +274,14 @@ pub struct SignalInputs<'a> {
 pub fn data(inputs: &SignalInputs<'_>) -> Value {
     let context = inputs.context;
     let ip = context.ip_address.as_deref().and_then(parse_ip);
-    let methods: BTreeSet<_> = inputs
+    let mut methods: BTreeSet<_> = inputs
         .credentials
         .iter()
         .map(|c| c.namespace.verification_method())
         .collect();
+    if inputs.passkeys > 0 {
+        methods.insert(crate::domain::VerificationMethod::Passkey);
+    }
     let methods: Vec<Value> = methods
         .into_iter()
         .filter_map(|m| serde_json::to_value(m).ok())
@@ -294,8 +299,8 @@ pub fn data(inputs: &SignalInputs<'_>) -> Value {
         "countLastDay": null,
     });
     let mut user = json!({
-        "isEnrolled": !inputs.credentials.is_empty(),
-        "credentialCount": inputs.credentials.len(),
+        "isEnrolled": !inputs.credentials.is_empty() || inputs.passkeys > 0,
+        "credentialCount": inputs.credentials.len() + inputs.passkeys,
         "enrolledVerificationMethods": methods,
         "email": inputs.email,
         "phoneNumber": inputs.phone_number,
@@ -457,6 +462,7 @@ mod tests {
             email: Some("a@example.com"),
             phone_number: None,
             credentials: &[],
+            passkeys: 0,
             history: Some(History { actions: &earlier }),
             now,
         });
@@ -513,6 +519,7 @@ mod tests {
                 email: None,
                 phone_number: None,
                 credentials: &[],
+                passkeys: 0,
                 history: Some(History { actions: &earlier }),
                 now,
             })["device"]
@@ -549,6 +556,7 @@ mod tests {
             email: None,
             phone_number: None,
             credentials: &[],
+            passkeys: 0,
             history: Some(History { actions: &earlier }),
             now,
         });
@@ -564,6 +572,7 @@ mod tests {
                 email: None,
                 phone_number: None,
                 credentials: &[],
+                passkeys: 0,
                 history: None,
                 now,
             }

@@ -151,7 +151,10 @@ fn domain_status(error: &Error) -> StatusCode {
         | UnknownClientId
         | TokenAlreadyUsed
         | ChallengeNotSucceeded
-        | UnsupportedVerificationMethod(_) => StatusCode::BAD_REQUEST,
+        | UnsupportedVerificationMethod(_)
+        | PasskeysNotConfigured
+        | PasskeyRejected(_)
+        | PasskeyNotRegistered => StatusCode::BAD_REQUEST,
         ClientIdMismatch | InvalidRefreshToken | ExpiredRefreshToken | RefreshTokenReused
         | SessionRevoked => StatusCode::UNAUTHORIZED,
         InvalidDeviceCode | ChallengeClaimedByAnotherDevice => StatusCode::FORBIDDEN,
@@ -166,7 +169,8 @@ fn domain_status(error: &Error) -> StatusCode {
         | ChallengeNotFound
         | ActionNotFound
         | ActionConfigNotFound
-        | NoPushCredential => StatusCode::NOT_FOUND,
+        | NoPushCredential
+        | NoPasskey => StatusCode::NOT_FOUND,
         // Spec 3.3: `in_app` has no approval routes; answered as the route it is not.
         NoApprovalsInNamespace => HttpError::RouteNotFound.status(),
         StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -200,6 +204,10 @@ fn domain_code(error: &Error) -> &'static str {
         InvalidDeviceCode => "invalid_device_code",
         TooManyRequests(_) => "too_many_requests",
         NoPushCredential => "authenticator_not_found",
+        PasskeysNotConfigured => "passkeys_not_configured",
+        PasskeyRejected(check) => check.code(),
+        PasskeyNotRegistered => "invalid_credential",
+        NoPasskey => "authenticator_not_found",
         WebhookFailed(_) => "webhook_failed",
         NoApprovalsInNamespace => HttpError::RouteNotFound.code(),
         ActionNotFound => "action_not_found",
@@ -232,6 +240,7 @@ fn domain_description(error: &Error) -> Cow<'static, str> {
             "The credential exists on the device but is not registered on the server.",
         ),
         Error::NoApprovalsInNamespace => HttpError::RouteNotFound.description(),
+        Error::PasskeyRejected(check) => Cow::Borrowed(check.description()),
         other => Cow::Owned(capitalize(&other.to_string())),
     }
 }

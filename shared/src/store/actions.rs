@@ -26,12 +26,17 @@ pub trait ActionStore: Send + Sync {
         user: &UserId,
         since: Timestamp,
     ) -> Result<Vec<Action>>;
-    /// A user's credentials (oldest first) and their actions created at or after `since`
-    /// (newest first), in one read: what track needs when a rule reads the user's history.
+    /// A user's credentials (oldest first), their actions created at or after `since`
+    /// (newest first) and their passkeys, in one read: what track needs when a rule reads the
+    /// user's history.
     async fn list_user_activity(
         &self,
         tenant: &TenantId,
         user: &UserId,
         since: Timestamp,
-    ) -> Result<(Vec<Credential>, Vec<Action>)>;
+    ) -> Result<(
+        Vec<Credential>,
+        Vec<Action>,
+        Vec<crate::domain::PasskeyRecord>,
+    )>;
 }

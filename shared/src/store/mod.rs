@@ -10,6 +10,7 @@
 //! | [`UserStore`] | user attributes; deleting a user deletes what belongs to them |
 //! | [`ApprovalStore`] | push and QR-code challenges, each a compare-and-swap on its version |
 //! | [`VerificationStore`] | the one atomic step of a verify or an approval; the push-credential update |
+//! | [`PasskeyStore`] | passkeys by credential id and by user; WebAuthn ceremonies in progress (issue #15) |
 //! | [`RateLimitStore`] | fixed-window counters of the rate limits, shared by every instance (DESIGN 6) |
 //! | [`SocketStore`] | open QR-code WebSockets behind API Gateway: the handshake's credential per connection (spec 3.8) |
 //! | [`UserLookupStore`] | users by email, phone number or username: lookup entries written with the profile (query users, 2.6) |
@@ -35,6 +36,7 @@ mod actions;
 mod approvals;
 mod challenges;
 mod credentials;
+mod passkeys;
 mod rate_limits;
 mod sessions;
 mod sockets;
@@ -48,6 +50,7 @@ pub use actions::ActionStore;
 pub use approvals::ApprovalStore;
 pub use challenges::ChallengeStore;
 pub use credentials::{CredentialStore, EnrolmentGuard, InsertOutcome, RemovalReceipt};
+pub use passkeys::{PasskeyEnrolment, PasskeySignIn, PasskeyStore};
 pub use rate_limits::{RateBucket, RateLimitStore};
 pub use sessions::SessionStore;
 pub use sockets::{SocketSession, SocketStarter, SocketStore};
@@ -72,6 +75,7 @@ pub trait Store:
     + SocketStore
     + SessionStore
     + UserLookupStore
+    + PasskeyStore
 {
 }
 
@@ -88,6 +92,7 @@ impl<T> Store for T where
         + SocketStore
         + SessionStore
         + UserLookupStore
+        + PasskeyStore
 {
 }
 

@@ -39,6 +39,7 @@ pub(crate) fn sample_tenant(name: &str) -> TenantRecord {
         push_webhook: None,
         require_decision_signature: false,
         allowed_origins: Vec::new(),
+        passkey: None,
     }
 }
 

@@ -172,7 +172,7 @@ impl App {
         let ActionWrite::Create(action) = write else {
             return Ok(());
         };
-        let (decision, _) = self
+        let (decision, _, _) = self
             .decide(
                 tenant,
                 DecisionSubject {
@@ -299,11 +299,21 @@ impl App {
         code: ActionCode,
         credential: &Credential,
     ) -> Result<ActionWrite> {
+        self.new_user_action(code, &credential.tenant_id, &credential.user_id)
+    }
+
+    /// A new action for `user`, created by a device or passkey without a track.
+    pub(crate) fn new_user_action(
+        &self,
+        code: ActionCode,
+        tenant: &crate::domain::TenantId,
+        user: &crate::domain::UserId,
+    ) -> Result<ActionWrite> {
         let now = self.now();
         Ok(ActionWrite::Create(Action {
-            tenant_id: credential.tenant_id.clone(),
+            tenant_id: tenant.clone(),
             key: ActionKey {
-                user_id: credential.user_id.clone(),
+                user_id: user.clone(),
                 action_code: code,
                 idempotency_key: IdempotencyKey::parse(self.random_uuid()?)?,
             },

@@ -16,6 +16,7 @@
 //! | [`qr_socket`] | QR codes over the WebSocket: handshake, create, states pushed (3.8) |
 //! | [`query_users`] | query users by email, phone number, username or token (2.6) |
 //! | [`sessions`] | create, validate, refresh and revoke sessions; the JWKS; session settings (2.8) |
+//! | [`passkeys`] | passkey registration and sign-in (3.5, issue #15) |
 //! | [`validate`] | validate a token for the backend (2.4) |
 //! | [`limits`] | rate limits on the writes that need no secret and no token, and the one rule for a device signature: verify, then count a failure (DESIGN 6) |
 
@@ -24,6 +25,7 @@ pub mod approvals;
 pub mod challenges;
 pub mod credentials;
 pub mod limits;
+pub mod passkeys;
 pub mod qr_socket;
 pub mod query_users;
 pub mod sessions;

@@ -22,6 +22,8 @@ pub struct TenantSettingsChange {
     /// The web origins allowed to call the Client API from a browser, replacing the list
     /// (empty: none).
     pub allowed_origins: Option<Vec<AllowedOrigin>>,
+    /// `Some(None)` turns passkeys off; `Some(Some(..))` sets the relying party (issue #15).
+    pub passkey: Option<Option<crate::domain::PasskeyConfig>>,
 }
 
 /// An API secret key. It is printed once when created and never logged: `Debug` hides it.
@@ -184,6 +186,13 @@ impl App {
             }
             record.allowed_origins = unique;
         }
+        if let Some(passkey) = change.passkey {
+            if let Some(config) = &passkey {
+                // Refused here, with the reason, rather than when a request loads the tenant.
+                crate::passkey::RelyingParty::new(config)?;
+            }
+            record.passkey = passkey;
+        }
         self.store.put_tenant(&record).await?;
         self.tenants.clear();
         Ok(())
@@ -215,6 +224,7 @@ impl App {
                 push_webhook: None,
                 require_decision_signature: false,
                 allowed_origins: Vec::new(),
+                passkey: None,
             },
         };
         self.store.put_tenant(&record).await?;

@@ -64,7 +64,7 @@ impl App {
             Some(key) => key,
             None => IdempotencyKey::parse(self.random_uuid()?)?,
         };
-        let (decision, credentials) = self
+        let (decision, credentials, passkeys) = self
             .decide(
                 tenant,
                 DecisionSubject {
@@ -81,8 +81,8 @@ impl App {
                 },
             )
             .await?;
-        let enrolled_methods = super::users::distinct_methods(&credentials);
-        let is_enrolled = !credentials.is_empty();
+        let enrolled_methods = super::users::distinct_methods(&credentials, passkeys);
+        let is_enrolled = !enrolled_methods.is_empty();
 
         let candidate = Action {
             tenant_id: tenant.id.clone(),
@@ -127,7 +127,7 @@ impl App {
         &self,
         tenant: &Tenant,
         subject: DecisionSubject<'_>,
-    ) -> Result<(policy::Decision, Vec<Credential>)> {
+    ) -> Result<(policy::Decision, Vec<Credential>, usize)> {
         let DecisionSubject {
             user,
             action_code,
@@ -148,28 +148,32 @@ impl App {
         let retention = self.settings.action_retention_days * 24 * 3600;
         // The user's earlier actions cost more to read, so only when an active rule reads a
         // data point computed from them (device.isNew, action.countLastHour, ...).
-        let (credentials, history) = if config.needs_history() {
-            let (credentials, actions) = self
+        let (credentials, passkeys, history) = if config.needs_history() {
+            let (credentials, actions, passkeys) = self
                 .store
                 .list_user_activity(&tenant.id, user, now.plus_seconds(-retention))
                 .await?;
-            (credentials, Some(actions))
+            (credentials, passkeys.len(), Some(actions))
         } else {
-            let credentials = self.store.list_user_credentials(&tenant.id, user).await?;
-            (credentials, None)
+            let (credentials, passkeys) = self
+                .store
+                .list_user_authenticators(&tenant.id, user)
+                .await?;
+            (credentials, passkeys.len(), None)
         };
-        let is_enrolled = !credentials.is_empty();
+        let is_enrolled = !credentials.is_empty() || passkeys > 0;
         let data = signals::data(&SignalInputs {
             action_code,
             context,
             email,
             phone_number,
             credentials: &credentials,
+            passkeys,
             history: history.as_deref().map(|actions| History { actions }),
             now,
         });
         let decision = policy::decide_with(&config, &data, is_enrolled, false, provenance);
-        Ok((decision, credentials))
+        Ok((decision, credentials, passkeys))
     }
 
     /// An action that exists and has not passed its retention time.

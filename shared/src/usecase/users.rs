@@ -2,7 +2,9 @@
 
 use super::tenants::Tenant;
 use crate::App;
-use crate::domain::{Credential, CredentialId, UserId, UserProfile, VerificationMethod};
+use crate::domain::{
+    Credential, CredentialId, PasskeyRecord, UserId, UserProfile, VerificationMethod,
+};
 use crate::error::{Error, Result};
 
 /// A user as `GET /users/{userId}` shows it. Unknown users are not an error: they read back
@@ -34,14 +36,28 @@ pub struct UserPatch {
 }
 
 /// The distinct verification methods of some credentials, in a stable order.
-pub(crate) fn distinct_methods(credentials: &[Credential]) -> Vec<VerificationMethod> {
+pub(crate) fn distinct_methods(
+    credentials: &[Credential],
+    passkeys: usize,
+) -> Vec<VerificationMethod> {
     let mut methods: Vec<VerificationMethod> = credentials
         .iter()
         .map(|c| c.namespace.verification_method())
         .collect();
+    if passkeys > 0 {
+        methods.push(VerificationMethod::Passkey);
+    }
     methods.sort();
     methods.dedup();
     methods
+}
+
+/// What `delete_authenticator` removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant, reason = "one value per request")]
+pub enum RemovedAuthenticator {
+    Device(Credential),
+    Passkey(PasskeyRecord),
 }
 
 impl App {
@@ -52,9 +68,10 @@ impl App {
             .await?
             .unwrap_or_default();
         let credentials = self.store.list_user_credentials(&tenant.id, user).await?;
+        let passkeys = self.store.list_user_passkeys(&tenant.id, user).await?;
         Ok(UserView {
             profile,
-            enrolled_methods: distinct_methods(&credentials),
+            enrolled_methods: distinct_methods(&credentials, passkeys.len()),
         })
     }
 
@@ -97,15 +114,29 @@ impl App {
         self.store.list_user_credentials(&tenant.id, user).await
     }
 
+    /// The user's passkeys (the Server API lists them with the device credentials, spec 2.7).
+    pub async fn list_passkeys(
+        &self,
+        tenant: &Tenant,
+        user: &UserId,
+    ) -> Result<Vec<PasskeyRecord>> {
+        self.store.list_user_passkeys(&tenant.id, user).await
+    }
+
+    /// Deletes a device credential or a passkey by its authenticator id.
     pub async fn delete_authenticator(
         &self,
         tenant: &Tenant,
         user: &UserId,
         id: &CredentialId,
-    ) -> Result<Credential> {
+    ) -> Result<RemovedAuthenticator> {
+        if let Some(credential) = self.store.delete_credential(&tenant.id, user, id).await? {
+            return Ok(RemovedAuthenticator::Device(credential));
+        }
         self.store
-            .delete_credential(&tenant.id, user, id)
+            .delete_passkey(&tenant.id, user, id)
             .await?
+            .map(RemovedAuthenticator::Passkey)
             .ok_or(Error::AuthenticatorNotFound)
     }
 }

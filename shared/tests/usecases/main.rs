@@ -9,6 +9,7 @@ mod action_configs;
 mod approvals;
 mod challenges;
 mod credentials;
+mod passkeys;
 mod qr_socket;
 mod sessions;
 mod tenants;

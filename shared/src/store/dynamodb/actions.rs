@@ -92,10 +92,15 @@ impl ActionStore for DynamoStore {
         tenant: &TenantId,
         user: &UserId,
         since: Timestamp,
-    ) -> Result<(Vec<Credential>, Vec<Action>)> {
+    ) -> Result<(
+        Vec<Credential>,
+        Vec<Action>,
+        Vec<crate::domain::PasskeyRecord>,
+    )> {
         let items = self.query_prefix(user_partition(tenant, user), "").await?;
         let mut credentials = Vec::new();
         let mut actions = Vec::new();
+        let mut passkeys: Vec<crate::domain::PasskeyRecord> = Vec::new();
         for item in &items {
             let sk = get_s(item, schema::SORT_KEY)?;
             if sk.starts_with(CREDENTIAL_PREFIX) {
@@ -105,11 +110,14 @@ impl ActionStore for DynamoStore {
                 if action.created_at >= since {
                     actions.push(action);
                 }
+            } else if sk.starts_with(super::keys::PASSKEY_PREFIX) {
+                passkeys.push(super::item::from_json_attr(item, "data")?);
             }
         }
         credentials.sort_by_key(|c| c.created_at);
         actions.sort_by_key(|a| std::cmp::Reverse(a.created_at));
-        Ok((credentials, actions))
+        passkeys.sort_by_key(|p| p.created_at);
+        Ok((credentials, actions, passkeys))
     }
 
     async fn list_actions(

@@ -19,6 +19,8 @@ pub(super) const ACTION_PREFIX: &str = "ACT#";
 pub(super) const SESSION_PREFIX: &str = "SESSION#";
 /// The sort-key prefix of the users in a lookup partition (query users).
 pub(super) const LOOKUP_PREFIX: &str = "U#";
+/// The sort-key prefix of a user's passkeys (the second copy), in the user's partition.
+pub(super) const PASSKEY_PREFIX: &str = "PASSKEY#";
 /// The sort-key prefix of a tenant's action configs, in the config partition.
 pub(super) const CONFIG_PREFIX: &str = "ACTION#";
 
@@ -171,6 +173,25 @@ impl Key {
         )
     }
 
+    /// `T#{t}#PK#{credentialId}` / `PASSKEY`: a passkey found by its WebAuthn credential id
+    /// (discoverable sign-in names no user).
+    pub fn passkey(tenant: &TenantId, credential_id: &str) -> Key {
+        Key::new(format!("T#{tenant}#PK#{credential_id}"), "PASSKEY")
+    }
+
+    /// `T#{t}#U#{u}` / `PASSKEY#{id}`: the same passkey in its user's partition.
+    pub fn user_passkey(tenant: &TenantId, user: &UserId, id: &CredentialId) -> Key {
+        Key::new(
+            user_partition(tenant, user),
+            format!("{PASSKEY_PREFIX}{id}"),
+        )
+    }
+
+    /// `T#{t}#CER#{id}` / `CEREMONY`: a WebAuthn ceremony in progress.
+    pub fn ceremony(tenant: &TenantId, id: &str) -> Key {
+        Key::new(format!("T#{tenant}#CER#{id}"), "CEREMONY")
+    }
+
     /// The key of a stored item (to delete what a query returned).
     pub fn of_item(item: &Item) -> Result<Key> {
         Ok(Key::new(
@@ -292,6 +313,18 @@ mod tests {
         assert_eq!(
             pair(Key::user_lookup(&t, "email", "a@b.c", &u)),
             ("T#acme#UL#email#a@b.c".into(), "U#alice".into())
+        );
+        assert_eq!(
+            pair(Key::passkey(&t, "cid")),
+            ("T#acme#PK#cid".into(), "PASSKEY".into())
+        );
+        assert_eq!(
+            pair(Key::user_passkey(&t, &u, &id)),
+            ("T#acme#U#alice".into(), "PASSKEY#c1".into())
+        );
+        assert_eq!(
+            pair(Key::ceremony(&t, "x")),
+            ("T#acme#CER#x".into(), "CEREMONY".into())
         );
         let challenge = ChallengeId::parse("c1.00ff.mac").unwrap();
         assert_eq!(

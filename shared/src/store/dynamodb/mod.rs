@@ -22,6 +22,10 @@
 //! | pending push (one per user) | `T#{t}#U#{u}` | `PUSH` | `data` (challenge JSON), `version` | yes, kept 10 minutes after the start (the rate limit's window), past the push's own expiry |
 //! | QR-code challenge | `T#{t}#QR#{id}` | `QR` | `data` (challenge JSON, with the WebSocket connection it was created on, if any), `version` | yes |
 //! | open QR-code WebSocket (API Gateway) | `WS#{connection id}` | `WS` | `data` (session JSON: tenant, the handshake's credential, address, user agent) | yes, 2 hours after `$connect` (API Gateway's limit) |
+//! | QR-code challenge | `T#{t}#QR#{id}` | `QR` | `data` (challenge JSON), `version` | yes |
+//! | passkey | `T#{t}#PK#{credentialId}` | `PASSKEY` | `data` (passkey JSON), `passkeyId`, `counter` | |
+//! | passkey in its user's partition | `T#{t}#U#{u}` | `PASSKEY#{id}` | the same, a second copy | |
+//! | WebAuthn ceremony | `T#{t}#CER#{id}` | `CEREMONY` | `data` (ceremony JSON: the library's state), `consumed`, `expiresAt` | yes |
 //! | rate-limit counter | `T#{t}#RL#{bucket}` | `RL` | `hits`, `expiresAt` | yes, at the end of its window |
 //!
 //! Credential attributes: `credId`, `userId`, `namespace`, `publicKey`, `fingerprint`,
@@ -47,6 +51,9 @@
 //! | validate | `GetItem` action | 1 |
 //! | push or QR challenge read / compare-and-swap | `GetItem` / `PutItem` with `version = :expected` | 1 |
 //! | approve | `GetItem` key item + `GetItem` challenge + `TransactWriteItems` (challenge, action, both credential copies) | 3 |
+//! | passkey options (registration, sign-in with a token) | `Query pk = T#{t}#U#{u}, begins_with(sk, PASSKEY#)` + `PutItem` ceremony | 2 |
+//! | passkey registration | `GetItem` ceremony + `TransactWriteItems` (ceremony consumed, action checked, both copies `attribute_not_exists`, enrolment counter) | 2 |
+//! | passkey sign-in | `GetItem` ceremony + `GetItem` passkey + `TransactWriteItems` (ceremony consumed, both copies `counter = :previous`, action) | 3 |
 //! | rate-limit hit | `UpdateItem` `hits + 1` if `hits < :limit` (or expired) | 1 |
 //! | WebSocket `$connect` / message / `$disconnect` | `PutItem` / `GetItem` / `DeleteItem` of the session | 1 each |
 //!
@@ -83,6 +90,7 @@ mod error;
 mod item;
 mod keys;
 mod meter;
+mod passkeys;
 mod rate_limits;
 pub mod schema;
 mod sessions;

@@ -3,7 +3,7 @@
 use super::DynamoStore;
 use super::error::{failed, internal, sdk_error};
 use super::item::{credential_from, data_item, from_json_attr, get_s, s};
-use super::keys::{CREDENTIAL_PREFIX, Key, LOOKUP_PREFIX, user_partition};
+use super::keys::{CREDENTIAL_PREFIX, Key, LOOKUP_PREFIX, PASSKEY_PREFIX, user_partition};
 use crate::domain::{TenantId, UserId, UserProfile};
 use crate::error::{Error, Result};
 use crate::store::UserStore;
@@ -100,6 +100,11 @@ impl UserStore for DynamoStore {
         }
         for item in &items {
             let key = Key::of_item(item)?;
+            if key.sk.starts_with(PASSKEY_PREFIX) {
+                // And the passkey's copy found by credential id.
+                let passkey: crate::domain::PasskeyRecord = from_json_attr(item, "data")?;
+                keys.push(Key::passkey(tenant, &passkey.credential_id));
+            }
             if !key.sk.starts_with(CREDENTIAL_PREFIX) {
                 keys.push(key);
             }

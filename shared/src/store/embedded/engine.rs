@@ -61,6 +61,9 @@ pub enum TableId {
     RefreshTokens = 14,
     TokenMarks = 15,
     UserLookups = 16,
+    Passkeys = 17,
+    UserPasskeys = 18,
+    Ceremonies = 19,
 }
 
 impl TableId {
@@ -84,6 +87,9 @@ impl TableId {
             RefreshTokens,
             TokenMarks,
             UserLookups,
+            Passkeys,
+            UserPasskeys,
+            Ceremonies,
         ]
         .get(usize::from(tag))
         .copied()

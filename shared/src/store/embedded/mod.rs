@@ -23,6 +23,9 @@
 //! | `RemovalReceipts` | tenant, fingerprint, window | expiry (ms) | that expiry |
 //! | `ActionConfigs` | tenant, action code (or `*`, the tenant default) | [`ActionConfig`] JSON | |
 //! | `Approvals` | tenant, `push`, user / tenant, `qr`, challenge id | [`ApprovalChallenge`] JSON | its `retain_until` |
+//! | `Passkeys` | tenant, WebAuthn credential id | [`PasskeyRecord`] JSON | |
+//! | `UserPasskeys` | tenant, user, authenticator id | the credential id | |
+//! | `Ceremonies` | tenant, ceremony id | [`Ceremony`] JSON | the ceremony's expiry |
 //! | `RateLimits` | tenant, bucket key (scope, subject, window, shard) | [`Counter`] JSON | its window's end |
 //! | `SocketSessions` | WebSocket connection id | [`crate::store::SocketSession`] JSON | the session's expiry |
 //! | `SessionConfigs` | tenant | [`SessionConfig`](crate::domain::SessionConfig) JSON | |
@@ -41,8 +44,9 @@ mod sockets;
 
 use super::{
     ActionConfigStore, ActionStore, ActionWrite, ApprovalStore, ChallengeStore, CredentialStore,
-    CredentialUpdate, EnrolmentGuard, InsertOutcome, RateBucket, RateLimitStore, RemovalReceipt,
-    SingleUse, TenantStore, UserStore, VerificationCommit, VerificationStore,
+    CredentialUpdate, EnrolmentGuard, InsertOutcome, PasskeyEnrolment, PasskeySignIn, PasskeyStore,
+    RateBucket, RateLimitStore, RemovalReceipt, SingleUse, TenantStore, UserStore,
+    VerificationCommit, VerificationStore,
 };
 use crate::clock::Timestamp;
 use crate::domain::ActionCode;
@@ -52,6 +56,7 @@ use crate::domain::{
     ChallengeId, ChallengeMark, Credential, CredentialId, KEY_SEPARATOR, Namespace, TenantId,
     TenantRecord, UserId, UserProfile,
 };
+use crate::domain::{Ceremony, PasskeyCheck, PasskeyRecord};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 pub use engine::{Durability, OpenError};
@@ -253,6 +258,14 @@ impl Stored for Credential {}
 impl Stored for CredentialPointer {}
 impl Stored for UserProfile {}
 impl Stored for ActionConfig {}
+impl Stored for PasskeyRecord {}
+impl Stored for String {}
+
+impl Stored for Ceremony {
+    fn expires_at(&self) -> Option<Timestamp> {
+        Some(self.expires_at)
+    }
+}
 
 impl Stored for ChallengeMark {
     fn expires_at(&self) -> Option<Timestamp> {
@@ -298,7 +311,10 @@ fn stored_expiry(table: TableId, value: &[u8]) -> Result<Option<Timestamp>> {
         | TableId::Credentials
         | TableId::UserCredentials
         | TableId::Users
-        | TableId::ActionConfigs => None,
+        | TableId::ActionConfigs
+        | TableId::Passkeys
+        | TableId::UserPasskeys => None,
+        TableId::Ceremonies => decode::<Ceremony>(value)?.expires_at(),
     })
 }
 
@@ -607,7 +623,8 @@ impl CredentialStore for EmbeddedStore {
                 return Ok(InsertOutcome::AlreadyRegistered(existing));
             }
             if guard.first_credential_only
-                && !user_credentials_in(tx, tenant, &credential.user_id)?.is_empty()
+                && (!user_credentials_in(tx, tenant, &credential.user_id)?.is_empty()
+                    || has_passkeys_in(tx, tenant, &credential.user_id)?)
             {
                 return Err(Error::InsufficientScope(ADD_AUTHENTICATORS_SCOPE));
             }
@@ -780,11 +797,13 @@ impl ActionStore for EmbeddedStore {
         tenant: &TenantId,
         user: &UserId,
         since: Timestamp,
-    ) -> Result<(Vec<Credential>, Vec<Action>)> {
+    ) -> Result<(Vec<Credential>, Vec<Action>, Vec<PasskeyRecord>)> {
+        let passkeys = self.list_user_passkeys(tenant, user).await?;
         self.read(|tx| {
             Ok((
                 user_credentials_in(tx, tenant, user)?,
                 user_actions_in(tx, tenant, user, since)?,
+                passkeys,
             ))
         })
     }
@@ -900,6 +919,10 @@ impl UserStore for EmbeddedStore {
             for (k, _) in scan::<serde_json::Value>(tx, TableId::Actions, &prefix)? {
                 tx.remove(TableId::Actions, &k)?;
             }
+            for (index_key, credential_id) in scan::<String>(tx, TableId::UserPasskeys, &prefix)? {
+                tx.remove(TableId::Passkeys, &key(&[tenant.as_str(), &credential_id]))?;
+                tx.remove(TableId::UserPasskeys, &index_key)?;
+            }
             Ok(())
         })
         .await
@@ -1012,6 +1035,205 @@ impl ApprovalStore for EmbeddedStore {
             }
             put(tx, TableId::Approvals, &slot_key, next)?;
             Ok(true)
+        })
+        .await
+    }
+}
+
+// ---------------------------------------------------------------- passkeys
+
+fn passkey_key(tenant: &TenantId, credential_id: &str) -> String {
+    key(&[tenant.as_str(), credential_id])
+}
+
+fn user_passkey_key(tenant: &TenantId, user: &UserId, id: &CredentialId) -> String {
+    key(&[tenant.as_str(), user.as_str(), id.as_str()])
+}
+
+fn ceremony_key(tenant: &TenantId, id: &str) -> String {
+    key(&[tenant.as_str(), id])
+}
+
+fn has_passkeys_in(tx: &Tx<'_>, tenant: &TenantId, user: &UserId) -> Result<bool> {
+    Ok(!scan::<String>(tx, TableId::UserPasskeys, &[tenant.as_str(), user.as_str()])?.is_empty())
+}
+
+/// Marks a ceremony consumed: the single-use step of every passkey ceremony.
+fn consume_ceremony(tx: &mut Tx<'_>, tenant: &TenantId, id: &str, now: Timestamp) -> Result<()> {
+    let k = ceremony_key(tenant, id);
+    let mut ceremony =
+        get::<Ceremony>(tx, TableId::Ceremonies, &k)?.ok_or(Error::ChallengeNotFound)?;
+    if ceremony.expires_at <= now {
+        return Err(Error::ChallengeExpired);
+    }
+    if ceremony.consumed {
+        return Err(Error::ChallengeAlreadyUsed);
+    }
+    ceremony.consumed = true;
+    put(tx, TableId::Ceremonies, &k, &ceremony)
+}
+
+#[async_trait]
+impl PasskeyStore for EmbeddedStore {
+    async fn put_ceremony(&self, ceremony: &Ceremony) -> Result<()> {
+        self.write(|tx| {
+            let k = ceremony_key(&ceremony.tenant_id, &ceremony.id);
+            if tx.get(TableId::Ceremonies, &k)?.is_some() {
+                return Err(Error::Internal);
+            }
+            put(tx, TableId::Ceremonies, &k, ceremony)
+        })
+        .await
+    }
+
+    async fn get_ceremony(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        _now: Timestamp,
+    ) -> Result<Option<Ceremony>> {
+        Ok(self.read(|tx| get::<Ceremony>(tx, TableId::Ceremonies, &ceremony_key(tenant, id)))?)
+    }
+
+    async fn get_passkey(
+        &self,
+        tenant: &TenantId,
+        credential_id: &str,
+    ) -> Result<Option<PasskeyRecord>> {
+        self.read(|tx| get(tx, TableId::Passkeys, &passkey_key(tenant, credential_id)))
+    }
+
+    async fn list_user_passkeys(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<Vec<PasskeyRecord>> {
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for (_, credential_id) in
+                scan::<String>(tx, TableId::UserPasskeys, &[tenant.as_str(), user.as_str()])?
+            {
+                if let Some(passkey) = get::<PasskeyRecord>(
+                    tx,
+                    TableId::Passkeys,
+                    &passkey_key(tenant, &credential_id),
+                )? {
+                    out.push(passkey);
+                }
+            }
+            out.sort_by_key(|p| p.created_at);
+            Ok(out)
+        })
+    }
+
+    async fn list_user_authenticators(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<(Vec<Credential>, Vec<PasskeyRecord>)> {
+        Ok((
+            self.list_user_credentials(tenant, user).await?,
+            self.list_user_passkeys(tenant, user).await?,
+        ))
+    }
+
+    async fn enrol_passkey(&self, enrolment: &PasskeyEnrolment) -> Result<()> {
+        self.write(|tx| {
+            let passkey = &enrolment.passkey;
+            let tenant = &passkey.tenant_id;
+            let guard = &enrolment.guard;
+            consume_ceremony(tx, tenant, &enrolment.ceremony_id, guard.now)?;
+            let action = get::<Action>(tx, TableId::Actions, &action_key(tenant, &guard.action))?
+                .filter(|action| action.expires_at > guard.now)
+                .ok_or(Error::ActionNotFound)?;
+            if !action.state.allows_enrolment() {
+                return Err(Error::ActionForbidsEnrolment(action.state.as_str()));
+            }
+            if guard.first_credential_only
+                && (!user_credentials_in(tx, tenant, &passkey.user_id)?.is_empty()
+                    || has_passkeys_in(tx, tenant, &passkey.user_id)?)
+            {
+                return Err(Error::InsufficientScope(ADD_AUTHENTICATORS_SCOPE));
+            }
+            let k = passkey_key(tenant, &passkey.credential_id);
+            if tx.get(TableId::Passkeys, &k)?.is_some() {
+                return Err(Error::CredentialConflict);
+            }
+            put(tx, TableId::Passkeys, &k, passkey)?;
+            put(
+                tx,
+                TableId::UserPasskeys,
+                &user_passkey_key(tenant, &passkey.user_id, &passkey.id),
+                &passkey.credential_id,
+            )
+        })
+        .await
+    }
+
+    async fn complete_passkey_sign_in(&self, sign_in: &PasskeySignIn) -> Result<ActionKey> {
+        self.write(|tx| {
+            let tenant = &sign_in.tenant_id;
+            let now = sign_in.now;
+            consume_ceremony(tx, tenant, &sign_in.ceremony_id, now)?;
+            let k = passkey_key(tenant, &sign_in.passkey.credential_id);
+            let stored = get::<PasskeyRecord>(tx, TableId::Passkeys, &k)?
+                .filter(|p| p.id == sign_in.passkey.id)
+                .ok_or(Error::PasskeyNotRegistered)?;
+            if stored.counter != sign_in.previous_counter {
+                return Err(Error::PasskeyRejected(PasskeyCheck::CounterRegression));
+            }
+            let mut action = match &sign_in.action {
+                ActionWrite::Complete(key) => {
+                    let action = get::<Action>(tx, TableId::Actions, &action_key(tenant, key))?
+                        .filter(|a| a.expires_at > now)
+                        .ok_or(Error::ActionNotFound)?;
+                    if !action.state.is_challengeable() {
+                        return Err(Error::ActionNotChallengeable(action.state.as_str()));
+                    }
+                    action
+                }
+                ActionWrite::Create(action) => {
+                    if tx
+                        .get(TableId::Actions, &action_key(tenant, &action.key))?
+                        .is_some()
+                    {
+                        return Err(Error::Internal);
+                    }
+                    action.clone()
+                }
+            };
+            action.state = ActionState::ChallengeSucceeded;
+            action.state_updated_at = now;
+            action.verification_method = Some(crate::domain::VerificationMethod::Passkey);
+            action.verified_by_authenticator_id = Some(sign_in.passkey.id.clone());
+            put(tx, TableId::Passkeys, &k, &sign_in.passkey)?;
+            put(
+                tx,
+                TableId::Actions,
+                &action_key(tenant, &action.key),
+                &action,
+            )?;
+            Ok(action.key)
+        })
+        .await
+    }
+
+    async fn delete_passkey(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        id: &CredentialId,
+    ) -> Result<Option<PasskeyRecord>> {
+        self.write(|tx| {
+            let index = user_passkey_key(tenant, user, id);
+            let Some(credential_id) = get::<String>(tx, TableId::UserPasskeys, &index)? else {
+                return Ok(None);
+            };
+            let k = passkey_key(tenant, &credential_id);
+            let passkey = get::<PasskeyRecord>(tx, TableId::Passkeys, &k)?;
+            tx.remove(TableId::Passkeys, &k)?;
+            tx.remove(TableId::UserPasskeys, &index)?;
+            Ok(passkey)
         })
         .await
     }

@@ -1,0 +1,272 @@
+//! Passkeys (`usecase::passkeys`, issue #15): the ceremonies through the use cases, with the
+//! software authenticator of `testkit::soft_passkey`.
+
+use crate::prelude::*;
+use serde_json::Value;
+use shared::passkey::proto::{PublicKeyCredential, RegisterPublicKeyCredential};
+use shared::usecase::passkeys::RegistrationOptions;
+use shared::usecase::tenants::{Tenant, TenantSettingsChange};
+use std::sync::Arc;
+use testkit::soft_passkey::SoftPasskey;
+use testkit::usecase::Kit;
+
+const ORIGIN: &str = "https://app.example.com";
+const RP_ID: &str = "example.com";
+
+fn config(user_verification: UserVerification) -> PasskeyConfig {
+    PasskeyConfig {
+        rp_id: RP_ID.into(),
+        rp_name: "Example".into(),
+        origins: vec![ORIGIN.into()],
+        user_verification,
+        require_attestation: false,
+        attestation_cas: Vec::new(),
+    }
+}
+
+async fn configure(kit: &Kit, config: Option<PasskeyConfig>) -> shared::error::Result<Arc<Tenant>> {
+    kit.app
+        .configure_tenant(
+            &kit.tenant.id,
+            TenantSettingsChange {
+                passkey: Some(config),
+                ..TenantSettingsChange::default()
+            },
+        )
+        .await?;
+    Ok(kit.app.tenant_by_id(&kit.tenant.id).await.unwrap())
+}
+
+/// A kit whose tenant has passkeys, and Alice's passkey registered with a track token.
+async fn alice_enrolled(uv: UserVerification) -> (Kit, Arc<Tenant>, SoftPasskey) {
+    alice_enrolled_with(uv, true).await
+}
+
+async fn alice_enrolled_with(
+    uv: UserVerification,
+    verifies_user: bool,
+) -> (Kit, Arc<Tenant>, SoftPasskey) {
+    let kit = Kit::new().await;
+    let tenant = configure(&kit, Some(config(uv))).await.unwrap();
+    let token = kit.track_token("alice", "signUp", None).await;
+    let start = kit
+        .app
+        .passkey_registration_options(&tenant, &token, RegistrationOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(start.options["rp"]["id"], RP_ID);
+    assert_eq!(start.options["attestation"], "none");
+    let mut passkey = SoftPasskey::new(ORIGIN, RP_ID);
+    passkey.user_verified = verifies_user;
+    let response: RegisterPublicKeyCredential =
+        serde_json::from_value(passkey.create(&start.options)).unwrap();
+    let record = kit
+        .app
+        .add_passkey(&tenant, &token, &start.challenge_id, &response)
+        .await
+        .unwrap();
+    assert_eq!(record.user_id, kit.user("alice"));
+    assert_eq!(record.credential_id, passkey.id());
+    (kit, tenant, passkey)
+}
+
+fn assertion(value: Value) -> PublicKeyCredential {
+    serde_json::from_value(value).unwrap()
+}
+
+#[tokio::test]
+async fn a_passkey_completes_the_tracked_action_with_method_passkey() {
+    let (kit, tenant, mut passkey) = alice_enrolled(UserVerification::Required).await;
+    let tracked = kit.track("alice", "withdraw", None).await;
+    assert_eq!(tracked.enrolled_methods, vec![VerificationMethod::Passkey]);
+    assert!(tracked.is_enrolled);
+    assert_eq!(tracked.action.state, ActionState::ChallengeRequired);
+
+    let token = kit.track_token("alice", "withdraw", None).await;
+    let start = kit
+        .app
+        .passkey_authentication_options(&tenant, Some(&token), None)
+        .await
+        .unwrap();
+    let result = kit
+        .app
+        .verify_passkey(
+            &tenant,
+            Some(&token),
+            &start.challenge_id,
+            &assertion(passkey.get(&start.options)),
+        )
+        .await
+        .unwrap();
+    let action = kit.app.get_action(&tenant, &result.action).await.unwrap();
+    assert_eq!(action.state, ActionState::ChallengeSucceeded);
+    assert_eq!(
+        action.verification_method,
+        Some(VerificationMethod::Passkey)
+    );
+    assert_eq!(result.passkey.counter, 1);
+
+    let user = kit.app.get_user(&tenant, &kit.user("alice")).await.unwrap();
+    assert_eq!(user.enrolled_methods, vec![VerificationMethod::Passkey]);
+}
+
+#[tokio::test]
+async fn user_verification_follows_the_tenant_policy() {
+    // Required: a presence-only assertion is refused, with its own reason.
+    let (kit, tenant, mut passkey) = alice_enrolled(UserVerification::Required).await;
+    passkey.user_verified = false;
+    let start = kit
+        .app
+        .passkey_authentication_options(&tenant, None, None)
+        .await
+        .unwrap();
+    assert_eq!(start.options["userVerification"], "required");
+    assert_eq!(
+        kit.app
+            .verify_passkey(
+                &tenant,
+                None,
+                &start.challenge_id,
+                &assertion(passkey.get(&start.options))
+            )
+            .await
+            .unwrap_err(),
+        Error::PasskeyRejected(PasskeyCheck::UserVerification)
+    );
+
+    // Preferred: a passkey registered without user verification signs in without it. (One
+    // registered with it must keep verifying: the library refuses that downgrade.)
+    let (kit, tenant, mut passkey) = alice_enrolled_with(UserVerification::Preferred, false).await;
+    let start = kit
+        .app
+        .passkey_authentication_options(&tenant, None, None)
+        .await
+        .unwrap();
+    assert_eq!(start.options["userVerification"], "preferred");
+    let result = kit
+        .app
+        .verify_passkey(
+            &tenant,
+            None,
+            &start.challenge_id,
+            &assertion(passkey.get(&start.options)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        result.action.action_code.as_str(),
+        DEFAULT_PASSKEY_ACTION_CODE
+    );
+}
+
+#[tokio::test]
+async fn a_relying_party_that_cannot_work_is_refused_when_configured() {
+    let kit = Kit::new().await;
+    let bad = [
+        PasskeyConfig {
+            rp_id: "127.0.0.1".into(),
+            ..config(UserVerification::Required)
+        },
+        PasskeyConfig {
+            rp_id: "Example.com".into(),
+            ..config(UserVerification::Required)
+        },
+        PasskeyConfig {
+            origins: vec![],
+            ..config(UserVerification::Required)
+        },
+        PasskeyConfig {
+            origins: vec!["https://evil.com".into()],
+            ..config(UserVerification::Required)
+        },
+        PasskeyConfig {
+            origins: vec!["http://app.example.com".into()],
+            ..config(UserVerification::Required)
+        },
+        PasskeyConfig {
+            origins: vec!["https://app.example.com/login".into()],
+            ..config(UserVerification::Required)
+        },
+        PasskeyConfig {
+            require_attestation: true,
+            ..config(UserVerification::Required)
+        },
+        PasskeyConfig {
+            require_attestation: true,
+            attestation_cas: vec!["not a certificate".into()],
+            ..config(UserVerification::Required)
+        },
+    ];
+    for config in bad {
+        assert!(
+            matches!(
+                configure(&kit, Some(config.clone())).await,
+                Err(Error::InvalidRequest(_))
+            ),
+            "{config:?}"
+        );
+    }
+    // Subdomain origins and localhost over http are fine.
+    configure(
+        &kit,
+        Some(PasskeyConfig {
+            origins: vec![
+                "https://example.com".into(),
+                "https://login.example.com:8443".into(),
+            ],
+            ..config(UserVerification::Required)
+        }),
+    )
+    .await
+    .unwrap();
+    configure(
+        &kit,
+        Some(PasskeyConfig {
+            rp_id: "localhost".into(),
+            origins: vec!["http://localhost:3000".into()],
+            ..config(UserVerification::Required)
+        }),
+    )
+    .await
+    .unwrap();
+    // Off again.
+    let tenant = configure(&kit, None).await.unwrap();
+    let token = kit.track_token("alice", "signUp", None).await;
+    assert_eq!(
+        kit.app
+            .passkey_registration_options(&tenant, &token, RegistrationOptions::default())
+            .await
+            .unwrap_err(),
+        Error::PasskeysNotConfigured
+    );
+}
+
+#[tokio::test]
+async fn a_passkey_is_removed_through_the_authenticators_admin() {
+    let (kit, tenant, mut passkey) = alice_enrolled(UserVerification::Required).await;
+    let alice = kit.user("alice");
+    let listed = kit.app.list_passkeys(&tenant, &alice).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    kit.app
+        .delete_authenticator(&tenant, &alice, &listed[0].id)
+        .await
+        .unwrap();
+    assert!(!kit.track("alice", "withdraw", None).await.is_enrolled);
+    let start = kit
+        .app
+        .passkey_authentication_options(&tenant, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        kit.app
+            .verify_passkey(
+                &tenant,
+                None,
+                &start.challenge_id,
+                &assertion(passkey.get(&start.options))
+            )
+            .await
+            .unwrap_err(),
+        Error::PasskeyNotRegistered
+    );
+}
