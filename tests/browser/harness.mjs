@@ -49,7 +49,7 @@ export async function freePort() {
  * whose allowed origins are `allowedOrigins` (set with `tenant configure --allowed-origin`, as an
  * operator does). Returns {baseUrl, origin, tenantId, secretKey, backend, log(), stop()}.
  */
-export async function startServer({ allowedOrigins = [] } = {}) {
+export async function startServer({ allowedOrigins = [], passkeyOrigins = [] } = {}) {
   const dataDir = mkdtempSync(path.join(tmpdir(), "td-browser-"));
   const tenantId = `browser-${randomUUID().slice(0, 8)}`;
   const store = ["--data-dir", dataDir];
@@ -59,6 +59,12 @@ export async function startServer({ allowedOrigins = [] } = {}) {
   if (allowedOrigins.length > 0) {
     const args = ["tenant", "configure", "--tenant-id", tenantId, ...store];
     for (const origin of allowedOrigins) args.push("--allowed-origin", origin);
+    execFileSync(BIN, args, { encoding: "utf8" });
+  }
+  if (passkeyOrigins.length > 0) {
+    // The tenant's WebAuthn relying party: RP id localhost (an RP id cannot be an IP address).
+    const args = ["tenant", "configure", "--tenant-id", tenantId, ...store, "--passkey-rp-id", "localhost"];
+    for (const origin of passkeyOrigins) args.push("--passkey-origin", origin);
     execFileSync(BIN, args, { encoding: "utf8" });
   }
   const port = await freePort();
@@ -312,7 +318,7 @@ export class Device {
 export async function startAll() {
   const allowed = await startPageServer();
   const disallowed = await startPageServer();
-  const server = await startServer({ allowedOrigins: [allowed.origin] });
+  const server = await startServer({ allowedOrigins: [allowed.origin], passkeyOrigins: [allowed.origin] });
   const browser = await launchBrowser();
   return {
     server,
