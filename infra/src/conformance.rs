@@ -710,6 +710,21 @@ async fn enroll_more(run: &mut Run, user: &str, namespace: &str) -> Checked<Devi
     Ok(device)
 }
 
+/// The phone approves `challenge_id` in `namespace`; the answer must say `isVerified: true`.
+async fn approve(phone: &Device, namespace: &str, challenge_id: &str) -> Checked<()> {
+    let answered = phone
+        .answer(namespace, challenge_id, true, None)
+        .await
+        .map_err(device_failure)?;
+    if answered["isVerified"] != json!(true) {
+        return fail(
+            format!("an approval must say isVerified: true; got {answered}"),
+            None,
+        );
+    }
+    Ok(())
+}
+
 async fn push(run: &mut Run, seed: &Seed) -> Checked<()> {
     let user = seed.user.clone();
     let phone = enroll_more(run, &user, "push").await?;
@@ -754,16 +769,7 @@ async fn push(run: &mut Run, seed: &Seed) -> Checked<()> {
             Some(&poll),
         );
     }
-    let answered = phone
-        .answer("push", &challenge_id, true, None)
-        .await
-        .map_err(device_failure)?;
-    if answered["isVerified"] != json!(true) {
-        return fail(
-            format!("an approval must say isVerified: true; got {answered}"),
-            None,
-        );
-    }
+    approve(&phone, "push", &challenge_id).await?;
     let poll = run
         .ok(
             Method::POST,
@@ -857,16 +863,7 @@ async fn qr(run: &mut Run, seed: &Seed) -> Checked<()> {
             Some(&poll),
         );
     }
-    let answered = phone
-        .answer("qr-code", &challenge_id, true, None)
-        .await
-        .map_err(device_failure)?;
-    if answered["isVerified"] != json!(true) {
-        return fail(
-            format!("an approval must say isVerified: true; got {answered}"),
-            None,
-        );
-    }
+    approve(&phone, "qr-code", &challenge_id).await?;
     let poll = run
         .ok(
             Method::POST,

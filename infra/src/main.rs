@@ -257,10 +257,10 @@ impl StoreArgs {
                         "dynamodb",
                     ));
                 }
+                // `DynamoArgs::table` is `required_if_eq("store", "dynamodb")`, so clap refuses
+                // this first (tests/integration/cli.rs checks it); an error, never a panic.
                 let Some(table) = self.dynamodb.table.clone() else {
-                    // `DynamoArgs::table` is `required_if_eq("store", "dynamodb")`: clap has
-                    // refused the command line already (tests/integration/cli.rs checks it).
-                    unreachable!("--store dynamodb without --table passed clap");
+                    return Err("--store dynamodb needs --table (or TRUSTED_DEVICE_TABLE)".into());
                 };
                 Ok(StoreChoice::Dynamodb {
                     table,
