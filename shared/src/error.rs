@@ -112,6 +112,9 @@ pub enum Error {
     UnknownClientId,
     #[error("this challenge token has already been used to create a session")]
     TokenAlreadyUsed,
+    /// spec 3.5: a token registers one passkey for its action.
+    #[error("this token has already been used to register a passkey; track a new action")]
+    PasskeyTokenAlreadyUsed,
     #[error("the token's challenge has not succeeded")]
     ChallengeNotSucceeded,
     #[error("the access token was not issued for one of the given clientIds")]

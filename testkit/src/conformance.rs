@@ -107,6 +107,7 @@ fn action(tenant: &TenantId, user: &UserId, code: &str, state: ActionState) -> A
         rule_ids: vec![],
         rules: vec![],
         origin: shared::domain::ActionOrigin::Track,
+        enrolled_passkey_id: None,
         expires_at: NOW.plus_seconds(30 * 24 * 3600),
     }
 }
@@ -1524,6 +1525,7 @@ async fn passkey_enrolment(store: &dyn Store) {
             ceremony_id: ceremony_id.to_owned(),
             passkey: passkey.clone(),
             guard: guard.clone(),
+            completes_action: true,
         };
     store
         .enrol_passkey(&enrolment(&live.id, &first, &guard))
@@ -1549,19 +1551,58 @@ async fn passkey_enrolment(store: &dyn Store) {
             .unwrap()
             .consumed
     );
+    // spec 3.5: the token's action completed by the registration, in the same step.
+    let completed = store
+        .get_action(&tenant, &guard.action)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(completed.state, ActionState::ChallengeSucceeded);
+    assert_eq!(completed.state_updated_at, NOW);
+    assert_eq!(
+        completed.verification_method,
+        Some(shared::domain::VerificationMethod::Passkey)
+    );
+    assert_eq!(
+        completed.verified_by_authenticator_id,
+        Some(first.id.clone())
+    );
+    assert_eq!(completed.enrolled_passkey_id, Some(first.id.clone()));
+
+    // Each refusal below on an action of its own that may still register.
+    let fresh_guard = || async {
+        let fresh = action(&tenant, &user, "addAuthenticator", ActionState::Allow);
+        store.create_action(&fresh).await.unwrap();
+        EnrolmentGuard {
+            action: fresh.key,
+            ..guard.clone()
+        }
+    };
+    let new_ceremony = || async {
+        let c = ceremony(&tenant, NOW.plus_seconds(300));
+        store.put_ceremony(&c).await.unwrap();
+        c.id
+    };
 
     // The same ceremony again: refused, nothing written.
     let second = passkey(&tenant, &user);
     assert_eq!(
         store
-            .enrol_passkey(&enrolment(&live.id, &second, &guard))
+            .enrol_passkey(&enrolment(&live.id, &second, &fresh_guard().await))
             .await,
         Err(Error::ChallengeAlreadyUsed)
+    );
+    // The same token's action with a new ceremony: it registered a passkey already.
+    assert_eq!(
+        store
+            .enrol_passkey(&enrolment(&new_ceremony().await, &second, &guard))
+            .await,
+        Err(Error::PasskeyTokenAlreadyUsed)
     );
     // An unknown or expired ceremony.
     assert_eq!(
         store
-            .enrol_passkey(&enrolment("unknown", &second, &guard))
+            .enrol_passkey(&enrolment("unknown", &second, &fresh_guard().await))
             .await,
         Err(Error::ChallengeNotFound)
     );
@@ -1569,31 +1610,38 @@ async fn passkey_enrolment(store: &dyn Store) {
     store.put_ceremony(&old).await.unwrap();
     assert_eq!(
         store
-            .enrol_passkey(&enrolment(&old.id, &second, &guard))
+            .enrol_passkey(&enrolment(&old.id, &second, &fresh_guard().await))
             .await,
         Err(Error::ChallengeExpired)
     );
     // A credential id already registered (to anyone in the tenant).
-    let c = ceremony(&tenant, NOW.plus_seconds(300));
-    store.put_ceremony(&c).await.unwrap();
     let clash = PasskeyRecord {
         credential_id: first.credential_id.clone(),
         ..passkey(&tenant, &user)
     };
+    let clash_guard = fresh_guard().await;
     assert_eq!(
-        store.enrol_passkey(&enrolment(&c.id, &clash, &guard)).await,
+        store
+            .enrol_passkey(&enrolment(&new_ceremony().await, &clash, &clash_guard))
+            .await,
         Err(Error::CredentialConflict)
     );
+    // Nothing of a refused registration is written: its action is still open.
+    let untouched = store
+        .get_action(&tenant, &clash_guard.action)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(untouched.state, ActionState::Allow);
+    assert_eq!(untouched.enrolled_passkey_id, None);
     // A token that may add only a first authenticator: the user has one (a passkey).
-    let c = ceremony(&tenant, NOW.plus_seconds(300));
-    store.put_ceremony(&c).await.unwrap();
     let first_only = EnrolmentGuard {
         first_credential_only: true,
-        ..guard.clone()
+        ..fresh_guard().await
     };
     assert_eq!(
         store
-            .enrol_passkey(&enrolment(&c.id, &second, &first_only))
+            .enrol_passkey(&enrolment(&new_ceremony().await, &second, &first_only))
             .await,
         Err(Error::InsufficientScope(
             shared::domain::ADD_AUTHENTICATORS_SCOPE
@@ -1610,25 +1658,65 @@ async fn passkey_enrolment(store: &dyn Store) {
     // A blocked action withdraws its token.
     let blocked = action(&tenant, &user, "addAuthenticator", ActionState::Block);
     store.create_action(&blocked).await.unwrap();
-    let c = ceremony(&tenant, NOW.plus_seconds(300));
-    store.put_ceremony(&c).await.unwrap();
     let withdrawn = EnrolmentGuard {
         action: blocked.key,
         ..guard.clone()
     };
     assert_eq!(
         store
-            .enrol_passkey(&enrolment(&c.id, &second, &withdrawn))
+            .enrol_passkey(&enrolment(&new_ceremony().await, &second, &withdrawn))
             .await,
         Err(Error::ActionForbidsEnrolment("BLOCK"))
     );
+    // An action a challenge completed: registering leaves its state and method, and marks it.
+    let mut challenged = action(
+        &tenant,
+        &user,
+        "addAuthenticator",
+        ActionState::ChallengeSucceeded,
+    );
+    challenged.verification_method = Some(shared::domain::VerificationMethod::Push);
+    store.create_action(&challenged).await.unwrap();
+    let challenged_guard = EnrolmentGuard {
+        action: challenged.key.clone(),
+        ..guard.clone()
+    };
+    // Expected open but found completed (a challenge won the race): refused.
+    assert_eq!(
+        store
+            .enrol_passkey(&enrolment(
+                &new_ceremony().await,
+                &second,
+                &challenged_guard
+            ))
+            .await,
+        Err(Error::ActionNotChallengeable("CHALLENGE_SUCCEEDED"))
+    );
+    store
+        .enrol_passkey(&PasskeyEnrolment {
+            completes_action: false,
+            ..enrolment(&new_ceremony().await, &second, &challenged_guard)
+        })
+        .await
+        .unwrap();
+    let marked = store
+        .get_action(&tenant, &challenged.key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(marked.state, ActionState::ChallengeSucceeded);
+    assert_eq!(
+        marked.verification_method,
+        Some(shared::domain::VerificationMethod::Push)
+    );
+    assert_eq!(marked.enrolled_passkey_id, Some(second.id.clone()));
     assert_eq!(
         store
             .list_user_passkeys(&tenant, &user)
             .await
             .unwrap()
             .len(),
-        1
+        2
     );
 }
 
@@ -1642,6 +1730,7 @@ async fn enrolled_passkey(store: &dyn Store) -> (TenantId, UserId, PasskeyRecord
             ceremony_id: c.id,
             passkey: p.clone(),
             guard,
+            completes_action: true,
         })
         .await
         .unwrap();
@@ -1834,6 +1923,7 @@ async fn passkeys_go_with_their_user(store: &dyn Store) {
                 first_credential_only: true,
                 now: NOW,
             },
+            completes_action: true,
         })
         .await
         .unwrap();

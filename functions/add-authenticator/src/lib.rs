@@ -392,6 +392,10 @@ struct AddPasskeyResponse {
     user_authenticator_id: String,
     user_id: String,
     user_authenticator: AuthenticatorView,
+    /// spec 3.5: the token `passkey.signUp` returns, when the registration completed the
+    /// token's action.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_token: Option<String>,
 }
 
 async fn add_passkey(
@@ -405,14 +409,16 @@ async fn add_passkey(
         "registrationCredential",
     )?)
     .map_err(|_| Error::PasskeyRejected(PasskeyCheck::Malformed))?;
-    let passkey = app
+    let registered = app
         .add_passkey(&tenant, &token, &challenge_id, &response)
         .await?;
+    let passkey = registered.passkey;
     Ok(ok(&AddPasskeyResponse {
         is_verified: true,
         user_authenticator_id: passkey.id.to_string(),
         user_id: passkey.user_id.to_string(),
         user_authenticator: AuthenticatorView::from(passkey),
+        access_token: registered.token,
     }))
 }
 

@@ -203,6 +203,11 @@ pub struct Action {
     /// `usecase::credentials`).
     #[serde(default)]
     pub origin: ActionOrigin,
+    /// The passkey this action's token registered (spec 3.5): one registration per action,
+    /// and an action completed by its own registration is not "challenged" for the scope
+    /// rule of later enrolments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrolled_passkey_id: Option<CredentialId>,
     /// When the record may be deleted (DynamoDB TTL); reads treat it as gone after this.
     pub expires_at: Timestamp,
 }
@@ -216,6 +221,20 @@ pub struct RuleRef {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+impl Action {
+    /// Whether a challenge completed this backend-tracked action, which lets its token add
+    /// an authenticator to a user who has one (`usecase::credentials`). Not when the action
+    /// was completed by the passkey its own token registered (spec 3.5): registering is not
+    /// proving an existing authenticator.
+    pub fn challenged_after_track(&self) -> bool {
+        let completed_by_own_registration = self.enrolled_passkey_id.is_some()
+            && self.enrolled_passkey_id == self.verified_by_authenticator_id;
+        self.state == ActionState::ChallengeSucceeded
+            && self.origin == ActionOrigin::Track
+            && !completed_by_own_registration
+    }
 }
 
 /// Where an action came from.

@@ -434,6 +434,7 @@ mod tests {
             rule_ids: Vec::new(),
             rules: Vec::new(),
             origin: ActionOrigin::Track,
+            enrolled_passkey_id: None,
             expires_at: Timestamp::from_unix_seconds(created + 30 * 86_400),
         }
     }

@@ -163,6 +163,7 @@ fn domain_status(error: &Error) -> StatusCode {
         CredentialConflict
         | SignatureAlreadyUsed
         | ChallengeAlreadyUsed
+        | PasskeyTokenAlreadyUsed
         | ActionNotChallengeable(_)
         | ChallengeNotClaimed => StatusCode::CONFLICT,
         AuthenticatorNotFound
@@ -217,7 +218,7 @@ fn domain_code(error: &Error) -> &'static str {
         ActionConfigNotFound => "action_config_not_found",
         SessionsNotConfigured => "sessions_not_configured",
         UnknownClientId => "invalid_client_id",
-        TokenAlreadyUsed => "token_already_used",
+        TokenAlreadyUsed | PasskeyTokenAlreadyUsed => "token_already_used",
         ChallengeNotSucceeded => "challenge_not_succeeded",
         ClientIdMismatch => "client_id_mismatch",
         InvalidRefreshToken => "invalid_refresh_token",
@@ -336,6 +337,7 @@ mod tests {
             Error::SessionsNotConfigured.into(),
             Error::UnknownClientId.into(),
             Error::TokenAlreadyUsed.into(),
+            Error::PasskeyTokenAlreadyUsed.into(),
             Error::ChallengeNotSucceeded.into(),
             Error::ClientIdMismatch.into(),
             Error::InvalidRefreshToken.into(),

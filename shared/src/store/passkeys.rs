@@ -2,7 +2,9 @@
 
 use super::{ActionWrite, EnrolmentGuard};
 use crate::clock::Timestamp;
-use crate::domain::{ActionKey, Ceremony, CredentialId, PasskeyRecord, TenantId, UserId};
+use crate::domain::{
+    ActionKey, ActionState, Ceremony, CredentialId, PasskeyRecord, TenantId, UserId,
+};
 use crate::error::Result;
 use async_trait::async_trait;
 
@@ -16,6 +18,27 @@ pub struct PasskeyEnrolment {
     /// As for a device credential: the action must still allow enrolment and, for a token
     /// that may add only a first authenticator, the user must have none (of any kind).
     pub guard: EnrolmentGuard,
+    /// spec 3.5: `true` if the action is to be completed by this registration (it is `ALLOW`
+    /// or `CHALLENGE_REQUIRED`: moved to `CHALLENGE_SUCCEEDED` by `PASSKEY`); `false` if it
+    /// was already completed by a challenge (`CHALLENGE_SUCCEEDED` or `REVIEW_SUCCEEDED`: left
+    /// as it is). Either way the action records the passkey as the one its token registered;
+    /// a second registration with it is `PasskeyTokenAlreadyUsed`. A state that no longer
+    /// matches is `ActionNotChallengeable`.
+    pub completes_action: bool,
+}
+
+impl PasskeyEnrolment {
+    /// The action states this enrolment expects (see [`Self::completes_action`]).
+    pub fn expected_states(&self) -> [ActionState; 2] {
+        if self.completes_action {
+            [ActionState::Allow, ActionState::ChallengeRequired]
+        } else {
+            [
+                ActionState::ChallengeSucceeded,
+                ActionState::ReviewSucceeded,
+            ]
+        }
+    }
 }
 
 /// A passkey sign-in, applied together or not at all (DESIGN 4).
@@ -65,8 +88,9 @@ pub trait PasskeyStore: Send + Sync {
         user: &UserId,
     ) -> Result<(Vec<crate::domain::Credential>, Vec<PasskeyRecord>)>;
     /// In one step: the ceremony consumed, the action still allowing enrolment (and the
-    /// first-authenticator rule), the passkey stored under its credential id if no passkey
-    /// has it (`CredentialConflict` otherwise).
+    /// first-authenticator rule) and registering no passkey yet, the passkey stored under its
+    /// credential id if no passkey has it (`CredentialConflict` otherwise), and the action
+    /// completed or marked as [`PasskeyEnrolment::completes_action`] says.
     async fn enrol_passkey(&self, enrolment: &PasskeyEnrolment) -> Result<()>;
     /// In one step: the ceremony consumed, the passkey's counter moved from
     /// `previous_counter`, the action completed or created. Errors as

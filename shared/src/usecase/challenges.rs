@@ -326,6 +326,7 @@ impl App {
             rule_ids: Vec::new(),
             rules: Vec::new(),
             origin: ActionOrigin::DeviceVerification,
+            enrolled_passkey_id: None,
             expires_at: now.plus_seconds(self.settings.action_retention_days * 24 * 3600),
         }))
     }

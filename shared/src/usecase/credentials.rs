@@ -2,7 +2,7 @@
 
 use super::tenants::Tenant;
 use crate::App;
-use crate::domain::{ActionOrigin, ActionState, Credential, CredentialId, Namespace};
+use crate::domain::{Credential, CredentialId, Namespace};
 use crate::error::{Error, Result};
 use crate::signature::{PublicKey, removal_window_messages};
 use crate::store::{EnrolmentGuard, InsertOutcome, RemovalReceipt};
@@ -53,10 +53,8 @@ impl App {
         }
 
         let credentials = self.store.list_user_credentials(&tenant.id, user).await?;
-        let challenged_after_track =
-            action.state == ActionState::ChallengeSucceeded && action.origin == ActionOrigin::Track;
         let first_credential_only =
-            !token.has_scope(ADD_AUTHENTICATORS_SCOPE) && !challenged_after_track;
+            !token.has_scope(ADD_AUTHENTICATORS_SCOPE) && !action.challenged_after_track();
         if first_credential_only && !credentials.is_empty() {
             return Err(Error::InsufficientScope(ADD_AUTHENTICATORS_SCOPE));
         }

@@ -13,7 +13,7 @@
 use super::tenants::Tenant;
 use crate::App;
 use crate::domain::{
-    ADD_AUTHENTICATORS_SCOPE, ActionCode, ActionKey, ActionOrigin, ActionState, Ceremony,
+    ADD_AUTHENTICATORS_SCOPE, Action, ActionCode, ActionKey, ActionState, Ceremony,
     CeremonyPurpose, ChallengeId, ChallengeTarget, CredentialId, DEFAULT_PASSKEY_ACTION_CODE,
     PASSKEY_CEREMONY_SECONDS, PasskeyCheck, PasskeyRecord, UserId,
 };
@@ -41,6 +41,14 @@ pub struct RegistrationOptions {
     pub display_name: Option<String>,
     /// `platform` or `cross-platform`.
     pub attachment: Option<String>,
+}
+
+/// A registered passkey and, if the registration completed the token's action (spec 3.5),
+/// the token for `/validate` (the answer's `accessToken`).
+#[derive(Debug, Clone)]
+pub struct PasskeyRegistration {
+    pub passkey: PasskeyRecord,
+    pub token: Option<String>,
 }
 
 /// A successful sign-in: the token for `/validate`, the passkey and the action completed.
@@ -71,17 +79,25 @@ impl App {
         digest.as_ref()[..16].to_vec()
     }
 
-    /// Whether this token may add an authenticator to a user who has one (the rule of
-    /// device credentials, `usecase::credentials`): `add:authenticators`, or a tracked action
-    /// completed by a challenge.
-    async fn enrolment_rule(&self, tenant: &Tenant, token: &VerifiedToken) -> Result<bool> {
+    /// The token's action, if it may still register a passkey, and whether the token may add
+    /// only a first authenticator (the rule of device credentials, `usecase::credentials`:
+    /// more with `add:authenticators`, or for a tracked action completed by a challenge).
+    async fn enrolment_rule(
+        &self,
+        tenant: &Tenant,
+        token: &VerifiedToken,
+    ) -> Result<(Action, bool)> {
         let action = self.get_action(tenant, &token.action).await?;
+        // spec 3.5: a token registers one passkey (its action is then completed).
+        if action.enrolled_passkey_id.is_some() {
+            return Err(Error::PasskeyTokenAlreadyUsed);
+        }
         if !action.state.allows_enrolment() {
             return Err(Error::ActionForbidsEnrolment(action.state.as_str()));
         }
-        let challenged_after_track =
-            action.state == ActionState::ChallengeSucceeded && action.origin == ActionOrigin::Track;
-        Ok(!token.has_scope(ADD_AUTHENTICATORS_SCOPE) && !challenged_after_track)
+        let first_only =
+            !token.has_scope(ADD_AUTHENTICATORS_SCOPE) && !action.challenged_after_track();
+        Ok((action, first_only))
     }
 
     async fn has_any_authenticator(&self, tenant: &Tenant, user: &UserId) -> Result<bool> {
@@ -140,7 +156,7 @@ impl App {
     ) -> Result<CeremonyStart> {
         let rp = tenant.relying_party()?;
         let user = &token.action.user_id;
-        let first_only = self.enrolment_rule(tenant, token).await?;
+        let (_, first_only) = self.enrolment_rule(tenant, token).await?;
         if first_only && self.has_any_authenticator(tenant, user).await? {
             return Err(Error::InsufficientScope(ADD_AUTHENTICATORS_SCOPE));
         }
@@ -203,7 +219,7 @@ impl App {
         token: &VerifiedToken,
         challenge_id: &str,
         response: &RegisterPublicKeyCredential,
-    ) -> Result<PasskeyRecord> {
+    ) -> Result<PasskeyRegistration> {
         let rp = tenant.relying_party()?;
         let ceremony = self.open_ceremony(tenant, challenge_id).await?;
         let CeremonyPurpose::Registration { action, name, .. } = &ceremony.purpose else {
@@ -215,7 +231,13 @@ impl App {
         let credential = rp.finish_registration(response, &decode_state(&ceremony)?)?;
         let credential_id = encoding::encode_url_safe(&credential.cred_id);
         // Recomputed at the write: the action may have been blocked since the options.
-        let first_only = self.enrolment_rule(tenant, token).await?;
+        let (action, first_only) = self.enrolment_rule(tenant, token).await?;
+        // spec 3.5: registering completes an action that was not completed yet; one that a
+        // challenge completed already keeps its method, and no second token is issued.
+        let completes_action = matches!(
+            action.state,
+            ActionState::Allow | ActionState::ChallengeRequired
+        );
         let now = self.now();
         let passkey = PasskeyRecord {
             id: CredentialId::parse(self.random_uuid()?)?,
@@ -243,9 +265,34 @@ impl App {
                     first_credential_only: first_only,
                     now,
                 },
+                completes_action,
             })
             .await?;
-        Ok(passkey)
+        let token = if completes_action {
+            Some(self.issue_passkey_token(tenant, &token.action, now)?)
+        } else {
+            None
+        };
+        Ok(PasskeyRegistration { passkey, token })
+    }
+
+    /// A token `/v1/validate` accepts for an action a passkey completed.
+    fn issue_passkey_token(
+        &self,
+        tenant: &Tenant,
+        action: &ActionKey,
+        now: crate::clock::Timestamp,
+    ) -> Result<String> {
+        Ok(tenant.keys.issue(
+            TokenRequest {
+                action,
+                scope: None,
+                username: None,
+                jti: &hex::encode(self.random_bytes::<16>()?),
+            },
+            now,
+            self.settings.token_lifetime_seconds,
+        ))
     }
 
     /// Sign-in options. With a token: that user's passkeys are allowed and the token's action
@@ -375,16 +422,7 @@ impl App {
                 now,
             })
             .await?;
-        let token = tenant.keys.issue(
-            TokenRequest {
-                action: &action,
-                scope: None,
-                username: None,
-                jti: &hex::encode(self.random_bytes::<16>()?),
-            },
-            now,
-            self.settings.token_lifetime_seconds,
-        );
+        let token = self.issue_passkey_token(tenant, &action, now)?;
         Ok(PasskeySignInResult {
             token,
             passkey: updated,

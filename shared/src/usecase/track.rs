@@ -100,6 +100,7 @@ impl App {
             rule_ids: decision.rule_ids(),
             rules: decision.rules(),
             origin: ActionOrigin::Track,
+            enrolled_passkey_id: None,
             expires_at: now.plus_seconds(self.settings.action_retention_days * 24 * 3600),
         };
         let action = self.store.create_action(&candidate).await?;

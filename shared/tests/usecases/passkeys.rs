@@ -4,6 +4,7 @@
 use crate::prelude::*;
 use serde_json::Value;
 use shared::passkey::proto::{PublicKeyCredential, RegisterPublicKeyCredential};
+use shared::store::PasskeyStore;
 use shared::usecase::passkeys::RegistrationOptions;
 use shared::usecase::tenants::{Tenant, TenantSettingsChange};
 use std::sync::Arc;
@@ -64,10 +65,29 @@ async fn alice_enrolled_with(
         .app
         .add_passkey(&tenant, &token, &start.challenge_id, &response)
         .await
-        .unwrap();
+        .unwrap()
+        .passkey;
     assert_eq!(record.user_id, kit.user("alice"));
     assert_eq!(record.credential_id, passkey.id());
     (kit, tenant, passkey)
+}
+
+/// Registration options then a registration with `token`, on a fresh software passkey.
+async fn register(
+    kit: &Kit,
+    tenant: &Tenant,
+    token: &shared::token::VerifiedToken,
+) -> shared::error::Result<shared::usecase::passkeys::PasskeyRegistration> {
+    let start = kit
+        .app
+        .passkey_registration_options(tenant, token, RegistrationOptions::default())
+        .await?;
+    let mut passkey = SoftPasskey::new(ORIGIN, RP_ID);
+    let response: RegisterPublicKeyCredential =
+        serde_json::from_value(passkey.create(&start.options)).unwrap();
+    kit.app
+        .add_passkey(tenant, token, &start.challenge_id, &response)
+        .await
 }
 
 fn assertion(value: Value) -> PublicKeyCredential {
@@ -269,4 +289,125 @@ async fn a_passkey_is_removed_through_the_authenticators_admin() {
             .unwrap_err(),
         Error::PasskeyNotRegistered
     );
+}
+
+/// `/v1/validate`'s verdict on `token`: (isValid, state, method, action code).
+async fn validated(
+    kit: &Kit,
+    tenant: &Tenant,
+    token: &str,
+) -> (bool, ActionState, Option<VerificationMethod>, String) {
+    use shared::usecase::validate::{ValidateCommand, Validation};
+    match kit
+        .app
+        .validate(
+            tenant,
+            ValidateCommand {
+                token: token.to_owned(),
+                user_id: None,
+                action: None,
+            },
+        )
+        .await
+        .unwrap()
+    {
+        Validation::Resolved {
+            action, is_valid, ..
+        } => (
+            is_valid,
+            action.state,
+            action.verification_method,
+            action.key.action_code.to_string(),
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn registration_completes_the_tokens_action_once_and_answers_a_token_validate_accepts() {
+    let kit = Kit::new().await;
+    let tenant = configure(&kit, Some(config(UserVerification::Required)))
+        .await
+        .unwrap();
+    let token = kit
+        .track_token("alice", "addPasskey", Some("add:authenticators"))
+        .await;
+    let registered = register(&kit, &tenant, &token).await.unwrap();
+    let access_token = registered
+        .token
+        .expect("the registration completed the action");
+    assert_eq!(
+        validated(&kit, &tenant, &access_token).await,
+        (
+            true,
+            ActionState::ChallengeSucceeded,
+            Some(VerificationMethod::Passkey),
+            "addPasskey".to_owned()
+        )
+    );
+    let action = kit.app.get_action(&tenant, &token.action).await.unwrap();
+    assert_eq!(
+        action.verified_by_authenticator_id,
+        Some(registered.passkey.id.clone())
+    );
+
+    // spec 3.5: the same token again, even with add:authenticators, registers nothing more.
+    let again = register(&kit, &tenant, &token).await.unwrap_err();
+    assert!(matches!(again, Error::PasskeyTokenAlreadyUsed), "{again:?}");
+    assert_eq!(
+        kit.store
+            .list_user_passkeys(&tenant.id, &kit.user("alice"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_action_completed_by_its_own_registration_does_not_let_its_token_add_more() {
+    let kit = Kit::new().await;
+    let tenant = configure(&kit, Some(config(UserVerification::Required)))
+        .await
+        .unwrap();
+    // A plain track token: a first authenticator only.
+    let token = kit.track_token("bob", "signUp", None).await;
+    assert!(
+        register(&kit, &tenant, &token)
+            .await
+            .unwrap()
+            .token
+            .is_some()
+    );
+    // Its action is now CHALLENGE_SUCCEEDED, but by its own registration: not a challenge
+    // that would let the token add a device credential to a user who has a passkey.
+    let device = testkit::usecase::Device::new(Namespace::InApp);
+    let refused = kit
+        .app
+        .add_credential(&tenant, &token, device.add_command())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, Error::InsufficientScope(_)),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_action_a_challenge_completed_keeps_its_method_and_registration_issues_no_token() {
+    let kit = Kit::new().await;
+    let tenant = configure(&kit, Some(config(UserVerification::Required)))
+        .await
+        .unwrap();
+    let device = kit.enroll("carol").await;
+    let tracked = kit.track_token("carol", "addPasskey", None).await;
+    let verified = kit.verify_with(&device, &tracked).await.unwrap();
+    let registered = register(&kit, &tenant, &tracked).await.unwrap();
+    assert_eq!(registered.token, None);
+    let (is_valid, state, method, _) = validated(&kit, &tenant, &verified.token).await;
+    assert!(is_valid);
+    assert_eq!(state, ActionState::ChallengeSucceeded);
+    assert_ne!(method, Some(VerificationMethod::Passkey));
+    let again = register(&kit, &tenant, &tracked).await.unwrap_err();
+    assert!(matches!(again, Error::PasskeyTokenAlreadyUsed), "{again:?}");
 }

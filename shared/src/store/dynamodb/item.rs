@@ -131,6 +131,7 @@ pub(super) fn action_item(a: &Action) -> Result<Item> {
         rule_ids,
         rules,
         origin,
+        enrolled_passkey_id,
         expires_at,
     } = a;
     let ActionKey {
@@ -157,6 +158,9 @@ pub(super) fn action_item(a: &Action) -> Result<Item> {
         item.insert("rules".into(), json_attr(rules)?);
     }
     item.insert("origin".into(), enum_attr(origin)?);
+    if let Some(passkey) = enrolled_passkey_id {
+        item.insert("enrolledPasskey".into(), s(passkey.as_str()));
+    }
     item.insert("expiresAt".into(), n(expires_at.0));
     item.insert(schema::TTL_ATTRIBUTE.into(), n(expires_at.unix_seconds()));
     Ok(item)
@@ -196,6 +200,10 @@ pub(super) fn action_from(tenant: &TenantId, item: &Item) -> Result<Action> {
             Some(_) => from_enum_attr(item, "origin")?,
             None => ActionOrigin::Track,
         },
+        enrolled_passkey_id: get_opt_s(item, "enrolledPasskey")
+            .map(CredentialId::parse)
+            .transpose()
+            .map_err(|_| corrupt("enrolledPasskey"))?,
         expires_at: Timestamp(get_n(item, "expiresAt")?),
     })
 }
@@ -340,6 +348,7 @@ mod tests {
                 description: Some("why".into()),
             }],
             origin: ActionOrigin::DeviceVerification,
+            enrolled_passkey_id: Some(CredentialId::parse("0c1d").unwrap()),
             expires_at: Timestamp(9_000_000),
         };
         let item = action_item(&action).unwrap();

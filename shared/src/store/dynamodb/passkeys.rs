@@ -196,17 +196,37 @@ impl PasskeyStore for DynamoStore {
         let guard = &enrolment.guard;
         let items = vec![
             self.consume_ceremony(tenant, &enrolment.ceremony_id, guard.now)?,
-            self.condition_check(
+            // spec 3.5: the action completed (or, completed already, marked) by this
+            // registration, if its token registered no passkey yet.
+            self.update(
                 &Key::action(tenant, &guard.action),
-                "attribute_exists(pk) AND expiresAt > :now AND NOT (#state IN (:block, :review, :reviewFailed, :failed))",
+                if enrolment.completes_action {
+                    "SET #state = :succeeded, stateUpdatedAt = :now, verificationMethod = :method, verifiedBy = :by, enrolledPasskey = :by"
+                } else {
+                    "SET enrolledPasskey = :by"
+                },
+                "attribute_exists(pk) AND expiresAt > :now AND attribute_not_exists(enrolledPasskey) AND #state IN (:expected0, :expected1)",
                 &[("#state", "state")],
-                HashMap::from([
-                    (":now".to_owned(), n(guard.now.0)),
-                    (":block".to_owned(), s(ActionState::Block.as_str())),
-                    (":review".to_owned(), s(ActionState::ReviewRequired.as_str())),
-                    (":reviewFailed".to_owned(), s(ActionState::ReviewFailed.as_str())),
-                    (":failed".to_owned(), s(ActionState::ChallengeFailed.as_str())),
-                ]),
+                {
+                    let [expected0, expected1] = enrolment.expected_states();
+                    let mut values = HashMap::from([
+                        (":now".to_owned(), n(guard.now.0)),
+                        (":by".to_owned(), s(passkey.id.as_str())),
+                        (":expected0".to_owned(), s(expected0.as_str())),
+                        (":expected1".to_owned(), s(expected1.as_str())),
+                    ]);
+                    if enrolment.completes_action {
+                        values.insert(
+                            ":succeeded".to_owned(),
+                            s(ActionState::ChallengeSucceeded.as_str()),
+                        );
+                        values.insert(
+                            ":method".to_owned(),
+                            enum_attr(&VerificationMethod::Passkey)?,
+                        );
+                    }
+                    values
+                },
             )?,
             self.put(
                 passkey_item(&Key::passkey(tenant, &passkey.credential_id), passkey)?,
@@ -232,8 +252,12 @@ impl PasskeyStore for DynamoStore {
                             let old = action_from(tenant, old)?;
                             if old.expires_at <= guard.now {
                                 Error::ActionNotFound
-                            } else {
+                            } else if old.enrolled_passkey_id.is_some() {
+                                Error::PasskeyTokenAlreadyUsed
+                            } else if !old.state.allows_enrolment() {
                                 Error::ActionForbidsEnrolment(old.state.as_str())
+                            } else {
+                                Error::ActionNotChallengeable(old.state.as_str())
                             }
                         }
                         None => Error::ActionNotFound,

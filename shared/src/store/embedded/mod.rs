@@ -1143,11 +1143,19 @@ impl PasskeyStore for EmbeddedStore {
             let tenant = &passkey.tenant_id;
             let guard = &enrolment.guard;
             consume_ceremony(tx, tenant, &enrolment.ceremony_id, guard.now)?;
-            let action = get::<Action>(tx, TableId::Actions, &action_key(tenant, &guard.action))?
+            let action_k = action_key(tenant, &guard.action);
+            let mut action = get::<Action>(tx, TableId::Actions, &action_k)?
                 .filter(|action| action.expires_at > guard.now)
                 .ok_or(Error::ActionNotFound)?;
+            // spec 3.5: one registration per token's action.
+            if action.enrolled_passkey_id.is_some() {
+                return Err(Error::PasskeyTokenAlreadyUsed);
+            }
             if !action.state.allows_enrolment() {
                 return Err(Error::ActionForbidsEnrolment(action.state.as_str()));
+            }
+            if !enrolment.expected_states().contains(&action.state) {
+                return Err(Error::ActionNotChallengeable(action.state.as_str()));
             }
             if guard.first_credential_only
                 && (!user_credentials_in(tx, tenant, &passkey.user_id)?.is_empty()
@@ -1165,7 +1173,15 @@ impl PasskeyStore for EmbeddedStore {
                 TableId::UserPasskeys,
                 &user_passkey_key(tenant, &passkey.user_id, &passkey.id),
                 &passkey.credential_id,
-            )
+            )?;
+            if enrolment.completes_action {
+                action.state = ActionState::ChallengeSucceeded;
+                action.state_updated_at = guard.now;
+                action.verification_method = Some(crate::domain::VerificationMethod::Passkey);
+                action.verified_by_authenticator_id = Some(passkey.id.clone());
+            }
+            action.enrolled_passkey_id = Some(passkey.id.clone());
+            put(tx, TableId::Actions, &action_k, &action)
         })
         .await
     }
