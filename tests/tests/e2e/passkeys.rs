@@ -63,6 +63,7 @@ async fn alice_with_passkey(h: &Harness) -> SoftPasskey {
     assert_eq!(added["isVerified"], true);
     assert_eq!(added["userId"], "alice");
     assert_eq!(added["userAuthenticator"]["verificationMethod"], "PASSKEY");
+    assert!(added["accessToken"].is_string(), "{added}");
     passkey
 }
 
@@ -128,6 +129,62 @@ async fn a_passkey_registered_with_a_track_token_signs_in_and_validates_as_passk
     assert_eq!(validated["verificationMethod"], "PASSKEY");
     assert_eq!(validated["action"], "withdraw");
     assert_eq!(validated["idempotencyKey"], tracked["idempotencyKey"]);
+}
+
+#[tokio::test]
+async fn registration_answers_an_access_token_that_validates_as_passkey_once() {
+    let h = start().await;
+    let tracked = h
+        .track(
+            &h.a,
+            "bob",
+            "addPasskey",
+            json!({"scope": "add:authenticators"}),
+        )
+        .await;
+    let token = tracked["token"].as_str().unwrap();
+    let mut passkey = SoftPasskey::new(ORIGIN, RP_ID);
+    let added = sign_up(&h, token, &mut passkey).await;
+    // spec 3.5: `passkey.signUp` returns this as `token`, for the backend to validate.
+    let access_token = added["accessToken"].as_str().expect("an accessToken");
+    let validated = h.validate(&h.a, json!({"token": access_token})).await;
+    assert_eq!(validated["isValid"], true, "{validated}");
+    assert_eq!(validated["state"], "CHALLENGE_SUCCEEDED");
+    assert_eq!(validated["verificationMethod"], "PASSKEY");
+    assert_eq!(validated["action"], "addPasskey");
+    assert_eq!(validated["userId"], "bob");
+    assert_eq!(validated["idempotencyKey"], tracked["idempotencyKey"]);
+    // The action as the Server API shows it: completed by the new passkey.
+    let action = h
+        .get(
+            &format!(
+                "/users/bob/actions/addPasskey/{}",
+                tracked["idempotencyKey"].as_str().unwrap()
+            ),
+            Auth::Secret(&h.a.secret),
+        )
+        .await
+        .expect(200);
+    assert_eq!(action["state"], "CHALLENGE_SUCCEEDED");
+    assert_eq!(action["verificationMethod"], "PASSKEY");
+
+    // The same token again, even with add:authenticators: no second passkey, no second token.
+    h.post(
+        "/client/user-authenticators/passkey/registration-options",
+        Auth::Bearer(token),
+        json!({"username": "bob"}),
+    )
+    .await
+    .expect_error(409, "token_already_used");
+    let authenticators = h
+        .get("/users/bob/authenticators", Auth::Secret(&h.a.secret))
+        .await
+        .expect(200);
+    assert_eq!(
+        authenticators.as_array().map(Vec::len),
+        Some(1),
+        "{authenticators}"
+    );
 }
 
 #[tokio::test]
