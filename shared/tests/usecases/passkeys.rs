@@ -411,3 +411,75 @@ async fn an_action_a_challenge_completed_keeps_its_method_and_registration_issue
     let again = register(&kit, &tenant, &tracked).await.unwrap_err();
     assert!(matches!(again, Error::PasskeyTokenAlreadyUsed), "{again:?}");
 }
+
+#[tokio::test]
+async fn a_tenant_that_requires_attestation_accepts_its_trusted_ca_and_refuses_others_and_none() {
+    use testkit::soft_passkey::AttestationCa;
+    let kit = Kit::new().await;
+    let trusted = AttestationCa::new("Trusted Vendor Root");
+    let tenant = configure(
+        &kit,
+        Some(PasskeyConfig {
+            require_attestation: true,
+            attestation_cas: vec![trusted.pem.clone()],
+            ..config(UserVerification::Required)
+        }),
+    )
+    .await
+    .unwrap();
+    let attempt = |user: &'static str, create: Box<dyn Fn(&mut SoftPasskey, &Value) -> Value>| {
+        let kit = &kit;
+        let tenant = &tenant;
+        async move {
+            let token = kit.track_token(user, "signUp", None).await;
+            let start = kit
+                .app
+                .passkey_registration_options(tenant, &token, RegistrationOptions::default())
+                .await
+                .unwrap();
+            // A trusted attestation is asked for (spec 3.5: attestation per tenant).
+            assert_eq!(start.options["attestation"], "direct");
+            let mut passkey = SoftPasskey::new(ORIGIN, RP_ID);
+            let response: RegisterPublicKeyCredential =
+                serde_json::from_value(create(&mut passkey, &start.options)).unwrap();
+            kit.app
+                .add_passkey(tenant, &token, &start.challenge_id, &response)
+                .await
+        }
+    };
+    // `packed` with an attestation certificate the trusted CA issued: accepted.
+    let accepted = attempt(
+        "alice",
+        Box::new(|p: &mut SoftPasskey, o: &Value| p.create_attested(o, &trusted)),
+    )
+    .await
+    .unwrap();
+    assert!(accepted.token.is_some());
+    // Another vendor's chain: refused with its own code.
+    let other = AttestationCa::new("Unknown Vendor Root");
+    let untrusted = attempt(
+        "bob",
+        Box::new(move |p: &mut SoftPasskey, o: &Value| p.create_attested(o, &other)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(untrusted, Error::PasskeyRejected(PasskeyCheck::Attestation));
+    assert_eq!(PasskeyCheck::Attestation.code(), "untrusted_attestation");
+    // No attestation (`none`): refused the same way.
+    let none = attempt(
+        "carol",
+        Box::new(|p: &mut SoftPasskey, o: &Value| p.create(o)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(none, Error::PasskeyRejected(PasskeyCheck::Attestation));
+    for refused in ["bob", "carol"] {
+        assert!(
+            kit.store
+                .list_user_passkeys(&tenant.id, &kit.user(refused))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
