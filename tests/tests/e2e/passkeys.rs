@@ -480,3 +480,55 @@ async fn malformed_passkey_requests_are_json_4xx() {
         assert!(reply.body["errorCode"].is_string());
     }
 }
+
+#[tokio::test]
+async fn a_tenant_requiring_attestation_accepts_its_vendor_ca_over_http_and_refuses_none() {
+    use e2e_tests::soft_passkey::AttestationCa;
+    let vendor = AttestationCa::new("Vendor Attestation Root");
+    let h = Harness::start_configured(
+        Settings::default(),
+        TenantSettingsChange {
+            passkey: Some(Some(PasskeyConfig {
+                rp_id: RP_ID.into(),
+                rp_name: "Acme".into(),
+                origins: vec![ORIGIN.into()],
+                user_verification: UserVerification::Required,
+                require_attestation: true,
+                attestation_cas: vec![vendor.pem.clone()],
+            })),
+            ..TenantSettingsChange::default()
+        },
+    )
+    .await;
+    for (user, attested) in [("alice", true), ("bob", false)] {
+        let tracked = h.track(&h.a, user, "signUp", json!({})).await;
+        let token = tracked["token"].as_str().unwrap();
+        let options = h
+            .post(
+                "/client/user-authenticators/passkey/registration-options",
+                Auth::Bearer(token),
+                json!({"username": user}),
+            )
+            .await
+            .expect(200);
+        assert_eq!(options["options"]["attestation"], "direct");
+        let mut passkey = SoftPasskey::new(ORIGIN, RP_ID);
+        let credential = if attested {
+            passkey.create_attested(&options["options"], &vendor)
+        } else {
+            passkey.create(&options["options"])
+        };
+        let reply = h
+            .post(
+                "/client/user-authenticators/passkey",
+                Auth::Bearer(token),
+                json!({"registrationCredential": credential, "challengeId": options["challengeId"]}),
+            )
+            .await;
+        if attested {
+            assert!(reply.expect(200)["accessToken"].is_string());
+        } else {
+            reply.expect_error(400, "untrusted_attestation");
+        }
+    }
+}
