@@ -412,6 +412,31 @@ async fn an_action_a_challenge_completed_keeps_its_method_and_registration_issue
     assert!(matches!(again, Error::PasskeyTokenAlreadyUsed), "{again:?}");
 }
 
+/// A registration for a new tracked user, attested by `ca` (`packed`, x5c) or not (`none`).
+async fn register_attested(
+    kit: &Kit,
+    tenant: &Tenant,
+    user: &str,
+    ca: Option<&testkit::soft_passkey::AttestationCa>,
+) -> shared::error::Result<shared::usecase::passkeys::PasskeyRegistration> {
+    let token = kit.track_token(user, "signUp", None).await;
+    let start = kit
+        .app
+        .passkey_registration_options(tenant, &token, RegistrationOptions::default())
+        .await?;
+    // A trusted attestation is asked for (spec 3.5: attestation per tenant).
+    assert_eq!(start.options["attestation"], "direct");
+    let mut passkey = SoftPasskey::new(ORIGIN, RP_ID);
+    let created = match ca {
+        Some(ca) => passkey.create_attested(&start.options, ca),
+        None => passkey.create(&start.options),
+    };
+    let response: RegisterPublicKeyCredential = serde_json::from_value(created).unwrap();
+    kit.app
+        .add_passkey(tenant, &token, &start.challenge_id, &response)
+        .await
+}
+
 #[tokio::test]
 async fn a_tenant_that_requires_attestation_accepts_its_trusted_ca_and_refuses_others_and_none() {
     use testkit::soft_passkey::AttestationCa;
@@ -427,51 +452,22 @@ async fn a_tenant_that_requires_attestation_accepts_its_trusted_ca_and_refuses_o
     )
     .await
     .unwrap();
-    let attempt = |user: &'static str, create: Box<dyn Fn(&mut SoftPasskey, &Value) -> Value>| {
-        let kit = &kit;
-        let tenant = &tenant;
-        async move {
-            let token = kit.track_token(user, "signUp", None).await;
-            let start = kit
-                .app
-                .passkey_registration_options(tenant, &token, RegistrationOptions::default())
-                .await
-                .unwrap();
-            // A trusted attestation is asked for (spec 3.5: attestation per tenant).
-            assert_eq!(start.options["attestation"], "direct");
-            let mut passkey = SoftPasskey::new(ORIGIN, RP_ID);
-            let response: RegisterPublicKeyCredential =
-                serde_json::from_value(create(&mut passkey, &start.options)).unwrap();
-            kit.app
-                .add_passkey(tenant, &token, &start.challenge_id, &response)
-                .await
-        }
-    };
     // `packed` with an attestation certificate the trusted CA issued: accepted.
-    let accepted = attempt(
-        "alice",
-        Box::new(|p: &mut SoftPasskey, o: &Value| p.create_attested(o, &trusted)),
-    )
-    .await
-    .unwrap();
+    let accepted = register_attested(&kit, &tenant, "alice", Some(&trusted))
+        .await
+        .unwrap();
     assert!(accepted.token.is_some());
     // Another vendor's chain: refused with its own code.
     let other = AttestationCa::new("Unknown Vendor Root");
-    let untrusted = attempt(
-        "bob",
-        Box::new(move |p: &mut SoftPasskey, o: &Value| p.create_attested(o, &other)),
-    )
-    .await
-    .unwrap_err();
+    let untrusted = register_attested(&kit, &tenant, "bob", Some(&other))
+        .await
+        .unwrap_err();
     assert_eq!(untrusted, Error::PasskeyRejected(PasskeyCheck::Attestation));
     assert_eq!(PasskeyCheck::Attestation.code(), "untrusted_attestation");
     // No attestation (`none`): refused the same way.
-    let none = attempt(
-        "carol",
-        Box::new(|p: &mut SoftPasskey, o: &Value| p.create(o)),
-    )
-    .await
-    .unwrap_err();
+    let none = register_attested(&kit, &tenant, "carol", None)
+        .await
+        .unwrap_err();
     assert_eq!(none, Error::PasskeyRejected(PasskeyCheck::Attestation));
     for refused in ["bob", "carol"] {
         assert!(
