@@ -142,6 +142,9 @@ async fn enrol(store: &dyn Store, credential: &Credential) -> Result<InsertOutco
 
 pub async fn run_all(store: Arc<dyn Store>) {
     tenants(&*store).await;
+    crate::conformance_keys::tenant_revisions(&*store).await;
+    crate::conformance_keys::concurrent_rotations_keep_every_key(store.clone()).await;
+    crate::conformance_keys::session_config_revisions(&*store).await;
     credentials(&*store).await;
     removal_receipts(&*store).await;
     challenges(&*store).await;
