@@ -11,14 +11,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a tenant read from the store is reused. Every request needs its tenant; caching
-/// it spares a warm request a store read. A secret rotated out keeps working on other warm
-/// processes for at most this long.
+/// it spares a warm request a store read. A secret revoked (or keys rotated) by another
+/// process takes effect on a warm Lambda instance within this time; the process that made the
+/// change, and a local server on the embedded store, honour it at once (DESIGN 5).
 pub const TENANT_CACHE_TTL: Duration = Duration::from_secs(60);
 
 /// A tenant resolved for one request, with its token keys parsed.
 #[derive(Debug)]
 pub struct Tenant {
     pub id: TenantId,
+    /// The record's revision it was made from (DESIGN 5).
+    pub revision: u64,
     pub keys: TenantKeys,
     /// Hex SHA-256 of each accepted API secret.
     pub(crate) secret_key_hashes: Vec<String>,
@@ -44,6 +47,7 @@ impl Tenant {
     pub fn from_record(record: &TenantRecord) -> Result<Tenant> {
         Ok(Tenant {
             id: record.id.clone(),
+            revision: record.revision,
             keys: TenantKeys::new(&record.id, &record.signing_keys)?,
             secret_key_hashes: record.secret_key_hashes.clone(),
             push_webhook: record.push_webhook.clone(),
@@ -140,6 +144,7 @@ mod tests {
         Arc::new(Tenant {
             keys: TenantKeys::new(&id, &[key]).unwrap(),
             id,
+            revision: 0,
             secret_key_hashes: Vec::new(),
             push_webhook: None,
             require_decision_signature: false,

@@ -19,4 +19,11 @@ pub trait TenantStore: Send + Sync {
     /// Every tenant, by id (the operator's `tenant list`; a Scan on DynamoDB, never on a
     /// request path).
     async fn list_tenants(&self) -> Result<Vec<TenantRecord>>;
+    /// Whether a tenant read costs so little that a cached tenant is checked against the
+    /// stored revision on every request, so a change made by another process (the CLI next
+    /// to a local server: a revoked secret, rotated keys) applies at once (DESIGN 5). When
+    /// not, [`crate::tenant::TENANT_CACHE_TTL`] bounds how long a change waits.
+    fn cheap_tenant_reads(&self) -> bool {
+        false
+    }
 }

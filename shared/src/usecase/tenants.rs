@@ -71,14 +71,19 @@ impl App {
     /// The tenant named by client auth (tenant Basic, or a token's `kid`); `Unauthorized` if
     /// there is none. Cached for [`TENANT_CACHE_TTL`].
     pub async fn tenant_by_id(&self, id: &TenantId) -> Result<Arc<Tenant>> {
-        if let Some(tenant) = self.tenants.tenant(id) {
-            return Ok(tenant);
-        }
-        let record = self
-            .store
-            .get_tenant(id)
-            .await?
-            .ok_or(Error::Unauthorized)?;
+        let cached = self.tenants.tenant(id);
+        let record = match cached {
+            Some(tenant) if !self.store.cheap_tenant_reads() => return Ok(tenant),
+            // A cheap read says whether another process changed the tenant: a revoked
+            // secret or rotated keys apply at once (DESIGN 5). The parsed keys are reused
+            // while the revision is the same.
+            Some(tenant) => match self.store.get_tenant(id).await? {
+                Some(record) if record.revision == tenant.revision => return Ok(tenant),
+                record => record,
+            },
+            None => self.store.get_tenant(id).await?,
+        };
+        let record = record.ok_or(Error::Unauthorized)?;
         let tenant = Arc::new(Tenant::from_record(&record)?);
         self.tenants.remember_tenant(tenant.clone());
         Ok(tenant)

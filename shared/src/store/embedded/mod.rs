@@ -553,6 +553,11 @@ impl TenantStore for EmbeddedStore {
         .await
     }
 
+    /// One indexed SQLite read on this machine: tens of microseconds.
+    fn cheap_tenant_reads(&self) -> bool {
+        true
+    }
+
     async fn list_tenants(&self) -> Result<Vec<TenantRecord>> {
         self.read(|tx| {
             let tenants = tx
