@@ -37,6 +37,7 @@ use shared::store::Store;
 use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
 use shared::store::embedded::{Durability, EmbeddedStore, OpenError};
 use shared::telemetry::{self, LogFormat};
+use shared::usecase::keys::Retirement;
 use shared::usecase::tenants::{ApiSecret, TenantSettingsChange};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -440,7 +441,14 @@ enum TenantCommand {
     /// New token-signing (and challenge-sealing) and session signing keys sign from now on;
     /// the replaced ones keep verifying until everything they signed has expired.
     #[command(after_help = SETTINGS_HELP)]
-    RotateKeys(TenantStoreArgs),
+    RotateKeys {
+        #[command(flatten)]
+        target: TenantStoreArgs,
+        /// The replaced keys retire at once (a key that leaked): every token, sealed
+        /// challenge id and access token they signed stops verifying now.
+        #[arg(long)]
+        revoke_previous: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -586,9 +594,12 @@ async fn main() -> ExitCode {
             telemetry::init(LogFormat::Text);
             revoke_secret(&target, &key_id).await
         }
-        Command::Tenant(TenantCommand::RotateKeys(target)) => {
+        Command::Tenant(TenantCommand::RotateKeys {
+            target,
+            revoke_previous,
+        }) => {
             telemetry::init(LogFormat::Text);
-            rotate_keys(&target).await
+            rotate_keys(&target, revoke_previous).await
         }
         Command::Table(TableCommand::Create {
             table,
@@ -822,10 +833,15 @@ async fn revoke_secret(target: &TenantStoreArgs, key_id: &str) -> Result<(), Str
     Ok(())
 }
 
-async fn rotate_keys(target: &TenantStoreArgs) -> Result<(), String> {
+async fn rotate_keys(target: &TenantStoreArgs, revoke_previous: bool) -> Result<(), String> {
     let (app, id) = open_tenant(target).await?;
+    let retirement = if revoke_previous {
+        Retirement::Now
+    } else {
+        Retirement::AfterUse
+    };
     let rotated = app
-        .rotate_keys(&id)
+        .rotate_keys(&id, retirement)
         .await
         .map_err(|e| e.description().into_owned())?;
     say!(

@@ -174,8 +174,18 @@ fn tenant_view(record: &TenantRecord, sessions: Option<&SessionConfig>) -> Tenan
     }
 }
 
-/// Puts `new` first and gives every older key that has none a retire time; drops the keys
-/// already retired at `now` (DESIGN 5).
+/// How the keys a rotation replaces retire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retirement {
+    /// Once everything they signed has expired: no token stops working (the routine case).
+    AfterUse,
+    /// At once: a key that leaked. Everything it signed stops verifying now.
+    Now,
+}
+
+/// Puts `new` first and gives every older key its retire time (`retire_at`, or its own
+/// earlier one; `now` for all when revoking); drops the keys already retired at `now`
+/// (DESIGN 5).
 fn rotate_signing_keys(
     keys: &mut Vec<SigningKeyRecord>,
     mut new: SigningKeyRecord,
@@ -184,7 +194,7 @@ fn rotate_signing_keys(
 ) {
     keys.retain(|k| k.live_at(now));
     for key in keys.iter_mut() {
-        key.retire_at.get_or_insert(retire_at);
+        key.retire_at = Some(key.retire_at.map_or(retire_at, |own| own.min(retire_at)));
     }
     new.created_at = Some(now);
     keys.insert(0, new);
@@ -329,10 +339,14 @@ impl App {
 
     /// `tenant rotate-keys`: new token and session signing keys sign from now on; the ones
     /// they replace keep verifying until everything they signed has expired, then retire
-    /// (DESIGN 5). The session keys rotate only when sessions are configured.
-    pub async fn rotate_keys(&self, id: &TenantId) -> Result<RotatedKeys> {
+    /// (DESIGN 5), or retire at once with [`Retirement::Now`]. The session keys rotate only
+    /// when sessions are configured.
+    pub async fn rotate_keys(&self, id: &TenantId, retirement: Retirement) -> Result<RotatedKeys> {
         let now = self.now();
-        let token_retire_at = now.plus_seconds(self.longest_token_key_use_seconds());
+        let token_retire_at = match retirement {
+            Retirement::AfterUse => now.plus_seconds(self.longest_token_key_use_seconds()),
+            Retirement::Now => now,
+        };
         let token_kid = self
             .change_tenant(id, |record| {
                 let new = crate::token::new_signing_key(&self.rng)?;
@@ -346,7 +360,7 @@ impl App {
                 let Some(config) = config.as_mut().filter(|c| !c.signing_keys.is_empty()) else {
                     return Ok(None);
                 };
-                let retire_at = rotate_session_keys(config, now, &self.rng)?;
+                let retire_at = rotate_session_keys(config, now, retirement, &self.rng)?;
                 Ok(Some((
                     format!("{id}.{}", config.signing_keys[0].kid),
                     retire_at,
@@ -366,6 +380,7 @@ impl App {
 pub(crate) fn rotate_session_keys(
     config: &mut SessionConfig,
     now: Timestamp,
+    retirement: Retirement,
     rng: &dyn ring::rand::SecureRandom,
 ) -> Result<Timestamp> {
     let replaced_lifetime = config
@@ -374,10 +389,13 @@ pub(crate) fn rotate_session_keys(
         .and_then(|k| k.longest_lifetime_seconds)
         .unwrap_or(0)
         .max(config.access_token_ttl_seconds);
-    let retire_at = now.plus_seconds(replaced_lifetime);
+    let retire_at = match retirement {
+        Retirement::AfterUse => now.plus_seconds(replaced_lifetime),
+        Retirement::Now => now,
+    };
     config.signing_keys.retain(|k| k.live_at(now));
     for key in config.signing_keys.iter_mut() {
-        key.retire_at.get_or_insert(retire_at);
+        key.retire_at = Some(key.retire_at.map_or(retire_at, |own| own.min(retire_at)));
     }
     let new = SessionKeyRecord {
         created_at: Some(now),
@@ -436,7 +454,7 @@ mod tests {
             signing_keys: vec![old.clone()],
             revision: 0,
         };
-        let retire_at = rotate_session_keys(&mut config, NOW, &rng).unwrap();
+        let retire_at = rotate_session_keys(&mut config, NOW, Retirement::AfterUse, &rng).unwrap();
         assert_eq!(retire_at, NOW.plus_seconds(3600));
         assert_eq!(config.signing_keys.len(), 2);
         assert_eq!(config.signing_keys[1].kid, old.kid);

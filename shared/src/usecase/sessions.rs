@@ -349,7 +349,12 @@ impl App {
                 ));
             }
             if config.signing_keys.is_empty() || rotate_key {
-                crate::usecase::keys::rotate_session_keys(&mut config, now, &self.rng)?;
+                crate::usecase::keys::rotate_session_keys(
+                    &mut config,
+                    now,
+                    crate::usecase::keys::Retirement::AfterUse,
+                    &self.rng,
+                )?;
             } else if let Some(signing) = config.signing_keys.first_mut() {
                 // The signing key remembers the longest TTL it signed with: what its retire
                 // time is computed from when it is replaced (DESIGN 5).
