@@ -714,7 +714,10 @@ mod tests {
             created_at: None,
             retire_at: None,
         };
-        let token = issue(&TenantKeys::new(&tenant, std::slice::from_ref(&old)).unwrap(), NOW);
+        let token = issue(
+            &TenantKeys::new(&tenant, std::slice::from_ref(&old)).unwrap(),
+            NOW,
+        );
         let retired = SigningKeyRecord {
             retire_at: Some(NOW.plus_seconds(300)),
             ..old

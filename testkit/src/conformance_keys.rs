@@ -38,7 +38,10 @@ pub async fn tenant_revisions(store: &dyn Store) {
     second.revision = 2;
     assert!(store.replace_tenant(&first, 1).await.unwrap());
     assert!(!store.replace_tenant(&second, 1).await.unwrap());
-    assert_eq!(store.get_tenant(&tenant.id).await.unwrap(), Some(first.clone()));
+    assert_eq!(
+        store.get_tenant(&tenant.id).await.unwrap(),
+        Some(first.clone())
+    );
     assert_eq!(
         store
             .find_tenant_by_secret_hash(&second.secret_key_hashes[0])
@@ -60,7 +63,10 @@ pub async fn tenant_revisions(store: &dyn Store) {
     let dropped = revoked.secret_key_hashes.remove(1);
     revoked.revision = 3;
     assert!(store.replace_tenant(&revoked, 2).await.unwrap());
-    assert_eq!(store.find_tenant_by_secret_hash(&dropped).await.unwrap(), None);
+    assert_eq!(
+        store.find_tenant_by_secret_hash(&dropped).await.unwrap(),
+        None
+    );
 
     // A secret of another tenant is refused as with put_tenant, nothing written.
     let other = sample_tenant("rev-other");
@@ -160,5 +166,8 @@ pub async fn session_config_revisions(store: &dyn Store) {
         ..config
     };
     assert!(!store.replace_session_config(&stale, 1).await.unwrap());
-    assert_eq!(store.get_session_config(&tenant).await.unwrap(), Some(newer));
+    assert_eq!(
+        store.get_session_config(&tenant).await.unwrap(),
+        Some(newer)
+    );
 }

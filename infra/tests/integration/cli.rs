@@ -91,7 +91,9 @@ impl Served {
 }
 
 /// Runs one HTTP request on a small runtime: the binary is driven from plain test threads.
-pub(crate) fn request(builder: impl FnOnce(&::reqwest::Client) -> ::reqwest::RequestBuilder) -> (u16, Value) {
+pub(crate) fn request(
+    builder: impl FnOnce(&::reqwest::Client) -> ::reqwest::RequestBuilder,
+) -> (u16, Value) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

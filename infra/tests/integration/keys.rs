@@ -108,7 +108,11 @@ fn rotation_without_downtime(
         store,
     );
     // `Served` names the data directory itself; the DynamoDB flags are passed on.
-    let serve_flags: &[&str] = if store.contains(&"dynamodb") { store } else { &[] };
+    let serve_flags: &[&str] = if store.contains(&"dynamodb") {
+        store
+    } else {
+        &[]
+    };
     let mut served = Served::start(data_dir, serve_flags);
     let after_change = |served: Served| {
         if restart {

@@ -130,13 +130,11 @@ fn tenant_view(record: &TenantRecord, sessions: Option<&SessionConfig>) -> Tenan
             .iter()
             .map(|hash| SecretKeyView {
                 key_id: secret_key_id(hash).to_owned(),
-                created_at: iso(
-                    record
-                        .secret_key_created_at
-                        .get(hash)
-                        .copied()
-                        .unwrap_or(record.created_at),
-                ),
+                created_at: iso(record
+                    .secret_key_created_at
+                    .get(hash)
+                    .copied()
+                    .unwrap_or(record.created_at)),
             })
             .collect(),
         token_signing_keys: signing_key_views(

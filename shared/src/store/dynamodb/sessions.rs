@@ -100,7 +100,10 @@ impl SessionStore for DynamoStore {
             config,
             config.revision,
         )?;
-        match self.transact(vec![self.put_if(item, Some(condition), values)?]).await? {
+        match self
+            .transact(vec![self.put_if(item, Some(condition), values)?])
+            .await?
+        {
             Ok(()) => Ok(true),
             Err(_) => Ok(false),
         }

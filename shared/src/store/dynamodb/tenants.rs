@@ -26,7 +26,10 @@ pub(super) fn revision_condition(expected: u64) -> (&'static str, Item) {
     } else {
         "revision = :expected"
     };
-    (condition, HashMap::from([(":expected".to_owned(), n(expected))]))
+    (
+        condition,
+        HashMap::from([(":expected".to_owned(), n(expected))]),
+    )
 }
 
 /// A record's item with its revision mirrored at the top level.

@@ -61,8 +61,9 @@ impl SessionStore for EmbeddedStore {
     ) -> Result<bool> {
         self.write(|tx| {
             // Checked and written in one transaction (DESIGN 5).
-            let stored = get::<SessionConfig>(tx, TableId::SessionConfigs, config.tenant_id.as_str())?
-                .map_or(0, |c| c.revision);
+            let stored =
+                get::<SessionConfig>(tx, TableId::SessionConfigs, config.tenant_id.as_str())?
+                    .map_or(0, |c| c.revision);
             if stored != expected_revision {
                 return Ok(false);
             }
