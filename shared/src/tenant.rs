@@ -3,6 +3,7 @@
 //! Here rather than in [`crate::usecase::tenants`] because [`crate::App`] owns the cache: the
 //! app sits below the use cases, which are its methods, so it must not import from them.
 
+use crate::clock::Timestamp;
 use crate::domain::{AllowedOrigin, TenantId, TenantRecord, WebhookEndpoint};
 use crate::error::Result;
 use crate::token::TenantKeys;
@@ -43,12 +44,21 @@ impl Tenant {
             .ok_or(crate::error::Error::PasskeysNotConfigured)
     }
 
-    /// The tenant of a stored record, its token keys parsed.
-    pub fn from_record(record: &TenantRecord) -> Result<Tenant> {
+    /// The tenant of a stored record at `now`, its token keys parsed. Keys retired by then
+    /// are left out, so a challenge id they sealed no longer opens either (DESIGN 5); the
+    /// signing key (the first) is never retired.
+    pub fn from_record(record: &TenantRecord, now: Timestamp) -> Result<Tenant> {
+        let live: Vec<_> = record
+            .signing_keys
+            .iter()
+            .enumerate()
+            .filter(|(i, k)| *i == 0 || k.live_at(now))
+            .map(|(_, k)| k.clone())
+            .collect();
         Ok(Tenant {
             id: record.id.clone(),
             revision: record.revision,
-            keys: TenantKeys::new(&record.id, &record.signing_keys)?,
+            keys: TenantKeys::new(&record.id, &live)?,
             secret_key_hashes: record.secret_key_hashes.clone(),
             push_webhook: record.push_webhook.clone(),
             require_decision_signature: record.require_decision_signature,

@@ -84,7 +84,7 @@ impl App {
             None => self.store.get_tenant(id).await?,
         };
         let record = record.ok_or(Error::Unauthorized)?;
-        let tenant = Arc::new(Tenant::from_record(&record)?);
+        let tenant = Arc::new(Tenant::from_record(&record, self.now())?);
         self.tenants.remember_tenant(tenant.clone());
         Ok(tenant)
     }

@@ -154,4 +154,28 @@ async fn what_was_signed_before_a_rotation_works_after_it_until_the_old_key_reti
         .expect(200);
     let valid = h.validate(&h.a, json!({"token": done["token"]})).await;
     assert_eq!(valid["isValid"], true, "{valid}");
+
+    // A key that leaked: `--revoke-previous` retires the replaced keys at once. A token and a
+    // challenge id they signed are refused, each on its own.
+    let leaked = h.track(&h.a, "alice", "signIn", json!({})).await;
+    let leaked_token = leaked["token"].as_str().unwrap().to_owned();
+    let leaked_challenge = h.challenge(&h.a, json!({})).await;
+    operator
+        .rotate_keys(&tenant, Retirement::Now)
+        .await
+        .unwrap();
+    h.verify(Auth::Bearer(&leaked_token), &device, &leaked_challenge)
+        .await
+        .expect_error(401, "invalid_token");
+    let refused = h.validate(&h.a, json!({"token": leaked_token})).await;
+    assert_eq!(refused["error"], "invalid_token", "{refused}");
+    let fresh = h.track(&h.a, "alice", "signIn", json!({})).await;
+    let reply = h
+        .verify(
+            Auth::Bearer(fresh["token"].as_str().unwrap()),
+            &device,
+            &leaked_challenge,
+        )
+        .await;
+    assert_eq!(reply.body["error"], "challenge_not_found", "{}", reply.body);
 }
