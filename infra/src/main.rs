@@ -37,6 +37,7 @@ use shared::store::Store;
 use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
 use shared::store::embedded::{Durability, EmbeddedStore, OpenError};
 use shared::telemetry::{self, LogFormat};
+use shared::usecase::keys::Retirement;
 use shared::usecase::tenants::{ApiSecret, TenantSettingsChange};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -413,6 +414,41 @@ enum TenantCommand {
     /// session settings.
     #[command(after_help = SETTINGS_HELP)]
     Configure(Box<ConfigureArgs>),
+    /// Print every tenant as JSON: ids, settings, key ids and their times; never a secret or
+    /// a private key.
+    #[command(after_help = SETTINGS_HELP)]
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print one tenant as JSON, as `tenant list` does.
+    #[command(after_help = SETTINGS_HELP)]
+    Show(TenantStoreArgs),
+    /// Make a second API secret key and print it (shown once); the current one keeps working
+    /// until `tenant revoke-secret`. A tenant holds two at most.
+    #[command(after_help = SETTINGS_HELP)]
+    RotateSecret(TenantStoreArgs),
+    /// Revoke an API secret key, named by the key id `tenant show` prints (never the secret).
+    /// It stops working at once on a local server, within 60 s on warm Lambda instances.
+    #[command(after_help = SETTINGS_HELP)]
+    RevokeSecret {
+        #[command(flatten)]
+        target: TenantStoreArgs,
+        /// The key id of the secret to revoke (`secretKeys[].keyId` of `tenant show`).
+        #[arg(long)]
+        key_id: String,
+    },
+    /// New token-signing (and challenge-sealing) and session signing keys sign from now on;
+    /// the replaced ones keep verifying until everything they signed has expired.
+    #[command(after_help = SETTINGS_HELP)]
+    RotateKeys {
+        #[command(flatten)]
+        target: TenantStoreArgs,
+        /// The replaced keys retire at once (a key that leaked): every token, sealed
+        /// challenge id and access token they signed stops verifying now.
+        #[arg(long)]
+        revoke_previous: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -541,6 +577,29 @@ async fn main() -> ExitCode {
         Command::Tenant(TenantCommand::Configure(args)) => {
             telemetry::init(LogFormat::Text);
             configure_tenant(*args).await
+        }
+        Command::Tenant(TenantCommand::List { store }) => {
+            telemetry::init(LogFormat::Text);
+            list_tenants(&store).await
+        }
+        Command::Tenant(TenantCommand::Show(target)) => {
+            telemetry::init(LogFormat::Text);
+            show_tenant(&target).await
+        }
+        Command::Tenant(TenantCommand::RotateSecret(target)) => {
+            telemetry::init(LogFormat::Text);
+            rotate_secret(&target).await
+        }
+        Command::Tenant(TenantCommand::RevokeSecret { target, key_id }) => {
+            telemetry::init(LogFormat::Text);
+            revoke_secret(&target, &key_id).await
+        }
+        Command::Tenant(TenantCommand::RotateKeys {
+            target,
+            revoke_previous,
+        }) => {
+            telemetry::init(LogFormat::Text);
+            rotate_keys(&target, revoke_previous).await
         }
         Command::Table(TableCommand::Create {
             table,
@@ -707,6 +766,96 @@ async fn create_tenant(store: &StoreArgs, tenant_id: Option<String>) -> Result<(
     say!("tenant id:  {id}");
     say!("secret key: {}", secret.expose());
     say!("The secret key is shown only now; only its hash is stored.");
+    Ok(())
+}
+
+/// The app on the target's store and the tenant id it names.
+async fn open_tenant(target: &TenantStoreArgs) -> Result<(App, TenantId), String> {
+    let (app, _) = open_app(&target.store).await?;
+    let id = TenantId::parse(target.tenant_id.clone()).map_err(|e| e.description().into_owned())?;
+    Ok((app, id))
+}
+
+/// Prints a serialisable value as indented JSON (what `tenant list` and `show` print).
+macro_rules! print_json {
+    ($value:expr) => {{
+        let text = serde_json::to_string_pretty($value).map_err(|e| e.to_string())?;
+        say!("{text}");
+        Ok(())
+    }};
+}
+
+async fn list_tenants(store: &StoreArgs) -> Result<(), String> {
+    let (app, _) = open_app(store).await?;
+    let tenants = app
+        .list_tenants()
+        .await
+        .map_err(|e| e.description().into_owned())?;
+    print_json!(&tenants)
+}
+
+async fn show_tenant(target: &TenantStoreArgs) -> Result<(), String> {
+    let (app, id) = open_tenant(target).await?;
+    let tenant = app
+        .show_tenant(&id)
+        .await
+        .map_err(|e| e.description().into_owned())?;
+    print_json!(&tenant)
+}
+
+async fn rotate_secret(target: &TenantStoreArgs) -> Result<(), String> {
+    let (app, id) = open_tenant(target).await?;
+    let rotated = app
+        .rotate_secret(&id)
+        .await
+        .map_err(|e| e.description().into_owned())?;
+    say!("tenant id:  {id}");
+    say!("key id:     {}", rotated.key_id);
+    say!("secret key: {}", rotated.secret.expose());
+    say!(
+        "The secret key is shown only now; only its hash is stored. The previous one keeps \
+         working until `trusted-device tenant revoke-secret --tenant-id {id} --key-id <its id>` \
+         (`tenant show` lists the ids)."
+    );
+    Ok(())
+}
+
+async fn revoke_secret(target: &TenantStoreArgs, key_id: &str) -> Result<(), String> {
+    let (app, id) = open_tenant(target).await?;
+    app.revoke_secret(&id, key_id)
+        .await
+        .map_err(|e| e.description().into_owned())?;
+    say!(
+        "secret key {key_id} of tenant {id} revoked: refused at once by a local server on this \
+         store, within {} s by warm Lambda instances (their tenant cache)",
+        shared::tenant::TENANT_CACHE_TTL.as_secs()
+    );
+    Ok(())
+}
+
+async fn rotate_keys(target: &TenantStoreArgs, revoke_previous: bool) -> Result<(), String> {
+    let (app, id) = open_tenant(target).await?;
+    let retirement = if revoke_previous {
+        Retirement::Now
+    } else {
+        Retirement::AfterUse
+    };
+    let rotated = app
+        .rotate_keys(&id, retirement)
+        .await
+        .map_err(|e| e.description().into_owned())?;
+    say!(
+        "token signing key:   {} (the replaced one verifies until {})",
+        rotated.token_kid,
+        rotated.token_previous_retire_at.to_iso8601()
+    );
+    match rotated.session {
+        Some((kid, retire_at)) => say!(
+            "session signing key: {kid} (the replaced one stays in the JWKS until {})",
+            retire_at.to_iso8601()
+        ),
+        None => say!("session signing key: none (sessions are not configured)"),
+    }
     Ok(())
 }
 

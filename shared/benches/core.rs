@@ -58,6 +58,8 @@ fn tokens_and_signatures(c: &mut Criterion) {
     let record = shared::domain::SigningKeyRecord {
         kid: "k".into(),
         secret: encoding::encode_standard(&[3; 32]),
+        created_at: None,
+        retire_at: None,
     };
     let keys = TenantKeys::new(&TenantId::parse("bench").unwrap(), &[record]).unwrap();
     let now = shared::clock::Clock::now(&SystemClock);

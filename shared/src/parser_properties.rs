@@ -27,6 +27,8 @@ static KEYS: LazyLock<TenantKeys> = LazyLock::new(|| {
     let record = SigningKeyRecord {
         kid: "k1".into(),
         secret: encoding::encode_standard(&[7u8; 32]),
+        created_at: None,
+        retire_at: None,
     };
     TenantKeys::new(&TenantId::parse("tenant-p").unwrap(), &[record]).unwrap()
 });

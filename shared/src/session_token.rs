@@ -49,10 +49,14 @@ pub fn new_session_key(rng: &dyn ring::rand::SecureRandom) -> Result<SessionKeyR
     Ok(SessionKeyRecord {
         kid: hex::encode(kid),
         pkcs8: encoding::encode_standard(pkcs8.as_ref()),
+        created_at: None,
+        longest_lifetime_seconds: None,
+        retire_at: None,
     })
 }
 
-/// One tenant's session keys, parsed: the newest signs, all verify and are published.
+/// One tenant's session keys at one time, parsed: the newest signs, all that are not retired
+/// then verify and are published (DESIGN 5).
 pub struct SessionKeys {
     tenant_id: TenantId,
     signing: Option<(String, EncodingKey)>,
@@ -70,12 +74,13 @@ impl std::fmt::Debug for SessionKeys {
 }
 
 impl SessionKeys {
-    pub fn new(config: &SessionConfig) -> Result<Self, Error> {
+    pub fn new(config: &SessionConfig, now: Timestamp) -> Result<Self, Error> {
         let rng = ring::rand::SystemRandom::new();
         let mut signing = None;
         let mut verifying = Vec::new();
         let mut jwks = Vec::new();
-        for record in &config.signing_keys {
+        // A retired key is left out: neither published nor trusted (DESIGN 5).
+        for record in config.signing_keys.iter().filter(|k| k.live_at(now)) {
             let der = encoding::decode_standard(&record.pkcs8).ok_or(Error::Internal)?;
             let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng)
                 .map_err(|_| Error::Internal)?;
@@ -178,6 +183,7 @@ mod tests {
             access_token_ttl_seconds: 60,
             refresh_token_ttl_seconds: 600,
             signing_keys: vec![new_session_key(&rng).unwrap()],
+            revision: 0,
         }
     }
 
@@ -197,7 +203,7 @@ mod tests {
 
     #[test]
     fn a_token_verifies_with_its_keys_and_the_jwks_has_the_kid() {
-        let keys = SessionKeys::new(&config("acme")).unwrap();
+        let keys = SessionKeys::new(&config("acme"), Timestamp(1)).unwrap();
         let token = keys.issue(&claims("acme", 2000)).unwrap();
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(header.alg, Algorithm::ES256);
@@ -213,7 +219,7 @@ mod tests {
 
     #[test]
     fn expired_tampered_other_tenant_and_other_algorithms_are_refused() {
-        let keys = SessionKeys::new(&config("acme")).unwrap();
+        let keys = SessionKeys::new(&config("acme"), Timestamp(1)).unwrap();
         let token = keys.issue(&claims("acme", 2000)).unwrap();
         assert_eq!(
             keys.verify(&token, Timestamp::from_unix_seconds(2000), false),
@@ -224,7 +230,7 @@ mod tests {
                 .is_ok()
         );
         // Another tenant's keys (another kid, another issuer).
-        let other = SessionKeys::new(&config("other")).unwrap();
+        let other = SessionKeys::new(&config("other"), Timestamp(1)).unwrap();
         let foreign = other.issue(&claims("other", 2000)).unwrap();
         assert_eq!(
             keys.verify(&foreign, Timestamp::from_unix_seconds(1500), false),

@@ -3,6 +3,7 @@
 //! Here rather than in [`crate::usecase::tenants`] because [`crate::App`] owns the cache: the
 //! app sits below the use cases, which are its methods, so it must not import from them.
 
+use crate::clock::Timestamp;
 use crate::domain::{AllowedOrigin, TenantId, TenantRecord, WebhookEndpoint};
 use crate::error::Result;
 use crate::token::TenantKeys;
@@ -11,14 +12,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a tenant read from the store is reused. Every request needs its tenant; caching
-/// it spares a warm request a store read. A secret rotated out keeps working on other warm
-/// processes for at most this long.
+/// it spares a warm request a store read. A secret revoked (or keys rotated) by another
+/// process takes effect on a warm Lambda instance within this time; the process that made the
+/// change, and a local server on the embedded store, honour it at once (DESIGN 5).
 pub const TENANT_CACHE_TTL: Duration = Duration::from_secs(60);
 
 /// A tenant resolved for one request, with its token keys parsed.
 #[derive(Debug)]
 pub struct Tenant {
     pub id: TenantId,
+    /// The record's revision it was made from (DESIGN 5).
+    pub revision: u64,
     pub keys: TenantKeys,
     /// Hex SHA-256 of each accepted API secret.
     pub(crate) secret_key_hashes: Vec<String>,
@@ -40,11 +44,21 @@ impl Tenant {
             .ok_or(crate::error::Error::PasskeysNotConfigured)
     }
 
-    /// The tenant of a stored record, its token keys parsed.
-    pub fn from_record(record: &TenantRecord) -> Result<Tenant> {
+    /// The tenant of a stored record at `now`, its token keys parsed. Keys retired by then
+    /// are left out, so a challenge id they sealed no longer opens either (DESIGN 5); the
+    /// signing key (the first) is never retired.
+    pub fn from_record(record: &TenantRecord, now: Timestamp) -> Result<Tenant> {
+        let live: Vec<_> = record
+            .signing_keys
+            .iter()
+            .enumerate()
+            .filter(|(i, k)| *i == 0 || k.live_at(now))
+            .map(|(_, k)| k.clone())
+            .collect();
         Ok(Tenant {
             id: record.id.clone(),
-            keys: TenantKeys::new(&record.id, &record.signing_keys)?,
+            revision: record.revision,
+            keys: TenantKeys::new(&record.id, &live)?,
             secret_key_hashes: record.secret_key_hashes.clone(),
             push_webhook: record.push_webhook.clone(),
             require_decision_signature: record.require_decision_signature,
@@ -140,6 +154,7 @@ mod tests {
         Arc::new(Tenant {
             keys: TenantKeys::new(&id, &[key]).unwrap(),
             id,
+            revision: 0,
             secret_key_hashes: Vec::new(),
             push_webhook: None,
             require_decision_signature: false,

@@ -76,7 +76,8 @@ pub struct TenantKeys {
     tenant_id: TenantId,
     signing_kid: String,
     signing_key: EncodingKey,
-    verifying: Vec<(String, DecodingKey)>,
+    /// Each key's `kid`, key, and the time from which it no longer verifies (DESIGN 5).
+    verifying: Vec<(String, DecodingKey, Option<Timestamp>)>,
     validation: Validation,
     /// HMAC keys for challenge ids, derived from the signing keys (newest first).
     challenge_keys: Vec<ring::hmac::Key>,
@@ -105,7 +106,7 @@ impl TenantKeys {
                 signing = Some((kid.clone(), key));
             }
             let key = DecodingKey::from_secret(&secret).map_err(|_| Error::Internal)?;
-            verifying.push((kid, key));
+            verifying.push((kid, key, record.retire_at));
         }
         let (signing_kid, signing_key) = signing.ok_or(Error::Internal)?;
 
@@ -164,18 +165,21 @@ impl TenantKeys {
         jsonwebtoken::encode(&header, &claims, &self.signing_key).unwrap_or_default()
     }
 
-    /// Verifies a token: pinned HS256, a known `kid` of this tenant, `aud` = this tenant,
-    /// required claims present, `other` consistent with `sub`/`aud`, not expired at `now`.
+    /// Verifies a token: pinned HS256, a known `kid` of this tenant that is not retired at
+    /// `now` (DESIGN 5), `aud` = this tenant, required claims present, `other` consistent
+    /// with `sub`/`aud`, not expired at `now`.
     pub fn verify(&self, token: &str, now: Timestamp) -> Result<VerifiedToken, Error> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| Error::InvalidToken)?;
         if header.alg != Algorithm::HS256 {
             return Err(Error::InvalidToken);
         }
         let kid = header.kid.ok_or(Error::InvalidToken)?;
-        let (_, key) = self
+        let (_, key, _) = self
             .verifying
             .iter()
-            .find(|(candidate, _)| *candidate == kid)
+            .find(|(candidate, _, retire_at)| {
+                *candidate == kid && retire_at.is_none_or(|retire| now < retire)
+            })
             .ok_or(Error::InvalidToken)?;
         let data = jsonwebtoken::decode::<TokenClaims>(token, key, &self.validation)
             .map_err(|_| Error::InvalidToken)?;
@@ -383,6 +387,8 @@ pub fn new_signing_key(rng: &dyn ring::rand::SecureRandom) -> Result<SigningKeyR
     Ok(SigningKeyRecord {
         kid: hex::encode(kid),
         secret: encoding::encode_standard(&secret),
+        created_at: None,
+        retire_at: None,
     })
 }
 
@@ -398,6 +404,8 @@ mod tests {
         let record = SigningKeyRecord {
             kid: "k1".into(),
             secret: encoding::encode_standard(&[secret_byte; 32]),
+            created_at: None,
+            retire_at: None,
         };
         TenantKeys::new(&TenantId::parse(tenant).unwrap(), &[record]).unwrap()
     }
@@ -672,10 +680,14 @@ mod tests {
         let old = SigningKeyRecord {
             kid: "old".into(),
             secret: encoding::encode_standard(&[1; 32]),
+            created_at: None,
+            retire_at: None,
         };
         let new = SigningKeyRecord {
             kid: "new".into(),
             secret: encoding::encode_standard(&[2; 32]),
+            created_at: None,
+            retire_at: None,
         };
         let before = TenantKeys::new(&tenant, std::slice::from_ref(&old)).unwrap();
         let after = TenantKeys::new(&tenant, &[new, old]).unwrap();
@@ -688,6 +700,39 @@ mod tests {
                 .kid
                 .unwrap()
                 .ends_with(".new")
+        );
+    }
+
+    /// A key with a retire time verifies its tokens until then and never after, even a token
+    /// that has not expired yet (DESIGN 5).
+    #[test]
+    fn a_retired_key_verifies_nothing() {
+        let tenant = TenantId::parse("tenant-a").unwrap();
+        let old = SigningKeyRecord {
+            kid: "old".into(),
+            secret: encoding::encode_standard(&[1; 32]),
+            created_at: None,
+            retire_at: None,
+        };
+        let token = issue(
+            &TenantKeys::new(&tenant, std::slice::from_ref(&old)).unwrap(),
+            NOW,
+        );
+        let retired = SigningKeyRecord {
+            retire_at: Some(NOW.plus_seconds(300)),
+            ..old
+        };
+        let new = SigningKeyRecord {
+            kid: "new".into(),
+            secret: encoding::encode_standard(&[2; 32]),
+            created_at: Some(NOW),
+            retire_at: None,
+        };
+        let after = TenantKeys::new(&tenant, &[new, retired]).unwrap();
+        assert!(after.verify(&token, NOW.plus_seconds(299)).is_ok());
+        assert_eq!(
+            after.verify(&token, NOW.plus_seconds(300)),
+            Err(Error::InvalidToken)
         );
     }
 }

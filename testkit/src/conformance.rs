@@ -44,8 +44,12 @@ pub fn sample_tenant(name: &str) -> TenantRecord {
         signing_keys: vec![SigningKeyRecord {
             kid: "k1".into(),
             secret: "c2VjcmV0".into(),
+            created_at: None,
+            retire_at: None,
         }],
         created_at: NOW,
+        revision: 0,
+        secret_key_created_at: Default::default(),
         push_webhook: None,
         require_decision_signature: false,
         allowed_origins: Vec::new(),
@@ -139,6 +143,9 @@ async fn enrol(store: &dyn Store, credential: &Credential) -> Result<InsertOutco
 
 pub async fn run_all(store: Arc<dyn Store>) {
     tenants(&*store).await;
+    crate::conformance_keys::tenant_revisions(&*store).await;
+    crate::conformance_keys::concurrent_rotations_keep_every_key(store.clone()).await;
+    crate::conformance_keys::session_config_revisions(&*store).await;
     credentials(&*store).await;
     removal_receipts(&*store).await;
     challenges(&*store).await;

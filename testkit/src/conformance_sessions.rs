@@ -56,7 +56,11 @@ pub async fn sessions(store: &dyn Store) {
         signing_keys: vec![SessionKeyRecord {
             kid: "k1".into(),
             pkcs8: "AAAA".into(),
+            created_at: None,
+            longest_lifetime_seconds: None,
+            retire_at: None,
         }],
+        revision: 0,
     };
     store.put_session_config(&config).await.unwrap();
     assert_eq!(store.get_session_config(&t).await.unwrap(), Some(config));

@@ -13,6 +13,7 @@
 //! | [`app`] | an [`shared::App`] on a given store and clock, with the real webhook notifier: the set-up of the tests, benches and tools |
 
 pub mod conformance;
+pub mod conformance_keys;
 pub mod conformance_sessions;
 pub mod dynamodb;
 pub mod notify;

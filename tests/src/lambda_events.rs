@@ -48,8 +48,12 @@ pub fn tenant_record() -> TenantRecord {
         signing_keys: vec![SigningKeyRecord {
             kid: "fixture".into(),
             secret: STANDARD.encode([7u8; 32]),
+            created_at: None,
+            retire_at: None,
         }],
         created_at: FIXTURE_TIME,
+        revision: 0,
+        secret_key_created_at: Default::default(),
         push_webhook: None,
         require_decision_signature: false,
         allowed_origins: Vec::new(),

@@ -160,8 +160,9 @@ pub(crate) async fn revoke_user_sessions(
     Ok(ok(&serde_json::json!({})))
 }
 
-/// The JWKS of a tenant's access tokens: public keys only, cacheable for 5 minutes (a rotated
-/// key keeps verifying for a while: the previous key stays published after a rotation).
+/// The JWKS of a tenant's access tokens: public keys only, cacheable for 5 minutes (after a
+/// rotation the previous key stays published until its tokens have expired, DESIGN 5; a
+/// verifier meeting the new `kid` within those 5 minutes refetches).
 /// An unknown tenant, or one without sessions, is the 404 of a path with no route.
 pub(crate) async fn jwks(
     State(app): State<SharedApp>,

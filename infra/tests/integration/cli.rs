@@ -13,15 +13,15 @@ use crate::free_port;
 const BIN: &str = env!("CARGO_BIN_EXE_trusted-device");
 
 /// A running `trusted-device serve`, with every line it prints collected.
-struct Served {
+pub(crate) struct Served {
     child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
-    base_url: String,
+    pub(crate) base_url: String,
 }
 
 impl Served {
-    fn start(data_dir: &std::path::Path, extra: &[&str]) -> Served {
+    pub(crate) fn start(data_dir: &std::path::Path, extra: &[&str]) -> Served {
         let port = free_port();
         let mut command = Command::new(BIN);
         command.args(["serve", "--addr", &format!("127.0.0.1:{port}")]);
@@ -74,7 +74,7 @@ impl Served {
     }
 
     /// Sends SIGTERM and waits for a clean exit.
-    fn stop(mut self) -> Vec<String> {
+    pub(crate) fn stop(mut self) -> Vec<String> {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -91,7 +91,9 @@ impl Served {
 }
 
 /// Runs one HTTP request on a small runtime: the binary is driven from plain test threads.
-fn request(builder: impl FnOnce(&::reqwest::Client) -> ::reqwest::RequestBuilder) -> (u16, Value) {
+pub(crate) fn request(
+    builder: impl FnOnce(&::reqwest::Client) -> ::reqwest::RequestBuilder,
+) -> (u16, Value) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -103,7 +105,7 @@ fn request(builder: impl FnOnce(&::reqwest::Client) -> ::reqwest::RequestBuilder
 }
 
 /// `POST /users/{user}/actions/signIn` with the secret key, as a server SDK sends it.
-fn track(base_url: &str, secret: &str, user: &str) -> Value {
+pub(crate) fn track(base_url: &str, secret: &str, user: &str) -> Value {
     let url = format!("{base_url}/users/{user}/actions/signIn");
     let (status, body) = request(|c| c.post(url).basic_auth(secret, Some("")));
     assert_eq!(status, 200, "{body}");
@@ -384,7 +386,7 @@ fn table_create_tenant_create_and_serve_on_dynamodb() {
 }
 
 /// Runs the binary to completion: (success, stdout, stderr).
-fn run_cli(args: &[&str]) -> (bool, String, String) {
+pub(crate) fn run_cli(args: &[&str]) -> (bool, String, String) {
     let output = Command::new(BIN)
         .args(args)
         .env_remove("TRUSTED_DEVICE_TENANT_ID")

@@ -306,11 +306,21 @@ pub struct UserProfile {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantRecord {
     pub id: TenantId,
-    /// Hex SHA-256 of each API secret key that is accepted (several during a rotation).
+    /// Hex SHA-256 of each API secret key that is accepted, newest first: one, or two during
+    /// a rotation (DESIGN 5).
     pub secret_key_hashes: Vec<String>,
-    /// Token signing keys, newest first; the first signs, all verify.
+    /// When each secret (by its hash) was made; a secret from before rotation existed has
+    /// none (the tenant's `created_at` stands in).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub secret_key_created_at: std::collections::BTreeMap<String, Timestamp>,
+    /// Token signing keys, newest first; the first signs, all that are not retired verify
+    /// (DESIGN 5).
     pub signing_keys: Vec<SigningKeyRecord>,
     pub created_at: Timestamp,
+    /// Bumped by every change: a change is written only over the revision it was made from,
+    /// so two concurrent rotations cannot lose a key (DESIGN 5).
+    #[serde(default)]
+    pub revision: u64,
     /// Where `push.created` is delivered (spec 2.11); none: apps find challenges by polling.
     #[serde(default)]
     pub push_webhook: Option<WebhookEndpoint>,
@@ -355,18 +365,36 @@ impl std::fmt::Debug for TenantRecord {
     }
 }
 
-/// One HS256 signing key; `kid` goes into the JWT header (DESIGN 3, key rotation).
+/// One HS256 signing key; `kid` goes into the JWT header (DESIGN 3, key rotation). It also
+/// derives the key that seals challenge ids.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SigningKeyRecord {
     pub kid: String,
     /// Standard base64 of 32 random bytes.
     pub secret: String,
+    /// When it was made; none for keys made before rotation existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
+    /// Set when a newer key replaces it: the rotation time plus the longest lifetime of
+    /// anything it signed. From then on it verifies nothing and the next rotation drops it
+    /// (DESIGN 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retire_at: Option<Timestamp>,
+}
+
+impl SigningKeyRecord {
+    /// Whether it still verifies at `now`.
+    pub fn live_at(&self, now: Timestamp) -> bool {
+        self.retire_at.is_none_or(|retire| now < retire)
+    }
 }
 
 impl std::fmt::Debug for SigningKeyRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SigningKeyRecord")
             .field("kid", &self.kid)
+            .field("created_at", &self.created_at)
+            .field("retire_at", &self.retire_at)
             .finish_non_exhaustive()
     }
 }

@@ -23,8 +23,12 @@ pub struct SessionConfig {
     pub client_ids: Vec<String>,
     pub access_token_ttl_seconds: i64,
     pub refresh_token_ttl_seconds: i64,
-    /// ES256 signing keys, newest first: the first signs, all are published and verify.
+    /// ES256 signing keys, newest first: the first signs, all that are not retired are
+    /// published and verify (DESIGN 5).
     pub signing_keys: Vec<SessionKeyRecord>,
+    /// Bumped by every change, written only over the revision it was made from (DESIGN 5).
+    #[serde(default)]
+    pub revision: u64,
 }
 
 impl std::fmt::Debug for SessionConfig {
@@ -46,12 +50,32 @@ pub struct SessionKeyRecord {
     pub kid: String,
     /// Standard base64 of the PKCS#8 DER private key.
     pub pkcs8: String,
+    /// When it was made; none for keys made before rotation existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
+    /// The longest access-token lifetime it signed with while it was the signing key: what
+    /// its retire time is computed from when a newer key replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longest_lifetime_seconds: Option<i64>,
+    /// Set when a newer key replaces it; from then on it is neither published nor verifies
+    /// (DESIGN 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retire_at: Option<Timestamp>,
+}
+
+impl SessionKeyRecord {
+    /// Whether it is still published and verifies at `now`.
+    pub fn live_at(&self, now: Timestamp) -> bool {
+        self.retire_at.is_none_or(|retire| now < retire)
+    }
 }
 
 impl std::fmt::Debug for SessionKeyRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionKeyRecord")
             .field("kid", &self.kid)
+            .field("created_at", &self.created_at)
+            .field("retire_at", &self.retire_at)
             .finish_non_exhaustive()
     }
 }

@@ -34,8 +34,12 @@ pub(crate) fn sample_tenant(name: &str) -> TenantRecord {
         signing_keys: vec![SigningKeyRecord {
             kid: "k1".into(),
             secret: "c2VjcmV0".into(),
+            created_at: None,
+            retire_at: None,
         }],
         created_at: NOW,
+        revision: 0,
+        secret_key_created_at: Default::default(),
         push_webhook: None,
         require_decision_signature: false,
         allowed_origins: Vec::new(),

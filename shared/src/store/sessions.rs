@@ -11,6 +11,14 @@ use async_trait::async_trait;
 pub trait SessionStore: Send + Sync {
     async fn get_session_config(&self, tenant: &TenantId) -> Result<Option<SessionConfig>>;
     async fn put_session_config(&self, config: &SessionConfig) -> Result<()>;
+    /// Writes `config` only over the stored revision `expected_revision` (0 when none, or one
+    /// from before revisions, is stored); `false`, with nothing written, when another change
+    /// came first (DESIGN 5).
+    async fn replace_session_config(
+        &self,
+        config: &SessionConfig,
+        expected_revision: u64,
+    ) -> Result<bool>;
 
     /// In one atomic step: marks the challenge token `token_id` (its `jti`) used, kept until
     /// `token_expires_at`, and writes the session and its first refresh token. A token already

@@ -7,6 +7,7 @@
 //! | module | operations (spec section) |
 //! |---|---|
 //! | [`tenants`] | resolve a tenant from a secret key or id (through the app's cache), create and configure tenants (2.1, 3.1, DESIGN 5) |
+//! | [`keys`] | rotate and revoke API secrets, rotate token and session signing keys; the operator's view of tenants (issue #19, DESIGN 5) |
 //! | [`track`] | track, get, update and query actions (2.3, 2.5); the rules decide the state (7) |
 //! | [`action_configs`] | save, read, list and delete rules configs (7; our extension routes) |
 //! | [`users`] | user attributes and the authenticators admin (2.6, 2.7) |
@@ -24,6 +25,7 @@ pub mod action_configs;
 pub mod approvals;
 pub mod challenges;
 pub mod credentials;
+pub mod keys;
 pub mod limits;
 pub mod passkeys;
 pub mod qr_socket;

@@ -63,7 +63,7 @@ impl App {
             .await?
             .filter(|c| !c.client_ids.is_empty() && !c.signing_keys.is_empty())
             .ok_or(Error::SessionsNotConfigured)?;
-        let keys = SessionKeys::new(&config)?;
+        let keys = SessionKeys::new(&config, self.now())?;
         Ok((config, keys))
     }
 
@@ -285,14 +285,15 @@ impl App {
     pub async fn session_jwks(&self, tenant: &TenantId) -> Result<Option<serde_json::Value>> {
         match self.store.get_session_config(tenant).await? {
             Some(config) if !config.signing_keys.is_empty() => {
-                Ok(Some(SessionKeys::new(&config)?.jwks()))
+                Ok(Some(SessionKeys::new(&config, self.now())?.jwks()))
             }
             _ => Ok(None),
         }
     }
 
     /// Sets a tenant's session settings (operator CLI), creating its first signing key.
-    /// `None` leaves a setting as it is.
+    /// `None` leaves a setting as it is. `rotate_key` makes a new signing key; the one it
+    /// replaces stays published and verifying until its tokens have expired (DESIGN 5).
     pub async fn configure_sessions(
         &self,
         tenant: &TenantId,
@@ -301,19 +302,8 @@ impl App {
         refresh_token_ttl_seconds: Option<i64>,
         rotate_key: bool,
     ) -> Result<SessionConfig> {
-        let mut config = self
-            .store
-            .get_session_config(tenant)
-            .await?
-            .unwrap_or_else(|| SessionConfig {
-                tenant_id: tenant.clone(),
-                client_ids: Vec::new(),
-                access_token_ttl_seconds: crate::domain::DEFAULT_ACCESS_TOKEN_TTL_SECONDS,
-                refresh_token_ttl_seconds: crate::domain::DEFAULT_REFRESH_TOKEN_TTL_SECONDS,
-                signing_keys: Vec::new(),
-            });
-        if let Some(ids) = client_ids {
-            for id in &ids {
+        if let Some(ids) = &client_ids {
+            for id in ids {
                 if id.is_empty()
                     || id.len() > 128
                     || !id
@@ -325,33 +315,62 @@ impl App {
                     )));
                 }
             }
-            config.client_ids = ids;
         }
-        if let Some(ttl) = access_token_ttl_seconds {
-            config.access_token_ttl_seconds = ttl;
-        }
-        if let Some(ttl) = refresh_token_ttl_seconds {
-            config.refresh_token_ttl_seconds = ttl;
-        }
-        if config.access_token_ttl_seconds < 1 || config.access_token_ttl_seconds > 86_400 {
-            return Err(Error::invalid_request(
-                "The access token TTL must be 1 to 86400 seconds.",
-            ));
-        }
-        if config.refresh_token_ttl_seconds < config.access_token_ttl_seconds
-            || config.refresh_token_ttl_seconds > 365 * 86_400
-        {
-            return Err(Error::invalid_request(
-                "The refresh token TTL must be at least the access token TTL and at most 365 days.",
-            ));
-        }
-        if config.signing_keys.is_empty() || rotate_key {
-            let key = crate::session_token::new_session_key(&self.rng)?;
-            config.signing_keys.insert(0, key);
-            // The newest signs; the previous one still verifies tokens issued before.
-            config.signing_keys.truncate(2);
-        }
-        self.store.put_session_config(&config).await?;
-        Ok(config)
+        let now = self.now();
+        // Written over the revision read: a rotation at the same time keeps its key (DESIGN 5).
+        self.change_session_config(tenant, |stored| {
+            let mut config = stored.clone().unwrap_or_else(|| SessionConfig {
+                tenant_id: tenant.clone(),
+                client_ids: Vec::new(),
+                access_token_ttl_seconds: crate::domain::DEFAULT_ACCESS_TOKEN_TTL_SECONDS,
+                refresh_token_ttl_seconds: crate::domain::DEFAULT_REFRESH_TOKEN_TTL_SECONDS,
+                signing_keys: Vec::new(),
+                revision: 0,
+            });
+            if let Some(ids) = &client_ids {
+                config.client_ids = ids.clone();
+            }
+            if let Some(ttl) = access_token_ttl_seconds {
+                config.access_token_ttl_seconds = ttl;
+            }
+            if let Some(ttl) = refresh_token_ttl_seconds {
+                config.refresh_token_ttl_seconds = ttl;
+            }
+            if config.access_token_ttl_seconds < 1 || config.access_token_ttl_seconds > 86_400 {
+                return Err(Error::invalid_request(
+                    "The access token TTL must be 1 to 86400 seconds.",
+                ));
+            }
+            if config.refresh_token_ttl_seconds < config.access_token_ttl_seconds
+                || config.refresh_token_ttl_seconds > 365 * 86_400
+            {
+                return Err(Error::invalid_request(
+                    "The refresh token TTL must be at least the access token TTL and at most 365 days.",
+                ));
+            }
+            if config.signing_keys.is_empty() || rotate_key {
+                crate::usecase::keys::rotate_session_keys(
+                    &mut config,
+                    now,
+                    crate::usecase::keys::Retirement::AfterUse,
+                    &self.rng,
+                )?;
+            } else if let Some(signing) = config.signing_keys.first_mut() {
+                // The signing key remembers the longest TTL it signed with: what its retire
+                // time is computed from when it is replaced (DESIGN 5).
+                let longest = signing
+                    .longest_lifetime_seconds
+                    .unwrap_or(0)
+                    .max(config.access_token_ttl_seconds);
+                signing.longest_lifetime_seconds = Some(longest);
+            }
+            *stored = Some(config.clone());
+            Ok(config)
+        })
+        .await
+        .map(|mut config| {
+            config.revision += 1;
+            config
+        })
     }
 }

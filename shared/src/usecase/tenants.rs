@@ -3,7 +3,7 @@
 pub use crate::tenant::{TENANT_CACHE_TTL, Tenant};
 
 use crate::App;
-use crate::domain::{AllowedOrigin, TenantId, TenantRecord, WebhookEndpoint};
+use crate::domain::{AllowedOrigin, SigningKeyRecord, TenantId, TenantRecord, WebhookEndpoint};
 use crate::encoding;
 use crate::error::{Error, Result};
 use crate::token::new_signing_key;
@@ -71,15 +71,20 @@ impl App {
     /// The tenant named by client auth (tenant Basic, or a token's `kid`); `Unauthorized` if
     /// there is none. Cached for [`TENANT_CACHE_TTL`].
     pub async fn tenant_by_id(&self, id: &TenantId) -> Result<Arc<Tenant>> {
-        if let Some(tenant) = self.tenants.tenant(id) {
-            return Ok(tenant);
-        }
-        let record = self
-            .store
-            .get_tenant(id)
-            .await?
-            .ok_or(Error::Unauthorized)?;
-        let tenant = Arc::new(Tenant::from_record(&record)?);
+        let cached = self.tenants.tenant(id);
+        let record = match cached {
+            Some(tenant) if !self.store.cheap_tenant_reads() => return Ok(tenant),
+            // A cheap read says whether another process changed the tenant: a revoked
+            // secret or rotated keys apply at once (DESIGN 5). The parsed keys are reused
+            // while the revision is the same.
+            Some(tenant) => match self.store.get_tenant(id).await? {
+                Some(record) if record.revision == tenant.revision => return Ok(tenant),
+                record => record,
+            },
+            None => self.store.get_tenant(id).await?,
+        };
+        let record = record.ok_or(Error::Unauthorized)?;
+        let tenant = Arc::new(Tenant::from_record(&record, self.now())?);
         self.tenants.remember_tenant(tenant.clone());
         Ok(tenant)
     }
@@ -148,35 +153,25 @@ impl App {
         id: &TenantId,
         change: TenantSettingsChange,
     ) -> Result<()> {
-        let mut record = self
-            .store
-            .get_tenant(id)
-            .await?
-            .ok_or_else(|| Error::invalid_request(format!("Tenant {id} does not exist.")))?;
-        if let Some(webhook) = change.push_webhook {
-            if let Some(endpoint) = &webhook {
-                // Which destinations are acceptable is the notifier's policy (spec 2.11).
-                self.notifier
-                    .check_destination(endpoint)
-                    .map_err(|problem| {
-                        Error::invalid_request(format!("Invalid push webhook URL: {problem}."))
-                    })?;
-                ApiSecret::parse(&endpoint.secret).map_err(|_| {
-                    Error::invalid_request(
-                        "A webhook secret needs at least 16 characters and no whitespace or ':'.",
-                    )
+        if let Some(Some(endpoint)) = &change.push_webhook {
+            // Which destinations are acceptable is the notifier's policy (spec 2.11).
+            self.notifier
+                .check_destination(endpoint)
+                .map_err(|problem| {
+                    Error::invalid_request(format!("Invalid push webhook URL: {problem}."))
                 })?;
-            }
-            record.push_webhook = webhook;
+            ApiSecret::parse(&endpoint.secret).map_err(|_| {
+                Error::invalid_request(
+                    "A webhook secret needs at least 16 characters and no whitespace or ':'.",
+                )
+            })?;
         }
-        if let Some(required) = change.require_decision_signature {
-            record.require_decision_signature = required;
-        }
-        if let Some(origins) = change.allowed_origins {
-            let mut unique: Vec<AllowedOrigin> = Vec::with_capacity(origins.len());
-            for origin in origins {
-                if !unique.contains(&origin) {
-                    unique.push(origin);
+        let mut origins = None;
+        if let Some(given) = &change.allowed_origins {
+            let mut unique: Vec<AllowedOrigin> = Vec::with_capacity(given.len());
+            for origin in given {
+                if !unique.contains(origin) {
+                    unique.push(origin.clone());
                 }
             }
             if unique.len() > MAX_ALLOWED_ORIGINS {
@@ -184,18 +179,30 @@ impl App {
                     "A tenant may allow at most {MAX_ALLOWED_ORIGINS} origins."
                 )));
             }
-            record.allowed_origins = unique;
+            origins = Some(unique);
         }
-        if let Some(passkey) = change.passkey {
-            if let Some(config) = &passkey {
-                // Refused here, with the reason, rather than when a request loads the tenant.
-                crate::passkey::RelyingParty::new(config)?;
+        if let Some(Some(config)) = &change.passkey {
+            // Refused here, with the reason, rather than when a request loads the tenant.
+            crate::passkey::RelyingParty::new(config)?;
+        }
+        // Written over the revision read, so a rotation at the same time keeps its key
+        // (DESIGN 5).
+        self.change_tenant(id, |record| {
+            if let Some(webhook) = &change.push_webhook {
+                record.push_webhook = webhook.clone();
             }
-            record.passkey = passkey;
-        }
-        self.store.put_tenant(&record).await?;
-        self.tenants.clear();
-        Ok(())
+            if let Some(required) = change.require_decision_signature {
+                record.require_decision_signature = required;
+            }
+            if let Some(origins) = &origins {
+                record.allowed_origins = origins.clone();
+            }
+            if let Some(passkey) = &change.passkey {
+                record.passkey = passkey.clone();
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// A random webhook signing secret, for the operator to give to the webhook endpoint.
@@ -211,23 +218,39 @@ impl App {
     }
 
     async fn put_tenant_with_secret(&self, id: &TenantId, secret: &ApiSecret) -> Result<()> {
-        let record = match self.store.get_tenant(id).await? {
-            Some(mut existing) => {
-                existing.secret_key_hashes = vec![secret.hash()];
-                existing
-            }
-            None => TenantRecord {
-                id: id.clone(),
-                secret_key_hashes: vec![secret.hash()],
-                signing_keys: vec![new_signing_key(&self.rng)?],
-                created_at: self.now(),
-                push_webhook: None,
-                require_decision_signature: false,
-                allowed_origins: Vec::new(),
-                passkey: None,
-            },
+        if self.store.get_tenant(id).await?.is_some() {
+            // Replaces every accepted secret (a rotation in progress ends), keeps the keys.
+            let now = self.now();
+            return self
+                .change_tenant(id, |existing| {
+                    existing.secret_key_hashes = vec![secret.hash()];
+                    existing.secret_key_created_at = [(secret.hash(), now)].into();
+                    Ok(())
+                })
+                .await;
+        }
+        let now = self.now();
+        let record = TenantRecord {
+            id: id.clone(),
+            secret_key_hashes: vec![secret.hash()],
+            secret_key_created_at: [(secret.hash(), now)].into(),
+            signing_keys: vec![SigningKeyRecord {
+                created_at: Some(now),
+                ..new_signing_key(&self.rng)?
+            }],
+            created_at: now,
+            revision: 1,
+            push_webhook: None,
+            require_decision_signature: false,
+            allowed_origins: Vec::new(),
+            passkey: None,
         };
-        self.store.put_tenant(&record).await?;
+        // Revision 0 is "none stored": two creations at once cannot both write (DESIGN 5).
+        if !self.store.replace_tenant(&record, 0).await? {
+            return Err(Error::invalid_request(format!(
+                "Tenant {id} already exists."
+            )));
+        }
         self.tenants.clear();
         Ok(())
     }

@@ -495,7 +495,7 @@ async fn the_actions_rules_and_decision_signatures_hold_over_the_socket() {
         .await
         .unwrap();
     let record = kit.store.get_tenant(&kit.tenant.id).await.unwrap().unwrap();
-    let tenant = Tenant::from_record(&record).unwrap();
+    let tenant = Tenant::from_record(&record, kit.app.now()).unwrap();
     assert!(tenant.require_decision_signature);
     let (id, _) = created(&kit, &socket, &create("signIn")).await;
     kit.app

@@ -12,6 +12,7 @@ mod expiry;
 mod flows;
 mod fuzz;
 mod input;
+mod keys;
 mod lambda_conformance;
 mod lambda_events;
 mod limits;

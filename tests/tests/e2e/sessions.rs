@@ -23,6 +23,7 @@ async fn configure_sessions(h: &Harness) {
                 access_token_ttl_seconds: 60,
                 refresh_token_ttl_seconds: 600,
                 signing_keys: vec![shared::session_token::new_session_key(&rng).unwrap()],
+                revision: 0,
             })
             .await
             .unwrap();

@@ -54,7 +54,12 @@ impl Key {
 
     /// `TENANT#{t}` / `TENANT`
     pub fn tenant(tenant: &TenantId) -> Key {
-        Key::new(format!("TENANT#{tenant}"), "TENANT")
+        Key::new(format!("TENANT#{tenant}"), Key::tenant_sort_key())
+    }
+
+    /// The sort key of every tenant item (what `tenant list` scans for).
+    pub fn tenant_sort_key() -> &'static str {
+        "TENANT"
     }
 
     /// `SECRET#{hash}` / `SECRET`

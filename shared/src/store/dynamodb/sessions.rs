@@ -81,8 +81,32 @@ impl SessionStore for DynamoStore {
     }
 
     async fn put_session_config(&self, config: &SessionConfig) -> Result<()> {
-        self.put_unconditionally(data_item(&Key::session_config(&config.tenant_id), config)?)
-            .await
+        self.put_unconditionally(super::tenants::revisioned_item(
+            &Key::session_config(&config.tenant_id),
+            config,
+            config.revision,
+        )?)
+        .await
+    }
+
+    async fn replace_session_config(
+        &self,
+        config: &SessionConfig,
+        expected_revision: u64,
+    ) -> Result<bool> {
+        let (condition, values) = super::tenants::revision_condition(expected_revision);
+        let item = super::tenants::revisioned_item(
+            &Key::session_config(&config.tenant_id),
+            config,
+            config.revision,
+        )?;
+        match self
+            .transact(vec![self.put_if(item, Some(condition), values)?])
+            .await?
+        {
+            Ok(()) => Ok(true),
+            Err(_) => Ok(false),
+        }
     }
 
     async fn create_session(

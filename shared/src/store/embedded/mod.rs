@@ -537,32 +537,63 @@ impl TenantStore for EmbeddedStore {
     }
 
     async fn put_tenant(&self, tenant: &TenantRecord) -> Result<()> {
+        self.write(|tx| write_tenant(tx, tenant)).await
+    }
+
+    async fn replace_tenant(&self, tenant: &TenantRecord, expected_revision: u64) -> Result<bool> {
         self.write(|tx| {
-            for hash in &tenant.secret_key_hashes {
-                if let Some(owner) = get::<TenantId>(tx, TableId::SecretIndex, hash)?
-                    && owner != tenant.id
-                {
-                    return Err(Error::invalid_request(
-                        "This secret key is already used by another tenant.",
-                    ));
-                }
+            // Checked and written in one transaction (DESIGN 5).
+            let stored = get::<TenantRecord>(tx, TableId::Tenants, tenant.id.as_str())?
+                .map_or(0, |t| t.revision);
+            if stored != expected_revision {
+                return Ok(false);
             }
-            if let Some(old) = get::<TenantRecord>(tx, TableId::Tenants, tenant.id.as_str())? {
-                for stale in old
-                    .secret_key_hashes
-                    .iter()
-                    .filter(|h| !tenant.secret_key_hashes.contains(h))
-                {
-                    tx.remove(TableId::SecretIndex, stale)?;
-                }
-            }
-            for hash in &tenant.secret_key_hashes {
-                put(tx, TableId::SecretIndex, hash, &tenant.id)?;
-            }
-            put(tx, TableId::Tenants, tenant.id.as_str(), tenant)
+            write_tenant(tx, tenant).map(|()| true)
         })
         .await
     }
+
+    /// One indexed SQLite read on this machine, far cheaper than parsing the tenant's keys.
+    fn cheap_tenant_reads(&self) -> bool {
+        true
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<TenantRecord>> {
+        self.read(|tx| {
+            let tenants = tx
+                .range(TableId::Tenants, "", "\u{10FFFF}")?
+                .into_iter()
+                .map(|(_, value)| decode::<TenantRecord>(&value))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(tenants)
+        })
+    }
+}
+
+/// The tenant and its secret index, kept in step.
+fn write_tenant(tx: &mut Tx<'_>, tenant: &TenantRecord) -> Result<()> {
+    for hash in &tenant.secret_key_hashes {
+        if let Some(owner) = get::<TenantId>(tx, TableId::SecretIndex, hash)?
+            && owner != tenant.id
+        {
+            return Err(Error::invalid_request(
+                "This secret key is already used by another tenant.",
+            ));
+        }
+    }
+    if let Some(old) = get::<TenantRecord>(tx, TableId::Tenants, tenant.id.as_str())? {
+        for stale in old
+            .secret_key_hashes
+            .iter()
+            .filter(|h| !tenant.secret_key_hashes.contains(h))
+        {
+            tx.remove(TableId::SecretIndex, stale)?;
+        }
+    }
+    for hash in &tenant.secret_key_hashes {
+        put(tx, TableId::SecretIndex, hash, &tenant.id)?;
+    }
+    put(tx, TableId::Tenants, tenant.id.as_str(), tenant)
 }
 
 // ---------------------------------------------------------------- credentials

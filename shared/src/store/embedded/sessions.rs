@@ -54,6 +54,30 @@ impl SessionStore for EmbeddedStore {
         .await
     }
 
+    async fn replace_session_config(
+        &self,
+        config: &SessionConfig,
+        expected_revision: u64,
+    ) -> Result<bool> {
+        self.write(|tx| {
+            // Checked and written in one transaction (DESIGN 5).
+            let stored =
+                get::<SessionConfig>(tx, TableId::SessionConfigs, config.tenant_id.as_str())?
+                    .map_or(0, |c| c.revision);
+            if stored != expected_revision {
+                return Ok(false);
+            }
+            put(
+                tx,
+                TableId::SessionConfigs,
+                config.tenant_id.as_str(),
+                config,
+            )
+            .map(|()| true)
+        })
+        .await
+    }
+
     async fn create_session(
         &self,
         token_id: &str,
