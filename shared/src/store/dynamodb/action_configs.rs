@@ -2,31 +2,48 @@
 
 use super::DynamoStore;
 use super::error::{internal, sdk_error};
-use super::item::{Item, data_item, from_json_attr, get_s};
+use super::item::{Item, data_item, from_json_attr};
 use super::keys::{CONFIG_PREFIX, Key, config_partition};
-use super::schema;
-use super::store::one;
+use super::store::{enrolment_set, one};
 use crate::domain::policy::{ActionConfig, ConfigKey};
-use crate::domain::{ActionCode, TenantId};
+use crate::domain::{ActionCode, Enrolment, TenantId, UserId, VerificationMethod};
 use crate::error::{Error, Result};
-use crate::store::ActionConfigStore;
+use crate::store::{ActionConfigStore, DecisionInputs};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use std::collections::HashMap;
+
+/// The enrolment item's id sets, counted (an absent set is empty).
+fn enrolment_from(item: &Item) -> Enrolment {
+    let count = |method| match item.get(enrolment_set(method)) {
+        Some(AttributeValue::Ss(ids)) => ids.len(),
+        _ => 0,
+    };
+    Enrolment {
+        device: count(VerificationMethod::Device),
+        push: count(VerificationMethod::Push),
+        passkey: count(VerificationMethod::Passkey),
+    }
+}
 
 #[async_trait]
 impl ActionConfigStore for DynamoStore {
-    async fn get_action_configs(
+    async fn get_decision_inputs(
         &self,
         tenant: &TenantId,
         code: &ActionCode,
-    ) -> Result<(Option<ActionConfig>, Option<ActionConfig>)> {
+        user: &UserId,
+    ) -> Result<DecisionInputs> {
         let own = Key::action_config(tenant, &ConfigKey::Action(code.clone()));
         let default = Key::action_config(tenant, &ConfigKey::TenantDefault);
+        let enrolment = Key::enrolment(tenant, user);
+        // One request for the three items (DESIGN 4: a full in-app flow in at most 5).
         let keys = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
             .keys(own.item())
             .keys(default.item())
-            // A config change must take effect at once (docs/api.md).
+            .keys(enrolment.item())
+            // A config change must take effect at once (docs/api.md), and an authenticator
+            // just added must make track challenge.
             .consistent_read(true)
             .build()
             .map_err(internal)?;
@@ -60,18 +77,18 @@ impl ActionConfigStore for DynamoStore {
         if !request.is_empty() {
             return Err(Error::StoreUnavailable);
         }
-        let mut own_config = None;
-        let mut tenant_default = None;
+        let mut inputs = DecisionInputs::default();
         for item in &items {
-            let sk = get_s(item, schema::SORT_KEY)?;
-            let config: ActionConfig = from_json_attr(item, "data")?;
-            if sk == own.sk {
-                own_config = Some(config);
-            } else if sk == default.sk {
-                tenant_default = Some(config);
+            let found = Key::of_item(item)?;
+            if found == enrolment {
+                inputs.enrolment = enrolment_from(item);
+            } else if found == own {
+                inputs.own = Some(from_json_attr(item, "data")?);
+            } else if found == default {
+                inputs.tenant_default = Some(from_json_attr(item, "data")?);
             }
         }
-        Ok((own_config, tenant_default))
+        Ok(inputs)
     }
 
     async fn get_action_config(
