@@ -145,6 +145,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     user_activity(&*store).await;
     action_configs(&*store).await;
     enrolment_summary(&*store).await;
+    config_changes_reach_every_copy(&*store).await;
     users(&*store).await;
     verification(&*store).await;
     verification_failures_write_nothing(&*store).await;
@@ -929,6 +930,49 @@ async fn enrolment_summary(store: &dyn Store) {
     .await
     .unwrap();
     assert_eq!(enrolment_of(store, &tenant, &alice).await, summary(1, 0, 0));
+}
+
+/// A saved, replaced or deleted config is what the very next read returns, for every user
+/// (DynamoDB keeps one copy per shard of users, written together: DESIGN 4; users `user-0`
+/// to `user-159` read every copy, `dynamodb::keys` tests).
+async fn config_changes_reach_every_copy(store: &dyn Store) {
+    use shared::domain::policy::{ActionConfig, ConfigKey};
+    let tenant = tenant_id("shards");
+    let code = ActionCode::parse("pay").unwrap();
+    let users: Vec<UserId> = (0..160)
+        .map(|i| UserId::parse(format!("user-{i}")).unwrap())
+        .collect();
+    let seen_by_all = |expected: Option<ActionConfig>| {
+        let (users, code, tenant) = (&users, &code, &tenant);
+        async move {
+            for user in users {
+                let inputs = store.get_decision_inputs(tenant, code, user).await.unwrap();
+                assert_eq!(inputs.own, expected, "{user:?}");
+            }
+        }
+    };
+    let config = |outcome: &str| {
+        ActionConfig::parse(
+            serde_json::json!({"actionCode": "pay", "defaultOutcome": outcome, "rules": []}),
+            None,
+        )
+        .unwrap()
+    };
+    seen_by_all(None).await;
+    store
+        .put_action_config(&tenant, &config("ALLOW"))
+        .await
+        .unwrap();
+    seen_by_all(Some(config("ALLOW"))).await;
+    store
+        .put_action_config(&tenant, &config("BLOCK"))
+        .await
+        .unwrap();
+    seen_by_all(Some(config("BLOCK"))).await;
+    let key = ConfigKey::Action(code.clone());
+    assert!(store.delete_action_config(&tenant, &key).await.unwrap());
+    seen_by_all(None).await;
+    assert!(!store.delete_action_config(&tenant, &key).await.unwrap());
 }
 
 async fn action_configs(store: &dyn Store) {

@@ -1,10 +1,11 @@
 //! [`ActionConfigStore`] on DynamoDB: a tenant's configs in one partition.
 
 use super::DynamoStore;
+use super::error::failed;
 use super::error::{internal, sdk_error};
 use super::item::{Item, data_item, from_json_attr};
-use super::keys::{CONFIG_PREFIX, Key, config_partition};
-use super::store::{enrolment_set, one};
+use super::keys::{CONFIG_PREFIX, CONFIG_SHARDS, Key, config_partition, config_shard};
+use super::store::enrolment_set;
 use crate::domain::policy::{ActionConfig, ConfigKey};
 use crate::domain::{ActionCode, Enrolment, TenantId, UserId, VerificationMethod};
 use crate::error::{Error, Result};
@@ -34,8 +35,10 @@ impl ActionConfigStore for DynamoStore {
         code: &ActionCode,
         user: &UserId,
     ) -> Result<DecisionInputs> {
-        let own = Key::action_config(tenant, &ConfigKey::Action(code.clone()));
-        let default = Key::action_config(tenant, &ConfigKey::TenantDefault);
+        // The user's copy of the configs: each copy serves a share of the tenant's tracks.
+        let shard = config_shard(user);
+        let own = Key::action_config(tenant, shard, &ConfigKey::Action(code.clone()));
+        let default = Key::action_config(tenant, shard, &ConfigKey::TenantDefault);
         let enrolment = Key::enrolment(tenant, user);
         // One request for the three items (DESIGN 4: a full in-app flow in at most 5).
         let keys = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
@@ -96,20 +99,33 @@ impl ActionConfigStore for DynamoStore {
         tenant: &TenantId,
         key: &ConfigKey,
     ) -> Result<Option<ActionConfig>> {
-        match self.get_item(&Key::action_config(tenant, key)).await? {
+        match self.get_item(&Key::action_config(tenant, 0, key)).await? {
             Some(item) => from_json_attr(&item, "data").map(Some),
             None => Ok(None),
         }
     }
 
     async fn put_action_config(&self, tenant: &TenantId, config: &ActionConfig) -> Result<()> {
-        let item = data_item(&Key::action_config(tenant, &config.key()?), config)?;
-        self.put_unconditionally(item).await
+        let key = config.key()?;
+        // Every copy in one transaction: a track that starts after this answers reads the new
+        // config whichever copy it reads (docs/api.md: a change applies to the next track).
+        let items = (0..CONFIG_SHARDS)
+            .map(|shard| {
+                let item = data_item(&Key::action_config(tenant, shard, &key), config)?;
+                self.put(item, None)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        match self.transact(items).await? {
+            Ok(()) => Ok(()),
+            // No item has a condition to fail (a conflict with a concurrent save is a 503
+            // from `transact`).
+            Err(_) => Err(Error::Internal),
+        }
     }
 
     async fn list_action_configs(&self, tenant: &TenantId) -> Result<Vec<ActionConfig>> {
         let items = self
-            .query_prefix(config_partition(tenant), CONFIG_PREFIX)
+            .query_prefix(config_partition(tenant, 0), CONFIG_PREFIX)
             .await?;
         let mut configs = items
             .iter()
@@ -120,17 +136,17 @@ impl ActionConfigStore for DynamoStore {
     }
 
     async fn delete_action_config(&self, tenant: &TenantId, key: &ConfigKey) -> Result<bool> {
-        let output = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(Key::action_config(tenant, key).item()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| sdk_error("DeleteItem", e))?;
-        self.meter.record_write(one(output.consumed_capacity()));
-        Ok(output.attributes.is_some_and(|a| !a.is_empty()))
+        // Every copy in one transaction, the first only if it exists: "was there one?".
+        let items = (0..CONFIG_SHARDS)
+            .map(|shard| {
+                let condition = (shard == 0).then(|| ("attribute_exists(pk)", Item::new()));
+                self.delete(&Key::action_config(tenant, shard, key), condition)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        match self.transact(items).await? {
+            Ok(()) => Ok(true),
+            Err(reasons) if reasons.first().is_some_and(failed) => Ok(false),
+            Err(_) => Err(Error::Internal),
+        }
     }
 }

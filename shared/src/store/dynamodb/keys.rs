@@ -29,9 +29,26 @@ pub(super) fn user_partition(tenant: &TenantId, user: &UserId) -> String {
     format!("T#{tenant}#U#{user}")
 }
 
-/// A tenant's action configs.
-pub(super) fn config_partition(tenant: &TenantId) -> String {
-    format!("T#{tenant}#CFG")
+/// How many copies of a tenant's action configs are kept, each in its own partition. Every
+/// track reads the configs strongly consistent; one partition serves about 3,000 read units
+/// a second, so one copy would cap a tenant at about 1,500 tracks a second (2 units each).
+/// Each user reads the copy of their shard, so 16 copies carry 16 times that; a save writes
+/// all of them in one transaction, so the next track sees it whichever copy it reads
+/// (DESIGN 4: no hot item; docs/scaling.md).
+pub(super) const CONFIG_SHARDS: u64 = 16;
+
+/// The config copy `user` reads: a hash of the user id, so a tenant's users spread evenly.
+/// Any copy would do (they are written together); the hash only spreads the load.
+pub(super) fn config_shard(user: &UserId) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    user.as_str().hash(&mut hasher);
+    hasher.finish() % CONFIG_SHARDS
+}
+
+/// One copy of a tenant's action configs.
+pub(super) fn config_partition(tenant: &TenantId, shard: u64) -> String {
+    format!("T#{tenant}#CFG#{shard}")
 }
 
 /// The primary key of one item: `pk` and `sk`.
@@ -119,9 +136,12 @@ impl Key {
         Key::new(format!("T#{tenant}#CH#{}", challenge.fingerprint()), "MARK")
     }
 
-    /// `T#{t}#CFG` / `ACTION#{code}` (`ACTION#*`: the tenant default)
-    pub fn action_config(tenant: &TenantId, key: &ConfigKey) -> Key {
-        Key::new(config_partition(tenant), format!("{CONFIG_PREFIX}{key}"))
+    /// `T#{t}#CFG#{shard}` / `ACTION#{code}` (`ACTION#*`: the tenant default)
+    pub fn action_config(tenant: &TenantId, shard: u64, key: &ConfigKey) -> Key {
+        Key::new(
+            config_partition(tenant, shard),
+            format!("{CONFIG_PREFIX}{key}"),
+        )
     }
 
     /// `T#{t}#U#{u}` / `PUSH`, or `T#{t}#QR#{id}` / `QR`
@@ -264,8 +284,8 @@ mod tests {
             ("T#acme#U#alice".into(), "ACT#login#k1".into())
         );
         assert_eq!(
-            pair(Key::action_config(&t, &ConfigKey::TenantDefault)),
-            ("T#acme#CFG".into(), "ACTION#*".into())
+            pair(Key::action_config(&t, 3, &ConfigKey::TenantDefault)),
+            ("T#acme#CFG#3".into(), "ACTION#*".into())
         );
         assert_eq!(
             pair(Key::approval(&t, &ApprovalSlot::Push(u.clone()))),
@@ -335,5 +355,16 @@ mod tests {
                 "MARK".into()
             )
         );
+    }
+
+    /// The conformance scene `config_changes_reach_every_copy` reads the configs as users
+    /// `user-0` to `user-159`: those reach every copy, so it proves a save and a delete reach
+    /// them all.
+    #[test]
+    fn the_conformance_users_read_every_config_copy() {
+        let shards: std::collections::BTreeSet<u64> = (0..160)
+            .map(|i| config_shard(&UserId::parse(format!("user-{i}")).unwrap()))
+            .collect();
+        assert_eq!(shards.len() as u64, CONFIG_SHARDS);
     }
 }

@@ -18,7 +18,7 @@
 //! | removal receipt | `T#{t}#RK#{fp}` | `RECEIPT#{window}` | `expiresAt` | yes |
 //! | action | `T#{t}#U#{u}` | `ACT#{code}#{key}` | action attributes (below) | yes |
 //! | challenge mark | `T#{t}#CH#{ch}` | `MARK` | `consumed`, `failedAttempts`, `expiresAt` | yes |
-//! | action config | `T#{t}#CFG` | `ACTION#{code}` (`ACTION#*`: the tenant default) | `data` (config JSON) | |
+//! | action config (16 identical copies, one per shard of users: no hot item) | `T#{t}#CFG#{shard}` | `ACTION#{code}` (`ACTION#*`: the tenant default) | `data` (config JSON) | |
 //! | pending push (one per user) | `T#{t}#U#{u}` | `PUSH` | `data` (challenge JSON), `version` | yes, kept 10 minutes after the start (the rate limit's window), past the push's own expiry |
 //! | QR-code challenge | `T#{t}#QR#{id}` | `QR` | `data` (challenge JSON, with the WebSocket connection it was created on, if any), `version` | yes |
 //! | open QR-code WebSocket (API Gateway) | `WS#{connection id}` | `WS` | `data` (session JSON: tenant, the handshake's credential, address, user agent) | yes, 2 hours after `$connect` (API Gateway's limit) |
@@ -46,7 +46,7 @@
 //! | the action's config, the tenant default and the user's enrolment (track) | `BatchGetItem` of `ACTION#{code}`, `ACTION#*` and `ENROLMENT`, strongly consistent | 1 |
 //! | a user's credentials and actions (track, when a rule reads history) | `Query pk = T#{t}#U#{u}` (the whole partition) | 1 |
 //! | track | `BatchGetItem` configs and enrolment (+ `Query` of the whole user partition when a rule reads history) + `PutItem` action `attribute_not_exists` | 2 (3) |
-//! | list configs / put / delete | `Query pk = T#{t}#CFG, begins_with(sk, ACTION#)` / `PutItem` / `DeleteItem` | 1 |
+//! | list configs / put / delete | `Query pk = T#{t}#CFG#0, begins_with(sk, ACTION#)` / `TransactWriteItems` of every copy (put / delete) | 1 |
 //! | verify | `GetItem` key item + `TransactWriteItems` (mark, action, both credential copies) | 2 |
 //! | validate | `GetItem` action | 1 |
 //! | push or QR challenge read / compare-and-swap | `GetItem` / `PutItem` with `version = :expected` | 1 |
