@@ -101,7 +101,7 @@ mod users;
 mod verification;
 
 pub use client::{DynamoConfig, client};
-pub use meter::{Usage, UsageMeter};
+pub use meter::{ItemAccess, Usage, UsageMeter};
 pub use schema::create_table;
 pub use store::DynamoStore;
 
