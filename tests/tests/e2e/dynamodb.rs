@@ -375,6 +375,39 @@ async fn dynamodb_requests_per_push_and_qr_code_flow() {
     );
 }
 
+/// An item's size as DynamoDB bills it: each attribute's name plus its value (strings and
+/// binary by length, numbers about one byte per two digits plus one, 1 for a boolean or null,
+/// 3 plus the elements for a map or list, sets by their elements).
+fn item_size(
+    item: &std::collections::HashMap<String, shared::store::dynamodb::AttributeValue>,
+) -> usize {
+    fn value_size(value: &shared::store::dynamodb::AttributeValue) -> usize {
+        if let Ok(s) = value.as_s() {
+            s.len()
+        } else if let Ok(n) = value.as_n() {
+            n.trim_start_matches('-').replace('.', "").len().div_ceil(2) + 1
+        } else if let Ok(b) = value.as_b() {
+            b.as_ref().len()
+        } else if let Ok(ss) = value.as_ss() {
+            ss.iter().map(String::len).sum()
+        } else if let Ok(ns) = value.as_ns() {
+            ns.iter().map(|n| n.len().div_ceil(2) + 1).sum()
+        } else if let Ok(m) = value.as_m() {
+            3 + m
+                .iter()
+                .map(|(k, v)| k.len() + value_size(v) + 1)
+                .sum::<usize>()
+        } else if let Ok(l) = value.as_l() {
+            3 + l.iter().map(|v| value_size(v) + 1).sum::<usize>()
+        } else {
+            1
+        }
+    }
+    item.iter()
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum()
+}
+
 /// A partition key with its ids replaced by what they stand for: `T#{t}#U#{u}`,
 /// `T#{t}#CFG#{shard}`, `T#{t}#K#in-app#{hash}`.
 fn partition_pattern(pk: &str, tenant: &str, user: &str) -> String {
@@ -500,6 +533,37 @@ async fn per_partition_load_of_one_tenant_at_10000_flows_per_second() {
         "full flow: {} requests, {model_reads} read units, {model_writes} write units",
         flow.total_requests()
     );
+    // The items' sizes, from what is stored, by DynamoDB's rules (attribute names count; a
+    // read unit covers 4 KB, a write unit 1 KB): what the units above assume.
+    let dynamo = h.dynamo.as_ref().unwrap();
+    let client = shared::store::dynamodb::client(
+        &shared::store::dynamodb::DynamoConfig {
+            endpoint_url: Some(dynamo.local.endpoint()),
+        },
+        shared::store::dynamodb::UsageMeter::default(),
+    )
+    .await;
+    let tables = client.list_tables().send().await.unwrap();
+    let table = tables.table_names().first().unwrap().clone();
+    let scanned = client.scan().table_name(&table).send().await.unwrap();
+    let mut largest: std::collections::BTreeMap<String, usize> = Default::default();
+    for item in scanned.items() {
+        let pk = item["pk"].as_s().unwrap();
+        let sk = item["sk"].as_s().unwrap();
+        let kind = format!(
+            "{} / {}",
+            partition_pattern(pk, &h.a.id, "alice"),
+            sk.split('#').next().unwrap()
+        );
+        let size = item_size(item);
+        let entry = largest.entry(kind).or_default();
+        *entry = (*entry).max(size);
+    }
+    eprintln!("| item (pk / sk prefix) | largest size (bytes) |\n|---|---|");
+    for (kind, size) in &largest {
+        eprintln!("| `{kind}` | {size} |");
+        assert!(*size <= 1024, "{kind}: {size} bytes, over one write unit");
+    }
     assert!(
         per_pattern
             .keys()
