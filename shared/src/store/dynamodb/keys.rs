@@ -46,6 +46,12 @@ pub(super) fn config_shard(user: &UserId) -> u64 {
     hasher.finish() % CONFIG_SHARDS
 }
 
+/// How many copies of a tenant's session config are kept (as for the rules configs: every
+/// session call reads it strongly consistent, so one item would cap a tenant's session calls
+/// at one partition's 3,000 reads a second; DESIGN 4). A save writes all of them in one
+/// transaction; a read picks one at random.
+pub(super) const SESSION_CONFIG_COPIES: u64 = 16;
+
 /// One copy of a tenant's action configs.
 pub(super) fn config_partition(tenant: &TenantId, shard: u64) -> String {
     format!("T#{tenant}#CFG#{shard}")
@@ -157,9 +163,10 @@ impl Key {
         Key::new(format!("T#{tenant}#RL#{bucket}"), "RL")
     }
 
-    /// `T#{t}#SESSIONS` / `CONFIG`: the tenant's session settings and signing keys.
-    pub fn session_config(tenant: &TenantId) -> Key {
-        Key::new(format!("T#{tenant}#SESSIONS"), "CONFIG")
+    /// `T#{t}#SESSIONS#{copy}` / `CONFIG`: one copy of the tenant's session settings and
+    /// signing keys (every session call reads one: [`SESSION_CONFIG_COPIES`]).
+    pub fn session_config(tenant: &TenantId, copy: u64) -> Key {
+        Key::new(format!("T#{tenant}#SESSIONS#{copy}"), "CONFIG")
     }
 
     /// `T#{t}#U#{u}` / `SESSION#{id}`: a session in its user's partition.
@@ -315,8 +322,8 @@ mod tests {
             ("WS#L0SM9cOFvHcCIhw=".into(), "WS".into())
         );
         assert_eq!(
-            pair(Key::session_config(&t)),
-            ("T#acme#SESSIONS".into(), "CONFIG".into())
+            pair(Key::session_config(&t, 5)),
+            ("T#acme#SESSIONS#5".into(), "CONFIG".into())
         );
         assert_eq!(
             pair(Key::session(&t, &u, "s1")),

@@ -7,7 +7,7 @@
 use super::DynamoStore;
 use super::error::{failed, sdk_error};
 use super::item::{Item, corrupt, data_item, from_json_attr, get_n, n};
-use super::keys::{Key, SESSION_PREFIX, user_partition};
+use super::keys::{Key, SESSION_CONFIG_COPIES, SESSION_PREFIX, user_partition};
 use super::schema;
 use crate::clock::Timestamp;
 use crate::domain::{RefreshTokenRecord, SessionConfig, SessionRecord, TenantId, UserId};
@@ -74,15 +74,30 @@ fn refresh_from(item: &Item) -> Result<RefreshTokenRecord> {
 #[async_trait]
 impl SessionStore for DynamoStore {
     async fn get_session_config(&self, tenant: &TenantId) -> Result<Option<SessionConfig>> {
-        match self.get_item(&Key::session_config(tenant)).await? {
+        // Any copy: they are written together. The clock's nanoseconds spread the reads.
+        let copy = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::from(d.subsec_nanos()))
+            % SESSION_CONFIG_COPIES;
+        match self.get_item(&Key::session_config(tenant, copy)).await? {
             Some(item) => from_json_attr(&item, "data").map(Some),
             None => Ok(None),
         }
     }
 
     async fn put_session_config(&self, config: &SessionConfig) -> Result<()> {
-        self.put_unconditionally(data_item(&Key::session_config(&config.tenant_id), config)?)
-            .await
+        // Every copy in one transaction: the next read sees the change whichever it reads.
+        let items = (0..SESSION_CONFIG_COPIES)
+            .map(|copy| {
+                let key = Key::session_config(&config.tenant_id, copy);
+                self.put(data_item(&key, config)?, None)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        match self.transact(items).await? {
+            Ok(()) => Ok(()),
+            // No item has a condition to fail (a conflict is a 503 from `transact`).
+            Err(_) => Err(Error::Internal),
+        }
     }
 
     async fn create_session(
