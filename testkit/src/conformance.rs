@@ -5,7 +5,7 @@
 use shared::clock::Timestamp;
 use shared::domain::{
     Action, ActionCode, ActionKey, ActionState, ApprovalChallenge, ApprovalId, ApprovalKind,
-    ApprovalSlot, ApprovalState, ChallengeId, ChallengeMark, Credential, CredentialId,
+    ApprovalSlot, ApprovalState, ChallengeId, ChallengeMark, Credential, CredentialId, Enrolment,
     IdempotencyKey, Namespace, SigningKeyRecord, TenantId, TenantRecord, TrackContext, UserId,
     UserProfile, VerificationMethod,
 };
@@ -152,6 +152,8 @@ pub async fn run_all(store: Arc<dyn Store>) {
     actions(&*store).await;
     user_activity(&*store).await;
     action_configs(&*store).await;
+    enrolment_summary(&*store).await;
+    config_changes_reach_every_copy(&*store).await;
     users(&*store).await;
     verification(&*store).await;
     verification_failures_write_nothing(&*store).await;
@@ -861,6 +863,126 @@ async fn user_activity(store: &dyn Store) {
     assert!(none.is_empty() && nothing.is_empty());
 }
 
+/// The two configs track reads for `code` (the user's enrolment is read with them).
+async fn configs(
+    store: &dyn Store,
+    tenant: &TenantId,
+    code: &ActionCode,
+) -> (
+    Option<shared::domain::policy::ActionConfig>,
+    Option<shared::domain::policy::ActionConfig>,
+) {
+    let inputs = store
+        .get_decision_inputs(tenant, code, &user("anyone"))
+        .await
+        .unwrap();
+    (inputs.own, inputs.tenant_default)
+}
+
+/// How many authenticators of each method `user` has, as track reads it.
+async fn enrolment_of(store: &dyn Store, tenant: &TenantId, user: &UserId) -> Enrolment {
+    store
+        .get_decision_inputs(tenant, &ActionCode::parse("signIn").unwrap(), user)
+        .await
+        .unwrap()
+        .enrolment
+}
+
+/// The enrolment track reads with the configs follows every add and removal of a credential
+/// or passkey, and the deletion of the user (DESIGN 4: track reads it instead of the
+/// credentials, so it must never say "not enrolled" of a user with an authenticator).
+async fn enrolment_summary(store: &dyn Store) {
+    let (tenant, alice, p) = enrolled_passkey(store).await;
+    let summary = |device, push, passkey| Enrolment {
+        device,
+        push,
+        passkey,
+    };
+    assert_eq!(enrolment_of(store, &tenant, &alice).await, summary(0, 0, 1));
+    let in_app = credential(&tenant, &alice, Namespace::InApp, "fp-sum-1");
+    let qr = credential(&tenant, &alice, Namespace::QrCode, "fp-sum-1");
+    let push = credential(&tenant, &alice, Namespace::Push, "fp-sum-2");
+    for c in [&in_app, &qr, &push] {
+        assert_eq!(enrol(store, c).await.unwrap(), InsertOutcome::Inserted);
+    }
+    // The same key again is not a second credential.
+    assert!(matches!(
+        enrol(store, &in_app).await.unwrap(),
+        InsertOutcome::AlreadyRegistered(_)
+    ));
+    assert_eq!(enrolment_of(store, &tenant, &alice).await, summary(2, 1, 1));
+    assert_eq!(
+        enrolment_of(store, &tenant, &user("bob")).await,
+        summary(0, 0, 0)
+    );
+
+    store
+        .delete_credential(&tenant, &alice, &in_app.id)
+        .await
+        .unwrap();
+    let receipt = RemovalReceipt {
+        window: 7,
+        expires_at: NOW.plus_seconds(1800),
+    };
+    store.remove_credential_once(&push, &receipt).await.unwrap();
+    assert_eq!(enrolment_of(store, &tenant, &alice).await, summary(1, 0, 1));
+    store.delete_passkey(&tenant, &alice, &p.id).await.unwrap();
+    assert_eq!(enrolment_of(store, &tenant, &alice).await, summary(1, 0, 0));
+    store.delete_user(&tenant, &alice).await.unwrap();
+    assert_eq!(enrolment_of(store, &tenant, &alice).await, summary(0, 0, 0));
+    // A new credential after the deletion counts from zero.
+    enrol(
+        store,
+        &credential(&tenant, &alice, Namespace::InApp, "fp-sum-3"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(enrolment_of(store, &tenant, &alice).await, summary(1, 0, 0));
+}
+
+/// A saved, replaced or deleted config is what the very next read returns, for every user
+/// (DynamoDB keeps one copy per shard of users, written together: DESIGN 4; users `user-0`
+/// to `user-159` read every copy, `dynamodb::keys` tests).
+async fn config_changes_reach_every_copy(store: &dyn Store) {
+    use shared::domain::policy::{ActionConfig, ConfigKey};
+    let tenant = tenant_id("shards");
+    let code = ActionCode::parse("pay").unwrap();
+    let users: Vec<UserId> = (0..160)
+        .map(|i| UserId::parse(format!("user-{i}")).unwrap())
+        .collect();
+    let seen_by_all = |expected: Option<ActionConfig>| {
+        let (users, code, tenant) = (&users, &code, &tenant);
+        async move {
+            for user in users {
+                let inputs = store.get_decision_inputs(tenant, code, user).await.unwrap();
+                assert_eq!(inputs.own, expected, "{user:?}");
+            }
+        }
+    };
+    let config = |outcome: &str| {
+        ActionConfig::parse(
+            serde_json::json!({"actionCode": "pay", "defaultOutcome": outcome, "rules": []}),
+            None,
+        )
+        .unwrap()
+    };
+    seen_by_all(None).await;
+    store
+        .put_action_config(&tenant, &config("ALLOW"))
+        .await
+        .unwrap();
+    seen_by_all(Some(config("ALLOW"))).await;
+    store
+        .put_action_config(&tenant, &config("BLOCK"))
+        .await
+        .unwrap();
+    seen_by_all(Some(config("BLOCK"))).await;
+    let key = ConfigKey::Action(code.clone());
+    assert!(store.delete_action_config(&tenant, &key).await.unwrap());
+    seen_by_all(None).await;
+    assert!(!store.delete_action_config(&tenant, &key).await.unwrap());
+}
+
 async fn action_configs(store: &dyn Store) {
     use shared::domain::policy::{ActionConfig, ConfigKey};
     let tenant = tenant_id("t");
@@ -876,15 +998,12 @@ async fn action_configs(store: &dyn Store) {
         )
         .unwrap()
     };
-    assert_eq!(
-        store.get_action_configs(&tenant, &pay_code).await.unwrap(),
-        (None, None)
-    );
+    assert_eq!(configs(store, &tenant, &pay_code).await, (None, None));
     let pay = config("pay", "ALLOW");
     let fallback = config("*", "BLOCK");
     store.put_action_config(&tenant, &pay).await.unwrap();
     assert_eq!(
-        store.get_action_configs(&tenant, &pay_code).await.unwrap(),
+        configs(store, &tenant, &pay_code).await,
         (Some(pay.clone()), None)
     );
     store.put_action_config(&tenant, &fallback).await.unwrap();
@@ -893,15 +1012,12 @@ async fn action_configs(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(
-        store.get_action_configs(&tenant, &pay_code).await.unwrap(),
+        configs(store, &tenant, &pay_code).await,
         (Some(pay.clone()), Some(fallback.clone()))
     );
     let unconfigured = ActionCode::parse("withdraw").unwrap();
     assert_eq!(
-        store
-            .get_action_configs(&tenant, &unconfigured)
-            .await
-            .unwrap(),
+        configs(store, &tenant, &unconfigured).await,
         (None, Some(fallback.clone()))
     );
     assert_eq!(
@@ -933,16 +1049,13 @@ async fn action_configs(store: &dyn Store) {
 
     // Tenants do not see each other's configs.
     assert!(store.list_action_configs(&other).await.unwrap().is_empty());
-    assert_eq!(
-        store.get_action_configs(&other, &pay_code).await.unwrap(),
-        (None, None)
-    );
+    assert_eq!(configs(store, &other, &pay_code).await, (None, None));
 
     let pay_key = ConfigKey::Action(pay_code.clone());
     assert!(store.delete_action_config(&tenant, &pay_key).await.unwrap());
     assert!(!store.delete_action_config(&tenant, &pay_key).await.unwrap());
     assert_eq!(
-        store.get_action_configs(&tenant, &pay_code).await.unwrap(),
+        configs(store, &tenant, &pay_code).await,
         (None, Some(fallback))
     );
 }

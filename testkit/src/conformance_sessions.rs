@@ -63,7 +63,34 @@ pub async fn sessions(store: &dyn Store) {
         revision: 0,
     };
     store.put_session_config(&config).await.unwrap();
-    assert_eq!(store.get_session_config(&t).await.unwrap(), Some(config));
+    assert_eq!(
+        store.get_session_config(&t).await.unwrap(),
+        Some(config.clone())
+    );
+    // A change is what every later read returns (DynamoDB keeps copies of this item, written
+    // together, and reads any one: DESIGN 4, no hot item).
+    let rotated = SessionConfig {
+        access_token_ttl_seconds: 120,
+        signing_keys: vec![
+            SessionKeyRecord {
+                kid: "k2".into(),
+                pkcs8: "BBBB".into(),
+                created_at: None,
+                longest_lifetime_seconds: None,
+                retire_at: None,
+            },
+            config.signing_keys[0].clone(),
+        ],
+        ..config.clone()
+    };
+    store.put_session_config(&rotated).await.unwrap();
+    for _ in 0..64 {
+        assert_eq!(
+            store.get_session_config(&t).await.unwrap().as_ref(),
+            Some(&rotated)
+        );
+    }
+    store.put_session_config(&config).await.unwrap();
 
     // A token makes one session: the second create writes nothing.
     let s1 = session(&t, &alice, "s1");

@@ -238,7 +238,7 @@ impl Harness {
             }
             StoreKind::DynamoDb => {
                 let local = LocalDynamo::start().await;
-                let requests = UsageMeter::default();
+                let requests = UsageMeter::recording_items();
                 let config = DynamoConfig {
                     endpoint_url: Some(local.endpoint()),
                 };

@@ -145,6 +145,58 @@ impl Namespace {
     }
 }
 
+/// What track must know of a user's authenticators: how many of each verification method.
+/// Stored as a summary next to them (DynamoDB: the `ENROLMENT` item, moved in the same
+/// transaction as every add and removal), so track reads it with the rules configs in one
+/// request instead of querying every credential (DESIGN 4, docs/dynamodb.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Enrolment {
+    /// Device credentials (`in-app`, `qr-code`, `device` namespaces).
+    pub device: usize,
+    pub push: usize,
+    pub passkey: usize,
+}
+
+impl Enrolment {
+    /// The summary of credentials and passkeys read one by one.
+    pub fn of(credentials: &[Credential], passkeys: usize) -> Enrolment {
+        let mut enrolment = Enrolment {
+            passkey: passkeys,
+            ..Enrolment::default()
+        };
+        for credential in credentials {
+            match credential.namespace.verification_method() {
+                VerificationMethod::Push => enrolment.push += 1,
+                VerificationMethod::Device | VerificationMethod::Passkey => enrolment.device += 1,
+            }
+        }
+        enrolment
+    }
+
+    pub fn total(&self) -> usize {
+        self.device + self.push + self.passkey
+    }
+
+    pub fn is_enrolled(&self) -> bool {
+        self.total() > 0
+    }
+
+    /// The methods the user can verify with, in order, each once.
+    pub fn methods(&self) -> Vec<VerificationMethod> {
+        let mut methods: Vec<VerificationMethod> = [
+            (VerificationMethod::Device, self.device),
+            (VerificationMethod::Passkey, self.passkey),
+            (VerificationMethod::Push, self.push),
+        ]
+        .into_iter()
+        .filter(|(_, count)| *count > 0)
+        .map(|(method, _)| method)
+        .collect();
+        methods.sort();
+        methods
+    }
+}
+
 /// A registered device public key (spec 6.1 step 3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credential {

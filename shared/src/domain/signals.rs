@@ -8,7 +8,7 @@
 
 use super::ids::ActionCode;
 use super::model::TrackContext;
-use super::model::{Action, ActionState, Credential};
+use super::model::{Action, ActionState, Enrolment};
 use crate::clock::Timestamp;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
@@ -262,9 +262,8 @@ pub struct SignalInputs<'a> {
     pub context: &'a TrackContext,
     pub email: Option<&'a str>,
     pub phone_number: Option<&'a str>,
-    pub credentials: &'a [Credential],
-    /// How many passkeys the user has (issue #15): they count as enrolment too.
-    pub passkeys: usize,
+    /// How many credentials and passkeys (issue #15) the user has, per method.
+    pub enrolment: Enrolment,
     pub history: Option<History<'a>>,
     pub now: Timestamp,
 }
@@ -274,14 +273,7 @@ pub struct SignalInputs<'a> {
 pub fn data(inputs: &SignalInputs<'_>) -> Value {
     let context = inputs.context;
     let ip = context.ip_address.as_deref().and_then(parse_ip);
-    let mut methods: BTreeSet<_> = inputs
-        .credentials
-        .iter()
-        .map(|c| c.namespace.verification_method())
-        .collect();
-    if inputs.passkeys > 0 {
-        methods.insert(crate::domain::VerificationMethod::Passkey);
-    }
+    let methods = inputs.enrolment.methods();
     let methods: Vec<Value> = methods
         .into_iter()
         .filter_map(|m| serde_json::to_value(m).ok())
@@ -299,8 +291,8 @@ pub fn data(inputs: &SignalInputs<'_>) -> Value {
         "countLastDay": null,
     });
     let mut user = json!({
-        "isEnrolled": !inputs.credentials.is_empty() || inputs.passkeys > 0,
-        "credentialCount": inputs.credentials.len() + inputs.passkeys,
+        "isEnrolled": inputs.enrolment.is_enrolled(),
+        "credentialCount": inputs.enrolment.total(),
         "enrolledVerificationMethods": methods,
         "email": inputs.email,
         "phoneNumber": inputs.phone_number,
@@ -462,8 +454,7 @@ mod tests {
             context: &context,
             email: Some("a@example.com"),
             phone_number: None,
-            credentials: &[],
-            passkeys: 0,
+            enrolment: Enrolment::default(),
             history: Some(History { actions: &earlier }),
             now,
         });
@@ -519,8 +510,7 @@ mod tests {
                 context: &context,
                 email: None,
                 phone_number: None,
-                credentials: &[],
-                passkeys: 0,
+                enrolment: Enrolment::default(),
                 history: Some(History { actions: &earlier }),
                 now,
             })["device"]
@@ -556,8 +546,7 @@ mod tests {
             context: &context,
             email: None,
             phone_number: None,
-            credentials: &[],
-            passkeys: 0,
+            enrolment: Enrolment::default(),
             history: Some(History { actions: &earlier }),
             now,
         });
@@ -572,8 +561,7 @@ mod tests {
                 context: &context,
                 email: None,
                 phone_number: None,
-                credentials: &[],
-                passkeys: 0,
+                enrolment: Enrolment::default(),
                 history: None,
                 now,
             }

@@ -45,7 +45,7 @@ pub mod user_lookups;
 mod users;
 mod verification;
 
-pub use action_configs::ActionConfigStore;
+pub use action_configs::{ActionConfigStore, DecisionInputs};
 pub use actions::ActionStore;
 pub use approvals::ApprovalStore;
 pub use challenges::ChallengeStore;

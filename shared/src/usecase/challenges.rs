@@ -172,7 +172,7 @@ impl App {
         let ActionWrite::Create(action) = write else {
             return Ok(());
         };
-        let (decision, _, _) = self
+        let (decision, _) = self
             .decide(
                 tenant,
                 DecisionSubject {

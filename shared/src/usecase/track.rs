@@ -6,7 +6,7 @@ use crate::clock::Timestamp;
 use crate::domain::policy::{self, EffectiveConfig};
 use crate::domain::signals::{self, History, SignalInputs};
 use crate::domain::{
-    Action, ActionCode, ActionKey, ActionOrigin, ActionState, Credential, IdempotencyKey,
+    Action, ActionCode, ActionKey, ActionOrigin, ActionState, Enrolment, IdempotencyKey,
     TrackContext, UserId, VerificationMethod,
 };
 use crate::error::{Error, Result};
@@ -64,7 +64,7 @@ impl App {
             Some(key) => key,
             None => IdempotencyKey::parse(self.random_uuid()?)?,
         };
-        let (decision, credentials, passkeys) = self
+        let (decision, enrolment) = self
             .decide(
                 tenant,
                 DecisionSubject {
@@ -81,8 +81,8 @@ impl App {
                 },
             )
             .await?;
-        let enrolled_methods = super::users::distinct_methods(&credentials, passkeys);
-        let is_enrolled = !enrolled_methods.is_empty();
+        let enrolled_methods = enrolment.methods();
+        let is_enrolled = enrolment.is_enrolled();
 
         let candidate = Action {
             tenant_id: tenant.id.clone(),
@@ -123,12 +123,12 @@ impl App {
     }
 
     /// The rules' decision for `user` doing `action_code` in `context` (spec 2.3, 7), and the
-    /// user's credentials it read on the way.
+    /// user's enrolment it read on the way.
     pub(crate) async fn decide(
         &self,
         tenant: &Tenant,
         subject: DecisionSubject<'_>,
-    ) -> Result<(policy::Decision, Vec<Credential>, usize)> {
+    ) -> Result<(policy::Decision, Enrolment)> {
         let DecisionSubject {
             user,
             action_code,
@@ -138,43 +138,38 @@ impl App {
             provenance,
         } = subject;
         let now = self.now();
-        // The rules config first (one read: the action's and the tenant default), because it
-        // decides what else must be read. Not cached: a config change applies to the next
-        // track (docs/api.md).
-        let (own, tenant_default) = self
+        // The rules config first, with the user's enrolment in the same read (DESIGN 4: one
+        // request), because the config decides what else must be read. Not cached: a config
+        // change applies to the next track (docs/api.md).
+        let inputs = self
             .store
-            .get_action_configs(&tenant.id, action_code)
+            .get_decision_inputs(&tenant.id, action_code, user)
             .await?;
-        let config = EffectiveConfig::new(own, tenant_default);
+        let config = EffectiveConfig::new(inputs.own, inputs.tenant_default);
         let retention = self.settings.action_retention_days * 24 * 3600;
         // The user's earlier actions cost more to read, so only when an active rule reads a
         // data point computed from them (device.isNew, action.countLastHour, ...).
-        let (credentials, passkeys, history) = if config.needs_history() {
+        let (enrolment, history) = if config.needs_history() {
             let (credentials, actions, passkeys) = self
                 .store
                 .list_user_activity(&tenant.id, user, now.plus_seconds(-retention))
                 .await?;
-            (credentials, passkeys.len(), Some(actions))
+            (Enrolment::of(&credentials, passkeys.len()), Some(actions))
         } else {
-            let (credentials, passkeys) = self
-                .store
-                .list_user_authenticators(&tenant.id, user)
-                .await?;
-            (credentials, passkeys.len(), None)
+            (inputs.enrolment, None)
         };
-        let is_enrolled = !credentials.is_empty() || passkeys > 0;
         let data = signals::data(&SignalInputs {
             action_code,
             context,
             email,
             phone_number,
-            credentials: &credentials,
-            passkeys,
+            enrolment,
             history: history.as_deref().map(|actions| History { actions }),
             now,
         });
-        let decision = policy::decide_with(&config, &data, is_enrolled, false, provenance);
-        Ok((decision, credentials, passkeys))
+        let decision =
+            policy::decide_with(&config, &data, enrolment.is_enrolled(), false, provenance);
+        Ok((decision, enrolment))
     }
 
     /// An action that exists and has not passed its retention time.

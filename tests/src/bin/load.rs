@@ -39,52 +39,50 @@ const ENDPOINTS: [&str; 4] = ["track", "challenge", "verify", "validate"];
 /// The server's threads, its blocking pool (the embedded store's writes) included.
 const SERVER_THREAD: &str = "td-server";
 
+/// Full in-app flows (track, challenge, verify, validate) over HTTP by concurrent virtual
+/// users; prints flows per second, latency per endpoint, server CPU per flow and, on DynamoDB,
+/// requests and capacity units per flow (docs/performance.md).
+#[derive(clap::Parser)]
+#[command(name = "load")]
 struct Options {
+    /// The store of the in-process server: `embedded` (SQLite) or `dynamodb` (an embedded
+    /// dynoxide server on loopback). Ignored with --url.
+    #[arg(long, default_value = "embedded", value_parser = ["embedded", "dynamodb"])]
     store: String,
+    /// Concurrent virtual users, each registered with its own device key.
+    #[arg(long, default_value_t = 50)]
     users: usize,
+    /// How long to run full flows, in seconds.
+    #[arg(long, default_value_t = 20)]
     seconds: u64,
+    /// The base URL of a server running elsewhere (e.g. http://127.0.0.1:8787/v1) instead of
+    /// one in this process.
+    #[arg(long)]
     url: Option<String>,
+    /// The tenant to drive (created in the in-process server; must exist with --url).
+    #[arg(long, default_value = "load-tenant")]
     tenant_id: String,
+    /// The tenant's secret key.
+    #[arg(long, default_value = "sk_load_0123456789abcdef")]
     secret_key: String,
+    /// With --url: the server's process id, to measure its CPU from /proc/<pid>.
+    #[arg(long)]
     server_pid: Option<u32>,
+    /// The embedded store's durability: `full` (fsync per commit) or `normal`.
+    #[arg(long, default_value = "full", value_parser = parse_durability)]
     durability: Durability,
 }
 
-fn options() -> Options {
-    let mut o = Options {
-        store: "embedded".into(),
-        users: 50,
-        seconds: 20,
-        url: None,
-        tenant_id: "load-tenant".into(),
-        secret_key: "sk_load_0123456789abcdef".into(),
-        server_pid: None,
-        durability: Durability::default(),
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let value = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--store" => o.store = value,
-            "--users" => o.users = value.parse().expect("--users N"),
-            "--durability" => {
-                o.durability = match value.as_str() {
-                    "normal" => Durability::Normal,
-                    "full" => Durability::Full,
-                    other => panic!("--durability normal|full, not {other}"),
-                }
-            }
-            "--seconds" => o.seconds = value.parse().expect("--seconds N"),
-            "--url" => o.url = Some(value),
-            "--tenant-id" => o.tenant_id = value,
-            "--secret-key" => o.secret_key = value,
-            "--server-pid" => o.server_pid = Some(value.parse().expect("--server-pid PID")),
-            other => panic!("unknown option {other}"),
-        }
-        i += 2;
+fn parse_durability(value: &str) -> Result<Durability, String> {
+    match value {
+        "normal" => Ok(Durability::Normal),
+        "full" => Ok(Durability::Full),
+        other => Err(format!("normal|full, not {other}")),
     }
-    o
+}
+
+fn options() -> Options {
+    <Options as clap::Parser>::parse()
 }
 
 /// CPU seconds (user + system) of this process's threads whose name starts with `prefix`.
@@ -356,7 +354,7 @@ fn main() {
                     _keep_alive = Some(Box::new(local) as Box<dyn std::any::Any>);
                     Arc::new(store)
                 }
-                other => panic!("--store embedded|dynamodb, not {other}"),
+                other => unreachable!("clap admits only embedded|dynamodb, not {other}"),
             };
             let app = testkit::app(store, Arc::new(SystemClock), Settings::default());
             server_runtime.block_on(async {

@@ -31,3 +31,36 @@ fn a_short_load_run_completes_flows_without_errors_and_reports_them() {
     assert!(flows > 0);
     assert!(report.contains("server CPU per flow:"), "{report}");
 }
+
+/// Others run the tool by hand: `--help` lists every option and exits 0, and a wrong value is
+/// a usage error, not a panic (issue #18).
+#[test]
+fn the_load_tool_prints_its_options_on_help_and_refuses_bad_values_with_usage() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_load"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let help = String::from_utf8(output.stdout).unwrap();
+    for option in [
+        "--store",
+        "--users",
+        "--seconds",
+        "--url",
+        "--tenant-id",
+        "--secret-key",
+        "--server-pid",
+        "--durability",
+    ] {
+        assert!(help.contains(option), "{option} missing from:\n{help}");
+    }
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_load"))
+        .args(["--durability", "sometimes"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("--durability"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

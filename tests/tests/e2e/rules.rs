@@ -888,3 +888,70 @@ async fn an_ip_range_block_fails_closed_on_an_address_that_is_not_one() {
         );
     }
 }
+
+/// A second server process on the same store, as another Lambda instance or another
+/// `serve` would be: its own tenant cache, nothing shared in memory with the first.
+async fn second_instance(h: &Harness) -> trusted_device::RunningServer {
+    use std::sync::Arc;
+    let store: Arc<dyn shared::store::Store> = match (&h.dynamo, &h.embedded) {
+        (Some(dynamo), _) => Arc::new(dynamo.store.clone()),
+        (None, Some(embedded)) => Arc::new(embedded.clone()),
+        (None, None) => unreachable!("the harness runs on one of the two stores"),
+    };
+    let app = testkit::app(store, h.clock.clone(), shared::config::Settings::default());
+    trusted_device::RunningServer::start(app).await.unwrap()
+}
+
+/// Tracks `pay` for `user` on the server at `base` and returns its state.
+async fn state_on(h: &Harness, base: &str, user: &str) -> String {
+    let response = h
+        .http
+        .post(format!("{base}/users/{user}/actions/pay"))
+        .basic_auth(&h.a.secret, Some(""))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["state"].as_str().unwrap().to_owned()
+}
+
+/// Issue #18: configs are not cached, and on DynamoDB each user reads one of several copies;
+/// a change saved through one instance applies to the very next track on every instance and
+/// for every user (whichever copy it reads), on both stores.
+#[tokio::test]
+async fn a_config_change_applies_to_the_next_track_on_every_instance() {
+    for kind in [
+        e2e_tests::StoreKind::Embedded,
+        e2e_tests::StoreKind::DynamoDb,
+    ] {
+        let h = Harness::start_on(kind).await;
+        let other = second_instance(&h).await;
+        let (first, second) = (h.server.base_url(), other.base_url());
+        let users: Vec<String> = (0..40).map(|i| format!("shard-user-{i}")).collect();
+        // Both instances warm (tenant cached), every user allowed.
+        for user in &users {
+            assert_eq!(state_on(&h, &first, user).await, "ALLOW");
+            assert_eq!(state_on(&h, &second, user).await, "ALLOW");
+        }
+        put_config(&h, &h.a, "pay", json!({"defaultOutcome": "BLOCK"}))
+            .await
+            .expect(200);
+        for user in &users {
+            assert_eq!(state_on(&h, &second, user).await, "BLOCK", "{kind:?}");
+            assert_eq!(state_on(&h, &first, user).await, "BLOCK", "{kind:?}");
+        }
+        let deleted = h
+            .http
+            .delete(format!("{second}/action-configs/pay"))
+            .basic_auth(&h.a.secret, Some(""))
+            .send()
+            .await
+            .unwrap();
+        assert!(deleted.status().is_success(), "{}", deleted.status());
+        for user in &users {
+            assert_eq!(state_on(&h, &first, user).await, "ALLOW", "{kind:?}");
+        }
+    }
+}

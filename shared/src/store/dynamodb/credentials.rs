@@ -86,7 +86,16 @@ impl CredentialStore for DynamoStore {
                 HashMap::from([(":user".to_owned(), s(user.as_str()))]),
             )?);
         }
-        items.push(self.count_enrolment(tenant, user, 1, guard.first_credential_only)?);
+        items.push(self.count_enrolment(
+            tenant,
+            user,
+            1,
+            guard.first_credential_only,
+            (
+                credential.namespace.verification_method(),
+                credential.id.as_str(),
+            ),
+        )?);
         const ACTION: usize = 0;
         const BY_KEY: usize = 1;
         const COUNTER_FROM_END: usize = 1;
@@ -137,7 +146,16 @@ impl CredentialStore for DynamoStore {
         let credential = credential_from(tenant, &item)?;
         let [by_key, by_user] = Key::credential_copies(&credential);
         let items = vec![
-            self.count_enrolment(tenant, user, -1, false)?,
+            self.count_enrolment(
+                tenant,
+                user,
+                -1,
+                false,
+                (
+                    credential.namespace.verification_method(),
+                    credential.id.as_str(),
+                ),
+            )?,
             self.delete(&by_user, None)?,
             self.delete(
                 &by_key,
@@ -172,7 +190,16 @@ impl CredentialStore for DynamoStore {
             self.put(receipt_item, Some("attribute_not_exists(pk)"))?,
             self.delete(&by_key, id_matches())?,
             self.delete(&by_user, Some(("attribute_exists(pk)", HashMap::new())))?,
-            self.count_enrolment(tenant, &credential.user_id, -1, false)?,
+            self.count_enrolment(
+                tenant,
+                &credential.user_id,
+                -1,
+                false,
+                (
+                    credential.namespace.verification_method(),
+                    credential.id.as_str(),
+                ),
+            )?,
         ];
         match self.transact(items).await? {
             Ok(()) => Ok(()),

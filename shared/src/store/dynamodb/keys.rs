@@ -29,9 +29,32 @@ pub(super) fn user_partition(tenant: &TenantId, user: &UserId) -> String {
     format!("T#{tenant}#U#{user}")
 }
 
-/// A tenant's action configs.
-pub(super) fn config_partition(tenant: &TenantId) -> String {
-    format!("T#{tenant}#CFG")
+/// How many copies of a tenant's action configs are kept, each in its own partition. Every
+/// track reads the configs strongly consistent; one partition serves about 3,000 read units
+/// a second, so one copy would cap a tenant at about 1,500 tracks a second (2 units each).
+/// Each user reads the copy of their shard, so 16 copies carry 16 times that; a save writes
+/// all of them in one transaction, so the next track sees it whichever copy it reads
+/// (DESIGN 4: no hot item; docs/scaling.md).
+pub(super) const CONFIG_SHARDS: u64 = 16;
+
+/// The config copy `user` reads: a hash of the user id, so a tenant's users spread evenly.
+/// Any copy would do (they are written together); the hash only spreads the load.
+pub(super) fn config_shard(user: &UserId) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    user.as_str().hash(&mut hasher);
+    hasher.finish() % CONFIG_SHARDS
+}
+
+/// How many copies of a tenant's session config are kept (as for the rules configs: every
+/// session call reads it strongly consistent, so one item would cap a tenant's session calls
+/// at one partition's 3,000 reads a second; DESIGN 4). A save writes all of them in one
+/// transaction; a read picks one at random.
+pub(super) const SESSION_CONFIG_COPIES: u64 = 16;
+
+/// One copy of a tenant's action configs.
+pub(super) fn config_partition(tenant: &TenantId, shard: u64) -> String {
+    format!("T#{tenant}#CFG#{shard}")
 }
 
 /// The primary key of one item: `pk` and `sk`.
@@ -124,9 +147,12 @@ impl Key {
         Key::new(format!("T#{tenant}#CH#{}", challenge.fingerprint()), "MARK")
     }
 
-    /// `T#{t}#CFG` / `ACTION#{code}` (`ACTION#*`: the tenant default)
-    pub fn action_config(tenant: &TenantId, key: &ConfigKey) -> Key {
-        Key::new(config_partition(tenant), format!("{CONFIG_PREFIX}{key}"))
+    /// `T#{t}#CFG#{shard}` / `ACTION#{code}` (`ACTION#*`: the tenant default)
+    pub fn action_config(tenant: &TenantId, shard: u64, key: &ConfigKey) -> Key {
+        Key::new(
+            config_partition(tenant, shard),
+            format!("{CONFIG_PREFIX}{key}"),
+        )
     }
 
     /// `T#{t}#U#{u}` / `PUSH`, or `T#{t}#QR#{id}` / `QR`
@@ -142,9 +168,10 @@ impl Key {
         Key::new(format!("T#{tenant}#RL#{bucket}"), "RL")
     }
 
-    /// `T#{t}#SESSIONS` / `CONFIG`: the tenant's session settings and signing keys.
-    pub fn session_config(tenant: &TenantId) -> Key {
-        Key::new(format!("T#{tenant}#SESSIONS"), "CONFIG")
+    /// `T#{t}#SESSIONS#{copy}` / `CONFIG`: one copy of the tenant's session settings and
+    /// signing keys (every session call reads one: [`SESSION_CONFIG_COPIES`]).
+    pub fn session_config(tenant: &TenantId, copy: u64) -> Key {
+        Key::new(format!("T#{tenant}#SESSIONS#{copy}"), "CONFIG")
     }
 
     /// `T#{t}#U#{u}` / `SESSION#{id}`: a session in its user's partition.
@@ -269,8 +296,8 @@ mod tests {
             ("T#acme#U#alice".into(), "ACT#login#k1".into())
         );
         assert_eq!(
-            pair(Key::action_config(&t, &ConfigKey::TenantDefault)),
-            ("T#acme#CFG".into(), "ACTION#*".into())
+            pair(Key::action_config(&t, 3, &ConfigKey::TenantDefault)),
+            ("T#acme#CFG#3".into(), "ACTION#*".into())
         );
         assert_eq!(
             pair(Key::approval(&t, &ApprovalSlot::Push(u.clone()))),
@@ -300,8 +327,8 @@ mod tests {
             ("WS#L0SM9cOFvHcCIhw=".into(), "WS".into())
         );
         assert_eq!(
-            pair(Key::session_config(&t)),
-            ("T#acme#SESSIONS".into(), "CONFIG".into())
+            pair(Key::session_config(&t, 5)),
+            ("T#acme#SESSIONS#5".into(), "CONFIG".into())
         );
         assert_eq!(
             pair(Key::session(&t, &u, "s1")),
@@ -340,5 +367,16 @@ mod tests {
                 "MARK".into()
             )
         );
+    }
+
+    /// The conformance scene `config_changes_reach_every_copy` reads the configs as users
+    /// `user-0` to `user-159`: those reach every copy, so it proves a save and a delete reach
+    /// them all.
+    #[test]
+    fn the_conformance_users_read_every_config_copy() {
+        let shards: std::collections::BTreeSet<u64> = (0..160)
+            .map(|i| config_shard(&UserId::parse(format!("user-{i}")).unwrap()))
+            .collect();
+        assert_eq!(shards.len() as u64, CONFIG_SHARDS);
     }
 }

@@ -15,6 +15,69 @@ pub struct Usage {
     pub transaction_item_actions: BTreeSet<&'static str>,
     pub read_units: f64,
     pub write_units: f64,
+    /// Every item each request named, in order, when the meter was made with
+    /// [`UsageMeter::recording_items`] (empty otherwise): the request log that
+    /// docs/scaling.md's per-partition model is computed from.
+    pub items: Vec<ItemAccess>,
+}
+
+/// One item a request read or wrote (or, for a `Query`, the partition it read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemAccess {
+    pub operation: String,
+    /// The item's partition key (`pk`).
+    pub partition: String,
+    pub write: bool,
+    /// Inside a `TransactWriteItems`: twice the write units of a plain write.
+    pub transactional: bool,
+}
+
+/// The items a request body names: `(partition, write, transactional)` for each.
+fn accessed_items(operation: &str, body: &serde_json::Value) -> Vec<(String, bool, bool)> {
+    let pk = |item: &serde_json::Value| item["pk"]["S"].as_str().map(str::to_owned);
+    let mut out = Vec::new();
+    match operation {
+        "GetItem" => out.extend(pk(&body["Key"]).map(|p| (p, false, false))),
+        "UpdateItem" | "DeleteItem" => out.extend(pk(&body["Key"]).map(|p| (p, true, false))),
+        "PutItem" => out.extend(pk(&body["Item"]).map(|p| (p, true, false))),
+        "Query" => out.extend(
+            body["ExpressionAttributeValues"][":pk"]["S"]
+                .as_str()
+                .map(|p| (p.to_owned(), false, false)),
+        ),
+        "BatchGetItem" => {
+            for table in body["RequestItems"].as_object().into_iter().flatten() {
+                for key in table.1["Keys"].as_array().into_iter().flatten() {
+                    out.extend(pk(key).map(|p| (p, false, false)));
+                }
+            }
+        }
+        "BatchWriteItem" => {
+            for table in body["RequestItems"].as_object().into_iter().flatten() {
+                for request in table.1.as_array().into_iter().flatten() {
+                    let item = if request["PutRequest"].is_object() {
+                        &request["PutRequest"]["Item"]
+                    } else {
+                        &request["DeleteRequest"]["Key"]
+                    };
+                    out.extend(pk(item).map(|p| (p, true, false)));
+                }
+            }
+        }
+        "TransactWriteItems" => {
+            for item in body["TransactItems"].as_array().into_iter().flatten() {
+                let named = ["Put", "Update", "Delete", "ConditionCheck"]
+                    .into_iter()
+                    .find_map(|kind| {
+                        let action = &item[kind];
+                        pk(&action["Item"]).or_else(|| pk(&action["Key"]))
+                    });
+                out.extend(named.map(|p| (p, true, true)));
+            }
+        }
+        _ => {}
+    }
+    out
 }
 
 impl Usage {
@@ -37,9 +100,15 @@ impl Usage {
 /// Meters [`Usage`]: an interceptor on the client counts requests; the store adds the
 /// consumed capacity each response reports (`ReturnConsumedCapacity = TOTAL`).
 #[derive(Debug, Default, Clone)]
-pub struct UsageMeter(Arc<Mutex<Usage>>);
+pub struct UsageMeter(Arc<Mutex<Usage>>, bool);
 
 impl UsageMeter {
+    /// A meter that also logs every item each request names ([`Usage::items`]): for the
+    /// scaling model's tests, not for serving (it parses each request body).
+    pub fn recording_items() -> UsageMeter {
+        UsageMeter(Arc::default(), true)
+    }
+
     fn usage(&self) -> std::sync::MutexGuard<'_, Usage> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -97,7 +166,7 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for UsageMeter {
 
     fn read_before_transmit(
         &self,
-        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
         _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
         cfg: &mut aws_smithy_types::config_bag::ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
@@ -105,7 +174,29 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for UsageMeter {
             .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
             .map_or("unknown", |m| m.name())
             .to_owned();
-        *self.usage().requests.entry(operation).or_default() += 1;
+        let accessed = if self.1 {
+            let body = context
+                .request()
+                .body()
+                .bytes()
+                .and_then(|bytes| serde_json::from_slice(bytes).ok())
+                .unwrap_or_default();
+            accessed_items(&operation, &body)
+        } else {
+            Vec::new()
+        };
+        let mut usage = self.usage();
+        usage.items.extend(
+            accessed
+                .into_iter()
+                .map(|(partition, write, transactional)| ItemAccess {
+                    operation: operation.clone(),
+                    partition,
+                    write,
+                    transactional,
+                }),
+        );
+        *usage.requests.entry(operation).or_default() += 1;
         Ok(())
     }
 }

@@ -12,13 +12,13 @@
 //! | tenant | `TENANT#{t}` | `TENANT` | `data` (tenant JSON: secret hashes, token keys) | |
 //! | secret index | `SECRET#{hash}` | `SECRET` | `tenantId` | |
 //! | user profile | `T#{t}#U#{u}` | `PROFILE` | `data` (profile JSON) | |
-//! | enrolment counter | `T#{t}#U#{u}` | `ENROLMENT` | `credentials` (N: moved by every add and removal; what makes a scopeless token's first credential the only one) | |
+//! | enrolment | `T#{t}#U#{u}` | `ENROLMENT` | `credentials` (N: moved by every add and removal; what makes a scopeless token's first credential the only one), `deviceIds`, `pushIds`, `passkeyIds` (SS: the ids of the user's authenticators per method, moved in the same transactions; what track reads instead of the credentials) | |
 //! | credential | `T#{t}#U#{u}` | `CRED#{id}` | credential attributes (below) | |
 //! | credential by key | `T#{t}#K#{ns}#{fp}` | `KEY` | the same attributes, a second copy | |
 //! | removal receipt | `T#{t}#RK#{fp}` | `RECEIPT#{window}` | `expiresAt` | yes |
 //! | action | `T#{t}#U#{u}` | `ACT#{code}#{key}` | action attributes (below) | yes |
 //! | challenge mark | `T#{t}#CH#{ch}` | `MARK` | `consumed`, `failedAttempts`, `expiresAt` | yes |
-//! | action config | `T#{t}#CFG` | `ACTION#{code}` (`ACTION#*`: the tenant default) | `data` (config JSON) | |
+//! | action config (16 identical copies, one per shard of users: no hot item) | `T#{t}#CFG#{shard}` | `ACTION#{code}` (`ACTION#*`: the tenant default) | `data` (config JSON) | |
 //! | pending push (one per user) | `T#{t}#U#{u}` | `PUSH` | `data` (challenge JSON), `version` | yes, kept 10 minutes after the start (the rate limit's window), past the push's own expiry |
 //! | QR-code challenge | `T#{t}#QR#{id}` | `QR` | `data` (challenge JSON, with the WebSocket connection it was created on, if any), `version` | yes |
 //! | open QR-code WebSocket (API Gateway) | `WS#{connection id}` | `WS` | `data` (session JSON: tenant, the handshake's credential, address, user agent) | yes, 2 hours after `$connect` (API Gateway's limit) |
@@ -43,10 +43,10 @@
 //! | a user's credentials (track, list) | `Query pk = T#{t}#U#{u}, begins_with(sk, CRED#)` | 1 |
 //! | credential by public key (verify, get) | `GetItem` on the key item | 1 |
 //! | add credential | `TransactWriteItems`: the token's action checked, both copies (`attribute_not_exists` on the key item), the key's item in each other namespace checked (absent or this user's: one user per key and tenant), the enrolment counter | 1 |
-//! | the action's config and the tenant default (track) | `BatchGetItem` of `ACTION#{code}` and `ACTION#*`, strongly consistent | 1 |
+//! | the action's config, the tenant default and the user's enrolment (track) | `BatchGetItem` of `ACTION#{code}`, `ACTION#*` and `ENROLMENT`, strongly consistent | 1 |
 //! | a user's credentials and actions (track, when a rule reads history) | `Query pk = T#{t}#U#{u}` (the whole partition) | 1 |
-//! | track | `BatchGetItem` configs + `Query` credentials (or the whole user partition) + `PutItem` action `attribute_not_exists` | 3 |
-//! | list configs / put / delete | `Query pk = T#{t}#CFG, begins_with(sk, ACTION#)` / `PutItem` / `DeleteItem` | 1 |
+//! | track | `BatchGetItem` configs and enrolment (+ `Query` of the whole user partition when a rule reads history) + `PutItem` action `attribute_not_exists` | 2 (3) |
+//! | list configs / put / delete | `Query pk = T#{t}#CFG#0, begins_with(sk, ACTION#)` / `TransactWriteItems` of every copy (put / delete) | 1 |
 //! | verify | `GetItem` key item + `TransactWriteItems` (mark, action, both credential copies) | 2 |
 //! | validate | `GetItem` action | 1 |
 //! | push or QR challenge read / compare-and-swap | `GetItem` / `PutItem` with `version = :expected` | 1 |
@@ -100,8 +100,10 @@ mod tenants;
 mod users;
 mod verification;
 
+/// The SDK's attribute value, for tests that read items back (item sizes: docs/scaling.md).
+pub use aws_sdk_dynamodb::types::AttributeValue;
 pub use client::{DynamoConfig, client};
-pub use meter::{Usage, UsageMeter};
+pub use meter::{ItemAccess, Usage, UsageMeter};
 pub use schema::create_table;
 pub use store::DynamoStore;
 

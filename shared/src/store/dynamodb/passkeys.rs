@@ -237,7 +237,13 @@ impl PasskeyStore for DynamoStore {
                 Some("attribute_not_exists(pk)"),
             )?,
             // Passkeys count with device credentials: one counter for "has an authenticator".
-            self.count_enrolment(tenant, &passkey.user_id, 1, guard.first_credential_only)?,
+            self.count_enrolment(
+                tenant,
+                &passkey.user_id,
+                1,
+                guard.first_credential_only,
+                (VerificationMethod::Passkey, passkey.id.as_str()),
+            )?,
         ];
         match self.transact(items).await? {
             Ok(()) => Ok(()),
@@ -388,7 +394,13 @@ impl PasskeyStore for DynamoStore {
         let items = vec![
             self.delete(&user_key, condition())?,
             self.delete(&Key::passkey(tenant, &passkey.credential_id), None)?,
-            self.count_enrolment(tenant, user, -1, false)?,
+            self.count_enrolment(
+                tenant,
+                user,
+                -1,
+                false,
+                (VerificationMethod::Passkey, id.as_str()),
+            )?,
         ];
         match self.transact(items).await? {
             Ok(()) => Ok(Some(passkey)),

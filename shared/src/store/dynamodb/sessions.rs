@@ -7,7 +7,7 @@
 use super::DynamoStore;
 use super::error::{failed, sdk_error};
 use super::item::{Item, corrupt, data_item, from_json_attr, get_n, n};
-use super::keys::{Key, SESSION_PREFIX, user_partition};
+use super::keys::{Key, SESSION_CONFIG_COPIES, SESSION_PREFIX, user_partition};
 use super::schema;
 use crate::clock::Timestamp;
 use crate::domain::{RefreshTokenRecord, SessionConfig, SessionRecord, TenantId, UserId};
@@ -71,22 +71,52 @@ fn refresh_from(item: &Item) -> Result<RefreshTokenRecord> {
     Ok(refresh)
 }
 
+impl DynamoStore {
+    /// A write of every copy of the session config, each with its revision mirrored at the
+    /// top level; with `expected_revision`, copy 0's write is conditional on it (the copies
+    /// are only ever written together, so copy 0 stands for all of them).
+    fn session_config_copies(
+        &self,
+        config: &SessionConfig,
+        expected_revision: Option<u64>,
+    ) -> Result<Vec<aws_sdk_dynamodb::types::TransactWriteItem>> {
+        (0..SESSION_CONFIG_COPIES)
+            .map(|copy| {
+                let key = Key::session_config(&config.tenant_id, copy);
+                let item = super::tenants::revisioned_item(&key, config, config.revision)?;
+                match expected_revision {
+                    Some(expected) if copy == 0 => {
+                        let (condition, values) = super::tenants::revision_condition(expected);
+                        self.put_if(item, Some(condition), values)
+                    }
+                    _ => self.put(item, None),
+                }
+            })
+            .collect()
+    }
+}
+
 #[async_trait]
 impl SessionStore for DynamoStore {
     async fn get_session_config(&self, tenant: &TenantId) -> Result<Option<SessionConfig>> {
-        match self.get_item(&Key::session_config(tenant)).await? {
+        // Any copy: they are written together. The clock's nanoseconds spread the reads.
+        let copy = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::from(d.subsec_nanos()))
+            % SESSION_CONFIG_COPIES;
+        match self.get_item(&Key::session_config(tenant, copy)).await? {
             Some(item) => from_json_attr(&item, "data").map(Some),
             None => Ok(None),
         }
     }
 
     async fn put_session_config(&self, config: &SessionConfig) -> Result<()> {
-        self.put_unconditionally(super::tenants::revisioned_item(
-            &Key::session_config(&config.tenant_id),
-            config,
-            config.revision,
-        )?)
-        .await
+        // Every copy in one transaction: the next read sees the change whichever it reads.
+        match self.transact(self.session_config_copies(config, None)?).await? {
+            Ok(()) => Ok(()),
+            // No item has a condition to fail (a conflict is a 503 from `transact`).
+            Err(_) => Err(Error::Internal),
+        }
     }
 
     async fn replace_session_config(
@@ -94,16 +124,9 @@ impl SessionStore for DynamoStore {
         config: &SessionConfig,
         expected_revision: u64,
     ) -> Result<bool> {
-        let (condition, values) = super::tenants::revision_condition(expected_revision);
-        let item = super::tenants::revisioned_item(
-            &Key::session_config(&config.tenant_id),
-            config,
-            config.revision,
-        )?;
-        match self
-            .transact(vec![self.put_if(item, Some(condition), values)?])
-            .await?
-        {
+        // Copy 0 carries the revision check; every copy is written in the same transaction.
+        let items = self.session_config_copies(config, Some(expected_revision))?;
+        match self.transact(items).await? {
             Ok(()) => Ok(true),
             Err(_) => Ok(false),
         }

@@ -4,14 +4,24 @@ use super::error::{failed, internal, sdk_error};
 use super::item::{Item, n, s};
 use super::keys::Key;
 use super::meter::UsageMeter;
-use crate::domain::{TenantId, UserId};
+use crate::domain::{TenantId, UserId, VerificationMethod};
 use crate::error::Result;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    CancellationReason, ConditionCheck, ConsumedCapacity, Delete, Put, ReturnConsumedCapacity,
-    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, CancellationReason, ConditionCheck, ConsumedCapacity, Delete, Put,
+    ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use std::collections::HashMap;
+
+/// The attribute of the enrolment item holding the ids of a user's authenticators of
+/// `method` (a string set; absent when empty).
+pub(super) fn enrolment_set(method: VerificationMethod) -> &'static str {
+    match method {
+        VerificationMethod::Device => "deviceIds",
+        VerificationMethod::Push => "pushIds",
+        VerificationMethod::Passkey => "passkeyIds",
+    }
+}
 
 /// The DynamoDB adapter of every store trait.
 #[derive(Clone, Debug)]
@@ -201,30 +211,46 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
-    /// The user's enrolment counter (`ENROLMENT`, `credentials`) moved by `delta` in a
-    /// transaction. With `only_if_none`, the transaction fails unless the user has no
-    /// credential: what makes a scopeless token's first credential the only one (issue #11.7).
-    /// A user enrolled before the counter existed has none (or a negative one after a
-    /// removal); the use case's own read of the credentials covers them.
+    /// The user's enrolment item moved in a transaction: its counter (`credentials`) by
+    /// `delta`, and the authenticator's id added to (`delta > 0`) or removed from the set of
+    /// its method (`deviceIds`, `pushIds`, `passkeyIds`), which track reads to know the user's
+    /// methods in the same request as the rules configs (DESIGN 4). Sets, not counters: adding
+    /// or removing an id twice changes nothing, so a removal racing a user's deletion cannot
+    /// leave a count that disagrees with the credentials. With `only_if_none`, the
+    /// transaction fails unless the user has no credential: what makes a scopeless token's
+    /// first credential the only one (issue #11.7). A user enrolled before the counter existed
+    /// has none (or a negative one after a removal); the use case's own read of the
+    /// credentials covers them.
     pub(super) fn count_enrolment(
         &self,
         tenant: &TenantId,
         user: &UserId,
         delta: i64,
         only_if_none: bool,
+        member: (VerificationMethod, &str),
     ) -> Result<TransactWriteItem> {
-        let mut values = HashMap::from([(":delta".to_owned(), n(delta))]);
+        let (method, id) = member;
+        let mut values = HashMap::from([
+            (":delta".to_owned(), n(delta)),
+            (":id".to_owned(), AttributeValue::Ss(vec![id.to_owned()])),
+        ]);
         let condition = if only_if_none {
             values.insert(":zero".to_owned(), n(0));
             Some("attribute_not_exists(credentials) OR credentials <= :zero".to_owned())
         } else {
             None
         };
+        let expression = if delta > 0 {
+            "ADD credentials :delta, #set :id"
+        } else {
+            "ADD credentials :delta DELETE #set :id"
+        };
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(Key::enrolment(tenant, user).item()))
-            .update_expression("ADD credentials :delta")
+            .update_expression(expression)
             .set_condition_expression(condition)
+            .expression_attribute_names("#set", enrolment_set(method))
             .set_expression_attribute_values(Some(values))
             .build()
             .map_err(internal)?;

@@ -44,18 +44,18 @@ mod sockets;
 
 use super::{
     ActionConfigStore, ActionStore, ActionWrite, ApprovalStore, ChallengeStore, CredentialStore,
-    CredentialUpdate, EnrolmentGuard, InsertOutcome, PasskeyEnrolment, PasskeySignIn, PasskeyStore,
-    RateBucket, RateLimitStore, RemovalReceipt, SingleUse, TenantStore, UserStore,
-    VerificationCommit, VerificationStore,
+    CredentialUpdate, DecisionInputs, EnrolmentGuard, InsertOutcome, PasskeyEnrolment,
+    PasskeySignIn, PasskeyStore, RateBucket, RateLimitStore, RemovalReceipt, SingleUse,
+    TenantStore, UserStore, VerificationCommit, VerificationStore,
 };
 use crate::clock::Timestamp;
-use crate::domain::ActionCode;
 use crate::domain::policy::{ActionConfig, ConfigKey};
 use crate::domain::{
     ADD_AUTHENTICATORS_SCOPE, Action, ActionKey, ActionState, ApprovalChallenge, ApprovalSlot,
     ChallengeId, ChallengeMark, Credential, CredentialId, KEY_SEPARATOR, Namespace, TenantId,
     TenantRecord, UserId, UserProfile,
 };
+use crate::domain::{ActionCode, Enrolment};
 use crate::domain::{Ceremony, PasskeyCheck, PasskeyRecord};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
@@ -844,24 +844,26 @@ impl ActionStore for EmbeddedStore {
 
 #[async_trait]
 impl ActionConfigStore for EmbeddedStore {
-    async fn get_action_configs(
+    async fn get_decision_inputs(
         &self,
         tenant: &TenantId,
         code: &ActionCode,
-    ) -> Result<(Option<ActionConfig>, Option<ActionConfig>)> {
+        user: &UserId,
+    ) -> Result<DecisionInputs> {
         self.read(|tx| {
-            Ok((
-                get(
+            Ok(DecisionInputs {
+                own: get(
                     tx,
                     TableId::ActionConfigs,
                     &config_key(tenant, &ConfigKey::Action(code.clone())),
                 )?,
-                get(
+                tenant_default: get(
                     tx,
                     TableId::ActionConfigs,
                     &config_key(tenant, &ConfigKey::TenantDefault),
                 )?,
-            ))
+                enrolment: enrolment_in(tx, tenant, user)?,
+            })
         })
     }
 
@@ -1083,6 +1085,26 @@ fn user_passkey_key(tenant: &TenantId, user: &UserId, id: &CredentialId) -> Stri
 
 fn ceremony_key(tenant: &TenantId, id: &str) -> String {
     key(&[tenant.as_str(), id])
+}
+
+/// How many credentials and passkeys `user` has: counted from the rows themselves, in the
+/// read transaction (the DynamoDB adapter keeps a summary item instead).
+fn enrolment_in(tx: &Tx<'_>, tenant: &TenantId, user: &UserId) -> Result<Enrolment> {
+    let mut passkeys = 0;
+    for (_, credential_id) in
+        scan::<String>(tx, TableId::UserPasskeys, &[tenant.as_str(), user.as_str()])?
+    {
+        if tx
+            .get(TableId::Passkeys, &passkey_key(tenant, &credential_id))?
+            .is_some()
+        {
+            passkeys += 1;
+        }
+    }
+    Ok(Enrolment::of(
+        &user_credentials_in(tx, tenant, user)?,
+        passkeys,
+    ))
 }
 
 fn has_passkeys_in(tx: &Tx<'_>, tenant: &TenantId, user: &UserId) -> Result<bool> {
