@@ -51,6 +51,7 @@ pub fn tenant_record() -> TenantRecord {
         }],
         created_at: FIXTURE_TIME,
         push_webhook: None,
+        events_webhook: None,
         require_decision_signature: false,
         allowed_origins: Vec::new(),
         passkey: Some(shared::domain::PasskeyConfig {

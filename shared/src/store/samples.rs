@@ -37,6 +37,7 @@ pub(crate) fn sample_tenant(name: &str) -> TenantRecord {
         }],
         created_at: NOW,
         push_webhook: None,
+        events_webhook: None,
         require_decision_signature: false,
         allowed_origins: Vec::new(),
         passkey: None,

@@ -95,6 +95,7 @@ mod rate_limits;
 pub mod schema;
 mod sessions;
 mod sockets;
+pub mod stream;
 mod store;
 mod tenants;
 mod users;
