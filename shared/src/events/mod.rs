@@ -283,7 +283,9 @@ pub async fn deliver(
 /// The wait before retry number `attempts` (1 = the first retry): `base` doubled each time, at
 /// most `max`.
 pub fn backoff(attempts: u32, base: Duration, max: Duration) -> Duration {
-    let factor = 1u32.checked_shl(attempts.saturating_sub(1)).unwrap_or(u32::MAX);
+    let factor = 1u32
+        .checked_shl(attempts.saturating_sub(1))
+        .unwrap_or(u32::MAX);
     base.saturating_mul(factor).min(max)
 }
 
@@ -291,8 +293,8 @@ pub fn backoff(attempts: u32, base: Duration, max: Duration) -> Duration {
 mod tests {
     use super::*;
     use crate::domain::{
-        ActionCode, ActionKey, ActionOrigin, CredentialId, IdempotencyKey, Namespace,
-        TrackContext, UserId, VerificationMethod,
+        ActionCode, ActionKey, ActionOrigin, CredentialId, IdempotencyKey, Namespace, TrackContext,
+        UserId, VerificationMethod,
     };
 
     fn tenant() -> TenantId {

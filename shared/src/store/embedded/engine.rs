@@ -296,7 +296,9 @@ impl Tx<'_> {
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or(0);
         self.conn
-            .prepare_cached("INSERT INTO outbox (tbl, key, old, new, at) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .prepare_cached(
+                "INSERT INTO outbox (tbl, key, old, new, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
             .and_then(|mut statement| statement.execute(params![table as i64, key, old, new, at]))
             .map(drop)
             .map_err(sqlite_failure)
