@@ -303,7 +303,7 @@ mod tests {
 
     fn credential() -> Credential {
         Credential {
-            id: CredentialId::parse("cred-1").unwrap(),
+            id: CredentialId::parse("0f7c2a9e-8d4b-4c1e-9a35-2b6f1d7e8c90").unwrap(),
             tenant_id: tenant(),
             user_id: UserId::parse("alice").unwrap(),
             namespace: Namespace::InApp,
@@ -353,7 +353,10 @@ mod tests {
         let added = events_of(&change(Record::Credential(None, Some(credential()))), 5);
         assert_eq!(added.len(), 1);
         assert_eq!(added[0].kind, "authenticator.created");
-        assert_eq!(added[0].data["userAuthenticatorId"], "cred-1");
+        assert_eq!(
+            added[0].data["userAuthenticatorId"],
+            "0f7c2a9e-8d4b-4c1e-9a35-2b6f1d7e8c90"
+        );
         assert_eq!(added[0].data["verificationMethod"], "DEVICE");
         assert_eq!(added[0].data["createdAt"], "2026-09-21T14:13:20.000Z");
         let again = events_of(&change(Record::Credential(None, Some(credential()))), 5);
@@ -389,7 +392,8 @@ mod tests {
 
         let mut succeeded = action(ActionState::ChallengeSucceeded, 1_790_000_060);
         succeeded.verification_method = Some(VerificationMethod::Device);
-        succeeded.verified_by_authenticator_id = Some(CredentialId::parse("cred-1").unwrap());
+        succeeded.verified_by_authenticator_id =
+            Some(CredentialId::parse("0f7c2a9e-8d4b-4c1e-9a35-2b6f1d7e8c90").unwrap());
         let changed = events_of(
             &change(Record::Action(
                 Some(action(ActionState::ChallengeRequired, 1_790_000_000)),
@@ -400,7 +404,10 @@ mod tests {
         assert_eq!(changed[0].data["state"], "CHALLENGE_SUCCEEDED");
         assert_eq!(changed[0].data["previousState"], "CHALLENGE_REQUIRED");
         assert_eq!(changed[0].data["verificationMethod"], "DEVICE");
-        assert_eq!(changed[0].data["userAuthenticatorId"], "cred-1");
+        assert_eq!(
+            changed[0].data["userAuthenticatorId"],
+            "0f7c2a9e-8d4b-4c1e-9a35-2b6f1d7e8c90"
+        );
         assert_ne!(changed[0].id, created[0].id);
 
         let same_state = change(Record::Action(Some(succeeded.clone()), Some(succeeded)));

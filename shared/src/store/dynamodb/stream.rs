@@ -86,7 +86,7 @@ mod tests {
     #[test]
     fn only_the_user_partition_copy_of_a_credential_is_a_change() {
         let credential = Credential {
-            id: CredentialId::parse("cred-1").unwrap(),
+            id: CredentialId::parse("0f7c2a9e-8d4b-4c1e-9a35-2b6f1d7e8c90").unwrap(),
             tenant_id: TenantId::parse("acme").unwrap(),
             user_id: UserId::parse("alice").unwrap(),
             namespace: Namespace::Push,

@@ -105,3 +105,107 @@ fn change_of_row(row: &OutboxRow) -> Result<Option<Change>> {
         expired: false,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CredentialId, Namespace, UserId};
+    use crate::error::Error;
+    use crate::store::embedded::encode;
+
+    fn credential() -> Credential {
+        Credential {
+            id: CredentialId::parse("0f7c2a9e-8d4b-4c1e-9a35-2b6f1d7e8c90").unwrap(),
+            tenant_id: TenantId::parse("acme").unwrap(),
+            user_id: UserId::parse("alice").unwrap(),
+            namespace: Namespace::InApp,
+            public_key: "MFkw".into(),
+            key_fingerprint: "f0".into(),
+            device_name: None,
+            device_platform: None,
+            push_token: None,
+            created_at: Timestamp(1_000),
+            last_verified_at: None,
+            expires_at: None,
+        }
+    }
+
+    const KEY: &str = "acme\u{1f}in-app\u{1f}f0";
+
+    fn far_future() -> Timestamp {
+        Timestamp(i64::MAX)
+    }
+
+    /// DESIGN 10: the outbox row is written by the change's own transaction, so a change that
+    /// is rolled back leaves no row, and one that commits always has its row.
+    #[tokio::test]
+    async fn a_change_and_its_outbox_row_commit_or_roll_back_together() {
+        let store = EmbeddedStore::in_memory().unwrap();
+        let value = encode(&credential()).unwrap();
+        let failed: Result<()> = store
+            .write(|tx| {
+                tx.put(TableId::Credentials, KEY, &value, None)?;
+                Err(Error::Internal)
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(
+            store.outbox_len().unwrap(),
+            0,
+            "rolled back with the change"
+        );
+
+        store
+            .write(|tx| tx.put(TableId::Credentials, KEY, &value, None))
+            .await
+            .unwrap();
+        // Writing the same value again is no change; a table that makes no events has none.
+        store
+            .write(|tx| {
+                tx.put(TableId::Credentials, KEY, &value, None)?;
+                tx.put(TableId::Users, "acme\u{1f}alice", b"{}", None)
+            })
+            .await
+            .unwrap();
+        store
+            .write(|tx| tx.remove(TableId::Credentials, KEY))
+            .await
+            .unwrap();
+        let due = store.due_changes(far_future(), 10).unwrap();
+        let records: Vec<Record> = due
+            .iter()
+            .map(|p| p.change.clone().unwrap().record)
+            .collect();
+        assert_eq!(
+            records,
+            [
+                Record::Credential(None, Some(credential())),
+                Record::Credential(Some(credential()), None),
+            ]
+        );
+        assert!(
+            due.iter()
+                .all(|p| p.change.as_ref().unwrap().tenant_id.as_str() == "acme")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_postponed_row_is_due_again_only_at_its_time_and_a_removed_one_never() {
+        let store = EmbeddedStore::in_memory().unwrap();
+        let value = encode(&credential()).unwrap();
+        store
+            .write(|tx| tx.put(TableId::Credentials, KEY, &value, None))
+            .await
+            .unwrap();
+        let seq = store.due_changes(Timestamp(0), 10).unwrap()[0].seq;
+        store
+            .postpone_change(seq, 1, Timestamp(5_000))
+            .await
+            .unwrap();
+        assert!(store.due_changes(Timestamp(4_999), 10).unwrap().is_empty());
+        let due = store.due_changes(Timestamp(5_000), 10).unwrap();
+        assert_eq!((due[0].seq, due[0].attempts), (seq, 1));
+        store.remove_change(seq).await.unwrap();
+        assert!(store.due_changes(far_future(), 10).unwrap().is_empty());
+    }
+}
