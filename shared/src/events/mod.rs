@@ -40,6 +40,10 @@ pub const CHALLENGE_ATTEMPTS_EXCEEDED: &str = "challenge.attempts_exceeded";
 /// One record as it was before a write and as it is after (`None`: absent), for the kinds of
 /// record that can make an event.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one short-lived value per change handled; boxing would only add allocations"
+)]
 pub enum Record {
     Credential(Option<Credential>, Option<Credential>),
     Action(Option<Action>, Option<Action>),
