@@ -140,6 +140,20 @@ fn signature_is_valid(header: &str, secret: &str, body: &[u8]) -> bool {
     STANDARD_NO_PAD.encode(ring::hmac::sign(&key, &message).as_ref()) == v2
 }
 
+/// Waits until the server answers with its tenant in place: it listens before it has made the
+/// tenant, and answers queued connections only afterwards.
+async fn ready(base: &str, secret: &str) {
+    let (status, body) = call(
+        base,
+        reqwest::Method::GET,
+        "/users/readiness-probe",
+        Auth::Secret(secret),
+        json!({}),
+    )
+    .await;
+    assert_ne!(status, 401, "the tenant exists: {body}");
+}
+
 type Received = tokio::sync::mpsc::UnboundedSender<(String, Vec<u8>)>;
 
 async fn receive(
@@ -164,6 +178,7 @@ async fn every_event_arrives_after_the_receiver_was_down_and_the_server_restarte
     // Nothing listens here until the receiver starts: deliveries are refused.
     let receiver_port = free_port();
     let server = start_server(dir.path(), &secret);
+    ready(&server.base, &secret).await;
     let configured = Command::new(BIN)
         .args(["tenant", "configure", "--tenant-id", TENANT, "--data-dir"])
         .arg(dir.path().join("data"))
@@ -288,6 +303,7 @@ async fn every_event_arrives_after_the_receiver_was_down_and_the_server_restarte
     drop(server);
     let server = start_server(dir.path(), &secret);
     let base = server.base.clone();
+    ready(&base, &secret).await;
     let (status, removed) = call(
         &base,
         reqwest::Method::DELETE,
