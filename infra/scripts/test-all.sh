@@ -83,6 +83,15 @@ export TD_OTHER_TENANT_ID="node-compat-other"
 TD_OTHER_SECRET_KEY=$(td_cli tenant create --tenant-id "$TD_OTHER_TENANT_ID" | sed -n 's/^secret key: //p')
 export TD_OTHER_SECRET_KEY
 td_cli tenant configure --tenant-id "$TD_OTHER_TENANT_ID" --session-client-id "$TD_SESSION_CLIENT_ID" >/dev/null
+# Events (issue #19): a third tenant whose events webhook is events.test.mjs's receiver; the
+# secret through the environment, not the command line.
+export TD_EVENTS_TENANT_ID="node-compat-events"
+TD_EVENTS_SECRET_KEY=$(td_cli tenant create --tenant-id "$TD_EVENTS_TENANT_ID" | sed -n 's/^secret key: //p')
+export TD_EVENTS_SECRET_KEY
+export TD_EVENTS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export TD_EVENTS_WEBHOOK_SECRET="whsec_node_events_$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+TRUSTED_DEVICE_EVENTS_WEBHOOK_SECRET="$TD_EVENTS_WEBHOOK_SECRET" td_cli tenant configure \
+  --tenant-id "$TD_EVENTS_TENANT_ID" --events-webhook-url "http://127.0.0.1:${TD_EVENTS_PORT}/events" >/dev/null
 # --experimental-websocket: Node 20's global WebSocket, which @authsignal/browser's default QR-code
 # path needs (qr-websocket.test.mjs).
 (cd tests/node-compat && node --experimental-websocket --test)

@@ -5,6 +5,7 @@
 //! trusted-device tenant create [STORE] [--tenant-id ID]
 //! trusted-device tenant configure [STORE] --tenant-id ID
 //!                                 [--push-webhook-url URL [--push-webhook-secret S] | --remove-push-webhook]
+//!                                 [--events-webhook-url URL [--events-webhook-secret S] | --remove-events-webhook]
 //!                                 [--require-decision-signature true|false]
 //!                                 [--allowed-origin ORIGIN ... | --no-allowed-origins]
 //!                                 [--session-client-id ID]... [--access-token-ttl SECONDS]
@@ -457,6 +458,8 @@ enum TenantCommand {
         .args([
             "push_webhook_url",
             "remove_push_webhook",
+            "events_webhook_url",
+            "remove_events_webhook",
             "require_decision_signature",
             "allowed_origin",
             "no_allowed_origins",
@@ -498,6 +501,28 @@ struct ConfigureArgs {
     /// Stop delivering push.created; apps find push challenges by polling.
     #[arg(long)]
     remove_push_webhook: bool,
+    /// Deliver the tenant's events here (authenticator.created, authenticator.deleted,
+    /// action.state_changed, challenge.attempts_exceeded; https, or http to localhost), signed
+    /// with --events-webhook-secret, or else with a secret generated and printed once.
+    #[arg(
+        long,
+        env = "TRUSTED_DEVICE_EVENTS_WEBHOOK_URL",
+        conflicts_with = "remove_events_webhook"
+    )]
+    events_webhook_url: Option<String>,
+    /// The secret that signs events (X-Signature-V2), as strong as --push-webhook-secret.
+    /// Prefer the environment variable: arguments show in `ps`.
+    #[arg(
+        long,
+        env = "TRUSTED_DEVICE_EVENTS_WEBHOOK_SECRET",
+        requires = "events_webhook_url",
+        conflicts_with = "remove_events_webhook",
+        hide_env_values = true
+    )]
+    events_webhook_secret: Option<String>,
+    /// Stop sending events (changes waiting for delivery are dropped as they come up).
+    #[arg(long)]
+    remove_events_webhook: bool,
     /// Require a decisionSignature on every approve or reject.
     #[arg(long)]
     require_decision_signature: Option<bool>,
@@ -950,7 +975,9 @@ async fn configure_tenant(args: ConfigureArgs) -> Result<(), String> {
         || args.passkey_rp_id.is_some()
         || args.remove_passkeys
         || args.push_webhook_url.is_some()
-        || args.remove_push_webhook;
+        || args.remove_push_webhook
+        || args.events_webhook_url.is_some()
+        || args.remove_events_webhook;
     if sessions_change {
         if !app
             .tenant_exists(&id)
@@ -997,6 +1024,23 @@ async fn configure_tenant(args: ConfigureArgs) -> Result<(), String> {
     } else if args.remove_push_webhook {
         change.push_webhook = Some(None);
     }
+    let mut new_events_secret = None;
+    if let Some(url) = args.events_webhook_url {
+        let secret = match args.events_webhook_secret {
+            Some(secret) => {
+                secret_strength::check(&secret, "The webhook secret (--events-webhook-secret)")?;
+                secret
+            }
+            None => {
+                let secret = app.new_webhook_secret().map_err(|e| e.to_string())?;
+                new_events_secret = Some(secret.clone());
+                secret
+            }
+        };
+        change.events_webhook = Some(Some(WebhookEndpoint { url, secret }));
+    } else if args.remove_events_webhook {
+        change.events_webhook = Some(None);
+    }
     if let Some(rp_id) = args.passkey_rp_id {
         let mut attestation_cas = Vec::new();
         for path in &args.passkey_attestation_cas {
@@ -1032,6 +1076,10 @@ async fn configure_tenant(args: ConfigureArgs) -> Result<(), String> {
             say!("allowed origins: {}", list.join(" "));
         }
         None => {}
+    }
+    if let Some(secret) = new_events_secret {
+        say!("events webhook signing secret: {secret}");
+        say!("It is shown only now. Verify X-Signature-V2 with it, as for push.created.");
     }
     if let Some(secret) = new_secret {
         say!("webhook signing secret: {secret}");
@@ -1096,6 +1144,21 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 
     // DynamoDB's TTL deletes expired items in production; on the embedded store a sweep does.
     // Reads check expiry themselves, so this only keeps the file small.
+    if let Some(outbox) = embedded.clone() {
+        // Events to the tenants' backends (issue #19, DESIGN 10): the outbox the store writes in
+        // the transaction of each change, delivered with retries until accepted.
+        let policy = shared::events::outbox::RetryPolicy::from_lookup(
+            |name| std::env::var(name).ok(),
+            Duration::from_millis(app.settings().webhook_timeout_ms),
+        )?;
+        let worker = shared::events::outbox::OutboxWorker::new(
+            outbox,
+            Arc::new(shared::webhook::HttpWebhookSender::default()),
+            policy,
+            app.settings().max_failed_attempts,
+        );
+        tokio::spawn(worker.run(std::future::pending()));
+    }
     if let Some(sweeper) = embedded {
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(600));

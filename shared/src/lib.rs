@@ -38,6 +38,7 @@ pub mod config;
 pub mod domain;
 pub mod encoding;
 pub mod error;
+pub mod events;
 pub mod http;
 #[cfg(feature = "lambda")]
 pub mod lambda;

@@ -28,6 +28,8 @@ pub struct Tenant {
     pub(crate) secret_key_hashes: Vec<String>,
     /// Where `push.created` goes, if anywhere (spec 2.11).
     pub push_webhook: Option<WebhookEndpoint>,
+    /// Where the tenant's events go, if anywhere (issue #19, DESIGN 10).
+    pub events_webhook: Option<WebhookEndpoint>,
     /// Approvals need a `decisionSignature` (ours, DESIGN 6).
     pub require_decision_signature: bool,
     /// The web origins whose pages may call the Client API (CORS, DESIGN 9).
@@ -61,6 +63,7 @@ impl Tenant {
             keys: TenantKeys::new(&record.id, &live)?,
             secret_key_hashes: record.secret_key_hashes.clone(),
             push_webhook: record.push_webhook.clone(),
+            events_webhook: record.events_webhook.clone(),
             require_decision_signature: record.require_decision_signature,
             allowed_origins: record.allowed_origins.clone(),
             passkeys: record
@@ -157,6 +160,7 @@ mod tests {
             revision: 0,
             secret_key_hashes: Vec::new(),
             push_webhook: None,
+            events_webhook: None,
             require_decision_signature: false,
             allowed_origins: Vec::new(),
             passkeys: None,

@@ -51,6 +51,7 @@ pub fn sample_tenant(name: &str) -> TenantRecord {
         revision: 0,
         secret_key_created_at: Default::default(),
         push_webhook: None,
+        events_webhook: None,
         require_decision_signature: false,
         allowed_origins: Vec::new(),
         passkey: None,

@@ -55,6 +55,7 @@ pub fn tenant_record() -> TenantRecord {
         revision: 0,
         secret_key_created_at: Default::default(),
         push_webhook: None,
+        events_webhook: None,
         require_decision_signature: false,
         allowed_origins: Vec::new(),
         passkey: Some(shared::domain::PasskeyConfig {

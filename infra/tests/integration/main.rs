@@ -5,6 +5,7 @@
 mod cli;
 mod crash;
 mod device_conformance;
+mod events;
 mod keys;
 mod template;
 mod template_websocket;

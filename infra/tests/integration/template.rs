@@ -281,3 +281,79 @@ fn preflights_reach_the_functions_and_api_gateway_cors_is_off() {
     assert!(api.get("CorsConfiguration").is_none(), "{api:?}");
     assert!(template["Globals"].get("HttpApi").is_none());
 }
+
+/// Issue #19 (DESIGN 10): the table's stream, new and old images, into the events function,
+/// at least once: failures reported per record, retried until the stream's retention, then
+/// the dead-letter queue; the function may read the stream, the table's items and write the
+/// queue, nothing else.
+#[test]
+fn the_events_function_reads_the_stream_with_retries_and_a_dead_letter_queue() {
+    let template = template();
+    let table = &resource(&template, "Table")["Properties"];
+    assert_eq!(
+        table["StreamSpecification"]["StreamViewType"].as_str(),
+        Some("NEW_AND_OLD_IMAGES")
+    );
+    let function = resource(&template, "EventsFunction");
+    assert_eq!(
+        function["Metadata"]["BuildProperties"]["Binary"].as_str(),
+        Some("events")
+    );
+    assert!(
+        function["Properties"]["Events"].is_null(),
+        "no SAM event: it would attach a managed policy on every stream"
+    );
+    let mapping = &resource(&template, "EventsStreamMapping")["Properties"];
+    let tagged = |value: &Value| match value {
+        Value::Tagged(tagged) => tagged.value.as_str().unwrap_or_default().to_owned(),
+        other => panic!("not a tag: {other:?}"),
+    };
+    assert_eq!(tagged(&mapping["EventSourceArn"]), "Table.StreamArn");
+    assert_eq!(tagged(&mapping["FunctionName"]), "EventsFunction");
+    assert_eq!(
+        mapping["FunctionResponseTypes"][0].as_str(),
+        Some("ReportBatchItemFailures")
+    );
+    assert_eq!(mapping["BisectBatchOnFunctionError"].as_bool(), Some(true));
+    let max_age = mapping["MaximumRecordAgeInSeconds"].as_i64().unwrap();
+    assert!(max_age >= 3600, "a receiver down for an hour loses nothing");
+    assert_eq!(mapping["MaximumRetryAttempts"].as_i64(), Some(-1));
+    assert_eq!(
+        tagged(&mapping["DestinationConfig"]["OnFailure"]["Destination"]),
+        "EventsDeadLetterQueue.Arn"
+    );
+    assert_eq!(
+        resource(&template, "EventsDeadLetterQueue")["Type"].as_str(),
+        Some("AWS::SQS::Queue")
+    );
+    let statements = function["Properties"]["Policies"][0]["Statement"]
+        .as_sequence()
+        .unwrap();
+    let granted: BTreeSet<(String, String)> = statements
+        .iter()
+        .flat_map(|statement| {
+            let resource = match &statement["Resource"] {
+                Value::Tagged(tagged) => tagged.value.as_str().unwrap().to_owned(),
+                other => panic!("{other:?}"),
+            };
+            statement["Action"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(move |action| (action.as_str().unwrap().to_owned(), resource.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        ("dynamodb:GetItem", "Table.Arn"),
+        ("dynamodb:DescribeStream", "Table.StreamArn"),
+        ("dynamodb:GetRecords", "Table.StreamArn"),
+        ("dynamodb:GetShardIterator", "Table.StreamArn"),
+        ("dynamodb:ListStreams", "${Table.Arn}/stream/*"),
+        ("sqs:SendMessage", "EventsDeadLetterQueue.Arn"),
+    ]
+    .into_iter()
+    .map(|(a, r)| (a.to_owned(), r.to_owned()))
+    .collect();
+    assert_eq!(granted, expected);
+}

@@ -386,6 +386,10 @@ pub struct TenantRecord {
     /// The WebAuthn relying party of the tenant's passkeys (issue #15); none: no passkeys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passkey: Option<super::passkey::PasskeyConfig>,
+    /// Where the tenant's events go (`authenticator.created`, ..., issue #19, DESIGN 10); none:
+    /// no events are sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_webhook: Option<WebhookEndpoint>,
 }
 
 /// A webhook URL and the secret its `X-Signature-V2` is made with (spec 2.11).

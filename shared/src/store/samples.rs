@@ -41,6 +41,7 @@ pub(crate) fn sample_tenant(name: &str) -> TenantRecord {
         revision: 0,
         secret_key_created_at: Default::default(),
         push_webhook: None,
+        events_webhook: None,
         require_decision_signature: false,
         allowed_origins: Vec::new(),
         passkey: None,

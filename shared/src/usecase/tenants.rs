@@ -24,6 +24,8 @@ pub struct TenantSettingsChange {
     pub allowed_origins: Option<Vec<AllowedOrigin>>,
     /// `Some(None)` turns passkeys off; `Some(Some(..))` sets the relying party (issue #15).
     pub passkey: Option<Option<crate::domain::PasskeyConfig>>,
+    /// Where events go (issue #19, DESIGN 10); `Some(None)` stops them.
+    pub events_webhook: Option<Option<WebhookEndpoint>>,
 }
 
 /// An API secret key. It is printed once when created and never logged: `Debug` hides it.
@@ -166,6 +168,19 @@ impl App {
                 )
             })?;
         }
+        if let Some(Some(endpoint)) = &change.events_webhook {
+            // The same policy as push.created's destination (spec 2.11).
+            self.notifier
+                .check_destination(endpoint)
+                .map_err(|problem| {
+                    Error::invalid_request(format!("Invalid events webhook URL: {problem}."))
+                })?;
+            ApiSecret::parse(&endpoint.secret).map_err(|_| {
+                Error::invalid_request(
+                    "A webhook secret needs at least 16 characters and no whitespace or ':'.",
+                )
+            })?;
+        }
         let mut origins = None;
         if let Some(given) = &change.allowed_origins {
             let mut unique: Vec<AllowedOrigin> = Vec::with_capacity(given.len());
@@ -190,6 +205,9 @@ impl App {
         self.change_tenant(id, |record| {
             if let Some(webhook) = &change.push_webhook {
                 record.push_webhook = webhook.clone();
+            }
+            if let Some(webhook) = &change.events_webhook {
+                record.events_webhook = webhook.clone();
             }
             if let Some(required) = change.require_decision_signature {
                 record.require_decision_signature = required;
@@ -241,6 +259,7 @@ impl App {
             created_at: now,
             revision: 1,
             push_webhook: None,
+            events_webhook: None,
             require_decision_signature: false,
             allowed_origins: Vec::new(),
             passkey: None,

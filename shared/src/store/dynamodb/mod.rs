@@ -96,6 +96,7 @@ pub mod schema;
 mod sessions;
 mod sockets;
 mod store;
+pub mod stream;
 mod tenants;
 mod users;
 mod verification;

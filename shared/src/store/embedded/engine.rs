@@ -67,6 +67,15 @@ pub enum TableId {
 }
 
 impl TableId {
+    /// Whether a change to an item of this table is written to the outbox, in the same
+    /// transaction, for the events worker (DESIGN 10): the records that can make an event.
+    pub fn feeds_events(self) -> bool {
+        matches!(
+            self,
+            TableId::Credentials | TableId::Actions | TableId::Approvals | TableId::ChallengeMarks
+        )
+    }
+
     pub(crate) fn from_tag(tag: u8) -> Option<TableId> {
         use TableId::*;
         [
@@ -117,6 +126,17 @@ const SCHEMA: &str = "
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS items_expiry ON items (expires_at) WHERE expires_at IS NOT NULL;
     CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        tbl INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        old BLOB,
+        new BLOB,
+        at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at);
 ";
 
 /// What a write transaction survives once it has been answered.
@@ -210,8 +230,28 @@ impl Tx<'_> {
             .map_err(sqlite_failure)
     }
 
-    /// Creates or replaces an item; `expires_at` for items that expire (purged after it).
+    /// Creates or replaces an item; `expires_at` for items that expire (purged after it). A
+    /// change to a table that [feeds events](TableId::feeds_events) is also written to the
+    /// outbox, with the value before it, in this transaction (DESIGN 10).
     pub fn put(
+        &mut self,
+        table: TableId,
+        key: &str,
+        value: &[u8],
+        expires_at: Option<Timestamp>,
+    ) -> Result<()> {
+        if table.feeds_events() {
+            let old = self.get(table, key)?;
+            if old.as_deref() != Some(value) {
+                self.record_change(table, key, old.as_deref(), Some(value))?;
+            }
+        }
+        self.put_unrecorded(table, key, value, expires_at)
+    }
+
+    /// [`Tx::put`] without the outbox: for the import of the old journal, whose items are not
+    /// news to anyone.
+    pub fn put_unrecorded(
         &mut self,
         table: TableId,
         key: &str,
@@ -230,10 +270,88 @@ impl Tx<'_> {
     }
 
     pub fn remove(&mut self, table: TableId, key: &str) -> Result<()> {
+        if table.feeds_events()
+            && let Some(old) = self.get(table, key)?
+        {
+            self.record_change(table, key, Some(&old), None)?;
+        }
         self.conn
             .prepare_cached("DELETE FROM items WHERE tbl = ?1 AND key = ?2")
             .and_then(|mut statement| statement.execute(params![table as i64, key]))
             .map(drop)
+            .map_err(sqlite_failure)
+    }
+
+    /// One row of the outbox: the item's value before and after a write, and when (wall-clock
+    /// milliseconds: the engine has no clock of its own), due at once.
+    fn record_change(
+        &mut self,
+        table: TableId,
+        key: &str,
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<()> {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        self.conn
+            .prepare_cached(
+                "INSERT INTO outbox (tbl, key, old, new, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut statement| statement.execute(params![table as i64, key, old, new, at]))
+            .map(drop)
+            .map_err(sqlite_failure)
+    }
+
+    /// Up to `limit` outbox rows due at `now` (ms), oldest first, through the `outbox_due`
+    /// index.
+    pub fn due_changes(&self, now: i64, limit: u32) -> Result<Vec<OutboxRow>> {
+        self.conn
+            .prepare_cached(
+                "SELECT seq, tbl, key, old, new, at, attempts FROM outbox \
+                 WHERE next_attempt_at <= ?1 ORDER BY next_attempt_at, seq LIMIT ?2",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_map(params![now, limit], |row| {
+                        Ok(OutboxRow {
+                            seq: row.get(0)?,
+                            table: TableId::from_tag(row.get::<_, u8>(1)?),
+                            key: row.get(2)?,
+                            old: row.get(3)?,
+                            new: row.get(4)?,
+                            at: Timestamp(row.get(5)?),
+                            attempts: row.get(6)?,
+                        })
+                    })?
+                    .collect()
+            })
+            .map_err(sqlite_failure)
+    }
+
+    /// Removes an outbox row: its events were delivered (or it makes none).
+    pub fn remove_change(&mut self, seq: i64) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM outbox WHERE seq = ?1")
+            .and_then(|mut statement| statement.execute([seq]))
+            .map(drop)
+            .map_err(sqlite_failure)
+    }
+
+    /// Counts a failed delivery of an outbox row and makes it due again at `next_attempt_at`.
+    pub fn postpone_change(&mut self, seq: i64, attempts: u32, next_attempt_at: i64) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE outbox SET attempts = ?2, next_attempt_at = ?3 WHERE seq = ?1")
+            .and_then(|mut statement| statement.execute(params![seq, attempts, next_attempt_at]))
+            .map(drop)
+            .map_err(sqlite_failure)
+    }
+
+    /// How many rows the outbox holds.
+    pub fn outbox_len(&self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM outbox", [], |row| row.get(0))
             .map_err(sqlite_failure)
     }
 
@@ -293,6 +411,19 @@ impl Tx<'_> {
             })
             .map_err(sqlite_failure)
     }
+}
+
+/// A change waiting in the outbox (DESIGN 10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub seq: i64,
+    /// `None`: a table this version does not know (written by a newer one).
+    pub table: Option<TableId>,
+    pub key: String,
+    pub old: Option<Vec<u8>>,
+    pub new: Option<Vec<u8>>,
+    pub at: Timestamp,
+    pub attempts: u32,
 }
 
 /// The write transactions that share one commit at [`Durability::Full`] (group commit).

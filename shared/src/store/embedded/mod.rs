@@ -39,6 +39,7 @@
 
 pub mod engine;
 pub mod legacy_journal;
+pub mod outbox;
 mod sessions;
 mod sockets;
 
@@ -151,7 +152,7 @@ impl EmbeddedStore {
                     Ok(expires_at) => expires_at,
                     Err(_) => return Ok(Err(format!("the item {key:?} does not decode"))),
                 };
-                tx.put(*table, key, value, expires_at)?;
+                tx.put_unrecorded(*table, key, value, expires_at)?;
             }
             tx.set_meta(IMPORTED_JOURNAL_META, &digest)?;
             Ok(Ok(()))

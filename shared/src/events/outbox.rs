@@ -1,0 +1,189 @@
+//! The events worker of the local server (issue #19, DESIGN 10): delivers what the embedded
+//! store's outbox holds, at least once, retrying with exponential backoff, and survives a
+//! restart because the outbox is in the database: a row goes only once its events were
+//! accepted (or when it makes none, or its tenant has no events webhook).
+//!
+//! Rows are independent: one failing does not hold the others back, so events may arrive out of
+//! order (each carries its `time` and a stable `id`). A receiver that stays down is retried every
+//! `retry_max` for as long as it is down; nothing is dropped.
+
+use super::{backoff, deliver, events_of};
+use crate::clock::Timestamp;
+use crate::store::TenantStore;
+use crate::store::embedded::EmbeddedStore;
+use crate::store::embedded::outbox::PendingChange;
+use crate::webhook::WebhookSender;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How rows are retried, and how often the outbox is looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// The wait before the first retry; it doubles with each failure.
+    pub base: Duration,
+    /// The longest wait between two tries.
+    pub max: Duration,
+    /// How long one delivery may take (`Settings::webhook_timeout_ms`).
+    pub timeout: Duration,
+    /// How long the worker sleeps when nothing is due.
+    pub poll: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+            timeout: Duration::from_secs(5),
+            poll: Duration::from_millis(500),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The defaults, with `TRUSTED_DEVICE_EVENTS_RETRY_BASE_MS` and
+    /// `TRUSTED_DEVICE_EVENTS_RETRY_MAX_MS` when set (positive integers), and `timeout`.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let mut policy = RetryPolicy {
+            timeout,
+            ..RetryPolicy::default()
+        };
+        let read = |name: &str| -> Result<Option<Duration>, String> {
+            match lookup(name) {
+                None => Ok(None),
+                Some(text) => match text.trim().parse::<u64>() {
+                    Ok(ms) if ms > 0 => Ok(Some(Duration::from_millis(ms))),
+                    _ => Err(format!("{name} must be a positive integer, not {text:?}")),
+                },
+            }
+        };
+        if let Some(base) = read("TRUSTED_DEVICE_EVENTS_RETRY_BASE_MS")? {
+            policy.base = base;
+        }
+        if let Some(max) = read("TRUSTED_DEVICE_EVENTS_RETRY_MAX_MS")? {
+            policy.max = max;
+        }
+        policy.max = policy.max.max(policy.base);
+        policy.poll = policy.poll.min(policy.base);
+        Ok(policy)
+    }
+}
+
+/// Delivers the outbox's events; [`OutboxWorker::run`] until shut down.
+pub struct OutboxWorker {
+    store: EmbeddedStore,
+    sender: Arc<dyn WebhookSender>,
+    policy: RetryPolicy,
+    max_failed_attempts: u32,
+}
+
+/// How many rows one pass reads.
+const BATCH: u32 = 100;
+
+fn wall_clock() -> Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    Timestamp(ms)
+}
+
+impl OutboxWorker {
+    pub fn new(
+        store: EmbeddedStore,
+        sender: Arc<dyn WebhookSender>,
+        policy: RetryPolicy,
+        max_failed_attempts: u32,
+    ) -> Self {
+        OutboxWorker {
+            store,
+            sender,
+            policy,
+            max_failed_attempts,
+        }
+    }
+
+    /// One pass over the rows due now; returns how many it handled (delivered, dropped or
+    /// postponed).
+    pub async fn run_once(&self) -> crate::error::Result<usize> {
+        let due = self.store.due_changes(wall_clock(), BATCH)?;
+        let handled = due.len();
+        for pending in due {
+            self.handle(pending).await?;
+        }
+        Ok(handled)
+    }
+
+    /// Passes until `shutdown` resolves; a store failure is logged and tried again later.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let pause = match self.run_once().await {
+                Ok(n) if n as u32 == BATCH => Duration::ZERO,
+                Ok(_) => self.policy.poll,
+                Err(error) => {
+                    tracing::error!(error = %error, "the events outbox could not be read");
+                    self.policy.max.min(Duration::from_secs(5))
+                }
+            };
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    async fn handle(&self, pending: PendingChange) -> crate::error::Result<()> {
+        let PendingChange {
+            seq,
+            attempts,
+            change,
+        } = pending;
+        let Some(change) = change else {
+            return self.store.remove_change(seq).await;
+        };
+        let events = events_of(&change, self.max_failed_attempts);
+        if events.is_empty() {
+            return self.store.remove_change(seq).await;
+        }
+        let endpoint = match self.store.get_tenant(&change.tenant_id).await? {
+            Some(tenant) => tenant.events_webhook,
+            None => None,
+        };
+        let Some(endpoint) = endpoint else {
+            // No events webhook (DESIGN 10): nobody to tell; the change is not kept for later.
+            return self.store.remove_change(seq).await;
+        };
+        for event in &events {
+            let sent = deliver(
+                self.sender.as_ref(),
+                &endpoint,
+                event,
+                wall_clock(),
+                self.policy.timeout,
+            )
+            .await;
+            if let Err(problem) = sent {
+                let attempts = attempts.saturating_add(1);
+                let wait = backoff(attempts, self.policy.base, self.policy.max);
+                // The URL and the secret are never logged: the tenant, the type, the reason.
+                tracing::warn!(
+                    tenant = %change.tenant_id,
+                    event = event.kind,
+                    id = %event.id,
+                    attempts,
+                    retry_in_ms = wait.as_millis() as u64,
+                    problem = %problem,
+                    "event delivery failed; will retry"
+                );
+                let next = Timestamp(wall_clock().0.saturating_add(wait.as_millis() as i64));
+                return self.store.postpone_change(seq, attempts, next).await;
+            }
+            tracing::info!(tenant = %change.tenant_id, event = event.kind, id = %event.id, "event delivered");
+        }
+        self.store.remove_change(seq).await
+    }
+}
