@@ -41,6 +41,7 @@ pub mod error;
 pub mod http;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod metric;
 pub mod notify;
 #[cfg(test)]
 mod parser_properties;
