@@ -13,15 +13,15 @@ use crate::free_port;
 const BIN: &str = env!("CARGO_BIN_EXE_trusted-device");
 
 /// A running `trusted-device serve`, with every line it prints collected.
-struct Served {
-    child: Child,
+pub(crate) struct Served {
+    pub(crate) child: Child,
     lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-    base_url: String,
+    pub(crate) seen: Vec<String>,
+    pub(crate) base_url: String,
 }
 
 impl Served {
-    fn start(data_dir: &std::path::Path, extra: &[&str]) -> Served {
+    pub(crate) fn start(data_dir: &std::path::Path, extra: &[&str]) -> Served {
         let port = free_port();
         let mut command = Command::new(BIN);
         command.args(["serve", "--addr", &format!("127.0.0.1:{port}")]);
@@ -74,7 +74,7 @@ impl Served {
     }
 
     /// Sends SIGTERM and waits for a clean exit.
-    fn stop(mut self) -> Vec<String> {
+    pub(crate) fn stop(mut self) -> Vec<String> {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()

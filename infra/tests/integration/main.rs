@@ -5,6 +5,7 @@
 mod cli;
 mod crash;
 mod device_conformance;
+mod metrics;
 mod template;
 mod template_websocket;
 
