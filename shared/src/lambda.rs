@@ -46,13 +46,6 @@ pub async fn app_from_env() -> Result<SharedApp, lambda_http::Error> {
     Ok(Arc::new(app))
 }
 
-/// The environment variable naming the CloudWatch namespace of the metrics
-/// (`template.yaml` sets `TrustedDevice/<stack name>`).
-pub const METRICS_NAMESPACE_ENV: &str = "TRUSTED_DEVICE_METRICS_NAMESPACE";
-
-/// The namespace when [`METRICS_NAMESPACE_ENV`] is not set.
-pub const DEFAULT_METRICS_NAMESPACE: &str = "TrustedDevice";
-
 /// The EMF collector [`install_metrics`] installed, flushed after each invocation.
 static METRICS: std::sync::OnceLock<&'static metrics_cloudwatch_embedded::Collector> =
     std::sync::OnceLock::new();
@@ -66,10 +59,10 @@ fn install_metrics() -> Result<(), lambda_http::Error> {
     if METRICS.get().is_some() {
         return Ok(());
     }
-    let namespace = std::env::var(METRICS_NAMESPACE_ENV)
+    let namespace = std::env::var(crate::metric::NAMESPACE_ENV)
         .ok()
         .filter(|name| !name.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_owned());
+        .unwrap_or_else(|| crate::metric::DEFAULT_NAMESPACE.to_owned());
     let collector = metrics_cloudwatch_embedded::Builder::new()
         .cloudwatch_namespace(namespace)
         .init()
@@ -81,8 +74,9 @@ fn install_metrics() -> Result<(), lambda_http::Error> {
 
 /// Writes the metrics recorded since the last flush as EMF lines on stdout (one line per
 /// label set; nothing when nothing was recorded). A failed write loses those numbers, never
-/// the response.
-fn flush_metrics() {
+/// the response. [`handler`] calls it after each HTTP invocation; a function with a handler of
+/// its own (qr-socket) calls it after each event.
+pub fn flush_metrics() {
     if let Some(collector) = METRICS.get()
         && let Err(error) = collector.flush(std::io::stdout().lock())
     {

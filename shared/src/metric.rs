@@ -19,6 +19,13 @@ use crate::error::{Error, Throttled};
 use crate::http::error::Describe as _;
 use std::time::Duration;
 
+/// The environment variable naming the CloudWatch namespace of the Lambda functions' metrics
+/// (`template.yaml` sets `TrustedDevice/<Stage>`).
+pub const NAMESPACE_ENV: &str = "TRUSTED_DEVICE_METRICS_NAMESPACE";
+
+/// The namespace when [`NAMESPACE_ENV`] is not set.
+pub const DEFAULT_NAMESPACE: &str = "TrustedDevice";
+
 /// The metric names, shared by both backends (the Prometheus exporter adds `_total` to
 /// counters and the unit to the latency, its naming convention).
 pub mod name {
