@@ -4,8 +4,9 @@
 //! EMF line the functions printed on stdout is read back and checked against the EMF
 //! specification (`_aws.Timestamp`, `_aws.CloudWatchMetrics` with the namespace, dimension sets
 //! whose keys are members, metric definitions whose names are members with numbers), and the
-//! values are summed: they moved by exactly the flow's events (DESIGN 10). No user id, tenant
-//! id, key, token, challenge id, signature or address appears in them.
+//! values are summed: they moved by exactly the flow's events (DESIGN 10). Then the table goes
+//! away and one more track is a 503, counted as a 5xx and a store error. No user id, tenant id,
+//! key, token, challenge id, signature or address appears in the lines.
 
 use crate::lambda_conformance::{Children, Gateway, bin_dir, build_functions, gateway};
 use e2e_tests::{Device, FUNCTIONS};
@@ -77,9 +78,9 @@ fn add_emf(line: &str, totals: &mut Totals, latencies: &mut Vec<f64>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_functions_print_valid_emf_that_counts_a_sign_in_and_a_bad_signature() {
+async fn the_functions_print_valid_emf_counting_a_sign_in_a_bad_signature_and_a_store_outage() {
     tokio::task::spawn_blocking(build_functions).await.unwrap();
-    let local = LocalDynamo::start().await;
+    let mut local = LocalDynamo::start().await;
     let table = local
         .table_with_tenant("lambda-metrics", TENANT, SECRET)
         .await;
@@ -183,6 +184,15 @@ async fn the_functions_print_valid_emf_that_counts_a_sign_in_and_a_bad_signature
     assert_eq!(status, 200, "{validated}");
     assert_eq!(validated["state"], "CHALLENGE_SUCCEEDED");
 
+    // The table goes away: the next track is a 503, counted as a store error.
+    local.stop().await;
+    let (status, unavailable) =
+        post(&format!("/users/{USER}/actions/signIn"), None, json!({})).await;
+    assert_eq!(
+        (status, unavailable["errorCode"].as_str()),
+        (503, Some("service_unavailable"))
+    );
+
     // Stopped, each function's pipe ends: every line it printed has been read.
     server.abort();
     drop(children);
@@ -201,12 +211,16 @@ async fn the_functions_print_valid_emf_that_counts_a_sign_in_and_a_bad_signature
     let verify_route = "/v1/client/verify/in-app";
     let expected: Totals = [
         (format!("http_requests{{method=POST,route={track_route},status_class=2xx}}"), 2.0),
+        (format!("http_requests{{method=POST,route={track_route},status_class=5xx}}"), 1.0),
+        ("http_server_errors{}".into(), 1.0),
+        ("error_responses{code=service_unavailable}".into(), 1.0),
+        ("store_errors{kind=unavailable,store=dynamodb}".into(), 1.0),
         ("http_requests{method=POST,route=/v1/client/user-authenticators/{namespace},status_class=2xx}".into(), 1.0),
         ("http_requests{method=POST,route=/v1/client/challenge,status_class=2xx}".into(), 1.0),
         (format!("http_requests{{method=POST,route={verify_route},status_class=2xx}}"), 1.0),
         (format!("http_requests{{method=POST,route={verify_route},status_class=4xx}}"), 1.0),
         ("http_requests{method=POST,route=/v1/validate,status_class=2xx}".into(), 1.0),
-        (format!("http_request_duration{{method=POST,route={track_route}}}"), 2.0),
+        (format!("http_request_duration{{method=POST,route={track_route}}}"), 3.0),
         ("http_request_duration{method=POST,route=/v1/client/user-authenticators/{namespace}}".into(), 1.0),
         ("http_request_duration{method=POST,route=/v1/client/challenge}".into(), 1.0),
         (format!("http_request_duration{{method=POST,route={verify_route}}}"), 2.0),
@@ -227,7 +241,7 @@ async fn the_functions_print_valid_emf_that_counts_a_sign_in_and_a_bad_signature
             .collect::<Vec<_>>()
             .join("\n")
     );
-    assert_eq!(latencies.len(), 7);
+    assert_eq!(latencies.len(), 8);
 
     // Privacy: nothing that names a user, a tenant, a key or a credential.
     let all = emf
