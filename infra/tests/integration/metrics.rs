@@ -1,6 +1,6 @@
 //! `trusted-device serve --metrics-addr`: the counters in the Prometheus text format on an
 //! address of their own, scraped before and after a real sign-in (a device key, with one
-//! forged signature) and a QR code approved by a phone. The counts move by exactly those
+//! forged signature), a QR code approved by a phone and a push it rejects. The counts move by exactly those
 //! requests' events; nothing private is in them; `/metrics` is not on the API's address; and
 //! without the flag there is no second listener at all (DESIGN 10).
 
@@ -140,7 +140,7 @@ fn port_of(base_url: &str) -> u16 {
 }
 
 #[test]
-fn metrics_count_a_sign_in_a_forged_signature_and_a_qr_approval_exactly() {
+fn metrics_count_a_sign_in_a_forged_signature_a_qr_approval_and_a_push_rejection_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let metrics_port = free_port();
     let metrics_addr = format!("127.0.0.1:{metrics_port}");
@@ -185,7 +185,12 @@ fn metrics_count_a_sign_in_a_forged_signature_and_a_qr_approval_exactly() {
     // A phone registers an in-app key and a QR-code key.
     let (in_app, _) = DeviceKey::generate().unwrap();
     let (qr_phone, _) = DeviceKey::generate().unwrap();
-    for (key, namespace) in [(&in_app, "in-app"), (&qr_phone, "qr-code")] {
+    let (push_phone, _) = DeviceKey::generate().unwrap();
+    for (key, namespace) in [
+        (&in_app, "in-app"),
+        (&qr_phone, "qr-code"),
+        (&push_phone, "push"),
+    ] {
         let (status, tracked) = post(
             &format!("{base}/users/{USER}/actions/addAuthenticator"),
             Auth::Secret,
@@ -271,6 +276,33 @@ fn metrics_count_a_sign_in_a_forged_signature_and_a_qr_approval_exactly() {
         "{answered}"
     );
 
+    // A push for another sign-in, which the phone rejects.
+    let (status, tracked) = post(
+        &format!("{base}/users/{USER}/actions/signIn"),
+        Auth::Secret,
+        json!({}),
+    );
+    assert_eq!(status, 200, "{tracked}");
+    let push_token = tracked["token"].as_str().unwrap().to_owned();
+    let (status, push) = post(
+        &format!("{base}/client/challenge/push"),
+        Auth::Bearer(&push_token),
+        json!({"action": "signIn"}),
+    );
+    assert_eq!(status, 200, "{push}");
+    let push_id = push["challengeId"].as_str().unwrap().to_owned();
+    let (status, answered) = post(
+        &format!("{base}/client/user-authenticators/push/challenge"),
+        Auth::Tenant,
+        json!({
+            "challengeId": push_id,
+            "publicKey": push_phone.public_key(),
+            "signature": push_phone.sign(&push_id).unwrap(),
+            "approved": false,
+        }),
+    );
+    assert_eq!(status, 200, "{answered}");
+
     let (_, _, text) = scrape(&metrics_url);
     let after = samples(&text);
     let track = "/v1/users/{userId}/actions/{action}";
@@ -283,8 +315,9 @@ fn metrics_count_a_sign_in_a_forged_signature_and_a_qr_approval_exactly() {
         format!(r#"http_request_duration_milliseconds_count{{route="{route}",method="POST"}}"#)
     };
     let expected: BTreeMap<String, f64> = [
-        (requests(track, "2xx"), 3.0),
-        (requests(add, "2xx"), 2.0),
+        (requests(track, "2xx"), 5.0),
+        (requests(add, "2xx"), 3.0),
+        (requests("/v1/client/challenge/push", "2xx"), 1.0),
         (requests("/v1/client/challenge", "2xx"), 1.0),
         (requests(verify, "4xx"), 1.0),
         (requests(verify, "2xx"), 1.0),
@@ -301,10 +334,11 @@ fn metrics_count_a_sign_in_a_forged_signature_and_a_qr_approval_exactly() {
                 "/v1/client/user-authenticators/{namespace}/challenge",
                 "2xx",
             ),
-            1.0,
+            2.0,
         ),
-        (latencies(track), 3.0),
-        (latencies(add), 2.0),
+        (latencies(track), 5.0),
+        (latencies(add), 3.0),
+        (latencies("/v1/client/challenge/push"), 1.0),
         (latencies("/v1/client/challenge"), 1.0),
         (latencies(verify), 2.0),
         (latencies("/v1/client/challenge/qr-code"), 1.0),
@@ -314,7 +348,7 @@ fn metrics_count_a_sign_in_a_forged_signature_and_a_qr_approval_exactly() {
         ),
         (
             latencies("/v1/client/user-authenticators/{namespace}/challenge"),
-            1.0,
+            2.0,
         ),
         (
             r#"error_responses_total{code="invalid_signature"}"#.into(),
@@ -322,6 +356,11 @@ fn metrics_count_a_sign_in_a_forged_signature_and_a_qr_approval_exactly() {
         ),
         (r#"flows_started_total{method="device-key"}"#.into(), 1.0),
         (r#"flows_started_total{method="qr-code"}"#.into(), 1.0),
+        (r#"flows_started_total{method="push"}"#.into(), 1.0),
+        (
+            r#"approvals_answered_total{method="push",outcome="rejected"}"#.into(),
+            1.0,
+        ),
         (r#"flows_completed_total{method="device-key"}"#.into(), 1.0),
         (r#"flows_completed_total{method="qr-code"}"#.into(), 1.0),
         (
@@ -348,8 +387,11 @@ fn metrics_count_a_sign_in_a_forged_signature_and_a_qr_approval_exactly() {
         &qr_id,
         &signature,
         &forged,
+        &push_token,
+        &push_id,
         in_app.public_key(),
         qr_phone.public_key(),
+        push_phone.public_key(),
         "127.0.0.1",
     ] {
         assert!(
