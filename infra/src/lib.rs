@@ -7,6 +7,7 @@ pub mod device;
 pub mod device_cli;
 pub mod dry_run;
 pub mod http_client;
+pub mod metrics_endpoint;
 pub mod secret_strength;
 pub mod server;
 pub mod websocket;

@@ -351,6 +351,11 @@ struct ServeArgs {
         default_value = "text"
     )]
     log_format: LogFormatArg,
+    /// Serve the metrics in the Prometheus text format at `GET /metrics` on this address
+    /// (e.g. 127.0.0.1:9464); off when not given. Never the API's address: the counters are
+    /// for the operator, not for the SDKs' clients (docs/operations.md).
+    #[arg(long, env = "TRUSTED_DEVICE_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -1110,6 +1115,21 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let base_url = format!("http://{addr}/v1");
+    // Off by default: no recorder, no listener (DESIGN 11).
+    if let Some(metrics_addr) = args.metrics_addr {
+        if metrics_addr == args.addr || metrics_addr == addr {
+            return Err(format!(
+                "--metrics-addr {metrics_addr} is the API's address; give the metrics their own"
+            ));
+        }
+        let metrics_listener = tokio::net::TcpListener::bind(metrics_addr)
+            .await
+            .map_err(|e| format!("cannot listen on {metrics_addr} for metrics: {e}"))?;
+        let metrics_addr = metrics_listener.local_addr().map_err(|e| e.to_string())?;
+        let handle = trusted_device::metrics_endpoint::install()?;
+        trusted_device::metrics_endpoint::spawn(metrics_listener, handle);
+        say!("metrics at http://{metrics_addr}/metrics");
+    }
 
     match (args.tenant_id, args.secret_key) {
         (Some(id), Some(secret)) => {

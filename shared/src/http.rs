@@ -470,6 +470,13 @@ async fn log_request(request: Request, next: Next) -> Response {
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
     let error = response.extensions().get::<LoggedErrorCode>().map(|c| c.0);
+    // The one place that sees every response with its route: DESIGN 11.
+    crate::metric::http_request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     tracing::info!(
         request_id,
         method = %method,

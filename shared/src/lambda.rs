@@ -20,6 +20,7 @@ use tower::ServiceExt as _;
 /// rate limits that `template.yaml` passes as parameters, are optional).
 pub async fn app_from_env() -> Result<SharedApp, lambda_http::Error> {
     telemetry::init(LogFormat::Json);
+    install_metrics()?;
     let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
     let settings = Settings::from_env()?;
     let config = DynamoConfig {
@@ -45,8 +46,48 @@ pub async fn app_from_env() -> Result<SharedApp, lambda_http::Error> {
     Ok(Arc::new(app))
 }
 
+/// The EMF collector [`install_metrics`] installed, flushed after each invocation.
+static METRICS: std::sync::OnceLock<&'static metrics_cloudwatch_embedded::Collector> =
+    std::sync::OnceLock::new();
+
+/// Installs the CloudWatch Embedded Metric Format recorder as the process's metrics recorder
+/// (DESIGN 11): what `shared::metric` records is written to stdout as EMF JSON lines after
+/// each invocation ([`handler`]), which CloudWatch Logs turns into metrics with no API call.
+/// No dimension is set for the whole process (the function name is not one either: an alarm
+/// sums a metric across the four functions without a metric-math expression).
+fn install_metrics() -> Result<(), lambda_http::Error> {
+    if METRICS.get().is_some() {
+        return Ok(());
+    }
+    let namespace = std::env::var(crate::metric::NAMESPACE_ENV)
+        .ok()
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or_else(|| crate::metric::DEFAULT_NAMESPACE.to_owned());
+    let collector = metrics_cloudwatch_embedded::Builder::new()
+        .cloudwatch_namespace(namespace)
+        .init()
+        .map_err(|error| format!("the metrics recorder could not be installed: {error}"))?;
+    crate::metric::describe();
+    let _ = METRICS.set(collector);
+    Ok(())
+}
+
+/// Writes the metrics recorded since the last flush as EMF lines on stdout (one line per
+/// label set; nothing when nothing was recorded). A failed write loses those numbers, never
+/// the response. [`handler`] calls it after each HTTP invocation; a function with a handler of
+/// its own (qr-socket) calls it after each event.
+pub fn flush_metrics() {
+    if let Some(collector) = METRICS.get()
+        && let Err(error) = collector.flush(std::io::stdout().lock())
+    {
+        tracing::warn!(error = %error, "metrics could not be written");
+    }
+}
+
 /// The router as a Lambda handler: the shared layers, the Lambda request id in the log line,
-/// API Gateway's source address for the handlers, the path normalised before routing.
+/// API Gateway's source address for the handlers, the path normalised before routing, and
+/// the metrics flushed once the response is ready (before the runtime posts it, so the lines
+/// belong to this invocation's log stream and time).
 pub fn handler(
     router: Router,
 ) -> impl tower::Service<
@@ -55,22 +96,28 @@ pub fn handler(
     Error = std::convert::Infallible,
     Future = impl Send,
 > + Clone {
-    finish(router).map_request(|mut request: lambda_http::Request| {
-        if let Some(id) = request.lambda_context_ref().map(|c| c.request_id.clone()) {
-            request.extensions_mut().insert(RequestId(id));
-        }
-        if let Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) =
-            request.request_context_ref()
-            && let Some(ip) = context
-                .http
-                .source_ip
-                .as_deref()
-                .and_then(|ip| ip.parse().ok())
-        {
-            request.extensions_mut().insert(SourceIp(ip));
-        }
-        normalize_path(request)
-    })
+    finish(router)
+        .map_request(|mut request: lambda_http::Request| {
+            if let Some(id) = request.lambda_context_ref().map(|c| c.request_id.clone()) {
+                request.extensions_mut().insert(RequestId(id));
+            }
+            if let Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) =
+                request.request_context_ref()
+                && let Some(ip) = context
+                    .http
+                    .source_ip
+                    .as_deref()
+                    .and_then(|ip| ip.parse().ok())
+            {
+                request.extensions_mut().insert(SourceIp(ip));
+            }
+            normalize_path(request)
+        })
+        .map_future(|response| async move {
+            let response = response.await;
+            flush_metrics();
+            response
+        })
 }
 
 /// Runs `router` as this process's Lambda handler until the runtime stops it.

@@ -20,6 +20,7 @@
 //! | [`notify`] | the notification port the use cases call (`push.created`, and vetting a destination) |
 //! | [`webhook`] | its adapter: the `push.created` envelope, `X-Signature-V2`, delivery, the URL policy (spec 2.11) |
 //! | [`config`], [`telemetry`] | settings read once; one JSON or text log line per request |
+//! | [`metric`] | every metric's name, and the one function per signal the HTTP layer, the use cases and the store adapters record through (the `metrics` facade; DESIGN 11) |
 //! | `lambda` (feature `lambda`) | the Lambda entry point the functions share, and their composition root |
 //! | `sockets_aws` (feature `sockets-aws`) | the socket port's adapter on AWS: QR-code states pushed to API Gateway WebSocket connections (`PostToConnection`) |
 //! | [`websocket`] | the QR-code WebSocket protocol (spec 3.8): handshake, messages, limits; the socket port that pushes to an open socket, and its in-process adapter |
@@ -42,6 +43,7 @@ pub mod events;
 pub mod http;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod metric;
 pub mod notify;
 #[cfg(test)]
 mod parser_properties;

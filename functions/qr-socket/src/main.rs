@@ -9,7 +9,12 @@ async fn main() -> Result<(), lambda_http::Error> {
     let app = shared::lambda::app_from_env().await?;
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| {
         let app = app.clone();
-        async move { qr_socket::handler(&app, event).await }
+        async move {
+            let result = qr_socket::handler(&app, event).await;
+            // The EMF lines of this event, in its invocation (DESIGN 11).
+            shared::lambda::flush_metrics();
+            result
+        }
     }))
     .await
 }

@@ -91,8 +91,17 @@ async fn the_bootstrap_binary_answers_api_gateway_events_through_the_runtime_api
         reader.join().unwrap();
     }
     let logs = logs.lock().unwrap().join("\n");
-    // One JSON line per request, with the Lambda request id, and no secret or token.
-    let request_lines: Vec<&str> = logs.lines().filter(|l| l.contains("\"route\"")).collect();
+    // One JSON log line per request, with the Lambda request id, and no secret or token (the
+    // other lines with a route are the metrics' EMF lines, DESIGN 11).
+    let request_lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("\"message\":\"request\""))
+        .collect();
+    assert_eq!(
+        logs.lines().filter(|l| l.starts_with("{\"_aws\"")).count(),
+        5,
+        "two requests' EMF lines: responses and latencies, and the 401's error code: {logs}"
+    );
     assert_eq!(request_lines.len(), 2, "{logs}");
     for line in &request_lines {
         let record: Value =

@@ -14,9 +14,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_trusted-device");
 
 /// A running `trusted-device serve`, with every line it prints collected.
 pub(crate) struct Served {
-    child: Child,
+    pub(crate) child: Child,
     lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+    pub(crate) seen: Vec<String>,
     pub(crate) base_url: String,
 }
 

@@ -7,6 +7,7 @@ mod crash;
 mod device_conformance;
 mod events;
 mod keys;
+mod metrics;
 mod template;
 mod template_websocket;
 

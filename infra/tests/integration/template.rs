@@ -357,3 +357,68 @@ fn the_events_function_reads_the_stream_with_retries_and_a_dead_letter_queue() {
     .collect();
     assert_eq!(granted, expected);
 }
+
+/// The alarms on the service's own metrics (DESIGN 11) watch names the functions emit
+/// (`shared::metric::name`), in the namespace the functions are given, with exactly the
+/// dimensions those metrics are recorded with; every alarm notifies the optional SNS topic.
+#[test]
+fn alarms_watch_the_metrics_the_functions_emit_and_notify_the_optional_topic() {
+    use shared::metric::name;
+    let template = template();
+    let variables = &template["Globals"]["Function"]["Environment"]["Variables"];
+    let Value::Tagged(namespace) = &variables[shared::metric::NAMESPACE_ENV] else {
+        panic!("the functions are not given a metrics namespace")
+    };
+    let namespace = namespace.value.as_str().unwrap();
+    assert_eq!(namespace, "TrustedDevice/${Stage}");
+    assert_eq!(
+        template["Parameters"]["AlarmTopicArn"]["Default"].as_str(),
+        Some("")
+    );
+    // The labels each alarmed metric is recorded with (shared::metric).
+    let recorded: [(&str, &[&str]); 3] = [
+        (name::ERROR_RESPONSES, &["code"]),
+        (name::HTTP_SERVER_ERRORS, &[]),
+        (name::STORE_ERRORS, &["kind", "store"]),
+    ];
+    let mut own = BTreeSet::new();
+    let mut alarms = 0;
+    for (resource_name, resource) in template["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        alarms += 1;
+        let properties = &resource["Properties"];
+        for actions in ["AlarmActions", "OKActions"] {
+            let Value::Tagged(condition) = &properties[actions] else {
+                panic!("{resource_name:?}: {actions} is not conditional on the topic")
+            };
+            assert_eq!(condition.value[0].as_str(), Some("NotifyAlarms"));
+        }
+        if let Value::Tagged(alarm_namespace) = &properties["Namespace"] {
+            assert_eq!(alarm_namespace.value.as_str(), Some(namespace));
+            let metric = properties["MetricName"].as_str().unwrap();
+            let dimensions: BTreeSet<&str> = properties["Dimensions"]
+                .as_sequence()
+                .map(|d| d.iter().map(|d| d["Name"].as_str().unwrap()).collect())
+                .unwrap_or_default();
+            let (_, labels) = recorded
+                .iter()
+                .find(|(recorded, _)| *recorded == metric)
+                .unwrap_or_else(|| panic!("{metric} is not one the functions emit"));
+            assert_eq!(dimensions, labels.iter().copied().collect(), "{metric}");
+            own.insert(metric);
+        }
+    }
+    assert_eq!(own.len(), recorded.len());
+    assert_eq!(alarms, 8);
+    let invalid_signature = &resource(&template, "InvalidSignatureAlarm")["Properties"];
+    assert_eq!(
+        invalid_signature["Dimensions"][0]["Value"].as_str(),
+        Some("invalid_signature")
+    );
+    assert_eq!(
+        resource(&template, "Dashboard")["Type"].as_str(),
+        Some("AWS::CloudWatch::Dashboard")
+    );
+}

@@ -270,6 +270,12 @@ impl IntoResponse for HttpError {
         response
             .extensions_mut()
             .insert(LoggedErrorCode(self.code()));
+        // Counted where the code is decided, once per error answered (DESIGN 11).
+        let domain = match &self {
+            HttpError::Domain(error) => Some(error),
+            _ => None,
+        };
+        crate::metric::error_response(self.code(), domain);
         response
     }
 }

@@ -11,6 +11,7 @@ use crate::domain::{
 };
 use crate::encoding;
 use crate::error::{Error, Result, Throttled};
+use crate::metric::{self, FlowMethod};
 use crate::signature::PublicKey;
 use crate::store::{ActionWrite, SingleUse, VerificationCommit};
 use crate::token::{TokenRequest, VerifiedToken};
@@ -58,6 +59,20 @@ impl App {
         starter: ChallengeStarter,
         action: Option<ActionCode>,
     ) -> Result<Challenge> {
+        let challenge = self
+            .start_challenge_unrecorded(tenant, starter, action)
+            .await?;
+        metric::flow_started(FlowMethod::DeviceKey);
+        Ok(challenge)
+    }
+
+    /// The use case above without its metrics.
+    async fn start_challenge_unrecorded(
+        &self,
+        tenant: &Tenant,
+        starter: ChallengeStarter,
+        action: Option<ActionCode>,
+    ) -> Result<Challenge> {
         let (target, nonce) = match starter {
             ChallengeStarter::Token(token) => {
                 if action
@@ -89,6 +104,20 @@ impl App {
     /// for. Marking the challenge used, moving the action to `CHALLENGE_SUCCEEDED` and setting
     /// the credential's `lastVerifiedAt` happen in one store transaction (DESIGN 4).
     pub async fn verify_challenge(
+        &self,
+        tenant: &Tenant,
+        bearer: Option<&VerifiedToken>,
+        command: VerifyCommand,
+    ) -> Result<VerifyResult> {
+        let result = self
+            .verify_challenge_unrecorded(tenant, bearer, command)
+            .await;
+        metric::verification_outcome(FlowMethod::DeviceKey, &result);
+        result
+    }
+
+    /// The use case above without its metrics.
+    async fn verify_challenge_unrecorded(
         &self,
         tenant: &Tenant,
         bearer: Option<&VerifiedToken>,

@@ -19,6 +19,7 @@ use crate::domain::{
 };
 use crate::encoding;
 use crate::error::{Error, Result};
+use crate::metric::{self, FlowMethod};
 use crate::passkey::proto::{
     AuthenticatorAttachment, Credential as WebauthnCredential, PublicKeyCredential,
     RegisterPublicKeyCredential,
@@ -305,6 +306,20 @@ impl App {
         bearer: Option<&VerifiedToken>,
         challenge_id: Option<&ChallengeId>,
     ) -> Result<CeremonyStart> {
+        let start = self
+            .passkey_authentication_options_unrecorded(tenant, bearer, challenge_id)
+            .await?;
+        metric::flow_started(FlowMethod::Passkey);
+        Ok(start)
+    }
+
+    /// The use case above without its metrics.
+    async fn passkey_authentication_options_unrecorded(
+        &self,
+        tenant: &Tenant,
+        bearer: Option<&VerifiedToken>,
+        challenge_id: Option<&ChallengeId>,
+    ) -> Result<CeremonyStart> {
         let rp = tenant.relying_party()?;
         let (target, user, allowed) = match bearer {
             Some(token) => {
@@ -367,6 +382,21 @@ impl App {
     /// counter moved and the action `CHALLENGE_SUCCEEDED` with method `PASSKEY`, in one store
     /// step. Returns a token `/v1/validate` accepts.
     pub async fn verify_passkey(
+        &self,
+        tenant: &Tenant,
+        bearer: Option<&VerifiedToken>,
+        challenge_id: &str,
+        response: &PublicKeyCredential,
+    ) -> Result<PasskeySignInResult> {
+        let result = self
+            .verify_passkey_unrecorded(tenant, bearer, challenge_id, response)
+            .await;
+        metric::verification_outcome(FlowMethod::Passkey, &result);
+        result
+    }
+
+    /// The use case above without its metrics.
+    async fn verify_passkey_unrecorded(
         &self,
         tenant: &Tenant,
         bearer: Option<&VerifiedToken>,

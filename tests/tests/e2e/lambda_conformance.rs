@@ -27,14 +27,14 @@ const SECRET: &str = "sk_test_lambda_conformance_9c4e2b7a1f0d83e6a5b4c3d2";
 
 /// The directory cargo puts this package's binaries in: target/debug (this test runs from
 /// target/debug/deps).
-fn bin_dir() -> PathBuf {
+pub(crate) fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
 /// Builds the four bootstraps (a no-op when they are fresh): they belong to other packages,
 /// so cargo does not build them for this test by itself.
-fn build_functions() {
+pub(crate) fn build_functions() {
     let dir = bin_dir();
     let mut command = std::process::Command::new(env!("CARGO"));
     command.args(["build", "--quiet", "--locked"]);
@@ -154,11 +154,11 @@ fn event(route: &str, request: &axum::http::request::Parts, body: &[u8]) -> Valu
 }
 
 #[derive(Clone)]
-struct Gateway {
-    runtimes: Arc<Vec<(&'static str, RuntimeApi)>>,
+pub(crate) struct Gateway {
+    pub(crate) runtimes: Arc<Vec<(&'static str, RuntimeApi)>>,
 }
 
-async fn gateway(State(gateway): State<Gateway>, request: Request) -> Response {
+pub(crate) async fn gateway(State(gateway): State<Gateway>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, 10 << 20)
         .await
@@ -206,7 +206,7 @@ async fn gateway(State(gateway): State<Gateway>, request: Request) -> Response {
     response.body(Body::from(bytes)).unwrap()
 }
 
-struct Children(Vec<Child>);
+pub(crate) struct Children(pub(crate) Vec<Child>);
 
 impl Drop for Children {
     fn drop(&mut self) {

@@ -17,6 +17,7 @@ mod lambda_conformance;
 mod lambda_events;
 mod limits;
 mod load_tool;
+mod metrics_lambda;
 mod passkeys;
 mod qr_socket_lambda;
 mod qr_websocket;

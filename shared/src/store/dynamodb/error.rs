@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::CancellationReason;
 
 pub(super) fn internal(error: impl std::fmt::Display) -> Error {
     tracing::error!(error = %error, "dynamodb request could not be built");
+    crate::metric::store_error(crate::metric::StoreKind::DynamoDb, &Error::Internal);
     Error::Internal
 }
 
@@ -35,13 +36,15 @@ where
                 | "TransactionConflictException"
         )
     );
-    if retryable {
+    let failure = if retryable {
         tracing::warn!(operation, code = code.as_deref(), "dynamodb unavailable");
         Error::StoreUnavailable
     } else {
         tracing::error!(operation, code = code.as_deref(), error = %aws_sdk_dynamodb::error::DisplayErrorContext(&error), "dynamodb request failed");
         Error::Internal
-    }
+    };
+    crate::metric::store_error(crate::metric::StoreKind::DynamoDb, &failure);
+    failure
 }
 
 /// A single-item write's errors that can be a failed condition.

@@ -193,6 +193,7 @@ pub enum OpenError {
 /// Logs a SQLite failure and returns what callers see: the store is unavailable (503).
 pub(crate) fn sqlite_failure(error: rusqlite::Error) -> Error {
     tracing::error!(error = %error, "embedded store failure");
+    crate::metric::store_error(crate::metric::StoreKind::Embedded, &Error::StoreUnavailable);
     Error::StoreUnavailable
 }
 

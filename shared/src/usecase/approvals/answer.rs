@@ -6,6 +6,7 @@ use crate::domain::{
     ApprovalChallenge, ApprovalId, ApprovalKind, ApprovalSlot, ApprovalState, Credential, Namespace,
 };
 use crate::error::{Error, Result};
+use crate::metric::{self, FlowMethod};
 use crate::store::{ActionWrite, SingleUse, VerificationCommit};
 use crate::tenant::Tenant;
 use crate::usecase::limits::signature_checked;
@@ -21,6 +22,23 @@ impl App {
     /// that loses its compare-and-swap to one is tried again on the new version: nobody's bad
     /// signatures can make the owner's answer fail (DESIGN 6).
     pub async fn answer_challenge(&self, tenant: &Tenant, answer: Answer) -> Result<bool> {
+        let method = FlowMethod::approval(answer.request.namespace);
+        let approved = answer.approved;
+        let result = self.answer_challenge_unrecorded(tenant, answer).await;
+        match &result {
+            Ok(_) => {
+                metric::approval_answered(method, approved);
+                if approved {
+                    metric::flow_completed(method);
+                }
+            }
+            Err(error) => metric::verification_failed(method, error),
+        }
+        result
+    }
+
+    /// The use case above without its metrics.
+    async fn answer_challenge_unrecorded(&self, tenant: &Tenant, answer: Answer) -> Result<bool> {
         let request = &answer.request;
         let credential = self
             .credential_for(tenant, request.namespace, &request.public_key)

@@ -12,6 +12,7 @@ use crate::domain::{
     Namespace, WebhookEndpoint,
 };
 use crate::error::{Error, Result, Throttled};
+use crate::metric::{self, FlowMethod};
 use crate::notify::PushCreated;
 use crate::signature::PublicKey;
 use crate::tenant::Tenant;
@@ -23,6 +24,18 @@ impl App {
     /// Starts a push for the token's action (spec 3.4.6), replacing the user's pending push
     /// if there is one, and delivers `push.created` when the tenant has a webhook.
     pub async fn start_push(
+        &self,
+        tenant: &Tenant,
+        token: &VerifiedToken,
+        command: StartPush,
+    ) -> Result<PushStarted> {
+        let started = self.start_push_unrecorded(tenant, token, command).await?;
+        metric::flow_started(FlowMethod::Push);
+        Ok(started)
+    }
+
+    /// The use case above without its metrics.
+    async fn start_push_unrecorded(
         &self,
         tenant: &Tenant,
         token: &VerifiedToken,

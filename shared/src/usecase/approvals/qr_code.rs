@@ -9,6 +9,7 @@ use crate::domain::{
     ApprovalChallenge, ApprovalId, ApprovalKind, ApprovalSlot, ApprovalState, TrackContext,
 };
 use crate::error::{Error, Result};
+use crate::metric::{self, FlowMethod};
 use crate::tenant::Tenant;
 use crate::websocket::{ConnectionId, SocketState};
 
@@ -28,6 +29,21 @@ impl App {
     /// [`App::start_qr_code`], for a code whose states are pushed to `socket` (spec 3.8,
     /// `usecase::qr_socket`).
     pub(crate) async fn start_qr_code_on(
+        &self,
+        tenant: &Tenant,
+        starter: QrStarter,
+        command: StartQrCode,
+        socket: Option<ConnectionId>,
+    ) -> Result<QrCodeStarted> {
+        let started = self
+            .start_qr_code_unrecorded(tenant, starter, command, socket)
+            .await?;
+        metric::flow_started(FlowMethod::QrCode);
+        Ok(started)
+    }
+
+    /// The use case above without its metrics.
+    async fn start_qr_code_unrecorded(
         &self,
         tenant: &Tenant,
         starter: QrStarter,
