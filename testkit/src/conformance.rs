@@ -50,6 +50,7 @@ pub fn sample_tenant(name: &str) -> TenantRecord {
         require_decision_signature: false,
         allowed_origins: Vec::new(),
         passkey: None,
+        ui: None,
     }
 }
 

@@ -305,6 +305,9 @@ pub struct TenantRecord {
     /// The WebAuthn relying party of the tenant's passkeys (issue #15); none: no passkeys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passkey: Option<super::passkey::PasskeyConfig>,
+    /// The pre-built UI's name, logo and colour (issue #16); none: the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui: Option<super::ui::UiBranding>,
 }
 
 /// A webhook URL and the secret its `X-Signature-V2` is made with (spec 2.11).

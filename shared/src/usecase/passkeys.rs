@@ -74,7 +74,11 @@ impl App {
     /// Whether this token may add an authenticator to a user who has one (the rule of
     /// device credentials, `usecase::credentials`): `add:authenticators`, or a tracked action
     /// completed by a challenge.
-    async fn enrolment_rule(&self, tenant: &Tenant, token: &VerifiedToken) -> Result<bool> {
+    pub(crate) async fn enrolment_rule(
+        &self,
+        tenant: &Tenant,
+        token: &VerifiedToken,
+    ) -> Result<bool> {
         let action = self.get_action(tenant, &token.action).await?;
         if !action.state.allows_enrolment() {
             return Err(Error::ActionForbidsEnrolment(action.state.as_str()));
@@ -377,6 +381,7 @@ impl App {
             .await?;
         let token = tenant.keys.issue(
             TokenRequest {
+                redirect_url: None,
                 action: &action,
                 scope: None,
                 username: None,

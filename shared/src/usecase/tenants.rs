@@ -24,6 +24,8 @@ pub struct TenantSettingsChange {
     pub allowed_origins: Option<Vec<AllowedOrigin>>,
     /// `Some(None)` turns passkeys off; `Some(Some(..))` sets the relying party (issue #15).
     pub passkey: Option<Option<crate::domain::PasskeyConfig>>,
+    /// The pre-built UI's branding (issue #16), replacing it; `Some(None)` resets the defaults.
+    pub ui: Option<Option<crate::domain::UiBranding>>,
 }
 
 /// An API secret key. It is printed once when created and never logged: `Debug` hides it.
@@ -193,6 +195,10 @@ impl App {
             }
             record.passkey = passkey;
         }
+        if let Some(ui) = change.ui {
+            // Checked here, where the operator sees the reason (DESIGN 9).
+            record.ui = ui.map(crate::domain::UiBranding::validated).transpose()?;
+        }
         self.store.put_tenant(&record).await?;
         self.tenants.clear();
         Ok(())
@@ -225,6 +231,7 @@ impl App {
                 require_decision_signature: false,
                 allowed_origins: Vec::new(),
                 passkey: None,
+                ui: None,
             },
         };
         self.store.put_tenant(&record).await?;
