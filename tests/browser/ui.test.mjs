@@ -290,3 +290,43 @@ test("a link with a bad token: a clear message, nothing else", async () => {
   await screenshot(page, "invalid-link");
   await page.close();
 });
+
+test("window mode: launch opens the page in a window, which posts the token back and closes → CHALLENGE_SUCCEEDED", async () => {
+  const userId = newUser("window");
+  const device = new Device(env.server);
+  await device.enroll(userId, "push");
+  const tracked = await env.server.backend.track({ userId, action: "signIn" });
+  const page = await env.open(env.allowed);
+  await inPage(
+    page,
+    (client, url) => {
+      window.launched = null;
+      client.launch(url, { mode: "window" }).then((result) => (window.launched = result));
+      return true;
+    },
+    tracked.url,
+  );
+  const target = await env.browser.waitForTarget((t) => t.url().startsWith(`${env.server.publicOrigin}/v1/ui`));
+  const ui = await target.page();
+  await visible(ui, "#method-push");
+  await ui.click("#method-push");
+  await visible(ui, "#push-number");
+  const pending = await waitFor(async () => (await device.pendingPush()).challengeId && (await device.pendingPush()), { what: "the push" });
+  await device.answer(pending.challengeId, true, (await text(ui, "#push-code")).trim());
+  const launched = await waitFor(() => page.evaluate(() => window.launched), { what: "launch to resolve" });
+  await assertSucceeded(launched.token, userId);
+  await page.close();
+});
+
+test("popup mode from an origin the tenant does not allow: the browser refuses to frame the page (frame-ancestors)", async () => {
+  const tracked = await env.server.backend.track({ userId: newUser("framed"), action: "signIn" });
+  const page = await env.open(env.disallowed);
+  const refused = page.waitForResponse((response) => response.url().startsWith(`${env.server.publicOrigin}/v1/ui?`));
+  await launchPopup(page, tracked.url);
+  const response = await refused;
+  assert.match(response.headers()["content-security-policy"], new RegExp(`frame-ancestors ${env.allowed.origin}$`));
+  // Chromium replaces the refused frame with its error page: the UI never renders there.
+  await waitFor(() => page.frames().some((frame) => frame.url().startsWith("chrome-error://")), { what: "the refused frame" });
+  assert.equal(page.frames().some((frame) => frame.url().startsWith(`${env.server.publicOrigin}/v1/ui`)), false);
+  await page.close();
+});
