@@ -23,3 +23,4 @@ mod rules;
 mod security;
 mod sessions;
 mod store_faults;
+mod ui;
