@@ -86,11 +86,13 @@
     pollTimer = null;
   }
 
-  function fail(message, retry) {
+  function fail(message, retry, title) {
     stop();
+    $("error-title").textContent = title || "Something went wrong";
     $("error-message").textContent = message;
     $("retry").hidden = !retry;
-    show("error", message);
+    // The message is announced by its own role="alert"; the status line is cleared.
+    show("error", "");
   }
 
   const messages = {
@@ -182,7 +184,7 @@
           return "done";
         }
         if (answer.isConsumed && !answer.isVerified) {
-          fail("The request was declined on your phone.", true);
+          fail("The request was declined on your phone.", true, "Not confirmed");
           return "done";
         }
         return "wait";
@@ -210,7 +212,7 @@
           return "done";
         }
         if (answer.isConsumed && !answer.isVerified) {
-          fail("The request was declined on your phone.", true);
+          fail("The request was declined on your phone.", true, "Not confirmed");
           return "done";
         }
         if (answer.isClaimed) status.textContent = "Scanned. Confirm on your phone…";
@@ -359,13 +361,13 @@
   $("retry").addEventListener("click", methods);
 
   if (config.error) {
-    fail(errorText(config.error), false);
+    fail(errorText(config.error), false, "This link can't be used");
   } else if (!token) {
-    fail(messages.invalid_token, false);
+    fail(messages.invalid_token, false, "This link can't be used");
   } else if (config.state === "BLOCK" || config.state === "CHALLENGE_FAILED" || config.state === "REVIEW_FAILED") {
-    fail("This request was blocked. Contact the app's support if you think this is a mistake.", false);
+    fail("This request was blocked. Contact the app's support if you think this is a mistake.", false, "Request blocked");
   } else if (config.state === "REVIEW_REQUIRED") {
-    fail("This request is being reviewed. You'll hear from the app once it is decided.", false);
+    fail("This request is being reviewed. You'll hear from the app once it is decided.", false, "Under review");
   } else {
     methods();
   }
