@@ -30,7 +30,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use shared::App;
 use shared::clock::{Clock, SystemClock};
-use shared::config::Settings;
+use shared::config::{PublicUrl, Settings};
 use shared::domain::policy::ConfigKey;
 use shared::domain::{AllowedOrigin, TenantId, WebhookEndpoint};
 use shared::http::error::Describe as _;
@@ -356,8 +356,17 @@ struct ServeArgs {
     /// for the operator, not for the SDKs' clients (docs/operations.md).
     #[arg(long, env = "TRUSTED_DEVICE_METRICS_ADDR")]
     metrics_addr: Option<SocketAddr>,
+    /// The API's base URL as browsers reach it, for the pre-built UI that track's `url` points
+    /// at (e.g. https://auth.example/v1 behind a proxy). Default: http://ADDR/v1 of --addr, or
+    /// the request's Host when --addr is an unspecified address (0.0.0.0, [::]).
+    #[arg(long, env = "TRUSTED_DEVICE_PUBLIC_URL", value_parser = parse_public_url)]
+    public_url: Option<PublicUrl>,
     #[command(flatten)]
     limits: LimitArgs,
+}
+
+fn parse_public_url(text: &str) -> Result<PublicUrl, String> {
+    PublicUrl::parse(text)
 }
 
 /// The connection limits of `serve` (infra/src/server.rs says what each one does).
@@ -474,6 +483,10 @@ enum TenantCommand {
             "rotate_session_key",
             "passkey_rp_id",
             "remove_passkeys",
+            "ui_name",
+            "ui_logo_url",
+            "ui_colour",
+            "reset_ui",
         ])
         .required(true)
         .multiple(true)
@@ -584,6 +597,19 @@ struct ConfigureArgs {
     /// Turn passkeys off (registered passkeys stay stored, unusable until turned on again).
     #[arg(long)]
     remove_passkeys: bool,
+    /// The name the pre-built UI shows (track's `url`): 1 to 80 printable characters. The
+    /// --ui-* options given replace the tenant's whole UI branding.
+    #[arg(long, conflicts_with = "reset_ui")]
+    ui_name: Option<String>,
+    /// The pre-built UI's logo: an https image URL (its origin is added to the page's CSP).
+    #[arg(long, conflicts_with = "reset_ui")]
+    ui_logo_url: Option<String>,
+    /// The pre-built UI's accent colour, #rrggbb.
+    #[arg(long, conflicts_with = "reset_ui")]
+    ui_colour: Option<String>,
+    /// Back to the pre-built UI's default name, no logo and the default colour.
+    #[arg(long)]
+    reset_ui: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -752,8 +778,17 @@ fn explain_embedded_failure(dir: &std::path::Path, error: &OpenError) -> String 
 }
 
 async fn open_app(args: &StoreArgs) -> Result<(App, Option<EmbeddedStore>), String> {
+    open_app_with(args, |_| {}).await
+}
+
+/// [`open_app`] with the settings changed by `adjust` (`serve`'s flags) before the app is made.
+async fn open_app_with(
+    args: &StoreArgs,
+    adjust: impl FnOnce(&mut Settings),
+) -> Result<(App, Option<EmbeddedStore>), String> {
     let (store, embedded) = open_store(args).await?;
-    let settings = Settings::from_env()?;
+    let mut settings = Settings::from_env()?;
+    adjust(&mut settings);
     Ok((
         App::new(
             shared::Ports {
@@ -982,7 +1017,11 @@ async fn configure_tenant(args: ConfigureArgs) -> Result<(), String> {
         || args.push_webhook_url.is_some()
         || args.remove_push_webhook
         || args.events_webhook_url.is_some()
-        || args.remove_events_webhook;
+        || args.remove_events_webhook
+        || args.ui_name.is_some()
+        || args.ui_logo_url.is_some()
+        || args.ui_colour.is_some()
+        || args.reset_ui;
     if sessions_change {
         if !app
             .tenant_exists(&id)
@@ -1069,6 +1108,15 @@ async fn configure_tenant(args: ConfigureArgs) -> Result<(), String> {
     } else if args.remove_passkeys {
         change.passkey = Some(None);
     }
+    if args.reset_ui {
+        change.ui = Some(None);
+    } else if args.ui_name.is_some() || args.ui_logo_url.is_some() || args.ui_colour.is_some() {
+        change.ui = Some(Some(shared::domain::UiBranding {
+            name: args.ui_name,
+            logo_url: args.ui_logo_url,
+            colour: args.ui_colour,
+        }));
+    }
     let origins = change.allowed_origins.clone();
     app.configure_tenant(&id, change)
         .await
@@ -1109,7 +1157,6 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         LogFormatArg::Text => LogFormat::Text,
         LogFormatArg::Json => LogFormat::Json,
     });
-    let (app, embedded) = open_app(&args.store).await?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
@@ -1130,6 +1177,18 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         trusted_device::metrics_endpoint::spawn(metrics_listener, handle);
         say!("metrics at http://{metrics_addr}/metrics");
     }
+    // Track's `url` (issue #16): the flag, else this address, else each request's Host.
+    let public_url = args.public_url.clone().unwrap_or_else(|| {
+        if addr.ip().is_unspecified() {
+            PublicUrl::FromHost { scheme: "http" }
+        } else {
+            PublicUrl::Fixed(base_url.clone())
+        }
+    });
+    let (app, embedded) = open_app_with(&args.store, |settings| {
+        settings.public_url = public_url;
+    })
+    .await?;
 
     match (args.tenant_id, args.secret_key) {
         (Some(id), Some(secret)) => {

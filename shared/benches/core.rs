@@ -65,6 +65,7 @@ fn tokens_and_signatures(c: &mut Criterion) {
     let now = shared::clock::Clock::now(&SystemClock);
     let key = action();
     let request = || TokenRequest {
+        redirect_url: None,
         action: &key,
         scope: None,
         username: None,
@@ -128,6 +129,7 @@ async fn flow_setup() -> Flow {
 
 fn track_command(code: &str) -> TrackCommand {
     TrackCommand {
+        redirect_url: None,
         user_id: UserId::parse("bench-user").unwrap(),
         action_code: ActionCode::parse(code).unwrap(),
         idempotency_key: None,

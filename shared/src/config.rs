@@ -50,6 +50,71 @@ pub struct Settings {
     pub device_actions_per_credential_per_hour: u32,
     /// How many counters a tenant-wide limit is split into (no hot item, DESIGN 4).
     pub rate_limit_shards: u32,
+    /// Where track's `url` points: the pre-built UI of this deployment (issue #16).
+    pub public_url: PublicUrl,
+}
+
+/// The variable that fixes the public base URL (the local server's `--public-url`, the
+/// template's `PublicUrl` parameter).
+pub const PUBLIC_URL_VARIABLE: &str = "TRUSTED_DEVICE_PUBLIC_URL";
+
+/// The API's base URL as browsers reach it, for the pre-built UI's address in track's `url`
+/// (issue #16, spec 2.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicUrl {
+    /// Configured: `https://auth.example/v1` (no trailing slash, no query or fragment).
+    Fixed(String),
+    /// `{scheme}://{Host}/v1` from the request: on AWS the API's own domain (or a custom
+    /// domain), which API Gateway puts in `Host`.
+    FromHost { scheme: &'static str },
+}
+
+impl Default for PublicUrl {
+    fn default() -> Self {
+        PublicUrl::FromHost { scheme: "https" }
+    }
+}
+
+impl PublicUrl {
+    /// Parses a configured base URL: absolute `http` or `https`, no query, fragment or user
+    /// info; a trailing `/` is dropped.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let refuse = || {
+            format!(
+                "the public URL must be the API's absolute http(s) base URL, like \
+                 https://auth.example/v1, not {text:?}"
+            )
+        };
+        let url = url::Url::parse(text.trim()).map_err(|_| refuse())?;
+        if !matches!(url.scheme(), "http" | "https")
+            || url.host_str().is_none_or(str::is_empty)
+            || url.query().is_some()
+            || url.fragment().is_some()
+            || !url.username().is_empty()
+            || url.password().is_some()
+        {
+            return Err(refuse());
+        }
+        Ok(PublicUrl::Fixed(
+            url.as_str().trim_end_matches('/').to_owned(),
+        ))
+    }
+
+    /// The base URL for a request that arrived with this `Host`; `None` when it must come from
+    /// the request and `Host` is missing or not a plain `host[:port]`.
+    pub fn base(&self, host: Option<&str>) -> Option<String> {
+        match self {
+            PublicUrl::Fixed(url) => Some(url.clone()),
+            PublicUrl::FromHost { scheme } => {
+                let host = host?.trim();
+                let plain = !host.is_empty()
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+                plain.then(|| format!("{scheme}://{host}/v1"))
+            }
+        }
+    }
 }
 
 impl Default for Settings {
@@ -73,6 +138,7 @@ impl Default for Settings {
             failed_signatures_per_tenant: 1200,
             device_actions_per_credential_per_hour: 120,
             rate_limit_shards: 8,
+            public_url: PublicUrl::default(),
         }
     }
 }
@@ -132,6 +198,10 @@ impl Settings {
         }
         if let Some(value) = read_positive("TRUSTED_DEVICE_RATE_LIMIT_WINDOW_SECONDS")? {
             settings.rate_limit_window_seconds = value;
+        }
+        if let Some(text) = lookup(PUBLIC_URL_VARIABLE).filter(|t| !t.trim().is_empty()) {
+            settings.public_url =
+                PublicUrl::parse(&text).map_err(|e| format!("{PUBLIC_URL_VARIABLE}: {e}"))?;
         }
         Ok(settings)
     }
@@ -225,6 +295,32 @@ mod tests {
         let error = from(&[("TRUSTED_DEVICE_RATE_LIMIT_SHARDS", "4294967296")]).unwrap_err();
         assert_eq!(error, "TRUSTED_DEVICE_RATE_LIMIT_SHARDS is too large");
         assert!(from(&[("TRUSTED_DEVICE_TOKEN_LIFETIME_SECONDS", "99999999999")]).is_ok());
+    }
+
+    #[test]
+    fn the_public_url_is_configured_or_taken_from_the_host() {
+        let fixed = from(&[(PUBLIC_URL_VARIABLE, "https://auth.example/v1/")]).unwrap();
+        assert_eq!(
+            fixed.public_url.base(Some("evil.example")).as_deref(),
+            Some("https://auth.example/v1")
+        );
+        let derived = from(&[]).unwrap().public_url;
+        assert_eq!(
+            derived
+                .base(Some("abc.execute-api.eu-west-1.amazonaws.com"))
+                .as_deref(),
+            Some("https://abc.execute-api.eu-west-1.amazonaws.com/v1")
+        );
+        assert_eq!(derived.base(None), None);
+        assert_eq!(derived.base(Some("a.example/x?y")), None);
+        for bad in [
+            "auth.example",
+            "ftp://a.example",
+            "https://a.example/?x=1",
+            "https://u@a.example",
+        ] {
+            assert!(from(&[(PUBLIC_URL_VARIABLE, bad)]).is_err(), "{bad}");
+        }
     }
 
     /// The README's configuration table names every variable read here.

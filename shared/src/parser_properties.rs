@@ -44,6 +44,7 @@ fn action() -> ActionKey {
 static TOKEN: LazyLock<String> = LazyLock::new(|| {
     KEYS.issue(
         TokenRequest {
+            redirect_url: None,
             action: &action(),
             scope: Some("add:authenticators"),
             username: None,

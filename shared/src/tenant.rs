@@ -36,6 +36,8 @@ pub struct Tenant {
     pub allowed_origins: Vec<AllowedOrigin>,
     /// The tenant's WebAuthn relying party, built once (issue #15); none: no passkeys.
     pub passkeys: Option<crate::passkey::RelyingParty>,
+    /// How the pre-built UI looks for this tenant (issue #16).
+    pub ui: crate::domain::UiBranding,
 }
 
 impl Tenant {
@@ -71,6 +73,7 @@ impl Tenant {
                 .as_ref()
                 .map(crate::passkey::RelyingParty::new)
                 .transpose()?,
+            ui: record.ui.clone().unwrap_or_default(),
         })
     }
 }
@@ -164,6 +167,7 @@ mod tests {
             require_decision_signature: false,
             allowed_origins: Vec::new(),
             passkeys: None,
+            ui: Default::default(),
         })
     }
 

@@ -47,6 +47,10 @@ pub struct OtherClaims {
     pub idempotency_key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// Ours: where the pre-built UI returns to (track's `redirectUrl`, issue #16). Signed with
+    /// the rest, so the page can only ever redirect where the backend said (docs/security.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_url: Option<String>,
 }
 
 /// A token that verified: its claims, parsed into domain types.
@@ -55,6 +59,8 @@ pub struct VerifiedToken {
     pub tenant_id: TenantId,
     pub action: ActionKey,
     pub scopes: Vec<String>,
+    /// Track's `redirectUrl`, when the backend gave one (the pre-built UI's only target).
+    pub redirect_url: Option<String>,
 }
 
 impl VerifiedToken {
@@ -69,6 +75,8 @@ pub struct TokenRequest<'a> {
     pub scope: Option<&'a str>,
     pub username: Option<&'a str>,
     pub jti: &'a str,
+    /// Track's `redirectUrl` (issue #16); `None` for every other token.
+    pub redirect_url: Option<&'a str>,
 }
 
 /// One tenant's keys, parsed once: the newest signs, all verify.
@@ -157,6 +165,7 @@ impl TenantKeys {
                 action_code: request.action.action_code.to_string(),
                 idempotency_key: request.action.idempotency_key.to_string(),
                 username: request.username.map(str::to_owned),
+                redirect_url: request.redirect_url.map(str::to_owned),
             },
         };
         let mut header = Header::new(Algorithm::HS256);
@@ -211,6 +220,7 @@ impl TenantKeys {
                 .split_whitespace()
                 .map(str::to_owned)
                 .collect(),
+            redirect_url: claims.other.redirect_url,
         })
     }
 }
@@ -421,6 +431,7 @@ mod tests {
     fn issue(keys: &TenantKeys, now: Timestamp) -> String {
         keys.issue(
             TokenRequest {
+                redirect_url: None,
                 action: &action(),
                 scope: Some("add:authenticators read:authenticators"),
                 username: None,

@@ -55,6 +55,7 @@ pub fn sample_tenant(name: &str) -> TenantRecord {
         require_decision_signature: false,
         allowed_origins: Vec::new(),
         passkey: None,
+        ui: None,
     }
 }
 

@@ -88,6 +88,7 @@ impl Kit {
         scope: Option<&str>,
     ) -> TrackResult {
         let command = TrackCommand {
+            redirect_url: None,
             user_id: self.user(user),
             action_code: ActionCode::parse(code).unwrap(),
             idempotency_key: idempotency_key.map(|k| IdempotencyKey::parse(k).unwrap()),

@@ -49,8 +49,13 @@ export async function freePort() {
  * whose allowed origins are `allowedOrigins` (set with `tenant configure --allowed-origin`, as an
  * operator does). Returns {baseUrl, origin, tenantId, secretKey, backend, log(), stop()}.
  */
-export async function startServer({ allowedOrigins = [], passkeyOrigins = [] } = {}) {
+export async function startServer({ allowedOrigins = [], passkeyOrigins = [], ui = null } = {}) {
   const dataDir = mkdtempSync(path.join(tmpdir(), "td-browser-"));
+  // The port first: with `ui`, the pre-built UI's public URL names it (issue #16). The page is
+  // served at http://localhost:<port> (a secure context and RP id localhost, for passkeys).
+  const port = await freePort();
+  const publicOrigin = `http://localhost:${port}`;
+  if (ui) passkeyOrigins = [...passkeyOrigins, publicOrigin];
   const tenantId = `browser-${randomUUID().slice(0, 8)}`;
   const store = ["--data-dir", dataDir];
   const created = execFileSync(BIN, ["tenant", "create", "--tenant-id", tenantId, ...store], { encoding: "utf8" });
@@ -67,9 +72,16 @@ export async function startServer({ allowedOrigins = [], passkeyOrigins = [] } =
     for (const origin of passkeyOrigins) args.push("--passkey-origin", origin);
     execFileSync(BIN, args, { encoding: "utf8" });
   }
-  const port = await freePort();
+  if (ui?.name || ui?.colour) {
+    const args = ["tenant", "configure", "--tenant-id", tenantId, ...store];
+    if (ui.name) args.push("--ui-name", ui.name);
+    if (ui.colour) args.push("--ui-colour", ui.colour);
+    execFileSync(BIN, args, { encoding: "utf8" });
+  }
   let output = "";
-  const child = spawn(BIN, ["serve", "--addr", `127.0.0.1:${port}`, "--tenant-id", tenantId, ...store], {
+  const serveArgs = ["serve", "--addr", `127.0.0.1:${port}`, "--tenant-id", tenantId, ...store];
+  if (ui) serveArgs.push("--public-url", `${publicOrigin}/v1`);
+  const child = spawn(BIN, serveArgs, {
     // The secret goes through the environment, not the command line (visible in ps).
     env: { ...process.env, TRUSTED_DEVICE_SECRET_KEY: secretKey, RUST_LOG: "info" },
     stdio: ["ignore", "pipe", "pipe"],
@@ -88,6 +100,8 @@ export async function startServer({ allowedOrigins = [], passkeyOrigins = [] } =
   return {
     baseUrl,
     origin,
+    /** With `ui`: the origin of the pre-built UI's pages (track's `url`). */
+    publicOrigin,
     tenantId,
     secretKey,
     /** The backend: the official Node SDK with the tenant's secret key. */
@@ -295,10 +309,10 @@ export class Device {
     });
   }
 
-  /** Approves (or rejects) a push or claimed QR challenge. */
-  async answer(challengeId, approved = true) {
+  /** Approves (or rejects) a push or claimed QR challenge; `verificationCode` for number matching. */
+  async answer(challengeId, approved = true, verificationCode = undefined) {
     return this.call("POST", `/user-authenticators/${this.namespace}/challenge`, {
-      body: { challengeId, publicKey: this.publicKey, signature: this.sign(challengeId), approved },
+      body: { challengeId, publicKey: this.publicKey, signature: this.sign(challengeId), approved, verificationCode },
     });
   }
 
@@ -315,10 +329,10 @@ export class Device {
  * `allowed` page origin, a second page server whose origin the tenant does not allow, and
  * Chromium. `close()` stops them all.
  */
-export async function startAll() {
+export async function startAll({ ui = null } = {}) {
   const allowed = await startPageServer();
   const disallowed = await startPageServer();
-  const server = await startServer({ allowedOrigins: [allowed.origin], passkeyOrigins: [allowed.origin] });
+  const server = await startServer({ allowedOrigins: [allowed.origin], passkeyOrigins: [allowed.origin], ui });
   const browser = await launchBrowser();
   return {
     server,

@@ -66,6 +66,7 @@ pub fn tenant_record() -> TenantRecord {
             require_attestation: false,
             attestation_cas: Vec::new(),
         }),
+        ui: None,
     }
 }
 
@@ -131,6 +132,7 @@ pub async fn seed(app: &App, store: &dyn Store) {
         .await
         .unwrap();
     let track = |code: &str, key: &str, scope: Option<&str>| TrackCommand {
+        redirect_url: None,
         user_id: UserId::parse(USER_ID).unwrap(),
         action_code: ActionCode::parse(code).unwrap(),
         idempotency_key: Some(IdempotencyKey::parse(key).unwrap()),
@@ -891,6 +893,63 @@ pub const FIXTURES: &[EventFixture] = &[
         route: "/v1/tenants/{tenantId}/.well-known/jwks.json",
         expected_status: 200,
     },
+    // The pre-built UI (issue #16).
+    EventFixture {
+        function: "track",
+        name: "ui-page",
+        method: "GET",
+        route: "/v1/ui",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "track",
+        name: "ui-script",
+        method: "GET",
+        route: "/v1/ui/app.js",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "track",
+        name: "ui-stylesheet",
+        method: "GET",
+        route: "/v1/ui/app.css",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "track",
+        name: "ui-qr-code",
+        method: "GET",
+        route: "/v1/ui/qr-code.svg",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "track",
+        name: "preflight-ui",
+        method: "OPTIONS",
+        route: "/v1/ui",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "track",
+        name: "preflight-ui-app-js",
+        method: "OPTIONS",
+        route: "/v1/ui/app.js",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "track",
+        name: "preflight-ui-app-css",
+        method: "OPTIONS",
+        route: "/v1/ui/app.css",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "track",
+        name: "preflight-ui-qr-code-svg",
+        method: "OPTIONS",
+        route: "/v1/ui/qr-code.svg",
+        expected_status: 403,
+    },
 ];
 
 /// The path of a fixture file, from the workspace root.
@@ -920,6 +979,7 @@ fn request_for(
     let token = |code: &str, key: &str, scope: Option<&str>| {
         keys.issue(
             TokenRequest {
+                redirect_url: None,
                 action: &action_key(code, key),
                 scope,
                 username: None,
@@ -1314,6 +1374,20 @@ fn request_for(
             format!("challengeId={PUSH_CHALLENGE_ID}&userId={USER_ID}"),
             vec![secret],
             Some(json!({"challengeId": PUSH_CHALLENGE_ID, "userId": USER_ID})),
+        ),
+        "ui-page" => (
+            "/v1/ui".into(),
+            format!("token={}", token("signIn", "fixture-signin", None)),
+            Vec::new(),
+            None,
+        ),
+        "ui-script" => ("/v1/ui/app.js".into(), String::new(), Vec::new(), None),
+        "ui-stylesheet" => ("/v1/ui/app.css".into(), String::new(), Vec::new(), None),
+        "ui-qr-code" => (
+            "/v1/ui/qr-code.svg".into(),
+            format!("text={QR_CHALLENGE_ID}"),
+            Vec::new(),
+            None,
         ),
         // A browser's CORS preflight: no credentials, the SDK's method and headers.
         preflight if preflight.starts_with("preflight-") => (

@@ -219,6 +219,15 @@ impl Harness {
         Self::start_inner(StoreKind::from_env(), settings, tenant_a).await
     }
 
+    /// [`Harness::start_configured`] on the store named.
+    pub async fn start_configured_on(
+        kind: StoreKind,
+        settings: Settings,
+        tenant_a: TenantSettingsChange,
+    ) -> Harness {
+        Self::start_inner(kind, settings, tenant_a).await
+    }
+
     async fn start_full(kind: StoreKind, settings: Settings) -> Harness {
         Self::start_inner(kind, settings, TenantSettingsChange::default()).await
     }

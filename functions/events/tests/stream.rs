@@ -161,6 +161,7 @@ async fn the_stores_real_stream_records_become_exactly_their_events() {
         username: None,
         email: None,
         phone_number: None,
+        redirect_url: None,
     };
 
     // Enrol, sign in and verify, remove the device: on the DynamoDB store.

@@ -7,14 +7,15 @@
 //! Each handler decodes the request, calls one [`shared::App`] use case and encodes the result.
 
 use axum::extract::State;
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::clock::Timestamp;
 use shared::domain::policy::ConfigKey;
 use shared::domain::{
-    Action, ActionCode, ActionKey, ActionState, IdempotencyKey, RuleRef, TrackContext, UserId,
-    UserProfile, VerificationMethod,
+    Action, ActionCode, ActionKey, ActionState, IdempotencyKey, RedirectUrl, RuleRef, TrackContext,
+    UserId, UserProfile, VerificationMethod,
 };
 use shared::error::{Error, Result};
 use shared::http::{JsonBody, PathParams, QueryParams, SecretKeyAuth, SharedApp, ok, required};
@@ -26,6 +27,7 @@ use shared::usecase::users::{UserPatch, UserView};
 use shared::http::cors::preflight;
 mod query_users;
 mod sessions;
+pub mod ui;
 
 shared::routes! {
     POST "/v1/users/{userId}/actions/{action}" => track,
@@ -65,12 +67,22 @@ shared::routes! {
     POST "/v1/sessions/revoke" => sessions::revoke_session,
     POST "/v1/sessions/user/revoke" => sessions::revoke_user_sessions,
     GET "/v1/tenants/{tenantId}/.well-known/jwks.json" => sessions::jwks,
+    // The pre-built UI that track's `url` points at (issue #16): a page, its own script and
+    // stylesheet, and its QR-code image. Not the Client API: no CORS, so preflights are refused.
+    GET "/v1/ui" => ui::page,
+    GET "/v1/ui/app.js" => ui::script,
+    GET "/v1/ui/app.css" => ui::stylesheet,
+    GET "/v1/ui/qr-code.svg" => ui::qr_code,
+    OPTIONS "/v1/ui" => preflight,
+    OPTIONS "/v1/ui/app.js" => preflight,
+    OPTIONS "/v1/ui/app.css" => preflight,
+    OPTIONS "/v1/ui/qr-code.svg" => preflight,
 }
 
 // ---------------------------------------------------------------- track (spec 2.3)
 
-/// TrackAttributes. Only what the service uses is declared; unknown fields (`redirectUrl`,
-/// `locale`, `crypto`, ...) are accepted and ignored (spec 1.2).
+/// TrackAttributes. Only what the service uses is declared; unknown fields (`locale`,
+/// `crypto`, ...) are accepted and ignored (spec 1.2).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TrackBody {
@@ -83,11 +95,16 @@ struct TrackBody {
     email: Option<String>,
     phone_number: Option<String>,
     custom: Option<Value>,
+    /// Where the pre-built UI returns with the token (spec 2.3 trusted-device note).
+    redirect_url: Option<String>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct TrackResponse {
+    /// The pre-built UI for this action (spec 2.3 trusted-device note, issue #16).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
     state: ActionState,
     idempotency_key: String,
     token: String,
@@ -100,6 +117,7 @@ struct TrackResponse {
 async fn track(
     SecretKeyAuth(tenant): SecretKeyAuth,
     State(app): State<SharedApp>,
+    headers: HeaderMap,
     PathParams((user_id, action)): PathParams<(String, String)>,
     JsonBody(body): JsonBody<TrackBody>,
 ) -> Result<Response> {
@@ -120,9 +138,22 @@ async fn track(
         username: body.username,
         email: body.email,
         phone_number: body.phone_number,
+        redirect_url: body
+            .redirect_url
+            .as_deref()
+            .map(RedirectUrl::parse)
+            .transpose()?,
     };
     let result = app.track(&tenant, command).await?;
+    // Every state gets the page, as Authsignal's track does: BLOCK and review show why there.
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let url = app
+        .settings()
+        .public_url
+        .base(host)
+        .map(|base| ui::page_url(&base, &result.token));
     Ok(ok(&TrackResponse {
+        url,
         state: result.action.state,
         idempotency_key: result.action.key.idempotency_key.to_string(),
         token: result.token,

@@ -773,6 +773,60 @@ fn tenant_configure_sets_allowed_origins_and_refuses_malformed_ones() {
     );
 }
 
+/// `tenant configure --ui-*` (issue #16) sets the pre-built UI's branding and refuses what the
+/// page could not show safely: a colour that is not `#rrggbb`, a logo that is not https, a name
+/// with a control character. `serve --public-url` refuses a URL that is not an absolute base.
+#[test]
+fn tenant_configure_sets_the_ui_branding_and_refuses_unsafe_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    assert!(
+        run(&["tenant", "create", "--tenant-id", "acme"])
+            .status
+            .success()
+    );
+    for (flag, bad, reason) in [
+        ("--ui-colour", "red", "#rrggbb"),
+        ("--ui-colour", "#12345g", "#rrggbb"),
+        ("--ui-logo-url", "http://cdn.example/logo.png", "https"),
+        ("--ui-logo-url", "javascript:alert(1)", "https"),
+        ("--ui-name", "a\nb", "printable"),
+    ] {
+        let refused = run(&["tenant", "configure", "--tenant-id", "acme", flag, bad]);
+        assert!(!refused.status.success(), "{flag} {bad}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(reason), "{flag} {bad}: {stderr}");
+    }
+    for args in [
+        &[
+            "--ui-name",
+            "Acme Bank",
+            "--ui-logo-url",
+            "https://cdn.example/logo.png",
+            "--ui-colour",
+            "#0b6e4f",
+        ][..],
+        &["--reset-ui"][..],
+    ] {
+        let configured = run(&[&["tenant", "configure", "--tenant-id", "acme"][..], args].concat());
+        assert!(
+            configured.status.success(),
+            "{}",
+            String::from_utf8_lossy(&configured.stderr)
+        );
+    }
+    let refused = run(&["serve", "--public-url", "auth.example/v1"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("public URL"));
+}
+
 /// The connection limits are `serve` flags (README, Configuration): a short header read
 /// timeout closes a silent connection; a value out of range is refused at start.
 #[test]

@@ -251,6 +251,8 @@ fn rate_limits_are_parameters_passed_to_the_functions() {
             "TRUSTED_DEVICE_RATE_LIMIT_WINDOW_SECONDS",
         ),
         ("RateLimitShards", "TRUSTED_DEVICE_RATE_LIMIT_SHARDS"),
+        // Not a limit, passed the same way: track's `url` (issue #16).
+        ("PublicUrl", "TRUSTED_DEVICE_PUBLIC_URL"),
     ] {
         assert!(!template["Parameters"][parameter].is_null(), "{parameter}");
         let Value::Tagged(reference) = &variables[variable] else {

@@ -11,6 +11,7 @@ pub mod passkey;
 pub mod policy;
 pub mod session;
 pub mod signals;
+pub mod ui;
 
 pub use approval::*;
 pub use ids::*;
@@ -18,3 +19,4 @@ pub use model::*;
 pub use origin::AllowedOrigin;
 pub use passkey::*;
 pub use session::*;
+pub use ui::{RedirectUrl, UiBranding};

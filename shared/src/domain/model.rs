@@ -390,6 +390,9 @@ pub struct TenantRecord {
     /// no events are sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events_webhook: Option<WebhookEndpoint>,
+    /// The pre-built UI's name, logo and colour (issue #16); none: the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui: Option<super::ui::UiBranding>,
 }
 
 /// A webhook URL and the secret its `X-Signature-V2` is made with (spec 2.11).

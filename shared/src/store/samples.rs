@@ -45,6 +45,7 @@ pub(crate) fn sample_tenant(name: &str) -> TenantRecord {
         require_decision_signature: false,
         allowed_origins: Vec::new(),
         passkey: None,
+        ui: None,
     }
 }
 

@@ -171,6 +171,7 @@ impl App {
         let action = self.store.complete_verification(&commit).await?;
         let token = tenant.keys.issue(
             TokenRequest {
+                redirect_url: None,
                 action: &action,
                 scope: None,
                 username: None,

@@ -18,6 +18,7 @@
 //! | [`query_users`] | query users by email, phone number, username or token (2.6) |
 //! | [`sessions`] | create, validate, refresh and revoke sessions; the JWKS; session settings (2.8) |
 //! | [`passkeys`] | passkey registration and sign-in (3.5, issue #15) |
+//! | [`ui`] | what the pre-built UI shows for a track token (issue #16) |
 //! | [`validate`] | validate a token for the backend (2.4) |
 //! | [`limits`] | rate limits on the writes that need no secret and no token, and the one rule for a device signature: verify, then count a failure (DESIGN 6) |
 
@@ -33,5 +34,6 @@ pub mod query_users;
 pub mod sessions;
 pub mod tenants;
 pub mod track;
+pub mod ui;
 pub mod users;
 pub mod validate;

@@ -83,7 +83,7 @@ impl App {
     /// The token's action, if it may still register a passkey, and whether the token may add
     /// only a first authenticator (the rule of device credentials, `usecase::credentials`:
     /// more with `add:authenticators`, or for a tracked action completed by a challenge).
-    async fn enrolment_rule(
+    pub(crate) async fn enrolment_rule(
         &self,
         tenant: &Tenant,
         token: &VerifiedToken,
@@ -286,6 +286,7 @@ impl App {
     ) -> Result<String> {
         Ok(tenant.keys.issue(
             TokenRequest {
+                redirect_url: None,
                 action,
                 scope: None,
                 username: None,

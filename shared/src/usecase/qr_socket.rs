@@ -116,6 +116,7 @@ impl App {
                 tenant_id: session.tenant_id.clone(),
                 action: action.clone(),
                 scopes: scopes.clone(),
+                redirect_url: None,
             }),
             SocketStarter::Tenant => QrStarter::Tenant,
         };

@@ -26,6 +26,8 @@ pub struct TenantSettingsChange {
     pub passkey: Option<Option<crate::domain::PasskeyConfig>>,
     /// Where events go (issue #19, DESIGN 10); `Some(None)` stops them.
     pub events_webhook: Option<Option<WebhookEndpoint>>,
+    /// The pre-built UI's branding (issue #16), replacing it; `Some(None)` resets the defaults.
+    pub ui: Option<Option<crate::domain::UiBranding>>,
 }
 
 /// An API secret key. It is printed once when created and never logged: `Debug` hides it.
@@ -200,6 +202,12 @@ impl App {
             // Refused here, with the reason, rather than when a request loads the tenant.
             crate::passkey::RelyingParty::new(config)?;
         }
+        // Checked here, where the operator sees the reason (DESIGN 9).
+        let ui = change
+            .ui
+            .clone()
+            .map(|ui| ui.map(crate::domain::UiBranding::validated).transpose())
+            .transpose()?;
         // Written over the revision read, so a rotation at the same time keeps its key
         // (DESIGN 5).
         self.change_tenant(id, |record| {
@@ -217,6 +225,9 @@ impl App {
             }
             if let Some(passkey) = &change.passkey {
                 record.passkey = passkey.clone();
+            }
+            if let Some(ui) = &ui {
+                record.ui = ui.clone();
             }
             Ok(())
         })
@@ -263,6 +274,7 @@ impl App {
             require_decision_signature: false,
             allowed_origins: Vec::new(),
             passkey: None,
+            ui: None,
         };
         // Revision 0 is "none stored": two creations at once cannot both write (DESIGN 5).
         if !self.store.replace_tenant(&record, 0).await? {

@@ -3,6 +3,7 @@
 use super::tenants::Tenant;
 use crate::App;
 use crate::clock::Timestamp;
+use crate::domain::RedirectUrl;
 use crate::domain::policy::{self, EffectiveConfig};
 use crate::domain::signals::{self, History, SignalInputs};
 use crate::domain::{
@@ -24,6 +25,8 @@ pub struct TrackCommand {
     /// The track attributes `email` and `phoneNumber`: data points for rules, not stored.
     pub email: Option<String>,
     pub phone_number: Option<String>,
+    /// Where the pre-built UI returns to with the token (issue #16): carried in the token.
+    pub redirect_url: Option<RedirectUrl>,
 }
 
 /// What a track decided.
@@ -106,6 +109,7 @@ impl App {
         let action = self.store.create_action(&candidate).await?;
         let token = tenant.keys.issue(
             TokenRequest {
+                redirect_url: command.redirect_url.as_ref().map(RedirectUrl::as_str),
                 action: &action.key,
                 scope: action.context.scope.as_deref(),
                 username: command.username.as_deref(),

@@ -360,16 +360,37 @@ fn check(
         "{method} {uri}: {status} {:?}",
         response.headers()
     );
-    prop_assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("application/json"),
-        "{} {}",
-        method,
-        uri
-    );
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok());
+    // The pre-built UI's routes (issue #16) answer a page, its assets or an image when they
+    // succeed, never cached and never sending a Referer; their errors are JSON like any other.
+    const UI_TYPES: [&str; 4] = [
+        "text/html; charset=utf-8",
+        "text/javascript; charset=utf-8",
+        "text/css; charset=utf-8",
+        "image/svg+xml",
+    ];
+    if status.is_success() && content_type.is_some_and(|t| UI_TYPES.contains(&t)) {
+        prop_assert!(path.contains("/ui"), "{method} {uri}: {content_type:?}");
+        prop_assert_eq!(
+            response
+                .headers()
+                .get("referrer-policy")
+                .map(|v| v.as_bytes()),
+            Some(&b"no-referrer"[..])
+        );
+        prop_assert_eq!(
+            response
+                .headers()
+                .get("cache-control")
+                .map(|v| v.as_bytes()),
+            Some(&b"no-store"[..])
+        );
+        return Ok(());
+    }
+    prop_assert_eq!(content_type, Some("application/json"), "{} {}", method, uri);
     let bytes = fixture
         .runtime
         .block_on(to_bytes(response.into_body(), usize::MAX))

@@ -148,12 +148,31 @@ async fn run_event(fixture: &EventFixture, text: &str) -> (u16, serde_json::Valu
         assert!(body.is_empty(), "{}", fixture.name);
         return (status, serde_json::Value::Null);
     }
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/json",
-        "{}",
-        fixture.name
-    );
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    if status == 200 && content_type != "application/json" {
+        // The pre-built UI (issue #16): a page, its assets or its QR image, never cached and
+        // never sending a Referer.
+        assert!(
+            [
+                "text/html; charset=utf-8",
+                "text/javascript; charset=utf-8",
+                "text/css; charset=utf-8",
+                "image/svg+xml",
+            ]
+            .contains(&content_type.as_str()),
+            "{}: {content_type}",
+            fixture.name
+        );
+        assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        assert!(!body.is_empty(), "{}", fixture.name);
+        return (status, serde_json::Value::Null);
+    }
+    assert_eq!(content_type, "application/json", "{}", fixture.name);
     let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
     (status, serde_json::from_slice(&body).unwrap())
 }

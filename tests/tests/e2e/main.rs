@@ -25,3 +25,4 @@ mod rules;
 mod security;
 mod sessions;
 mod store_faults;
+mod ui;

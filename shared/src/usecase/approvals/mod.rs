@@ -373,6 +373,7 @@ impl App {
     pub(crate) fn issue_token_for(&self, tenant: &Tenant, action: &ActionKey) -> Result<String> {
         Ok(tenant.keys.issue(
             TokenRequest {
+                redirect_url: None,
                 action,
                 scope: None,
                 username: None,
@@ -439,6 +440,7 @@ mod tests {
         scope: Option<&str>,
     ) -> VerifiedToken {
         let command = TrackCommand {
+            redirect_url: None,
             user_id: UserId::parse("alice").unwrap(),
             action_code: ActionCode::parse(code).unwrap(),
             idempotency_key: None,
