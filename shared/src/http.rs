@@ -57,6 +57,22 @@ pub fn ok(body: &impl Serialize) -> Response {
     json(StatusCode::OK, body)
 }
 
+/// A handler's answer: 200 with `T` as its JSON body ([`ok`]). Handlers return this rather than
+/// a bare [`Response`] so that the type of what they send is in their signature, where the
+/// OpenAPI document reads it ([`crate::openapi`], issue #19).
+#[derive(Debug)]
+pub struct JsonResponse<T>(pub T);
+
+impl<T: Serialize> IntoResponse for JsonResponse<T> {
+    fn into_response(self) -> Response {
+        ok(&self.0)
+    }
+}
+
+/// The `{}` that a call with nothing to answer sends (delete user, revoke session, ...).
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
+pub struct EmptyObject {}
+
 // ---------------------------------------------------------------- auth
 
 fn authorization<'a>(parts: &'a Parts, scheme: &str) -> Option<&'a str> {
@@ -295,7 +311,7 @@ where
 }
 
 /// The `?publicKey=` query of the device calls (spec 3.3).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublicKeyQuery {
     pub public_key: Option<String>,

@@ -42,6 +42,7 @@ pub mod http;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod notify;
+pub mod openapi;
 #[cfg(test)]
 mod parser_properties;
 pub mod passkey;
