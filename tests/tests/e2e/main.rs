@@ -16,6 +16,7 @@ mod lambda_conformance;
 mod lambda_events;
 mod limits;
 mod load_tool;
+mod openapi;
 mod passkeys;
 mod qr_socket_lambda;
 mod qr_websocket;
