@@ -5,6 +5,7 @@
 mod cli;
 mod crash;
 mod device_conformance;
+mod openapi;
 mod template;
 mod template_websocket;
 
