@@ -75,8 +75,8 @@ pub fn openapi_document() -> serde_json::Value {
 
 /// [`openapi_document`] as `docs/openapi.json` holds it: pretty-printed, with a final newline.
 pub fn openapi_json() -> String {
-    let mut text = serde_json::to_string_pretty(&openapi_document())
-        .expect("a JSON value always serialises");
+    let mut text =
+        serde_json::to_string_pretty(&openapi_document()).expect("a JSON value always serialises");
     text.push('\n');
     text
 }

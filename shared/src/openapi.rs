@@ -19,8 +19,8 @@
 
 use crate::http::error::ErrorBody;
 use crate::http::{
-    BearerAuth, ClientAuth, JsonBody, JsonResponse, PathParams, PeerIp, QueryParams,
-    SecretKeyAuth, TenantAuth,
+    BearerAuth, ClientAuth, JsonBody, JsonResponse, PathParams, PeerIp, QueryParams, SecretKeyAuth,
+    TenantAuth,
 };
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
@@ -576,10 +576,7 @@ pub fn path_parameters(path: &str) -> Vec<&str> {
 
 /// The handler's name in camelCase, unique in the document: a handler serving two lines
 /// (`update_user` on PATCH and POST) gets the method, then a number, appended.
-fn operation_id(
-    operation: &Operation,
-    taken: &mut std::collections::BTreeSet<String>,
-) -> String {
+fn operation_id(operation: &Operation, taken: &mut std::collections::BTreeSet<String>) -> String {
     let name = operation
         .handler
         .rsplit("::")
@@ -691,9 +688,8 @@ fn error_responses() -> Value {
             "content": {"application/json": {"schema": schema}},
         })
     };
-    let mut too_many = described(
-        "Too many failed signatures from this source (`too_many_requests`, DESIGN 6).",
-    );
+    let mut too_many =
+        described("Too many failed signatures from this source (`too_many_requests`, DESIGN 6).");
     too_many["headers"] = json!({
         "Retry-After": {
             "description": "Seconds until a new attempt is counted again.",

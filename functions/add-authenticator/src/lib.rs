@@ -11,7 +11,10 @@ use shared::domain::{
 };
 use shared::error::Error;
 use shared::http::error::{HttpError, Result};
-use shared::http::{BearerAuth, JsonBody, PathParams, PeerIp, PublicKeyQuery, QueryParams, SecretKeyAuth, SharedApp, TenantAuth, required, JsonResponse, EmptyObject};
+use shared::http::{
+    BearerAuth, EmptyObject, JsonBody, JsonResponse, PathParams, PeerIp, PublicKeyQuery,
+    QueryParams, SecretKeyAuth, SharedApp, TenantAuth, required,
+};
 use shared::signature::PublicKey;
 use shared::usecase::approvals::UpdatePushCredential;
 use shared::usecase::credentials::AddCredential;

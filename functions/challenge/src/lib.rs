@@ -13,7 +13,10 @@ use shared::domain::{
 };
 use shared::error::Error;
 use shared::http::error::{HttpError, Result};
-use shared::http::{BearerAuth, ClientAuth, JsonBody, PathParams, PeerIp, PublicKeyQuery, QueryParams, SecretKeyAuth, SharedApp, TenantAuth, required, JsonResponse};
+use shared::http::{
+    BearerAuth, ClientAuth, JsonBody, JsonResponse, PathParams, PeerIp, PublicKeyQuery,
+    QueryParams, SecretKeyAuth, SharedApp, TenantAuth, required,
+};
 use shared::signature::PublicKey;
 use shared::usecase::approvals::{
     Answer, PollStatus, QrStarter, SignedChallengeRequest, SignedExtras, StartPush, StartQrCode,

@@ -4,11 +4,11 @@
 //! verification_method_not_supported` in the error shape, never a bare 404.
 
 use axum::extract::State;
-use std::convert::Infallible;
 use serde::{Deserialize, Serialize};
 use shared::domain::{ApprovalId, UserId, VerificationMethod};
 use shared::error::{Error, Result};
-use shared::http::{JsonBody, SecretKeyAuth, SharedApp, required, JsonResponse};
+use shared::http::{JsonBody, JsonResponse, SecretKeyAuth, SharedApp, required};
+use std::convert::Infallible;
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]

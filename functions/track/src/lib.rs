@@ -16,7 +16,10 @@ use shared::domain::{
     UserProfile, VerificationMethod,
 };
 use shared::error::{Error, Result};
-use shared::http::{JsonBody, PathParams, QueryParams, SecretKeyAuth, SharedApp, required, JsonResponse, EmptyObject};
+use shared::http::{
+    EmptyObject, JsonBody, JsonResponse, PathParams, QueryParams, SecretKeyAuth, SharedApp,
+    required,
+};
 use shared::usecase::track::{ActionQuery, TrackCommand};
 use shared::usecase::users::{UserPatch, UserView};
 
@@ -423,9 +426,9 @@ async fn put_action_config(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<JsonResponse<ActionConfig>> {
     let key = ConfigKey::parse(&code)?;
-    Ok(JsonResponse(app
-        .put_action_config(&tenant, Some(&key), body)
-        .await?))
+    Ok(JsonResponse(
+        app.put_action_config(&tenant, Some(&key), body).await?,
+    ))
 }
 
 async fn delete_action_config(

@@ -5,7 +5,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use shared::domain::UserId;
 use shared::error::{Error, Result};
-use shared::http::{QueryParams, SecretKeyAuth, SharedApp, JsonResponse};
+use shared::http::{JsonResponse, QueryParams, SecretKeyAuth, SharedApp};
 use shared::usecase::query_users::UserQuery;
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]

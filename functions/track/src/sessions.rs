@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use shared::domain::{ActionCode, TenantId, UserId, VerificationMethod};
 use shared::error::Result;
 use shared::http::error::HttpError;
-use shared::http::{JsonBody, PathParams, SecretKeyAuth, SharedApp, required, JsonResponse, EmptyObject};
+use shared::http::{
+    EmptyObject, JsonBody, JsonResponse, PathParams, SecretKeyAuth, SharedApp, required,
+};
 use shared::usecase::sessions::{CreateSession, SessionTokens};
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
@@ -165,7 +167,13 @@ pub(crate) async fn revoke_user_sessions(
 pub(crate) async fn jwks(
     State(app): State<SharedApp>,
     PathParams(tenant_id): PathParams<String>,
-) -> Result<([(HeaderName, HeaderValue); 1], JsonResponse<serde_json::Value>), HttpError> {
+) -> Result<
+    (
+        [(HeaderName, HeaderValue); 1],
+        JsonResponse<serde_json::Value>,
+    ),
+    HttpError,
+> {
     let tenant = TenantId::parse(tenant_id).map_err(|_| HttpError::RouteNotFound)?;
     let jwks = app
         .session_jwks(&tenant)

@@ -9,8 +9,8 @@ use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use shared::domain::{ActionCode, ActionState, UserId, VerificationMethod};
 use shared::error::Result;
+use shared::http::{JsonBody, JsonResponse, SecretKeyAuth, SharedApp, required};
 use shared::openapi::DocumentResponse;
-use shared::http::{JsonBody, SecretKeyAuth, SharedApp, required, JsonResponse};
 use shared::usecase::validate::{ValidateCommand, Validation};
 
 use shared::http::cors::preflight;

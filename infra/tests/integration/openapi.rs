@@ -46,7 +46,10 @@ fn the_document_has_every_served_route_and_no_other() {
         .map(|(_, path)| path)
         .collect();
     for (_, path) in &documented {
-        assert!(preflights.contains(path.as_str()), "{path} has no OPTIONS line");
+        assert!(
+            preflights.contains(path.as_str()),
+            "{path} has no OPTIONS line"
+        );
     }
 }
 
@@ -98,7 +101,10 @@ fn operations_name_their_auth_and_refer_to_existing_schemas() {
         verify["security"],
         serde_json::json!([{"token": []}, {"tenantId": []}])
     );
-    assert!(verify["responses"].get("429").is_some(), "verify is rate-limited");
+    assert!(
+        verify["responses"].get("429").is_some(),
+        "verify is rate-limited"
+    );
     let jwks = &document["paths"]["/v1/tenants/{tenantId}/.well-known/jwks.json"]["get"];
     assert_eq!(jwks["security"], serde_json::json!([]));
     for operation in [track, verify, jwks] {
@@ -108,8 +114,8 @@ fn operations_name_their_auth_and_refer_to_existing_schemas() {
             }
         }
     }
-    let error = &document["components"]["responses"]["400"]["content"]["application/json"]
-        ["schema"];
+    let error =
+        &document["components"]["responses"]["400"]["content"]["application/json"]["schema"];
     assert_eq!(
         error["required"],
         serde_json::json!(["error", "errorCode", "errorDescription"])

@@ -97,7 +97,19 @@ impl Outcome {
 /// In-app, QR-code and legacy device credentials are all reported as `DEVICE`: the .NET SDK
 /// parses this enum strictly and rejects `IN_APP` and `QR_CODE` (spec 2.9, 8.8), while every SDK
 /// accepts `DEVICE`, the value Authsignal's docs show for trusted devices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum VerificationMethod {
     Device,

@@ -196,4 +196,22 @@ mod tests {
         );
         assert_eq!(call(Method::GET, "/c").await.0, StatusCode::NOT_FOUND);
     }
+
+    /// The OpenAPI operations are the table's lines too, each named by its handler.
+    #[test]
+    fn the_openapi_operations_are_the_listed_routes() {
+        let operations = function::openapi_operations(&mut Default::default());
+        let lines: Vec<_> = operations
+            .iter()
+            .map(|o| (o.method, o.path, o.handler))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                ("GET", "/a/{id}", "first"),
+                ("POST", "/a/{id}", "second"),
+                ("DELETE", "/b", "first"),
+            ]
+        );
+    }
 }

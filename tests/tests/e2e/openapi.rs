@@ -115,7 +115,9 @@ async fn the_server_routes_and_authenticates_as_the_document_says() {
             operations += 1;
             let body = operation.get("requestBody").map(|_| json!({}));
             let security = operation["security"].as_array().unwrap();
-            let anonymous = h.send(method.clone(), &url, Auth::None, body.as_ref()).await;
+            let anonymous = h
+                .send(method.clone(), &url, Auth::None, body.as_ref())
+                .await;
             if security.is_empty() {
                 // Public: answered, with a status the document lists (the JWKS of a tenant
                 // without sessions is a 404).
