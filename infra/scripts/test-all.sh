@@ -9,7 +9,9 @@
 #    dynoxide, a DynamoDB-compatible server the tests embed on a free loopback port), the
 #    end-to-end HTTP tests and the CLI tests (cargo test --workspace);
 # 3. the end-to-end HTTP suite once more, with the server on the DynamoDB store;
-# 4. template.yaml: cfn-lint and `sam validate --lint` (both offline; installed in a venv);
+# 4. template.yaml: cfn-lint and `sam validate --lint` (both offline; installed in a venv), and
+#    docs/openapi.json with openapi-spec-validator, and schemathesis from it against the local
+#    server (issue #19, infra/scripts/schemathesis.sh: no 5xx, statuses and bodies as documented);
 # 5. the official @authsignal/node and @authsignal/browser SDKs, unmodified, against the local
 #    server binary (the browser SDK's QR code over its default WebSocket path);
 # 6. the official Python SDK (authsignal on PyPI) against the same server (issue #20);
@@ -45,6 +47,17 @@ if [ ! -x "$tools/bin/sam" ] || [ ! -x "$tools/bin/cfn-lint" ]; then
 fi
 "$tools/bin/cfn-lint" template.yaml
 SAM_CLI_TELEMETRY=0 AWS_REGION=us-east-1 "$tools/bin/sam" validate --lint --template-file template.yaml
+
+step "docs/openapi.json: a valid OpenAPI 3.1 document (openapi-spec-validator)"
+# The Rust tests check that it is the generated document and has exactly the served routes;
+# this checks it against the OpenAPI 3.1 schema and the spec's rules (issue #19).
+if [ ! -x "$tools/bin/openapi-spec-validator" ]; then
+  "$tools/bin/pip" install --quiet --disable-pip-version-check "openapi-spec-validator==0.9.0"
+fi
+"$tools/bin/openapi-spec-validator" docs/openapi.json
+
+step "schemathesis from docs/openapi.json against the local server: no 5xx, answers as documented"
+bash infra/scripts/schemathesis.sh
 
 step "Node SDK compatibility (@authsignal/node and @authsignal/browser against the local server)"
 command -v node >/dev/null || { echo "node is required (Node.js 20+)"; exit 1; }

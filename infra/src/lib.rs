@@ -64,6 +64,24 @@ pub fn all_routes() -> Vec<(&'static str, &'static str)> {
     .concat()
 }
 
+/// The OpenAPI 3.1 document of the four functions' routes (issue #19, [`shared::openapi`]).
+pub fn openapi_document() -> serde_json::Value {
+    shared::openapi::document(&[
+        track::openapi_operations,
+        add_authenticator::openapi_operations,
+        challenge::openapi_operations,
+        validate::openapi_operations,
+    ])
+}
+
+/// [`openapi_document`] as `docs/openapi.json` holds it: pretty-printed, with a final newline.
+pub fn openapi_json() -> String {
+    let mut text =
+        serde_json::to_string_pretty(&openapi_document()).expect("a JSON value always serialises");
+    text.push('\n');
+    text
+}
+
 /// The four functions' routes in one router, with the shared layers.
 pub fn router(app: SharedApp) -> Router {
     finish(function_routes(app))

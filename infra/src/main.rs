@@ -84,6 +84,9 @@ enum Command {
     Device(trusted_device::device_cli::DeviceArgs),
     /// Check a running deployment against the contract, with only the tenant's keys.
     Conformance(trusted_device::conformance::ConformanceArgs),
+    /// Print the OpenAPI 3.1 document of every route, generated from the code (what
+    /// docs/openapi.json holds and GET /v1/openapi.json serves).
+    Openapi,
 }
 
 #[derive(clap::Args)]
@@ -671,6 +674,10 @@ async fn main() -> ExitCode {
         Command::Rules(RulesCommand::Test { config, request }) => rules_test(&config, &request),
         Command::Device(args) => trusted_device::device_cli::run(args).await,
         Command::Conformance(args) => trusted_device::conformance::cli(args).await,
+        Command::Openapi => {
+            trusted_device::write_stdout(&trusted_device::openapi_json());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

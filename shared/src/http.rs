@@ -57,6 +57,66 @@ pub fn ok(body: &impl Serialize) -> Response {
     json(StatusCode::OK, body)
 }
 
+/// A handler's answer: 200 with `T` as its JSON body ([`ok`]). Handlers return this rather than
+/// a bare [`Response`] so that the type of what they send is in their signature, where the
+/// OpenAPI document reads it ([`crate::openapi`], issue #19).
+#[derive(Debug)]
+pub struct JsonResponse<T>(pub T);
+
+impl<T: Serialize> IntoResponse for JsonResponse<T> {
+    fn into_response(self) -> Response {
+        ok(&self.0)
+    }
+}
+
+/// A handler's answer that is not JSON: the pre-built UI's page, script, stylesheet and QR-code
+/// image (issue #16). The handler builds the whole response (body, `Content-Type`, security
+/// headers); the type names its media type for the OpenAPI document ([`crate::openapi`]).
+#[derive(Debug)]
+pub struct MediaResponse<M: MediaType>(pub Response, std::marker::PhantomData<M>);
+
+impl<M: MediaType> MediaResponse<M> {
+    pub fn new(response: Response) -> Self {
+        MediaResponse(response, std::marker::PhantomData)
+    }
+}
+
+impl<M: MediaType> IntoResponse for MediaResponse<M> {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+/// A media type a [`MediaResponse`] answers with (its success; errors stay JSON).
+pub trait MediaType {
+    /// As the OpenAPI document names it.
+    const NAME: &'static str;
+    /// What the 200 is, for the document.
+    const DESCRIPTION: &'static str;
+}
+
+/// The media types of the pre-built UI's answers.
+pub mod media {
+    macro_rules! media_type {
+        ($name:ident, $media:literal, $description:literal) => {
+            #[derive(Debug)]
+            pub struct $name;
+            impl super::MediaType for $name {
+                const NAME: &'static str = $media;
+                const DESCRIPTION: &'static str = $description;
+            }
+        };
+    }
+    media_type!(Html, "text/html", "An HTML page.");
+    media_type!(JavaScript, "text/javascript", "A script.");
+    media_type!(Css, "text/css", "A stylesheet.");
+    media_type!(Svg, "image/svg+xml", "An SVG image.");
+}
+
+/// The `{}` that a call with nothing to answer sends (delete user, revoke session, ...).
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
+pub struct EmptyObject {}
+
 // ---------------------------------------------------------------- auth
 
 fn authorization<'a>(parts: &'a Parts, scheme: &str) -> Option<&'a str> {
@@ -295,7 +355,7 @@ where
 }
 
 /// The `?publicKey=` query of the device calls (spec 3.3).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublicKeyQuery {
     pub public_key: Option<String>,

@@ -45,6 +45,7 @@ pub mod http;
 pub mod lambda;
 pub mod metric;
 pub mod notify;
+pub mod openapi;
 #[cfg(test)]
 mod parser_properties;
 pub mod passkey;

@@ -849,6 +849,21 @@ pub const FIXTURES: &[EventFixture] = &[
         route: "/v1/validate",
         expected_status: 403,
     },
+    // The OpenAPI document (issue #19): public, served by `validate`.
+    EventFixture {
+        function: "validate",
+        name: "openapi-document",
+        method: "GET",
+        route: "/v1/openapi.json",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "validate",
+        name: "preflight-openapi-document",
+        method: "OPTIONS",
+        route: "/v1/openapi.json",
+        expected_status: 403,
+    },
     // Sessions (issue #20). The seeded token's challenge is still required: create answers
     // 400 challenge_not_succeeded; the unknown tokens are 401s (the statuses of docs/api.md).
     EventFixture {
@@ -1285,6 +1300,7 @@ fn request_for(
             vec![secret],
             Some(json!({"userId": USER_ID})),
         ),
+        "openapi-document" => ("/v1/openapi.json".into(), String::new(), Vec::new(), None),
         "session-jwks" => (
             format!("/v1/tenants/{TENANT_ID}/.well-known/jwks.json"),
             String::new(),

@@ -4,7 +4,6 @@
 //! Each handler decodes the request, calls one [`shared::App`] use case and encodes the result.
 
 use axum::extract::State;
-use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use shared::domain::{
     ChallengeId, Credential, CredentialId, Namespace, PasskeyCheck, PasskeyRecord, UserId,
@@ -13,8 +12,8 @@ use shared::domain::{
 use shared::error::Error;
 use shared::http::error::{HttpError, Result};
 use shared::http::{
-    BearerAuth, JsonBody, PathParams, PeerIp, PublicKeyQuery, QueryParams, SecretKeyAuth,
-    SharedApp, TenantAuth, ok, required,
+    BearerAuth, EmptyObject, JsonBody, JsonResponse, PathParams, PeerIp, PublicKeyQuery,
+    QueryParams, SecretKeyAuth, SharedApp, TenantAuth, required,
 };
 use shared::signature::PublicKey;
 use shared::usecase::approvals::UpdatePushCredential;
@@ -55,7 +54,7 @@ fn namespace(segment: &str) -> Result<Namespace> {
 
 /// A credential as the mobile SDKs decode it: `userAuthenticatorId`, `userId` and
 /// `verifiedAt` are required by both iOS and Android (spec 3.4.1, 3.7).
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct CredentialResponse {
     user_authenticator_id: String,
@@ -81,7 +80,7 @@ impl From<Credential> for CredentialResponse {
 
 // ---------------------------------------------------------------- add (spec 3.4.1)
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct AddCredentialBody {
     public_key: Option<String>,
@@ -96,7 +95,7 @@ async fn add_credential(
     State(app): State<SharedApp>,
     PathParams(segment): PathParams<String>,
     JsonBody(body): JsonBody<AddCredentialBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<CredentialResponse>> {
     let namespace = namespace(&segment)?;
     let command = AddCredential {
         namespace,
@@ -106,7 +105,7 @@ async fn add_credential(
         push_token: body.push_token.filter(|_| namespace == Namespace::Push),
     };
     let credential = app.add_credential(&tenant, &token, command).await?;
-    Ok(ok(&CredentialResponse::from(credential)))
+    Ok(JsonResponse(CredentialResponse::from(credential)))
 }
 
 // ---------------------------------------------------------------- get (spec 3.4.2)
@@ -116,23 +115,23 @@ async fn get_credential(
     State(app): State<SharedApp>,
     PathParams(segment): PathParams<String>,
     QueryParams(query): QueryParams<PublicKeyQuery>,
-) -> Result<Response> {
+) -> Result<JsonResponse<CredentialResponse>> {
     let namespace = namespace(&segment)?;
     let public_key = query.parse()?;
     let credential = app.get_credential(&tenant, namespace, &public_key).await?;
-    Ok(ok(&CredentialResponse::from(credential)))
+    Ok(JsonResponse(CredentialResponse::from(credential)))
 }
 
 // ---------------------------------------------------------------- remove (spec 3.4.3)
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct RemoveCredentialBody {
     public_key: Option<String>,
     signature: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct RemoveCredentialResponse {
     removed_authenticator_id: String,
@@ -143,14 +142,14 @@ async fn remove_credential(
     State(app): State<SharedApp>,
     PathParams(segment): PathParams<String>,
     JsonBody(body): JsonBody<RemoveCredentialBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<RemoveCredentialResponse>> {
     let namespace = namespace(&segment)?;
     let public_key = PublicKey::from_base64(&required(body.public_key, "publicKey")?)?;
     let signature = required(body.signature, "signature")?;
     let removed = app
         .remove_credential(&tenant, namespace, &public_key, &signature)
         .await?;
-    Ok(ok(&RemoveCredentialResponse {
+    Ok(JsonResponse(RemoveCredentialResponse {
         removed_authenticator_id: removed.id.into(),
     }))
 }
@@ -166,7 +165,7 @@ fn push_only(segment: &str) -> Result<()> {
 }
 
 /// Both platforms treat both fields as optional; we always send both.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct SigningMessageResponse {
     challenge_id: String,
@@ -178,17 +177,17 @@ async fn push_update_challenge(
     State(app): State<SharedApp>,
     PathParams(segment): PathParams<String>,
     QueryParams(query): QueryParams<PublicKeyQuery>,
-) -> Result<Response> {
+) -> Result<JsonResponse<SigningMessageResponse>> {
     push_only(&segment)?;
     let challenge_id = app.push_update_challenge(&tenant, &query.parse()?).await?;
     // The message to sign is the challenge id itself, as for every other challenge.
-    Ok(ok(&SigningMessageResponse {
+    Ok(JsonResponse(SigningMessageResponse {
         challenge_id: challenge_id.to_string(),
         message: challenge_id.into(),
     }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct UpdatePushBody {
     challenge_id: Option<String>,
@@ -199,7 +198,7 @@ struct UpdatePushBody {
 }
 
 /// iOS requires `userAuthenticatorId`, `userId` and `lastVerifiedAt` (spec 3.7).
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct UpdatePushResponse {
     user_authenticator_id: String,
@@ -217,7 +216,7 @@ async fn update_push_credential(
     PeerIp(source): PeerIp,
     PathParams(segment): PathParams<String>,
     JsonBody(body): JsonBody<UpdatePushBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<UpdatePushResponse>> {
     push_only(&segment)?;
     let command = UpdatePushCredential {
         challenge_id: ChallengeId::parse(required(body.challenge_id, "challengeId")?)
@@ -229,7 +228,7 @@ async fn update_push_credential(
         source,
     };
     let credential = app.update_push_credential(&tenant, command).await?;
-    Ok(ok(&UpdatePushResponse {
+    Ok(JsonResponse(UpdatePushResponse {
         user_authenticator_id: credential.id.into(),
         user_id: credential.user_id.into(),
         last_verified_at: credential
@@ -244,7 +243,7 @@ async fn update_push_credential(
 // ---------------------------------------------------------------- admin (spec 2.7)
 
 /// A UserAuthenticator as the server SDKs type it.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct AuthenticatorView {
     user_id: String,
@@ -263,7 +262,7 @@ struct AuthenticatorView {
 }
 
 /// The passkey detail of an authenticator (spec 2.7 `webauthnCredential`).
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct WebauthnCredentialView {
     credential_id: String,
@@ -302,7 +301,7 @@ async fn list_authenticators(
     SecretKeyAuth(tenant): SecretKeyAuth,
     State(app): State<SharedApp>,
     PathParams(user_id): PathParams<String>,
-) -> Result<Response> {
+) -> Result<JsonResponse<Vec<AuthenticatorView>>> {
     let user = UserId::parse(user_id)?;
     let credentials = app.list_authenticators(&tenant, &user).await?;
     let passkeys = app.list_passkeys(&tenant, &user).await?;
@@ -321,23 +320,23 @@ async fn list_authenticators(
         })
         .collect();
     views.extend(passkeys.into_iter().map(AuthenticatorView::from));
-    Ok(ok(&views))
+    Ok(JsonResponse(views))
 }
 
 async fn delete_authenticator(
     SecretKeyAuth(tenant): SecretKeyAuth,
     State(app): State<SharedApp>,
     PathParams((user_id, id)): PathParams<(String, String)>,
-) -> Result<Response> {
+) -> Result<JsonResponse<EmptyObject>> {
     let id = CredentialId::parse(id).map_err(|_| Error::AuthenticatorNotFound)?;
     app.delete_authenticator(&tenant, &UserId::parse(user_id)?, &id)
         .await?;
-    Ok(ok(&serde_json::json!({})))
+    Ok(JsonResponse(EmptyObject {}))
 }
 
 // ---------------------------------------------------------------- passkeys (spec 3.5, issue #15)
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct RegistrationOptionsBody {
     username: Option<String>,
@@ -347,7 +346,7 @@ struct RegistrationOptionsBody {
 
 /// `RegistrationOptsResponse` of `@authsignal/browser`: `options` is what SimpleWebAuthn's
 /// `startRegistration({optionsJSON})` takes.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct CeremonyResponse {
     challenge_id: String,
@@ -358,7 +357,7 @@ async fn passkey_registration_options(
     BearerAuth { tenant, token }: BearerAuth,
     State(app): State<SharedApp>,
     JsonBody(body): JsonBody<RegistrationOptionsBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<CeremonyResponse>> {
     let start = app
         .passkey_registration_options(
             &tenant,
@@ -370,13 +369,13 @@ async fn passkey_registration_options(
             },
         )
         .await?;
-    Ok(ok(&CeremonyResponse {
+    Ok(JsonResponse(CeremonyResponse {
         challenge_id: start.challenge_id,
         options: start.options,
     }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct AddPasskeyBody {
     registration_credential: Option<serde_json::Value>,
@@ -385,7 +384,7 @@ struct AddPasskeyBody {
 }
 
 /// `AddAuthenticatorResponse` of `@authsignal/browser`.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct AddPasskeyResponse {
     is_verified: bool,
@@ -402,7 +401,7 @@ async fn add_passkey(
     BearerAuth { tenant, token }: BearerAuth,
     State(app): State<SharedApp>,
     JsonBody(body): JsonBody<AddPasskeyBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<AddPasskeyResponse>> {
     let challenge_id = required(body.challenge_id, "challengeId")?;
     let response = serde_json::from_value(required(
         body.registration_credential,
@@ -413,7 +412,7 @@ async fn add_passkey(
         .add_passkey(&tenant, &token, &challenge_id, &response)
         .await?;
     let passkey = registered.passkey;
-    Ok(ok(&AddPasskeyResponse {
+    Ok(JsonResponse(AddPasskeyResponse {
         is_verified: true,
         user_authenticator_id: passkey.id.to_string(),
         user_id: passkey.user_id.to_string(),
@@ -422,14 +421,14 @@ async fn add_passkey(
     }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct FindPasskeyQuery {
     credential_ids: Option<String>,
 }
 
 /// `PasskeyAuthenticatorResponse` of `@authsignal/browser` (it only checks the status).
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct FindPasskeyResponse {
     credential_id: String,
@@ -440,7 +439,7 @@ async fn find_passkey(
     TenantAuth(tenant): TenantAuth,
     State(app): State<SharedApp>,
     QueryParams(query): QueryParams<FindPasskeyQuery>,
-) -> Result<Response> {
+) -> Result<JsonResponse<FindPasskeyResponse>> {
     // The SDK joins an array into the URL: `a,b`.
     let ids: Vec<String> = required(query.credential_ids, "credentialIds")?
         .split(',')
@@ -449,7 +448,7 @@ async fn find_passkey(
         .map(str::to_owned)
         .collect();
     let passkey = app.find_passkey(&tenant, &ids).await?;
-    Ok(ok(&FindPasskeyResponse {
+    Ok(JsonResponse(FindPasskeyResponse {
         credential_id: passkey.credential_id,
         verified_at: passkey
             .last_verified_at

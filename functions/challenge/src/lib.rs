@@ -6,7 +6,6 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
-use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use shared::domain::{
     ActionCode, ApprovalChallenge, ApprovalId, ApprovalKind, ChallengeId, CredentialId, Namespace,
@@ -15,8 +14,8 @@ use shared::domain::{
 use shared::error::Error;
 use shared::http::error::{HttpError, Result};
 use shared::http::{
-    BearerAuth, ClientAuth, JsonBody, PathParams, PeerIp, PublicKeyQuery, QueryParams,
-    SecretKeyAuth, SharedApp, TenantAuth, ok, required,
+    BearerAuth, ClientAuth, JsonBody, JsonResponse, PathParams, PeerIp, PublicKeyQuery,
+    QueryParams, SecretKeyAuth, SharedApp, TenantAuth, required,
 };
 use shared::signature::PublicKey;
 use shared::usecase::approvals::{
@@ -75,12 +74,12 @@ shared::routes! {
 
 // ---------------------------------------------------------------- start (spec 3.3 #4)
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 struct StartChallengeBody {
     action: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct StartChallengeResponse {
     challenge_id: String,
@@ -92,14 +91,14 @@ async fn start_challenge(
     auth: ClientAuth,
     State(app): State<SharedApp>,
     JsonBody(body): JsonBody<StartChallengeBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<StartChallengeResponse>> {
     let action = body.action.map(ActionCode::parse).transpose()?;
     let starter = match &auth {
         ClientAuth::Bearer(bearer) => ChallengeStarter::Token(bearer.token.clone()),
         ClientAuth::Tenant(_) => ChallengeStarter::Tenant,
     };
     let challenge = app.start_challenge(auth.tenant(), starter, action).await?;
-    Ok(ok(&StartChallengeResponse {
+    Ok(JsonResponse(StartChallengeResponse {
         challenge_id: challenge.id.into(),
         nonce: challenge.nonce,
     }))
@@ -107,7 +106,7 @@ async fn start_challenge(
 
 // ---------------------------------------------------------------- verify (spec 3.3 #5)
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct VerifyBody {
     challenge_id: Option<String>,
@@ -116,7 +115,7 @@ struct VerifyBody {
 }
 
 /// iOS and Android require `token`, `userId` and `userAuthenticatorId` (spec 3.4.4).
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct VerifyResponse {
     token: String,
@@ -129,7 +128,7 @@ async fn verify_in_app(
     State(app): State<SharedApp>,
     PeerIp(source): PeerIp,
     JsonBody(body): JsonBody<VerifyBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<VerifyResponse>> {
     verify(Namespace::InApp, auth, app, source, body).await
 }
 
@@ -138,7 +137,7 @@ async fn verify_device(
     State(app): State<SharedApp>,
     PeerIp(source): PeerIp,
     JsonBody(body): JsonBody<VerifyBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<VerifyResponse>> {
     verify(Namespace::Device, auth, app, source, body).await
 }
 
@@ -148,7 +147,7 @@ async fn verify(
     app: SharedApp,
     source: Source,
     body: VerifyBody,
-) -> Result<Response> {
+) -> Result<JsonResponse<VerifyResponse>> {
     let command = VerifyCommand {
         namespace,
         challenge_id: ChallengeId::parse(required(body.challenge_id, "challengeId")?)
@@ -160,7 +159,7 @@ async fn verify(
     let result = app
         .verify_challenge(auth.tenant(), auth.token(), command)
         .await?;
-    Ok(ok(&VerifyResponse {
+    Ok(JsonResponse(VerifyResponse {
         token: result.token,
         user_id: result.credential.user_id.into(),
         user_authenticator_id: result.credential.id.into(),
@@ -180,7 +179,7 @@ fn approval_id(value: Option<String>) -> Result<ApprovalId> {
     Ok(ApprovalId::parse(required(value, "challengeId")?)?)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct StartPushBody {
     action: Option<String>,
@@ -190,13 +189,13 @@ struct StartPushBody {
     number_matching: Option<bool>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct DeliveryResult {
     user_authenticator_id: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct StartPushResponse {
     challenge_id: String,
@@ -210,7 +209,7 @@ async fn start_push(
     BearerAuth { tenant, token }: BearerAuth,
     State(app): State<SharedApp>,
     JsonBody(body): JsonBody<StartPushBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<StartPushResponse>> {
     let command = StartPush {
         action: body.action.map(ActionCode::parse).transpose()?,
         credential: body
@@ -220,7 +219,7 @@ async fn start_push(
         number_matching: body.number_matching.unwrap_or(false),
     };
     let started = app.start_push(&tenant, &token, command).await?;
-    Ok(ok(&StartPushResponse {
+    Ok(JsonResponse(StartPushResponse {
         challenge_id: started.challenge_id.into(),
         delivery_results: started
             .sent_to
@@ -234,7 +233,7 @@ async fn start_push(
     }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct PollBody {
     challenge_id: Option<String>,
@@ -242,7 +241,7 @@ struct PollBody {
 }
 
 /// The poll responses (spec 3.4.6, 3.4.7); push pollers ignore `isClaimed`.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct PollResponse {
     is_claimed: bool,
@@ -267,10 +266,10 @@ async fn poll_push(
     BearerAuth { tenant, token }: BearerAuth,
     State(app): State<SharedApp>,
     JsonBody(body): JsonBody<PollBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<PollResponse>> {
     let id = approval_id(body.challenge_id)?;
     let status = app.poll_push(&tenant, &token, &id).await?;
-    Ok(ok(&PollResponse::from(status)))
+    Ok(JsonResponse(PollResponse::from(status)))
 }
 
 // ---------------------------------------------------------------- QR code: kiosk (spec 3.3 #14, #15)
@@ -278,7 +277,7 @@ async fn poll_push(
 /// The largest `custom` a QR-code start may carry (ours; the approver sees it).
 const MAX_QR_CUSTOM_BYTES: usize = 4096;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct StartQrCodeBody {
     action: Option<String>,
@@ -287,7 +286,7 @@ struct StartQrCodeBody {
     number_matching: Option<bool>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct StartQrCodeResponse {
     challenge_id: String,
@@ -303,7 +302,7 @@ async fn start_qr_code(
     PeerIp(ip): PeerIp,
     headers: HeaderMap,
     JsonBody(body): JsonBody<StartQrCodeBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<StartQrCodeResponse>> {
     if body.custom.as_ref().is_some_and(|c| !c.is_object()) {
         return Err(Error::invalid_request("`custom` must be a JSON object.").into());
     }
@@ -334,7 +333,7 @@ async fn start_qr_code(
         number_matching: body.number_matching.unwrap_or(false),
     };
     let started = app.start_qr_code(auth.tenant(), starter, command).await?;
-    Ok(ok(&StartQrCodeResponse {
+    Ok(JsonResponse(StartQrCodeResponse {
         challenge_id: started.challenge_id.into(),
         expires_at: started.expires_at.unix_seconds(),
         device_code: started.device_code,
@@ -346,16 +345,16 @@ async fn poll_qr_code(
     auth: ClientAuth,
     State(app): State<SharedApp>,
     JsonBody(body): JsonBody<PollBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<PollResponse>> {
     let id = approval_id(body.challenge_id)?;
     let device_code = required(body.device_code, "deviceCode")?;
     let status = app.poll_qr_code(auth.tenant(), &id, &device_code).await?;
-    Ok(ok(&PollResponse::from(status)))
+    Ok(JsonResponse(PollResponse::from(status)))
 }
 
 // ---------------------------------------------------------------- the app (spec 3.3 #6, #7, #10, #11)
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct UserCustom {
     #[serde(skip_serializing_if = "Option::is_none")]
     custom: Option<serde_json::Value>,
@@ -364,7 +363,7 @@ struct UserCustom {
 /// Android requires `userAuthenticatorId` in every 200; the challenge fields only when one
 /// is pending; the initiator context, the action's key, `custom` and `user` only for a
 /// signed read (spec 3.4.5, DESIGN 6).
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct PendingPushResponse {
     user_authenticator_id: String,
@@ -405,7 +404,7 @@ async fn pending_push(
     PathParams(segment): PathParams<String>,
     QueryParams(query): QueryParams<PublicKeyQuery>,
     headers: HeaderMap,
-) -> Result<Response> {
+) -> Result<JsonResponse<PendingPushResponse>> {
     let namespace = approval_namespace(&segment, &[Namespace::Push, Namespace::Device])?;
     let public_key = query.parse()?;
     // The legacy `device` read is unsigned (spec 3.4.8).
@@ -442,10 +441,10 @@ async fn pending_push(
             response.user = Some(user_custom(extras));
         }
     }
-    Ok(ok(&response))
+    Ok(JsonResponse(response))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct NonceResponse {
     message: String,
 }
@@ -455,13 +454,13 @@ async fn push_read_nonce(
     State(app): State<SharedApp>,
     PathParams(segment): PathParams<String>,
     QueryParams(query): QueryParams<PublicKeyQuery>,
-) -> Result<Response> {
+) -> Result<JsonResponse<NonceResponse>> {
     approval_namespace(&segment, &[Namespace::Push])?;
     let message = app.push_read_nonce(&tenant, &query.parse()?).await?;
-    Ok(ok(&NonceResponse { message }))
+    Ok(JsonResponse(NonceResponse { message }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct AnswerBody {
     challenge_id: Option<String>,
@@ -474,7 +473,7 @@ struct AnswerBody {
 }
 
 /// iOS requires `isVerified` (spec 3.4.5).
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct AnswerResponse {
     is_verified: bool,
@@ -502,7 +501,7 @@ async fn answer_challenge(
     PeerIp(source): PeerIp,
     PathParams(segment): PathParams<String>,
     JsonBody(body): JsonBody<AnswerBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<AnswerResponse>> {
     let namespace = approval_namespace(
         &segment,
         &[Namespace::Push, Namespace::QrCode, Namespace::Device],
@@ -520,10 +519,10 @@ async fn answer_challenge(
         decision_signature: body.decision_signature,
     };
     let is_verified = app.answer_challenge(&tenant, answer).await?;
-    Ok(ok(&AnswerResponse { is_verified }))
+    Ok(JsonResponse(AnswerResponse { is_verified }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct ClaimBody {
     challenge_id: Option<String>,
@@ -532,7 +531,7 @@ struct ClaimBody {
 }
 
 /// Both platforms require `success` (spec 3.4.7).
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct ClaimResponse {
     success: bool,
@@ -557,7 +556,7 @@ async fn claim_qr_code(
     PeerIp(source): PeerIp,
     PathParams(segment): PathParams<String>,
     JsonBody(body): JsonBody<ClaimBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<ClaimResponse>> {
     let namespace = approval_namespace(&segment, &[Namespace::QrCode, Namespace::Device])?;
     let request = signed_request(
         namespace,
@@ -567,7 +566,7 @@ async fn claim_qr_code(
         source,
     )?;
     let (challenge, extras) = app.claim_qr_code(&tenant, request).await?;
-    Ok(ok(&ClaimResponse {
+    Ok(JsonResponse(ClaimResponse {
         success: true,
         ip_address: challenge.context.ip_address.clone(),
         user_agent: challenge.context.user_agent.clone(),
@@ -584,7 +583,7 @@ async fn claim_qr_code(
 
 // ---------------------------------------------------------------- server: get challenge (spec 2.2, 2.8)
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct GetChallengeQuery {
     challenge_id: Option<String>,
@@ -592,7 +591,7 @@ struct GetChallengeQuery {
 }
 
 /// Spec 2.8's shape, with our approval state added.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct GetChallengeResponse {
     challenge_id: String,
@@ -628,7 +627,7 @@ async fn get_challenge(
     State(app): State<SharedApp>,
     QueryParams(query): QueryParams<GetChallengeQuery>,
     JsonBody(body): JsonBody<GetChallengeQuery>,
-) -> Result<Response> {
+) -> Result<JsonResponse<GetChallengeResponse>> {
     let id = approval_id(query.challenge_id.or(body.challenge_id))?;
     let user = query
         .user_id
@@ -638,12 +637,12 @@ async fn get_challenge(
     let challenge = app
         .get_approval_challenge(&tenant, &id, user.as_ref())
         .await?;
-    Ok(ok(&GetChallengeResponse::from(challenge)))
+    Ok(JsonResponse(GetChallengeResponse::from(challenge)))
 }
 
 // ---------------------------------------------------------------- passkeys (spec 3.5, issue #15)
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct AuthenticationOptionsBody {
     /// From `POST /client/challenge {action}` (the SDK's `signIn({action})`).
@@ -652,7 +651,7 @@ struct AuthenticationOptionsBody {
 
 /// `AuthenticationOptsResponse` of `@authsignal/browser`: `options` is what SimpleWebAuthn's
 /// `startAuthentication({optionsJSON})` takes.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct PasskeyCeremonyResponse {
     challenge_id: String,
@@ -663,7 +662,7 @@ async fn passkey_authentication_options(
     auth: ClientAuth,
     State(app): State<SharedApp>,
     JsonBody(body): JsonBody<AuthenticationOptionsBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<PasskeyCeremonyResponse>> {
     let challenge_id = body
         .challenge_id
         .map(|id| ChallengeId::parse(id).map_err(|_| Error::ChallengeNotFound))
@@ -671,13 +670,13 @@ async fn passkey_authentication_options(
     let start = app
         .passkey_authentication_options(auth.tenant(), auth.token(), challenge_id.as_ref())
         .await?;
-    Ok(ok(&PasskeyCeremonyResponse {
+    Ok(JsonResponse(PasskeyCeremonyResponse {
         challenge_id: start.challenge_id,
         options: start.options,
     }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct VerifyPasskeyBody {
     authentication_credential: Option<serde_json::Value>,
@@ -686,7 +685,7 @@ struct VerifyPasskeyBody {
 }
 
 /// `VerifyResponse` of `@authsignal/browser`; the SDK renames `accessToken` to `token`.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct VerifyPasskeyResponse {
     is_verified: bool,
@@ -699,7 +698,7 @@ async fn verify_passkey(
     auth: ClientAuth,
     State(app): State<SharedApp>,
     JsonBody(body): JsonBody<VerifyPasskeyBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<VerifyPasskeyResponse>> {
     let challenge_id = required(body.challenge_id, "challengeId")?;
     let response = serde_json::from_value(required(
         body.authentication_credential,
@@ -709,7 +708,7 @@ async fn verify_passkey(
     let result = app
         .verify_passkey(auth.tenant(), auth.token(), &challenge_id, &response)
         .await?;
-    Ok(ok(&VerifyPasskeyResponse {
+    Ok(JsonResponse(VerifyPasskeyResponse {
         is_verified: true,
         access_token: result.token,
         user_id: result.passkey.user_id.to_string(),

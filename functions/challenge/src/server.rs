@@ -4,14 +4,15 @@
 //! verification_method_not_supported` in the error shape, never a bare 404.
 
 use axum::extract::State;
-use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use shared::domain::{ApprovalId, UserId, VerificationMethod};
 use shared::error::{Error, Result};
-use shared::http::{JsonBody, SecretKeyAuth, SharedApp, ok, required};
+use shared::http::{JsonBody, JsonResponse, SecretKeyAuth, SharedApp, required};
+use std::convert::Infallible;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "ServerClaimBody")]
 pub(crate) struct ClaimBody {
     challenge_id: Option<String>,
     user_id: Option<String>,
@@ -23,9 +24,10 @@ pub(crate) struct ClaimBody {
     skip_verification_check: Option<bool>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct ClaimResponse {
+#[schemars(rename = "ServerClaimResponse")]
+pub(crate) struct ClaimResponse {
     token: String,
     verification_method: VerificationMethod,
 }
@@ -34,18 +36,18 @@ pub(crate) async fn claim_challenge(
     SecretKeyAuth(tenant): SecretKeyAuth,
     State(app): State<SharedApp>,
     JsonBody(body): JsonBody<ClaimBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<ClaimResponse>> {
     let id = ApprovalId::parse(required(body.challenge_id, "challengeId")?)
         .map_err(|_| Error::ChallengeNotFound)?;
     let user = UserId::parse(required(body.user_id, "userId")?)?;
     let claimed = app.server_claim_challenge(&tenant, &id, &user).await?;
-    Ok(ok(&ClaimResponse {
+    Ok(JsonResponse(ClaimResponse {
         token: claimed.token,
         verification_method: claimed.verification_method,
     }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct OtpChallengeBody {
     verification_method: Option<String>,
@@ -55,7 +57,7 @@ pub(crate) struct OtpChallengeBody {
 pub(crate) async fn start_otp_challenge(
     SecretKeyAuth(_tenant): SecretKeyAuth,
     JsonBody(body): JsonBody<OtpChallengeBody>,
-) -> Result<Response> {
+) -> Result<Infallible> {
     let method = body.verification_method.unwrap_or_default();
     Err(Error::UnsupportedVerificationMethod(
         format!(
@@ -66,7 +68,7 @@ pub(crate) async fn start_otp_challenge(
     ))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct OtpVerifyBody {
     #[allow(
@@ -85,7 +87,7 @@ pub(crate) struct OtpVerifyBody {
 pub(crate) async fn verify_otp(
     SecretKeyAuth(_tenant): SecretKeyAuth,
     JsonBody(_body): JsonBody<OtpVerifyBody>,
-) -> Result<Response> {
+) -> Result<Infallible> {
     Err(Error::UnsupportedVerificationMethod(
         "OTP verification (SMS, EMAIL_OTP, WHATSAPP) is not supported by trusted-device: no OTP \
          challenge exists here."

@@ -8,17 +8,19 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
-use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::clock::Timestamp;
-use shared::domain::policy::ConfigKey;
+use shared::domain::policy::{ActionConfig, ConfigKey};
 use shared::domain::{
     Action, ActionCode, ActionKey, ActionState, IdempotencyKey, RedirectUrl, RuleRef, TrackContext,
     UserId, UserProfile, VerificationMethod,
 };
 use shared::error::{Error, Result};
-use shared::http::{JsonBody, PathParams, QueryParams, SecretKeyAuth, SharedApp, ok, required};
+use shared::http::{
+    EmptyObject, JsonBody, JsonResponse, PathParams, QueryParams, SecretKeyAuth, SharedApp,
+    required,
+};
 use shared::usecase::track::{ActionQuery, TrackCommand};
 use shared::usecase::users::{UserPatch, UserView};
 
@@ -83,7 +85,7 @@ shared::routes! {
 
 /// TrackAttributes. Only what the service uses is declared; unknown fields (`locale`,
 /// `crypto`, ...) are accepted and ignored (spec 1.2).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct TrackBody {
     idempotency_key: Option<String>,
@@ -99,7 +101,7 @@ struct TrackBody {
     redirect_url: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct TrackResponse {
     /// The pre-built UI for this action (spec 2.3 trusted-device note, issue #16).
@@ -120,7 +122,7 @@ async fn track(
     headers: HeaderMap,
     PathParams((user_id, action)): PathParams<(String, String)>,
     JsonBody(body): JsonBody<TrackBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<TrackResponse>> {
     let command = TrackCommand {
         user_id: UserId::parse(user_id)?,
         action_code: ActionCode::parse(action)?,
@@ -152,7 +154,7 @@ async fn track(
         .public_url
         .base(host)
         .map(|base| ui::page_url(&base, &result.token));
-    Ok(ok(&TrackResponse {
+    Ok(JsonResponse(TrackResponse {
         url,
         state: result.action.state,
         idempotency_key: result.action.key.idempotency_key.to_string(),
@@ -169,7 +171,7 @@ async fn track(
 
 /// One action as get and update return it. `rules` and `output` are always present: the
 /// Python SDK's tests expect `output` to be non-null.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct ActionView {
     user_id: String,
@@ -224,14 +226,14 @@ async fn get_action(
     SecretKeyAuth(tenant): SecretKeyAuth,
     State(app): State<SharedApp>,
     PathParams((user_id, action, key)): PathParams<(String, String, String)>,
-) -> Result<Response> {
+) -> Result<JsonResponse<ActionView>> {
     let action = app
         .get_action(&tenant, &action_key(user_id, action, key)?)
         .await?;
-    Ok(ok(&ActionView::from(action)))
+    Ok(JsonResponse(ActionView::from(action)))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 struct UpdateActionBody {
     state: Option<ActionState>,
 }
@@ -241,14 +243,14 @@ async fn update_action(
     State(app): State<SharedApp>,
     PathParams((user_id, action, key)): PathParams<(String, String, String)>,
     JsonBody(body): JsonBody<UpdateActionBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<ActionView>> {
     let key = action_key(user_id, action, key)?;
     let state = required(body.state, "state")?;
     let action = app.update_action_state(&tenant, &key, state).await?;
-    Ok(ok(&ActionView::from(action)))
+    Ok(JsonResponse(ActionView::from(action)))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct ActionQueryParams {
     from_date: Option<String>,
@@ -256,7 +258,7 @@ struct ActionQueryParams {
     state: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct ActionSummary {
     action_code: String,
@@ -276,7 +278,7 @@ async fn query_actions(
     State(app): State<SharedApp>,
     PathParams(user_id): PathParams<String>,
     QueryParams(params): QueryParams<ActionQueryParams>,
-) -> Result<Response> {
+) -> Result<JsonResponse<Vec<ActionSummary>>> {
     let query = ActionQuery {
         from: params
             .from_date
@@ -319,12 +321,12 @@ async fn query_actions(
             verified_by_authenticator_id: a.verified_by_authenticator_id.map(String::from),
         })
         .collect();
-    Ok(ok(&summaries))
+    Ok(JsonResponse(summaries))
 }
 
 // ---------------------------------------------------------------- users (spec 2.6)
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct UserAttributes {
     user_id: String,
@@ -360,7 +362,7 @@ impl UserAttributes {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct UserResponse {
     is_enrolled: bool,
@@ -374,10 +376,10 @@ async fn get_user(
     SecretKeyAuth(tenant): SecretKeyAuth,
     State(app): State<SharedApp>,
     PathParams(user_id): PathParams<String>,
-) -> Result<Response> {
+) -> Result<JsonResponse<UserResponse>> {
     let user_id = UserId::parse(user_id)?;
     let view: UserView = app.get_user(&tenant, &user_id).await?;
-    Ok(ok(&UserResponse {
+    Ok(JsonResponse(UserResponse {
         is_enrolled: view.is_enrolled(),
         allowed_verification_methods: view.enrolled_methods.clone(),
         enrolled_verification_methods: view.enrolled_methods,
@@ -385,7 +387,7 @@ async fn get_user(
     }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct UpdateUserBody {
     email: Option<String>,
@@ -404,7 +406,7 @@ async fn update_user(
     State(app): State<SharedApp>,
     PathParams(user_id): PathParams<String>,
     JsonBody(body): JsonBody<UpdateUserBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<UserAttributes>> {
     let user_id = UserId::parse(user_id)?;
     let patch = UserPatch {
         email: body.email,
@@ -417,16 +419,16 @@ async fn update_user(
         locale: body.locale,
     };
     let profile = app.update_user(&tenant, &user_id, patch).await?;
-    Ok(ok(&UserAttributes::new(&user_id, profile)))
+    Ok(JsonResponse(UserAttributes::new(&user_id, profile)))
 }
 
 async fn delete_user(
     SecretKeyAuth(tenant): SecretKeyAuth,
     State(app): State<SharedApp>,
     PathParams(user_id): PathParams<String>,
-) -> Result<Response> {
+) -> Result<JsonResponse<EmptyObject>> {
     app.delete_user(&tenant, &UserId::parse(user_id)?).await?;
-    Ok(ok(&serde_json::json!({})))
+    Ok(JsonResponse(EmptyObject {}))
 }
 
 // ---------------------------------------------------------------- action configs (spec 7, ours)
@@ -434,17 +436,17 @@ async fn delete_user(
 async fn list_action_configs(
     SecretKeyAuth(tenant): SecretKeyAuth,
     State(app): State<SharedApp>,
-) -> Result<Response> {
-    Ok(ok(&app.list_action_configs(&tenant).await?))
+) -> Result<JsonResponse<Vec<ActionConfig>>> {
+    Ok(JsonResponse(app.list_action_configs(&tenant).await?))
 }
 
 async fn get_action_config(
     SecretKeyAuth(tenant): SecretKeyAuth,
     State(app): State<SharedApp>,
     PathParams(code): PathParams<String>,
-) -> Result<Response> {
+) -> Result<JsonResponse<ActionConfig>> {
     let key = ConfigKey::parse(&code)?;
-    Ok(ok(&app.get_action_config(&tenant, &key).await?))
+    Ok(JsonResponse(app.get_action_config(&tenant, &key).await?))
 }
 
 /// The body is the config; its `actionCode` may be left out (the path's is used).
@@ -453,19 +455,19 @@ async fn put_action_config(
     State(app): State<SharedApp>,
     PathParams(code): PathParams<String>,
     JsonBody(body): JsonBody<Value>,
-) -> Result<Response> {
+) -> Result<JsonResponse<ActionConfig>> {
     let key = ConfigKey::parse(&code)?;
-    Ok(ok(&app
-        .put_action_config(&tenant, Some(&key), body)
-        .await?))
+    Ok(JsonResponse(
+        app.put_action_config(&tenant, Some(&key), body).await?,
+    ))
 }
 
 async fn delete_action_config(
     SecretKeyAuth(tenant): SecretKeyAuth,
     State(app): State<SharedApp>,
     PathParams(code): PathParams<String>,
-) -> Result<Response> {
+) -> Result<JsonResponse<EmptyObject>> {
     let key = ConfigKey::parse(&code)?;
     app.delete_action_config(&tenant, &key).await?;
-    Ok(ok(&serde_json::json!({})))
+    Ok(JsonResponse(EmptyObject {}))
 }

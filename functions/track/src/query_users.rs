@@ -2,14 +2,13 @@
 //! issue #20).
 
 use axum::extract::State;
-use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use shared::domain::UserId;
 use shared::error::{Error, Result};
-use shared::http::{QueryParams, SecretKeyAuth, SharedApp, ok};
+use shared::http::{JsonResponse, QueryParams, SecretKeyAuth, SharedApp};
 use shared::usecase::query_users::UserQuery;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct QueryUsersParams {
     email: Option<String>,
@@ -20,9 +19,9 @@ pub(crate) struct QueryUsersParams {
     last_evaluated_user_id: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct QueriedUser {
+pub(crate) struct QueriedUser {
     user_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<String>,
@@ -34,9 +33,9 @@ struct QueriedUser {
     username: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct QueryUsersResponse {
+pub(crate) struct QueryUsersResponse {
     users: Vec<QueriedUser>,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_evaluated_user_id: Option<String>,
@@ -52,7 +51,7 @@ pub(crate) async fn query_users(
     SecretKeyAuth(tenant): SecretKeyAuth,
     State(app): State<SharedApp>,
     QueryParams(params): QueryParams<QueryUsersParams>,
-) -> Result<Response> {
+) -> Result<JsonResponse<QueryUsersResponse>> {
     let limit = match non_empty(params.limit) {
         Some(text) => Some(
             text.parse::<usize>()
@@ -71,7 +70,7 @@ pub(crate) async fn query_users(
             .transpose()?,
     };
     let result = app.query_users(&tenant, query).await?;
-    Ok(ok(&QueryUsersResponse {
+    Ok(JsonResponse(QueryUsersResponse {
         users: result
             .page
             .users

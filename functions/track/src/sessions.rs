@@ -4,16 +4,17 @@
 //! (no auth: public keys).
 
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
-use axum::response::Response;
+use axum::http::{HeaderName, HeaderValue, header};
 use serde::{Deserialize, Serialize};
 use shared::domain::{ActionCode, TenantId, UserId, VerificationMethod};
 use shared::error::Result;
 use shared::http::error::HttpError;
-use shared::http::{JsonBody, PathParams, SecretKeyAuth, SharedApp, ok, required};
+use shared::http::{
+    EmptyObject, JsonBody, JsonResponse, PathParams, SecretKeyAuth, SharedApp, required,
+};
 use shared::usecase::sessions::{CreateSession, SessionTokens};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CreateSessionBody {
     client_id: Option<String>,
@@ -21,9 +22,9 @@ pub(crate) struct CreateSessionBody {
     action: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct TokensResponse {
+pub(crate) struct TokensResponse {
     access_token: String,
     refresh_token: String,
 }
@@ -41,17 +42,17 @@ pub(crate) async fn create_session(
     SecretKeyAuth(tenant): SecretKeyAuth,
     State(app): State<SharedApp>,
     JsonBody(body): JsonBody<CreateSessionBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<TokensResponse>> {
     let command = CreateSession {
         client_id: required(body.client_id, "clientId")?,
         token: required(body.token, "token")?,
         action: body.action.map(ActionCode::parse).transpose()?,
     };
     let tokens = app.create_session(&tenant, command).await?;
-    Ok(ok(&TokensResponse::from(tokens)))
+    Ok(JsonResponse(TokensResponse::from(tokens)))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ValidateSessionBody {
     access_token: Option<String>,
@@ -59,9 +60,9 @@ pub(crate) struct ValidateSessionBody {
 }
 
 /// The user as get user shows its attributes (spec 2.6), with `userId`.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct SessionUser {
+pub(crate) struct SessionUser {
     user_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<String>,
@@ -77,9 +78,9 @@ struct SessionUser {
     custom: Option<serde_json::Value>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct ValidateSessionResponse {
+pub(crate) struct ValidateSessionResponse {
     user: SessionUser,
     expires_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -90,13 +91,13 @@ pub(crate) async fn validate_session(
     SecretKeyAuth(tenant): SecretKeyAuth,
     State(app): State<SharedApp>,
     JsonBody(body): JsonBody<ValidateSessionBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<ValidateSessionResponse>> {
     let token = required(body.access_token, "accessToken")?;
     let valid = app
         .validate_session(&tenant, &token, body.client_ids.as_deref())
         .await?;
     let profile = valid.profile;
-    Ok(ok(&ValidateSessionResponse {
+    Ok(JsonResponse(ValidateSessionResponse {
         user: SessionUser {
             user_id: valid.user_id.to_string(),
             email: profile.email,
@@ -112,7 +113,7 @@ pub(crate) async fn validate_session(
     }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RefreshSessionBody {
     refresh_token: Option<String>,
@@ -122,13 +123,13 @@ pub(crate) async fn refresh_session(
     SecretKeyAuth(tenant): SecretKeyAuth,
     State(app): State<SharedApp>,
     JsonBody(body): JsonBody<RefreshSessionBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<TokensResponse>> {
     let token = required(body.refresh_token, "refreshToken")?;
     let tokens = app.refresh_session(&tenant, &token).await?;
-    Ok(ok(&TokensResponse::from(tokens)))
+    Ok(JsonResponse(TokensResponse::from(tokens)))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RevokeSessionBody {
     access_token: Option<String>,
@@ -138,13 +139,13 @@ pub(crate) async fn revoke_session(
     SecretKeyAuth(tenant): SecretKeyAuth,
     State(app): State<SharedApp>,
     JsonBody(body): JsonBody<RevokeSessionBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<EmptyObject>> {
     let token = required(body.access_token, "accessToken")?;
     app.revoke_session(&tenant, &token).await?;
-    Ok(ok(&serde_json::json!({})))
+    Ok(JsonResponse(EmptyObject {}))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RevokeUserSessionsBody {
     user_id: Option<String>,
@@ -154,10 +155,10 @@ pub(crate) async fn revoke_user_sessions(
     SecretKeyAuth(tenant): SecretKeyAuth,
     State(app): State<SharedApp>,
     JsonBody(body): JsonBody<RevokeUserSessionsBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<EmptyObject>> {
     let user = UserId::parse(required(body.user_id, "userId")?)?;
     app.revoke_user_sessions(&tenant, &user).await?;
-    Ok(ok(&serde_json::json!({})))
+    Ok(JsonResponse(EmptyObject {}))
 }
 
 /// The JWKS of a tenant's access tokens: public keys only, cacheable for 5 minutes (after a
@@ -167,16 +168,23 @@ pub(crate) async fn revoke_user_sessions(
 pub(crate) async fn jwks(
     State(app): State<SharedApp>,
     PathParams(tenant_id): PathParams<String>,
-) -> Result<Response, HttpError> {
+) -> Result<
+    (
+        [(HeaderName, HeaderValue); 1],
+        JsonResponse<serde_json::Value>,
+    ),
+    HttpError,
+> {
     let tenant = TenantId::parse(tenant_id).map_err(|_| HttpError::RouteNotFound)?;
     let jwks = app
         .session_jwks(&tenant)
         .await?
         .ok_or(HttpError::RouteNotFound)?;
-    let mut response = ok(&jwks);
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
-    Ok(response)
+    Ok((
+        [(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=300"),
+        )],
+        JsonResponse(jwks),
+    ))
 }

@@ -14,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use shared::domain::ActionState;
 use shared::error::Error;
-use shared::http::SharedApp;
+use shared::http::media::{Css, Html, JavaScript, Svg};
+use shared::http::{MediaResponse, SharedApp};
 use shared::usecase::tenants::Tenant;
 use shared::usecase::ui::UiPage;
 use std::sync::Arc;
@@ -69,7 +70,11 @@ struct PageConfig<'a> {
 }
 
 /// `GET /v1/ui?token=…[&mode=popup]`.
-pub async fn page(State(app): State<SharedApp>, RawQuery(query): RawQuery) -> Response {
+pub async fn page(State(app): State<SharedApp>, RawQuery(query): RawQuery) -> MediaResponse<Html> {
+    MediaResponse::new(page_response(&app, query).await)
+}
+
+async fn page_response(app: &SharedApp, query: Option<String>) -> Response {
     let token = query.as_deref().and_then(|query| {
         url::form_urlencoded::parse(query.as_bytes())
             .find(|(name, _)| name == "token")
@@ -191,18 +196,22 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// `GET /v1/ui/app.js`.
-pub async fn script() -> Response {
-    asset("text/javascript; charset=utf-8", APP_JS)
+pub async fn script() -> MediaResponse<JavaScript> {
+    MediaResponse::new(asset("text/javascript; charset=utf-8", APP_JS))
 }
 
 /// `GET /v1/ui/app.css`.
-pub async fn stylesheet() -> Response {
-    asset("text/css; charset=utf-8", APP_CSS)
+pub async fn stylesheet() -> MediaResponse<Css> {
+    MediaResponse::new(asset("text/css; charset=utf-8", APP_CSS))
 }
 
 /// `GET /v1/ui/qr-code.svg?text=…`: the QR code the page shows (a challenge id), drawn here
 /// so that the page loads no QR library. It draws any short text; it reads and writes nothing.
-pub async fn qr_code(RawQuery(query): RawQuery) -> Response {
+pub async fn qr_code(RawQuery(query): RawQuery) -> MediaResponse<Svg> {
+    MediaResponse::new(qr_code_response(query))
+}
+
+fn qr_code_response(query: Option<String>) -> Response {
     let text = query.as_deref().and_then(|query| {
         url::form_urlencoded::parse(query.as_bytes())
             .find(|(name, _)| name == "text")

@@ -5,23 +5,28 @@
 //! The handler decodes the request, calls [`shared::App::validate`] and encodes the result.
 
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use shared::domain::{ActionCode, ActionState, UserId, VerificationMethod};
 use shared::error::Result;
-use shared::http::{JsonBody, SecretKeyAuth, SharedApp, ok, required};
+use shared::http::{JsonBody, JsonResponse, SecretKeyAuth, SharedApp, required};
+use shared::openapi::DocumentResponse;
 use shared::usecase::validate::{ValidateCommand, Validation};
 
 use shared::http::cors::preflight;
 
 shared::routes! {
     POST "/v1/validate" => validate,
+    // The OpenAPI 3.1 document of every route (issue #19): no auth, cacheable. Here because
+    // this is the smallest function, and the document is a file it carries.
+    GET "/v1/openapi.json" => openapi_document,
 
     // Each path's CORS preflight: answered on the Client API, refused on the Server API.
     OPTIONS "/v1/validate" => preflight,
+    OPTIONS "/v1/openapi.json" => preflight,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct ValidateBody {
     token: Option<String>,
@@ -31,7 +36,7 @@ struct ValidateBody {
 
 /// Both `action` and `actionCode` are sent: Java and .NET read `actionCode`, Node renames it,
 /// Python reads `action` (spec 2.4).
-#[derive(Default, Serialize)]
+#[derive(Default, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct ValidateResponse {
     is_valid: bool,
@@ -57,7 +62,7 @@ async fn validate(
     SecretKeyAuth(tenant): SecretKeyAuth,
     State(app): State<SharedApp>,
     JsonBody(body): JsonBody<ValidateBody>,
-) -> Result<Response> {
+) -> Result<JsonResponse<ValidateResponse>> {
     let command = ValidateCommand {
         token: required(body.token, "token")?,
         user_id: body.user_id.map(UserId::parse).transpose()?,
@@ -85,5 +90,15 @@ async fn validate(
             ..Default::default()
         },
     };
-    Ok(ok(&response))
+    Ok(JsonResponse(response))
+}
+
+// ---------------------------------------------------------------- the OpenAPI document (issue #19)
+
+/// `docs/openapi.json`, which `trusted-device openapi` generates from the route tables and a
+/// test keeps equal to what it generates (`infra/tests/integration/openapi.rs`).
+const OPENAPI_DOCUMENT: &str = include_str!("../../../docs/openapi.json");
+
+async fn openapi_document(headers: HeaderMap) -> DocumentResponse {
+    DocumentResponse::new(OPENAPI_DOCUMENT, &headers)
 }

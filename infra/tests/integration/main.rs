@@ -8,6 +8,7 @@ mod device_conformance;
 mod events;
 mod keys;
 mod metrics;
+mod openapi;
 mod template;
 mod template_websocket;
 

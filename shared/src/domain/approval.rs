@@ -87,7 +87,7 @@ pub enum ApprovalKind {
     QrCode,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ApprovalState {
     /// Waiting for the phone: a push to be answered, a QR code to be claimed.

@@ -5,7 +5,7 @@ use crate::clock::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// `UserActionState` (spec 2.9), identical in every SDK.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ActionState {
     Allow,
@@ -63,7 +63,7 @@ impl ActionState {
 pub const ADD_AUTHENTICATORS_SCOPE: &str = "add:authenticators";
 
 /// A rule or default outcome (spec 7), mapped to the state a track returns (spec 2.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Outcome {
     Allow,
@@ -97,7 +97,19 @@ impl Outcome {
 /// In-app, QR-code and legacy device credentials are all reported as `DEVICE`: the .NET SDK
 /// parses this enum strictly and rejects `IN_APP` and `QR_CODE` (spec 2.9, 8.8), while every SDK
 /// accepts `DEVICE`, the value Authsignal's docs show for trusted devices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum VerificationMethod {
     Device,
@@ -266,7 +278,7 @@ pub struct Action {
 
 /// A rule that decided an action, as get action returns it (spec 2.5:
 /// `rules: [{ruleId, name, description}]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RuleRef {
     pub rule_id: String,

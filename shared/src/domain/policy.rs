@@ -77,7 +77,7 @@ impl std::fmt::Display for ConfigKey {
 
 /// One action's configuration, as stored, sent and received (JSON or YAML). Input from an
 /// operator goes through [`ActionConfig::parse`]; `Deserialize` is for what the store wrote.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionConfig {
     pub action_code: String,
@@ -89,7 +89,7 @@ pub struct ActionConfig {
 
 /// One rule (spec 7's rule model, without the verification-method fields: only device methods
 /// exist here).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rule {
     pub rule_id: String,

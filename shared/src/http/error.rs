@@ -100,12 +100,27 @@ impl HttpError {
 
     /// The JSON body of spec 1.3.
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({
-            "error": self.code(),
-            "errorCode": self.code(),
-            "errorDescription": self.description(),
+        serde_json::to_value(ErrorBody {
+            error: self.code(),
+            error_code: self.code(),
+            error_description: self.description(),
         })
+        .unwrap_or_else(|_| serde_json::json!({}))
     }
+}
+
+/// Every error's JSON body (spec 1.3): `error` and `errorCode` carry the same snake_case code,
+/// because the official SDKs disagree on which key they read. A type (not a `json!`) so that the
+/// OpenAPI document's error schema is this one ([`crate::openapi`]).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// The snake_case error code, e.g. `invalid_request`.
+    pub error: &'static str,
+    /// The same code as `error`.
+    pub error_code: &'static str,
+    /// What went wrong, for a human.
+    pub error_description: Cow<'static, str>,
 }
 
 /// A public key that does not parse is the domain's `invalid_request` (spec 3.4.1).

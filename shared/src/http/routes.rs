@@ -29,8 +29,9 @@ pub use axum::routing::{
 ///     POST "/v1/challenges" => get_challenge,
 /// }
 /// ```
-/// generates `pub const ROUTES: &[(&str, &str)]` (in table order) and
-/// `pub fn router(app: SharedApp) -> axum::Router`. The methods are `GET`, `POST`, `PUT`,
+/// generates `pub const ROUTES: &[(&str, &str)]` (in table order),
+/// `pub fn router(app: SharedApp) -> axum::Router` and `pub fn openapi_operations(..)` (the
+/// lines as the OpenAPI document describes them, [`crate::openapi`]). The methods are `GET`, `POST`, `PUT`,
 /// `PATCH`, `DELETE` and `OPTIONS` (each path's CORS preflight, [`crate::http::cors::preflight`]);
 /// any other word does not compile.
 #[macro_export]
@@ -44,6 +45,21 @@ macro_rules! routes {
             $crate::http::routes::__Router::new()
                 $(.route($path, $crate::__route_method!($method, $handler)))+
                 .with_state(app)
+        }
+
+        /// This function's routes as the OpenAPI document describes them: each line of
+        /// [`ROUTES`], with what its handler's types say (`shared::openapi`, issue #19).
+        pub fn openapi_operations(
+            generators: &mut $crate::openapi::Generators,
+        ) -> ::std::vec::Vec<$crate::openapi::Operation> {
+            ::std::vec![$($crate::openapi::describe(
+                &$handler,
+                $crate::__route_method_name!($method),
+                $path,
+                env!("CARGO_PKG_NAME"),
+                stringify!($handler),
+                generators,
+            )),+]
         }
     };
 }
@@ -179,5 +195,23 @@ mod tests {
             StatusCode::METHOD_NOT_ALLOWED
         );
         assert_eq!(call(Method::GET, "/c").await.0, StatusCode::NOT_FOUND);
+    }
+
+    /// The OpenAPI operations are the table's lines too, each named by its handler.
+    #[test]
+    fn the_openapi_operations_are_the_listed_routes() {
+        let operations = function::openapi_operations(&mut Default::default());
+        let lines: Vec<_> = operations
+            .iter()
+            .map(|o| (o.method, o.path, o.handler))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                ("GET", "/a/{id}", "first"),
+                ("POST", "/a/{id}", "second"),
+                ("DELETE", "/b", "first"),
+            ]
+        );
     }
 }

@@ -522,3 +522,33 @@ mod arbitrary_events {
         }
     }
 }
+
+/// `GET /v1/openapi.json` through `validate`'s Lambda entry path: the checked-in document,
+/// with its cache headers (issue #19).
+#[tokio::test]
+async fn the_openapi_document_through_the_validate_lambda() {
+    let fixture = FIXTURES
+        .iter()
+        .find(|f| f.name == "openapi-document")
+        .unwrap();
+    let text = std::fs::read_to_string(lambda_events::fixture_path(fixture)).unwrap();
+    let store = Arc::new(EmbeddedStore::in_memory().unwrap());
+    let app = testkit::app(
+        store,
+        Arc::new(ManualClock::new(FIXTURE_TIME)),
+        Settings::default(),
+    );
+    let request = lambda_http::request::from_str(&text).unwrap();
+    let handler = shared::lambda::handler(router_of("validate", Arc::new(app)));
+    let response = handler.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .starts_with("public, max-age=")
+    );
+    assert!(response.headers().contains_key("etag"));
+    let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    assert_eq!(body, include_str!("../../../docs/openapi.json").as_bytes());
+}

@@ -18,6 +18,7 @@ mod lambda_events;
 mod limits;
 mod load_tool;
 mod metrics_lambda;
+mod openapi;
 mod passkeys;
 mod qr_socket_lambda;
 mod qr_websocket;

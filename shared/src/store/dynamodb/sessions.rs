@@ -112,7 +112,10 @@ impl SessionStore for DynamoStore {
 
     async fn put_session_config(&self, config: &SessionConfig) -> Result<()> {
         // Every copy in one transaction: the next read sees the change whichever it reads.
-        match self.transact(self.session_config_copies(config, None)?).await? {
+        match self
+            .transact(self.session_config_copies(config, None)?)
+            .await?
+        {
             Ok(()) => Ok(()),
             // No item has a condition to fail (a conflict is a 503 from `transact`).
             Err(_) => Err(Error::Internal),
