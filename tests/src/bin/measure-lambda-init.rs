@@ -1,11 +1,19 @@
-//! Measures each Lambda function's binary size and cold init time: from process start to the
+//! Measures each Lambda function's binary size and cold init: from process start to the
 //! first API Gateway event answered, through a local Runtime API, on a DynamoDB-compatible
-//! server on loopback. Median of several runs. Results go in docs/performance.md.
+//! server on loopback, in wall-clock time and in the process's own CPU time; then the CPU time
+//! per warm invocation of one process. Median of several runs. A hello-world `lambda_http`
+//! function (`tests/lambda-hello`, same release profile) is measured first, in the same run,
+//! as the yardstick. Results go in docs/performance.md.
 //!
 //! ```sh
 //! cargo build --release -p track -p add-authenticator -p challenge -p validate
+//! cargo build --release -p lambda-hello
 //! cargo run -p e2e-tests --bin measure-lambda-init -- target/release 15
 //! ```
+//!
+//! CPU time is read from `/proc/<pid>/task/*/schedstat` (nanoseconds on a CPU, per thread),
+//! so it is the function's own work and not the time it waited for the machine, which other
+//! builds share.
 
 use e2e_tests::lambda_events::{FIXTURES, SECRET_KEY, TENANT_ID, fixture_path};
 use std::process::Stdio;
@@ -13,7 +21,9 @@ use std::time::{Duration, Instant};
 use testkit::dynamodb::LocalDynamo;
 use testkit::runtime_api::{Outcome, RuntimeApi};
 
-const FUNCTIONS: [(&str, &str); 4] = [
+/// (binary, fixture event). The hello-world function answers any event.
+const FUNCTIONS: [(&str, &str); 5] = [
+    ("lambda-hello", "track"),
     ("track", "track"),
     ("add-authenticator", "get-credential"),
     ("challenge", "start-challenge"),
@@ -32,9 +42,9 @@ async fn main() {
         .await;
 
     println!(
-        "| function | binary (bytes) | init to first response, median (ms) | min | max | warm invocation, median (ms) |"
+        "| function | binary (bytes) | init to first response, median (ms) | min | max | init CPU, median (ms) | warm invocation, median (ms) | warm CPU per invocation (µs) |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (function, fixture_name) in FUNCTIONS {
         let binary = bin_dir.join(function);
         let size = std::fs::metadata(&binary)
@@ -43,7 +53,9 @@ async fn main() {
         let fixture = FIXTURES.iter().find(|f| f.name == fixture_name).unwrap();
         let event = std::fs::read_to_string(fixture_path(fixture)).unwrap();
         let mut samples = Vec::with_capacity(runs);
+        let mut init_cpu = Vec::with_capacity(runs);
         let mut warm = Vec::new();
+        let mut warm_cpu = Duration::ZERO;
         for run in 0..runs {
             let runtime = RuntimeApi::start().await.unwrap();
             let started = Instant::now();
@@ -59,13 +71,15 @@ async fn main() {
                 .await
                 .unwrap();
             samples.push(started.elapsed());
+            let cpu_at_init = process_cpu(child.id());
+            init_cpu.push(cpu_at_init);
             assert!(
                 matches!(outcome, Outcome::Response(_)),
                 "{function}: {outcome:?}"
             );
             // Warm invocations of the same process, once: the time per request after init.
             if run == 0 {
-                for _ in 0..200 {
+                for _ in 0..WARM_INVOCATIONS {
                     let started = Instant::now();
                     runtime
                         .invoke(&event, Duration::from_secs(30))
@@ -74,18 +88,37 @@ async fn main() {
                     warm.push(started.elapsed());
                 }
                 warm.sort();
+                warm_cpu = process_cpu(child.id()).saturating_sub(cpu_at_init);
             }
             let _ = child.kill();
             let _ = child.wait();
         }
         samples.sort();
+        init_cpu.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         println!(
-            "| {function} | {size} | {:.1} | {:.1} | {:.1} | {:.2} |",
+            "| {function} | {size} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.0} |",
             ms(samples[samples.len() / 2]),
             ms(samples[0]),
             ms(samples[samples.len() - 1]),
-            ms(warm[warm.len() / 2])
+            ms(init_cpu[init_cpu.len() / 2]),
+            ms(warm[warm.len() / 2]),
+            warm_cpu.as_secs_f64() * 1e6 / f64::from(WARM_INVOCATIONS)
         );
     }
+}
+
+/// Warm invocations of the first process of each function.
+const WARM_INVOCATIONS: u32 = 200;
+
+/// CPU time the process's live threads have run so far: the first field of each thread's
+/// `schedstat` (nanoseconds). The Lambda runtime's threads live as long as the process.
+fn process_cpu(pid: u32) -> Duration {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the function is running");
+    let nanos: u64 = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
 }

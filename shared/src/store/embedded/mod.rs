@@ -447,6 +447,21 @@ fn user_credentials_in(tx: &Tx<'_>, tenant: &TenantId, user: &UserId) -> Result<
     Ok(out)
 }
 
+fn user_passkeys_in(tx: &Tx<'_>, tenant: &TenantId, user: &UserId) -> Result<Vec<PasskeyRecord>> {
+    let mut out = Vec::new();
+    for (_, credential_id) in
+        scan::<String>(tx, TableId::UserPasskeys, &[tenant.as_str(), user.as_str()])?
+    {
+        if let Some(passkey) =
+            get::<PasskeyRecord>(tx, TableId::Passkeys, &passkey_key(tenant, &credential_id))?
+        {
+            out.push(passkey);
+        }
+    }
+    out.sort_by_key(|p| p.created_at);
+    Ok(out)
+}
+
 fn user_actions_in(
     tx: &Tx<'_>,
     tenant: &TenantId,
@@ -830,12 +845,11 @@ impl ActionStore for EmbeddedStore {
         user: &UserId,
         since: Timestamp,
     ) -> Result<(Vec<Credential>, Vec<Action>, Vec<PasskeyRecord>)> {
-        let passkeys = self.list_user_passkeys(tenant, user).await?;
         self.read(|tx| {
             Ok((
                 user_credentials_in(tx, tenant, user)?,
                 user_actions_in(tx, tenant, user, since)?,
-                passkeys,
+                user_passkeys_in(tx, tenant, user)?,
             ))
         })
     }
@@ -1162,33 +1176,23 @@ impl PasskeyStore for EmbeddedStore {
         tenant: &TenantId,
         user: &UserId,
     ) -> Result<Vec<PasskeyRecord>> {
-        self.read(|tx| {
-            let mut out = Vec::new();
-            for (_, credential_id) in
-                scan::<String>(tx, TableId::UserPasskeys, &[tenant.as_str(), user.as_str()])?
-            {
-                if let Some(passkey) = get::<PasskeyRecord>(
-                    tx,
-                    TableId::Passkeys,
-                    &passkey_key(tenant, &credential_id),
-                )? {
-                    out.push(passkey);
-                }
-            }
-            out.sort_by_key(|p| p.created_at);
-            Ok(out)
-        })
+        self.read(|tx| user_passkeys_in(tx, tenant, user))
     }
 
+    /// One read transaction for both (every track asks): each transaction that begins after
+    /// another connection's commit starts with an empty page cache (SQLite's WAL mode), so
+    /// fewer transactions are fewer pages read again (docs/performance.md).
     async fn list_user_authenticators(
         &self,
         tenant: &TenantId,
         user: &UserId,
     ) -> Result<(Vec<Credential>, Vec<PasskeyRecord>)> {
-        Ok((
-            self.list_user_credentials(tenant, user).await?,
-            self.list_user_passkeys(tenant, user).await?,
-        ))
+        self.read(|tx| {
+            Ok((
+                user_credentials_in(tx, tenant, user)?,
+                user_passkeys_in(tx, tenant, user)?,
+            ))
+        })
     }
 
     async fn enrol_passkey(&self, enrolment: &PasskeyEnrolment) -> Result<()> {
