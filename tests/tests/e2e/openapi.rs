@@ -113,6 +113,36 @@ async fn the_server_routes_and_authenticates_as_the_document_says() {
                 continue;
             };
             operations += 1;
+            // The pre-built UI's page, script, stylesheet and image (issue #16) answer another
+            // media type: fetched as a browser does, the answer's type is the documented one.
+            let documented_media = operation["responses"]["200"]["content"]
+                .as_object()
+                .and_then(|content| content.keys().next().cloned());
+            if let Some(media) = documented_media.filter(|m| m != "application/json") {
+                let reply = h
+                    .http
+                    .request(method.clone(), h.url(&url))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = reply.status().as_u16().to_string();
+                assert!(
+                    operation["responses"].get(&status).is_some(),
+                    "{method} {path} answered {status}, which the document does not list"
+                );
+                // A refusal (the QR-code image without its text) is the JSON error shape.
+                let expected = if status == "200" {
+                    media
+                } else {
+                    "application/json".to_owned()
+                };
+                let content_type = reply.headers()["content-type"].to_str().unwrap();
+                assert!(
+                    content_type.starts_with(&expected),
+                    "{method} {path}: {content_type} is not the documented {expected}"
+                );
+                continue;
+            }
             let body = operation.get("requestBody").map(|_| json!({}));
             let security = operation["security"].as_array().unwrap();
             let anonymous = h
