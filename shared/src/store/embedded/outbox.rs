@@ -9,7 +9,7 @@ use super::engine::{OutboxRow, TableId};
 use super::{EmbeddedStore, decode};
 use crate::clock::Timestamp;
 use crate::domain::{
-    Action, ApprovalChallenge, ChallengeMark, Credential, KEY_SEPARATOR, TenantId,
+    Action, ApprovalChallenge, ChallengeMark, Credential, KEY_SEPARATOR, PasskeyRecord, TenantId,
 };
 use crate::error::Result;
 use crate::events::{Change, Record};
@@ -77,6 +77,10 @@ fn change_of_row(row: &OutboxRow) -> Result<Option<Change>> {
         Some(TableId::Credentials) => {
             let (old, new) = both::<Credential>(row)?;
             Record::Credential(old, new)
+        }
+        Some(TableId::Passkeys) => {
+            let (old, new) = both::<PasskeyRecord>(row)?;
+            Record::Passkey(old, new)
         }
         Some(TableId::Actions) => {
             let (old, new) = both::<Action>(row)?;
