@@ -5,19 +5,27 @@
 //! GetShardIterator, GetRecords), and those records handed to the real `events` binary as
 //! Lambda's event source mapping hands them: the deliveries are exactly the events of those
 //! changes. The fixtures of `bootstrap.rs` are hand-written; this proves the item images the
-//! store writes decode.
+//! store writes decode. The same for a passkey (spec 3.5): registered, used to sign in, removed.
 
 use aws_sdk_dynamodb::types::{StreamSpecification, StreamViewType};
 use serde_json::{Value, json};
-use shared::domain::{ActionCode, IdempotencyKey, Namespace, TenantId, TrackContext, UserId};
+use shared::App;
+use shared::domain::{
+    ActionCode, IdempotencyKey, Namespace, PasskeyConfig, TenantId, TrackContext, UserId,
+    UserVerification,
+};
+use shared::passkey::proto::{PublicKeyCredential, RegisterPublicKeyCredential};
 use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
 use shared::usecase::challenges::ChallengeStarter;
+use shared::usecase::passkeys::RegistrationOptions;
+use shared::usecase::tenants::{Tenant, TenantSettingsChange};
 use shared::usecase::track::TrackCommand;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use testkit::dynamodb::LocalDynamo;
 use testkit::runtime_api::{Outcome, RuntimeApi};
+use testkit::soft_passkey::SoftPasskey;
 use testkit::usecase::Device;
 
 const TENANT: &str = "stream-tenant";
@@ -100,8 +108,17 @@ async fn receive(
     axum::http::StatusCode::OK
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_stores_real_stream_records_become_exactly_their_events() {
+/// A table with its stream on (new and old images), a tenant with an events webhook (and
+/// `settings` besides) on the DynamoDB store, and the receiver the events go to.
+struct Stage {
+    local: LocalDynamo,
+    table: String,
+    app: App,
+    tenant: Arc<Tenant>,
+    arrived: Arrived,
+}
+
+async fn stage(settings: TenantSettingsChange) -> Stage {
     let local = LocalDynamo::start().await;
     let table = local.table_with_tenant("stream", TENANT, SECRET).await;
     let meter = UsageMeter::default();
@@ -139,18 +156,28 @@ async fn the_stores_real_stream_records_become_exactly_their_events() {
     let id = TenantId::parse(TENANT).unwrap();
     app.configure_tenant(
         &id,
-        shared::usecase::tenants::TenantSettingsChange {
+        TenantSettingsChange {
             events_webhook: Some(Some(shared::domain::WebhookEndpoint {
                 url,
                 secret: "whsec_stream_0123456789abcdef".into(),
             })),
-            ..Default::default()
+            ..settings
         },
     )
     .await
     .unwrap();
     let tenant = app.tenant_by_id(&id).await.unwrap();
-    let track = |code: &str, key: &str, scope: Option<&str>| TrackCommand {
+    Stage {
+        local,
+        table,
+        app,
+        tenant,
+        arrived,
+    }
+}
+
+fn track(code: &str, key: &str, scope: Option<&str>) -> TrackCommand {
+    TrackCommand {
         user_id: UserId::parse("alice").unwrap(),
         action_code: ActionCode::parse(code).unwrap(),
         idempotency_key: Some(IdempotencyKey::parse(key).unwrap()),
@@ -162,47 +189,21 @@ async fn the_stores_real_stream_records_become_exactly_their_events() {
         email: None,
         phone_number: None,
         redirect_url: None,
-    };
+    }
+}
 
-    // Enrol, sign in and verify, remove the device: on the DynamoDB store.
-    let enrol = app
-        .track(
-            &tenant,
-            track("addAuthenticator", "enrol-1", Some("add:authenticators")),
-        )
-        .await
-        .unwrap();
-    let token = tenant.keys.verify(&enrol.token, app.now()).unwrap();
-    let device = Device::new(Namespace::InApp);
-    let credential = app
-        .add_credential(&tenant, &token, device.add_command())
-        .await
-        .unwrap();
-    let sign_in = app
-        .track(&tenant, track("signIn", "sign-in-1", None))
-        .await
-        .unwrap();
-    let token = tenant.keys.verify(&sign_in.token, app.now()).unwrap();
-    let challenge = app
-        .start_challenge(&tenant, ChallengeStarter::Tenant, None)
-        .await
-        .unwrap();
-    app.verify_challenge(&tenant, Some(&token), device.verify_command(&challenge))
-        .await
-        .unwrap();
-    app.delete_authenticator(&tenant, &credential.user_id, &credential.id)
-        .await
-        .unwrap();
-
-    let records = stream_records(&local.endpoint(), &table).await;
+/// The table's whole stream, read back and handed to the real `events` binary as one batch,
+/// as Lambda's event source mapping hands it: the events that arrived, in order.
+async fn run_events_function(stage: &Stage) -> Vec<Value> {
+    let records = stream_records(&stage.local.endpoint(), &stage.table).await;
     assert!(records.len() > 5, "{} records", records.len());
     let runtime = RuntimeApi::start().await.unwrap();
     let mut child = runtime
         .command(
             std::path::Path::new(env!("CARGO_BIN_EXE_events")),
             "events",
-            &table,
-            &local.endpoint(),
+            &stage.table,
+            &stage.local.endpoint(),
         )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -215,14 +216,19 @@ async fn the_stores_real_stream_records_become_exactly_their_events() {
         )
         .await
         .unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
     let Outcome::Response(answer) = outcome else {
         panic!("the function failed: {outcome:?}")
     };
     let answer: Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    stage.arrived.lock().unwrap().clone()
+}
 
-    let arrived = arrived.lock().unwrap();
-    let seen: Vec<(String, String)> = arrived
+/// (type, what it is about) of each event: the action's key and state, or the authenticator.
+fn summary(arrived: &[Value]) -> Vec<(String, String)> {
+    arrived
         .iter()
         .map(|event| {
             let data = &event["data"];
@@ -236,8 +242,53 @@ async fn the_stores_real_stream_records_become_exactly_their_events() {
             };
             (event["type"].as_str().unwrap().to_owned(), about)
         })
-        .collect();
-    let expected: Vec<(String, String)> = [
+        .collect()
+}
+
+fn owned(expected: Vec<(&str, String)>) -> Vec<(String, String)> {
+    expected
+        .into_iter()
+        .map(|(kind, about)| (kind.to_owned(), about))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stores_real_stream_records_become_exactly_their_events() {
+    let stage = stage(TenantSettingsChange::default()).await;
+    let (app, tenant) = (&stage.app, &stage.tenant);
+
+    // Enrol, sign in and verify, remove the device: on the DynamoDB store.
+    let enrol = app
+        .track(
+            tenant,
+            track("addAuthenticator", "enrol-1", Some("add:authenticators")),
+        )
+        .await
+        .unwrap();
+    let token = tenant.keys.verify(&enrol.token, app.now()).unwrap();
+    let device = Device::new(Namespace::InApp);
+    let credential = app
+        .add_credential(tenant, &token, device.add_command())
+        .await
+        .unwrap();
+    let sign_in = app
+        .track(tenant, track("signIn", "sign-in-1", None))
+        .await
+        .unwrap();
+    let token = tenant.keys.verify(&sign_in.token, app.now()).unwrap();
+    let challenge = app
+        .start_challenge(tenant, ChallengeStarter::Tenant, None)
+        .await
+        .unwrap();
+    app.verify_challenge(tenant, Some(&token), device.verify_command(&challenge))
+        .await
+        .unwrap();
+    app.delete_authenticator(tenant, &credential.user_id, &credential.id)
+        .await
+        .unwrap();
+
+    let arrived = run_events_function(&stage).await;
+    let expected = owned(vec![
         (
             "action.state_changed",
             format!("enrol-1 {}", enrol.action.state.as_str()),
@@ -252,14 +303,136 @@ async fn the_stores_real_stream_records_become_exactly_their_events() {
             "sign-in-1 CHALLENGE_SUCCEEDED".to_owned(),
         ),
         ("authenticator.deleted", credential.id.as_str().to_owned()),
-    ]
-    .into_iter()
-    .map(|(kind, about)| (kind.to_owned(), about))
-    .collect();
+    ]);
     assert_eq!(
-        seen, expected,
+        summary(&arrived),
+        expected,
         "one event per change, in the stream's order"
     );
-    child.kill().unwrap();
-    let _ = child.wait();
+}
+
+const PASSKEY_ORIGIN: &str = "https://app.example.com";
+const PASSKEY_RP_ID: &str = "example.com";
+
+/// spec 3.5, DESIGN 10: a passkey's registration writes its two copies and completes the
+/// action in one transaction; a sign-in rewrites both copies (counter, last use) and completes
+/// its action; a removal deletes both. The stream holds every one of those items, and they are
+/// exactly `authenticator.created` (with the action's change), the sign-in's action changes and
+/// `authenticator.deleted`: one event per passkey change, none for the sign-in's new counter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passkeys_real_stream_records_become_authenticator_events() {
+    let stage = stage(TenantSettingsChange {
+        passkey: Some(Some(PasskeyConfig {
+            rp_id: PASSKEY_RP_ID.into(),
+            rp_name: "Example".into(),
+            origins: vec![PASSKEY_ORIGIN.into()],
+            user_verification: UserVerification::Required,
+            require_attestation: false,
+            attestation_cas: Vec::new(),
+        })),
+        ..TenantSettingsChange::default()
+    })
+    .await;
+    let (app, tenant) = (&stage.app, &stage.tenant);
+
+    // `passkey.signUp({token})` after a track, on the DynamoDB store.
+    let sign_up = app
+        .track(tenant, track("signUp", "sign-up-1", None))
+        .await
+        .unwrap();
+    let token = tenant.keys.verify(&sign_up.token, app.now()).unwrap();
+    let start = app
+        .passkey_registration_options(tenant, &token, RegistrationOptions::default())
+        .await
+        .unwrap();
+    let mut soft = SoftPasskey::new(PASSKEY_ORIGIN, PASSKEY_RP_ID);
+    let response: RegisterPublicKeyCredential =
+        serde_json::from_value(soft.create(&start.options)).unwrap();
+    let passkey = app
+        .add_passkey(tenant, &token, &start.challenge_id, &response)
+        .await
+        .unwrap()
+        .passkey;
+
+    // A sign-in with it: the counter goes from 0 to 1.
+    let sign_in = app
+        .track(tenant, track("signIn", "sign-in-1", None))
+        .await
+        .unwrap();
+    let token = tenant.keys.verify(&sign_in.token, app.now()).unwrap();
+    let start = app
+        .passkey_authentication_options(tenant, Some(&token), None)
+        .await
+        .unwrap();
+    let assertion: PublicKeyCredential = serde_json::from_value(soft.get(&start.options)).unwrap();
+    let signed_in = app
+        .verify_passkey(tenant, Some(&token), &start.challenge_id, &assertion)
+        .await
+        .unwrap();
+    assert_eq!(signed_in.passkey.counter, 1);
+
+    // `deleteAuthenticator` with the id `getAuthenticators` shows.
+    app.delete_authenticator(tenant, &passkey.user_id, &passkey.id)
+        .await
+        .unwrap();
+
+    let arrived = run_events_function(&stage).await;
+    let id = passkey.id.as_str().to_owned();
+    let sign_up_completed = owned(vec![
+        (
+            "action.state_changed",
+            "sign-up-1 CHALLENGE_SUCCEEDED".to_owned(),
+        ),
+        ("authenticator.created", id.clone()),
+    ]);
+    let mut expected = owned(vec![(
+        "action.state_changed",
+        format!("sign-up-1 {}", sign_up.action.state.as_str()),
+    )]);
+    // One transaction's items are in the stream in no order of ours: the registration's two
+    // events may come either way round.
+    let seen = summary(&arrived);
+    let mut registration: Vec<_> = seen.get(1..3).unwrap_or_default().to_vec();
+    registration.sort();
+    assert_eq!(registration, sign_up_completed, "{seen:?}");
+    expected.extend(seen[1..3].iter().cloned());
+    expected.extend(owned(vec![
+        (
+            "action.state_changed",
+            "sign-in-1 CHALLENGE_REQUIRED".to_owned(),
+        ),
+        (
+            "action.state_changed",
+            "sign-in-1 CHALLENGE_SUCCEEDED".to_owned(),
+        ),
+        ("authenticator.deleted", id.clone()),
+    ]));
+    assert_eq!(seen, expected, "one event per change, none for the sign-in");
+
+    for event in arrived.iter().filter(|event| {
+        event["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("authenticator.")
+    }) {
+        let data = &event["data"];
+        assert_eq!(data["verificationMethod"], "PASSKEY", "{event}");
+        assert_eq!(data["userId"], "alice", "{event}");
+        assert_eq!(
+            data["webauthnCredential"]["credentialId"],
+            soft.id(),
+            "{event}"
+        );
+        assert_eq!(
+            event["id"].as_str().unwrap(),
+            shared::events::derived_id(&tenant.id, event["type"].as_str().unwrap(), &[&id]),
+            "the id the embedded outbox gives the same change"
+        );
+    }
+    let completed = &arrived
+        .iter()
+        .find(|event| event["data"]["state"] == "CHALLENGE_SUCCEEDED")
+        .unwrap()["data"];
+    assert_eq!(completed["verificationMethod"], "PASSKEY");
+    assert_eq!(completed["userAuthenticatorId"], id.as_str());
 }

@@ -389,3 +389,270 @@ async fn every_event_arrives_after_the_receiver_was_down_and_the_server_restarte
     assert_eq!(all_ids.len(), expected.len(), "every event has its own id");
     drop(server);
 }
+
+const PASSKEY_ORIGIN: &str = "http://localhost:5173";
+const PASSKEY_RP_ID: &str = "localhost";
+
+/// What `@authsignal/browser`'s `passkey.signUp({token})` sends: registration options, then
+/// `navigator.credentials.create()` (the software authenticator) and the registration.
+async fn sign_up_with_passkey(
+    base: &str,
+    token: &str,
+    passkey: &mut testkit::soft_passkey::SoftPasskey,
+) -> Value {
+    let post = reqwest::Method::POST;
+    let (status, options) = call(
+        base,
+        post.clone(),
+        "/client/user-authenticators/passkey/registration-options",
+        Auth::Bearer(token),
+        json!({"username": "alice@example.com", "authenticatorAttachment": "platform"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{options}");
+    let credential = passkey.create(&options["options"]);
+    let (status, added) = call(
+        base,
+        post,
+        "/client/user-authenticators/passkey",
+        Auth::Bearer(token),
+        json!({
+            "registrationCredential": credential,
+            "challengeId": options["challengeId"],
+            "conditionalCreate": false,
+        }),
+    )
+    .await;
+    assert_eq!(status, 200, "{added}");
+    added
+}
+
+/// spec 3.5, DESIGN 10: a passkey is an authenticator, so registering one and removing it
+/// (`deleteAuthenticator` of the Server API) are `authenticator.created` and
+/// `authenticator.deleted` with `PASSKEY` and the id `getAuthenticators` shows, while a
+/// sign-in with it (a new counter and last use) is no authenticator event.
+///
+/// The receiver answers every delivery with 200, so nothing is redelivered, and the worker
+/// handles the outbox in the order of the changes: when the removal has arrived, the sign-in's
+/// change has been handled, and a second `authenticator.created` would have arrived before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passkey_registered_and_removed_is_reported_and_its_sign_in_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = format!("sk_events_{}", random_hex());
+    let events_secret = format!("whsec_{}", random_hex());
+    let (sender, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let receiver_port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new()
+        .route("/events", axum::routing::post(receive))
+        .with_state(sender);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let server = start_server(dir.path(), &secret);
+    let base = server.base.clone();
+    ready(&base, &secret).await;
+    let configured = Command::new(BIN)
+        .args(["tenant", "configure", "--tenant-id", TENANT, "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args([
+            "--events-webhook-url",
+            &format!("http://127.0.0.1:{receiver_port}/events"),
+            "--passkey-rp-id",
+            PASSKEY_RP_ID,
+            "--passkey-origin",
+            PASSKEY_ORIGIN,
+        ])
+        .env("TRUSTED_DEVICE_EVENTS_WEBHOOK_SECRET", &events_secret)
+        .output()
+        .unwrap();
+    assert!(
+        configured.status.success(),
+        "{}",
+        String::from_utf8_lossy(&configured.stderr)
+    );
+
+    // The backend tracks a sign-up; the browser registers a passkey with its token.
+    let post = reqwest::Method::POST;
+    let (status, sign_up) = call(
+        &base,
+        post.clone(),
+        "/users/alice/actions/signUp",
+        Auth::Secret(&secret),
+        json!({"idempotencyKey": "sign-up-1"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{sign_up}");
+    let mut passkey = testkit::soft_passkey::SoftPasskey::new(PASSKEY_ORIGIN, PASSKEY_RP_ID);
+    let added = sign_up_with_passkey(&base, sign_up["token"].as_str().unwrap(), &mut passkey).await;
+    assert_eq!(added["userAuthenticator"]["verificationMethod"], "PASSKEY");
+    let authenticator = added["userAuthenticator"]["userAuthenticatorId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The Server API lists the passkey under that id (`getAuthenticators`).
+    let (status, listed) = call(
+        &base,
+        reqwest::Method::GET,
+        "/users/alice/authenticators",
+        Auth::Secret(&secret),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed[0]["userAuthenticatorId"], authenticator.as_str());
+
+    // A sign-in with the passkey: its counter and last use change.
+    let (status, sign_in) = call(
+        &base,
+        post.clone(),
+        "/users/alice/actions/signIn",
+        Auth::Secret(&secret),
+        json!({"idempotencyKey": "sign-in-1"}),
+    )
+    .await;
+    assert_eq!(
+        (status, sign_in["state"].as_str()),
+        (200, Some("CHALLENGE_REQUIRED")),
+        "{sign_in}"
+    );
+    let token = sign_in["token"].as_str().unwrap();
+    let (status, options) = call(
+        &base,
+        post.clone(),
+        "/client/user-authenticators/passkey/authentication-options",
+        Auth::Bearer(token),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{options}");
+    let assertion = passkey.get(&options["options"]);
+    let (status, verified) = call(
+        &base,
+        post.clone(),
+        "/client/verify/passkey",
+        Auth::Bearer(token),
+        json!({
+            "authenticationCredential": assertion,
+            "challengeId": options["challengeId"],
+            "deviceId": "anonymous-id",
+        }),
+    )
+    .await;
+    assert_eq!(
+        (status, &verified["isVerified"]),
+        (200, &json!(true)),
+        "{verified}"
+    );
+
+    // The backend removes it, as `@authsignal/node`'s `deleteAuthenticator` does.
+    let (status, removed) = call(
+        &base,
+        reqwest::Method::DELETE,
+        &format!("/users/alice/authenticators/{authenticator}"),
+        Auth::Secret(&secret),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{removed}");
+
+    // Every delivery, in the order received, until the removal.
+    let mut deliveries: Vec<Value> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !deliveries
+        .iter()
+        .any(|event| event["type"] == "authenticator.deleted")
+    {
+        let (signature, body) = tokio::time::timeout_at(deadline, received.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the removal did not arrive; got {deliveries:?}"))
+            .unwrap();
+        assert!(
+            signature_is_valid(&signature, &events_secret, &body),
+            "signed with the events secret: {signature}"
+        );
+        deliveries.push(serde_json::from_slice(&body).unwrap());
+    }
+    let of_type = |kind: &str| -> Vec<&Value> {
+        deliveries
+            .iter()
+            .filter(|event| event["type"] == kind)
+            .collect()
+    };
+    let created = of_type("authenticator.created");
+    assert_eq!(
+        created.len(),
+        1,
+        "one, not one more at the sign-in: {deliveries:?}"
+    );
+    let deleted = of_type("authenticator.deleted");
+    assert_eq!(deleted.len(), 1, "{deliveries:?}");
+    for event in [created[0], deleted[0]] {
+        assert_eq!(event["version"], 1, "{event}");
+        assert_eq!(event["tenantId"], TENANT, "{event}");
+        assert_eq!(event["source"], "https://authsignal.com", "{event}");
+        let data = &event["data"];
+        assert_eq!(data["userId"], "alice", "{event}");
+        assert_eq!(
+            data["userAuthenticatorId"],
+            authenticator.as_str(),
+            "{event}"
+        );
+        assert_eq!(data["verificationMethod"], "PASSKEY", "{event}");
+        assert_eq!(
+            data["webauthnCredential"]["credentialId"],
+            passkey.id(),
+            "{event}"
+        );
+    }
+    assert!(
+        deleted[0]["data"]["deletedAt"].is_string(),
+        "{}",
+        deleted[0]
+    );
+    assert_ne!(created[0]["id"], deleted[0]["id"]);
+
+    // The registration completed the sign-up (spec 3.5) and the sign-in completed its action,
+    // each reported once with the passkey as how; no other event was made.
+    let states: BTreeSet<String> = of_type("action.state_changed")
+        .iter()
+        .map(|event| {
+            let data = &event["data"];
+            if data["state"] == "CHALLENGE_SUCCEEDED" {
+                assert_eq!(data["verificationMethod"], "PASSKEY", "{event}");
+                assert_eq!(
+                    data["userAuthenticatorId"],
+                    authenticator.as_str(),
+                    "{event}"
+                );
+            }
+            format!(
+                "{} {}",
+                data["idempotencyKey"].as_str().unwrap(),
+                data["state"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let signed_up = format!("sign-up-1 {}", sign_up["state"].as_str().unwrap());
+    assert_eq!(
+        states,
+        [
+            signed_up.as_str(),
+            "sign-up-1 CHALLENGE_SUCCEEDED",
+            "sign-in-1 CHALLENGE_REQUIRED",
+            "sign-in-1 CHALLENGE_SUCCEEDED",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect(),
+        "{deliveries:?}"
+    );
+    assert_eq!(
+        deliveries.len(),
+        2 + states.len(),
+        "nothing else, nothing twice: {deliveries:?}"
+    );
+    drop(server);
+}

@@ -10,8 +10,8 @@
 //!
 //! | type | when | ours? |
 //! |---|---|---|
-//! | `authenticator.created` | a device credential appears | Authsignal's name and data |
-//! | `authenticator.deleted` | a device credential is removed (not when it expires) | Authsignal's name and data |
+//! | `authenticator.created` | a device credential or a passkey appears | Authsignal's name and data |
+//! | `authenticator.deleted` | a device credential (not when it expires) or a passkey is removed | Authsignal's name and data |
 //! | `action.state_changed` | an action is created, or its state changes | ours |
 //! | `challenge.attempts_exceeded` | a challenge reaches the failed-signature limit | ours |
 //!
@@ -24,8 +24,8 @@ pub mod outbox;
 
 use crate::clock::Timestamp;
 use crate::domain::{
-    Action, ActionState, ApprovalChallenge, ApprovalKind, ChallengeMark, Credential, TenantId,
-    WebhookEndpoint,
+    Action, ActionState, ApprovalChallenge, ApprovalKind, ChallengeMark, Credential, PasskeyRecord,
+    TenantId, VerificationMethod, WebhookEndpoint,
 };
 use crate::webhook::{Envelope, WebhookSender, signature_header};
 use serde_json::{Value, json};
@@ -46,6 +46,9 @@ pub const CHALLENGE_ATTEMPTS_EXCEEDED: &str = "challenge.attempts_exceeded";
 )]
 pub enum Record {
     Credential(Option<Credential>, Option<Credential>),
+    /// A passkey (spec 3.5): an authenticator too, listed by `getAuthenticators` under its
+    /// `id`.
+    Passkey(Option<PasskeyRecord>, Option<PasskeyRecord>),
     Action(Option<Action>, Option<Action>),
     /// A push or QR-code challenge.
     Approval(Option<ApprovalChallenge>, Option<ApprovalChallenge>),
@@ -82,7 +85,7 @@ pub struct Event {
 }
 
 /// The events a change makes: none for most writes (a credential's push token or last use, a
-/// counter), at most one otherwise. `max_failed_attempts` is the per-challenge limit the use
+/// passkey's signature counter and last use, a counter), at most one otherwise. `max_failed_attempts` is the per-challenge limit the use
 /// cases count to (`Settings::max_failed_attempts`).
 pub fn events_of(change: &Change, max_failed_attempts: u32) -> Vec<Event> {
     let tenant = &change.tenant_id;
@@ -105,6 +108,22 @@ pub fn events_of(change: &Change, max_failed_attempts: u32) -> Vec<Event> {
             &[removed.id.as_str()],
             change.at,
             authenticator_data(removed, Some(change.at)),
+        )],
+        // spec 3.5: a passkey is an authenticator of the Server API (spec 2.7), so it is
+        // announced as a device credential is, under the id `getAuthenticators` and
+        // `deleteAuthenticator` use. Passkeys never expire: every removal was asked for. A
+        // sign-in (old and new both present) is no event.
+        Record::Passkey(None, Some(added)) => vec![event(
+            AUTHENTICATOR_CREATED,
+            &[added.id.as_str()],
+            added.created_at,
+            passkey_data(added, None),
+        )],
+        Record::Passkey(Some(removed), None) if !change.expired => vec![event(
+            AUTHENTICATOR_DELETED,
+            &[removed.id.as_str()],
+            change.at,
+            passkey_data(removed, Some(change.at)),
         )],
         Record::Action(old, Some(action))
             if old.as_ref().map(|a| a.state) != Some(action.state) =>
@@ -184,6 +203,31 @@ fn authenticator_data(credential: &Credential, deleted_at: Option<Timestamp>) ->
     }
     if let Some(platform) = &credential.device_platform {
         data["devicePlatform"] = json!(platform);
+    }
+    data
+}
+
+/// `authenticator.created|deleted` data of a passkey: Authsignal's fields, plus, additively,
+/// the `webauthnCredential` that `getAuthenticators` shows for it (spec 2.7), so a receiver can
+/// match the two.
+fn passkey_data(passkey: &PasskeyRecord, deleted_at: Option<Timestamp>) -> Value {
+    let mut data = json!({
+        "userId": passkey.user_id.as_str(),
+        "userAuthenticatorId": passkey.id.as_str(),
+        "verificationMethod": VerificationMethod::Passkey,
+        "createdAt": passkey.created_at.to_iso8601(),
+        "webauthnCredential": {
+            "credentialId": passkey.credential_id,
+            "credentialBackedUp": passkey.backed_up,
+            "credentialDeviceType": if passkey.backed_up { "multiDevice" } else { "singleDevice" },
+        },
+    });
+    if let Some(at) = deleted_at {
+        data["deletedAt"] = json!(at.to_iso8601());
+    }
+    if let Some(name) = &passkey.name {
+        data["displayName"] = json!(name);
+        data["webauthnCredential"]["name"] = json!(name);
     }
     data
 }
@@ -298,7 +342,7 @@ mod tests {
     use super::*;
     use crate::domain::{
         ActionCode, ActionKey, ActionOrigin, CredentialId, IdempotencyKey, Namespace, TrackContext,
-        UserId, VerificationMethod,
+        UserId,
     };
 
     fn tenant() -> TenantId {
@@ -344,6 +388,23 @@ mod tests {
         }
     }
 
+    fn passkey() -> PasskeyRecord {
+        PasskeyRecord {
+            id: CredentialId::parse("5b1d9c3e-7a2f-4e8d-b6c0-1f9e3a7d5c24").unwrap(),
+            tenant_id: tenant(),
+            user_id: UserId::parse("alice").unwrap(),
+            credential_id: "q2Vx8f0aLwJ3".into(),
+            user_handle: "YWxpY2U".into(),
+            credential: json!({}),
+            counter: 0,
+            name: Some("MacBook".into()),
+            aaguid: None,
+            backed_up: true,
+            created_at: Timestamp::from_unix_seconds(1_790_000_000),
+            last_verified_at: None,
+        }
+    }
+
     fn change(record: Record) -> Change {
         Change {
             tenant_id: tenant(),
@@ -380,6 +441,58 @@ mod tests {
         used.last_verified_at = Some(Timestamp::from_unix_seconds(1_790_000_050));
         let update = change(Record::Credential(Some(credential()), Some(used)));
         assert!(events_of(&update, 5).is_empty());
+    }
+
+    /// spec 3.5: a passkey is an authenticator, announced under its Server API id with
+    /// `PASSKEY`; a sign-in (counter, last use) is no event.
+    #[test]
+    fn a_passkey_added_and_removed_make_authenticator_events_and_a_sign_in_none() {
+        let added = events_of(&change(Record::Passkey(None, Some(passkey()))), 5);
+        assert_eq!(added.len(), 1);
+        assert_eq!(added[0].kind, "authenticator.created");
+        let data = &added[0].data;
+        assert_eq!(data["userId"], "alice");
+        assert_eq!(
+            data["userAuthenticatorId"],
+            "5b1d9c3e-7a2f-4e8d-b6c0-1f9e3a7d5c24"
+        );
+        assert_eq!(data["verificationMethod"], "PASSKEY");
+        assert_eq!(data["createdAt"], "2026-09-21T14:13:20.000Z");
+        assert_eq!(data["displayName"], "MacBook");
+        assert_eq!(data["webauthnCredential"]["credentialId"], "q2Vx8f0aLwJ3");
+        assert_eq!(
+            data["webauthnCredential"]["credentialDeviceType"],
+            "multiDevice"
+        );
+        assert!(data.get("deletedAt").is_none());
+        assert_eq!(
+            added[0].id,
+            derived_id(
+                &tenant(),
+                "authenticator.created",
+                &["5b1d9c3e-7a2f-4e8d-b6c0-1f9e3a7d5c24"]
+            ),
+            "the derivation of every authenticator event"
+        );
+
+        let removed = events_of(&change(Record::Passkey(Some(passkey()), None)), 5);
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].kind, "authenticator.deleted");
+        assert_eq!(removed[0].data["verificationMethod"], "PASSKEY");
+        assert_eq!(removed[0].data["deletedAt"], "2026-09-21T14:15:00.000Z");
+        assert_ne!(removed[0].id, added[0].id);
+
+        let mut signed_in = passkey();
+        signed_in.counter = 7;
+        signed_in.last_verified_at = Some(Timestamp::from_unix_seconds(1_790_000_050));
+        let sign_in = change(Record::Passkey(Some(passkey()), Some(signed_in)));
+        assert!(events_of(&sign_in, 5).is_empty(), "a sign-in is no event");
+
+        let mut unnamed = passkey();
+        unnamed.name = None;
+        let data = &events_of(&change(Record::Passkey(None, Some(unnamed))), 5)[0].data;
+        assert!(data.get("displayName").is_none());
+        assert!(data["webauthnCredential"].get("name").is_none());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, TransactWriteItem};
 use std::collections::HashMap;
 
-fn passkey_item(key: &Key, passkey: &PasskeyRecord) -> Result<Item> {
+pub(super) fn passkey_item(key: &Key, passkey: &PasskeyRecord) -> Result<Item> {
     let mut item = data_item(key, passkey)?;
     item.insert("passkeyId".into(), s(passkey.id.as_str()));
     item.insert("counter".into(), n(i64::from(passkey.counter)));

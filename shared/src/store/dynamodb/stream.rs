@@ -1,14 +1,15 @@
 //! The table's DynamoDB Stream records back to records (issue #19, DESIGN 10): what the
 //! `events` function hands to [`crate::events::events_of`]. Only the item kinds that can make an
-//! event are decoded; every other item (the credential's by-key copy, profiles, counters, ...)
+//! event are decoded; every other item (the credential's by-key copy, the passkey's copy by
+//! WebAuthn credential id, profiles, counters, ...)
 //! is `None`, so each change is reported once.
 
 use super::attr::{Item, get_s};
 use super::item::{action_from, challenge_mark_from, credential_from, from_json_attr};
-use super::keys::{ACTION_PREFIX, CREDENTIAL_PREFIX};
+use super::keys::{ACTION_PREFIX, CREDENTIAL_PREFIX, PASSKEY_PREFIX};
 use super::schema;
 use crate::clock::Timestamp;
-use crate::domain::{ApprovalChallenge, TenantId};
+use crate::domain::{ApprovalChallenge, PasskeyRecord, TenantId};
 use crate::error::Result;
 use crate::events::{Change, Record};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -47,6 +48,13 @@ pub fn change_of_record(
     let record = if sk.starts_with(CREDENTIAL_PREFIX) {
         let (old, new) = both(old, new, |item| credential_from(&tenant, item))?;
         Record::Credential(old, new)
+    } else if sk.starts_with(PASSKEY_PREFIX) {
+        // spec 3.5: the passkey's copy in its user's partition (`PASSKEY#{id}`); the copy by
+        // WebAuthn credential id (`PASSKEY`, no `#`) is skipped, so one passkey is one change.
+        let (old, new) = both(old, new, |item| {
+            from_json_attr::<PasskeyRecord>(item, "data")
+        })?;
+        Record::Passkey(old, new)
     } else if sk.starts_with(ACTION_PREFIX) {
         let (old, new) = both(old, new, |item| action_from(&tenant, item))?;
         Record::Action(old, new)
@@ -80,6 +88,7 @@ mod tests {
     use crate::domain::{Credential, CredentialId, Namespace, UserId};
     use crate::store::dynamodb::item::credential_item;
     use crate::store::dynamodb::keys::Key;
+    use crate::store::dynamodb::passkeys::passkey_item;
 
     /// Both copies of a credential change in one transaction; only the one in the user's
     /// partition is decoded, so an added credential is one event, not two.
@@ -110,5 +119,45 @@ mod tests {
             .unwrap();
         assert_eq!(change.tenant_id.as_str(), "acme");
         assert_eq!(change.record, Record::Credential(None, Some(credential)));
+    }
+
+    /// The same for a passkey: both copies are written by one transaction, and only the one
+    /// in its user's partition is a change; a sign-in rewrites both with the new counter.
+    #[test]
+    fn only_the_user_partition_copy_of_a_passkey_is_a_change() {
+        let tenant = TenantId::parse("acme").unwrap();
+        let passkey = PasskeyRecord {
+            id: CredentialId::parse("5b1d9c3e-7a2f-4e8d-b6c0-1f9e3a7d5c24").unwrap(),
+            tenant_id: tenant.clone(),
+            user_id: UserId::parse("alice").unwrap(),
+            credential_id: "q2Vx8f0aLwJ3".into(),
+            user_handle: "YWxpY2U".into(),
+            credential: serde_json::json!({"cred": 1}),
+            counter: 0,
+            name: None,
+            aaguid: None,
+            backed_up: false,
+            created_at: Timestamp(1_000),
+            last_verified_at: None,
+        };
+        let at = Timestamp(2_000);
+        let by_credential_id = Key::passkey(&tenant, &passkey.credential_id);
+        let item = passkey_item(&by_credential_id, &passkey).unwrap();
+        let change =
+            change_of_record(&by_credential_id.item(), None, Some(&item), at, false).unwrap();
+        assert_eq!(change, None);
+
+        let in_user = Key::user_passkey(&tenant, &passkey.user_id, &passkey.id);
+        let item = passkey_item(&in_user, &passkey).unwrap();
+        let change = change_of_record(
+            &in_user.item(),
+            Some(&HashMap::new()),
+            Some(&item),
+            at,
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(change.record, Record::Passkey(None, Some(passkey)));
     }
 }

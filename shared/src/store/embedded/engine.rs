@@ -70,9 +70,15 @@ impl TableId {
     /// Whether a change to an item of this table is written to the outbox, in the same
     /// transaction, for the events worker (DESIGN 10): the records that can make an event.
     pub fn feeds_events(self) -> bool {
+        // `Passkeys`, not `UserPasskeys`: the first holds the whole record, the second only
+        // points at it, so one passkey is one change.
         matches!(
             self,
-            TableId::Credentials | TableId::Actions | TableId::Approvals | TableId::ChallengeMarks
+            TableId::Credentials
+                | TableId::Passkeys
+                | TableId::Actions
+                | TableId::Approvals
+                | TableId::ChallengeMarks
         )
     }
 

@@ -9,7 +9,7 @@ use super::engine::{OutboxRow, TableId};
 use super::{EmbeddedStore, decode};
 use crate::clock::Timestamp;
 use crate::domain::{
-    Action, ApprovalChallenge, ChallengeMark, Credential, KEY_SEPARATOR, TenantId,
+    Action, ApprovalChallenge, ChallengeMark, Credential, KEY_SEPARATOR, PasskeyRecord, TenantId,
 };
 use crate::error::Result;
 use crate::events::{Change, Record};
@@ -77,6 +77,10 @@ fn change_of_row(row: &OutboxRow) -> Result<Option<Change>> {
         Some(TableId::Credentials) => {
             let (old, new) = both::<Credential>(row)?;
             Record::Credential(old, new)
+        }
+        Some(TableId::Passkeys) => {
+            let (old, new) = both::<PasskeyRecord>(row)?;
+            Record::Passkey(old, new)
         }
         Some(TableId::Actions) => {
             let (old, new) = both::<Action>(row)?;
@@ -207,5 +211,172 @@ mod tests {
         assert_eq!((due[0].seq, due[0].attempts), (seq, 1));
         store.remove_change(seq).await.unwrap();
         assert!(store.due_changes(far_future(), 10).unwrap().is_empty());
+    }
+
+    fn passkey(now: i64) -> PasskeyRecord {
+        PasskeyRecord {
+            id: CredentialId::parse("5b1d9c3e-7a2f-4e8d-b6c0-1f9e3a7d5c24").unwrap(),
+            tenant_id: TenantId::parse("acme").unwrap(),
+            user_id: UserId::parse("alice").unwrap(),
+            credential_id: "q2Vx8f0aLwJ3".into(),
+            user_handle: "YWxpY2U".into(),
+            credential: serde_json::json!({}),
+            counter: 0,
+            name: None,
+            aaguid: None,
+            backed_up: false,
+            created_at: Timestamp(now),
+            last_verified_at: None,
+        }
+    }
+
+    /// DESIGN 10, spec 3.5: a passkey's registration, sign-in and removal each write their
+    /// passkey change (one row: `Passkeys`, not its `UserPasskeys` pointer) to the outbox in
+    /// their own transaction, next to the change of the action they complete; a registration
+    /// that fails writes neither. Mapped, they are `authenticator.created`, no event, and
+    /// `authenticator.deleted`.
+    #[tokio::test]
+    async fn a_passkeys_changes_are_outbox_rows_of_their_own_transactions() {
+        use crate::domain::{
+            ActionCode, ActionKey, ActionOrigin, ActionState, Ceremony, CeremonyPurpose,
+            IdempotencyKey, TrackContext,
+        };
+        use crate::events::events_of;
+        use crate::store::PasskeyStore;
+        use crate::store::{ActionWrite, EnrolmentGuard, PasskeyEnrolment, PasskeySignIn};
+
+        let store = EmbeddedStore::in_memory().unwrap();
+        let tenant = TenantId::parse("acme").unwrap();
+        let now = 1_790_000_000_000;
+        let key = |k: &str| ActionKey {
+            user_id: UserId::parse("alice").unwrap(),
+            action_code: ActionCode::parse("signUp").unwrap(),
+            idempotency_key: IdempotencyKey::parse(k).unwrap(),
+        };
+        let action = |k: &str| Action {
+            tenant_id: tenant.clone(),
+            key: key(k),
+            state: ActionState::Allow,
+            created_at: Timestamp(now),
+            state_updated_at: Timestamp(now),
+            verification_method: None,
+            verified_by_authenticator_id: None,
+            context: TrackContext::default(),
+            rule_ids: Vec::new(),
+            rules: Vec::new(),
+            origin: ActionOrigin::Track,
+            enrolled_passkey_id: None,
+            expires_at: Timestamp(now + 600_000),
+        };
+        let ceremony = |id: &str| Ceremony {
+            id: id.into(),
+            tenant_id: tenant.clone(),
+            purpose: CeremonyPurpose::Registration {
+                action: key("k1"),
+                scoped: false,
+                name: None,
+            },
+            state: serde_json::json!({}),
+            consumed: false,
+            expires_at: Timestamp(now + 300_000),
+        };
+        for k in ["k1", "k2"] {
+            store
+                .write(|tx| {
+                    super::super::put(
+                        tx,
+                        TableId::Actions,
+                        &super::super::action_key(&tenant, &key(k)),
+                        &action(k),
+                    )
+                })
+                .await
+                .unwrap();
+        }
+        store.put_ceremony(&ceremony("reg")).await.unwrap();
+        store.put_ceremony(&ceremony("auth")).await.unwrap();
+        let drain = || async {
+            let due = store.due_changes(Timestamp(i64::MAX), 100).unwrap();
+            for pending in &due {
+                store.remove_change(pending.seq).await.unwrap();
+            }
+            due.into_iter()
+                .map(|p| p.change.unwrap().record)
+                .collect::<Vec<_>>()
+        };
+        drain().await;
+
+        let enrolment = |ceremony_id: &str| PasskeyEnrolment {
+            ceremony_id: ceremony_id.into(),
+            passkey: passkey(now),
+            guard: EnrolmentGuard {
+                action: key("k1"),
+                first_credential_only: true,
+                now: Timestamp(now + 1),
+            },
+            completes_action: true,
+        };
+        // An unknown ceremony: nothing is written, not even to the outbox.
+        assert!(store.enrol_passkey(&enrolment("unknown")).await.is_err());
+        assert_eq!(store.outbox_len().unwrap(), 0);
+
+        store.enrol_passkey(&enrolment("reg")).await.unwrap();
+        let registered = drain().await;
+        assert_eq!(registered.len(), 2, "{registered:?}");
+        assert!(registered.contains(&Record::Passkey(None, Some(passkey(now)))));
+        assert!(registered.iter().any(|r| matches!(
+            r,
+            Record::Action(Some(old), Some(new))
+                if old.state == ActionState::Allow && new.state == ActionState::ChallengeSucceeded
+        )));
+
+        let mut used = passkey(now);
+        used.counter = 1;
+        used.last_verified_at = Some(Timestamp(now + 2));
+        store
+            .complete_passkey_sign_in(&PasskeySignIn {
+                tenant_id: tenant.clone(),
+                ceremony_id: "auth".into(),
+                passkey: used.clone(),
+                previous_counter: 0,
+                action: ActionWrite::Complete(key("k2")),
+                now: Timestamp(now + 2),
+            })
+            .await
+            .unwrap();
+        let signed_in = drain().await;
+        assert_eq!(signed_in.len(), 2, "{signed_in:?}");
+        assert!(signed_in.contains(&Record::Passkey(Some(passkey(now)), Some(used.clone()))));
+
+        let removed = store
+            .delete_passkey(&tenant, &used.user_id, &used.id)
+            .await
+            .unwrap();
+        assert_eq!(removed.as_ref(), Some(&used));
+        let deleted = drain().await;
+        assert_eq!(deleted, [Record::Passkey(Some(used), None)]);
+
+        let kinds = |records: &[Record]| -> Vec<&'static str> {
+            let mut kinds: Vec<_> = records
+                .iter()
+                .flat_map(|record| {
+                    let change = Change {
+                        tenant_id: tenant.clone(),
+                        record: record.clone(),
+                        at: Timestamp(now + 3),
+                        expired: false,
+                    };
+                    events_of(&change, 5).into_iter().map(|e| e.kind)
+                })
+                .collect();
+            kinds.sort();
+            kinds
+        };
+        assert_eq!(
+            kinds(&registered),
+            ["action.state_changed", "authenticator.created"]
+        );
+        assert_eq!(kinds(&signed_in), ["action.state_changed"]);
+        assert_eq!(kinds(&deleted), ["authenticator.deleted"]);
     }
 }
