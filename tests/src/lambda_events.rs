@@ -133,6 +133,7 @@ pub async fn seed(app: &App, store: &dyn Store) {
         .unwrap();
     let track = |code: &str, key: &str, scope: Option<&str>| TrackCommand {
         redirect_url: None,
+        redirect_to_settings: false,
         user_id: UserId::parse(USER_ID).unwrap(),
         action_code: ActionCode::parse(code).unwrap(),
         idempotency_key: Some(IdempotencyKey::parse(key).unwrap()),
@@ -995,6 +996,7 @@ fn request_for(
         keys.issue(
             TokenRequest {
                 redirect_url: None,
+                redirect_to_settings: false,
                 action: &action_key(code, key),
                 scope,
                 username: None,

@@ -162,6 +162,7 @@ async fn the_stores_real_stream_records_become_exactly_their_events() {
         email: None,
         phone_number: None,
         redirect_url: None,
+        redirect_to_settings: false,
     };
 
     // Enrol, sign in and verify, remove the device: on the DynamoDB store.
