@@ -402,8 +402,11 @@
   // Every string from the server goes in as text (textContent), never as HTML.
   function authenticatorRow(authenticator) {
     const kind = methodNames[authenticator.verificationMethod] || "Sign-in method";
-    const passkeyName = authenticator.webauthnCredential && authenticator.webauthnCredential.name;
-    const name = authenticator.displayName || passkeyName || kind;
+    const webauthn = authenticator.webauthnCredential;
+    // A passkey's name defaults to the user id at registration: no name worth showing then.
+    const given = authenticator.displayName || (webauthn && webauthn.name);
+    const name = given && given !== authenticator.userId ? given : kind;
+    const synced = webauthn ? (webauthn.credentialBackedUp ? "synced" : "on one device") : "";
     const row = document.createElement("li");
     row.className = "authenticator";
     row.dataset.id = authenticator.userAuthenticatorId;
@@ -414,7 +417,7 @@
     title.textContent = name;
     const detail = document.createElement("span");
     detail.className = "detail";
-    detail.textContent = [kind === name ? "" : kind, authenticator.devicePlatform || "", addedOn(authenticator.createdAt)]
+    detail.textContent = [kind === name ? "" : kind, authenticator.devicePlatform || synced, addedOn(authenticator.createdAt)]
       .filter(Boolean)
       .join(" · ");
     about.append(title, detail);
