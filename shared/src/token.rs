@@ -491,6 +491,36 @@ mod tests {
     }
 
     #[test]
+    fn redirect_to_settings_is_signed_in_only_when_asked_for() {
+        let keys = keys_for("tenant-a", 1);
+        let plain = issue(&keys, NOW);
+        assert!(payload(&plain)["other"].get("redirectToSettings").is_none());
+        assert!(!keys.verify(&plain, NOW).unwrap().redirect_to_settings);
+
+        let settings = keys.issue(
+            TokenRequest {
+                redirect_url: None,
+                redirect_to_settings: true,
+                action: &action(),
+                scope: None,
+                username: None,
+                jti: "jti-2",
+            },
+            NOW,
+            DEFAULT_TOKEN_LIFETIME_SECONDS,
+        );
+        assert_eq!(payload(&settings)["other"]["redirectToSettings"], true);
+        assert!(keys.verify(&settings, NOW).unwrap().redirect_to_settings);
+        // Granting it to a plain token breaks the signature.
+        let mut claims = payload(&plain);
+        claims["other"]["redirectToSettings"] = serde_json::Value::Bool(true);
+        assert_eq!(
+            keys.verify(&swap_payload(&plain, &claims), NOW),
+            Err(Error::InvalidToken)
+        );
+    }
+
+    #[test]
     fn expired_token_is_expired_token() {
         let keys = keys_for("tenant-a", 1);
         let token = issue(&keys, NOW);

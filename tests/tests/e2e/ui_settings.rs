@@ -74,8 +74,13 @@ async fn list(h: &Harness, token: &str) -> Vec<Value> {
 
 async fn remove(h: &Harness, token: Option<&str>, id: &str) -> e2e_tests::Reply {
     let auth = token.map_or(Auth::None, Auth::Bearer);
-    h.send(Method::DELETE, &format!("/ui/authenticators/{id}"), auth, None)
-        .await
+    h.send(
+        Method::DELETE,
+        &format!("/ui/authenticators/{id}"),
+        auth,
+        None,
+    )
+    .await
 }
 
 /// The Server API's list of `user` (spec 2.7): the authenticator ids it holds.
@@ -141,10 +146,7 @@ async fn removal_needs_redirect_to_settings_a_challenge_and_the_tokens_own_user(
             .map(|a| a["userAuthenticatorId"].as_str().unwrap())
             .collect();
         ids.sort_unstable();
-        let mut expected = vec![
-            alice_phone["userAuthenticatorId"].as_str().unwrap(),
-            old_id,
-        ];
+        let mut expected = vec![alice_phone["userAuthenticatorId"].as_str().unwrap(), old_id];
         expected.sort_unstable();
         assert_eq!(ids, expected, "{kind:?}");
         assert!(listed.iter().all(|a| a["userId"] == "alice"));
@@ -197,7 +199,12 @@ async fn removal_needs_redirect_to_settings_a_challenge_and_the_tokens_own_user(
         assert_eq!(removed["removedAuthenticatorId"], old_id);
         assert_eq!(
             server_ids(&h, "alice").await,
-            vec![alice_phone["userAuthenticatorId"].as_str().unwrap().to_owned()]
+            vec![
+                alice_phone["userAuthenticatorId"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            ]
         );
         remove(&h, Some(token), old_id)
             .await
@@ -234,7 +241,12 @@ async fn an_allowed_action_shows_settings_at_once_and_a_new_passkey_is_no_proof_
         let h = harness(kind).await;
         // Carol has nothing yet: the rules allow, and the page may add a first passkey.
         let tracked = h
-            .track(&h.a, "carol", "manageDevices", json!({"redirectToSettings": true}))
+            .track(
+                &h.a,
+                "carol",
+                "manageDevices",
+                json!({"redirectToSettings": true}),
+            )
             .await;
         assert_eq!(tracked["state"], "ALLOW", "{kind:?}");
         let token = tracked["token"].as_str().unwrap();
