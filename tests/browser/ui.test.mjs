@@ -410,3 +410,44 @@ test("redirectToSettings for an action the rules allow: the settings screen at o
   await visible(page, "#screen-done");
   await page.close();
 });
+
+test("redirectToSettings after a passkey sign-in, redirect mode: remove the push device; the passkey used stays → CHALLENGE_SUCCEEDED / PASSKEY", async () => {
+  const userId = newUser("settings-passkey");
+  const page = await env.open(env.allowed);
+  await addVirtualAuthenticator(page);
+  // A first passkey through the page (the rules allow a user with nothing enrolled).
+  const enrolment = await env.server.backend.track({
+    userId,
+    action: "signIn",
+    attributes: { redirectUrl: `${env.allowed.origin}/?back=enrolled` },
+  });
+  await launchRedirect(page, enrolment.url);
+  const first = await uiFrame(page);
+  await visible(first, "#method-add-passkey");
+  await first.click("#method-add-passkey");
+  await page.waitForFunction((origin) => window.location.href.startsWith(`${origin}/?back=enrolled`), {}, env.allowed.origin);
+  const phone = new Device(env.server);
+  const pushDevice = await phone.enroll(userId, "push", { deviceName: "Work phone" });
+
+  const tracked = await env.server.backend.track({
+    userId,
+    action: "manageDevices",
+    attributes: { redirectToSettings: true, redirectUrl: `${env.allowed.origin}/?back=settings-passkey` },
+  });
+  assert.equal(tracked.state, "CHALLENGE_REQUIRED");
+  await launchRedirect(page, tracked.url);
+  const ui = await uiFrame(page);
+  await visible(ui, "#method-passkey");
+  await ui.click("#method-passkey");
+  await visible(ui, "#screen-settings");
+  await ui.waitForFunction(() => document.querySelectorAll("#authenticators li").length === 2);
+  await ui.click(`li[data-id="${pushDevice.userAuthenticatorId}"] button.remove`);
+  await ui.waitForFunction(() => document.querySelectorAll("#authenticators li").length === 1);
+  assert.deepEqual(await ui.$$eval("#authenticators .name", (items) => items.map((item) => item.textContent)), ["Passkey"]);
+  await ui.click("#settings-done");
+  await page.waitForFunction((origin) => window.location.href.startsWith(`${origin}/?back=settings-passkey`), {}, env.allowed.origin);
+  await assertSucceeded(new URL(page.url()).searchParams.get("token"), userId, "PASSKEY");
+  const authenticators = await env.server.backend.getAuthenticators({ userId });
+  assert.deepEqual(authenticators.map((a) => a.verificationMethod), ["PASSKEY"]);
+  await page.close();
+});
