@@ -66,6 +66,7 @@ fn tokens_and_signatures(c: &mut Criterion) {
     let key = action();
     let request = || TokenRequest {
         redirect_url: None,
+        redirect_to_settings: false,
         action: &key,
         scope: None,
         username: None,
@@ -130,6 +131,7 @@ async fn flow_setup() -> Flow {
 fn track_command(code: &str) -> TrackCommand {
     TrackCommand {
         redirect_url: None,
+        redirect_to_settings: false,
         user_id: UserId::parse("bench-user").unwrap(),
         action_code: ActionCode::parse(code).unwrap(),
         idempotency_key: None,

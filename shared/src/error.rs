@@ -43,6 +43,18 @@ pub enum Error {
     UserMismatch,
     #[error("authenticator not found")]
     AuthenticatorNotFound,
+    /// The pre-built UI removes an authenticator only for a token tracked with
+    /// `redirectToSettings` (issue #16, docs/security.md).
+    #[error(
+        "this token was not tracked with redirectToSettings; only the settings screen of the pre-built UI removes authenticators"
+    )]
+    SettingsNotRequested,
+    /// ... and only once a challenge completed the token's action (the user proved possession
+    /// of an authenticator they already had).
+    #[error(
+        "the token's action has not been completed by a challenge; confirm it with an existing authenticator before removing one"
+    )]
+    RemovalNeedsChallenge,
 
     // --- Passkeys (spec 3.5, issue #15) ---
     #[error(

@@ -45,6 +45,7 @@ static TOKEN: LazyLock<String> = LazyLock::new(|| {
     KEYS.issue(
         TokenRequest {
             redirect_url: None,
+            redirect_to_settings: false,
             action: &action(),
             scope: Some("add:authenticators"),
             username: None,

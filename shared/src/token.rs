@@ -51,6 +51,11 @@ pub struct OtherClaims {
     /// the rest, so the page can only ever redirect where the backend said (docs/security.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_url: Option<String>,
+    /// Ours: track's `redirectToSettings` (spec 2.3, issue #16): the pre-built UI shows the
+    /// user's authenticators after the challenge, and only such a token may remove one there
+    /// (docs/security.md). Signed, so the page cannot grant it to itself.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redirect_to_settings: bool,
 }
 
 /// A token that verified: its claims, parsed into domain types.
@@ -61,6 +66,8 @@ pub struct VerifiedToken {
     pub scopes: Vec<String>,
     /// Track's `redirectUrl`, when the backend gave one (the pre-built UI's only target).
     pub redirect_url: Option<String>,
+    /// Track's `redirectToSettings`: the pre-built UI's settings screen (issue #16).
+    pub redirect_to_settings: bool,
 }
 
 impl VerifiedToken {
@@ -77,6 +84,8 @@ pub struct TokenRequest<'a> {
     pub jti: &'a str,
     /// Track's `redirectUrl` (issue #16); `None` for every other token.
     pub redirect_url: Option<&'a str>,
+    /// Track's `redirectToSettings` (issue #16); `false` for every other token.
+    pub redirect_to_settings: bool,
 }
 
 /// One tenant's keys, parsed once: the newest signs, all verify.
@@ -166,6 +175,7 @@ impl TenantKeys {
                 idempotency_key: request.action.idempotency_key.to_string(),
                 username: request.username.map(str::to_owned),
                 redirect_url: request.redirect_url.map(str::to_owned),
+                redirect_to_settings: request.redirect_to_settings,
             },
         };
         let mut header = Header::new(Algorithm::HS256);
@@ -221,6 +231,7 @@ impl TenantKeys {
                 .map(str::to_owned)
                 .collect(),
             redirect_url: claims.other.redirect_url,
+            redirect_to_settings: claims.other.redirect_to_settings,
         })
     }
 }
@@ -432,6 +443,7 @@ mod tests {
         keys.issue(
             TokenRequest {
                 redirect_url: None,
+                redirect_to_settings: false,
                 action: &action(),
                 scope: Some("add:authenticators read:authenticators"),
                 username: None,
@@ -476,6 +488,36 @@ mod tests {
         assert!(verified.has_scope("add:authenticators"));
         assert!(!verified.has_scope("remove:authenticators"));
         assert_eq!(claimed_tenant(&token).unwrap().as_str(), "tenant-a");
+    }
+
+    #[test]
+    fn redirect_to_settings_is_signed_in_only_when_asked_for() {
+        let keys = keys_for("tenant-a", 1);
+        let plain = issue(&keys, NOW);
+        assert!(payload(&plain)["other"].get("redirectToSettings").is_none());
+        assert!(!keys.verify(&plain, NOW).unwrap().redirect_to_settings);
+
+        let settings = keys.issue(
+            TokenRequest {
+                redirect_url: None,
+                redirect_to_settings: true,
+                action: &action(),
+                scope: None,
+                username: None,
+                jti: "jti-2",
+            },
+            NOW,
+            DEFAULT_TOKEN_LIFETIME_SECONDS,
+        );
+        assert_eq!(payload(&settings)["other"]["redirectToSettings"], true);
+        assert!(keys.verify(&settings, NOW).unwrap().redirect_to_settings);
+        // Granting it to a plain token breaks the signature.
+        let mut claims = payload(&plain);
+        claims["other"]["redirectToSettings"] = serde_json::Value::Bool(true);
+        assert_eq!(
+            keys.verify(&swap_payload(&plain, &claims), NOW),
+            Err(Error::InvalidToken)
+        );
     }
 
     #[test]

@@ -89,6 +89,7 @@ impl Kit {
     ) -> TrackResult {
         let command = TrackCommand {
             redirect_url: None,
+            redirect_to_settings: false,
             user_id: self.user(user),
             action_code: ActionCode::parse(code).unwrap(),
             idempotency_key: idempotency_key.map(|k| IdempotencyKey::parse(k).unwrap()),

@@ -292,12 +292,12 @@ export class Device {
   }
 
   /** Enrolls this key for `userId` in `namespace` (`push`, `qr-code`) through the backend's track. */
-  async enroll(userId, namespace) {
+  async enroll(userId, namespace, { deviceName = "browser-test phone", devicePlatform = "android" } = {}) {
     const tracked = await this.server.backend.track({ userId, action: "addAuthenticator", attributes: { scope: "add:authenticators" } });
     this.namespace = namespace;
     return this.call("POST", `/user-authenticators/${namespace}`, {
       auth: `Bearer ${tracked.token}`,
-      body: { publicKey: this.publicKey, deviceName: "browser-test phone", devicePlatform: "android" },
+      body: { publicKey: this.publicKey, deviceName, devicePlatform },
     });
   }
 

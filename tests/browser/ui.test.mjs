@@ -2,7 +2,8 @@
 // @authsignal/browser `launch` (redirect and popup modes) from a page of the tenant's allowed
 // origin, each method completed as a user does (a phone emulator approves the push with the
 // number shown, claims and approves the QR code; a virtual authenticator creates and uses a
-// passkey), ending in @authsignal/node `validateChallenge`. With TD_UI_SCREENSHOTS=1 each
+// passkey), ending in @authsignal/node `validateChallenge`; and `redirectToSettings`: the settings
+// screen after the challenge (list, add a passkey, remove a device, Done). With TD_UI_SCREENSHOTS=1 each
 // screen's screenshot is written to docs/ui/ (shown in the README); otherwise the screen is still
 // rendered and shot, but not written, so a test run leaves the working tree as it was.
 // Run from the repository root: bash infra/scripts/test-all.sh (or see README.md here).
@@ -218,7 +219,7 @@ test("push, popup mode: the dialog closes with the token → CHALLENGE_SUCCEEDED
   await page.close();
 });
 
-test("first passkey, redirect mode: created on the page, then used once → CHALLENGE_SUCCEEDED; a later sign-in uses it", async () => {
+test("first passkey, redirect mode: one prompt creates it and completes the action (the registration's accessToken) → CHALLENGE_SUCCEEDED; a later sign-in uses it", async () => {
   const userId = newUser("passkey");
   const enrolment = await env.server.backend.track({
     userId,
@@ -237,6 +238,10 @@ test("first passkey, redirect mode: created on the page, then used once → CHAL
   await page.waitForFunction((origin) => window.location.href.startsWith(`${origin}/?back=enrol`), {}, env.allowed.origin);
   await assertSucceeded(new URL(page.url()).searchParams.get("token"), userId, "PASSKEY");
   assert.equal((await authenticator.credentials()).length, 1);
+  // One prompt: the passkey was created and never used to sign in (no second prompt).
+  const [created] = await env.server.backend.getAuthenticators({ userId });
+  assert.equal(created.verificationMethod, "PASSKEY");
+  assert.equal(created.lastVerifiedAt, undefined, JSON.stringify(created));
 
   const signIn = await env.server.backend.track({
     userId,
@@ -333,5 +338,116 @@ test("popup mode from an origin the tenant does not allow: the browser refuses t
   // Chromium replaces the refused frame with its error page: the UI never renders there.
   await waitFor(() => page.frames().some((frame) => frame.url().startsWith("chrome-error://")), { what: "the refused frame" });
   assert.equal(page.frames().some((frame) => frame.url().startsWith(`${env.server.publicOrigin}/v1/ui`)), false);
+  await page.close();
+});
+
+test("redirectToSettings after a push, redirect mode: the settings screen lists the methods → add a passkey → remove a device → Done → back at redirectUrl → CHALLENGE_SUCCEEDED; getAuthenticators shows the change", async () => {
+  const userId = newUser("settings");
+  const phone = new Device(env.server);
+  await phone.enroll(userId, "push", { deviceName: "Pixel 9", devicePlatform: "android" });
+  const tablet = new Device(env.server);
+  const old = await tablet.enroll(userId, "qr-code", { deviceName: "Old <i>tablet</i>", devicePlatform: "ios" });
+  const tracked = await env.server.backend.track({
+    userId,
+    action: "manageDevices",
+    attributes: { redirectToSettings: true, redirectUrl: `${env.allowed.origin}/?back=settings` },
+  });
+  assert.equal(tracked.state, "CHALLENGE_REQUIRED");
+  const page = await env.open(env.allowed);
+  const authenticator = await addVirtualAuthenticator(page);
+  await launchRedirect(page, tracked.url);
+  const ui = await uiFrame(page);
+  await visible(ui, "#method-push");
+  await ui.click("#method-push");
+  await visible(ui, "#push-number");
+  const pending = await waitFor(async () => (await phone.pendingPush()).challengeId && (await phone.pendingPush()), { what: "the push" });
+  await phone.answer(pending.challengeId, true, (await text(ui, "#push-code")).trim());
+
+  // The settings screen, not the redirect: both devices, their names as text.
+  await visible(ui, "#screen-settings");
+  await ui.waitForFunction(() => document.querySelectorAll("#authenticators li").length === 2);
+  const names = await ui.$$eval("#authenticators .name", (items) => items.map((item) => item.textContent).sort());
+  assert.deepEqual(names, ["Old <i>tablet</i>", "Pixel 9"]);
+  assert.equal(await ui.$("#authenticators i"), null, "a device name is text, never markup");
+  assert.match(await text(ui, `li[data-id="${old.userAuthenticatorId}"] .detail`), /ios · added /);
+  assert.equal(new URL(page.url()).searchParams.get("back"), null, "still on the UI");
+
+  // Add a passkey (the virtual authenticator answers the browser's prompt).
+  await ui.click("#settings-add-passkey");
+  await ui.waitForFunction(() => document.querySelectorAll("#authenticators li").length === 3);
+  assert.match(await text(ui, "#status"), /Passkey added/);
+  assert.equal((await authenticator.credentials()).length, 1);
+  await visible(ui, "#settings-done");
+  assert.equal(await ui.$eval("#settings-add-passkey", (button) => button.hidden), true, "one passkey per token");
+  await screenshot(ui, "settings");
+
+  // Remove the old tablet: its row goes, the server no longer has it.
+  await ui.click(`li[data-id="${old.userAuthenticatorId}"] button.remove`);
+  await ui.waitForFunction(() => document.querySelectorAll("#authenticators li").length === 2);
+  assert.match(await text(ui, "#status"), /Removed Old <i>tablet<\/i>/);
+
+  // Done: back at the app with a token the backend validates.
+  await ui.click("#settings-done");
+  await page.waitForFunction((origin) => window.location.href.startsWith(`${origin}/?back=settings`), {}, env.allowed.origin);
+  await assertSucceeded(new URL(page.url()).searchParams.get("token"), userId, "PUSH");
+  const authenticators = await env.server.backend.getAuthenticators({ userId });
+  assert.deepEqual(authenticators.map((a) => a.verificationMethod).sort(), ["PASSKEY", "PUSH"]);
+  assert.equal(authenticators.some((a) => a.userAuthenticatorId === old.userAuthenticatorId), false);
+  await page.close();
+});
+
+test("redirectToSettings for an action the rules allow: the settings screen at once, without removal", async () => {
+  const userId = newUser("settings-allow");
+  const tracked = await env.server.backend.track({ userId, action: "manageDevices", attributes: { redirectToSettings: true } });
+  assert.equal(tracked.state, "ALLOW");
+  const page = await env.browser.newPage();
+  await page.goto(tracked.url, { waitUntil: "load" });
+  await visible(page, "#screen-settings");
+  await visible(page, "#authenticators-empty");
+  await visible(page, "#settings-add-passkey");
+  assert.equal(await page.$("button.remove"), null);
+  await page.click("#settings-done");
+  await visible(page, "#screen-done");
+  await page.close();
+});
+
+test("redirectToSettings after a passkey sign-in, redirect mode: remove the push device; the passkey used stays → CHALLENGE_SUCCEEDED / PASSKEY", async () => {
+  const userId = newUser("settings-passkey");
+  const page = await env.open(env.allowed);
+  await addVirtualAuthenticator(page);
+  // A first passkey through the page (the rules allow a user with nothing enrolled).
+  const enrolment = await env.server.backend.track({
+    userId,
+    action: "signIn",
+    attributes: { redirectUrl: `${env.allowed.origin}/?back=enrolled` },
+  });
+  await launchRedirect(page, enrolment.url);
+  const first = await uiFrame(page);
+  await visible(first, "#method-add-passkey");
+  await first.click("#method-add-passkey");
+  await page.waitForFunction((origin) => window.location.href.startsWith(`${origin}/?back=enrolled`), {}, env.allowed.origin);
+  const phone = new Device(env.server);
+  const pushDevice = await phone.enroll(userId, "push", { deviceName: "Work phone" });
+
+  const tracked = await env.server.backend.track({
+    userId,
+    action: "manageDevices",
+    attributes: { redirectToSettings: true, redirectUrl: `${env.allowed.origin}/?back=settings-passkey` },
+  });
+  assert.equal(tracked.state, "CHALLENGE_REQUIRED");
+  await launchRedirect(page, tracked.url);
+  const ui = await uiFrame(page);
+  await visible(ui, "#method-passkey");
+  await ui.click("#method-passkey");
+  await visible(ui, "#screen-settings");
+  await ui.waitForFunction(() => document.querySelectorAll("#authenticators li").length === 2);
+  await ui.click(`li[data-id="${pushDevice.userAuthenticatorId}"] button.remove`);
+  await ui.waitForFunction(() => document.querySelectorAll("#authenticators li").length === 1);
+  assert.deepEqual(await ui.$$eval("#authenticators .name", (items) => items.map((item) => item.textContent)), ["Passkey"]);
+  await ui.click("#settings-done");
+  await page.waitForFunction((origin) => window.location.href.startsWith(`${origin}/?back=settings-passkey`), {}, env.allowed.origin);
+  await assertSucceeded(new URL(page.url()).searchParams.get("token"), userId, "PASSKEY");
+  const authenticators = await env.server.backend.getAuthenticators({ userId });
+  assert.deepEqual(authenticators.map((a) => a.verificationMethod), ["PASSKEY"]);
   await page.close();
 });

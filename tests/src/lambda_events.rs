@@ -133,6 +133,7 @@ pub async fn seed(app: &App, store: &dyn Store) {
         .unwrap();
     let track = |code: &str, key: &str, scope: Option<&str>| TrackCommand {
         redirect_url: None,
+        redirect_to_settings: false,
         user_id: UserId::parse(USER_ID).unwrap(),
         action_code: ActionCode::parse(code).unwrap(),
         idempotency_key: Some(IdempotencyKey::parse(key).unwrap()),
@@ -723,6 +724,36 @@ pub const FIXTURES: &[EventFixture] = &[
         route: "/v1/client/user-authenticators/passkey",
         expected_status: 204,
     },
+    // The pre-built UI's settings screen (issue #16).
+    EventFixture {
+        function: "add-authenticator",
+        name: "list-token-user-authenticators",
+        method: "GET",
+        route: "/v1/client/user-authenticators",
+        expected_status: 200,
+    },
+    EventFixture {
+        function: "add-authenticator",
+        name: "remove-authenticator-in-settings",
+        method: "DELETE",
+        route: "/v1/ui/authenticators/{userAuthenticatorId}",
+        // A track token without `redirectToSettings`: refused before anything is read.
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "add-authenticator",
+        name: "preflight-client-user-authenticators",
+        method: "OPTIONS",
+        route: "/v1/client/user-authenticators",
+        expected_status: 204,
+    },
+    EventFixture {
+        function: "add-authenticator",
+        name: "preflight-ui-authenticators-user-authenticator-id",
+        method: "OPTIONS",
+        route: "/v1/ui/authenticators/{userAuthenticatorId}",
+        expected_status: 403,
+    },
     EventFixture {
         function: "challenge",
         name: "preflight-client-challenge",
@@ -995,6 +1026,7 @@ fn request_for(
         keys.issue(
             TokenRequest {
                 redirect_url: None,
+                redirect_to_settings: false,
                 action: &action_key(code, key),
                 scope,
                 username: None,
@@ -1395,6 +1427,18 @@ fn request_for(
             "/v1/ui".into(),
             format!("token={}", token("signIn", "fixture-signin", None)),
             Vec::new(),
+            None,
+        ),
+        "list-token-user-authenticators" => (
+            "/v1/client/user-authenticators".into(),
+            String::new(),
+            vec![bearer(token("signIn", "fixture-signin", None))],
+            None,
+        ),
+        "remove-authenticator-in-settings" => (
+            "/v1/ui/authenticators/00000000-0000-4000-8000-000000000000".into(),
+            String::new(),
+            vec![bearer(token("signIn", "fixture-signin", None))],
             None,
         ),
         "ui-script" => ("/v1/ui/app.js".into(), String::new(), Vec::new(), None),

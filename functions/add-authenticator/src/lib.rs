@@ -35,6 +35,14 @@ shared::routes! {
     POST "/v1/client/user-authenticators/{namespace}/sign" => push_update_challenge,
     GET "/v1/users/{userId}/authenticators" => list_authenticators,
     DELETE "/v1/users/{userId}/authenticators/{userAuthenticatorId}" => delete_authenticator,
+    // The token's own user's authenticators (spec 3.5, Bearer): the pre-built UI's settings
+    // screen lists them (issue #16).
+    GET "/v1/client/user-authenticators" => list_token_user_authenticators,
+    // Ours: the settings screen's removal (issue #16). The Client API has no removal by id
+    // with a token (spec 3.3 #3 is the device's own signed removal), so it is under `/v1/ui`:
+    // not the Client API, so no browser of another origin may call it (its preflight is
+    // refused, DESIGN 9).
+    DELETE "/v1/ui/authenticators/{userAuthenticatorId}" => remove_authenticator_in_settings,
 
     // Each path's CORS preflight: answered on the Client API, refused on the Server API.
     OPTIONS "/v1/client/user-authenticators/{namespace}" => preflight,
@@ -45,6 +53,8 @@ shared::routes! {
     OPTIONS "/v1/client/user-authenticators/passkey/registration-options" => preflight,
     OPTIONS "/v1/client/user-authenticators/passkey/registration-options/web" => preflight,
     OPTIONS "/v1/client/user-authenticators/passkey" => preflight,
+    OPTIONS "/v1/client/user-authenticators" => preflight,
+    OPTIONS "/v1/ui/authenticators/{userAuthenticatorId}" => preflight,
 }
 
 /// A namespace segment (spec 3.2); any other segment is not a route.
@@ -305,6 +315,14 @@ async fn list_authenticators(
     let user = UserId::parse(user_id)?;
     let credentials = app.list_authenticators(&tenant, &user).await?;
     let passkeys = app.list_passkeys(&tenant, &user).await?;
+    Ok(JsonResponse(authenticator_views(credentials, passkeys)))
+}
+
+/// Device credentials, then passkeys, as UserAuthenticators (spec 2.7).
+fn authenticator_views(
+    credentials: Vec<Credential>,
+    passkeys: Vec<PasskeyRecord>,
+) -> Vec<AuthenticatorView> {
     let mut views: Vec<AuthenticatorView> = credentials
         .into_iter()
         .map(|c| AuthenticatorView {
@@ -320,7 +338,41 @@ async fn list_authenticators(
         })
         .collect();
     views.extend(passkeys.into_iter().map(AuthenticatorView::from));
-    Ok(JsonResponse(views))
+    views
+}
+
+/// `GET /v1/client/user-authenticators` (spec 3.5): the token's user's authenticators, in the
+/// Server API's UserAuthenticator shape (spec 2.7; the SDK sources show no other).
+async fn list_token_user_authenticators(
+    BearerAuth { tenant, token }: BearerAuth,
+    State(app): State<SharedApp>,
+) -> Result<JsonResponse<Vec<AuthenticatorView>>> {
+    let (credentials, passkeys) = app.token_user_authenticators(&tenant, &token).await?;
+    Ok(JsonResponse(authenticator_views(credentials, passkeys)))
+}
+
+/// `DELETE /v1/ui/authenticators/{userAuthenticatorId}` (issue #16): the settings screen's
+/// removal, with the track token (`redirectToSettings`, action completed by a challenge).
+async fn remove_authenticator_in_settings(
+    BearerAuth { tenant, token }: BearerAuth,
+    State(app): State<SharedApp>,
+    PathParams(id): PathParams<String>,
+) -> Result<JsonResponse<RemovedAuthenticatorResponse>> {
+    let id = CredentialId::parse(id).map_err(|_| Error::AuthenticatorNotFound)?;
+    let removed = app
+        .remove_authenticator_in_settings(&tenant, &token, &id)
+        .await?;
+    Ok(JsonResponse(RemovedAuthenticatorResponse {
+        removed_authenticator_id: removed.id().to_string(),
+    }))
+}
+
+/// What the settings screen's removal answers: the id it removed, as the device's own
+/// removal does (spec 3.3 #3).
+#[derive(Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct RemovedAuthenticatorResponse {
+    removed_authenticator_id: String,
 }
 
 async fn delete_authenticator(

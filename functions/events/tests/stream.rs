@@ -189,6 +189,7 @@ fn track(code: &str, key: &str, scope: Option<&str>) -> TrackCommand {
         email: None,
         phone_number: None,
         redirect_url: None,
+        redirect_to_settings: false,
     }
 }
 

@@ -99,6 +99,9 @@ struct TrackBody {
     custom: Option<Value>,
     /// Where the pre-built UI returns with the token (spec 2.3 trusted-device note).
     redirect_url: Option<String>,
+    /// Show the user's authenticators after the challenge (spec 2.3, the pre-built UI's
+    /// settings screen).
+    redirect_to_settings: Option<bool>,
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
@@ -145,6 +148,7 @@ async fn track(
             .as_deref()
             .map(RedirectUrl::parse)
             .transpose()?,
+        redirect_to_settings: body.redirect_to_settings.unwrap_or(false),
     };
     let result = app.track(&tenant, command).await?;
     // Every state gets the page, as Authsignal's track does: BLOCK and review show why there.

@@ -62,6 +62,13 @@ struct PageConfig<'a> {
     add_passkey: bool,
     /// Track's `redirectUrl`, from the verified token; never from the page's own URL.
     redirect_url: Option<&'a str>,
+    /// Track's `redirectToSettings`, from the verified token: show the settings screen after
+    /// the challenge (or at once when the action needs none).
+    settings: bool,
+    /// The settings screen offers to add a passkey.
+    settings_add_passkey: bool,
+    /// The token may remove authenticators already (a challenge completed its action).
+    may_remove: bool,
     /// Where popup and window modes post their messages (and nowhere else).
     allowed_origins: Vec<&'a str>,
     colour: Option<&'a str>,
@@ -116,6 +123,9 @@ fn render(tenant: Option<&Arc<Tenant>>, view: Option<&UiPage>, error: Option<&Er
         passkey: view.is_some_and(|v| v.passkeys_enabled && v.passkeys > 0),
         add_passkey: view.is_some_and(|v| v.may_add_passkey),
         redirect_url: view.and_then(|v| v.redirect_url.as_deref()),
+        settings: view.is_some_and(|v| v.settings),
+        settings_add_passkey: view.is_some_and(|v| v.settings_add_passkey),
+        may_remove: view.is_some_and(|v| v.may_remove),
         allowed_origins: tenant
             .map(|t| t.allowed_origins.iter().map(|o| o.as_str()).collect())
             .unwrap_or_default(),

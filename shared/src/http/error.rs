@@ -151,9 +151,12 @@ fn domain_status(error: &Error) -> StatusCode {
     use Error::*;
     match error {
         Unauthorized | InvalidToken | ExpiredToken => StatusCode::UNAUTHORIZED,
-        InsufficientScope(_) | UserMismatch | ActionForbidsEnrolment(_) | OriginNotAllowed => {
-            StatusCode::FORBIDDEN
-        }
+        InsufficientScope(_)
+        | UserMismatch
+        | ActionForbidsEnrolment(_)
+        | OriginNotAllowed
+        | SettingsNotRequested
+        | RemovalNeedsChallenge => StatusCode::FORBIDDEN,
         InvalidRequest(_)
         | InvalidActionConfig(_)
         | InvalidCredential
@@ -209,6 +212,8 @@ fn domain_code(error: &Error) -> &'static str {
         SignatureAlreadyUsed => "signature_already_used",
         UserMismatch => "user_mismatch",
         AuthenticatorNotFound => "authenticator_not_found",
+        SettingsNotRequested => "settings_not_requested",
+        RemovalNeedsChallenge => "challenge_required",
         ChallengeNotFound => "challenge_not_found",
         ChallengeExpired => "challenge_expired",
         ChallengeAlreadyUsed => "challenge_already_used",

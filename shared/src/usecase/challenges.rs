@@ -172,6 +172,7 @@ impl App {
         let token = tenant.keys.issue(
             TokenRequest {
                 redirect_url: None,
+                redirect_to_settings: false,
                 action: &action,
                 scope: None,
                 username: None,

@@ -287,6 +287,7 @@ impl App {
         Ok(tenant.keys.issue(
             TokenRequest {
                 redirect_url: None,
+                redirect_to_settings: false,
                 action,
                 scope: None,
                 username: None,

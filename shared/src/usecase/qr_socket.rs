@@ -117,6 +117,7 @@ impl App {
                 action: action.clone(),
                 scopes: scopes.clone(),
                 redirect_url: None,
+                redirect_to_settings: false,
             }),
             SocketStarter::Tenant => QrStarter::Tenant,
         };

@@ -27,6 +27,8 @@ pub struct TrackCommand {
     pub phone_number: Option<String>,
     /// Where the pre-built UI returns to with the token (issue #16): carried in the token.
     pub redirect_url: Option<RedirectUrl>,
+    /// Track's `redirectToSettings` (spec 2.3, issue #16): carried in the token.
+    pub redirect_to_settings: bool,
 }
 
 /// What a track decided.
@@ -110,6 +112,7 @@ impl App {
         let token = tenant.keys.issue(
             TokenRequest {
                 redirect_url: command.redirect_url.as_ref().map(RedirectUrl::as_str),
+                redirect_to_settings: command.redirect_to_settings,
                 action: &action.key,
                 scope: action.context.scope.as_deref(),
                 username: command.username.as_deref(),

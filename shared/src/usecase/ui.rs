@@ -3,9 +3,10 @@
 //! Client API's own routes (push, QR code, passkey): no flow is implemented twice.
 
 use super::tenants::Tenant;
+use super::users::RemovedAuthenticator;
 use crate::App;
-use crate::domain::{ActionCode, ActionState, Namespace};
-use crate::error::Result;
+use crate::domain::{ActionCode, ActionState, Credential, CredentialId, Namespace, PasskeyRecord};
+use crate::error::{Error, Result};
 use crate::token::VerifiedToken;
 
 /// The page's view of one tracked action.
@@ -25,6 +26,15 @@ pub struct UiPage {
     pub may_add_passkey: bool,
     /// Track's `redirectUrl`, from the signed token: the only place the page returns to.
     pub redirect_url: Option<String>,
+    /// Track's `redirectToSettings`, from the signed token: after the challenge (or at once,
+    /// for an action no challenge is needed for) the page shows the settings screen.
+    pub settings: bool,
+    /// The settings screen may offer to add a passkey: registration's own rule, as it will
+    /// stand once the challenge is done (a challenge lifts the first-authenticator limit).
+    pub settings_add_passkey: bool,
+    /// The token may remove authenticators now: its action was completed by a challenge
+    /// ([`App::remove_authenticator_in_settings`]).
+    pub may_remove: bool,
 }
 
 impl App {
@@ -51,11 +61,22 @@ impl App {
         let has_any = !credentials.is_empty() || !passkeys.is_empty();
         let passkeys_enabled = tenant.passkeys.is_some();
         // The same rule registration applies: a first authenticator, or a token allowed more.
-        let may_add_passkey = passkeys_enabled
-            && match self.enrolment_rule(tenant, token).await {
-                Ok((_, first_only)) => !first_only || !has_any,
-                Err(_) => false,
-            };
+        let rule = if passkeys_enabled {
+            self.enrolment_rule(tenant, token)
+                .await
+                .ok()
+                .map(|(_, first_only)| first_only)
+        } else {
+            None
+        };
+        let may_add_passkey = rule.is_some_and(|first_only| !first_only || !has_any);
+        // After a challenge the limit is gone (`enrolment_rule`), so the settings screen shown
+        // after one may offer a passkey whenever registration is open at all.
+        let settings_add_passkey = match action.state {
+            ActionState::ChallengeRequired => rule.is_some(),
+            _ => may_add_passkey,
+        };
+        let may_remove = token.redirect_to_settings && action.challenged_after_track();
         Ok(UiPage {
             action_code: action.key.action_code,
             state: action.state,
@@ -65,6 +86,45 @@ impl App {
             passkeys_enabled,
             may_add_passkey,
             redirect_url: token.redirect_url.clone(),
+            settings: token.redirect_to_settings,
+            settings_add_passkey: token.redirect_to_settings && settings_add_passkey,
+            may_remove,
         })
+    }
+
+    /// The token's user's authenticators (spec 3.5 `GET /client/user-authenticators`, the
+    /// default `read:authenticators` scope of spec 2.9): what the settings screen lists. Any
+    /// token that verifies reads its own user's list, and only that.
+    pub async fn token_user_authenticators(
+        &self,
+        tenant: &Tenant,
+        token: &VerifiedToken,
+    ) -> Result<(Vec<Credential>, Vec<PasskeyRecord>)> {
+        self.store
+            .list_user_authenticators(&tenant.id, &token.action.user_id)
+            .await
+    }
+
+    /// Removes one of the token's user's authenticators from the pre-built UI's settings
+    /// screen (issue #16, docs/security.md "The pre-built UI"). Allowed only for a token the
+    /// backend tracked with `redirectToSettings` whose action a challenge then completed (the
+    /// user proved possession of an authenticator they had; registering a new passkey is not
+    /// such proof). The removal itself is the Server API's delete (the same conditional write
+    /// and events), keyed by the token's user: another user's id is not found.
+    pub async fn remove_authenticator_in_settings(
+        &self,
+        tenant: &Tenant,
+        token: &VerifiedToken,
+        id: &CredentialId,
+    ) -> Result<RemovedAuthenticator> {
+        if !token.redirect_to_settings {
+            return Err(Error::SettingsNotRequested);
+        }
+        let action = self.get_action(tenant, &token.action).await?;
+        if !action.challenged_after_track() {
+            return Err(Error::RemovalNeedsChallenge);
+        }
+        self.delete_authenticator(tenant, &token.action.user_id, id)
+            .await
     }
 }

@@ -60,6 +60,16 @@ pub enum RemovedAuthenticator {
     Passkey(PasskeyRecord),
 }
 
+impl RemovedAuthenticator {
+    /// The removed authenticator's id.
+    pub fn id(&self) -> &CredentialId {
+        match self {
+            RemovedAuthenticator::Device(credential) => &credential.id,
+            RemovedAuthenticator::Passkey(passkey) => &passkey.id,
+        }
+    }
+}
+
 impl App {
     pub async fn get_user(&self, tenant: &Tenant, user: &UserId) -> Result<UserView> {
         let profile = self

@@ -153,7 +153,7 @@ async fn every_client_api_path_answers_a_preflight_and_every_server_api_path_ref
             }
         }
     }
-    assert_eq!(client_paths, 19);
+    assert_eq!(client_paths, 20);
 }
 
 #[tokio::test]

@@ -27,3 +27,4 @@ mod security;
 mod sessions;
 mod store_faults;
 mod ui;
+mod ui_settings;

@@ -145,20 +145,25 @@ async fn the_server_routes_and_authenticates_as_the_document_says() {
             }
             let body = operation.get("requestBody").map(|_| json!({}));
             let security = operation["security"].as_array().unwrap();
-            let anonymous = h
-                .send(method.clone(), &url, Auth::None, body.as_ref())
-                .await;
             if security.is_empty() {
                 // Public: answered, with a status the document lists (the JWKS of a tenant
-                // without sessions is a 404).
-                let status = anonymous.status.as_u16().to_string();
+                // without sessions is a 404). Read raw: the pre-built UI's answers are not JSON.
+                let answer = h
+                    .http
+                    .request(method.clone(), h.url(&url))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = answer.status().as_u16().to_string();
                 assert!(
                     operation["responses"].get(&status).is_some(),
-                    "{method} {path} is documented without auth, answered {status}: {:?}",
-                    anonymous.body
+                    "{method} {path} is documented without auth, answered {status}"
                 );
                 continue;
             }
+            let anonymous = h
+                .send(method.clone(), &url, Auth::None, body.as_ref())
+                .await;
             assert_eq!(
                 (anonymous.status, anonymous.body["errorCode"].as_str()),
                 (StatusCode::UNAUTHORIZED, Some("unauthorized")),

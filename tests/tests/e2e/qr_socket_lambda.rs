@@ -508,6 +508,7 @@ async fn each_function_uses_only_the_dynamodb_actions_its_iam_policy_grants() {
                 .unwrap(),
             shared::usecase::track::TrackCommand {
                 redirect_url: None,
+                redirect_to_settings: false,
                 user_id: shared::domain::UserId::parse(lambda_events::USER_ID).unwrap(),
                 action_code: shared::domain::ActionCode::parse("kioskSignIn").unwrap(),
                 idempotency_key: None,

@@ -2,6 +2,11 @@
 // code their app claims, or a passkey, through this service's own Client API (same origin),
 // with the track token as the browser SDK does. No library, no inline code (the page's CSP).
 //
+// With track's `redirectToSettings` (carried in the signed token, read by the server), success
+// shows the settings screen instead: the user's authenticators, add a passkey, remove one (only
+// once a challenge here completed the action: the server checks it), then "Done" finishes as
+// below. An action that needs no challenge (ALLOW) shows it at once, without removal.
+//
 // Protocol of @authsignal/browser's launch(url, {mode}):
 // - redirect: on success, go to the redirectUrl the backend gave in track (read from the signed
 //   token by the server, never from this page's URL) with `token` added;
@@ -18,6 +23,12 @@
   const popup = params.get("mode") === "popup";
   // The token leaves the address bar at once (history, screenshots, copied links).
   let token = params.get("token") || "";
+  // The token the backend tracked with: the settings screen's calls use it, because it alone
+  // carries `redirectToSettings` (the tokens a challenge answers are plain).
+  const trackToken = token;
+  // Whether the settings screen offers removal: a challenge completed the action, before this
+  // page loaded (config.mayRemove) or on it.
+  let canRemove = !!config.mayRemove;
   window.history.replaceState(null, "", window.location.pathname + (popup ? "?mode=popup" : ""));
   const api = new URL(".", window.location.href).href; // …/v1/
   const allowedOrigins = Array.isArray(config.allowedOrigins) ? config.allowedOrigins : [];
@@ -106,18 +117,31 @@
     return messages[code] || fallback || "Something went wrong. Try again.";
   }
 
-  function succeed(newToken) {
+  // `challenged`: the token came from a challenge the user completed with an authenticator
+  // they had (push, QR code, passkey sign-in), not from registering a new passkey.
+  function succeed(newToken, challenged) {
     stop();
     token = newToken;
+    if (config.settings) {
+      if (challenged) canRemove = true;
+      settings();
+      return;
+    }
+    finish();
+  }
+
+  // Back to the app with the newest token: popup message, redirect, or a success screen.
+  function finish() {
+    stop();
     if (popup && opener()) {
       show("done", "Verified.");
-      post(JSON.stringify({ event: "AUTHSIGNAL_CLOSE_POPUP", token: newToken }));
+      post(JSON.stringify({ event: "AUTHSIGNAL_CLOSE_POPUP", token }));
       return;
     }
     if (config.redirectUrl) {
       show("done", "Verified. Returning to the app…");
       const target = new URL(config.redirectUrl);
-      target.searchParams.set("token", newToken);
+      target.searchParams.set("token", token);
       window.location.assign(target.href);
       return;
     }
@@ -126,14 +150,19 @@
 
   // ------------------------------------------------------------------ the Client API
 
-  async function call(path, body) {
-    const response = await fetch(api + path, {
-      method: "POST",
-      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-      body: JSON.stringify(body || {}),
+  async function call(path, body, method, bearer) {
+    const verb = method || "POST";
+    const init = {
+      method: verb,
+      headers: { Authorization: `Bearer ${bearer || token}` },
       credentials: "omit",
       referrerPolicy: "no-referrer",
-    });
+    };
+    if (verb === "POST") {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body || {});
+    }
+    const response = await fetch(api + path, init);
     let json = {};
     try {
       json = await response.json();
@@ -180,7 +209,7 @@
       status.textContent = "Waiting for your phone…";
       poll(mine, "client/verify/push", { challengeId: started.challengeId }, (answer) => {
         if (answer.isVerified && answer.accessToken) {
-          succeed(answer.accessToken);
+          succeed(answer.accessToken, true);
           return "done";
         }
         if (answer.isConsumed && !answer.isVerified) {
@@ -208,7 +237,7 @@
       const body = { challengeId: started.challengeId, deviceCode: started.deviceCode };
       poll(mine, "client/verify/qr-code", body, (answer) => {
         if (answer.isVerified && answer.accessToken) {
-          succeed(answer.accessToken);
+          succeed(answer.accessToken, true);
           return "done";
         }
         if (answer.isConsumed && !answer.isVerified) {
@@ -286,29 +315,34 @@
     show("passkey", "Waiting for your passkey…");
     try {
       const accessToken = await passkeySignIn(mine);
-      if (accessToken && mine === generation) succeed(accessToken);
+      if (accessToken && mine === generation) succeed(accessToken, true);
     } catch (error) {
       if (mine === generation) fail(passkeyFailure(error), true);
     }
   }
 
-  async function addPasskey() {
-    stop();
-    const mine = generation;
-    show("passkey", "Creating your passkey…");
-    try {
-      const started = await call("client/user-authenticators/passkey/registration-options", {});
-      const options = started.options;
-      const publicKey = {
-        ...options,
-        challenge: toBuffer(options.challenge),
-        user: { ...options.user, id: toBuffer(options.user.id) },
-        excludeCredentials: (options.excludeCredentials || []).map(descriptor),
-      };
-      const credential = await navigator.credentials.create({ publicKey });
-      if (mine !== generation) return;
-      const response = credential.response;
-      await call("client/user-authenticators/passkey", {
+  // Registers a passkey with `bearer` and answers the registration (spec 3.5: its
+  // `accessToken` completes the tracked action when nothing had completed it yet).
+  async function registerPasskey(mine, bearer) {
+    const started = await call(
+      "client/user-authenticators/passkey/registration-options",
+      {},
+      "POST",
+      bearer,
+    );
+    const options = started.options;
+    const publicKey = {
+      ...options,
+      challenge: toBuffer(options.challenge),
+      user: { ...options.user, id: toBuffer(options.user.id) },
+      excludeCredentials: (options.excludeCredentials || []).map(descriptor),
+    };
+    const credential = await navigator.credentials.create({ publicKey });
+    if (mine !== generation) return null;
+    const response = credential.response;
+    return call(
+      "client/user-authenticators/passkey",
+      {
         challengeId: started.challengeId,
         registrationCredential: {
           id: credential.id,
@@ -321,13 +355,133 @@
           type: credential.type,
           clientExtensionResults: credential.getClientExtensionResults(),
         },
-      });
-      // The new passkey then confirms the action, as any sign-in does.
+      },
+      "POST",
+      bearer,
+    );
+  }
+
+  // A first passkey: one prompt. The registration's `accessToken` already validates as
+  // CHALLENGE_SUCCEEDED by PASSKEY for the tracked action (spec 3.5), so no sign-in follows.
+  async function addPasskey() {
+    stop();
+    const mine = generation;
+    show("passkey", "Creating your passkey…");
+    try {
+      const added = await registerPasskey(mine, token);
+      if (!added || mine !== generation) return;
+      if (added.accessToken) {
+        succeed(added.accessToken, false);
+        return;
+      }
+      // An action something else completed already keeps its token (spec 3.5): sign in.
       status.textContent = "Passkey created. Confirm with it once to finish…";
       const accessToken = await passkeySignIn(mine);
-      if (accessToken && mine === generation) succeed(accessToken);
+      if (accessToken && mine === generation) succeed(accessToken, true);
     } catch (error) {
       if (mine === generation) fail(passkeyFailure(error), true);
+    }
+  }
+
+  // ------------------------------------------------------------------ settings
+
+  const methodNames = {
+    PUSH: "Push approvals",
+    QR_CODE: "QR-code approvals",
+    DEVICE: "Trusted device",
+    IN_APP: "In-app verification",
+    PASSKEY: "Passkey",
+  };
+
+  function addedOn(iso) {
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) return "";
+    return `added ${date.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" })}`;
+  }
+
+  // Every string from the server goes in as text (textContent), never as HTML.
+  function authenticatorRow(authenticator) {
+    const kind = methodNames[authenticator.verificationMethod] || "Sign-in method";
+    const webauthn = authenticator.webauthnCredential;
+    // A passkey's name defaults to the user id at registration: no name worth showing then.
+    const given = authenticator.displayName || (webauthn && webauthn.name);
+    const name = given && given !== authenticator.userId ? given : kind;
+    const synced = webauthn ? (webauthn.credentialBackedUp ? "synced" : "on one device") : "";
+    const row = document.createElement("li");
+    row.className = "authenticator";
+    row.dataset.id = authenticator.userAuthenticatorId;
+    const about = document.createElement("span");
+    about.className = "about";
+    const title = document.createElement("span");
+    title.className = "name";
+    title.textContent = name;
+    const detail = document.createElement("span");
+    detail.className = "detail";
+    detail.textContent = [kind === name ? "" : kind, authenticator.devicePlatform || synced, addedOn(authenticator.createdAt)]
+      .filter(Boolean)
+      .join(" · ");
+    about.append(title, detail);
+    row.append(about);
+    if (canRemove) {
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "secondary remove";
+      remove.textContent = "Remove";
+      remove.setAttribute("aria-label", `Remove ${name}`);
+      remove.addEventListener("click", () => removeAuthenticator(authenticator.userAuthenticatorId, name, remove));
+      row.append(remove);
+    }
+    return row;
+  }
+
+  let inSettings = false; // once on the settings screen, "back" returns there
+
+  async function settings(message) {
+    stop();
+    inSettings = true;
+    const mine = generation;
+    $("settings-add-passkey").hidden = !(config.settingsAddPasskey && window.PublicKeyCredential);
+    show("settings", "Loading your sign-in methods…");
+    try {
+      const list = await call("client/user-authenticators", undefined, "GET", trackToken);
+      if (mine !== generation) return;
+      const rows = (Array.isArray(list) ? list : []).map(authenticatorRow);
+      $("authenticators").replaceChildren(...rows);
+      $("authenticators-empty").hidden = rows.length > 0;
+      status.textContent = message || "";
+    } catch (error) {
+      if (mine === generation) fail(errorText(error.code, error.message), false);
+    }
+  }
+
+  async function removeAuthenticator(id, name, button) {
+    button.disabled = true;
+    status.textContent = `Removing ${name}…`;
+    try {
+      await call(`ui/authenticators/${encodeURIComponent(id)}`, undefined, "DELETE", trackToken);
+      await settings(`Removed ${name}.`);
+    } catch (error) {
+      button.disabled = false;
+      status.textContent = errorText(error.code, error.message);
+    }
+  }
+
+  async function addPasskeyInSettings() {
+    stop();
+    const mine = generation;
+    show("passkey", "Creating your passkey…");
+    try {
+      const added = await registerPasskey(mine, trackToken);
+      if (!added || mine !== generation) return;
+      // A token registers one passkey (spec 3.5); one that completed the action is the
+      // token the app gets back.
+      config.settingsAddPasskey = false;
+      if (added.accessToken) token = added.accessToken;
+      await settings("Passkey added.");
+    } catch (error) {
+      if (mine === generation) {
+        await settings(passkeyFailure(error));
+      }
     }
   }
 
@@ -357,8 +511,11 @@
   $("method-qr").addEventListener("click", startQr);
   $("method-passkey").addEventListener("click", usePasskey);
   $("method-add-passkey").addEventListener("click", addPasskey);
-  for (const back of document.querySelectorAll("button.back")) back.addEventListener("click", methods);
-  $("retry").addEventListener("click", methods);
+  $("settings-add-passkey").addEventListener("click", addPasskeyInSettings);
+  $("settings-done").addEventListener("click", finish);
+  const back = () => (inSettings ? settings() : methods());
+  for (const button of document.querySelectorAll("button.back")) button.addEventListener("click", back);
+  $("retry").addEventListener("click", back);
 
   if (config.error) {
     fail(errorText(config.error), false, "This link can't be used");
@@ -368,6 +525,10 @@
     fail("This request was blocked. Contact the app's support if you think this is a mistake.", false, "Request blocked");
   } else if (config.state === "REVIEW_REQUIRED") {
     fail("This request is being reviewed. You'll hear from the app once it is decided.", false, "Under review");
+  } else if (config.settings && (config.state === "ALLOW" || config.state === "CHALLENGE_SUCCEEDED")) {
+    // Nothing to confirm first: an action the rules allowed, or one a challenge completed
+    // already (the page reloaded). Removal is offered only in the second case.
+    settings();
   } else {
     methods();
   }

@@ -374,6 +374,7 @@ impl App {
         Ok(tenant.keys.issue(
             TokenRequest {
                 redirect_url: None,
+                redirect_to_settings: false,
                 action,
                 scope: None,
                 username: None,
@@ -441,6 +442,7 @@ mod tests {
     ) -> VerifiedToken {
         let command = TrackCommand {
             redirect_url: None,
+            redirect_to_settings: false,
             user_id: UserId::parse("alice").unwrap(),
             action_code: ActionCode::parse(code).unwrap(),
             idempotency_key: None,
