@@ -424,3 +424,25 @@ fn alarms_watch_the_metrics_the_functions_emit_and_notify_the_optional_topic() {
         Some("AWS::CloudWatch::Dashboard")
     );
 }
+
+/// cargo-lambda, which `sam build` runs for every function (`BuildMethod: rust-cargolambda`),
+/// adds `profile.release.panic="abort"` to a release build unless the workspace's release
+/// profile names `panic` itself (cargo-lambda-metadata, `cargo_release_profile_config`). Named,
+/// a panicking handler is answered (a 500 in the error shape) instead of aborting the execution
+/// environment and every request in it.
+#[test]
+fn the_release_profile_names_panic_unwind_so_cargo_lambda_keeps_it() {
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml")).unwrap();
+    let release: Vec<&str> = manifest
+        .lines()
+        .skip_while(|line| line.trim() != "[profile.release]")
+        .skip(1)
+        .take_while(|line| !line.trim_start().starts_with('['))
+        .map(str::trim)
+        .collect();
+    assert!(
+        release.contains(&r#"panic = "unwind""#),
+        "[profile.release] is {release:?}"
+    );
+}
