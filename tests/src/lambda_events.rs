@@ -54,6 +54,7 @@ pub fn tenant_record() -> TenantRecord {
         created_at: FIXTURE_TIME,
         revision: 0,
         secret_key_created_at: Default::default(),
+        revoked_secret_key_hashes: Vec::new(),
         push_webhook: None,
         events_webhook: None,
         require_decision_signature: false,

@@ -319,3 +319,65 @@ fn keys_and_secrets_rotate_without_downtime_on_dynamodb() {
     });
     drop(local);
 }
+
+/// A server restarted with the environment it had before a secret was rotated (found by the
+/// attacker review): during the rotation it keeps both secrets; once the old one is revoked it
+/// refuses to start with it (rather than accept it again and drop the new one); with the
+/// current secret it serves as before.
+#[test]
+fn a_restart_keeps_a_rotation_and_refuses_a_revoked_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap().to_owned();
+    let store = ["--data-dir", path.as_str()];
+    let tenant = "restarted";
+    let created = cli(&["tenant", "create", "--tenant-id", tenant], &store);
+    let old_secret = printed(&created, "secret key: ").to_owned();
+    let shown: Value =
+        serde_json::from_str(&cli(&["tenant", "show", "--tenant-id", tenant], &store)).unwrap();
+    let old_key_id = shown["secretKeys"][0]["keyId"].as_str().unwrap().to_owned();
+    let with_old = ["--tenant-id", tenant, "--secret-key", old_secret.as_str()];
+
+    let rotated = cli(&["tenant", "rotate-secret", "--tenant-id", tenant], &store);
+    let new_secret = printed(&rotated, "secret key: ").to_owned();
+    // A restart with the old secret in its environment: the rotation goes on.
+    let served = Served::start(dir.path(), &with_old);
+    assert_eq!(track_status(&served.base_url, &old_secret), 200);
+    assert_eq!(track_status(&served.base_url, &new_secret), 200);
+    served.stop();
+
+    cli(
+        &[
+            "tenant",
+            "revoke-secret",
+            "--tenant-id",
+            tenant,
+            "--key-id",
+            &old_key_id,
+        ],
+        &store,
+    );
+    // The same restart now refuses to start, and changes nothing.
+    let (ok, _, err) = run_cli(
+        &[
+            &[
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--data-dir",
+                path.as_str(),
+            ][..],
+            &with_old,
+        ]
+        .concat(),
+    );
+    assert!(!ok, "a server started with a revoked secret");
+    assert!(err.contains("revoked"), "{err}");
+    assert!(!err.contains(&old_secret), "the error printed the secret");
+    let served = Served::start(
+        dir.path(),
+        &["--tenant-id", tenant, "--secret-key", &new_secret],
+    );
+    assert_eq!(track_status(&served.base_url, &old_secret), 401);
+    assert_eq!(track_status(&served.base_url, &new_secret), 200);
+    served.stop();
+}

@@ -367,6 +367,9 @@ pub struct UserProfile {
 
 /// A tenant as stored. Secrets are stored as SHA-256 hashes only; token signing keys are kept
 /// (they must be, to sign) and never leave the server.
+/// How many revoked secrets a tenant remembers ([`TenantRecord::revoked_secret_key_hashes`]).
+pub const MAX_REVOKED_SECRETS: usize = 16;
+
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantRecord {
     pub id: TenantId,
@@ -377,6 +380,11 @@ pub struct TenantRecord {
     /// none (the tenant's `created_at` stands in).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub secret_key_created_at: std::collections::BTreeMap<String, Timestamp>,
+    /// Hex SHA-256 of secrets revoked with `tenant revoke-secret`, newest first (at most
+    /// [`MAX_REVOKED_SECRETS`]): a server restarted with one in its environment refuses to
+    /// start rather than accept it again (DESIGN 5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked_secret_key_hashes: Vec<String>,
     /// Token signing keys, newest first; the first signs, all that are not retired verify
     /// (DESIGN 5).
     pub signing_keys: Vec<SigningKeyRecord>,

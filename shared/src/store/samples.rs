@@ -40,6 +40,7 @@ pub(crate) fn sample_tenant(name: &str) -> TenantRecord {
         created_at: NOW,
         revision: 0,
         secret_key_created_at: Default::default(),
+        revoked_secret_key_hashes: Vec::new(),
         push_webhook: None,
         events_webhook: None,
         require_decision_signature: false,

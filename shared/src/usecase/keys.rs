@@ -330,6 +330,11 @@ impl App {
             }
             let hash = record.secret_key_hashes.remove(position);
             record.secret_key_created_at.remove(&hash);
+            // Remembered, so that nothing re-accepts it (a restart with an old environment).
+            record.revoked_secret_key_hashes.insert(0, hash);
+            record
+                .revoked_secret_key_hashes
+                .truncate(crate::domain::MAX_REVOKED_SECRETS);
             Ok(())
         })
         .await

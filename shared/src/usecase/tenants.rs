@@ -141,8 +141,10 @@ impl App {
         Ok((id, secret))
     }
 
-    /// Creates the tenant, or replaces its accepted secret with `secret`, keeping its token
-    /// keys so that tokens already issued stay valid. Returns whether it was created.
+    /// Creates the tenant, or makes `secret` its accepted secret, keeping its token keys so that
+    /// tokens already issued stay valid: a secret already accepted changes nothing (a rotation
+    /// in progress goes on), a new one replaces the accepted ones, and a revoked one is refused.
+    /// Returns whether it was created.
     pub async fn ensure_tenant(&self, id: &TenantId, secret: &ApiSecret) -> Result<bool> {
         let existed = self.store.get_tenant(id).await?.is_some();
         self.put_tenant_with_secret(id, secret).await?;
@@ -247,13 +249,26 @@ impl App {
     }
 
     async fn put_tenant_with_secret(&self, id: &TenantId, secret: &ApiSecret) -> Result<()> {
-        if self.store.get_tenant(id).await?.is_some() {
-            // Replaces every accepted secret (a rotation in progress ends), keeps the keys.
+        if let Some(existing) = self.store.get_tenant(id).await? {
+            let hash = secret.hash();
+            // A revoked secret never comes back (DESIGN 5): a server restarted with the
+            // environment it had before a rotation must not re-accept the leaked secret.
+            if existing.revoked_secret_key_hashes.contains(&hash) {
+                return Err(Error::invalid_request(format!(
+                    "That secret key was revoked for tenant {id} (`tenant revoke-secret`); give \
+                     its current secret key, or none."
+                )));
+            }
+            // Already accepted (a restart, perhaps during a rotation): nothing changes.
+            if existing.secret_key_hashes.contains(&hash) {
+                return Ok(());
+            }
+            // A new secret: it replaces every accepted one, and the token keys stay.
             let now = self.now();
             return self
                 .change_tenant(id, |existing| {
-                    existing.secret_key_hashes = vec![secret.hash()];
-                    existing.secret_key_created_at = [(secret.hash(), now)].into();
+                    existing.secret_key_hashes = vec![hash.clone()];
+                    existing.secret_key_created_at = [(hash.clone(), now)].into();
                     Ok(())
                 })
                 .await;
@@ -263,6 +278,7 @@ impl App {
             id: id.clone(),
             secret_key_hashes: vec![secret.hash()],
             secret_key_created_at: [(secret.hash(), now)].into(),
+            revoked_secret_key_hashes: Vec::new(),
             signing_keys: vec![SigningKeyRecord {
                 created_at: Some(now),
                 ..new_signing_key(&self.rng)?
