@@ -5,7 +5,9 @@
 use super::tenants::Tenant;
 use super::users::RemovedAuthenticator;
 use crate::App;
-use crate::domain::{ActionCode, ActionState, Credential, CredentialId, Namespace, PasskeyRecord};
+use crate::domain::{
+    Action, ActionCode, ActionState, Credential, CredentialId, Namespace, PasskeyRecord,
+};
 use crate::error::{Error, Result};
 use crate::token::VerifiedToken;
 
@@ -76,7 +78,9 @@ impl App {
             ActionState::ChallengeRequired => rule.is_some(),
             _ => may_add_passkey,
         };
-        let may_remove = token.redirect_to_settings && action.challenged_after_track();
+        let may_remove = token.redirect_to_settings
+            && action.challenged_after_track()
+            && proved_with_an_older_authenticator(&action, &credentials, &passkeys);
         Ok(UiPage {
             action_code: action.key.action_code,
             state: action.state,
@@ -124,7 +128,32 @@ impl App {
         if !action.challenged_after_track() {
             return Err(Error::RemovalNeedsChallenge);
         }
+        let (credentials, passkeys) = self.token_user_authenticators(tenant, token).await?;
+        if !proved_with_an_older_authenticator(&action, &credentials, &passkeys) {
+            return Err(Error::RemovalNeedsChallenge);
+        }
         self.delete_authenticator(tenant, &token.action.user_id, id)
             .await
     }
+}
+
+/// Whether the authenticator that completed `action` is one the user had before the action was
+/// tracked: the proof a removal in settings needs. One added since (through another token)
+/// proves nothing about who holds the older ones; one removed since can no longer vouch.
+fn proved_with_an_older_authenticator(
+    action: &Action,
+    credentials: &[Credential],
+    passkeys: &[PasskeyRecord],
+) -> bool {
+    action
+        .verified_by_authenticator_id
+        .as_ref()
+        .is_some_and(|verifier| {
+            credentials
+                .iter()
+                .any(|c| &c.id == verifier && c.created_at < action.created_at)
+                || passkeys
+                    .iter()
+                    .any(|p| &p.id == verifier && p.created_at < action.created_at)
+        })
 }

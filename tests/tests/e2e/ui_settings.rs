@@ -121,6 +121,8 @@ async fn removal_needs_redirect_to_settings_a_challenge_and_the_tokens_own_user(
         let bob_phone = h.register(&h.a, "bob", &Device::new()).await;
         let old_id = alice_old["userAuthenticatorId"].as_str().unwrap();
         let bob_id = bob_phone["userAuthenticatorId"].as_str().unwrap();
+        // The devices predate the settings track (the proof a removal needs).
+        h.clock.advance_seconds(1);
 
         let tracked = h
             .track(
@@ -327,4 +329,112 @@ async fn the_removal_route_is_closed_to_other_origins_and_the_list_is_the_client
     h.get("/client/user-authenticators", Auth::Bearer("a.b.c"))
         .await
         .expect_error(401, "invalid_token");
+}
+
+/// The proof a removal needs is an authenticator the user had before the settings action was
+/// tracked (docs/security.md, "The pre-built UI"): a passkey added meanwhile through another
+/// token (one with `add:authenticators`) completes the action, but does not vouch for the
+/// user's older authenticators; a sign-in with the older device on a new settings token does.
+#[tokio::test]
+async fn a_passkey_added_after_the_settings_track_is_no_proof_for_removal() {
+    for kind in [StoreKind::Embedded, StoreKind::DynamoDb] {
+        let h = harness(kind).await;
+        let phone = Device::new();
+        let phone_id = h.register(&h.a, "dave", &phone).await["userAuthenticatorId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        h.clock.advance_seconds(1);
+        let settings = h
+            .track(
+                &h.a,
+                "dave",
+                "manageDevices",
+                json!({"redirectToSettings": true}),
+            )
+            .await;
+        assert_eq!(settings["state"], "CHALLENGE_REQUIRED", "{kind:?}");
+        let settings_token = settings["token"].as_str().unwrap();
+
+        // Meanwhile another token, allowed to add authenticators, registers a passkey.
+        h.clock.advance_seconds(1);
+        let adding = h
+            .track(
+                &h.a,
+                "dave",
+                "addPasskey",
+                json!({"scope": "add:authenticators"}),
+            )
+            .await;
+        let adding_token = adding["token"].as_str().unwrap();
+        let options = h
+            .post(
+                "/client/user-authenticators/passkey/registration-options",
+                Auth::Bearer(adding_token),
+                json!({}),
+            )
+            .await
+            .expect(200);
+        let mut passkey = SoftPasskey::new(PASSKEY_ORIGIN, RP_ID);
+        let credential = passkey.create(&options["options"]);
+        let added = h
+            .post(
+                "/client/user-authenticators/passkey",
+                Auth::Bearer(adding_token),
+                json!({"registrationCredential": credential, "challengeId": options["challengeId"]}),
+            )
+            .await
+            .expect(200);
+        let passkey_id = added["userAuthenticatorId"].as_str().unwrap().to_owned();
+
+        // The settings action is completed with that new passkey ...
+        let sign_in = h
+            .post(
+                "/client/user-authenticators/passkey/authentication-options",
+                Auth::Bearer(settings_token),
+                json!({}),
+            )
+            .await
+            .expect(200);
+        let assertion = passkey.get(&sign_in["options"]);
+        h.post(
+            "/client/verify/passkey",
+            Auth::Bearer(settings_token),
+            json!({"authenticationCredential": assertion, "challengeId": sign_in["challengeId"]}),
+        )
+        .await
+        .expect(200);
+        let validated = h.validate(&h.a, json!({"token": settings_token})).await;
+        assert_eq!(validated["state"], "CHALLENGE_SUCCEEDED", "{kind:?}");
+        // ... which does not let it remove the phone the user had.
+        assert_eq!(page_config(&h, &settings).await["mayRemove"], false);
+        remove(&h, Some(settings_token), &phone_id)
+            .await
+            .expect_error(403, "challenge_required");
+        let mut ids = server_ids(&h, "dave").await;
+        ids.sort_unstable();
+        let mut expected = vec![phone_id.clone(), passkey_id.clone()];
+        expected.sort_unstable();
+        assert_eq!(ids, expected, "{kind:?}");
+
+        // A new settings token completed with the phone (older than that track) may remove.
+        h.clock.advance_seconds(1);
+        let again = h
+            .track(
+                &h.a,
+                "dave",
+                "manageDevices",
+                json!({"redirectToSettings": true}),
+            )
+            .await;
+        let again_token = again["token"].as_str().unwrap();
+        challenge_with(&h, again_token, &phone).await;
+        assert_eq!(page_config(&h, &again).await["mayRemove"], true);
+        remove(&h, Some(again_token), &passkey_id).await.expect(200);
+        assert_eq!(
+            server_ids(&h, "dave").await,
+            vec![phone_id.clone()],
+            "{kind:?}"
+        );
+    }
 }
