@@ -148,9 +148,21 @@ impl App {
             expires_at,
             used: false,
         };
-        // The mark outlives the token (its lifetime from now is at least what it has left).
-        let token_id = refresh_token_hash(&command.token);
-        let mark_until = now.plus_seconds(self.settings.token_lifetime_seconds);
+        // One session per succeeded action, not per token: the track token (in the pre-built
+        // UI's URL), the challenge's and a passkey registration's token all name the action,
+        // and whichever reaches a backend first is the one that counts (docs/api.md,
+        // "Sessions"). The mark outlives every token of the action: the action's own record
+        // and any token issued from now.
+        let action_key = serde_json::json!([
+            "session-of-action",
+            action.key.user_id.as_str(),
+            action.key.action_code.as_str(),
+            action.key.idempotency_key.as_str(),
+        ]);
+        let token_id = refresh_token_hash(&action_key.to_string());
+        let mark_until = now
+            .plus_seconds(self.settings.token_lifetime_seconds)
+            .max(action.expires_at);
         self.store
             .create_session(&token_id, mark_until, &session, &refresh)
             .await?;

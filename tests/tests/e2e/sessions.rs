@@ -265,3 +265,54 @@ async fn query_users_claim_and_otp_end_to_end() {
         .await
         .expect_error(401, "unauthorized");
 }
+
+/// One session per succeeded action (docs/api.md, "Sessions"): the track token, which also
+/// travels in the pre-built UI's URL, cannot make a second session once the challenge's token
+/// made one, nor the other way round; another action of the same user still can.
+#[tokio::test]
+async fn a_succeeded_action_makes_one_session_whichever_of_its_tokens_is_given() {
+    let h = Harness::start().await;
+    configure_sessions(&h).await;
+    let secret = Auth::Secret(&h.a.secret);
+    let device = Device::new();
+    h.register(&h.a, "alice", &device).await;
+    for (first, second) in [("challenge", "track"), ("track", "challenge")] {
+        let tracked = h.track(&h.a, "alice", "signIn", json!({})).await;
+        let track_token = s(&tracked, "token");
+        let challenge = h.challenge(&h.a, json!({})).await;
+        let verified = h
+            .verify(Auth::Bearer(&track_token), &device, &challenge)
+            .await
+            .expect(200);
+        let challenge_token = s(&verified, "token");
+        let token_of = |which: &str| {
+            if which == "track" {
+                track_token.clone()
+            } else {
+                challenge_token.clone()
+            }
+        };
+        h.post(
+            "/sessions",
+            secret,
+            json!({"clientId": "web", "token": token_of(first)}),
+        )
+        .await
+        .expect(200);
+        h.post(
+            "/sessions",
+            secret,
+            json!({"clientId": "web", "token": token_of(second)}),
+        )
+        .await
+        .expect_error(400, "token_already_used");
+        // Both tokens still validate: the mark only limits sessions.
+        for token in [&track_token, &challenge_token] {
+            let validated = h.validate(&h.a, json!({"token": token})).await;
+            assert_eq!(
+                validated["state"], "CHALLENGE_SUCCEEDED",
+                "{first} then {second}"
+            );
+        }
+    }
+}
