@@ -1171,7 +1171,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let base_url = format!("http://{addr}/v1");
     // Off by default: no recorder, no listener (DESIGN 11).
     if let Some(metrics_addr) = args.metrics_addr {
-        if metrics_addr == args.addr || metrics_addr == addr {
+        // Port 0 asks for any free port, so two port-0 addresses never collide.
+        if (metrics_addr == args.addr && metrics_addr.port() != 0) || metrics_addr == addr {
             return Err(format!(
                 "--metrics-addr {metrics_addr} is the API's address; give the metrics their own"
             ));

@@ -229,7 +229,7 @@ fn qr_code_response(query: Option<String>) -> Response {
     });
     let Some(text) = text.filter(|t| !t.is_empty() && t.len() <= MAX_QR_TEXT) else {
         return shared::http::error::HttpError::from(Error::invalid_request(format!(
-            "text must be 1 to {MAX_QR_TEXT} characters."
+            "text must be 1 to {MAX_QR_TEXT} bytes (UTF-8)."
         )))
         .into_response();
     };

@@ -91,7 +91,15 @@ impl UiBranding {
                     "The UI logo URL must be an https URL.",
                 ));
             }
-            web_url(logo, "The UI logo URL")?;
+            let url = web_url(logo, "The UI logo URL")?;
+            // Its origin goes into the page's CSP (`img-src`): a host that is not a plain host
+            // name or address (`a;sandbox`, `a,b`, `*`) would add directives or policies. The
+            // same host check as an allowed origin (docs/security.md, "The pre-built UI").
+            super::AllowedOrigin::parse(&url.origin().ascii_serialization()).map_err(|_| {
+                Error::invalid_request(
+                    "The UI logo URL's host must be a plain host name or address.",
+                )
+            })?;
         }
         if let Some(colour) = &self.colour
             && !is_hex_colour(colour)
@@ -104,9 +112,13 @@ impl UiBranding {
     }
 
     /// The logo's origin (`https://host[:port]`), for the CSP's `img-src`.
+    /// Only an origin that passes the allowed-origin check, so nothing stored before that
+    /// check existed can add to the CSP.
     pub fn logo_origin(&self) -> Option<String> {
         let url = url::Url::parse(self.logo_url.as_deref()?).ok()?;
-        Some(url.origin().ascii_serialization())
+        super::AllowedOrigin::parse(&url.origin().ascii_serialization())
+            .ok()
+            .map(|origin| origin.as_str().to_owned())
     }
 }
 
@@ -174,6 +186,23 @@ mod tests {
                 name: Some("a\nb".into()),
                 ..UiBranding::default()
             },
+            // Hosts that would add CSP directives or policies (found by the attacker review).
+            UiBranding {
+                logo_url: Some("https://a;sandbox/x.png".into()),
+                ..UiBranding::default()
+            },
+            UiBranding {
+                logo_url: Some("https://a;frame-ancestors/x.png".into()),
+                ..UiBranding::default()
+            },
+            UiBranding {
+                logo_url: Some("https://a,b/x.png".into()),
+                ..UiBranding::default()
+            },
+            UiBranding {
+                logo_url: Some("https://*/x.png".into()),
+                ..UiBranding::default()
+            },
             UiBranding {
                 name: Some(" ".into()),
                 ..UiBranding::default()
@@ -181,6 +210,14 @@ mod tests {
         ];
         for branding in bad {
             assert!(branding.clone().validated().is_err(), "{branding:?}");
+            // Stored before the check existed: still nothing in the CSP.
+            if branding
+                .logo_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
+            {
+                assert_eq!(branding.logo_origin(), None, "{branding:?}");
+            }
         }
     }
 }
