@@ -69,6 +69,11 @@ pub async fn preflight(uri: Uri, headers: HeaderMap) -> Response {
 }
 
 fn answer_preflight(path: &str, headers: &HeaderMap) -> Result<Response, HttpError> {
+    if path == "/v1/ui" || path.starts_with("/v1/ui/") {
+        return Err(HttpError::PreflightRefused(
+            "The pre-built UI is not called across origins: open its page (track's url) instead",
+        ));
+    }
     if !is_client_path(path) {
         return Err(HttpError::PreflightRefused(
             "The Server API is not callable from browsers: call it from your backend with the secret key",

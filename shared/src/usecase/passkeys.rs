@@ -25,7 +25,7 @@ use crate::passkey::proto::{
     RegisterPublicKeyCredential,
 };
 use crate::store::{ActionWrite, EnrolmentGuard, PasskeyEnrolment, PasskeySignIn};
-use crate::token::{TokenRequest, VerifiedToken};
+use crate::token::VerifiedToken;
 
 /// The options the browser passes to `navigator.credentials.create()` / `.get()`, and the
 /// `challengeId` to send back with its answer.
@@ -270,32 +270,11 @@ impl App {
             })
             .await?;
         let token = if completes_action {
-            Some(self.issue_passkey_token(tenant, &token.action, now)?)
+            Some(self.issue_token_at(tenant, &token.action, now)?)
         } else {
             None
         };
         Ok(PasskeyRegistration { passkey, token })
-    }
-
-    /// A token `/v1/validate` accepts for an action a passkey completed.
-    fn issue_passkey_token(
-        &self,
-        tenant: &Tenant,
-        action: &ActionKey,
-        now: crate::clock::Timestamp,
-    ) -> Result<String> {
-        Ok(tenant.keys.issue(
-            TokenRequest {
-                redirect_url: None,
-                redirect_to_settings: false,
-                action,
-                scope: None,
-                username: None,
-                jti: &hex::encode(self.random_bytes::<16>()?),
-            },
-            now,
-            self.settings.token_lifetime_seconds,
-        ))
     }
 
     /// Sign-in options. With a token: that user's passkeys are allowed and the token's action
@@ -454,7 +433,7 @@ impl App {
                 now,
             })
             .await?;
-        let token = self.issue_passkey_token(tenant, &action, now)?;
+        let token = self.issue_token_at(tenant, &action, now)?;
         Ok(PasskeySignInResult {
             token,
             passkey: updated,

@@ -100,6 +100,30 @@ async fn server_ids(h: &Harness, user: &str) -> Vec<String> {
         .collect()
 }
 
+/// Registers a new soft passkey with `token` through the Client API (spec 3.5), as the
+/// settings screen does: the passkey and the registration's answer.
+async fn register_passkey(h: &Harness, token: &str) -> (SoftPasskey, Value) {
+    let options = h
+        .post(
+            "/client/user-authenticators/passkey/registration-options",
+            Auth::Bearer(token),
+            json!({}),
+        )
+        .await
+        .expect(200);
+    let mut passkey = SoftPasskey::new(PASSKEY_ORIGIN, RP_ID);
+    let credential = passkey.create(&options["options"]);
+    let added = h
+        .post(
+            "/client/user-authenticators/passkey",
+            Auth::Bearer(token),
+            json!({"registrationCredential": credential, "challengeId": options["challengeId"]}),
+        )
+        .await
+        .expect(200);
+    (passkey, added)
+}
+
 /// Completes the tracked action with the in-app device (the user proves possession).
 async fn challenge_with(h: &Harness, token: &str, device: &Device) -> String {
     let challenge_id = h.challenge(&h.a, json!({})).await;
@@ -259,24 +283,7 @@ async fn an_allowed_action_shows_settings_at_once_and_a_new_passkey_is_no_proof_
         assert!(list(&h, token).await.is_empty());
 
         // The settings screen's registration is the Client API's, with the track token.
-        let options = h
-            .post(
-                "/client/user-authenticators/passkey/registration-options",
-                Auth::Bearer(token),
-                json!({}),
-            )
-            .await
-            .expect(200);
-        let mut passkey = SoftPasskey::new(PASSKEY_ORIGIN, RP_ID);
-        let credential = passkey.create(&options["options"]);
-        let added = h
-            .post(
-                "/client/user-authenticators/passkey",
-                Auth::Bearer(token),
-                json!({"registrationCredential": credential, "challengeId": options["challengeId"]}),
-            )
-            .await
-            .expect(200);
+        let (_, added) = register_passkey(&h, token).await;
         let passkey_id = added["userAuthenticatorId"].as_str().unwrap();
         let listed = list(&h, token).await;
         assert_eq!(listed.len(), 1);
@@ -367,24 +374,7 @@ async fn a_passkey_added_after_the_settings_track_is_no_proof_for_removal() {
             )
             .await;
         let adding_token = adding["token"].as_str().unwrap();
-        let options = h
-            .post(
-                "/client/user-authenticators/passkey/registration-options",
-                Auth::Bearer(adding_token),
-                json!({}),
-            )
-            .await
-            .expect(200);
-        let mut passkey = SoftPasskey::new(PASSKEY_ORIGIN, RP_ID);
-        let credential = passkey.create(&options["options"]);
-        let added = h
-            .post(
-                "/client/user-authenticators/passkey",
-                Auth::Bearer(adding_token),
-                json!({"registrationCredential": credential, "challengeId": options["challengeId"]}),
-            )
-            .await
-            .expect(200);
+        let (mut passkey, added) = register_passkey(&h, adding_token).await;
         let passkey_id = added["userAuthenticatorId"].as_str().unwrap().to_owned();
 
         // The settings action is completed with that new passkey ...

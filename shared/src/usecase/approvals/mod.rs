@@ -370,7 +370,19 @@ impl App {
         Err(Error::StoreUnavailable)
     }
 
+    /// A token `/v1/validate` accepts for an action a challenge completed (push, QR code,
+    /// passkey), issued now.
     pub(crate) fn issue_token_for(&self, tenant: &Tenant, action: &ActionKey) -> Result<String> {
+        self.issue_token_at(tenant, action, self.now())
+    }
+
+    /// [`App::issue_token_for`] at `now`, for a use case that read its clock once.
+    pub(crate) fn issue_token_at(
+        &self,
+        tenant: &Tenant,
+        action: &ActionKey,
+        now: crate::clock::Timestamp,
+    ) -> Result<String> {
         Ok(tenant.keys.issue(
             TokenRequest {
                 redirect_url: None,
@@ -380,7 +392,7 @@ impl App {
                 username: None,
                 jti: &hex::encode(self.random_bytes::<16>()?),
             },
-            self.now(),
+            now,
             self.settings.token_lifetime_seconds,
         ))
     }
