@@ -27,6 +27,13 @@ use crate::passkey::proto::{
 use crate::store::{ActionWrite, EnrolmentGuard, PasskeyEnrolment, PasskeySignIn};
 use crate::token::VerifiedToken;
 
+/// The longest ceremony id looked up (ours are 43 base64url characters).
+const MAX_CEREMONY_ID_LENGTH: usize = 64;
+/// WebAuthn L3 5.1: a credential id is at most 1023 bytes.
+const MAX_CREDENTIAL_ID_BYTES: usize = 1023;
+/// [`MAX_CREDENTIAL_ID_BYTES`] as unpadded base64url.
+const MAX_CREDENTIAL_ID_BASE64_LENGTH: usize = MAX_CREDENTIAL_ID_BYTES.div_ceil(3) * 4;
+
 /// The options the browser passes to `navigator.credentials.create()` / `.get()`, and the
 /// `challengeId` to send back with its answer.
 #[derive(Debug, Clone)]
@@ -134,6 +141,11 @@ impl App {
 
     /// A live, unused ceremony of this tenant.
     async fn open_ceremony(&self, tenant: &Tenant, id: &str) -> Result<Ceremony> {
+        // Ours are 43 characters; anything much longer is no ceremony, and must not reach a
+        // store key (DynamoDB refuses keys over 2 KB, which would be a 500).
+        if id.is_empty() || id.len() > MAX_CEREMONY_ID_LENGTH {
+            return Err(Error::ChallengeNotFound);
+        }
         let ceremony = self
             .store
             .get_ceremony(&tenant.id, id, self.now())
@@ -230,6 +242,11 @@ impl App {
             return Err(Error::ChallengeMismatch);
         }
         let credential = rp.finish_registration(response, &decode_state(&ceremony)?)?;
+        // WebAuthn L3 5.1: a credential id is 16 to 1023 bytes; longer or empty is malformed
+        // (and a longer one would not fit a store key).
+        if credential.cred_id.is_empty() || credential.cred_id.len() > MAX_CREDENTIAL_ID_BYTES {
+            return Err(Error::PasskeyRejected(PasskeyCheck::Malformed));
+        }
         let credential_id = encoding::encode_url_safe(&credential.cred_id);
         // Recomputed at the write: the action may have been blocked since the options.
         let (action, first_only) = self.enrolment_rule(tenant, token).await?;
@@ -389,6 +406,10 @@ impl App {
         let CeremonyPurpose::Authentication { target, user } = &ceremony.purpose else {
             return Err(Error::ChallengeMismatch);
         };
+        // No registered passkey has a longer id (WebAuthn L3 5.1, checked at registration).
+        if response.raw_id.is_empty() || response.raw_id.len() > MAX_CREDENTIAL_ID_BYTES {
+            return Err(Error::PasskeyNotRegistered);
+        }
         let credential_id = encoding::encode_url_safe(&response.raw_id);
         let passkey = self
             .store
@@ -488,7 +509,11 @@ impl App {
         credential_ids: &[String],
     ) -> Result<PasskeyRecord> {
         tenant.relying_party()?;
-        for id in credential_ids.iter().take(20) {
+        // An id longer than any registered one (base64url of 1023 bytes) cannot be found.
+        let possible = credential_ids
+            .iter()
+            .filter(|id| !id.is_empty() && id.len() <= MAX_CREDENTIAL_ID_BASE64_LENGTH);
+        for id in possible.take(20) {
             if let Some(passkey) = self.store.get_passkey(&tenant.id, id).await? {
                 return Ok(passkey);
             }

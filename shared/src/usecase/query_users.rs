@@ -90,9 +90,10 @@ impl App {
                  user is not supported.",
             ));
         };
-        if value.is_empty() || value.len() > 320 {
+        if value.is_empty() || value.len() > super::users::MAX_LOOKUP_VALUE_LENGTH {
             return Err(Error::invalid_request(format!(
-                "`{attribute}` must be 1 to 320 characters."
+                "`{attribute}` must be 1 to {} characters.",
+                super::users::MAX_LOOKUP_VALUE_LENGTH
             )));
         }
         let mut page = self

@@ -7,6 +7,10 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 
+/// The longest `email`, `phoneNumber` or `username` stored or queried (an email address's
+/// longest form, RFC 5321's 64 + 1 + 255).
+pub const MAX_LOOKUP_VALUE_LENGTH: usize = 320;
+
 /// A user as `GET /users/{userId}` shows it. Unknown users are not an error: they read back
 /// empty and not enrolled (spec 2.6).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +96,22 @@ impl App {
         user: &UserId,
         patch: UserPatch,
     ) -> Result<UserProfile> {
+        // These are looked up by value (query users, spec 2.6), so they go into store keys:
+        // the same bound as the query's, checked before anything is written.
+        for (name, value) in [
+            ("email", &patch.email),
+            ("phoneNumber", &patch.phone_number),
+            ("username", &patch.username),
+        ] {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.len() > MAX_LOOKUP_VALUE_LENGTH)
+            {
+                return Err(Error::invalid_request(format!(
+                    "`{name}` must be at most {MAX_LOOKUP_VALUE_LENGTH} characters."
+                )));
+            }
+        }
         let mut profile = self
             .store
             .get_user(&tenant.id, user)

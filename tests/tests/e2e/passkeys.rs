@@ -532,3 +532,52 @@ async fn a_tenant_requiring_attestation_accepts_its_vendor_ca_over_http_and_refu
         }
     }
 }
+
+/// Over-long ids and lookup values never reach a store key: DynamoDB refuses keys over 2 KB,
+/// which answered 500 on the DynamoDB store (found by the attacker review). Each is a clear
+/// 4xx on either store (test-all runs this suite on both).
+#[tokio::test]
+async fn over_long_ids_and_lookup_values_are_4xx_before_the_store() {
+    use base64::Engine as _;
+    let h = start().await;
+    let auth = Auth::TenantBrowser(&h.a.id);
+    let long = "A".repeat(2100);
+    let shaped = |raw_id: &str| {
+        json!({"id": raw_id, "rawId": raw_id, "type": "public-key", "response": {
+            "clientDataJSON": "AA", "authenticatorData": "AA", "signature": "AA"}})
+    };
+    h.post(
+        "/client/verify/passkey",
+        auth,
+        json!({"challengeId": long, "authenticationCredential": shaped("AA")}),
+    )
+    .await
+    .expect_error(404, "challenge_not_found");
+    // A real ceremony, an assertion whose credential id is longer than WebAuthn allows.
+    let opts = options(&h, auth, json!({})).await;
+    let raw_id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 1600]);
+    h.post(
+        "/client/verify/passkey",
+        auth,
+        json!({"challengeId": opts["challengeId"], "authenticationCredential": shaped(&raw_id)}),
+    )
+    .await
+    .expect_error(400, "invalid_credential");
+    h.get(
+        &format!("/client/user-authenticators/passkey?credentialIds={long}"),
+        auth,
+    )
+    .await
+    .expect_error(400, "invalid_credential");
+    // The user attributes that are looked up by value (spec 2.6): the query's own bound.
+    for field in ["email", "username", "phoneNumber"] {
+        h.send(
+            reqwest::Method::PATCH,
+            "/users/alice",
+            Auth::Secret(&h.a.secret),
+            Some(&json!({ field: long })),
+        )
+        .await
+        .expect_error(400, "invalid_request");
+    }
+}
