@@ -41,6 +41,10 @@ pub struct Settings {
     /// Anonymous QR codes a tenant may have alive at once: counted per QR lifetime window,
     /// half of it per window, so that two overlapping windows stay within it.
     pub anonymous_qr_live_cap: u32,
+    /// Usernameless passkey sign-in options (tenant Basic) per source address per window.
+    pub anonymous_passkey_options_per_source: u32,
+    /// Usernameless passkey ceremonies a tenant may have alive at once (as the QR cap).
+    pub anonymous_passkey_live_cap: u32,
     /// Failed device signatures (any route) per source address per window.
     pub failed_signatures_per_source: u32,
     /// Failed device signatures (any route) per tenant per window.
@@ -134,6 +138,10 @@ impl Default for Settings {
             rate_limit_window_seconds: 60,
             anonymous_qr_starts_per_source: 30,
             anonymous_qr_live_cap: 2000,
+            // A sign-in page with passkey autofill asks on every load: generous per address
+            // (offices share one), and 10,000 live ceremonies (about 3 MB) per tenant.
+            anonymous_passkey_options_per_source: 120,
+            anonymous_passkey_live_cap: 10_000,
             failed_signatures_per_source: 30,
             failed_signatures_per_tenant: 1200,
             device_actions_per_credential_per_hour: 120,
@@ -161,7 +169,7 @@ impl Settings {
         if let Some(value) = read_positive("TRUSTED_DEVICE_CHALLENGE_LIFETIME_SECONDS")? {
             settings.challenge_lifetime_seconds = value;
         }
-        let limits: [(&str, &mut u32); 7] = [
+        let limits: [(&str, &mut u32); 9] = [
             (
                 "TRUSTED_DEVICE_MAX_FAILED_SIGNATURES_PER_CHALLENGE",
                 &mut settings.max_failed_attempts,
@@ -173,6 +181,14 @@ impl Settings {
             (
                 "TRUSTED_DEVICE_ANONYMOUS_QR_LIVE_CAP",
                 &mut settings.anonymous_qr_live_cap,
+            ),
+            (
+                "TRUSTED_DEVICE_ANONYMOUS_PASSKEY_OPTIONS_PER_SOURCE",
+                &mut settings.anonymous_passkey_options_per_source,
+            ),
+            (
+                "TRUSTED_DEVICE_ANONYMOUS_PASSKEY_LIVE_CAP",
+                &mut settings.anonymous_passkey_live_cap,
             ),
             (
                 "TRUSTED_DEVICE_FAILED_SIGNATURES_PER_SOURCE",
@@ -208,12 +224,14 @@ impl Settings {
 }
 
 /// Every variable [`Settings::from_lookup`] reads.
-pub const ENV_VARIABLES: [&str; 10] = [
+pub const ENV_VARIABLES: [&str; 12] = [
     "TRUSTED_DEVICE_TOKEN_LIFETIME_SECONDS",
     "TRUSTED_DEVICE_CHALLENGE_LIFETIME_SECONDS",
     "TRUSTED_DEVICE_MAX_FAILED_SIGNATURES_PER_CHALLENGE",
     "TRUSTED_DEVICE_ANONYMOUS_QR_STARTS_PER_SOURCE",
     "TRUSTED_DEVICE_ANONYMOUS_QR_LIVE_CAP",
+    "TRUSTED_DEVICE_ANONYMOUS_PASSKEY_OPTIONS_PER_SOURCE",
+    "TRUSTED_DEVICE_ANONYMOUS_PASSKEY_LIVE_CAP",
     "TRUSTED_DEVICE_FAILED_SIGNATURES_PER_SOURCE",
     "TRUSTED_DEVICE_FAILED_SIGNATURES_PER_TENANT",
     "TRUSTED_DEVICE_DEVICE_ACTIONS_PER_CREDENTIAL_PER_HOUR",
@@ -265,13 +283,15 @@ mod tests {
             settings.max_failed_attempts.into(),
             settings.anonymous_qr_starts_per_source.into(),
             settings.anonymous_qr_live_cap.into(),
+            settings.anonymous_passkey_options_per_source.into(),
+            settings.anonymous_passkey_live_cap.into(),
             settings.failed_signatures_per_source.into(),
             settings.failed_signatures_per_tenant.into(),
             settings.device_actions_per_credential_per_hour.into(),
             settings.rate_limit_shards.into(),
             settings.rate_limit_window_seconds,
         ];
-        assert_eq!(read, (7001..=7010).collect::<Vec<i64>>());
+        assert_eq!(read, (7001..=7012).collect::<Vec<i64>>());
         // Nothing else moved.
         let defaults = Settings::default();
         assert_eq!(settings.max_body_bytes, defaults.max_body_bytes);

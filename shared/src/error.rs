@@ -162,7 +162,7 @@ pub struct Throttled {
 impl Throttled {
     pub const PUSH_STARTS: &'static str =
         "too many push challenges were started for this user recently; try again later";
-    pub const ANONYMOUS_STARTS: &'static str = "too many QR codes were started without a token from this address or for this tenant; try again later";
+    pub const ANONYMOUS_STARTS: &'static str = "too many QR codes or passkey sign-ins were started without a token from this address or for this tenant; try again later";
     pub const FAILED_SIGNATURES: &'static str =
         "too many signatures failed to verify; try again later with a valid signature";
     pub const DEVICE_ACTIONS: &'static str =

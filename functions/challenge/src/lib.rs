@@ -661,6 +661,7 @@ struct PasskeyCeremonyResponse {
 async fn passkey_authentication_options(
     auth: ClientAuth,
     State(app): State<SharedApp>,
+    PeerIp(source): PeerIp,
     JsonBody(body): JsonBody<AuthenticationOptionsBody>,
 ) -> Result<JsonResponse<PasskeyCeremonyResponse>> {
     let challenge_id = body
@@ -668,7 +669,7 @@ async fn passkey_authentication_options(
         .map(|id| ChallengeId::parse(id).map_err(|_| Error::ChallengeNotFound))
         .transpose()?;
     let start = app
-        .passkey_authentication_options(auth.tenant(), auth.token(), challenge_id.as_ref())
+        .passkey_authentication_options(auth.tenant(), auth.token(), challenge_id.as_ref(), source)
         .await?;
     Ok(JsonResponse(PasskeyCeremonyResponse {
         challenge_id: start.challenge_id,

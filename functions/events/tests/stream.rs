@@ -362,7 +362,7 @@ async fn a_passkeys_real_stream_records_become_authenticator_events() {
         .unwrap();
     let token = tenant.keys.verify(&sign_in.token, app.now()).unwrap();
     let start = app
-        .passkey_authentication_options(tenant, Some(&token), None)
+        .passkey_authentication_options(tenant, Some(&token), None, None)
         .await
         .unwrap();
     let assertion: PublicKeyCredential = serde_json::from_value(soft.get(&start.options)).unwrap();

@@ -231,6 +231,14 @@ fn rate_limits_are_parameters_passed_to_the_functions() {
         ),
         ("AnonymousQrLiveCap", "TRUSTED_DEVICE_ANONYMOUS_QR_LIVE_CAP"),
         (
+            "AnonymousPasskeyOptionsPerSource",
+            "TRUSTED_DEVICE_ANONYMOUS_PASSKEY_OPTIONS_PER_SOURCE",
+        ),
+        (
+            "AnonymousPasskeyLiveCap",
+            "TRUSTED_DEVICE_ANONYMOUS_PASSKEY_LIVE_CAP",
+        ),
+        (
             "FailedSignaturesPerSource",
             "TRUSTED_DEVICE_FAILED_SIGNATURES_PER_SOURCE",
         ),

@@ -145,6 +145,36 @@ impl App {
         .await
     }
 
+    /// A usernameless passkey sign-in's options (spec 3.5, tenant Basic): each stores a
+    /// ceremony for its lifetime, so per source address per window, and the tenant's live
+    /// cap, half of it per ceremony lifetime (as for anonymous QR codes above).
+    pub(crate) async fn charge_anonymous_passkey_options(
+        &self,
+        tenant: &TenantId,
+        source: Source,
+    ) -> Result<()> {
+        let s = &self.settings;
+        self.charge(
+            tenant,
+            Throttled::ANONYMOUS_STARTS,
+            &[
+                Limit {
+                    scope: "anon-pk",
+                    subject: Subject::Source(source),
+                    limit: s.anonymous_passkey_options_per_source,
+                    window_seconds: s.rate_limit_window_seconds,
+                },
+                Limit {
+                    scope: "anon-pk",
+                    subject: Subject::Tenant,
+                    limit: (s.anonymous_passkey_live_cap / 2).max(1),
+                    window_seconds: crate::domain::PASSKEY_CEREMONY_SECONDS,
+                },
+            ],
+        )
+        .await
+    }
+
     /// A device signature that failed to verify, on any route, before it is counted on its
     /// challenge: counting writes (a mark, or a new version of the challenge), so the writes
     /// bad signatures can cause are bounded per source address and per tenant.

@@ -26,6 +26,7 @@ use crate::passkey::proto::{
 };
 use crate::store::{ActionWrite, EnrolmentGuard, PasskeyEnrolment, PasskeySignIn};
 use crate::token::VerifiedToken;
+use crate::usecase::limits::Source;
 
 /// The longest ceremony id looked up (ours are 43 base64url characters).
 const MAX_CEREMONY_ID_LENGTH: usize = 64;
@@ -303,9 +304,10 @@ impl App {
         tenant: &Tenant,
         bearer: Option<&VerifiedToken>,
         challenge_id: Option<&ChallengeId>,
+        source: Source,
     ) -> Result<CeremonyStart> {
         let start = self
-            .passkey_authentication_options_unrecorded(tenant, bearer, challenge_id)
+            .passkey_authentication_options_unrecorded(tenant, bearer, challenge_id, source)
             .await?;
         metric::flow_started(FlowMethod::Passkey);
         Ok(start)
@@ -317,6 +319,7 @@ impl App {
         tenant: &Tenant,
         bearer: Option<&VerifiedToken>,
         challenge_id: Option<&ChallengeId>,
+        source: Source,
     ) -> Result<CeremonyStart> {
         let rp = tenant.relying_party()?;
         let (target, user, allowed) = match bearer {
@@ -343,6 +346,10 @@ impl App {
                 )
             }
             None => {
+                // DESIGN 6: with only the public tenant id, each call stores a ceremony, so
+                // it is counted per address and against the tenant's live cap.
+                self.charge_anonymous_passkey_options(&tenant.id, source)
+                    .await?;
                 let target = match challenge_id {
                     Some(id) => {
                         let challenge = tenant.keys.open_challenge(id)?;

@@ -105,7 +105,7 @@ async fn a_passkey_completes_the_tracked_action_with_method_passkey() {
     let token = kit.track_token("alice", "withdraw", None).await;
     let start = kit
         .app
-        .passkey_authentication_options(&tenant, Some(&token), None)
+        .passkey_authentication_options(&tenant, Some(&token), None, None)
         .await
         .unwrap();
     let result = kit
@@ -137,7 +137,7 @@ async fn user_verification_follows_the_tenant_policy() {
     passkey.user_verified = false;
     let start = kit
         .app
-        .passkey_authentication_options(&tenant, None, None)
+        .passkey_authentication_options(&tenant, None, None, None)
         .await
         .unwrap();
     assert_eq!(start.options["userVerification"], "required");
@@ -159,7 +159,7 @@ async fn user_verification_follows_the_tenant_policy() {
     let (kit, tenant, mut passkey) = alice_enrolled_with(UserVerification::Preferred, false).await;
     let start = kit
         .app
-        .passkey_authentication_options(&tenant, None, None)
+        .passkey_authentication_options(&tenant, None, None, None)
         .await
         .unwrap();
     assert_eq!(start.options["userVerification"], "preferred");
@@ -274,7 +274,7 @@ async fn a_passkey_is_removed_through_the_authenticators_admin() {
     assert!(!kit.track("alice", "withdraw", None).await.is_enrolled);
     let start = kit
         .app
-        .passkey_authentication_options(&tenant, None, None)
+        .passkey_authentication_options(&tenant, None, None, None)
         .await
         .unwrap();
     assert_eq!(

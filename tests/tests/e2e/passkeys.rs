@@ -581,3 +581,51 @@ async fn over_long_ids_and_lookup_values_are_4xx_before_the_store() {
         .expect_error(400, "invalid_request");
     }
 }
+
+/// DESIGN 6: a usernameless sign-in's options need only the public tenant id and store a
+/// ceremony, so they are counted per address (found by the attacker review: 3,000 in 3 s
+/// stored 3,000 ceremonies). Past the limit: `429` with `Retry-After`, nothing stored; a
+/// sign-in with a track token is not counted.
+#[tokio::test]
+async fn usernameless_sign_in_options_are_rate_limited_per_address() {
+    let h = Harness::start_configured(
+        Settings {
+            anonymous_passkey_options_per_source: 3,
+            ..Settings::default()
+        },
+        TenantSettingsChange {
+            passkey: Some(Some(PasskeyConfig {
+                rp_id: RP_ID.into(),
+                rp_name: "Acme".into(),
+                origins: vec![ORIGIN.into()],
+                user_verification: UserVerification::Required,
+                require_attestation: false,
+                attestation_cas: Vec::new(),
+            })),
+            ..TenantSettingsChange::default()
+        },
+    )
+    .await;
+    let mut passkey = alice_with_passkey(&h).await;
+    let auth = Auth::TenantBrowser(&h.a.id);
+    for _ in 0..3 {
+        options(&h, auth, json!({})).await;
+    }
+    let refused = h
+        .post(
+            "/client/user-authenticators/passkey/authentication-options",
+            auth,
+            json!({}),
+        )
+        .await;
+    assert!(refused.retry_after.is_some_and(|s| s >= 1), "{refused:?}");
+    refused.expect_error(429, "too_many_requests");
+    // With a track token: not counted, and the sign-in completes.
+    let tracked = h.track(&h.a, "alice", "signIn", json!({})).await;
+    let token = tracked["token"].as_str().unwrap();
+    let opts = options(&h, Auth::Bearer(token), json!({})).await;
+    let assertion = passkey.get(&opts["options"]);
+    verify(&h, Auth::Bearer(token), &opts["challengeId"], &assertion)
+        .await
+        .expect(200);
+}
