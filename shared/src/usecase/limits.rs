@@ -58,6 +58,15 @@ pub(crate) enum Subject<'a> {
     Credential(&'a CredentialId),
 }
 
+/// What [`App::charge_anonymous_start`] counts.
+struct AnonymousStart {
+    scope: &'static str,
+    source: Source,
+    per_source: u32,
+    live_cap: u32,
+    lifetime_seconds: i64,
+}
+
 /// One limit: `limit` hits per `window_seconds` per subject, in a named scope.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limit<'a> {
@@ -124,51 +133,59 @@ impl App {
         source: Source,
     ) -> Result<()> {
         let s = &self.settings;
-        self.charge(
+        self.charge_anonymous_start(
             tenant,
-            Throttled::ANONYMOUS_STARTS,
-            &[
-                Limit {
-                    scope: "anon-qr",
-                    subject: Subject::Source(source),
-                    limit: s.anonymous_qr_starts_per_source,
-                    window_seconds: s.rate_limit_window_seconds,
-                },
-                Limit {
-                    scope: "anon-qr",
-                    subject: Subject::Tenant,
-                    limit: s.anonymous_qr_live_cap / 2,
-                    window_seconds: s.qr_challenge_lifetime_seconds,
-                },
-            ],
+            AnonymousStart {
+                scope: "anon-qr",
+                source,
+                per_source: s.anonymous_qr_starts_per_source,
+                live_cap: s.anonymous_qr_live_cap,
+                lifetime_seconds: s.qr_challenge_lifetime_seconds,
+            },
         )
         .await
     }
 
     /// A usernameless passkey sign-in's options (spec 3.5, tenant Basic): each stores a
-    /// ceremony for its lifetime, so per source address per window, and the tenant's live
-    /// cap, half of it per ceremony lifetime (as for anonymous QR codes above).
+    /// ceremony for its lifetime, so counted as an anonymous QR start is.
     pub(crate) async fn charge_anonymous_passkey_options(
         &self,
         tenant: &TenantId,
         source: Source,
     ) -> Result<()> {
         let s = &self.settings;
+        self.charge_anonymous_start(
+            tenant,
+            AnonymousStart {
+                scope: "anon-pk",
+                source,
+                per_source: s.anonymous_passkey_options_per_source,
+                live_cap: s.anonymous_passkey_live_cap,
+                lifetime_seconds: crate::domain::PASSKEY_CEREMONY_SECONDS,
+            },
+        )
+        .await
+    }
+
+    /// Something stored for `lifetime_seconds` on a call with only the public tenant id:
+    /// `per_source` per address per window, and half of `live_cap` per lifetime for the
+    /// tenant (what is alive at any moment was started in at most two such windows).
+    async fn charge_anonymous_start(&self, tenant: &TenantId, start: AnonymousStart) -> Result<()> {
         self.charge(
             tenant,
             Throttled::ANONYMOUS_STARTS,
             &[
                 Limit {
-                    scope: "anon-pk",
-                    subject: Subject::Source(source),
-                    limit: s.anonymous_passkey_options_per_source,
-                    window_seconds: s.rate_limit_window_seconds,
+                    scope: start.scope,
+                    subject: Subject::Source(start.source),
+                    limit: start.per_source,
+                    window_seconds: self.settings.rate_limit_window_seconds,
                 },
                 Limit {
-                    scope: "anon-pk",
+                    scope: start.scope,
                     subject: Subject::Tenant,
-                    limit: (s.anonymous_passkey_live_cap / 2).max(1),
-                    window_seconds: crate::domain::PASSKEY_CEREMONY_SECONDS,
+                    limit: (start.live_cap / 2).max(1),
+                    window_seconds: start.lifetime_seconds,
                 },
             ],
         )

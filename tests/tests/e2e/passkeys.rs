@@ -14,8 +14,13 @@ const ORIGIN: &str = "http://localhost:5173";
 const RP_ID: &str = "localhost";
 
 async fn start() -> Harness {
+    start_with(Settings::default()).await
+}
+
+/// [`start`] with these settings.
+async fn start_with(settings: Settings) -> Harness {
     Harness::start_configured(
-        Settings::default(),
+        settings,
         TenantSettingsChange {
             passkey: Some(Some(PasskeyConfig {
                 rp_id: RP_ID.into(),
@@ -588,23 +593,10 @@ async fn over_long_ids_and_lookup_values_are_4xx_before_the_store() {
 /// sign-in with a track token is not counted.
 #[tokio::test]
 async fn usernameless_sign_in_options_are_rate_limited_per_address() {
-    let h = Harness::start_configured(
-        Settings {
-            anonymous_passkey_options_per_source: 3,
-            ..Settings::default()
-        },
-        TenantSettingsChange {
-            passkey: Some(Some(PasskeyConfig {
-                rp_id: RP_ID.into(),
-                rp_name: "Acme".into(),
-                origins: vec![ORIGIN.into()],
-                user_verification: UserVerification::Required,
-                require_attestation: false,
-                attestation_cas: Vec::new(),
-            })),
-            ..TenantSettingsChange::default()
-        },
-    )
+    let h = start_with(Settings {
+        anonymous_passkey_options_per_source: 3,
+        ..Settings::default()
+    })
     .await;
     let mut passkey = alice_with_passkey(&h).await;
     let auth = Auth::TenantBrowser(&h.a.id);
