@@ -6,13 +6,14 @@
 //! tenant's events secret, with a stable id: nothing was lost.
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use base64::engine::general_purpose::STANDARD_NO_PAD;
 use ring::rand::SecureRandom;
-use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
+use shared::domain::Namespace;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use testkit::usecase::Device;
 
 use crate::free_port;
 
@@ -71,27 +72,6 @@ fn start_server(data_dir: &std::path::Path, secret: &str) -> Server {
     Server {
         child,
         base: format!("http://127.0.0.1:{port}/v1"),
-    }
-}
-
-struct Device {
-    pair: EcdsaKeyPair,
-    public_key: String,
-}
-
-impl Device {
-    fn new() -> Device {
-        let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
-            .unwrap();
-        let public_key = STANDARD.encode(shared::signature::p256_spki(pair.public_key().as_ref()));
-        Device { pair, public_key }
-    }
-
-    fn sign(&self, message: &str) -> String {
-        let rng = ring::rand::SystemRandom::new();
-        STANDARD.encode(self.pair.sign(&rng, message.as_bytes()).unwrap().as_ref())
     }
 }
 
@@ -197,7 +177,7 @@ async fn every_event_arrives_after_the_receiver_was_down_and_the_server_restarte
 
     // What the backend and the device do, as the SDKs would.
     let base = server.base.clone();
-    let device = Device::new();
+    let device = Device::new(Namespace::InApp);
     let post = reqwest::Method::POST;
     let (status, enrol) = call(
         &base,
@@ -213,7 +193,7 @@ async fn every_event_arrives_after_the_receiver_was_down_and_the_server_restarte
         post.clone(),
         "/client/user-authenticators/in-app",
         Auth::Bearer(enrol["token"].as_str().unwrap()),
-        json!({"publicKey": device.public_key, "deviceName": "Pixel 9"}),
+        json!({"publicKey": device.public_key.to_base64(), "deviceName": "Pixel 9"}),
     )
     .await;
     assert_eq!(status, 200, "{added}");
@@ -248,7 +228,7 @@ async fn every_event_arrives_after_the_receiver_was_down_and_the_server_restarte
         Auth::Bearer(sign_in["token"].as_str().unwrap()),
         json!({
             "challengeId": challenge_id,
-            "publicKey": device.public_key,
+            "publicKey": device.public_key.to_base64(),
             "signature": device.sign(challenge_id),
         }),
     )
@@ -281,7 +261,7 @@ async fn every_event_arrives_after_the_receiver_was_down_and_the_server_restarte
             Auth::Bearer(attacked["token"].as_str().unwrap()),
             json!({
                 "challengeId": attacked_challenge,
-                "publicKey": device.public_key,
+                "publicKey": device.public_key.to_base64(),
                 "signature": device.sign("something else"),
             }),
         )

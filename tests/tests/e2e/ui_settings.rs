@@ -100,6 +100,17 @@ async fn server_ids(h: &Harness, user: &str) -> Vec<String> {
         .collect()
 }
 
+/// Track with `redirectToSettings` (spec 2.3): the settings screen's action for `user`.
+async fn track_settings(h: &Harness, user: &str) -> Value {
+    h.track(
+        &h.a,
+        user,
+        "manageDevices",
+        json!({"redirectToSettings": true}),
+    )
+    .await
+}
+
 /// Registers a new soft passkey with `token` through the Client API (spec 3.5), as the
 /// settings screen does: the passkey and the registration's answer.
 async fn register_passkey(h: &Harness, token: &str) -> (SoftPasskey, Value) {
@@ -266,14 +277,7 @@ async fn an_allowed_action_shows_settings_at_once_and_a_new_passkey_is_no_proof_
     for kind in [StoreKind::Embedded, StoreKind::DynamoDb] {
         let h = harness(kind).await;
         // Carol has nothing yet: the rules allow, and the page may add a first passkey.
-        let tracked = h
-            .track(
-                &h.a,
-                "carol",
-                "manageDevices",
-                json!({"redirectToSettings": true}),
-            )
-            .await;
+        let tracked = track_settings(&h, "carol").await;
         assert_eq!(tracked["state"], "ALLOW", "{kind:?}");
         let token = tracked["token"].as_str().unwrap();
         let config = page_config(&h, &tracked).await;
@@ -352,14 +356,7 @@ async fn a_passkey_added_after_the_settings_track_is_no_proof_for_removal() {
             .unwrap()
             .to_owned();
         h.clock.advance_seconds(1);
-        let settings = h
-            .track(
-                &h.a,
-                "dave",
-                "manageDevices",
-                json!({"redirectToSettings": true}),
-            )
-            .await;
+        let settings = track_settings(&h, "dave").await;
         assert_eq!(settings["state"], "CHALLENGE_REQUIRED", "{kind:?}");
         let settings_token = settings["token"].as_str().unwrap();
 
@@ -409,14 +406,7 @@ async fn a_passkey_added_after_the_settings_track_is_no_proof_for_removal() {
 
         // A new settings token completed with the phone (older than that track) may remove.
         h.clock.advance_seconds(1);
-        let again = h
-            .track(
-                &h.a,
-                "dave",
-                "manageDevices",
-                json!({"redirectToSettings": true}),
-            )
-            .await;
+        let again = track_settings(&h, "dave").await;
         let again_token = again["token"].as_str().unwrap();
         challenge_with(&h, again_token, &phone).await;
         assert_eq!(page_config(&h, &again).await["mayRemove"], true);
