@@ -74,14 +74,23 @@ fn install_metrics() -> Result<(), lambda_http::Error> {
 
 /// Writes the metrics recorded since the last flush as EMF lines on stdout (one line per
 /// label set; nothing when nothing was recorded). A failed write loses those numbers, never
-/// the response. [`handler`] calls it after each HTTP invocation; a function with a handler of
-/// its own (qr-socket) calls it after each event.
+/// the response. [`handler`] calls it after each HTTP invocation, [`flushed`] after each
+/// event of a function with a handler of its own.
 pub fn flush_metrics() {
     if let Some(collector) = METRICS.get()
         && let Err(error) = collector.flush(std::io::stdout().lock())
     {
         tracing::warn!(error = %error, "metrics could not be written");
     }
+}
+
+/// One invocation of a function whose handler is not HTTP (qr-socket, events): its work,
+/// then the metrics it recorded, written in its invocation as [`handler`] does for HTTP
+/// (DESIGN 11).
+pub async fn flushed<T>(work: impl std::future::Future<Output = T>) -> T {
+    let output = work.await;
+    flush_metrics();
+    output
 }
 
 /// The router as a Lambda handler: the shared layers, the Lambda request id in the log line,

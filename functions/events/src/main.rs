@@ -14,11 +14,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         move |event: LambdaEvent<aws_lambda_events::event::dynamodb::Event>| {
             let app = app.clone();
             let sender = sender.clone();
+            // The EMF lines of this batch (its store errors), in its invocation (DESIGN 11).
             async move {
-                Ok::<_, lambda_runtime::Error>(
-                    events::handle(&app, sender.as_ref(), event.payload, || SystemClock.now())
-                        .await,
-                )
+                let handled =
+                    events::handle(&app, sender.as_ref(), event.payload, || SystemClock.now());
+                Ok::<_, lambda_runtime::Error>(shared::lambda::flushed(handled).await)
             }
         },
     ))

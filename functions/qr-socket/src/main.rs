@@ -9,12 +9,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     let app = shared::lambda::app_from_env().await?;
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| {
         let app = app.clone();
-        async move {
-            let result = qr_socket::handler(&app, event).await;
-            // The EMF lines of this event, in its invocation (DESIGN 11).
-            shared::lambda::flush_metrics();
-            result
-        }
+        // The EMF lines of this event, in its invocation (DESIGN 11).
+        async move { shared::lambda::flushed(qr_socket::handler(&app, event)).await }
     }))
     .await
 }

@@ -142,8 +142,17 @@ impl OutboxWorker {
             attempts,
             change,
         } = pending;
-        let Some(change) = change else {
-            return self.store.remove_change(seq).await;
+        let change = match change {
+            Ok(Some(change)) => change,
+            Ok(None) => return self.store.remove_change(seq).await,
+            // A damaged row: reported and tried again later, alone (the others go on).
+            Err(error) => {
+                let attempts = attempts.saturating_add(1);
+                let wait = backoff(attempts, self.policy.base, self.policy.max);
+                tracing::error!(seq, attempts, error = %error, "an outbox row does not decode");
+                let next = Timestamp(wall_clock().0.saturating_add(wait.as_millis() as i64));
+                return self.store.postpone_change(seq, attempts, next).await;
+            }
         };
         let events = events_of(&change, self.max_failed_attempts);
         if events.is_empty() {

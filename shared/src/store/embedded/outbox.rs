@@ -14,29 +14,29 @@ use crate::domain::{
 use crate::error::Result;
 use crate::events::{Change, Record};
 
-/// One outbox row, decoded: `change` is `None` for a row that can make no event (a table this
-/// version does not know, a key without a tenant).
+/// One outbox row, decoded: `change` is `Ok(None)` for a row that can make no event (a table
+/// this version does not know, a key without a tenant), and an error for one whose values do
+/// not decode (the worker postpones that row alone: rows are independent).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingChange {
     pub seq: i64,
     pub attempts: u32,
-    pub change: Option<Change>,
+    pub change: Result<Option<Change>>,
 }
 
 impl EmbeddedStore {
     /// Up to `limit` outbox rows due at `now`, oldest first. A row whose values do not decode
-    /// is an error (the store is damaged): it stays, and the worker reports it.
+    /// (the store is damaged) carries its error, so that it cannot hold back the others.
     pub fn due_changes(&self, now: Timestamp, limit: u32) -> Result<Vec<PendingChange>> {
         let rows = self.read(|tx| tx.due_changes(now.0, limit))?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(PendingChange {
-                    seq: row.seq,
-                    attempts: row.attempts,
-                    change: change_of_row(&row)?,
-                })
+        Ok(rows
+            .into_iter()
+            .map(|row| PendingChange {
+                seq: row.seq,
+                attempts: row.attempts,
+                change: change_of_row(&row),
             })
-            .collect()
+            .collect())
     }
 
     /// The row's events were delivered, or it makes none: it goes.
@@ -178,7 +178,7 @@ mod tests {
         let due = store.due_changes(far_future(), 10).unwrap();
         let records: Vec<Record> = due
             .iter()
-            .map(|p| p.change.clone().unwrap().record)
+            .map(|p| p.change.clone().unwrap().unwrap().record)
             .collect();
         assert_eq!(
             records,
@@ -187,10 +187,16 @@ mod tests {
                 Record::Credential(Some(credential()), None),
             ]
         );
-        assert!(
-            due.iter()
-                .all(|p| p.change.as_ref().unwrap().tenant_id.as_str() == "acme")
-        );
+        assert!(due.iter().all(|p| {
+            p.change
+                .as_ref()
+                .unwrap()
+                .as_ref()
+                .unwrap()
+                .tenant_id
+                .as_str()
+                == "acme"
+        }));
     }
 
     #[tokio::test]
@@ -301,7 +307,7 @@ mod tests {
                 store.remove_change(pending.seq).await.unwrap();
             }
             due.into_iter()
-                .map(|p| p.change.unwrap().record)
+                .map(|p| p.change.unwrap().unwrap().record)
                 .collect::<Vec<_>>()
         };
         drain().await;
@@ -378,5 +384,41 @@ mod tests {
         );
         assert_eq!(kinds(&signed_in), ["action.state_changed"]);
         assert_eq!(kinds(&deleted), ["authenticator.deleted"]);
+    }
+
+    /// A row that does not decode carries its error and does not hide the rows after it
+    /// (the worker postpones it alone; found in review).
+    #[tokio::test]
+    async fn an_undecodable_row_does_not_hold_back_the_next() {
+        let store = EmbeddedStore::in_memory().unwrap();
+        store
+            .write(|tx| {
+                tx.put(
+                    TableId::Credentials,
+                    "acme\u{1f}in-app\u{1f}bad",
+                    b"not json",
+                    None,
+                )
+            })
+            .await
+            .unwrap();
+        store
+            .write(|tx| {
+                tx.put(
+                    TableId::Credentials,
+                    KEY,
+                    &encode(&credential()).unwrap(),
+                    None,
+                )
+            })
+            .await
+            .unwrap();
+        let due = store.due_changes(far_future(), 10).unwrap();
+        assert_eq!(due.len(), 2);
+        assert!(due[0].change.is_err(), "{:?}", due[0]);
+        assert_eq!(
+            due[1].change.clone().unwrap().unwrap().record,
+            Record::Credential(None, Some(credential()))
+        );
     }
 }
