@@ -97,15 +97,7 @@ impl App {
         token: &VerifiedToken,
     ) -> Result<(Action, bool)> {
         let action = self.get_action(tenant, &token.action).await?;
-        // spec 3.5: a token registers one passkey (its action is then completed).
-        if action.enrolled_passkey_id.is_some() {
-            return Err(Error::PasskeyTokenAlreadyUsed);
-        }
-        if !action.state.allows_enrolment() {
-            return Err(Error::ActionForbidsEnrolment(action.state.as_str()));
-        }
-        let first_only =
-            !token.has_scope(ADD_AUTHENTICATORS_SCOPE) && !action.challenged_after_track();
+        let first_only = enrolment_rule_of(&action, token)?;
         Ok((action, first_only))
     }
 
@@ -527,4 +519,17 @@ impl App {
         }
         Err(Error::PasskeyNotRegistered)
     }
+}
+
+/// [`App::enrolment_rule`] for an action already read: whether `token` may still register a
+/// passkey for it, and whether only as the user's first authenticator.
+pub(crate) fn enrolment_rule_of(action: &Action, token: &VerifiedToken) -> Result<bool> {
+    // spec 3.5: a token registers one passkey (its action is then completed).
+    if action.enrolled_passkey_id.is_some() {
+        return Err(Error::PasskeyTokenAlreadyUsed);
+    }
+    if !action.state.allows_enrolment() {
+        return Err(Error::ActionForbidsEnrolment(action.state.as_str()));
+    }
+    Ok(!token.has_scope(ADD_AUTHENTICATORS_SCOPE) && !action.challenged_after_track())
 }

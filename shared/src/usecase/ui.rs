@@ -63,14 +63,10 @@ impl App {
         let has_any = !credentials.is_empty() || !passkeys.is_empty();
         let passkeys_enabled = tenant.passkeys.is_some();
         // The same rule registration applies: a first authenticator, or a token allowed more.
-        let rule = if passkeys_enabled {
-            self.enrolment_rule(tenant, token)
-                .await
-                .ok()
-                .map(|(_, first_only)| first_only)
-        } else {
-            None
-        };
+        // Registration's refusals (used token, a state that forbids it) mean "no offer".
+        let rule = passkeys_enabled
+            .then(|| super::passkeys::enrolment_rule_of(&action, token).ok())
+            .flatten();
         let may_add_passkey = rule.is_some_and(|first_only| !first_only || !has_any);
         // After a challenge the limit is gone (`enrolment_rule`), so the settings screen shown
         // after one may offer a passkey whenever registration is open at all.
@@ -78,9 +74,7 @@ impl App {
             ActionState::ChallengeRequired => rule.is_some(),
             _ => may_add_passkey,
         };
-        let may_remove = token.redirect_to_settings
-            && action.challenged_after_track()
-            && proved_with_an_older_authenticator(&action, &credentials, &passkeys);
+        let may_remove = removal_refusal(token, &action, &credentials, &passkeys).is_none();
         Ok(UiPage {
             action_code: action.key.action_code,
             state: action.state,
@@ -121,19 +115,36 @@ impl App {
         token: &VerifiedToken,
         id: &CredentialId,
     ) -> Result<RemovedAuthenticator> {
+        // Refused before any read when the backend did not ask for settings.
         if !token.redirect_to_settings {
             return Err(Error::SettingsNotRequested);
         }
         let action = self.get_action(tenant, &token.action).await?;
-        if !action.challenged_after_track() {
-            return Err(Error::RemovalNeedsChallenge);
-        }
         let (credentials, passkeys) = self.token_user_authenticators(tenant, token).await?;
-        if !proved_with_an_older_authenticator(&action, &credentials, &passkeys) {
-            return Err(Error::RemovalNeedsChallenge);
+        if let Some(refusal) = removal_refusal(token, &action, &credentials, &passkeys) {
+            return Err(refusal);
         }
         self.delete_authenticator(tenant, &token.action.user_id, id)
             .await
+    }
+}
+
+/// Why `token` may not remove an authenticator in settings now, if it may not: the one rule
+/// the page's `mayRemove` and the removal itself both follow (docs/security.md).
+fn removal_refusal(
+    token: &VerifiedToken,
+    action: &Action,
+    credentials: &[Credential],
+    passkeys: &[PasskeyRecord],
+) -> Option<Error> {
+    if !token.redirect_to_settings {
+        Some(Error::SettingsNotRequested)
+    } else if !action.challenged_after_track()
+        || !proved_with_an_older_authenticator(action, credentials, passkeys)
+    {
+        Some(Error::RemovalNeedsChallenge)
+    } else {
+        None
     }
 }
 
