@@ -386,10 +386,27 @@ pub struct DocumentResponse {
     not_modified: bool,
 }
 
-impl DocumentResponse {
-    pub fn new(document: &'static str, request_headers: &HeaderMap) -> Self {
+/// A document served with its `ETag`, computed once (not on every request).
+#[derive(Debug)]
+pub struct ServedDocument {
+    document: &'static str,
+    etag: String,
+}
+
+impl ServedDocument {
+    pub fn new(document: &'static str) -> Self {
         let digest = ring::digest::digest(&ring::digest::SHA256, document.as_bytes());
-        let etag = format!("\"{}\"", hex::encode(&digest.as_ref()[..16]));
+        ServedDocument {
+            document,
+            etag: format!("\"{}\"", hex::encode(&digest.as_ref()[..16])),
+        }
+    }
+}
+
+impl DocumentResponse {
+    pub fn new(served: &ServedDocument, request_headers: &HeaderMap) -> Self {
+        let ServedDocument { document, etag } = served;
+        let (document, etag) = (*document, etag.clone());
         // RFC 9110 13.1.2: a list of tags, or `*`; weak tags compare by their opaque part.
         let not_modified = request_headers
             .get_all(header::IF_NONE_MATCH)
@@ -755,16 +772,17 @@ mod tests {
 
     #[test]
     fn a_cached_document_is_not_sent_again() {
-        let fresh = DocumentResponse::new("{}", &HeaderMap::new()).into_response();
+        let served = ServedDocument::new("{}");
+        let fresh = DocumentResponse::new(&served, &HeaderMap::new()).into_response();
         assert_eq!(fresh.status(), StatusCode::OK);
         let etag = fresh.headers()[header::ETAG].clone();
         let mut headers = HeaderMap::new();
         headers.insert(header::IF_NONE_MATCH, etag.clone());
-        let again = DocumentResponse::new("{}", &headers).into_response();
+        let again = DocumentResponse::new(&served, &headers).into_response();
         assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
         assert_eq!(again.headers()[header::ETAG], etag);
         headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"other\""));
-        let changed = DocumentResponse::new("{}", &headers).into_response();
+        let changed = DocumentResponse::new(&served, &headers).into_response();
         assert_eq!(changed.status(), StatusCode::OK);
     }
 }

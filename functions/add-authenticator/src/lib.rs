@@ -357,22 +357,14 @@ async fn remove_authenticator_in_settings(
     BearerAuth { tenant, token }: BearerAuth,
     State(app): State<SharedApp>,
     PathParams(id): PathParams<String>,
-) -> Result<JsonResponse<RemovedAuthenticatorResponse>> {
+) -> Result<JsonResponse<RemoveCredentialResponse>> {
     let id = CredentialId::parse(id).map_err(|_| Error::AuthenticatorNotFound)?;
     let removed = app
         .remove_authenticator_in_settings(&tenant, &token, &id)
         .await?;
-    Ok(JsonResponse(RemovedAuthenticatorResponse {
+    Ok(JsonResponse(RemoveCredentialResponse {
         removed_authenticator_id: removed.id().to_string(),
     }))
-}
-
-/// What the settings screen's removal answers: the id it removed, as the device's own
-/// removal does (spec 3.3 #3).
-#[derive(Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-struct RemovedAuthenticatorResponse {
-    removed_authenticator_id: String,
 }
 
 async fn delete_authenticator(

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use shared::domain::{ActionCode, ActionState, UserId, VerificationMethod};
 use shared::error::Result;
 use shared::http::{JsonBody, JsonResponse, SecretKeyAuth, SharedApp, required};
-use shared::openapi::DocumentResponse;
+use shared::openapi::{DocumentResponse, ServedDocument};
 use shared::usecase::validate::{ValidateCommand, Validation};
 
 use shared::http::cors::preflight;
@@ -97,8 +97,9 @@ async fn validate(
 
 /// `docs/openapi.json`, which `trusted-device openapi` generates from the route tables and a
 /// test keeps equal to what it generates (`infra/tests/integration/openapi.rs`).
-const OPENAPI_DOCUMENT: &str = include_str!("../../../docs/openapi.json");
+static OPENAPI_DOCUMENT: std::sync::LazyLock<ServedDocument> =
+    std::sync::LazyLock::new(|| ServedDocument::new(include_str!("../../../docs/openapi.json")));
 
 async fn openapi_document(headers: HeaderMap) -> DocumentResponse {
-    DocumentResponse::new(OPENAPI_DOCUMENT, &headers)
+    DocumentResponse::new(&OPENAPI_DOCUMENT, &headers)
 }

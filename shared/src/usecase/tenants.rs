@@ -159,31 +159,14 @@ impl App {
         id: &TenantId,
         change: TenantSettingsChange,
     ) -> Result<()> {
-        if let Some(Some(endpoint)) = &change.push_webhook {
-            // Which destinations are acceptable is the notifier's policy (spec 2.11).
-            self.notifier
-                .check_destination(endpoint)
-                .map_err(|problem| {
-                    Error::invalid_request(format!("Invalid push webhook URL: {problem}."))
-                })?;
-            ApiSecret::parse(&endpoint.secret).map_err(|_| {
-                Error::invalid_request(
-                    "A webhook secret needs at least 16 characters and no whitespace or ':'.",
-                )
-            })?;
-        }
-        if let Some(Some(endpoint)) = &change.events_webhook {
-            // The same policy as push.created's destination (spec 2.11).
-            self.notifier
-                .check_destination(endpoint)
-                .map_err(|problem| {
-                    Error::invalid_request(format!("Invalid events webhook URL: {problem}."))
-                })?;
-            ApiSecret::parse(&endpoint.secret).map_err(|_| {
-                Error::invalid_request(
-                    "A webhook secret needs at least 16 characters and no whitespace or ':'.",
-                )
-            })?;
+        // Which destinations are acceptable is the notifier's policy (spec 2.11), for both.
+        for (endpoint, which) in [
+            (&change.push_webhook, "push"),
+            (&change.events_webhook, "events"),
+        ] {
+            if let Some(Some(endpoint)) = endpoint {
+                self.check_webhook(endpoint, which)?;
+            }
         }
         let mut origins = None;
         if let Some(given) = &change.allowed_origins {
@@ -234,6 +217,21 @@ impl App {
             Ok(())
         })
         .await
+    }
+
+    /// A webhook endpoint's destination passes the notifier's check and its secret is one.
+    fn check_webhook(&self, endpoint: &WebhookEndpoint, which: &str) -> Result<()> {
+        self.notifier
+            .check_destination(endpoint)
+            .map_err(|problem| {
+                Error::invalid_request(format!("Invalid {which} webhook URL: {problem}."))
+            })?;
+        ApiSecret::parse(&endpoint.secret).map_err(|_| {
+            Error::invalid_request(
+                "A webhook secret needs at least 16 characters and no whitespace or ':'.",
+            )
+        })?;
+        Ok(())
     }
 
     /// A random webhook signing secret, for the operator to give to the webhook endpoint.

@@ -91,6 +91,39 @@ async fn configure_refuses_a_destination_the_notifier_refuses() {
         record.push_webhook.map(|w| w.url).as_deref(),
         Some("https://hooks.example.com/push")
     );
+    // The events webhook goes through the same check (DESIGN 10), and a weak secret too.
+    let events = |url: &str, secret: &str| TenantSettingsChange {
+        events_webhook: Some(Some(WebhookEndpoint {
+            url: url.to_owned(),
+            secret: secret.to_owned(),
+        })),
+        ..Default::default()
+    };
+    let error = kit
+        .app
+        .configure_tenant(
+            &kit.tenant.id,
+            events("http://hooks.example.com/events", "whsec_0123456789abcdef"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        Error::invalid_request(
+            "Invalid events webhook URL: plain http is only allowed to localhost; use https."
+        )
+    );
+    let error = kit
+        .app
+        .configure_tenant(
+            &kit.tenant.id,
+            events("https://hooks.example.com/events", "short"),
+        )
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("16 characters"), "{error}");
+    let record = kit.store.get_tenant(&kit.tenant.id).await.unwrap().unwrap();
+    assert!(record.events_webhook.is_none());
 }
 
 /// A tenant's allowed web origins (CORS) are stored without duplicates and read back with the
