@@ -2,7 +2,12 @@
 //!
 //! ```text
 //! trusted-device serve [--addr 127.0.0.1:8787] [STORE] [--tenant-id ID --secret-key SECRET]
+//!                      [--public-url URL] [--metrics-addr ADDR]
 //! trusted-device tenant create [STORE] [--tenant-id ID]
+//! trusted-device tenant list [STORE]
+//! trusted-device tenant show|rotate-secret [STORE] --tenant-id ID
+//! trusted-device tenant revoke-secret [STORE] --tenant-id ID --key-id KEY
+//! trusted-device tenant rotate-keys [STORE] --tenant-id ID [--revoke-previous]
 //! trusted-device tenant configure [STORE] --tenant-id ID
 //!                                 [--push-webhook-url URL [--push-webhook-secret S] | --remove-push-webhook]
 //!                                 [--events-webhook-url URL [--events-webhook-secret S] | --remove-events-webhook]
@@ -10,6 +15,8 @@
 //!                                 [--allowed-origin ORIGIN ... | --no-allowed-origins]
 //!                                 [--session-client-id ID]... [--access-token-ttl SECONDS]
 //!                                 [--refresh-token-ttl SECONDS] [--rotate-session-key]
+//!                                 [--passkey-rp-id ID ... | --remove-passkeys]
+//!                                 [--ui-name N] [--ui-logo-url URL] [--ui-colour #RRGGBB] [--reset-ui]
 //! trusted-device table create --table NAME [--endpoint-url URL]
 //! trusted-device action-config set --config F.yaml|F.json --tenant-id ID [STORE]
 //! trusted-device action-config get|delete CODE --tenant-id ID [STORE]     (CODE `*`: the tenant default)
@@ -18,6 +25,7 @@
 //! trusted-device device enroll|verify|pending|approve|reject|claim|remove|list [--url URL]
 //!                       --tenant-id ID [--key-file F] [--platform ios|android] [--json]
 //! trusted-device conformance --url URL --tenant-id ID   (secret: TRUSTED_DEVICE_SECRET_KEY)
+//! trusted-device openapi                                 (the OpenAPI document, on stdout)
 //!
 //! STORE: --store embedded [--data-dir ./.trusted-device] [--durability full|normal]  (the default)
 //!        --store dynamodb --table NAME [--endpoint-url URL]
@@ -940,8 +948,7 @@ async fn action_config(command: ActionConfigCommand) -> Result<(), String> {
         | ActionConfigCommand::List { target }
         | ActionConfigCommand::Delete { target, .. } => target,
     };
-    let (app, _) = open_app(&target.store).await?;
-    let id = TenantId::parse(target.tenant_id.clone()).map_err(|e| e.description().into_owned())?;
+    let (app, id) = open_tenant(target).await?;
     if !app.tenant_exists(&id).await.map_err(|e| e.to_string())? {
         return Err(format!("no tenant {id} in this store"));
     }

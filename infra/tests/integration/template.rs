@@ -421,7 +421,30 @@ fn alarms_watch_the_metrics_the_functions_emit_and_notify_the_optional_topic() {
         }
     }
     assert_eq!(own.len(), recorded.len());
-    assert_eq!(alarms, 8);
+    assert_eq!(alarms, 9);
+    // Every function's failures and throttles are alarmed, the events function's too.
+    let functions: BTreeSet<String> = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .map(|(name, _)| name.as_str().unwrap().to_owned())
+        .collect();
+    for alarm in ["LambdaErrorAlarm", "LambdaThrottleAlarm"] {
+        let watched: BTreeSet<String> = resource(&template, alarm)["Properties"]["Metrics"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(
+                |m| match &m["MetricStat"]["Metric"]["Dimensions"][0]["Value"] {
+                    Value::Tagged(reference) => reference.value.as_str().map(str::to_owned),
+                    _ => None,
+                },
+            )
+            .collect();
+        assert_eq!(watched, functions, "{alarm}");
+    }
+    assert!(resource(&template, "EventsDeadLetterAlarm").is_mapping());
     let invalid_signature = &resource(&template, "InvalidSignatureAlarm")["Properties"];
     assert_eq!(
         invalid_signature["Dimensions"][0]["Value"].as_str(),
