@@ -185,6 +185,8 @@ test("QR code, popup mode: the user's own phone claims and approves it; the SDK'
   await launchPopup(page, tracked.url);
   const ui = await uiFrame(page);
   await visible(ui, "#method-qr");
+  // The token left the frame's address at load; only the SDK's mode stays.
+  assert.equal(new URL(ui.url()).search, "?mode=popup");
   await ui.click("#method-qr");
   await ui.waitForFunction(() => document.getElementById("qr-image").complete && document.getElementById("qr-image").naturalWidth > 0);
   const src = await ui.$eval("#qr-image", (image) => image.src);
@@ -325,6 +327,42 @@ test("window mode: launch opens the page in a window, which posts the token back
   await device.answer(pending.challengeId, true, (await text(ui, "#push-code")).trim());
   const launched = await waitFor(() => page.evaluate(() => window.launched), { what: "launch to resolve" });
   await assertSucceeded(launched.token, userId);
+  await page.close();
+});
+
+test("window mode from an origin the tenant does not allow: the page posts it nothing, not even the token, though the push succeeds", async () => {
+  const userId = newUser("window-disallowed");
+  const device = new Device(env.server);
+  await device.enroll(userId, "push");
+  const tracked = await env.server.backend.track({ userId, action: "signIn" });
+  const page = await env.open(env.disallowed);
+  await inPage(
+    page,
+    (client, url) => {
+      window.launched = null;
+      window.received = [];
+      addEventListener("message", (event) => window.received.push(String(event.data)));
+      client.launch(url, { mode: "window" }).then((result) => (window.launched = result));
+      return true;
+    },
+    tracked.url,
+  );
+  const target = await env.browser.waitForTarget((t) => t.url().startsWith(`${env.server.publicOrigin}/v1/ui`));
+  const ui = await target.page();
+  await visible(ui, "#method-push");
+  await ui.click("#method-push");
+  await visible(ui, "#push-number");
+  const pending = await waitFor(async () => (await device.pendingPush()).challengeId && (await device.pendingPush()), { what: "the push" });
+  await device.answer(pending.challengeId, true, (await text(ui, "#push-code")).trim());
+  // The action succeeded (the backend sees it) ...
+  await waitFor(async () => (await env.server.backend.validateChallenge({ token: tracked.token })).state === "CHALLENGE_SUCCEEDED", {
+    what: "the action to succeed",
+  });
+  // ... and the page's messages (AUTHSIGNAL_READY at load, long before; the token at the end)
+  // went to the allowed origins only: none reached this one.
+  const received = await page.evaluate(() => window.received);
+  assert.deepEqual(received.filter((m) => m.includes("AUTHSIGNAL")), [], JSON.stringify(received));
+  assert.equal(await page.evaluate(() => window.launched), null);
   await page.close();
 });
 
