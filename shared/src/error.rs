@@ -75,6 +75,10 @@ pub enum Error {
     ChallengeExpired,
     #[error("the challenge has already been used")]
     ChallengeAlreadyUsed,
+    /// A user's in-app challenges are used in the order they were issued
+    /// ([`crate::domain::ChallengeOrder`]).
+    #[error("a newer challenge of this user was used first; request a new challenge")]
+    ChallengeSuperseded,
     #[error("the challenge was started for a different action or user")]
     ChallengeMismatch,
     #[error("another device has claimed this challenge")]

@@ -60,6 +60,8 @@ static CHALLENGE: LazyLock<ChallengeId> = LazyLock::new(|| {
     KEYS.seal_challenge(
         &ChallengeTarget::TrackedAction(action()),
         Some("nonce".into()),
+        NOW,
+        0,
         Timestamp(NOW.0 + 300_000),
         [9; 16],
     )

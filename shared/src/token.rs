@@ -245,6 +245,13 @@ struct ChallengePayload {
     e: i64,
     /// 128 random bits, hex: makes every id unique and unguessable.
     r: String,
+    /// Issued at, Unix milliseconds, and this process's issue sequence number: where the
+    /// challenge stands among its user's ([`ChallengeOrder`]). Absent (0) in challenges
+    /// sealed before they were added.
+    #[serde(default)]
+    i: i64,
+    #[serde(default)]
+    s: u64,
     /// Tracked action (user, code, idempotency key), or the code alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     u: Option<String>,
@@ -281,6 +288,8 @@ impl TenantKeys {
         &self,
         target: &ChallengeTarget,
         nonce: Option<String>,
+        issued_at: Timestamp,
+        sequence: u64,
         expires_at: Timestamp,
         random: [u8; 16],
     ) -> Result<Challenge, Error> {
@@ -297,6 +306,8 @@ impl TenantKeys {
             t: self.tenant_id.to_string(),
             e: expires_at.unix_seconds(),
             r: hex::encode(random),
+            i: issued_at.0,
+            s: sequence,
             u,
             c,
             k,
@@ -317,6 +328,8 @@ impl TenantKeys {
             target: target.clone(),
             nonce,
             expires_at: Timestamp::from_unix_seconds(payload.e),
+            issued_at: Timestamp(payload.i),
+            sequence: payload.s,
         })
     }
 
@@ -387,6 +400,8 @@ impl TenantKeys {
             target,
             nonce: payload.n,
             expires_at: Timestamp::from_unix_seconds(payload.e),
+            issued_at: Timestamp(payload.i),
+            sequence: payload.s,
         })
     }
 }
@@ -695,14 +710,14 @@ mod tests {
         ];
         for target in targets {
             let sealed = keys
-                .seal_challenge(&target, Some("nonce".into()), NOW, [7; 16])
+                .seal_challenge(&target, Some("nonce".into()), NOW, 0, NOW, [7; 16])
                 .unwrap();
             let opened = keys.open_challenge(&sealed.id).unwrap();
             assert_eq!(opened, sealed);
             assert_eq!(opened.target, target);
         }
         let sealed = keys
-            .seal_challenge(&ChallengeTarget::Unbound, None, NOW, [1; 16])
+            .seal_challenge(&ChallengeTarget::Unbound, None, NOW, 0, NOW, [1; 16])
             .unwrap();
         // Another tenant, or another key of the same tenant name, cannot open it.
         assert_eq!(
@@ -722,7 +737,7 @@ mod tests {
         assert_eq!(keys.open_challenge(&forged), Err(Error::ChallengeNotFound));
         // Different random bits give different ids.
         let other = keys
-            .seal_challenge(&ChallengeTarget::Unbound, None, NOW, [2; 16])
+            .seal_challenge(&ChallengeTarget::Unbound, None, NOW, 0, NOW, [2; 16])
             .unwrap();
         assert_ne!(other.id, sealed.id);
     }

@@ -5,9 +5,9 @@
 use shared::clock::Timestamp;
 use shared::domain::{
     Action, ActionCode, ActionKey, ActionState, ApprovalChallenge, ApprovalId, ApprovalKind,
-    ApprovalSlot, ApprovalState, ChallengeId, ChallengeMark, Credential, CredentialId, Enrolment,
-    IdempotencyKey, Namespace, SigningKeyRecord, TenantId, TenantRecord, TrackContext, UserId,
-    UserProfile, VerificationMethod,
+    ApprovalSlot, ApprovalState, ChallengeId, ChallengeMark, ChallengeOrder, Credential,
+    CredentialId, Enrolment, IdempotencyKey, Namespace, SigningKeyRecord, TenantId, TenantRecord,
+    TrackContext, UserId, UserProfile, VerificationMethod,
 };
 use shared::domain::{Ceremony, CeremonyPurpose, PasskeyRecord};
 use shared::error::Error;
@@ -160,6 +160,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     users(&*store).await;
     verification(&*store).await;
     verification_failures_write_nothing(&*store).await;
+    in_app_challenges_are_used_in_order(&*store).await;
     concurrent_verifies_have_one_winner(store.clone()).await;
     concurrent_adds_leave_one_credential(store.clone()).await;
     enrolment_guard(&*store).await;
@@ -465,7 +466,7 @@ async fn credential_update_once(store: &dyn Store) {
     new.last_verified_at = Some(NOW);
     let update = CredentialUpdate {
         tenant_id: tenant.clone(),
-        challenge: SingleUse::Mark {
+        challenge: OneTimeMark {
             challenge_id: sample_challenge_id(),
             expires_at: NOW.plus_seconds(300),
         },
@@ -488,7 +489,7 @@ async fn credential_update_once(store: &dyn Store) {
     // A removed credential cannot be updated, and the challenge is not used up by trying.
     let gone = credential(&tenant, &alice, Namespace::Push, &unique("fp"));
     let attempt = CredentialUpdate {
-        challenge: SingleUse::Mark {
+        challenge: OneTimeMark {
             challenge_id: sample_challenge_id(),
             expires_at: NOW.plus_seconds(300),
         },
@@ -499,15 +500,13 @@ async fn credential_update_once(store: &dyn Store) {
         store.update_credential_once(&attempt).await.unwrap_err(),
         Error::InvalidCredential
     );
-    if let SingleUse::Mark { challenge_id, .. } = &attempt.challenge {
-        assert_eq!(
-            store
-                .get_challenge_mark(&tenant, challenge_id)
-                .await
-                .unwrap(),
-            None
-        );
-    }
+    assert_eq!(
+        store
+            .get_challenge_mark(&tenant, &attempt.challenge.challenge_id)
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn deleting_a_user_deletes_their_push(store: &dyn Store) {
@@ -1154,13 +1153,18 @@ fn commit_approval(
     }
 }
 
+/// The in-app single use of `challenge`, expiring at `expires_at` and issued 300 s before.
+fn in_order(challenge: &ChallengeId, expires_at: Timestamp) -> SingleUse {
+    SingleUse::InOrder {
+        order: ChallengeOrder::at(Timestamp(expires_at.0 - 300_000), 0, challenge),
+        expires_at,
+    }
+}
+
 fn commit(scene: &Scene, now: Timestamp) -> VerificationCommit {
     VerificationCommit {
         tenant_id: scene.tenant.clone(),
-        single_use: SingleUse::Mark {
-            challenge_id: scene.challenge.clone(),
-            expires_at: NOW.plus_seconds(300),
-        },
+        single_use: in_order(&scene.challenge, NOW.plus_seconds(300)),
         credential: scene.credential.clone(),
         method: VerificationMethod::Device,
         action: ActionWrite::Complete(scene.action.key.clone()),
@@ -1185,19 +1189,15 @@ async fn verification(store: &dyn Store) {
         done.verified_by_authenticator_id.as_ref(),
         Some(&s.credential.id)
     );
-    let mark = store
-        .get_challenge_mark(&s.tenant, &s.challenge)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(mark.consumed);
-    assert_eq!(mark.expires_at, NOW.plus_seconds(300));
-    let credential = store
-        .get_credential(&s.tenant, Namespace::InApp, &s.credential.key_fingerprint)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(credential.last_verified_at, Some(at));
+    assert_eq!(
+        store
+            .get_challenge_mark(&s.tenant, &s.challenge)
+            .await
+            .unwrap(),
+        None,
+        "an in-app challenge is used in order, with no record of its own"
+    );
+    assert_last_verified(store, &s.credential, Some(at)).await;
 
     // Replay.
     assert_eq!(
@@ -1233,22 +1233,13 @@ async fn verification(store: &dyn Store) {
 /// Each failed condition gives its own error, and leaves every record as it was.
 async fn verification_failures_write_nothing(store: &dyn Store) {
     async fn assert_untouched(store: &dyn Store, s: &Scene) {
-        let mark = store
-            .get_challenge_mark(&s.tenant, &s.challenge)
-            .await
-            .unwrap();
-        assert!(!mark.is_some_and(|m| m.consumed));
         let action = store
             .get_action(&s.tenant, &s.action.key)
             .await
             .unwrap()
             .unwrap();
         assert_eq!(action.state, s.action.state);
-        let credential = store
-            .get_credential(&s.tenant, Namespace::InApp, &s.credential.key_fingerprint)
-            .await
-            .unwrap();
-        assert_eq!(credential.and_then(|c| c.last_verified_at), None);
+        assert_last_verified(store, &s.credential, None).await;
     }
 
     // Expired: checked in code, whatever TTL has or has not deleted.
@@ -1305,9 +1296,7 @@ async fn verification_failures_write_nothing(store: &dyn Store) {
     assert_untouched(store, &s).await;
     let retired = s.action.expires_at;
     let mut after_retention = commit(&s, retired);
-    if let SingleUse::Mark { expires_at, .. } = &mut after_retention.single_use {
-        *expires_at = retired.plus_seconds(300);
-    }
+    after_retention.single_use = in_order(&s.challenge, retired.plus_seconds(300));
     assert_eq!(
         store
             .complete_verification(&after_retention)
@@ -1330,11 +1319,6 @@ async fn verification_failures_write_nothing(store: &dyn Store) {
             .unwrap_err(),
         Error::InvalidCredential
     );
-    let mark = store
-        .get_challenge_mark(&s.tenant, &s.challenge)
-        .await
-        .unwrap();
-    assert!(!mark.is_some_and(|m| m.consumed));
 
     // The credential was replaced by another registration of the same key.
     let s = scene(store, ActionState::ChallengeRequired).await;
@@ -1345,6 +1329,142 @@ async fn verification_failures_write_nothing(store: &dyn Store) {
         Error::InvalidCredential
     );
     assert_untouched(store, &s).await;
+    // Nor was the challenge used up by the refusal: it still completes the action.
+    store.complete_verification(&commit(&s, NOW)).await.unwrap();
+}
+
+/// A user's in-app challenges are used in the order they were issued ([`ChallengeOrder`]): a
+/// replay is `ChallengeAlreadyUsed`, an older challenge after a newer one
+/// `ChallengeSuperseded`, and neither writes anything; other users are not affected.
+async fn in_app_challenges_are_used_in_order(store: &dyn Store) {
+    let s = scene(store, ActionState::ChallengeRequired).await;
+    let older = (sample_challenge_id(), NOW.plus_seconds(299));
+    let newer = (sample_challenge_id(), NOW.plus_seconds(300));
+    let with = |challenge: &(ChallengeId, Timestamp)| VerificationCommit {
+        single_use: in_order(&challenge.0, challenge.1),
+        ..commit(&s, NOW)
+    };
+
+    store.complete_verification(&with(&newer)).await.unwrap();
+    assert_eq!(
+        store
+            .complete_verification(&with(&newer))
+            .await
+            .unwrap_err(),
+        Error::ChallengeAlreadyUsed
+    );
+    assert_eq!(
+        store
+            .complete_verification(&with(&older))
+            .await
+            .unwrap_err(),
+        Error::ChallengeSuperseded
+    );
+    // Issued in the same millisecond: the issuing process's sequence orders them; on two
+    // instances with the same sequence number, the fingerprint.
+    let at = NOW.plus_seconds(1);
+    let expires_at = at.plus_seconds(300);
+    let same_ms = |sequence: u64, id: &ChallengeId| VerificationCommit {
+        single_use: SingleUse::InOrder {
+            order: ChallengeOrder::at(at, sequence, id),
+            expires_at,
+        },
+        ..commit(&s, NOW)
+    };
+    let (a, b) = (sample_challenge_id(), sample_challenge_id());
+    store.complete_verification(&same_ms(7, &b)).await.unwrap();
+    store.complete_verification(&same_ms(8, &a)).await.unwrap();
+    assert_eq!(
+        store
+            .complete_verification(&same_ms(7, &b))
+            .await
+            .unwrap_err(),
+        Error::ChallengeSuperseded
+    );
+    let (c, d) = (sample_challenge_id(), sample_challenge_id());
+    let (first, second) = if ChallengeOrder::at(at, 9, &c) < ChallengeOrder::at(at, 9, &d) {
+        (c, d)
+    } else {
+        (d, c)
+    };
+    store
+        .complete_verification(&same_ms(9, &first))
+        .await
+        .unwrap();
+    store
+        .complete_verification(&same_ms(9, &second))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .complete_verification(&same_ms(9, &second))
+            .await
+            .unwrap_err(),
+        Error::ChallengeAlreadyUsed
+    );
+
+    // Another user's older challenge is theirs to use.
+    let other = scene(store, ActionState::ChallengeRequired).await;
+    let other_commit = VerificationCommit {
+        single_use: in_order(&older.0, older.1),
+        ..commit(&other, NOW)
+    };
+    store.complete_verification(&other_commit).await.unwrap();
+
+    // A refused one changed nothing: the action of a fresh scene stays as it was.
+    let fresh = scene(store, ActionState::ChallengeRequired).await;
+    store
+        .complete_verification(&commit(&fresh, NOW))
+        .await
+        .unwrap();
+    let replay_elsewhere = VerificationCommit {
+        action: ActionWrite::Complete(
+            action(
+                &fresh.tenant,
+                &fresh.credential.user_id,
+                "x",
+                ActionState::Allow,
+            )
+            .key,
+        ),
+        ..commit(&fresh, NOW.plus_seconds(1))
+    };
+    assert_eq!(
+        store
+            .complete_verification(&replay_elsewhere)
+            .await
+            .unwrap_err(),
+        Error::ChallengeAlreadyUsed,
+        "a replay is refused as one even where its action is gone"
+    );
+    assert_last_verified(store, &fresh.credential, Some(NOW)).await;
+}
+
+/// `last_verified_at` of `credential` as every read shows it: by key, by user, with passkeys.
+async fn assert_last_verified(store: &dyn Store, credential: &Credential, at: Option<Timestamp>) {
+    let tenant = &credential.tenant_id;
+    let by_key = store
+        .get_credential(tenant, credential.namespace, &credential.key_fingerprint)
+        .await
+        .unwrap();
+    if let Some(by_key) = by_key {
+        assert_eq!(by_key.last_verified_at, at, "get_credential");
+    }
+    let of_user = |list: Vec<Credential>| {
+        list.into_iter()
+            .find(|c| c.id == credential.id)
+            .and_then(|c| c.last_verified_at)
+    };
+    let listed = store
+        .list_user_credentials(tenant, &credential.user_id)
+        .await
+        .unwrap();
+    assert_eq!(of_user(listed), at, "list_user_credentials");
+    let (listed, _) = store
+        .list_user_authenticators(tenant, &credential.user_id)
+        .await
+        .unwrap();
+    assert_eq!(of_user(listed), at, "list_user_authenticators");
 }
 
 async fn concurrent_verifies_have_one_winner(store: Arc<dyn Store>) {

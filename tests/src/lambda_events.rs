@@ -1050,6 +1050,8 @@ fn request_for(
         keys.seal_challenge(
             &target,
             None,
+            FIXTURE_TIME,
+            0,
             FIXTURE_TIME.plus_seconds(FIXTURE_LIFETIME_SECONDS),
             [9; 16],
         )

@@ -350,6 +350,49 @@ pub struct Challenge {
     /// Attestation nonce, issued with Bearer auth (spec 3.4.1).
     pub nonce: Option<String>,
     pub expires_at: Timestamp,
+    /// When it was issued, and the issuing process's sequence number: see [`ChallengeOrder`].
+    pub issued_at: Timestamp,
+    pub sequence: u64,
+}
+
+/// Where an in-app challenge stands among its user's: by the time it was issued, then by the
+/// issuing process's sequence number (challenges issued in the same millisecond), then by
+/// the id's fingerprint (the same millisecond on two instances). Compared as strings, by the
+/// stores and by DynamoDB's `<` alike.
+///
+/// A user's in-app challenges are used in this order: a verify is refused if a challenge of
+/// the same user at this place (a replay) or after it (a newer one) was used. That is what
+/// makes a sealed challenge single-use without a record of its own (docs/dynamodb.md, "The
+/// verify transaction"); the price is that of two challenges a user holds at once, the older
+/// cannot be used after the newer.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ChallengeOrder(String);
+
+impl ChallengeOrder {
+    pub fn of(challenge: &Challenge) -> ChallengeOrder {
+        ChallengeOrder::at(challenge.issued_at, challenge.sequence, &challenge.id)
+    }
+
+    /// Zero-padded, so that string order is numeric order for any time after 1970. 64 bits of
+    /// the fingerprint tell apart two challenges of one millisecond and sequence number.
+    pub fn at(issued_at: Timestamp, sequence: u64, id: &ChallengeId) -> ChallengeOrder {
+        let fingerprint = id.fingerprint();
+        ChallengeOrder(format!(
+            "{:016}.{sequence:020}.{}",
+            issued_at.0.max(0),
+            &fingerprint[..16]
+        ))
+    }
+
+    /// An order read back from a store.
+    pub fn from_stored(stored: String) -> ChallengeOrder {
+        ChallengeOrder(stored)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// The user attributes of spec 2.6.

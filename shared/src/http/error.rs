@@ -181,6 +181,7 @@ fn domain_status(error: &Error) -> StatusCode {
         CredentialConflict
         | SignatureAlreadyUsed
         | ChallengeAlreadyUsed
+        | ChallengeSuperseded
         | PasskeyTokenAlreadyUsed
         | ActionNotChallengeable(_)
         | ChallengeNotClaimed => StatusCode::CONFLICT,
@@ -217,6 +218,7 @@ fn domain_code(error: &Error) -> &'static str {
         ChallengeNotFound => "challenge_not_found",
         ChallengeExpired => "challenge_expired",
         ChallengeAlreadyUsed => "challenge_already_used",
+        ChallengeSuperseded => "challenge_superseded",
         ChallengeMismatch => "challenge_mismatch",
         ChallengeClaimedByAnotherDevice => "challenge_claimed_by_another_device",
         ChallengeNotClaimed => "challenge_not_claimed",
@@ -346,6 +348,7 @@ mod tests {
             Error::ChallengeNotFound.into(),
             Error::ChallengeExpired.into(),
             Error::ChallengeAlreadyUsed.into(),
+            Error::ChallengeSuperseded.into(),
             Error::ChallengeMismatch.into(),
             Error::ChallengeClaimedByAnotherDevice.into(),
             Error::ChallengeNotClaimed.into(),

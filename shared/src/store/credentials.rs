@@ -39,7 +39,19 @@ pub struct RemovalReceipt {
 
 #[async_trait]
 pub trait CredentialStore: Send + Sync {
+    /// The credential registered for this key in this namespace, with the time of its latest
+    /// verification.
     async fn get_credential(
+        &self,
+        tenant: &TenantId,
+        namespace: Namespace,
+        key_fingerprint: &str,
+    ) -> Result<Option<Credential>>;
+    /// The same credential, as a signature check needs it: its `last_verified_at` may be older
+    /// than its latest verification (on DynamoDB that time is kept on the user's enrolment
+    /// item, which this read skips to stay one request: docs/dynamodb.md, "The verify
+    /// transaction"). For the verify and approval paths, which set that time themselves.
+    async fn get_credential_for_signature(
         &self,
         tenant: &TenantId,
         namespace: Namespace,

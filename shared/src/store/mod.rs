@@ -58,7 +58,7 @@ pub use tenants::TenantStore;
 pub use user_lookups::{UserLookupStore, UserPage};
 pub use users::UserStore;
 pub use verification::{
-    ActionWrite, CredentialUpdate, SingleUse, VerificationCommit, VerificationStore,
+    ActionWrite, CredentialUpdate, OneTimeMark, SingleUse, VerificationCommit, VerificationStore,
 };
 
 /// Everything the use cases need from storage.

@@ -7,7 +7,7 @@ use crate::App;
 use crate::domain::policy::Provenance;
 use crate::domain::{
     Action, ActionCode, ActionKey, ActionOrigin, ActionState, Challenge, ChallengeId,
-    ChallengeTarget, Credential, IdempotencyKey, Namespace, Outcome, TrackContext,
+    ChallengeOrder, ChallengeTarget, Credential, IdempotencyKey, Namespace, Outcome, TrackContext,
 };
 use crate::encoding;
 use crate::error::{Error, Result, Throttled};
@@ -19,6 +19,14 @@ use crate::token::{TokenRequest, VerifiedToken};
 /// The action code given to an in-app verify that names no action and has no token (the
 /// SDK's `verify()` without arguments). The backend can validate it with this `action`.
 pub const DEFAULT_VERIFY_ACTION_CODE: &str = "inAppVerification";
+
+/// The next number of the challenges this process seals: it orders those issued in the same
+/// millisecond (a fast local client, or a test's frozen clock), which the time alone cannot
+/// ([`ChallengeOrder`]). Process-wide, so the servers of one test process agree.
+pub(crate) fn next_issue_sequence() -> u64 {
+    static ISSUED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    ISSUED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
 
 /// How the caller of `POST /client/challenge` authenticated (spec 3.1).
 #[derive(Debug, Clone)]
@@ -92,17 +100,23 @@ impl App {
                 None => (ChallengeTarget::Unbound, None),
             },
         };
-        let expires_at = self
-            .now()
-            .plus_seconds(self.settings.challenge_lifetime_seconds);
-        tenant
-            .keys
-            .seal_challenge(&target, nonce, expires_at, self.random_bytes()?)
+        let now = self.now();
+        let expires_at = now.plus_seconds(self.settings.challenge_lifetime_seconds);
+        tenant.keys.seal_challenge(
+            &target,
+            nonce,
+            now,
+            next_issue_sequence(),
+            expires_at,
+            self.random_bytes()?,
+        )
     }
 
     /// Verifies a device signature over a challenge id and completes the action it stands
-    /// for. Marking the challenge used, moving the action to `CHALLENGE_SUCCEEDED` and setting
-    /// the credential's `lastVerifiedAt` happen in one store transaction (DESIGN 4).
+    /// for. Using the challenge up, moving the action to `CHALLENGE_SUCCEEDED` and setting
+    /// the credential's `lastVerifiedAt` happen in one store transaction (DESIGN 4). A user's
+    /// challenges are used in the order they were issued ([`ChallengeOrder`]): a replay is
+    /// `ChallengeAlreadyUsed`, an older challenge after a newer one `ChallengeSuperseded`.
     pub async fn verify_challenge(
         &self,
         tenant: &Tenant,
@@ -132,7 +146,7 @@ impl App {
 
         let credential = self
             .store
-            .get_credential(
+            .get_credential_for_signature(
                 &tenant.id,
                 command.namespace,
                 &command.public_key.fingerprint(),
@@ -159,8 +173,8 @@ impl App {
         }
         let commit = VerificationCommit {
             tenant_id: tenant.id.clone(),
-            single_use: SingleUse::Mark {
-                challenge_id: challenge.id.clone(),
+            single_use: SingleUse::InOrder {
+                order: ChallengeOrder::of(&challenge),
                 expires_at: challenge.expires_at,
             },
             credential: credential.clone(),

@@ -159,6 +159,67 @@ async fn in_app_verify_with_a_tracked_action_then_validate() {
     assert_eq!(action["rules"], json!([]));
 }
 
+/// A user's in-app challenges are used in the order they were issued (docs/dynamodb.md, "The
+/// verify transaction"): a replay is `challenge_already_used`, an older challenge after a newer
+/// one `challenge_superseded`, and another user's challenges are their own. Each success shows
+/// as `lastVerifiedAt` on every route that returns the credential.
+#[tokio::test]
+async fn a_users_challenges_are_used_in_the_order_they_were_issued() {
+    let h = Harness::start().await;
+    let (alice, bob) = (Device::new(), Device::new());
+    h.register(&h.a, "alice", &alice).await;
+    h.register(&h.a, "bob", &bob).await;
+    let token = |tracked: &serde_json::Value| tracked["token"].as_str().unwrap().to_owned();
+    let first = token(&h.track(&h.a, "alice", "signIn", json!({})).await);
+    let second = token(&h.track(&h.a, "alice", "pay", json!({})).await);
+    let older = h.challenge(&h.a, json!({})).await;
+    let bobs = h.challenge(&h.a, json!({})).await;
+    let newer = h.challenge(&h.a, json!({})).await;
+
+    h.verify(Auth::Bearer(&second), &alice, &newer)
+        .await
+        .expect(200);
+    h.verify(Auth::Bearer(&first), &alice, &older)
+        .await
+        .expect_error(409, "challenge_superseded");
+    h.verify(Auth::Bearer(&first), &alice, &newer)
+        .await
+        .expect_error(409, "challenge_already_used");
+    let bob_token = token(&h.track(&h.a, "bob", "signIn", json!({})).await);
+    h.verify(Auth::Bearer(&bob_token), &bob, &bobs)
+        .await
+        .expect(200);
+    // A challenge asked for now completes the first action.
+    let fresh = h.challenge(&h.a, json!({})).await;
+    let verified = h
+        .verify(Auth::Bearer(&first), &alice, &fresh)
+        .await
+        .expect(200);
+    let validated = h.validate(&h.a, json!({"token": verified["token"]})).await;
+    assert_eq!(validated["isValid"], true, "{validated}");
+    assert_eq!(validated["action"], "signIn");
+
+    let listed = h
+        .get("/users/alice/authenticators", Auth::Secret(&h.a.secret))
+        .await
+        .expect(200);
+    let by_key = h
+        .get(
+            &format!(
+                "/client/user-authenticators/in-app?publicKey={}",
+                alice.query_android()
+            ),
+            Auth::TenantAndroid(&h.a.id),
+        )
+        .await
+        .expect(200);
+    let at = listed[0]["lastVerifiedAt"]
+        .as_str()
+        .expect("lastVerifiedAt");
+    assert!(at.ends_with('Z'), "{at}");
+    assert_eq!(by_key["lastVerifiedAt"], at);
+}
+
 #[tokio::test]
 async fn in_app_verify_without_a_track_creates_the_named_action() {
     let h = Harness::start().await;

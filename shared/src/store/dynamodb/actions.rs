@@ -3,7 +3,7 @@
 use super::DynamoStore;
 use super::error::conditional;
 use super::item::{action_from, action_item, credential_from, get_s, n, s};
-use super::keys::{ACTION_PREFIX, CREDENTIAL_PREFIX, Key, user_partition};
+use super::keys::{ACTION_PREFIX, CREDENTIAL_PREFIX, ENROLMENT_SORT_KEY, Key, user_partition};
 use super::schema;
 use super::store::one;
 use crate::clock::Timestamp;
@@ -101,9 +101,12 @@ impl ActionStore for DynamoStore {
         let mut credentials = Vec::new();
         let mut actions = Vec::new();
         let mut passkeys: Vec<crate::domain::PasskeyRecord> = Vec::new();
+        let mut enrolment = None;
         for item in &items {
             let sk = get_s(item, schema::SORT_KEY)?;
-            if sk.starts_with(CREDENTIAL_PREFIX) {
+            if sk == ENROLMENT_SORT_KEY {
+                enrolment = Some(item);
+            } else if sk.starts_with(CREDENTIAL_PREFIX) {
                 credentials.push(credential_from(tenant, item)?);
             } else if sk.starts_with(ACTION_PREFIX) {
                 let action = action_from(tenant, item)?;
@@ -114,6 +117,7 @@ impl ActionStore for DynamoStore {
                 passkeys.push(super::item::from_json_attr(item, "data")?);
             }
         }
+        super::store::with_last_verified(&mut credentials, enrolment);
         credentials.sort_by_key(|c| c.created_at);
         actions.sort_by_key(|a| std::cmp::Reverse(a.created_at));
         passkeys.sort_by_key(|p| p.created_at);

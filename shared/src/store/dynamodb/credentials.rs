@@ -2,8 +2,10 @@
 
 use super::DynamoStore;
 use super::error::failed;
-use super::item::{self, action_from, credential_from, credential_item, n, s};
-use super::keys::{CREDENTIAL_PREFIX, Key, user_partition};
+use super::item::{self, action_from, credential_from, credential_item, get_s, n, s};
+use super::keys::{CREDENTIAL_PREFIX, ENROLMENT_SORT_KEY, Key, user_partition};
+use super::schema;
+use super::store::{SortKeys, with_last_verified};
 use crate::domain::{
     ADD_AUTHENTICATORS_SCOPE, ActionState, Credential, CredentialId, Namespace, TenantId, UserId,
 };
@@ -14,7 +16,30 @@ use std::collections::HashMap;
 
 #[async_trait]
 impl CredentialStore for DynamoStore {
+    /// Two reads when found: the credential by its key, then its user's enrolment item for
+    /// the verification time (see [`super::store::last_verified_attribute`]).
     async fn get_credential(
+        &self,
+        tenant: &TenantId,
+        namespace: Namespace,
+        key_fingerprint: &str,
+    ) -> Result<Option<Credential>> {
+        let Some(credential) = self
+            .get_credential_for_signature(tenant, namespace, key_fingerprint)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let enrolment = self
+            .get_item(&Key::enrolment(tenant, &credential.user_id))
+            .await?;
+        let mut found = [credential];
+        with_last_verified(&mut found, enrolment.as_ref());
+        let [credential] = found;
+        Ok(Some(credential))
+    }
+
+    async fn get_credential_for_signature(
         &self,
         tenant: &TenantId,
         namespace: Namespace,
@@ -34,13 +59,22 @@ impl CredentialStore for DynamoStore {
         tenant: &TenantId,
         user: &UserId,
     ) -> Result<Vec<Credential>> {
+        // `CRED#…` up to `ENROLMENT`, which sorts right after them: the credentials and their
+        // verification times in one Query.
         let items = self
-            .query_prefix(user_partition(tenant, user), CREDENTIAL_PREFIX)
+            .query(
+                user_partition(tenant, user),
+                SortKeys::Between(CREDENTIAL_PREFIX, ENROLMENT_SORT_KEY),
+            )
             .await?;
-        let mut credentials = items
-            .iter()
+        let (enrolment, credentials): (Vec<_>, Vec<_>) = items.iter().partition(|item| {
+            get_s(item, schema::SORT_KEY).is_ok_and(|sk| sk == ENROLMENT_SORT_KEY)
+        });
+        let mut credentials = credentials
+            .into_iter()
             .map(|item| credential_from(tenant, item))
             .collect::<Result<Vec<_>>>()?;
+        with_last_verified(&mut credentials, enrolment.first().copied());
         credentials.sort_by_key(|c| c.created_at);
         Ok(credentials)
     }

@@ -13,6 +13,9 @@ use std::collections::HashMap;
 
 /// The sort-key prefix of a user's credentials, in the user's partition.
 pub(super) const CREDENTIAL_PREFIX: &str = "CRED#";
+/// The sort key of a user's enrolment item, in the user's partition. It sorts right after
+/// every `CRED#…`, so one Query can read both.
+pub(super) const ENROLMENT_SORT_KEY: &str = "ENROLMENT";
 /// The sort-key prefix of a user's actions, in the user's partition.
 pub(super) const ACTION_PREFIX: &str = "ACT#";
 /// The sort-key prefix of a user's sessions, in the user's partition.
@@ -97,7 +100,7 @@ impl Key {
 
     /// `T#{t}#U#{u}` / `ENROLMENT`
     pub fn enrolment(tenant: &TenantId, user: &UserId) -> Key {
-        Key::new(user_partition(tenant, user), "ENROLMENT")
+        Key::new(user_partition(tenant, user), ENROLMENT_SORT_KEY)
     }
 
     /// `T#{t}#U#{u}` / `CRED#{id}`: a credential in its user's partition.

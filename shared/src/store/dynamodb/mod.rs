@@ -12,12 +12,12 @@
 //! | tenant | `TENANT#{t}` | `TENANT` | `data` (tenant JSON: secret hashes, token keys) | |
 //! | secret index | `SECRET#{hash}` | `SECRET` | `tenantId` | |
 //! | user profile | `T#{t}#U#{u}` | `PROFILE` | `data` (profile JSON) | |
-//! | enrolment | `T#{t}#U#{u}` | `ENROLMENT` | `credentials` (N: moved by every add and removal; what makes a scopeless token's first credential the only one), `deviceIds`, `pushIds`, `passkeyIds` (SS: the ids of the user's authenticators per method, moved in the same transactions; what track reads instead of the credentials) | |
+//! | enrolment | `T#{t}#U#{u}` | `ENROLMENT` | `credentials` (N: moved by every add and removal; what makes a scopeless token's first credential the only one), `deviceIds`, `pushIds`, `passkeyIds` (SS: the ids of the user's authenticators per method, moved in the same transactions; what track reads instead of the credentials; the verify's condition that a credential is still registered), `lastVerifiedAt#{id}` (N: each device credential's latest verification, set by verify and approve, removed with the credential), `lastChallenge` (S: the order of the user's last used in-app challenge, what makes each single-use) | |
 //! | credential | `T#{t}#U#{u}` | `CRED#{id}` | credential attributes (below) | |
 //! | credential by key | `T#{t}#K#{ns}#{fp}` | `KEY` | the same attributes, a second copy | |
 //! | removal receipt | `T#{t}#RK#{fp}` | `RECEIPT#{window}` | `expiresAt` | yes |
 //! | action | `T#{t}#U#{u}` | `ACT#{code}#{key}` | action attributes (below) | yes |
-//! | challenge mark | `T#{t}#CH#{ch}` | `MARK` | `consumed`, `failedAttempts`, `expiresAt` | yes |
+//! | challenge mark (failed signatures of an in-app challenge; the single use of a push-update challenge) | `T#{t}#CH#{ch}` | `MARK` | `consumed`, `failedAttempts`, `expiresAt` | yes |
 //! | action config (16 identical copies, one per shard of users: no hot item) | `T#{t}#CFG#{shard}` | `ACTION#{code}` (`ACTION#*`: the tenant default) | `data` (config JSON) | |
 //! | pending push (one per user) | `T#{t}#U#{u}` | `PUSH` | `data` (challenge JSON), `version` | yes, kept 10 minutes after the start (the rate limit's window), past the push's own expiry |
 //! | QR-code challenge | `T#{t}#QR#{id}` | `QR` | `data` (challenge JSON, with the WebSocket connection it was created on, if any), `version` | yes |
@@ -29,7 +29,9 @@
 //! | rate-limit counter | `T#{t}#RL#{bucket}` | `RL` | `hits`, `expiresAt` | yes, at the end of its window |
 //!
 //! Credential attributes: `credId`, `userId`, `namespace`, `publicKey`, `fingerprint`,
-//! `deviceName`, `devicePlatform`, `pushToken`, `createdAt`, `lastVerifiedAt`, `credExpiresAt`.
+//! `deviceName`, `devicePlatform`, `pushToken`, `createdAt`, `lastVerifiedAt` (as of the last
+//! push-credential update: verifications set the enrolment item's instead, and reads take the
+//! later), `credExpiresAt`.
 //! Action attributes: `userId`, `actionCode`, `idempotencyKey`, `state`, `createdAt`,
 //! `stateUpdatedAt`, `verificationMethod`, `verifiedBy`, `context` (JSON), `ruleIds` (JSON),
 //! `rules` (JSON: the deciding rule's id, name and description, when a rule decided), `origin`,
@@ -40,17 +42,18 @@
 //! | pattern | how | requests |
 //! |---|---|---|
 //! | tenant by id / by secret | `GetItem` (cached in memory by the app) | 1 |
-//! | a user's credentials (track, list) | `Query pk = T#{t}#U#{u}, begins_with(sk, CRED#)` | 1 |
-//! | credential by public key (verify, get) | `GetItem` on the key item | 1 |
+//! | a user's credentials (list) | `Query pk = T#{t}#U#{u}, sk BETWEEN CRED# AND ENROLMENT` (the enrolment item, for the verification times) | 1 |
+//! | credential by public key (verify, approve) | `GetItem` on the key item | 1 |
+//! | credential by public key, with its verification time (the client's get) | `GetItem` on the key item, then on the user's enrolment item | 2 |
 //! | add credential | `TransactWriteItems`: the token's action checked, both copies (`attribute_not_exists` on the key item), the key's item in each other namespace checked (absent or this user's: one user per key and tenant), the enrolment counter | 1 |
 //! | the action's config, the tenant default and the user's enrolment (track) | `BatchGetItem` of `ACTION#{code}`, `ACTION#*` and `ENROLMENT`, strongly consistent | 1 |
 //! | a user's credentials and actions (track, when a rule reads history) | `Query pk = T#{t}#U#{u}` (the whole partition) | 1 |
 //! | track | `BatchGetItem` configs and enrolment (+ `Query` of the whole user partition when a rule reads history) + `PutItem` action `attribute_not_exists` | 2 (3) |
 //! | list configs / put / delete | `Query pk = T#{t}#CFG#0, begins_with(sk, ACTION#)` / `TransactWriteItems` of every copy (put / delete) | 1 |
-//! | verify | `GetItem` key item + `TransactWriteItems` (mark, action, both credential copies) | 2 |
+//! | verify | `GetItem` key item + `TransactWriteItems` (action, enrolment item: the credential still registered, the challenge after the user's last used, the verification time) | 2 |
 //! | validate | `GetItem` action | 1 |
 //! | push or QR challenge read / compare-and-swap | `GetItem` / `PutItem` with `version = :expected` | 1 |
-//! | approve | `GetItem` key item + `GetItem` challenge + `TransactWriteItems` (challenge, action, both credential copies) | 3 |
+//! | approve | `GetItem` key item + `GetItem` challenge + `TransactWriteItems` (challenge, action, enrolment item) | 3 |
 //! | passkey options (registration, sign-in with a token) | `Query pk = T#{t}#U#{u}, begins_with(sk, PASSKEY#)` + `PutItem` ceremony | 2 |
 //! | passkey registration | `GetItem` ceremony + `TransactWriteItems` (ceremony consumed, action checked, both copies `attribute_not_exists`, enrolment counter) | 2 |
 //! | passkey sign-in | `GetItem` ceremony + `GetItem` passkey + `TransactWriteItems` (ceremony consumed, both copies `counter = :previous`, action) | 3 |
@@ -60,7 +63,8 @@
 //! The credential is stored twice so that both of its lookups are one strongly consistent
 //! request; a secondary index would be eventually consistent, and a user who just enrolled could
 //! be told "not enrolled" (and allowed) for a moment. Every write that changes a credential
-//! changes both copies in one transaction.
+//! changes both copies in one transaction; a verification changes neither, only the user's
+//! enrolment item (docs/dynamodb.md, "The verify transaction").
 //!
 //! Every conditional step is one conditional write or one transaction; a failed condition
 //! becomes the precise domain error using the item DynamoDB returns with the failure

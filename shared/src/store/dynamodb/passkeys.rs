@@ -2,14 +2,14 @@
 //! partition), ceremonies with a TTL, each registration and sign-in one transaction.
 
 use super::DynamoStore;
-use super::error::{conditional, failed, sdk_error};
+use super::error::{conditional, failed};
 use super::item::{
     Item, action_from, action_item, credential_from, data_item, enum_attr, from_json_attr, get_s,
     n, s,
 };
-use super::keys::{CREDENTIAL_PREFIX, Key, PASSKEY_PREFIX, user_partition};
+use super::keys::{CREDENTIAL_PREFIX, ENROLMENT_SORT_KEY, Key, PASSKEY_PREFIX, user_partition};
 use super::schema;
-use super::store::one;
+use super::store::{SortKeys, one, with_last_verified};
 use crate::clock::Timestamp;
 use crate::domain::{
     ADD_AUTHENTICATORS_SCOPE, ActionKey, ActionState, Ceremony, CredentialId, PasskeyCheck,
@@ -151,40 +151,28 @@ impl PasskeyStore for DynamoStore {
         user: &UserId,
     ) -> Result<(Vec<crate::domain::Credential>, Vec<PasskeyRecord>)> {
         // `CRED#…` to `PASSKEY#…` in the user's partition: the credentials, the enrolment
-        // counter between them, and the passkeys; one Query.
+        // item between them (the credentials' verification times), and the passkeys; one
+        // Query. `$` sorts right after `#`: past every `PASSKEY#…`.
+        let items = self
+            .query(
+                user_partition(tenant, user),
+                SortKeys::Between(CREDENTIAL_PREFIX, "PASSKEY$"),
+            )
+            .await?;
         let mut credentials = Vec::new();
         let mut passkeys = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(user_partition(tenant, user)))
-                .expression_attribute_values(":from", s(CREDENTIAL_PREFIX))
-                // `$` sorts right after `#`: past every `PASSKEY#…`.
-                .expression_attribute_values(":to", s("PASSKEY$"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query", e))?;
-            self.meter.record_read(output.consumed_capacity());
-            for item in output.items.unwrap_or_default() {
-                let sk = get_s(&item, schema::SORT_KEY)?;
-                if sk.starts_with(CREDENTIAL_PREFIX) {
-                    credentials.push(credential_from(tenant, &item)?);
-                } else if sk.starts_with(PASSKEY_PREFIX) {
-                    passkeys.push(from_json_attr::<PasskeyRecord>(&item, "data")?);
-                }
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
+        let mut enrolment = None;
+        for item in &items {
+            let sk = get_s(item, schema::SORT_KEY)?;
+            if sk.starts_with(CREDENTIAL_PREFIX) {
+                credentials.push(credential_from(tenant, item)?);
+            } else if sk.starts_with(PASSKEY_PREFIX) {
+                passkeys.push(from_json_attr::<PasskeyRecord>(item, "data")?);
+            } else if sk == ENROLMENT_SORT_KEY {
+                enrolment = Some(item);
             }
         }
+        with_last_verified(&mut credentials, enrolment);
         credentials.sort_by_key(|c| c.created_at);
         passkeys.sort_by_key(|p| p.created_at);
         Ok((credentials, passkeys))

@@ -4,7 +4,8 @@ use super::error::{failed, internal, sdk_error};
 use super::item::{Item, n, s};
 use super::keys::Key;
 use super::meter::UsageMeter;
-use crate::domain::{TenantId, UserId, VerificationMethod};
+use crate::clock::Timestamp;
+use crate::domain::{Credential, TenantId, UserId, VerificationMethod};
 use crate::error::Result;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
@@ -21,6 +22,43 @@ pub(super) fn enrolment_set(method: VerificationMethod) -> &'static str {
         VerificationMethod::Push => "pushIds",
         VerificationMethod::Passkey => "passkeyIds",
     }
+}
+
+/// The attribute of the enrolment item holding when the credential `id` was last verified
+/// (a number; set by every verification and approval, removed with the credential). Kept
+/// there rather than on the credential's two copies so that a verify writes one item for the
+/// credential instead of two (docs/dynamodb.md, "The verify transaction").
+pub(super) fn last_verified_attribute(id: &str) -> String {
+    format!("lastVerifiedAt#{id}")
+}
+
+/// The attribute of the enrolment item holding the [`ChallengeOrder`] of the user's last
+/// used in-app challenge (a string).
+///
+/// [`ChallengeOrder`]: crate::domain::ChallengeOrder
+pub(super) const LAST_CHALLENGE_ATTRIBUTE: &str = "lastChallenge";
+
+/// `credentials` with the verification times kept on their user's enrolment item: the later
+/// of that and the copy's own (which a push credential update writes).
+pub(super) fn with_last_verified(credentials: &mut [Credential], enrolment: Option<&Item>) {
+    let Some(enrolment) = enrolment else { return };
+    for credential in credentials {
+        let kept = match enrolment.get(&last_verified_attribute(credential.id.as_str())) {
+            Some(AttributeValue::N(at)) => at.parse().ok().map(Timestamp),
+            _ => None,
+        };
+        credential.last_verified_at = credential.last_verified_at.max(kept);
+    }
+}
+
+/// Which sort keys of a partition a query reads.
+pub(super) enum SortKeys<'a> {
+    /// The whole partition.
+    All,
+    /// Those that start with this prefix.
+    Prefix(&'a str),
+    /// Those from the first to the second, both included.
+    Between(&'a str, &'a str),
 }
 
 /// The DynamoDB adapter of every store trait.
@@ -74,22 +112,35 @@ impl DynamoStore {
     /// All items of a partition whose sort key starts with `prefix` (all of them when it is
     /// empty), strongly consistent.
     pub(super) async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Item>> {
+        let keys = if prefix.is_empty() {
+            SortKeys::All
+        } else {
+            SortKeys::Prefix(prefix)
+        };
+        self.query(pk, keys).await
+    }
+
+    /// The items of a partition that `keys` selects, strongly consistent, every page.
+    pub(super) async fn query(&self, pk: String, keys: SortKeys<'_>) -> Result<Vec<Item>> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let mut query = self
+            let query = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .expression_attribute_values(":pk", s(pk.clone()));
             // DynamoDB refuses an empty string as a key condition value, so the whole
             // partition is asked for with the partition key alone.
-            query = if prefix.is_empty() {
-                query.key_condition_expression("pk = :pk")
-            } else {
-                query
+            let query = match keys {
+                SortKeys::All => query.key_condition_expression("pk = :pk"),
+                SortKeys::Prefix(prefix) => query
                     .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                    .expression_attribute_values(":prefix", s(prefix))
+                    .expression_attribute_values(":prefix", s(prefix)),
+                SortKeys::Between(from, to) => query
+                    .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                    .expression_attribute_values(":from", s(from))
+                    .expression_attribute_values(":to", s(to)),
             };
             let output = query
                 .consistent_read(true)
@@ -240,17 +291,26 @@ impl DynamoStore {
         } else {
             None
         };
-        let expression = if delta > 0 {
-            "ADD credentials :delta, #set :id"
+        let (expression, names) = if delta > 0 {
+            ("ADD credentials :delta, #set :id", vec![])
         } else {
-            "ADD credentials :delta DELETE #set :id"
+            // The removed authenticator's verification time goes with it.
+            (
+                "ADD credentials :delta DELETE #set :id REMOVE #lastVerified",
+                vec![("#lastVerified".to_owned(), last_verified_attribute(id))],
+            )
         };
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(Key::enrolment(tenant, user).item()))
             .update_expression(expression)
             .set_condition_expression(condition)
-            .expression_attribute_names("#set", enrolment_set(method))
+            .set_expression_attribute_names(Some(
+                names
+                    .into_iter()
+                    .chain([("#set".to_owned(), enrolment_set(method).to_owned())])
+                    .collect(),
+            ))
             .set_expression_attribute_values(Some(values))
             .build()
             .map_err(internal)?;

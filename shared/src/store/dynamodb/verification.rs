@@ -3,14 +3,16 @@
 use super::DynamoStore;
 use super::error::failed;
 use super::item::{
-    action_from, action_item, approval_item, credential_item, enum_attr, n, s, version_condition,
+    Item, action_from, action_item, approval_item, credential_item, enum_attr, get_opt_s, n, s,
+    version_condition,
 };
 use super::keys::Key;
 use super::schema;
-use crate::domain::{ActionKey, ActionState, Credential, TenantId};
+use super::store::{LAST_CHALLENGE_ATTRIBUTE, enrolment_set, last_verified_attribute};
+use crate::domain::{ActionKey, ActionState, ChallengeOrder, Credential, TenantId};
 use crate::error::{Error, Result};
 use crate::store::{
-    ActionWrite, CredentialUpdate, SingleUse, VerificationCommit, VerificationStore,
+    ActionWrite, CredentialUpdate, OneTimeMark, SingleUse, VerificationCommit, VerificationStore,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
@@ -18,6 +20,10 @@ use std::collections::HashMap;
 
 #[async_trait]
 impl VerificationStore for DynamoStore {
+    /// One transaction of two items for an in-app verify (the action and the user's enrolment
+    /// item, which holds the single use: [`SingleUse::InOrder`]), three for an approval (the
+    /// approval too). Each item is a transactional write of 2 units, so a full in-app flow
+    /// costs 5 write units (docs/dynamodb.md, "The verify transaction").
     async fn complete_verification(&self, commit: &VerificationCommit) -> Result<ActionKey> {
         let tenant = &commit.tenant_id;
         let now = commit.now;
@@ -27,10 +33,20 @@ impl VerificationStore for DynamoStore {
         let credential = &commit.credential;
         let method = enum_attr(&commit.method)?;
 
-        // 1. The challenge, used now for the first time.
-        let mark = self.use_once(tenant, &commit.single_use)?;
+        // The challenge, used now for the first time: an approval's own item, or (in order)
+        // a condition on the enrolment item below.
+        let (approval, order) = match &commit.single_use {
+            SingleUse::Approval { approved } => {
+                let (condition, values) = version_condition(approved.version.checked_sub(1))?;
+                (
+                    Some(self.put_if(approval_item(approved)?, Some(condition), values)?),
+                    None,
+                )
+            }
+            SingleUse::InOrder { order, .. } => (None, Some(order)),
+        };
 
-        // 2. The action: completed if still challengeable and retained, or created.
+        // The action: completed if still challengeable and retained, or created.
         let action_write = match &commit.action {
             ActionWrite::Complete(key) => {
                 self.update(
@@ -58,49 +74,45 @@ impl VerificationStore for DynamoStore {
             }
         };
 
-        // 3 and 4. Both copies of the credential: still registered, still this one.
-        let touch = |key: &Key| {
-            self.update(
-                key,
-                "SET lastVerifiedAt = :now",
-                "credId = :id",
-                &[],
-                HashMap::from([
-                    (":now".to_owned(), n(now.0)),
-                    (":id".to_owned(), s(credential.id.as_str())),
-                ]),
-            )
-        };
-        let [by_key, by_user] = Key::credential_copies(credential);
-        let by_key = touch(&by_key)?;
-        let by_user = touch(&by_user)?;
+        // The credential: still registered (its id in the user's enrolment set, moved by
+        // every add and removal), and its verification time.
+        let enrolment = self.verify_on_enrolment(credential, now, order)?;
 
-        match self
-            .transact(vec![mark, action_write, by_key, by_user])
-            .await?
-        {
-            Ok(()) => {}
-            Err(reasons) => {
-                let reason = |i: usize| reasons.get(i).filter(|r| failed(r));
-                if reason(0).is_some() {
-                    return Err(Error::ChallengeAlreadyUsed);
-                }
-                if let Some(r) = reason(1) {
-                    return Err(match (r.item(), &commit.action) {
-                        (Some(old), ActionWrite::Complete(_)) => {
-                            let old = action_from(tenant, old)?;
-                            if old.expires_at <= now {
-                                Error::ActionNotFound
-                            } else {
-                                Error::ActionNotChallengeable(old.state.as_str())
-                            }
-                        }
-                        (None, ActionWrite::Complete(_)) => Error::ActionNotFound,
-                        (_, ActionWrite::Create(_)) => Error::Internal,
-                    });
-                }
-                return Err(Error::InvalidCredential);
+        let first = usize::from(approval.is_some());
+        let (action_at, enrolment_at) = (first, first + 1);
+        let items = approval
+            .into_iter()
+            .chain([action_write, enrolment])
+            .collect();
+        if let Err(reasons) = self.transact(items).await? {
+            let failed_at = |i: usize| reasons.get(i).filter(|r| failed(r));
+            if first == 1 && failed_at(0).is_some() {
+                return Err(Error::ChallengeAlreadyUsed);
             }
+            // A replay or a superseded challenge before what the action says: a replay's
+            // action may have moved on since.
+            let enrolment_failure =
+                failed_at(enrolment_at).map(|r| enrolment_refusal(r.item(), order));
+            if let Some(refusal @ (Error::ChallengeAlreadyUsed | Error::ChallengeSuperseded)) =
+                enrolment_failure
+            {
+                return Err(refusal);
+            }
+            if let Some(r) = failed_at(action_at) {
+                return Err(match (r.item(), &commit.action) {
+                    (Some(old), ActionWrite::Complete(_)) => {
+                        let old = action_from(tenant, old)?;
+                        if old.expires_at <= now {
+                            Error::ActionNotFound
+                        } else {
+                            Error::ActionNotChallengeable(old.state.as_str())
+                        }
+                    }
+                    (None, ActionWrite::Complete(_)) => Error::ActionNotFound,
+                    (_, ActionWrite::Create(_)) => Error::Internal,
+                });
+            }
+            return Err(enrolment_failure.unwrap_or(Error::InvalidCredential));
         }
         Ok(match &commit.action {
             ActionWrite::Complete(key) => key.clone(),
@@ -109,10 +121,10 @@ impl VerificationStore for DynamoStore {
     }
 
     async fn update_credential_once(&self, update: &CredentialUpdate) -> Result<()> {
-        if update.challenge.expires_at() <= update.now {
+        if update.challenge.expires_at <= update.now {
             return Err(Error::ChallengeExpired);
         }
-        let mark = self.use_once(&update.tenant_id, &update.challenge)?;
+        let mark = self.use_mark(&update.tenant_id, &update.challenge)?;
         let [by_key, by_user] = self.replace_credential(&update.credential)?;
         match self.transact(vec![mark, by_key, by_user]).await? {
             Ok(()) => Ok(()),
@@ -122,33 +134,75 @@ impl VerificationStore for DynamoStore {
     }
 }
 
+/// Why the enrolment item refused a verification, from its old image: (in order) a challenge
+/// at or after this one was used, else the credential is no longer registered. The same
+/// precedence as the embedded store's.
+fn enrolment_refusal(old: Option<&Item>, order: Option<&ChallengeOrder>) -> Error {
+    let last = old
+        .and_then(|old| get_opt_s(old, LAST_CHALLENGE_ATTRIBUTE))
+        .map(ChallengeOrder::from_stored);
+    match (order, last) {
+        (Some(order), Some(last)) if last == *order => Error::ChallengeAlreadyUsed,
+        (Some(order), Some(last)) if last > *order => Error::ChallengeSuperseded,
+        _ => Error::InvalidCredential,
+    }
+}
+
 impl DynamoStore {
-    /// The transaction item that uses a challenge once (see [`SingleUse`]).
-    fn use_once(&self, tenant: &TenantId, single_use: &SingleUse) -> Result<TransactWriteItem> {
-        match single_use {
-            SingleUse::Mark {
-                challenge_id,
-                expires_at,
-            } => self.update(
-                &Key::challenge_mark(tenant, challenge_id),
-                "SET #consumed = :true, failedAttempts = if_not_exists(failedAttempts, :zero), expiresAt = :exp, #ttl = :ttl",
-                // Failed attempts do not stop the right signature (DESIGN 6).
-                "attribute_not_exists(pk) OR #consumed = :false",
-                &[("#ttl", schema::TTL_ATTRIBUTE), ("#consumed", "consumed")],
-                HashMap::from([
-                    (":true".to_owned(), AttributeValue::Bool(true)),
-                    (":false".to_owned(), AttributeValue::Bool(false)),
-                    (":zero".to_owned(), n(0)),
-                    (":exp".to_owned(), n(expires_at.0)),
-                    (":ttl".to_owned(), n(expires_at.unix_seconds())),
-                ]),
-            ),
-            SingleUse::Approval { approved } => {
-                let (condition, values) =
-                    version_condition(approved.version.checked_sub(1))?;
-                self.put_if(approval_item(approved)?, Some(condition), values)
+    /// The enrolment item's part of a verification: the credential's id must still be in its
+    /// user's set; its verification time becomes `now`; with `order`, no challenge of the
+    /// user at or after it may have been used, and it becomes the last used.
+    fn verify_on_enrolment(
+        &self,
+        credential: &Credential,
+        now: crate::clock::Timestamp,
+        order: Option<&ChallengeOrder>,
+    ) -> Result<TransactWriteItem> {
+        let last_verified = last_verified_attribute(credential.id.as_str());
+        let set = enrolment_set(credential.namespace.verification_method());
+        let mut values = HashMap::from([
+            (":id".to_owned(), s(credential.id.as_str())),
+            (":now".to_owned(), n(now.0)),
+        ]);
+        let (expression, condition) = match order {
+            Some(order) => {
+                values.insert(":order".to_owned(), s(order.as_str()));
+                (
+                    "SET #lastVerified = :now, #lastChallenge = :order",
+                    "contains(#set, :id) AND (attribute_not_exists(#lastChallenge) OR #lastChallenge < :order)",
+                )
             }
+            None => ("SET #lastVerified = :now", "contains(#set, :id)"),
+        };
+        let mut names = vec![("#set", set), ("#lastVerified", last_verified.as_str())];
+        if order.is_some() {
+            names.push(("#lastChallenge", LAST_CHALLENGE_ATTRIBUTE));
         }
+        self.update(
+            &Key::enrolment(&credential.tenant_id, &credential.user_id),
+            expression,
+            condition,
+            &names,
+            values,
+        )
+    }
+
+    /// The transaction item that uses a challenge's mark once (see [`OneTimeMark`]).
+    fn use_mark(&self, tenant: &TenantId, mark: &OneTimeMark) -> Result<TransactWriteItem> {
+        self.update(
+            &Key::challenge_mark(tenant, &mark.challenge_id),
+            "SET #consumed = :true, failedAttempts = if_not_exists(failedAttempts, :zero), expiresAt = :exp, #ttl = :ttl",
+            // Failed attempts do not stop the right signature (DESIGN 6).
+            "attribute_not_exists(pk) OR #consumed = :false",
+            &[("#ttl", schema::TTL_ATTRIBUTE), ("#consumed", "consumed")],
+            HashMap::from([
+                (":true".to_owned(), AttributeValue::Bool(true)),
+                (":false".to_owned(), AttributeValue::Bool(false)),
+                (":zero".to_owned(), n(0)),
+                (":exp".to_owned(), n(mark.expires_at.0)),
+                (":ttl".to_owned(), n(mark.expires_at.unix_seconds())),
+            ]),
+        )
     }
 
     /// Both copies of a credential replaced by `new`, if still registered under its id.

@@ -64,6 +64,8 @@ pub enum TableId {
     Passkeys = 17,
     UserPasskeys = 18,
     Ceremonies = 19,
+    /// The last used in-app challenge of each user ([`crate::domain::ChallengeOrder`]).
+    UsedChallenges = 20,
 }
 
 impl TableId {
@@ -105,6 +107,7 @@ impl TableId {
             Passkeys,
             UserPasskeys,
             Ceremonies,
+            UsedChallenges,
         ]
         .get(usize::from(tag))
         .copied()

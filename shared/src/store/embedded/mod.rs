@@ -33,6 +33,7 @@
 //! | `RefreshTokens` | tenant, SHA-256 of the token | [`RefreshTokenRecord`](crate::domain::RefreshTokenRecord) JSON | its `expires_at` |
 //! | `TokenMarks` | tenant, SHA-256 of a challenge token a session was made from | expiry (ms) | that expiry |
 //! | `UserLookups` | tenant, attribute, value, user | user id | |
+//! | `UsedChallenges` | tenant, user | [`UsedChallenge`] JSON: the user's last used in-app challenge | that challenge's expiry |
 //!
 //! A data directory written by the engine before SQLite (`trusted-device.journal`) is
 //! imported on first open ([`legacy_journal`]), then renamed aside.
@@ -45,7 +46,7 @@ mod sockets;
 
 use super::{
     ActionConfigStore, ActionStore, ActionWrite, ApprovalStore, ChallengeStore, CredentialStore,
-    CredentialUpdate, DecisionInputs, EnrolmentGuard, InsertOutcome, PasskeyEnrolment,
+    CredentialUpdate, DecisionInputs, EnrolmentGuard, InsertOutcome, OneTimeMark, PasskeyEnrolment,
     PasskeySignIn, PasskeyStore, RateBucket, RateLimitStore, RemovalReceipt, SingleUse,
     TenantStore, UserStore, VerificationCommit, VerificationStore,
 };
@@ -53,8 +54,8 @@ use crate::clock::Timestamp;
 use crate::domain::policy::{ActionConfig, ConfigKey};
 use crate::domain::{
     ADD_AUTHENTICATORS_SCOPE, Action, ActionKey, ActionState, ApprovalChallenge, ApprovalSlot,
-    ChallengeId, ChallengeMark, Credential, CredentialId, KEY_SEPARATOR, Namespace, TenantId,
-    TenantRecord, UserId, UserProfile,
+    ChallengeId, ChallengeMark, ChallengeOrder, Credential, CredentialId, KEY_SEPARATOR, Namespace,
+    TenantId, TenantRecord, UserId, UserProfile,
 };
 use crate::domain::{ActionCode, Enrolment};
 use crate::domain::{Ceremony, PasskeyCheck, PasskeyRecord};
@@ -268,6 +269,20 @@ impl Stored for Ceremony {
     }
 }
 
+/// A user's last used in-app challenge (see [`SingleUse::InOrder`]), kept until every
+/// challenge the user has used has expired: then no replay can be answered but `expired`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct UsedChallenge {
+    order: ChallengeOrder,
+    expires_at: Timestamp,
+}
+
+impl Stored for UsedChallenge {
+    fn expires_at(&self) -> Option<Timestamp> {
+        Some(self.expires_at)
+    }
+}
+
 impl Stored for ChallengeMark {
     fn expires_at(&self) -> Option<Timestamp> {
         Some(self.expires_at)
@@ -316,6 +331,7 @@ fn stored_expiry(table: TableId, value: &[u8]) -> Result<Option<Timestamp>> {
         | TableId::Passkeys
         | TableId::UserPasskeys => None,
         TableId::Ceremonies => decode::<Ceremony>(value)?.expires_at(),
+        TableId::UsedChallenges => decode::<UsedChallenge>(value)?.expires_at(),
     })
 }
 
@@ -391,27 +407,38 @@ fn approval_key(tenant: &TenantId, slot: &ApprovalSlot) -> String {
     }
 }
 
-/// Uses up an in-app challenge's mark, or moves a push or QR challenge to its approved
-/// version, inside a write transaction (see [`SingleUse`]).
-fn use_once(tx: &mut Tx<'_>, tenant: &TenantId, single_use: &SingleUse) -> Result<()> {
+/// Uses an in-app challenge in its user's order, or moves a push or QR challenge to its
+/// approved version, inside a write transaction (see [`SingleUse`]).
+fn use_once(
+    tx: &mut Tx<'_>,
+    tenant: &TenantId,
+    user: &UserId,
+    single_use: &SingleUse,
+    now: Timestamp,
+) -> Result<()> {
     match single_use {
-        SingleUse::Mark {
-            challenge_id,
-            expires_at,
-        } => {
-            let mark_key = mark_key(tenant, challenge_id);
-            let mut mark = get::<ChallengeMark>(tx, TableId::ChallengeMarks, &mark_key)?.unwrap_or(
-                ChallengeMark {
-                    consumed: false,
-                    failed_attempts: 0,
-                    expires_at: *expires_at,
-                },
-            );
-            if mark.consumed {
-                return Err(Error::ChallengeAlreadyUsed);
+        SingleUse::InOrder { order, expires_at } => {
+            let used_key = key(&[tenant.as_str(), user.as_str()]);
+            // Read as expired-is-absent: the purge deletes late.
+            let last = get::<UsedChallenge>(tx, TableId::UsedChallenges, &used_key)?
+                .filter(|used| used.expires_at > now);
+            match &last {
+                Some(last) if last.order == *order => return Err(Error::ChallengeAlreadyUsed),
+                Some(last) if last.order > *order => return Err(Error::ChallengeSuperseded),
+                _ => {}
             }
-            mark.consumed = true;
-            put(tx, TableId::ChallengeMarks, &mark_key, &mark)
+            // Kept until every challenge used so far has expired: one issued earlier may
+            // live longer (the lifetime setting changed), and must stay refused till then.
+            let keep_until = last.map_or(*expires_at, |last| last.expires_at.max(*expires_at));
+            put(
+                tx,
+                TableId::UsedChallenges,
+                &used_key,
+                &UsedChallenge {
+                    order: order.clone(),
+                    expires_at: keep_until,
+                },
+            )
         }
         SingleUse::Approval { approved } => {
             let slot_key = approval_key(tenant, &approved.slot());
@@ -422,6 +449,22 @@ fn use_once(tx: &mut Tx<'_>, tenant: &TenantId, single_use: &SingleUse) -> Resul
             put(tx, TableId::Approvals, &slot_key, approved)
         }
     }
+}
+
+/// Uses up a challenge's mark inside a write transaction (see [`OneTimeMark`]).
+fn use_mark(tx: &mut Tx<'_>, tenant: &TenantId, one_time: &OneTimeMark) -> Result<()> {
+    let mark_key = mark_key(tenant, &one_time.challenge_id);
+    let mut mark =
+        get::<ChallengeMark>(tx, TableId::ChallengeMarks, &mark_key)?.unwrap_or(ChallengeMark {
+            consumed: false,
+            failed_attempts: 0,
+            expires_at: one_time.expires_at,
+        });
+    if mark.consumed {
+        return Err(Error::ChallengeAlreadyUsed);
+    }
+    mark.consumed = true;
+    put(tx, TableId::ChallengeMarks, &mark_key, &mark)
 }
 
 /// The pointer stored in `UserCredentials`: where the credential itself lives.
@@ -629,6 +672,18 @@ impl CredentialStore for EmbeddedStore {
                 &credential_key(tenant, namespace, key_fingerprint),
             )
         })
+    }
+
+    /// The same read as [`Self::get_credential`]: here the verification time is on the
+    /// credential itself.
+    async fn get_credential_for_signature(
+        &self,
+        tenant: &TenantId,
+        namespace: Namespace,
+        key_fingerprint: &str,
+    ) -> Result<Option<Credential>> {
+        self.get_credential(tenant, namespace, key_fingerprint)
+            .await
     }
 
     async fn list_user_credentials(
@@ -951,6 +1006,7 @@ impl UserStore for EmbeddedStore {
                 tx.remove(TableId::Sessions, &k)?;
             }
             tx.remove(TableId::Users, &key(&prefix))?;
+            tx.remove(TableId::UsedChallenges, &key(&prefix))?;
             tx.remove(
                 TableId::Approvals,
                 &approval_key(tenant, &ApprovalSlot::Push(user.clone())),
@@ -990,7 +1046,13 @@ impl VerificationStore for EmbeddedStore {
             if commit.single_use.expires_at() <= now {
                 return Err(Error::ChallengeExpired);
             }
-            use_once(tx, tenant, &commit.single_use)?;
+            use_once(
+                tx,
+                tenant,
+                &commit.credential.user_id,
+                &commit.single_use,
+                now,
+            )?;
 
             // The credential: still registered, still the same one.
             let credential_key = credential_key(
@@ -1045,10 +1107,10 @@ impl VerificationStore for EmbeddedStore {
     async fn update_credential_once(&self, update: &CredentialUpdate) -> Result<()> {
         self.write(|tx| {
             let tenant = &update.tenant_id;
-            if update.challenge.expires_at() <= update.now {
+            if update.challenge.expires_at <= update.now {
                 return Err(Error::ChallengeExpired);
             }
-            use_once(tx, tenant, &update.challenge)?;
+            use_mark(tx, tenant, &update.challenge)?;
             let new = &update.credential;
             let credential_key = credential_key(tenant, new.namespace, &new.key_fingerprint);
             get::<Credential>(tx, TableId::Credentials, &credential_key)?

@@ -242,7 +242,7 @@ impl App {
     ) -> Result<Credential> {
         let now = self.now();
         self.store
-            .get_credential(&tenant.id, namespace, &key.fingerprint())
+            .get_credential_for_signature(&tenant.id, namespace, &key.fingerprint())
             .await?
             .filter(|c| c.expires_at.is_none_or(|at| at > now))
             .ok_or(Error::InvalidCredential)

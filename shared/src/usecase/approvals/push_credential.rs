@@ -6,7 +6,7 @@ use crate::App;
 use crate::domain::{ChallengeId, ChallengeTarget, Credential, Namespace};
 use crate::error::{Error, Result};
 use crate::signature::PublicKey;
-use crate::store::{CredentialUpdate, SingleUse};
+use crate::store::{CredentialUpdate, OneTimeMark};
 use crate::tenant::Tenant;
 
 impl App {
@@ -20,12 +20,13 @@ impl App {
         key: &PublicKey,
     ) -> Result<ChallengeId> {
         self.credential_for(tenant, Namespace::Push, key).await?;
-        let expires_at = self
-            .now()
-            .plus_seconds(self.settings.challenge_lifetime_seconds);
+        let now = self.now();
+        let expires_at = now.plus_seconds(self.settings.challenge_lifetime_seconds);
         let challenge = tenant.keys.seal_challenge(
             &ChallengeTarget::PushCredentialUpdate,
             None,
+            now,
+            crate::usecase::challenges::next_issue_sequence(),
             expires_at,
             self.random_bytes()?,
         )?;
@@ -70,7 +71,7 @@ impl App {
         self.store
             .update_credential_once(&CredentialUpdate {
                 tenant_id: tenant.id.clone(),
-                challenge: SingleUse::Mark {
+                challenge: OneTimeMark {
                     challenge_id: challenge.id,
                     expires_at: challenge.expires_at,
                 },
