@@ -76,8 +76,11 @@ pub enum Error {
     #[error("the challenge has already been used")]
     ChallengeAlreadyUsed,
     /// A user's in-app challenges are used in the order they were issued
-    /// ([`crate::domain::ChallengeOrder`]).
-    #[error("a newer challenge of this user was used first; request a new challenge")]
+    /// ([`crate::domain::ChallengeOrder`]), and only those issued since the credential was
+    /// registered.
+    #[error(
+        "the challenge was issued before one this user has used, or before this credential was registered; request a new challenge"
+    )]
     ChallengeSuperseded,
     #[error("the challenge was started for a different action or user")]
     ChallengeMismatch,

@@ -154,6 +154,15 @@ impl App {
             .await?
             .ok_or(Error::InvalidCredential)?;
 
+        // A challenge issued before this credential was registered is not for it: a signature
+        // made under an earlier registration of the same key (a removed credential, a deleted
+        // user, a key moved to another user) must not verify again, whatever the new
+        // registration's last used challenge is (docs/dynamodb.md, "The verify transaction").
+        // Challenges sealed before the issue time was (issued at 0) are refused the same way.
+        if challenge.issued_at < credential.created_at {
+            return Err(Error::ChallengeSuperseded);
+        }
+
         self.check_challenge_signature(
             tenant,
             &challenge,

@@ -116,7 +116,12 @@ impl App {
         public_key: &PublicKey,
         signature: &str,
     ) -> Result<Credential> {
-        let credential = self.get_credential(tenant, namespace, public_key).await?;
+        // As a signature check needs it: the removal answers only the id.
+        let credential = self
+            .store
+            .get_credential_for_signature(&tenant.id, namespace, &public_key.fingerprint())
+            .await?
+            .ok_or(Error::InvalidCredential)?;
         let now = self.now();
         let mut window = None;
         for (candidate, message) in removal_window_messages(now.unix_seconds()) {

@@ -411,6 +411,98 @@ async fn users_can_be_updated_with_patch_or_post_and_deleted() {
     );
 }
 
+/// A signature over a challenge issued before the key's current registration does not verify:
+/// not after the credential was removed and the key registered again, not after the user was
+/// deleted and came back, not once the key belongs to another user. Each of these starts a
+/// fresh enrolment, whose last used challenge knows nothing of the earlier one's.
+#[tokio::test]
+async fn a_used_challenge_does_not_verify_again_under_a_new_registration_of_its_key() {
+    let h = Harness::start().await;
+    let secret = Auth::Secret(&h.a.secret);
+    let device = Device::new();
+    let used = |user: &'static str| {
+        let h = &h;
+        let device = &device;
+        async move {
+            let tracked = h.track(&h.a, user, "signIn", json!({})).await;
+            let challenge = h.challenge(&h.a, json!({})).await;
+            h.verify(
+                Auth::Bearer(tracked["token"].as_str().unwrap()),
+                device,
+                &challenge,
+            )
+            .await
+            .expect(200);
+            challenge
+        }
+    };
+    let replay_for = |user: &'static str, challenge: String| {
+        let h = &h;
+        let device = &device;
+        async move {
+            let tracked = h.track(&h.a, user, "signIn", json!({})).await;
+            h.verify(
+                Auth::Bearer(tracked["token"].as_str().unwrap()),
+                device,
+                &challenge,
+            )
+            .await
+            .expect_error(409, "challenge_superseded");
+            // Without a token: the verify that would create its own action.
+            h.verify(Auth::TenantAndroid(&h.a.id), device, &challenge)
+                .await
+                .expect_error(409, "challenge_superseded");
+        }
+    };
+    let remove_all = |user: &'static str| {
+        let h = &h;
+        async move {
+            let listed = h
+                .get(&format!("/users/{user}/authenticators"), secret)
+                .await
+                .expect(200);
+            for authenticator in listed.as_array().unwrap() {
+                let id = authenticator["userAuthenticatorId"].as_str().unwrap();
+                h.send(
+                    Method::DELETE,
+                    &format!("/users/{user}/authenticators/{id}"),
+                    secret,
+                    None,
+                )
+                .await
+                .expect(200);
+            }
+        }
+    };
+
+    // Removed, then the same key registered again by the same user.
+    h.register(&h.a, "alice", &device).await;
+    let challenge = used("alice").await;
+    remove_all("alice").await;
+    h.clock.advance_seconds(1);
+    h.register(&h.a, "alice", &device).await;
+    replay_for("alice", challenge).await;
+
+    // The user deleted (their last used challenge with them) and back with the same key.
+    let challenge = used("alice").await;
+    h.send(Method::DELETE, "/users/alice", secret, None)
+        .await
+        .expect(200);
+    h.clock.advance_seconds(1);
+    h.register(&h.a, "alice", &device).await;
+    replay_for("alice", challenge).await;
+
+    // The key moved to another user.
+    let challenge = used("alice").await;
+    remove_all("alice").await;
+    h.clock.advance_seconds(1);
+    h.register(&h.a, "bob", &device).await;
+    replay_for("bob", challenge).await;
+
+    // What the key's current registration was issued since works.
+    used("bob").await;
+}
+
 #[tokio::test]
 async fn credential_removal_by_the_device_and_by_the_backend() {
     let h = Harness::start().await;

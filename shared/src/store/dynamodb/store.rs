@@ -164,31 +164,49 @@ impl DynamoStore {
         &self,
         items: Vec<TransactWriteItem>,
     ) -> Result<std::result::Result<(), Vec<CancellationReason>>> {
-        self.meter.record_transaction_items(&items);
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-        {
-            Ok(output) => {
-                self.meter.record_write(output.consumed_capacity());
-                Ok(Ok(()))
-            }
-            Err(error) => {
-                if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-                    error.as_service_error()
-                {
-                    let reasons = cancelled.cancellation_reasons().to_vec();
-                    // Cancelled by a condition: the caller decides. Cancelled by a conflict
-                    // with another transaction: retryable, a 503.
-                    if reasons.iter().any(failed) {
-                        return Ok(Err(reasons));
-                    }
+        // A transaction cancelled only by a conflict with another one on the same item (two
+        // verifies of one user both write their enrolment item) changed nothing: sent again
+        // a little later its conditions are checked afresh, so it is retried twice before
+        // the conflict becomes a 503.
+        const ATTEMPTS: u32 = 3;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.meter.record_transaction_items(&items);
+            match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+            {
+                Ok(output) => {
+                    self.meter.record_write(output.consumed_capacity());
+                    return Ok(Ok(()));
                 }
-                Err(sdk_error("TransactWriteItems", error))
+                Err(error) => {
+                    if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                        error.as_service_error()
+                    {
+                        let reasons = cancelled.cancellation_reasons().to_vec();
+                        // Cancelled by a condition: the caller decides.
+                        if reasons.iter().any(failed) {
+                            return Ok(Err(reasons));
+                        }
+                        let conflict = reasons
+                            .iter()
+                            .any(|r| r.code() == Some("TransactionConflict"));
+                        if conflict && attempt < ATTEMPTS {
+                            tokio::time::sleep(std::time::Duration::from_millis(
+                                10 << attempt,
+                            ))
+                            .await;
+                            continue;
+                        }
+                    }
+                    return Err(sdk_error("TransactWriteItems", error));
+                }
             }
         }
     }

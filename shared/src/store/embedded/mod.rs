@@ -33,7 +33,7 @@
 //! | `RefreshTokens` | tenant, SHA-256 of the token | [`RefreshTokenRecord`](crate::domain::RefreshTokenRecord) JSON | its `expires_at` |
 //! | `TokenMarks` | tenant, SHA-256 of a challenge token a session was made from | expiry (ms) | that expiry |
 //! | `UserLookups` | tenant, attribute, value, user | user id | |
-//! | `UsedChallenges` | tenant, user | [`UsedChallenge`] JSON: the user's last used in-app challenge | that challenge's expiry |
+//! | `UsedChallenges` | tenant, user | [`UsedChallenge`] JSON: the user's last used in-app challenge | |
 //!
 //! A data directory written by the engine before SQLite (`trusted-device.journal`) is
 //! imported on first open ([`legacy_journal`]), then renamed aside.
@@ -269,19 +269,15 @@ impl Stored for Ceremony {
     }
 }
 
-/// A user's last used in-app challenge (see [`SingleUse::InOrder`]), kept until every
-/// challenge the user has used has expired: then no replay can be answered but `expired`.
+/// A user's last used in-app challenge (see [`SingleUse::InOrder`]), kept with the user as
+/// the DynamoDB adapter keeps it on the enrolment item: an older challenge that outlives it
+/// (the lifetime setting lowered) is refused the same on both stores.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct UsedChallenge {
     order: ChallengeOrder,
-    expires_at: Timestamp,
 }
 
-impl Stored for UsedChallenge {
-    fn expires_at(&self) -> Option<Timestamp> {
-        Some(self.expires_at)
-    }
-}
+impl Stored for UsedChallenge {}
 
 impl Stored for ChallengeMark {
     fn expires_at(&self) -> Option<Timestamp> {
@@ -329,9 +325,9 @@ fn stored_expiry(table: TableId, value: &[u8]) -> Result<Option<Timestamp>> {
         | TableId::Users
         | TableId::ActionConfigs
         | TableId::Passkeys
-        | TableId::UserPasskeys => None,
+        | TableId::UserPasskeys
+        | TableId::UsedChallenges => None,
         TableId::Ceremonies => decode::<Ceremony>(value)?.expires_at(),
-        TableId::UsedChallenges => decode::<UsedChallenge>(value)?.expires_at(),
     })
 }
 
@@ -414,29 +410,22 @@ fn use_once(
     tenant: &TenantId,
     user: &UserId,
     single_use: &SingleUse,
-    now: Timestamp,
 ) -> Result<()> {
     match single_use {
-        SingleUse::InOrder { order, expires_at } => {
+        SingleUse::InOrder { order, .. } => {
             let used_key = key(&[tenant.as_str(), user.as_str()]);
-            // Read as expired-is-absent: the purge deletes late.
-            let last = get::<UsedChallenge>(tx, TableId::UsedChallenges, &used_key)?
-                .filter(|used| used.expires_at > now);
+            let last = get::<UsedChallenge>(tx, TableId::UsedChallenges, &used_key)?;
             match &last {
                 Some(last) if last.order == *order => return Err(Error::ChallengeAlreadyUsed),
                 Some(last) if last.order > *order => return Err(Error::ChallengeSuperseded),
                 _ => {}
             }
-            // Kept until every challenge used so far has expired: one issued earlier may
-            // live longer (the lifetime setting changed), and must stay refused till then.
-            let keep_until = last.map_or(*expires_at, |last| last.expires_at.max(*expires_at));
             put(
                 tx,
                 TableId::UsedChallenges,
                 &used_key,
                 &UsedChallenge {
                     order: order.clone(),
-                    expires_at: keep_until,
                 },
             )
         }
@@ -1046,25 +1035,10 @@ impl VerificationStore for EmbeddedStore {
             if commit.single_use.expires_at() <= now {
                 return Err(Error::ChallengeExpired);
             }
-            use_once(
-                tx,
-                tenant,
-                &commit.credential.user_id,
-                &commit.single_use,
-                now,
-            )?;
+            use_once(tx, tenant, &commit.credential.user_id, &commit.single_use)?;
 
-            // The credential: still registered, still the same one.
-            let credential_key = credential_key(
-                tenant,
-                commit.credential.namespace,
-                &commit.credential.key_fingerprint,
-            );
-            let mut credential = get::<Credential>(tx, TableId::Credentials, &credential_key)?
-                .filter(|c| c.id == commit.credential.id)
-                .ok_or(Error::InvalidCredential)?;
-
-            // The action: completed if still challengeable, or created succeeded.
+            // The action: completed if still challengeable, or created succeeded. Checked before
+            // the credential, in the DynamoDB adapter's order of errors.
             let mut action = match &commit.action {
                 ActionWrite::Complete(key) => {
                     let action = get::<Action>(tx, TableId::Actions, &action_key(tenant, key))?
@@ -1085,6 +1059,16 @@ impl VerificationStore for EmbeddedStore {
                     action.clone()
                 }
             };
+            // The credential: still registered, still the same one.
+            let credential_key = credential_key(
+                tenant,
+                commit.credential.namespace,
+                &commit.credential.key_fingerprint,
+            );
+            let mut credential = get::<Credential>(tx, TableId::Credentials, &credential_key)?
+                .filter(|c| c.id == commit.credential.id)
+                .ok_or(Error::InvalidCredential)?;
+
             action.state = ActionState::ChallengeSucceeded;
             action.state_updated_at = now;
             action.verification_method = Some(commit.method);
