@@ -42,9 +42,9 @@ async fn main() {
         .await;
 
     println!(
-        "| function | binary (bytes) | init to first response, median (ms) | min | max | init CPU, median (ms) | warm invocation, median (ms) | warm CPU per invocation (µs) |"
+        "| function | binary (bytes) | first answer's status | init to first response, median (ms) | min | max | init CPU, median (ms) | warm invocation, median (ms) | warm CPU per invocation (µs) |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (function, fixture_name) in FUNCTIONS {
         let binary = bin_dir.join(function);
         let size = std::fs::metadata(&binary)
@@ -56,6 +56,7 @@ async fn main() {
         let mut init_cpu = Vec::with_capacity(runs);
         let mut warm = Vec::new();
         let mut warm_cpu = Duration::ZERO;
+        let mut status = String::new();
         for run in 0..runs {
             let runtime = RuntimeApi::start().await.unwrap();
             let started = Instant::now();
@@ -73,10 +74,15 @@ async fn main() {
             samples.push(started.elapsed());
             let cpu_at_init = process_cpu(child.id());
             init_cpu.push(cpu_at_init);
-            assert!(
-                matches!(outcome, Outcome::Response(_)),
-                "{function}: {outcome:?}"
-            );
+            let Outcome::Response(response) = &outcome else {
+                panic!("{function}: {outcome:?}");
+            };
+            // The API Gateway response's status: what the function answered, not only that it
+            // answered (a binary built wrongly can answer every event with a 500).
+            status = serde_json::from_str::<serde_json::Value>(response)
+                .ok()
+                .and_then(|r| r["statusCode"].as_u64())
+                .map_or_else(|| "?".to_owned(), |code| code.to_string());
             // Warm invocations of the same process, once: the time per request after init.
             if run == 0 {
                 for _ in 0..WARM_INVOCATIONS {
@@ -97,7 +103,7 @@ async fn main() {
         init_cpu.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         println!(
-            "| {function} | {size} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.0} |",
+            "| {function} | {size} | {status} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.0} |",
             ms(samples[samples.len() / 2]),
             ms(samples[0]),
             ms(samples[samples.len() - 1]),
