@@ -27,7 +27,7 @@ pub async fn app_from_env() -> Result<SharedApp, lambda_http::Error> {
         endpoint_url: std::env::var("TRUSTED_DEVICE_DYNAMODB_ENDPOINT").ok(),
     };
     let meter = UsageMeter::default();
-    let client = dynamodb::client(&config, meter.clone()).await;
+    let client = dynamodb::lambda_client(&config, meter.clone()).await;
     let store = DynamoStore::new(client, table, meter);
     // The composition root of the functions: the adapters are built here and handed in.
     let ports = Ports {

@@ -22,6 +22,7 @@
 //! | [`config`], [`telemetry`] | settings read once; one JSON or text log line per request |
 //! | [`metric`] | every metric's name, and the one function per signal the HTTP layer, the use cases and the store adapters record through (the `metrics` facade; DESIGN 11) |
 //! | `lambda` (feature `lambda`) | the Lambda entry point the functions share, and their composition root |
+//! | [`aws_tls`] | the HTTPS client of the functions' AWS SDK clients, trusting only Amazon Trust Services' roots (a cheaper cold start) |
 //! | `sockets_aws` (feature `sockets-aws`) | the socket port's adapter on AWS: QR-code states pushed to API Gateway WebSocket connections (`PostToConnection`) |
 //! | [`websocket`] | the QR-code WebSocket protocol (spec 3.8): handshake, messages, limits; the socket port that pushes to an open socket, and its in-process adapter |
 //!
@@ -34,6 +35,7 @@
 //! section cited exists.
 
 pub mod app;
+pub mod aws_tls;
 pub mod clock;
 pub mod config;
 pub mod domain;

@@ -52,10 +52,14 @@ impl ApiGatewaySockets {
                     .build(),
             )
             .endpoint_url(endpoint);
-        if let Some(credentials) = credentials {
-            loader = loader
-                .region(aws_config::Region::new("us-east-1"))
-                .credentials_provider(credentials);
+        match credentials {
+            Some(credentials) => {
+                loader = loader
+                    .region(aws_config::Region::new("us-east-1"))
+                    .credentials_provider(credentials);
+            }
+            // On AWS: the functions' HTTPS client (crate::aws_tls), as the DynamoDB client's.
+            None => loader = loader.http_client(crate::aws_tls::amazon_roots_https_client()),
         }
         let shared = loader.load().await;
         ApiGatewaySockets {

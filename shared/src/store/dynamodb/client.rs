@@ -14,6 +14,26 @@ pub struct DynamoConfig {
 /// dummy ones for an emulator endpoint; bounded retries and timeouts, so a DynamoDB outage
 /// turns into a prompt 503 rather than a hung request.
 pub async fn client(config: &DynamoConfig, meter: UsageMeter) -> Client {
+    build(config, meter, None).await
+}
+
+/// [`client`] for the Lambda functions: its HTTPS client trusts only Amazon Trust Services'
+/// roots ([`crate::aws_tls`]), which spares a cold start the parsing of the platform's whole
+/// certificate bundle.
+pub async fn lambda_client(config: &DynamoConfig, meter: UsageMeter) -> Client {
+    build(
+        config,
+        meter,
+        Some(crate::aws_tls::amazon_roots_https_client()),
+    )
+    .await
+}
+
+async fn build(
+    config: &DynamoConfig,
+    meter: UsageMeter,
+    http_client: Option<aws_smithy_runtime_api::client::http::SharedHttpClient>,
+) -> Client {
     use aws_config::retry::RetryConfig;
     use aws_config::timeout::TimeoutConfig;
     use std::time::Duration;
@@ -34,6 +54,9 @@ pub async fn client(config: &DynamoConfig, meter: UsageMeter) -> Client {
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
                 "local", "local", None, None, "emulator",
             ));
+    }
+    if let Some(http_client) = http_client {
+        loader = loader.http_client(http_client);
     }
     let shared = loader.load().await;
     let dynamo = aws_sdk_dynamodb::config::Builder::from(&shared)

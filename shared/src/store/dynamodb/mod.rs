@@ -107,7 +107,7 @@ mod verification;
 
 /// The SDK's attribute value, for tests that read items back (item sizes: docs/scaling.md).
 pub use aws_sdk_dynamodb::types::AttributeValue;
-pub use client::{DynamoConfig, client};
+pub use client::{DynamoConfig, client, lambda_client};
 pub use meter::{ItemAccess, Usage, UsageMeter};
 pub use schema::create_table;
 pub use store::DynamoStore;
