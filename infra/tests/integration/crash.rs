@@ -357,20 +357,20 @@ fn answered_writes_survive_sigkill_and_nothing_is_half_done() {
     assert!(completed > 0, "the clients completed no flow at all");
 
     // After the last restart: check everything the clients were told.
+    let action_of = |user: &str, key: &str| {
+        let path = format!("/users/{user}/actions/signIn/{key}");
+        let (http, base) = (&http, &base);
+        async move {
+            call(http, base, reqwest::Method::GET, &path, Auth::Secret, None)
+                .await
+                .unwrap()
+        }
+    };
     runtime.block_on(async {
         for ((user, device), seen) in devices.iter().zip(&seen) {
             // A retried verify refused: its first send committed whole, action included.
             for (key, error) in &seen.refused_retries {
-                let (_, action) = call(
-                    &http,
-                    &base,
-                    reqwest::Method::GET,
-                    &format!("/users/{user}/actions/signIn/{key}"),
-                    Auth::Secret,
-                    None,
-                )
-                .await
-                .unwrap();
+                let (_, action) = action_of(user, key).await;
                 assert_eq!(error, "challenge_already_used", "retry of {key}");
                 assert_eq!(
                     action["state"], "CHALLENGE_SUCCEEDED",
@@ -384,16 +384,7 @@ fn answered_writes_survive_sigkill_and_nothing_is_half_done() {
                 );
             }
             for (key, _) in &seen.tracked {
-                let (status, action) = call(
-                    &http,
-                    &base,
-                    reqwest::Method::GET,
-                    &format!("/users/{user}/actions/signIn/{key}"),
-                    Auth::Secret,
-                    None,
-                )
-                .await
-                .unwrap();
+                let (status, action) = action_of(user, key).await;
                 assert_eq!(status, 200, "answered track {key} lost: {action}");
                 if seen.verified.contains(key) {
                     assert_eq!(
@@ -403,16 +394,7 @@ fn answered_writes_survive_sigkill_and_nothing_is_half_done() {
                 }
             }
             for (challenge, key, token) in &seen.attempted {
-                let (_, action) = call(
-                    &http,
-                    &base,
-                    reqwest::Method::GET,
-                    &format!("/users/{user}/actions/signIn/{key}"),
-                    Auth::Secret,
-                    None,
-                )
-                .await
-                .unwrap();
+                let (_, action) = action_of(user, key).await;
                 let again = call(
                     &http,
                     &base,

@@ -340,18 +340,12 @@ impl PasskeyStore for DynamoStore {
                     }
                 }
                 if let Some(reason) = failed_at(3) {
-                    return Err(match (reason.item(), &sign_in.action) {
-                        (Some(old), ActionWrite::Complete(_)) => {
-                            let old = action_from(tenant, old)?;
-                            if old.expires_at <= now {
-                                Error::ActionNotFound
-                            } else {
-                                Error::ActionNotChallengeable(old.state.as_str())
-                            }
-                        }
-                        (None, ActionWrite::Complete(_)) => Error::ActionNotFound,
-                        (_, ActionWrite::Create(_)) => Error::Internal,
-                    });
+                    return Err(super::verification::action_refusal(
+                        tenant,
+                        reason.item(),
+                        &sign_in.action,
+                        now,
+                    )?);
                 }
                 return Err(Error::Internal);
             }

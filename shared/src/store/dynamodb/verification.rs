@@ -99,18 +99,7 @@ impl VerificationStore for DynamoStore {
                 return Err(refusal);
             }
             if let Some(r) = failed_at(action_at) {
-                return Err(match (r.item(), &commit.action) {
-                    (Some(old), ActionWrite::Complete(_)) => {
-                        let old = action_from(tenant, old)?;
-                        if old.expires_at <= now {
-                            Error::ActionNotFound
-                        } else {
-                            Error::ActionNotChallengeable(old.state.as_str())
-                        }
-                    }
-                    (None, ActionWrite::Complete(_)) => Error::ActionNotFound,
-                    (_, ActionWrite::Create(_)) => Error::Internal,
-                });
+                return Err(action_refusal(tenant, r.item(), &commit.action, now)?);
             }
             return Err(enrolment_failure.unwrap_or(Error::InvalidCredential));
         }
@@ -132,6 +121,29 @@ impl VerificationStore for DynamoStore {
             Err(_) => Err(Error::InvalidCredential),
         }
     }
+}
+
+/// Why the action's item refused a verification or a passkey sign-in, from its old image:
+/// gone or past retention, or in a state a signature cannot complete. A created action's
+/// `attribute_not_exists` cannot fail (its idempotency key is new): `Internal`.
+pub(super) fn action_refusal(
+    tenant: &TenantId,
+    old: Option<&Item>,
+    write: &ActionWrite,
+    now: crate::clock::Timestamp,
+) -> Result<Error> {
+    Ok(match (old, write) {
+        (Some(old), ActionWrite::Complete(_)) => {
+            let old = action_from(tenant, old)?;
+            if old.expires_at <= now {
+                Error::ActionNotFound
+            } else {
+                Error::ActionNotChallengeable(old.state.as_str())
+            }
+        }
+        (None, ActionWrite::Complete(_)) => Error::ActionNotFound,
+        (_, ActionWrite::Create(_)) => Error::Internal,
+    })
 }
 
 /// Why the enrolment item refused a verification, from its old image: (in order) a challenge
