@@ -558,6 +558,50 @@ mod tests {
         assert!(at(Some(3), 3).is_empty(), "once, not at every later write");
     }
 
+    /// Push and QR-code challenges count their failed signatures on themselves (DESIGN 6):
+    /// the write that reaches the limit makes the event, once, whichever kind.
+    #[test]
+    fn a_push_or_qr_code_challenge_makes_one_event_when_it_reaches_the_limit() {
+        let user = crate::domain::UserId::parse("alice").unwrap();
+        for (kind, name) in [
+            (ApprovalKind::Push, "PUSH"),
+            (ApprovalKind::QrCode, "QR_CODE"),
+        ] {
+            let challenge = crate::store::samples::approval(&tenant(), Some(&user), kind);
+            let with = |failed| ApprovalChallenge {
+                failed_attempts: failed,
+                ..challenge.clone()
+            };
+            let at = |old: u32, new: u32| {
+                events_of(
+                    &change(Record::Approval(Some(with(old)), Some(with(new)))),
+                    3,
+                )
+            };
+            assert!(at(1, 2).is_empty(), "{name}");
+            let reached = at(2, 3);
+            assert_eq!(reached.len(), 1, "{name}");
+            assert_eq!(reached[0].kind, "challenge.attempts_exceeded");
+            assert_eq!(reached[0].data["challengeType"], name);
+            assert_eq!(reached[0].data["failedAttempts"], 3);
+            assert_eq!(reached[0].data["challengeId"], challenge.id.as_str());
+            assert_eq!(reached[0].data["userId"], "alice");
+            assert!(
+                at(3, 3).is_empty(),
+                "{name}: once, not at every later write"
+            );
+            // Another change of the same challenge (approved, say) makes no such event.
+            let approved = ApprovalChallenge {
+                state: crate::domain::ApprovalState::Approved,
+                ..with(3)
+            };
+            assert!(
+                events_of(&change(Record::Approval(Some(with(3)), Some(approved))), 3).is_empty(),
+                "{name}"
+            );
+        }
+    }
+
     #[test]
     fn the_body_is_the_spec_envelope_and_ids_are_uuid_shaped() {
         let event = &events_of(&change(Record::Credential(None, Some(credential()))), 5)[0];
