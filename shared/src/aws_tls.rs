@@ -10,7 +10,7 @@
 //! CLI keep the platform's roots: their `--endpoint-url` may be any DynamoDB-compatible server.
 
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-use aws_smithy_http_client::{Builder, ConnectorBuilder, proxy::ProxyConfig};
+use aws_smithy_http_client::{Builder, ConnectorBuilder, HttpClientError, proxy::ProxyConfig};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 /// Amazon Root CA 1 to 4 and Starfield Services Root G2 (PEM, from Debian's
@@ -18,26 +18,28 @@ use aws_smithy_runtime_api::client::http::SharedHttpClient;
 pub const AMAZON_TRUST_ROOTS: &str = include_str!("amazon-trust-roots.pem");
 
 /// The SDK's default HTTPS client (hyper 1, rustls on aws-lc, the proxy settings of the
-/// environment), with [`AMAZON_TRUST_ROOTS`] as its only roots.
-pub fn amazon_roots_https_client() -> SharedHttpClient {
+/// environment), with [`AMAZON_TRUST_ROOTS`] as its only roots. An error here fails the
+/// function's start: it never falls back to the platform's roots.
+pub fn amazon_roots_https_client() -> Result<SharedHttpClient, HttpClientError> {
     let trust = TrustStore::empty()
         .with_native_roots(false)
         .with_pem_certificate(AMAZON_TRUST_ROOTS.as_bytes());
-    let context = TlsContext::builder().with_trust_store(trust).build();
-    Builder::new().build_with_connector_fn(move |settings, components| {
-        let mut connector = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::AwsLc,
-        ));
-        if let Ok(context) = &context {
-            connector = connector.tls_context(context.clone());
-        }
-        connector.set_connector_settings(settings.cloned());
-        if let Some(components) = components {
-            connector.set_sleep_impl(components.sleep_impl());
-        }
-        connector.set_proxy_config(Some(ProxyConfig::from_env()));
-        connector.build()
-    })
+    let context = TlsContext::builder().with_trust_store(trust).build()?;
+    Ok(
+        Builder::new().build_with_connector_fn(move |settings, components| {
+            let mut connector = ConnectorBuilder::default()
+                .tls_provider(tls::Provider::Rustls(
+                    tls::rustls_provider::CryptoMode::AwsLc,
+                ))
+                .tls_context(context.clone());
+            connector.set_connector_settings(settings.cloned());
+            if let Some(components) = components {
+                connector.set_sleep_impl(components.sleep_impl());
+            }
+            connector.set_proxy_config(Some(ProxyConfig::from_env()));
+            connector.build()
+        }),
+    )
 }
 
 #[cfg(test)]

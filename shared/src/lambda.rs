@@ -27,7 +27,7 @@ pub async fn app_from_env() -> Result<SharedApp, lambda_http::Error> {
         endpoint_url: std::env::var("TRUSTED_DEVICE_DYNAMODB_ENDPOINT").ok(),
     };
     let meter = UsageMeter::default();
-    let client = dynamodb::lambda_client(&config, meter.clone()).await;
+    let client = dynamodb::lambda_client(&config, meter.clone()).await?;
     let store = DynamoStore::new(client, table, meter);
     // The composition root of the functions: the adapters are built here and handed in.
     let ports = Ports {
@@ -40,7 +40,7 @@ pub async fn app_from_env() -> Result<SharedApp, lambda_http::Error> {
     // QR-code states go to the WebSocket API (spec 3.8) where the template says it is.
     #[cfg(feature = "sockets-aws")]
     if let Ok(endpoint) = std::env::var(crate::sockets_aws::ENDPOINT_ENV) {
-        let sockets = crate::sockets_aws::ApiGatewaySockets::new(&endpoint).await;
+        let sockets = crate::sockets_aws::ApiGatewaySockets::new(&endpoint).await?;
         app = app.with_socket_notifier(Arc::new(sockets));
     }
     Ok(Arc::new(app))

@@ -19,12 +19,20 @@ pub struct ApiGatewaySockets {
     client: Client,
 }
 
+/// What the client talks to: AWS through the functions' HTTPS client, or a local stand-in
+/// with dummy credentials.
+enum Trust {
+    AmazonRoots(aws_smithy_runtime_api::client::http::SharedHttpClient),
+    StandIn(aws_sdk_apigatewaymanagement::config::Credentials),
+}
+
 impl ApiGatewaySockets {
     /// Credentials and region from the usual AWS chain (the function's role in Lambda); the
     /// same bounded retries and timeouts as the DynamoDB client, so a slow API Gateway delays
     /// a device's answer by seconds at most.
-    pub async fn new(endpoint: &str) -> Self {
-        Self::build(endpoint, None).await
+    pub async fn new(endpoint: &str) -> Result<Self, aws_smithy_http_client::HttpClientError> {
+        let https = crate::aws_tls::amazon_roots_https_client()?;
+        Ok(Self::build(endpoint, Trust::AmazonRoots(https)).await)
     }
 
     /// For a local stand-in endpoint: fixed dummy credentials and region.
@@ -32,13 +40,10 @@ impl ApiGatewaySockets {
         let credentials = aws_sdk_apigatewaymanagement::config::Credentials::new(
             "local", "local", None, None, "stand-in",
         );
-        Self::build(endpoint, Some(credentials)).await
+        Self::build(endpoint, Trust::StandIn(credentials)).await
     }
 
-    async fn build(
-        endpoint: &str,
-        credentials: Option<aws_sdk_apigatewaymanagement::config::Credentials>,
-    ) -> Self {
+    async fn build(endpoint: &str, trust: Trust) -> Self {
         use aws_config::retry::RetryConfig;
         use aws_config::timeout::TimeoutConfig;
         use std::time::Duration;
@@ -52,14 +57,14 @@ impl ApiGatewaySockets {
                     .build(),
             )
             .endpoint_url(endpoint);
-        match credentials {
-            Some(credentials) => {
+        match trust {
+            Trust::StandIn(credentials) => {
                 loader = loader
                     .region(aws_config::Region::new("us-east-1"))
                     .credentials_provider(credentials);
             }
             // On AWS: the functions' HTTPS client (crate::aws_tls), as the DynamoDB client's.
-            None => loader = loader.http_client(crate::aws_tls::amazon_roots_https_client()),
+            Trust::AmazonRoots(https) => loader = loader.http_client(https),
         }
         let shared = loader.load().await;
         ApiGatewaySockets {

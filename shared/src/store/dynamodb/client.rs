@@ -20,13 +20,12 @@ pub async fn client(config: &DynamoConfig, meter: UsageMeter) -> Client {
 /// [`client`] for the Lambda functions: its HTTPS client trusts only Amazon Trust Services'
 /// roots ([`crate::aws_tls`]), which spares a cold start the parsing of the platform's whole
 /// certificate bundle.
-pub async fn lambda_client(config: &DynamoConfig, meter: UsageMeter) -> Client {
-    build(
-        config,
-        meter,
-        Some(crate::aws_tls::amazon_roots_https_client()),
-    )
-    .await
+pub async fn lambda_client(
+    config: &DynamoConfig,
+    meter: UsageMeter,
+) -> Result<Client, aws_smithy_http_client::HttpClientError> {
+    let https = crate::aws_tls::amazon_roots_https_client()?;
+    Ok(build(config, meter, Some(https)).await)
 }
 
 async fn build(
