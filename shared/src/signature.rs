@@ -117,16 +117,18 @@ fn decode_signature(text: &str) -> Result<Vec<u8>, Error> {
     Ok(der)
 }
 
-/// `ring` checks a peer point fully (on the curve, not the identity) when it agrees a key with
-/// it; one ephemeral ECDH at registration is the cheapest complete check it offers.
+/// Whether `04 || X || Y` is a point of P-256: both coordinates below the field prime and
+/// `y² = x³ − 3x + b` (SEC 1, 2.3.4). The encoding cannot name the point at infinity.
+///
+/// Every verify request parses its key (spec 4.2), so this runs once per in-app flow. `p256`
+/// checks the equation with a few field operations; ring's only complete check is an ECDH
+/// with an ephemeral key, a scalar multiplication that cost as much as the signature verify
+/// itself (docs/performance.md, "Server CPU per full in-app flow"). The two are compared in
+/// this module's tests. ring checks the point again when it verifies a signature.
 fn is_on_curve(uncompressed_point: &[u8]) -> bool {
-    use ring::agreement;
-    let rng = ring::rand::SystemRandom::new();
-    let Ok(ours) = agreement::EphemeralPrivateKey::generate(&agreement::ECDH_P256, &rng) else {
-        return false;
-    };
-    let theirs = agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, uncompressed_point);
-    agreement::agree_ephemeral(ours, &theirs, |_| ()).is_ok()
+    uncompressed_point.len() == 65
+        && uncompressed_point[0] == 0x04
+        && p256::PublicKey::from_sec1_bytes(uncompressed_point).is_ok()
 }
 
 /// The messages accepted for credential removal at `unix_seconds` (spec 4.4): the time window
@@ -256,6 +258,94 @@ mod tests {
             PublicKey::from_base64(&url_safe),
             Err(PublicKeyError::NotBase64)
         );
+    }
+
+    /// ring's complete point check, the one [`is_on_curve`] replaced: an ECDH with an
+    /// ephemeral key, which refuses any peer point that is not on the curve.
+    fn ring_accepts_point(uncompressed_point: &[u8]) -> bool {
+        use ring::agreement;
+        let rng = ring::rand::SystemRandom::new();
+        let ours = agreement::EphemeralPrivateKey::generate(&agreement::ECDH_P256, &rng).unwrap();
+        let theirs = agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, uncompressed_point);
+        agreement::agree_ephemeral(ours, &theirs, |_| ()).is_ok()
+    }
+
+    fn point(x: &str, y: &str) -> Vec<u8> {
+        let mut point = vec![0x04];
+        point.extend(hex::decode(x).unwrap());
+        point.extend(hex::decode(y).unwrap());
+        point
+    }
+
+    // Known answers, computed once with Python integers from the curve's constants (SEC 2):
+    // y = sqrt(x³ − 3x + b) mod p for small x, and the negation p − y of the fixed key's y.
+    const P: &str = "ffffffff00000001000000000000000000000000ffffffffffffffffffffffff";
+    const ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+    const Y_AT_X0: &str = "66485c780e2f83d72433bd5d84a06bb6541c2af31dae871728bf856a174f93f4";
+    const X5: &str = "0000000000000000000000000000000000000000000000000000000000000005";
+    const X5_PLUS_P: &str = "ffffffff00000001000000000000000000000001000000000000000000000004";
+    const Y_AT_X5: &str = "459243b9aa581806fe913bce99817ade11ca503c64d9a3c533415c083248fbcc";
+    const FIXED_X: &str = "60fed4ba255a9d31c961eb74c6356d68c049b8923b61fa6ce669622e60f29fb6";
+    const FIXED_MINUS_Y: &str = "86fc01eef74743675be51616a9d7439b0d0e4df4d28160ae885c3d6b2bb9dd66";
+
+    #[test]
+    fn known_answer_points_on_and_off_the_curve() {
+        let cases = [
+            ("x = 0", point(ZERO, Y_AT_X0), true),
+            ("x = 5", point(X5, Y_AT_X5), true),
+            (
+                "the fixed key's negation",
+                point(FIXED_X, FIXED_MINUS_Y),
+                true,
+            ),
+            // The same points with x written as x + p: not a canonical field element.
+            ("x = p, which is 0 mod p", point(P, Y_AT_X0), false),
+            ("x = 5 + p", point(X5_PLUS_P, Y_AT_X5), false),
+            (
+                "y + 1",
+                point(
+                    X5,
+                    "459243b9aa581806fe913bce99817ade11ca503c64d9a3c533415c083248fbcd",
+                ),
+                false,
+            ),
+            ("(0, 0)", point(ZERO, ZERO), false),
+        ];
+        for (name, point, on_curve) in cases {
+            assert_eq!(is_on_curve(&point), on_curve, "{name}");
+            assert_eq!(ring_accepts_point(&point), on_curve, "ring, {name}");
+            let parsed = PublicKey::from_spki_der(&p256_spki(&point));
+            assert_eq!(parsed.is_ok(), on_curve, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_on_curve_check_agrees_with_rings_ecdh_check() {
+        use ring::rand::SecureRandom;
+        use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        for round in 0..200 {
+            let pkcs8 =
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+            let pair =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+                    .unwrap();
+            let real = pair.public_key().as_ref().to_vec();
+            assert!(is_on_curve(&real), "round {round}: a generated key");
+            // One coordinate byte changed: off the curve but for a chance of about 2^-255.
+            let mut changed = real.clone();
+            changed[1 + round % 64] ^= 1 << (round % 8);
+            // Random coordinates: off the curve but for a chance of about 2^-128.
+            let mut random = vec![0x04; 65];
+            rng.fill(&mut random[1..]).unwrap();
+            for candidate in [real, changed, random] {
+                assert_eq!(
+                    is_on_curve(&candidate),
+                    ring_accepts_point(&candidate),
+                    "round {round}"
+                );
+            }
+        }
     }
 
     #[test]
