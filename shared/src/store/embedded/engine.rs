@@ -17,7 +17,9 @@
 //!   half-written. A read runs in a (deferred) transaction too, so it sees one snapshot.
 //! - **Durable** as [`Durability`] says (WAL mode; `synchronous` NORMAL or FULL). At FULL,
 //!   where each commit waits for an `fsync`, concurrent writes share commits (group commit,
-//!   `Engine::write_in_group`), as the journal engine before SQLite did.
+//!   `Engine::write_in_group`), as the journal engine before SQLite did. On the server's
+//!   multi-thread runtime writers wait for their turn and their commit as tasks, not threads
+//!   (`Engine::write_in_group_async`).
 //! - **Concurrent.** One writer connection (SQLite allows one writer at a time anyway) and a
 //!   pool of reader connections; in WAL mode readers never wait for the writer. Another
 //!   process waits for the write lock up to [`BUSY_TIMEOUT`], then the write fails
@@ -454,13 +456,66 @@ struct Batches {
 /// commits regularly.
 const MAX_BATCH: usize = 64;
 
+/// One write transaction of a batch, run: its batch and what its step returned (or its panic).
+struct Member<T> {
+    batch: u64,
+    outcome: std::thread::Result<Result<T>>,
+}
+
+impl<T> Member<T> {
+    /// SQLite rolls a whole transaction back after some errors (a full disk, I/O), and a
+    /// panicking step leaves its savepoint unknown: the batch cannot be committed.
+    fn breaks_batch(&self, conn: &Connection) -> bool {
+        conn.is_autocommit() || self.outcome.is_err()
+    }
+}
+
+/// An async writer counted in [`Engine::waiting_writers`] until it takes its turn. Dropped
+/// before that (its request was cancelled while it queued), it uncounts itself and commits a
+/// batch that was left open for it ([`Engine::commit_abandoned_batch`]).
+struct QueuedWriter<'a> {
+    engine: &'a Engine,
+    queued: bool,
+}
+
+impl<'a> QueuedWriter<'a> {
+    fn new(engine: &'a Engine) -> Self {
+        engine.waiting_writers.fetch_add(1, Ordering::SeqCst);
+        QueuedWriter {
+            engine,
+            queued: true,
+        }
+    }
+
+    fn take_turn(mut self) {
+        self.queued = false;
+        self.engine.waiting_writers.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for QueuedWriter<'_> {
+    fn drop(&mut self) {
+        if self.queued {
+            self.engine.waiting_writers.fetch_sub(1, Ordering::SeqCst);
+            self.engine.commit_abandoned_batch();
+        }
+    }
+}
+
 /// The engine: a writer connection and, on disk, a pool of reader connections.
 pub struct Engine {
     writer: Mutex<Connection>,
+    /// The queue of async writers for their turn on the writer connection (group commit on a
+    /// multi-thread runtime): waiting here holds no thread, where waiting for `writer` does.
+    write_turns: tokio::sync::Mutex<()>,
     batches: Mutex<Batches>,
+    /// Wakes the threads of blocking writers waiting for their batch to finish.
     batch_finished: Condvar,
-    /// Writers waiting for the writer connection: while there are some, a batch is left open
-    /// for them to join instead of being committed.
+    /// The last batch finished (`Batches::finished_through`), for async writers waiting for
+    /// theirs.
+    finished_batches: tokio::sync::watch::Sender<u64>,
+    /// Writers waiting for their turn, blocking or async: while there are some, a batch is
+    /// left open for them to join instead of being committed.
     waiting_writers: AtomicUsize,
     /// Idle reader connections; `None` in memory, where the one connection serves both (a
     /// private in-memory database is seen by its own connection only).
@@ -476,8 +531,10 @@ impl Engine {
         conn.execute_batch(SCHEMA).map_err(sqlite_failure)?;
         Ok(Engine {
             writer: Mutex::new(conn),
+            write_turns: tokio::sync::Mutex::new(()),
             batches: Mutex::default(),
             batch_finished: Condvar::new(),
+            finished_batches: tokio::sync::watch::Sender::new(0),
             waiting_writers: AtomicUsize::new(0),
             readers: None,
             path: None,
@@ -542,8 +599,10 @@ impl Engine {
             })?;
         Ok(Engine {
             writer: Mutex::new(writer),
+            write_turns: tokio::sync::Mutex::new(()),
             batches: Mutex::default(),
             batch_finished: Condvar::new(),
+            finished_batches: tokio::sync::watch::Sender::new(0),
             waiting_writers: AtomicUsize::new(0),
             readers: Some(Mutex::new(Vec::new())),
             path: Some(path.to_owned()),
@@ -614,20 +673,24 @@ impl Engine {
     /// and answered once the commit is as durable as [`Durability`] says.
     ///
     /// With [`Durability::Full`] a commit waits for the disk (an `fsync`, a few hundred
-    /// microseconds): on a multi-threaded runtime the caller's worker thread then hands its
-    /// other tasks over while it waits (`block_in_place`). With [`Durability::Normal`] a write
-    /// is tens of microseconds of CPU, less than that hand-over costs (measured:
+    /// microseconds), so concurrent writes share commits ([`Engine::write_in_group`]). On a
+    /// multi-thread runtime a writer waits for its turn and for its batch's commit as a task,
+    /// holding no thread; only the writer that commits hands its worker's other tasks over
+    /// while the disk flushes (`block_in_place`), once per batch. With [`Durability::Normal`]
+    /// a write is tens of microseconds of CPU, less than that hand-over costs (measured:
     /// docs/performance.md), so it runs on the caller's thread, as reads do.
-    pub async fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        let run = || self.write_now(f);
+    pub async fn write<T: Send>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T> + Send,
+    ) -> Result<T> {
         match tokio::runtime::Handle::try_current() {
             Ok(handle)
                 if self.durability == Durability::Full
                     && handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread =>
             {
-                tokio::task::block_in_place(run)
+                self.write_in_group_async(f).await
             }
-            _ => run(),
+            _ => self.write_now(f),
         }
     }
 
@@ -647,18 +710,87 @@ impl Engine {
     /// answered only once that commit is durable; if it fails, every member is answered
     /// `StoreUnavailable` (nothing of the batch is written). A member's reads see the members
     /// before it, which is safe because none of them is answered unless all commit.
+    ///
+    /// This is the blocking form: the thread waits for the writer connection and for the
+    /// batch. [`Engine::write_in_group_async`] is the same protocol for tasks; the two share
+    /// the batches, so they may run side by side.
     fn write_in_group<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         self.waiting_writers.fetch_add(1, Ordering::SeqCst);
         let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         self.waiting_writers.fetch_sub(1, Ordering::SeqCst);
+        let member = self.run_member(&conn, f)?;
+        let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.member_ends_batch(&conn, &mut batches, &member) {
+            self.finish_batch(
+                &conn,
+                &mut batches,
+                member.batch,
+                member.breaks_batch(&conn),
+            );
+            drop(conn);
+        } else {
+            // The next writer joins this batch, and it or a later one commits it.
+            drop(conn);
+            while batches.finished_through < member.batch {
+                batches = self
+                    .batch_finished
+                    .wait(batches)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+        drop(batches);
+        self.member_result(member)
+    }
+
+    /// [`Engine::write_in_group`] for a task on a multi-thread runtime: it queues for its turn
+    /// on [`Engine::write_turns`] and waits for its batch on [`Engine::finished_batches`]
+    /// without holding a thread. Its turn itself (the savepoint, and the commit when it ends
+    /// the batch) has no `.await`, so a cancelled request cannot stop a writer in the middle
+    /// of one; one cancelled while queued is handled by [`QueuedWriter`].
+    async fn write_in_group_async<T: Send>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T> + Send,
+    ) -> Result<T> {
+        let queued = QueuedWriter::new(self);
+        let turn = self.write_turns.lock().await;
+        queued.take_turn();
+        let mut finished = self.finished_batches.subscribe();
+        let (member, ended) = {
+            let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let member = self.run_member(&conn, f)?;
+            let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
+            let ended = self.member_ends_batch(&conn, &mut batches, &member);
+            if ended {
+                let broken = member.breaks_batch(&conn);
+                tokio::task::block_in_place(|| {
+                    self.finish_batch(&conn, &mut batches, member.batch, broken)
+                });
+            }
+            (member, ended)
+        };
+        drop(turn);
+        if !ended {
+            // The sender lives as long as `self`, so this wait ends only when the batch has.
+            let _ = finished.wait_for(|through| *through >= member.batch).await;
+        }
+        self.member_result(member)
+    }
+
+    /// One writer's turn on the writer connection (held by the caller): joins the open batch
+    /// or begins one, and runs `f` in a savepoint of its own.
+    fn run_member<T>(
+        &self,
+        conn: &Connection,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<Member<T>> {
         let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
         let batch = match batches.open {
             Some(batch) => batch,
             None => {
                 if !conn.is_autocommit() {
-                    rollback(&conn);
+                    rollback(conn);
                 }
-                execute_cached(&conn, "BEGIN IMMEDIATE").map_err(sqlite_failure)?;
+                execute_cached(conn, "BEGIN IMMEDIATE").map_err(sqlite_failure)?;
                 batches.last += 1;
                 batches.open = Some(batches.last);
                 batches.members = 0;
@@ -666,54 +798,77 @@ impl Engine {
             }
         };
         drop(batches);
-
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            execute_cached(&conn, "SAVEPOINT member").map_err(sqlite_failure)?;
-            let result = f(&mut Tx { conn: &conn });
+            execute_cached(conn, "SAVEPOINT member").map_err(sqlite_failure)?;
+            let result = f(&mut Tx { conn });
             let end = match result {
-                Ok(_) => execute_cached(&conn, "RELEASE member"),
-                Err(_) => execute_cached(&conn, "ROLLBACK TO member")
-                    .and_then(|()| execute_cached(&conn, "RELEASE member")),
+                Ok(_) => execute_cached(conn, "RELEASE member"),
+                Err(_) => execute_cached(conn, "ROLLBACK TO member")
+                    .and_then(|()| execute_cached(conn, "RELEASE member")),
             };
             end.map_err(sqlite_failure)?;
             result
         }));
+        Ok(Member { batch, outcome })
+    }
 
-        let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Counts the member in and says whether it ends its batch: nobody is queued to join it,
+    /// it is full, or it broke.
+    fn member_ends_batch<T>(
+        &self,
+        conn: &Connection,
+        batches: &mut Batches,
+        member: &Member<T>,
+    ) -> bool {
         batches.members += 1;
-        // SQLite rolls a whole transaction back after some errors (a full disk, I/O).
-        let broken = conn.is_autocommit() || outcome.is_err();
-        if broken
+        member.breaks_batch(conn)
             || self.waiting_writers.load(Ordering::SeqCst) == 0
             || batches.members >= MAX_BATCH
-        {
-            let committed = !broken
-                && execute_cached(&conn, "COMMIT")
-                    .map_err(sqlite_failure)
-                    .is_ok();
-            if !committed {
-                rollback(&conn);
-                batches.failed.insert(batch);
-            }
-            batches.open = None;
-            batches.finished_through = batch;
-            self.batch_finished.notify_all();
-            drop(conn);
-        } else {
-            // The next writer joins this batch, and it or a later one commits it.
-            drop(conn);
-            while batches.finished_through < batch {
-                batches = self
-                    .batch_finished
-                    .wait(batches)
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
+    }
+
+    /// Commits the open batch, or rolls it back if it is `broken` or the commit fails, and
+    /// tells its waiting members, blocking and async.
+    fn finish_batch(&self, conn: &Connection, batches: &mut Batches, batch: u64, broken: bool) {
+        let committed = !broken
+            && execute_cached(conn, "COMMIT")
+                .map_err(sqlite_failure)
+                .is_ok();
+        if !committed {
+            rollback(conn);
+            batches.failed.insert(batch);
         }
-        let failed = batches.failed.contains(&batch);
+        batches.open = None;
+        batches.finished_through = batch;
+        self.batch_finished.notify_all();
+        self.finished_batches.send_replace(batch);
+    }
+
+    /// A writer that was queued for its turn and left (its request was cancelled) may have
+    /// been the one the open batch was left open for. If nobody else is queued, the batch is
+    /// committed here, so its members are not left waiting for the next write. This blocks
+    /// for one turn or one commit at most, on a path that is rare.
+    fn commit_abandoned_batch(&self) {
+        if self.waiting_writers.load(Ordering::SeqCst) != 0 {
+            return;
+        }
+        let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(batch) = batches.open
+            && self.waiting_writers.load(Ordering::SeqCst) == 0
+        {
+            let broken = conn.is_autocommit();
+            self.finish_batch(&conn, &mut batches, batch, broken);
+        }
+    }
+
+    /// A member's answer once its batch has finished.
+    fn member_result<T>(&self, member: Member<T>) -> Result<T> {
+        let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
+        let failed = batches.failed.contains(&member.batch);
         let recent = batches.finished_through.saturating_sub(1024);
         batches.failed.retain(|b| *b > recent);
         drop(batches);
-        match outcome {
+        match member.outcome {
             Err(panic) => std::panic::resume_unwind(panic),
             Ok(_) if failed => Err(Error::StoreUnavailable),
             Ok(result) => result,
@@ -975,6 +1130,75 @@ mod tests {
             "writers shared commits: {commits} for 200 writes"
         );
         eprintln!("200 writes in {commits} commits");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn blocking_and_async_writers_share_batches_and_lose_no_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = std::sync::Arc::new(
+            Engine::open(&dir.path().join("store.db"), Durability::Full).unwrap(),
+        );
+        let increment = |tx: &mut Tx<'_>| {
+            let count: u64 = tx
+                .get(TableId::Users, "counter")?
+                .map(|v| String::from_utf8(v).unwrap().parse().unwrap())
+                .unwrap_or(0);
+            tx.put(
+                TableId::Users,
+                "counter",
+                (count + 1).to_string().as_bytes(),
+                None,
+            )
+        };
+        let mut tasks = Vec::new();
+        for i in 0..120 {
+            let engine = engine.clone();
+            tasks.push(if i % 4 == 0 {
+                // The CLI's and the opening's way: the thread itself waits.
+                tokio::task::spawn_blocking(move || engine.write_now(increment))
+            } else {
+                tokio::spawn(async move { engine.write(increment).await })
+            });
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let counter = engine.read(|tx| tx.get(TableId::Users, "counter")).unwrap();
+        assert_eq!(counter, Some(b"120".to_vec()));
+        assert_eq!(
+            *engine.finished_batches.borrow(),
+            engine.batches.lock().unwrap().last
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_left_open_for_a_writer_that_leaves_the_queue_is_committed_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let engine = std::sync::Arc::new(Engine::open(&path, Durability::Full).unwrap());
+        // A writer queued for its turn, as a request is whose handler waits for the engine.
+        let queued = QueuedWriter::new(&engine);
+        let first = tokio::spawn({
+            let engine = engine.clone();
+            async move { put(&engine, "first", "1").await }
+        });
+        // The first writer leaves its batch open for the queued one to join and waits.
+        let waiting = tokio::time::timeout(Duration::from_millis(300), async {
+            while engine.batches.lock().unwrap().open.is_none() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(waiting.is_ok(), "the first writer's batch was opened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!first.is_finished(), "answered before its commit");
+        // The queued writer's request is cancelled before its turn: the batch commits now.
+        drop(queued);
+        let answer = tokio::time::timeout(Duration::from_secs(5), first).await;
+        assert!(matches!(answer, Ok(Ok(Ok(())))), "{answer:?}");
+        let other = Engine::open(&path, Durability::Full).unwrap();
+        assert_eq!(get(&other, "first"), Some(b"1".to_vec()), "durable");
+        assert_eq!(engine.waiting_writers.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -200,7 +200,7 @@ impl EmbeddedStore {
 
     /// Runs `f` as one transaction: its changes are committed only if it succeeds, so
     /// nothing is ever half-written.
-    async fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+    async fn write<T: Send>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T> + Send) -> Result<T> {
         self.engine.write(f).await
     }
 
