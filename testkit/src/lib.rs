@@ -10,6 +10,7 @@
 //! | [`conformance`] | the store conformance suite: every store trait method and condition, run against each adapter (`tests/conformance.rs` runs it on the embedded store and on DynamoDB) |
 //! | [`dynamodb`] | [`dynamodb::LocalDynamo`]: a DynamoDB-compatible server (dynoxide) embedded on a free loopback port |
 //! | [`runtime_api`] | [`runtime_api::RuntimeApi`]: a Lambda Runtime API double that feeds events to a function binary and records its answers |
+//! | [`tls`] | a test certificate authority (`openssl`) and a TLS front on a free loopback port |
 //! | [`app`] | an [`shared::App`] on a given store and clock, with the real webhook notifier: the set-up of the tests, benches and tools |
 
 pub mod conformance;
@@ -19,6 +20,7 @@ pub mod dynamodb;
 pub mod notify;
 pub mod runtime_api;
 pub mod soft_passkey;
+pub mod tls;
 pub mod usecase;
 
 use shared::clock::Clock;

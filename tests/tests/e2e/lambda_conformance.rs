@@ -35,6 +35,11 @@ pub(crate) fn bin_dir() -> PathBuf {
 /// Builds the four bootstraps (a no-op when they are fresh): they belong to other packages,
 /// so cargo does not build them for this test by itself.
 pub(crate) fn build_functions() {
+    build_packages(&FUNCTIONS);
+}
+
+/// Builds the binaries of `packages` into [`bin_dir`] (a no-op when they are fresh).
+pub(crate) fn build_packages(packages: &[&str]) {
     let dir = bin_dir();
     let mut command = std::process::Command::new(env!("CARGO"));
     command.args(["build", "--quiet", "--locked"]);
@@ -45,8 +50,8 @@ pub(crate) fn build_functions() {
     if dir.file_name().is_some_and(|name| name == "release") {
         command.arg("--release");
     }
-    for function in FUNCTIONS {
-        command.args(["-p", function]);
+    for package in packages {
+        command.args(["-p", package]);
     }
     let mut child = command
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -62,13 +67,13 @@ pub(crate) fn build_functions() {
     match exited.recv_timeout(Duration::from_secs(1200)) {
         Ok(status) => assert!(
             status.unwrap().success(),
-            "cargo build of the functions failed"
+            "cargo build of {packages:?} failed"
         ),
         Err(_) => {
             let _ = std::process::Command::new("kill")
                 .arg(pid.to_string())
                 .status();
-            panic!("cargo build of the functions did not finish in 20 minutes");
+            panic!("cargo build of {packages:?} did not finish in 20 minutes");
         }
     }
 }

@@ -15,6 +15,7 @@ mod input;
 mod keys;
 mod lambda_conformance;
 mod lambda_events;
+mod lambda_tls;
 mod limits;
 mod load_tool;
 mod metrics_lambda;

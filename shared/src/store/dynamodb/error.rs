@@ -37,7 +37,20 @@ where
         )
     );
     let failure = if retryable {
-        tracing::warn!(operation, code = code.as_deref(), "dynamodb unavailable");
+        // A connection that failed or timed out says why (refused, a certificate not trusted,
+        // a name that does not resolve): the operator's first question. Those errors come from
+        // the connector and carry no request content; a response error's body is not logged.
+        let cause = matches!(
+            error,
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_)
+        )
+        .then(|| aws_sdk_dynamodb::error::DisplayErrorContext(&error).to_string());
+        tracing::warn!(
+            operation,
+            code = code.as_deref(),
+            cause = cause.as_deref(),
+            "dynamodb unavailable"
+        );
         Error::StoreUnavailable
     } else {
         tracing::error!(operation, code = code.as_deref(), error = %aws_sdk_dynamodb::error::DisplayErrorContext(&error), "dynamodb request failed");
