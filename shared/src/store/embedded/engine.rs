@@ -35,7 +35,7 @@
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -448,8 +448,9 @@ struct Batches {
     last: u64,
     /// Every batch up to and including this one has committed or failed.
     finished_through: u64,
-    /// Batches whose commit failed (recent ones only).
-    failed: BTreeSet<u64>,
+    /// Batches whose commit failed, with how many of their members are still to be answered
+    /// (a member whose request was cancelled never asks: entries far behind are dropped).
+    failed: BTreeMap<u64, usize>,
 }
 
 /// At most this many transactions share one commit, so a steady stream of writers still
@@ -460,13 +461,16 @@ const MAX_BATCH: usize = 64;
 struct Member<T> {
     batch: u64,
     outcome: std::thread::Result<Result<T>>,
+    /// Ending its savepoint (`RELEASE`, `ROLLBACK TO`) failed: what it changed is unknown.
+    savepoint_failed: bool,
 }
 
 impl<T> Member<T> {
     /// SQLite rolls a whole transaction back after some errors (a full disk, I/O), and a
-    /// panicking step leaves its savepoint unknown: the batch cannot be committed.
+    /// panicking step or a savepoint that could not be ended leaves the member's changes
+    /// unknown: the batch cannot be committed.
     fn breaks_batch(&self, conn: &Connection) -> bool {
-        conn.is_autocommit() || self.outcome.is_err()
+        conn.is_autocommit() || self.outcome.is_err() || self.savepoint_failed
     }
 }
 
@@ -679,6 +683,9 @@ impl Engine {
     /// while the disk flushes (`block_in_place`), once per batch. With [`Durability::Normal`]
     /// a write is tens of microseconds of CPU, less than that hand-over costs (measured:
     /// docs/performance.md), so it runs on the caller's thread, as reads do.
+    ///
+    /// As with any lock, a write future that has been polled must be polled to completion or
+    /// dropped: parked in the queue, it holds up the writers behind it.
     pub async fn write<T: Send>(
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T> + Send,
@@ -718,19 +725,14 @@ impl Engine {
         self.waiting_writers.fetch_add(1, Ordering::SeqCst);
         let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         self.waiting_writers.fetch_sub(1, Ordering::SeqCst);
-        let member = self.run_member(&conn, f)?;
-        let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.member_ends_batch(&conn, &mut batches, &member) {
-            self.finish_batch(
-                &conn,
-                &mut batches,
-                member.batch,
-                member.breaks_batch(&conn),
-            );
+        let member = self.run_member(&conn, f, |conn| execute_cached(conn, "BEGIN IMMEDIATE"))?;
+        if self.member_ends_batch(&conn, &member) {
+            self.finish_batch(&conn, member.batch, member.breaks_batch(&conn));
             drop(conn);
         } else {
             // The next writer joins this batch, and it or a later one commits it.
             drop(conn);
+            let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
             while batches.finished_through < member.batch {
                 batches = self
                     .batch_finished
@@ -738,7 +740,6 @@ impl Engine {
                     .unwrap_or_else(PoisonError::into_inner);
             }
         }
-        drop(batches);
         self.member_result(member)
     }
 
@@ -746,7 +747,9 @@ impl Engine {
     /// on [`Engine::write_turns`] and waits for its batch on [`Engine::finished_batches`]
     /// without holding a thread. Its turn itself (the savepoint, and the commit when it ends
     /// the batch) has no `.await`, so a cancelled request cannot stop a writer in the middle
-    /// of one; one cancelled while queued is handled by [`QueuedWriter`].
+    /// of one; one cancelled while queued is handled by [`QueuedWriter`]. What can wait for
+    /// the disk or for another process leaves the worker thread (`block_in_place`): the
+    /// commit, and a `BEGIN` that finds the CLI holding SQLite's write lock.
     async fn write_in_group_async<T: Send>(
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T> + Send,
@@ -757,14 +760,11 @@ impl Engine {
         let mut finished = self.finished_batches.subscribe();
         let (member, ended) = {
             let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            let member = self.run_member(&conn, f)?;
-            let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
-            let ended = self.member_ends_batch(&conn, &mut batches, &member);
+            let member = self.run_member(&conn, f, begin_off_the_worker_if_busy)?;
+            let ended = self.member_ends_batch(&conn, &member);
             if ended {
                 let broken = member.breaks_batch(&conn);
-                tokio::task::block_in_place(|| {
-                    self.finish_batch(&conn, &mut batches, member.batch, broken)
-                });
+                tokio::task::block_in_place(|| self.finish_batch(&conn, member.batch, broken));
             }
             (member, ended)
         };
@@ -777,27 +777,35 @@ impl Engine {
     }
 
     /// One writer's turn on the writer connection (held by the caller): joins the open batch
-    /// or begins one, and runs `f` in a savepoint of its own.
+    /// or begins one with `begin`, and runs `f` in a savepoint of its own. The `batches` lock
+    /// is not held while SQLite works: only the holder of the writer connection changes
+    /// which batch is open, and members of finished batches read `batches` meanwhile.
     fn run_member<T>(
         &self,
         conn: &Connection,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+        begin: impl FnOnce(&Connection) -> rusqlite::Result<()>,
     ) -> Result<Member<T>> {
-        let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
-        let batch = match batches.open {
+        let open = self
+            .batches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .open;
+        let batch = match open {
             Some(batch) => batch,
             None => {
                 if !conn.is_autocommit() {
                     rollback(conn);
                 }
-                execute_cached(conn, "BEGIN IMMEDIATE").map_err(sqlite_failure)?;
+                begin(conn).map_err(sqlite_failure)?;
+                let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
                 batches.last += 1;
                 batches.open = Some(batches.last);
                 batches.members = 0;
                 batches.last
             }
         };
-        drop(batches);
+        let mut savepoint_failed = false;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             execute_cached(conn, "SAVEPOINT member").map_err(sqlite_failure)?;
             let result = f(&mut Tx { conn });
@@ -806,20 +814,23 @@ impl Engine {
                 Err(_) => execute_cached(conn, "ROLLBACK TO member")
                     .and_then(|()| execute_cached(conn, "RELEASE member")),
             };
-            end.map_err(sqlite_failure)?;
+            if let Err(error) = end {
+                savepoint_failed = true;
+                return Err(sqlite_failure(error));
+            }
             result
         }));
-        Ok(Member { batch, outcome })
+        Ok(Member {
+            batch,
+            outcome,
+            savepoint_failed,
+        })
     }
 
     /// Counts the member in and says whether it ends its batch: nobody is queued to join it,
     /// it is full, or it broke.
-    fn member_ends_batch<T>(
-        &self,
-        conn: &Connection,
-        batches: &mut Batches,
-        member: &Member<T>,
-    ) -> bool {
+    fn member_ends_batch<T>(&self, conn: &Connection, member: &Member<T>) -> bool {
+        let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
         batches.members += 1;
         member.breaks_batch(conn)
             || self.waiting_writers.load(Ordering::SeqCst) == 0
@@ -827,15 +838,20 @@ impl Engine {
     }
 
     /// Commits the open batch, or rolls it back if it is `broken` or the commit fails, and
-    /// tells its waiting members, blocking and async.
-    fn finish_batch(&self, conn: &Connection, batches: &mut Batches, batch: u64, broken: bool) {
+    /// tells its waiting members, blocking and async. The caller holds the writer connection
+    /// and not `batches`, which is locked only after the disk flush.
+    fn finish_batch(&self, conn: &Connection, batch: u64, broken: bool) {
         let committed = !broken
             && execute_cached(conn, "COMMIT")
                 .map_err(sqlite_failure)
                 .is_ok();
         if !committed {
             rollback(conn);
-            batches.failed.insert(batch);
+        }
+        let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
+        if !committed {
+            let members = batches.members;
+            batches.failed.insert(batch, members);
         }
         batches.open = None;
         batches.finished_through = batch;
@@ -852,21 +868,39 @@ impl Engine {
             return;
         }
         let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(batch) = batches.open
+        let open = self
+            .batches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .open;
+        if let Some(batch) = open
             && self.waiting_writers.load(Ordering::SeqCst) == 0
         {
             let broken = conn.is_autocommit();
-            self.finish_batch(&conn, &mut batches, batch, broken);
+            self.finish_batch(&conn, batch, broken);
         }
     }
 
     /// A member's answer once its batch has finished.
     fn member_result<T>(&self, member: Member<T>) -> Result<T> {
         let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
-        let failed = batches.failed.contains(&member.batch);
-        let recent = batches.finished_through.saturating_sub(1024);
-        batches.failed.retain(|b| *b > recent);
+        let failed = match batches.failed.get_mut(&member.batch) {
+            Some(unanswered) => {
+                *unanswered = unanswered.saturating_sub(1);
+                if *unanswered == 0 {
+                    batches.failed.remove(&member.batch);
+                }
+                true
+            }
+            None => false,
+        };
+        // Failed batches whose cancelled members will never ask: kept for a million batches.
+        let forgotten = batches.finished_through.saturating_sub(1 << 20);
+        while let Some(entry) = batches.failed.first_entry()
+            && *entry.key() < forgotten
+        {
+            entry.remove();
+        }
         drop(batches);
         match member.outcome {
             Err(panic) => std::panic::resume_unwind(panic),
@@ -928,6 +962,23 @@ fn execute_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)
         .and_then(|mut statement| statement.execute([]))
         .map(drop)
+}
+
+/// `BEGIN IMMEDIATE` from a runtime worker: at once when SQLite's write lock is free (no
+/// other process writes: the usual case), and otherwise off the worker (`block_in_place`),
+/// waiting up to [`BUSY_TIMEOUT`] for the other process, so the worker's other tasks go on.
+fn begin_off_the_worker_if_busy(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::ZERO)?;
+    let at_once = execute_cached(conn, "BEGIN IMMEDIATE");
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    match at_once {
+        Err(rusqlite::Error::SqliteFailure(error, _))
+            if error.code == rusqlite::ErrorCode::DatabaseBusy =>
+        {
+            tokio::task::block_in_place(|| execute_cached(conn, "BEGIN IMMEDIATE"))
+        }
+        other => other,
+    }
 }
 
 fn rollback(conn: &Connection) {
@@ -1075,6 +1126,20 @@ mod tests {
 
     /// Group commit: concurrent writers at full durability share commits, lose no update,
     /// and a member that fails leaves no trace while the others are committed.
+    /// Reads the counter and writes it plus one: lost updates show as a smaller count.
+    fn increment_counter(tx: &mut Tx<'_>) -> Result<()> {
+        let count: u64 = tx
+            .get(TableId::Users, "counter")?
+            .map(|v| String::from_utf8(v).unwrap().parse().unwrap())
+            .unwrap_or(0);
+        tx.put(
+            TableId::Users,
+            "counter",
+            (count + 1).to_string().as_bytes(),
+            None,
+        )
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn group_commit_loses_no_update_and_keeps_failed_members_out() {
         let dir = tempfile::tempdir().unwrap();
@@ -1087,16 +1152,7 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 engine
                     .write(|tx| {
-                        let count: u64 = tx
-                            .get(TableId::Users, "counter")?
-                            .map(|v| String::from_utf8(v).unwrap().parse().unwrap())
-                            .unwrap_or(0);
-                        tx.put(
-                            TableId::Users,
-                            "counter",
-                            (count + 1).to_string().as_bytes(),
-                            None,
-                        )?;
+                        increment_counter(tx)?;
                         tx.put(TableId::Users, &format!("member-{i}"), b"x", None)?;
                         if i % 3 == 0 {
                             return Err(Error::ChallengeAlreadyUsed);
@@ -1138,37 +1194,55 @@ mod tests {
         let engine = std::sync::Arc::new(
             Engine::open(&dir.path().join("store.db"), Durability::Full).unwrap(),
         );
-        let increment = |tx: &mut Tx<'_>| {
-            let count: u64 = tx
-                .get(TableId::Users, "counter")?
-                .map(|v| String::from_utf8(v).unwrap().parse().unwrap())
-                .unwrap_or(0);
-            tx.put(
-                TableId::Users,
-                "counter",
-                (count + 1).to_string().as_bytes(),
-                None,
-            )
-        };
         let mut tasks = Vec::new();
         for i in 0..120 {
             let engine = engine.clone();
             tasks.push(if i % 4 == 0 {
                 // The CLI's and the opening's way: the thread itself waits.
-                tokio::task::spawn_blocking(move || engine.write_now(increment))
+                tokio::task::spawn_blocking(move || engine.write_now(increment_counter))
             } else {
-                tokio::spawn(async move { engine.write(increment).await })
+                tokio::spawn(async move { engine.write(increment_counter).await })
             });
         }
-        for task in tasks {
-            task.await.unwrap().unwrap();
-        }
+        // A writer left waiting for a batch nobody commits would hang here: a failure.
+        let all = tokio::time::timeout(Duration::from_secs(60), async {
+            for task in tasks {
+                task.await.unwrap().unwrap();
+            }
+        });
+        assert!(all.await.is_ok(), "every writer was answered");
         let counter = engine.read(|tx| tx.get(TableId::Users, "counter")).unwrap();
         assert_eq!(counter, Some(b"120".to_vec()));
         assert_eq!(
             *engine.finished_batches.borrow(),
             engine.batches.lock().unwrap().last
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_write_waiting_for_another_process_leaves_the_worker_to_other_tasks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let engine = std::sync::Arc::new(Engine::open(&path, Durability::Full).unwrap());
+        // Another process (the CLI) holds SQLite's write lock.
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let write = tokio::spawn({
+            let engine = engine.clone();
+            async move { put(&engine, "k", "v").await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!write.is_finished(), "the write waits for the lock");
+        // The runtime's only worker is not stuck in that wait: another task runs meanwhile.
+        let read = tokio::spawn({
+            let engine = engine.clone();
+            async move { get(&engine, "k") }
+        });
+        let read = tokio::time::timeout(Duration::from_secs(2), read).await;
+        assert!(matches!(read, Ok(Ok(None))), "{read:?}");
+        other.execute_batch("COMMIT").unwrap();
+        assert!(matches!(write.await, Ok(Ok(()))));
+        assert_eq!(get(&engine, "k"), Some(b"v".to_vec()));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1183,7 +1257,7 @@ mod tests {
             async move { put(&engine, "first", "1").await }
         });
         // The first writer leaves its batch open for the queued one to join and waits.
-        let waiting = tokio::time::timeout(Duration::from_millis(300), async {
+        let waiting = tokio::time::timeout(Duration::from_secs(5), async {
             while engine.batches.lock().unwrap().open.is_none() {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
