@@ -51,12 +51,17 @@ pub trait CredentialStore: Send + Sync {
     /// than its latest verification (on DynamoDB that time is kept on the user's enrolment
     /// item, which this read skips to stay one request: docs/dynamodb.md, "The verify
     /// transaction"). For the verify and approval paths, which set that time themselves.
+    /// By default the same read as [`Self::get_credential`], for a store that keeps the time
+    /// on the credential itself (the embedded store).
     async fn get_credential_for_signature(
         &self,
         tenant: &TenantId,
         namespace: Namespace,
         key_fingerprint: &str,
-    ) -> Result<Option<Credential>>;
+    ) -> Result<Option<Credential>> {
+        self.get_credential(tenant, namespace, key_fingerprint)
+            .await
+    }
     async fn list_user_credentials(
         &self,
         tenant: &TenantId,

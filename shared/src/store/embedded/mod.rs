@@ -663,18 +663,6 @@ impl CredentialStore for EmbeddedStore {
         })
     }
 
-    /// The same read as [`Self::get_credential`]: here the verification time is on the
-    /// credential itself.
-    async fn get_credential_for_signature(
-        &self,
-        tenant: &TenantId,
-        namespace: Namespace,
-        key_fingerprint: &str,
-    ) -> Result<Option<Credential>> {
-        self.get_credential(tenant, namespace, key_fingerprint)
-            .await
-    }
-
     async fn list_user_credentials(
         &self,
         tenant: &TenantId,
