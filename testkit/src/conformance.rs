@@ -536,7 +536,7 @@ async fn tenants(store: &dyn Store) {
             .await
             .unwrap()
             .as_ref(),
-        Some(&tenant.id)
+        Some(&tenant)
     );
 
     // Rotating the secret drops the old hash from the index.
@@ -552,7 +552,8 @@ async fn tenants(store: &dyn Store) {
             .await
             .unwrap()
             .as_ref(),
-        Some(&tenant.id)
+        Some(&tenant),
+        "the tenant as rotated, not a copy from before"
     );
 
     // A secret cannot belong to two tenants.

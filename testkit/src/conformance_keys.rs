@@ -55,7 +55,8 @@ pub async fn tenant_revisions(store: &dyn Store) {
             .find_tenant_by_secret_hash(&first.secret_key_hashes[0])
             .await
             .unwrap(),
-        Some(tenant.id.clone())
+        Some(first.clone()),
+        "the tenant as the winning write left it"
     );
 
     // Revoking (dropping a hash) over the right revision drops it from the index.

@@ -63,6 +63,81 @@ async fn conformance_against_a_dynamodb_compatible_server() {
     conformance::run_all(Arc::new(store)).await;
 }
 
+/// A secret index entry carries its tenant's record, so a cold process resolves a secret key
+/// with one `GetItem` (issue #18); an entry written before that (only `tenantId`) is followed
+/// to the tenant item, and a copy that names another tenant is refused as damage.
+#[tokio::test]
+async fn a_secret_key_resolves_in_one_request_and_old_index_entries_still_resolve() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let local = LocalDynamo::start().await;
+    let meter = UsageMeter::default();
+    let client = dynamodb::client(
+        &DynamoConfig {
+            endpoint_url: Some(local.endpoint()),
+        },
+        meter.clone(),
+    )
+    .await;
+    let table = unique_table("secret-index");
+    assert!(dynamodb::create_table(&client, &table).await.unwrap());
+    let store = DynamoStore::new(client.clone(), table.clone(), meter.clone());
+    let tenant = conformance::sample_tenant("one-read");
+    store.put_tenant(&tenant).await.unwrap();
+    meter.take();
+    assert_eq!(
+        store
+            .find_tenant_by_secret_hash(&tenant.secret_key_hashes[0])
+            .await
+            .unwrap(),
+        Some(tenant.clone())
+    );
+    let usage = meter.take();
+    assert_eq!(
+        usage.requests,
+        [("GetItem".to_owned(), 1)].into_iter().collect(),
+        "one read of the index entry"
+    );
+
+    // Written around the store, as a version before the copy wrote them.
+    let index_entry = |hash: &str, tenant_id: &str| {
+        client
+            .put_item()
+            .table_name(&table)
+            .item(
+                schema::PARTITION_KEY,
+                AttributeValue::S(format!("SECRET#{hash}")),
+            )
+            .item(schema::SORT_KEY, AttributeValue::S("SECRET".into()))
+            .item("tenantId", AttributeValue::S(tenant_id.into()))
+    };
+    index_entry("old-entry", tenant.id.as_str())
+        .send()
+        .await
+        .unwrap();
+    meter.take();
+    assert_eq!(
+        store.find_tenant_by_secret_hash("old-entry").await.unwrap(),
+        Some(tenant.clone()),
+        "an entry without the copy is followed to the tenant"
+    );
+    assert_eq!(
+        meter.take().requests,
+        [("GetItem".to_owned(), 2)].into_iter().collect()
+    );
+
+    let other = conformance::sample_tenant("other");
+    let copy = serde_json::to_string(&other).unwrap();
+    index_entry("damaged", tenant.id.as_str())
+        .item("data", AttributeValue::S(copy))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        store.find_tenant_by_secret_hash("damaged").await.is_err(),
+        "a copy of another tenant is not served"
+    );
+}
+
 #[tokio::test]
 async fn create_table_is_idempotent_and_enables_ttl() {
     let local = LocalDynamo::start().await;

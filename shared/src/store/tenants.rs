@@ -7,8 +7,11 @@ use async_trait::async_trait;
 #[async_trait]
 pub trait TenantStore: Send + Sync {
     async fn get_tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>>;
-    /// The tenant whose API secret hashes to `secret_hash` (hex SHA-256).
-    async fn find_tenant_by_secret_hash(&self, secret_hash: &str) -> Result<Option<TenantId>>;
+    /// The tenant whose API secret hashes to `secret_hash` (hex SHA-256), read in one request
+    /// where the store can: on DynamoDB each secret index entry keeps a copy of its tenant,
+    /// written in the same transaction as the tenant, so a cold process resolves a secret key
+    /// with one `GetItem` instead of two (issue #18: cold init).
+    async fn find_tenant_by_secret_hash(&self, secret_hash: &str) -> Result<Option<TenantRecord>>;
     /// Creates or replaces a tenant, keeping the secret index in step with its hashes.
     async fn put_tenant(&self, tenant: &TenantRecord) -> Result<()>;
     /// Writes `tenant` as `put_tenant` does, but only over the stored revision

@@ -76,19 +76,34 @@ impl App {
     /// there is none. Cached for [`TENANT_CACHE_TTL`].
     pub async fn tenant_by_id(&self, id: &TenantId) -> Result<Arc<Tenant>> {
         let cached = self.tenants.tenant(id);
-        let record = match cached {
-            Some(tenant) if !self.store.cheap_tenant_reads() => return Ok(tenant),
-            // A cheap read says whether another process changed the tenant: a revoked
-            // secret or rotated keys apply at once (DESIGN 5). The parsed keys are reused
-            // while the revision is the same.
-            Some(tenant) => match self.store.get_tenant(id).await? {
-                Some(record) if record.revision == tenant.revision => return Ok(tenant),
-                record => record,
-            },
-            None => self.store.get_tenant(id).await?,
-        };
-        let record = record.ok_or(Error::Unauthorized)?;
-        let tenant = Arc::new(Tenant::from_record(&record, self.now())?);
+        if let Some(tenant) = &cached
+            && !self.store.cheap_tenant_reads()
+        {
+            return Ok(tenant.clone());
+        }
+        // A cheap read says whether another process changed the tenant: a revoked secret or
+        // rotated keys apply at once (DESIGN 5).
+        let record = self
+            .store
+            .get_tenant(id)
+            .await?
+            .ok_or(Error::Unauthorized)?;
+        self.tenant_from_record(&record, cached)
+    }
+
+    /// The tenant of a record just read, remembered. The cached tenant's parsed keys are
+    /// reused while the record's revision is the one they were parsed from.
+    fn tenant_from_record(
+        &self,
+        record: &TenantRecord,
+        cached: Option<Arc<Tenant>>,
+    ) -> Result<Arc<Tenant>> {
+        if let Some(tenant) = cached
+            && tenant.revision == record.revision
+        {
+            return Ok(tenant);
+        }
+        let tenant = Arc::new(Tenant::from_record(record, self.now())?);
         self.tenants.remember_tenant(tenant.clone());
         Ok(tenant)
     }
@@ -97,19 +112,21 @@ impl App {
     /// hash finds the tenant; its accepted hashes are then compared in constant time.
     pub async fn tenant_by_secret(&self, secret: &str) -> Result<Arc<Tenant>> {
         let hash = hash_secret(secret);
-        let id = match self.tenants.secret(&hash) {
-            Some(id) => id,
+        let tenant = match self.tenants.secret(&hash) {
+            Some(id) => self.tenant_by_id(&id).await?,
             None => {
-                let id = self
+                // The index entry comes with its tenant's record (one read on DynamoDB).
+                let record = self
                     .store
                     .find_tenant_by_secret_hash(&hash)
                     .await?
                     .ok_or(Error::Unauthorized)?;
-                self.tenants.remember_secret(hash.clone(), id.clone());
-                id
+                let tenant = self.tenant_from_record(&record, self.tenants.tenant(&record.id))?;
+                self.tenants
+                    .remember_secret(hash.clone(), tenant.id.clone());
+                tenant
             }
         };
-        let tenant = self.tenant_by_id(&id).await?;
         let matches = tenant
             .secret_key_hashes
             .iter()

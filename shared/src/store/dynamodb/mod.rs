@@ -10,7 +10,7 @@
 //! | item | pk | sk | attributes | ttl |
 //! |---|---|---|---|---|
 //! | tenant | `TENANT#{t}` | `TENANT` | `data` (tenant JSON: secret hashes, token keys) | |
-//! | secret index | `SECRET#{hash}` | `SECRET` | `tenantId` | |
+//! | secret index | `SECRET#{hash}` | `SECRET` | `tenantId`, `data` and `revision` (a copy of the tenant item's, written in the same transaction: a cold process resolves a secret key with one read) | |
 //! | user profile | `T#{t}#U#{u}` | `PROFILE` | `data` (profile JSON) | |
 //! | enrolment | `T#{t}#U#{u}` | `ENROLMENT` | `credentials` (N: moved by every add and removal; what makes a scopeless token's first credential the only one), `deviceIds`, `pushIds`, `passkeyIds` (SS: the ids of the user's authenticators per method, moved in the same transactions; what track reads instead of the credentials; the verify's condition that a credential is still registered), `lastVerifiedAt#{id}` (N: each device credential's latest verification, set by verify and approve, removed with the credential), `lastChallenge` (S: the order of the user's last used in-app challenge, what makes each single-use) | |
 //! | credential | `T#{t}#U#{u}` | `CRED#{id}` | credential attributes (below) | |

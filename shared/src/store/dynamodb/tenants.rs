@@ -2,6 +2,11 @@
 //!
 //! The tenant item carries its `revision` as a top-level number too, so that a change can be
 //! written on the condition that nobody changed the tenant since it was read (DESIGN 5).
+//!
+//! Each secret index entry (`SECRET#{hash}`) keeps a copy of its tenant's record, written in
+//! the same transaction as the tenant item, so a process with a cold cache resolves a secret
+//! key with one `GetItem` (issue #18: the functions' cold init). An entry written before the
+//! copy existed holds only `tenantId`, and is followed to the tenant item.
 
 use super::DynamoStore;
 use super::error::{failed, sdk_error};
@@ -65,7 +70,7 @@ impl DynamoStore {
             None => self.put(item, None)?,
         });
         for hash in &tenant.secret_key_hashes {
-            let mut index = Key::secret(hash).item();
+            let mut index = revisioned_item(&Key::secret(hash), tenant, tenant.revision)?;
             index.insert("tenantId".into(), s(tenant.id.as_str()));
             items.push(self.put_if(
                 index,
@@ -100,13 +105,22 @@ impl TenantStore for DynamoStore {
         }
     }
 
-    async fn find_tenant_by_secret_hash(&self, secret_hash: &str) -> Result<Option<TenantId>> {
-        match self.get_item(&Key::secret(secret_hash)).await? {
-            Some(item) => TenantId::parse(get_s(&item, "tenantId")?)
-                .map(Some)
-                .map_err(|_| corrupt("tenantId")),
-            None => Ok(None),
+    async fn find_tenant_by_secret_hash(&self, secret_hash: &str) -> Result<Option<TenantRecord>> {
+        let Some(item) = self.get_item(&Key::secret(secret_hash)).await? else {
+            return Ok(None);
+        };
+        let id = TenantId::parse(get_s(&item, "tenantId")?).map_err(|_| corrupt("tenantId"))?;
+        if !item.contains_key("data") {
+            // An entry from before the copy: the tenant item has the record.
+            return self.get_tenant(&id).await;
         }
+        let record: TenantRecord = from_json_attr(&item, "data")?;
+        // The copy is written with its entry and names the same tenant; anything else is
+        // damage, not a tenant to serve.
+        if record.id != id {
+            return Err(corrupt("data"));
+        }
+        Ok(Some(record))
     }
 
     async fn put_tenant(&self, tenant: &TenantRecord) -> Result<()> {

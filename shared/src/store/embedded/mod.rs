@@ -580,8 +580,14 @@ impl TenantStore for EmbeddedStore {
         self.read(|tx| get(tx, TableId::Tenants, id.as_str()))
     }
 
-    async fn find_tenant_by_secret_hash(&self, secret_hash: &str) -> Result<Option<TenantId>> {
-        self.read(|tx| get(tx, TableId::SecretIndex, secret_hash))
+    async fn find_tenant_by_secret_hash(&self, secret_hash: &str) -> Result<Option<TenantRecord>> {
+        // The index entry and its tenant in one read transaction: one snapshot.
+        self.read(
+            |tx| match get::<TenantId>(tx, TableId::SecretIndex, secret_hash)? {
+                Some(id) => get(tx, TableId::Tenants, id.as_str()),
+                None => Ok(None),
+            },
+        )
     }
 
     async fn put_tenant(&self, tenant: &TenantRecord) -> Result<()> {
@@ -1383,7 +1389,8 @@ mod tests {
             store
                 .find_tenant_by_secret_hash("legacy-secret-hash")
                 .await
-                .unwrap(),
+                .unwrap()
+                .map(|t| t.id),
             Some(tenant.clone())
         );
         let alice = UserId::parse("alice").unwrap();
