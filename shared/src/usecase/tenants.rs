@@ -154,7 +154,7 @@ impl App {
             "sk_{}",
             encoding::encode_url_safe(&self.random_bytes::<32>()?)
         ));
-        self.put_tenant_with_secret(&id, &secret).await?;
+        self.insert_tenant(&id, &secret).await?;
         Ok((id, secret))
     }
 
@@ -163,9 +163,10 @@ impl App {
     /// in progress goes on), a new one replaces the accepted ones, and a revoked one is refused.
     /// Returns whether it was created.
     pub async fn ensure_tenant(&self, id: &TenantId, secret: &ApiSecret) -> Result<bool> {
-        let existed = self.store.get_tenant(id).await?.is_some();
-        self.put_tenant_with_secret(id, secret).await?;
-        Ok(!existed)
+        match self.store.get_tenant(id).await? {
+            Some(existing) => self.accept_secret(&existing, secret).await.map(|()| false),
+            None => self.insert_tenant(id, secret).await.map(|()| true),
+        }
     }
 
     /// Sets a tenant's approval settings (the CLI's `tenant configure`). A webhook URL must
@@ -263,31 +264,37 @@ impl App {
         Ok(self.store.get_tenant(id).await?.is_some())
     }
 
-    async fn put_tenant_with_secret(&self, id: &TenantId, secret: &ApiSecret) -> Result<()> {
-        if let Some(existing) = self.store.get_tenant(id).await? {
-            let hash = secret.hash();
-            // A revoked secret never comes back (DESIGN 5): a server restarted with the
-            // environment it had before a rotation must not re-accept the leaked secret.
-            if existing.revoked_secret_key_hashes.contains(&hash) {
-                return Err(Error::invalid_request(format!(
-                    "That secret key was revoked for tenant {id} (`tenant revoke-secret`); give \
-                     its current secret key, or none."
-                )));
-            }
-            // Already accepted (a restart, perhaps during a rotation): nothing changes.
-            if existing.secret_key_hashes.contains(&hash) {
-                return Ok(());
-            }
-            // A new secret: it replaces every accepted one, and the token keys stay.
-            let now = self.now();
-            return self
-                .change_tenant(id, |existing| {
-                    existing.secret_key_hashes = vec![hash.clone()];
-                    existing.secret_key_created_at = [(hash.clone(), now)].into();
-                    Ok(())
-                })
-                .await;
+    /// Makes `secret` the accepted secret of the tenant `existing` was read from (see
+    /// [`Self::ensure_tenant`]).
+    async fn accept_secret(&self, existing: &TenantRecord, secret: &ApiSecret) -> Result<()> {
+        let id = &existing.id;
+        let hash = secret.hash();
+        // A revoked secret never comes back (DESIGN 5): a server restarted with the
+        // environment it had before a rotation must not re-accept the leaked secret.
+        if existing.revoked_secret_key_hashes.contains(&hash) {
+            return Err(Error::invalid_request(format!(
+                "That secret key was revoked for tenant {id} (`tenant revoke-secret`); give \
+                 its current secret key, or none."
+            )));
         }
+        // Already accepted (a restart, perhaps during a rotation): nothing changes.
+        if existing.secret_key_hashes.contains(&hash) {
+            return Ok(());
+        }
+        // A new secret: it replaces every accepted one, and the token keys stay. The change
+        // reads the tenant again, under its revision's condition (DESIGN 5).
+        let now = self.now();
+        self.change_tenant(id, |existing| {
+            existing.secret_key_hashes = vec![hash.clone()];
+            existing.secret_key_created_at = [(hash.clone(), now)].into();
+            Ok(())
+        })
+        .await
+    }
+
+    /// A new tenant with `secret` and a new signing key; refused if a tenant with revisions
+    /// is stored under `id` already.
+    async fn insert_tenant(&self, id: &TenantId, secret: &ApiSecret) -> Result<()> {
         let now = self.now();
         let record = TenantRecord {
             id: id.clone(),
