@@ -1315,6 +1315,35 @@ mod tests {
         assert_eq!(get(&engine, "after"), Some(b"1".to_vec()));
     }
 
+    /// A member of a group commit whose savepoint cannot be ended leaves what it changed
+    /// unknown: its batch is rolled back whole and the member told `StoreUnavailable`, never
+    /// its own `Ok`; the next write is served. Here the member ends its savepoint itself, so
+    /// the engine's `RELEASE` finds none. Both forms of the group commit: the async one (a
+    /// multi-thread runtime) and the blocking one the CLI uses.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_member_whose_savepoint_cannot_be_ended_fails_and_its_batch_is_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(&dir.path().join("store.db"), Durability::Full).unwrap();
+        let releases_its_own_savepoint = |tx: &mut Tx<'_>| {
+            tx.put(TableId::Users, "unknown", b"1", None)?;
+            tx.conn
+                .execute_batch("RELEASE member")
+                .map_err(sqlite_failure)
+        };
+        assert_eq!(
+            engine.write(releases_its_own_savepoint).await,
+            Err(Error::StoreUnavailable)
+        );
+        assert_eq!(get(&engine, "unknown"), None, "rolled back");
+        assert_eq!(
+            engine.write_now(releases_its_own_savepoint),
+            Err(Error::StoreUnavailable)
+        );
+        assert_eq!(get(&engine, "unknown"), None, "rolled back");
+        put(&engine, "after", "2").await.unwrap();
+        assert_eq!(get(&engine, "after"), Some(b"2".to_vec()));
+    }
+
     #[test]
     fn the_durability_sets_synchronous_on_every_connection_in_wal_mode() {
         let dir = tempfile::tempdir().unwrap();
