@@ -41,26 +41,40 @@ async fn conformance_on_disk_at_normal_durability() {
 
 // ---------------------------------------------------------------- DynamoDB
 
-async fn store(local: &LocalDynamo) -> (DynamoStore, UsageMeter) {
-    let counter = UsageMeter::default();
+/// A new table on `local`: its store, the meter that counts the store's requests, and the
+/// client and table name, for writing items around the store.
+struct Table {
+    store: DynamoStore,
+    meter: UsageMeter,
+    client: aws_sdk_dynamodb::Client,
+    name: String,
+}
+
+async fn table(local: &LocalDynamo, prefix: &str) -> Table {
+    let meter = UsageMeter::default();
     let client = dynamodb::client(
         &DynamoConfig {
             endpoint_url: Some(local.endpoint()),
         },
-        counter.clone(),
+        meter.clone(),
     )
     .await;
-    let table = unique_table("conformance");
-    assert!(dynamodb::create_table(&client, &table).await.unwrap());
-    counter.take();
-    (DynamoStore::new(client, table, counter.clone()), counter)
+    let name = unique_table(prefix);
+    assert!(dynamodb::create_table(&client, &name).await.unwrap());
+    meter.take();
+    Table {
+        store: DynamoStore::new(client.clone(), name.clone(), meter.clone()),
+        meter,
+        client,
+        name,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_against_a_dynamodb_compatible_server() {
     let local = LocalDynamo::start().await;
-    let (store, _) = store(&local).await;
-    conformance::run_all(Arc::new(store)).await;
+    let table = table(&local, "conformance").await;
+    conformance::run_all(Arc::new(table.store)).await;
 }
 
 /// A secret index entry carries its tenant's record, so a cold process resolves a secret key
@@ -70,17 +84,12 @@ async fn conformance_against_a_dynamodb_compatible_server() {
 async fn a_secret_key_resolves_in_one_request_and_old_index_entries_still_resolve() {
     use aws_sdk_dynamodb::types::AttributeValue;
     let local = LocalDynamo::start().await;
-    let meter = UsageMeter::default();
-    let client = dynamodb::client(
-        &DynamoConfig {
-            endpoint_url: Some(local.endpoint()),
-        },
-        meter.clone(),
-    )
-    .await;
-    let table = unique_table("secret-index");
-    assert!(dynamodb::create_table(&client, &table).await.unwrap());
-    let store = DynamoStore::new(client.clone(), table.clone(), meter.clone());
+    let Table {
+        store,
+        meter,
+        client,
+        name: table,
+    } = table(&local, "secret-index").await;
     let tenant = conformance::sample_tenant("one-read");
     store.put_tenant(&tenant).await.unwrap();
     meter.take();
