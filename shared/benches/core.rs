@@ -93,6 +93,8 @@ fn tokens_and_signatures(c: &mut Criterion) {
     });
 }
 
+const BENCH_SECRET: &str = "sk_bench_0123456789abcdef";
+
 struct Flow {
     app: App,
     tenant: Arc<Tenant>,
@@ -103,7 +105,7 @@ async fn flow_setup() -> Flow {
     let store = Arc::new(EmbeddedStore::in_memory().unwrap());
     let app = testkit::app(store, Arc::new(SystemClock), Settings::default());
     let id = TenantId::parse("bench").unwrap();
-    app.ensure_tenant(&id, &ApiSecret::parse("sk_bench_0123456789abcdef").unwrap())
+    app.ensure_tenant(&id, &ApiSecret::parse(BENCH_SECRET).unwrap())
         .await
         .unwrap();
     let tenant = app.tenant_by_id(&id).await.unwrap();
@@ -189,6 +191,13 @@ fn use_cases(c: &mut Criterion) {
     let flow = runtime.block_on(flow_setup());
     let flow = &flow;
 
+    // Who is calling, as every request of a flow asks it (spec 2.1): with the tenant cached,
+    // the embedded store checks the stored revision so that a change made by the CLI applies
+    // at once (DESIGN 5). Four of these per full flow.
+    c.bench_function("tenant/by_secret_cached", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { black_box(flow.app.tenant_by_secret(BENCH_SECRET).await.unwrap()) })
+    });
     c.bench_function("usecase/track", |b| {
         b.to_async(&runtime).iter(|| async {
             black_box(
@@ -297,7 +306,7 @@ fn approvals(c: &mut Criterion) {
         let store = Arc::new(EmbeddedStore::in_memory().unwrap());
         let app = testkit::app(store, Arc::new(SystemClock), settings);
         let id = TenantId::parse("bench").unwrap();
-        app.ensure_tenant(&id, &ApiSecret::parse("sk_bench_0123456789abcdef").unwrap())
+        app.ensure_tenant(&id, &ApiSecret::parse(BENCH_SECRET).unwrap())
             .await
             .unwrap();
         let tenant = app.tenant_by_id(&id).await.unwrap();
