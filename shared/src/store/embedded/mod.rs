@@ -1512,6 +1512,53 @@ mod tests {
         assert_eq!(mark.failed_attempts, 40);
     }
 
+    /// A secret key is accepted only if the tenant the index leads to lists its hash (spec
+    /// 2.1): an index entry that outlived its secret, or was written by hand, leads nowhere.
+    /// The store comes back with the tenant's record, the use case compares the hashes.
+    #[tokio::test]
+    async fn an_index_entry_whose_tenant_does_not_list_the_secret_is_refused() {
+        use crate::usecase::tenants::ApiSecret;
+        let store = Arc::new(EmbeddedStore::in_memory().unwrap());
+        let settings = crate::config::Settings::default();
+        let app = crate::App::new(
+            crate::Ports {
+                store: store.clone(),
+                clock: Arc::new(crate::clock::SystemClock),
+                notifier: Arc::new(crate::webhook::WebhookNotifier::for_settings(&settings)),
+            },
+            settings,
+        );
+        let id = TenantId::parse("index-test").unwrap();
+        let accepted = "sk_accepted_0123456789abcdef";
+        let stray = ApiSecret::parse("sk_stray_0123456789abcdef").unwrap();
+        app.ensure_tenant(&id, &ApiSecret::parse(accepted).unwrap())
+            .await
+            .unwrap();
+        store
+            .write(|tx| put(tx, TableId::SecretIndex, &stray.hash(), &id))
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .find_tenant_by_secret_hash(&stray.hash())
+                .await
+                .unwrap()
+                .map(|t| t.id),
+            Some(id.clone()),
+            "the stray entry leads to the tenant"
+        );
+        assert_eq!(
+            app.tenant_by_secret(stray.expose())
+                .await
+                .map(|t| t.id.clone()),
+            Err(Error::Unauthorized)
+        );
+        assert_eq!(
+            app.tenant_by_secret(accepted).await.map(|t| t.id.clone()),
+            Ok(id)
+        );
+    }
+
     #[tokio::test]
     async fn a_fault_fails_the_write_whole_and_the_store_serves_again_after_it() {
         let dir = tempfile::tempdir().unwrap();
