@@ -108,13 +108,31 @@ impl OutboxWorker {
 
     /// One pass over the rows due now; returns how many it handled (delivered, dropped or
     /// postponed).
+    ///
+    /// The rows that are done go in one transaction at the end of the pass, not one each: a
+    /// commit per row could not keep up with a busy server (measured in docs/performance.md,
+    /// "The outbox under load"). A crash before that transaction sends the pass's events again,
+    /// with the same ids: delivery is at least once (DESIGN 10).
     pub async fn run_once(&self) -> crate::error::Result<usize> {
         let due = self.store.due_changes(wall_clock(), BATCH)?;
         let handled = due.len();
+        let mut done = Vec::with_capacity(handled);
+        let mut outcome = Ok(handled);
         for pending in due {
-            self.handle(pending).await?;
+            let seq = pending.seq;
+            match self.handle(pending).await {
+                Ok(Handled::Done) => done.push(seq),
+                Ok(Handled::Postponed) => {}
+                Err(error) => {
+                    outcome = Err(error);
+                    break;
+                }
+            }
         }
-        Ok(handled)
+        if !done.is_empty() {
+            self.store.remove_changes(&done).await?;
+        }
+        outcome
     }
 
     /// Passes until `shutdown` resolves; a store failure is logged and tried again later.
@@ -136,7 +154,8 @@ impl OutboxWorker {
         }
     }
 
-    async fn handle(&self, pending: PendingChange) -> crate::error::Result<()> {
+    /// Delivers one row's events, or postpones the row; [`Handled::Done`] when the row can go.
+    async fn handle(&self, pending: PendingChange) -> crate::error::Result<Handled> {
         let PendingChange {
             seq,
             attempts,
@@ -144,19 +163,20 @@ impl OutboxWorker {
         } = pending;
         let change = match change {
             Ok(Some(change)) => change,
-            Ok(None) => return self.store.remove_change(seq).await,
+            Ok(None) => return Ok(Handled::Done),
             // A damaged row: reported and tried again later, alone (the others go on).
             Err(error) => {
                 let attempts = attempts.saturating_add(1);
                 let wait = backoff(attempts, self.policy.base, self.policy.max);
                 tracing::error!(seq, attempts, error = %error, "an outbox row does not decode");
                 let next = Timestamp(wall_clock().0.saturating_add(wait.as_millis() as i64));
-                return self.store.postpone_change(seq, attempts, next).await;
+                self.store.postpone_change(seq, attempts, next).await?;
+                return Ok(Handled::Postponed);
             }
         };
         let events = events_of(&change, self.max_failed_attempts);
         if events.is_empty() {
-            return self.store.remove_change(seq).await;
+            return Ok(Handled::Done);
         }
         let endpoint = match self.store.get_tenant(&change.tenant_id).await? {
             Some(tenant) => tenant.events_webhook,
@@ -164,7 +184,7 @@ impl OutboxWorker {
         };
         let Some(endpoint) = endpoint else {
             // No events webhook (DESIGN 10): nobody to tell; the change is not kept for later.
-            return self.store.remove_change(seq).await;
+            return Ok(Handled::Done);
         };
         for event in &events {
             let sent = deliver(
@@ -189,10 +209,19 @@ impl OutboxWorker {
                     "event delivery failed; will retry"
                 );
                 let next = Timestamp(wall_clock().0.saturating_add(wait.as_millis() as i64));
-                return self.store.postpone_change(seq, attempts, next).await;
+                self.store.postpone_change(seq, attempts, next).await?;
+                return Ok(Handled::Postponed);
             }
             tracing::info!(tenant = %change.tenant_id, event = event.kind, id = %event.id, "event delivered");
         }
-        self.store.remove_change(seq).await
+        Ok(Handled::Done)
     }
+}
+
+/// What became of one outbox row in a pass.
+enum Handled {
+    /// Its events were delivered, or it makes none: the row goes.
+    Done,
+    /// A delivery failed, or the row does not decode: it is due again later.
+    Postponed,
 }

@@ -33,6 +33,7 @@
 //!   code (`mod.rs`): deletion is only housekeeping.
 
 use crate::clock::Timestamp;
+use crate::domain::KEY_SEPARATOR;
 use crate::error::{Error, Result};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::collections::BTreeMap;
@@ -208,9 +209,34 @@ pub(crate) fn sqlite_failure(error: rusqlite::Error) -> Error {
     Error::StoreUnavailable
 }
 
+/// Decides, inside a change's own transaction and from the changed item's key, whether the
+/// change is written to the outbox (DESIGN 10). The store's rule (`mod.rs`) keeps the changes
+/// of tenants that have an events webhook; [`Engine::in_memory`] and [`Engine::open`] start
+/// with [`record_every_change`].
+pub type OutboxRule = fn(&Tx<'_>, &str) -> Result<bool>;
+
+/// The engine's own rule: every change to a table that [feeds events](TableId::feeds_events).
+pub fn record_every_change(_: &Tx<'_>, _: &str) -> Result<bool> {
+    Ok(true)
+}
+
 /// A transaction's view of the items: reads see its own writes.
 pub struct Tx<'a> {
     conn: &'a Connection,
+    outbox_rule: OutboxRule,
+    /// The last key prefix the rule was asked about, and its answer: the writes of one
+    /// transaction are almost always one tenant's.
+    outbox_answer: Option<(String, bool)>,
+}
+
+impl<'a> Tx<'a> {
+    fn new(conn: &'a Connection, outbox_rule: OutboxRule) -> Self {
+        Tx {
+            conn,
+            outbox_rule,
+            outbox_answer: None,
+        }
+    }
 }
 
 impl Tx<'_> {
@@ -244,7 +270,8 @@ impl Tx<'_> {
 
     /// Creates or replaces an item; `expires_at` for items that expire (purged after it). A
     /// change to a table that [feeds events](TableId::feeds_events) is also written to the
-    /// outbox, with the value before it, in this transaction (DESIGN 10).
+    /// outbox, with the value before it, in this transaction, when the engine's [`OutboxRule`]
+    /// wants it (DESIGN 10).
     pub fn put(
         &mut self,
         table: TableId,
@@ -254,7 +281,7 @@ impl Tx<'_> {
     ) -> Result<()> {
         if table.feeds_events() {
             let old = self.get(table, key)?;
-            if old.as_deref() != Some(value) {
+            if old.as_deref() != Some(value) && self.outbox_wants(key)? {
                 self.record_change(table, key, old.as_deref(), Some(value))?;
             }
         }
@@ -284,6 +311,7 @@ impl Tx<'_> {
     pub fn remove(&mut self, table: TableId, key: &str) -> Result<()> {
         if table.feeds_events()
             && let Some(old) = self.get(table, key)?
+            && self.outbox_wants(key)?
         {
             self.record_change(table, key, Some(&old), None)?;
         }
@@ -292,6 +320,20 @@ impl Tx<'_> {
             .and_then(|mut statement| statement.execute(params![table as i64, key]))
             .map(drop)
             .map_err(sqlite_failure)
+    }
+
+    /// What the engine's [`OutboxRule`] says of a change to `key`, asked once per transaction
+    /// for the keys that share a first segment (the tenant, in every table that feeds events).
+    fn outbox_wants(&mut self, key: &str) -> Result<bool> {
+        let prefix = key.split(KEY_SEPARATOR).next().unwrap_or(key);
+        if let Some((asked, answer)) = &self.outbox_answer
+            && asked == prefix
+        {
+            return Ok(*answer);
+        }
+        let answer = (self.outbox_rule)(self, key)?;
+        self.outbox_answer = Some((prefix.to_owned(), answer));
+        Ok(answer)
     }
 
     /// One row of the outbox: the item's value before and after a write, and when (wall-clock
@@ -526,6 +568,7 @@ pub struct Engine {
     readers: Option<Mutex<Vec<Connection>>>,
     path: Option<PathBuf>,
     durability: Durability,
+    outbox_rule: OutboxRule,
 }
 
 impl Engine {
@@ -543,6 +586,7 @@ impl Engine {
             readers: None,
             path: None,
             durability: Durability::Normal,
+            outbox_rule: record_every_change,
         })
     }
 
@@ -611,7 +655,14 @@ impl Engine {
             readers: Some(Mutex::new(Vec::new())),
             path: Some(path.to_owned()),
             durability,
+            outbox_rule: record_every_change,
         })
+    }
+
+    /// The engine with `rule` deciding which changes go to the outbox.
+    pub fn with_outbox_rule(mut self, rule: OutboxRule) -> Engine {
+        self.outbox_rule = rule;
+        self
     }
 
     fn connect(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
@@ -655,7 +706,7 @@ impl Engine {
     pub fn read<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
         let Some(readers) = &self.readers else {
             let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            return Self::run(&conn, Begin::Read, |tx| f(tx));
+            return self.run(&conn, Begin::Read, |tx| f(tx));
         };
         let idle = readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let conn = match idle {
@@ -665,7 +716,7 @@ impl Engine {
                 Self::connect(path, self.durability).map_err(sqlite_failure)?
             }
         };
-        let result = Self::run(&conn, Begin::Read, |tx| f(tx));
+        let result = self.run(&conn, Begin::Read, |tx| f(tx));
         readers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -707,7 +758,7 @@ impl Engine {
             return self.write_in_group(f);
         }
         let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        Self::run(&conn, Begin::Write, f)
+        self.run(&conn, Begin::Write, f)
     }
 
     /// Group commit, for [`Durability::Full`], where each commit waits for an `fsync`: the
@@ -808,7 +859,7 @@ impl Engine {
         let mut savepoint_failed = false;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             execute_cached(conn, "SAVEPOINT member").map_err(sqlite_failure)?;
-            let result = f(&mut Tx { conn });
+            let result = f(&mut Tx::new(conn, self.outbox_rule));
             let end = match result {
                 Ok(_) => execute_cached(conn, "RELEASE member"),
                 Err(_) => execute_cached(conn, "ROLLBACK TO member")
@@ -913,6 +964,7 @@ impl Engine {
     /// The statements are cached: a read or a write is a few microseconds of SQLite, so
     /// parsing `BEGIN` and `COMMIT` each time would show.
     fn run<T>(
+        &self,
         conn: &Connection,
         begin: Begin,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
@@ -928,7 +980,7 @@ impl Engine {
         conn.prepare_cached(begin)
             .and_then(|mut statement| statement.execute([]))
             .map_err(sqlite_failure)?;
-        let value = match f(&mut Tx { conn }) {
+        let value = match f(&mut Tx::new(conn, self.outbox_rule)) {
             Ok(value) => value,
             Err(error) => {
                 rollback(conn);

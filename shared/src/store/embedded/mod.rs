@@ -103,7 +103,9 @@ impl EmbeddedStore {
 
     pub fn open_with(path: &Path, durability: Durability) -> std::result::Result<Self, OpenError> {
         Ok(EmbeddedStore {
-            engine: Arc::new(Engine::open(path, durability)?),
+            engine: Arc::new(
+                Engine::open(path, durability)?.with_outbox_rule(outbox::tenant_has_events_webhook),
+            ),
         })
     }
 
@@ -186,7 +188,9 @@ impl EmbeddedStore {
     /// A store that lives in memory only: for unit tests.
     pub fn in_memory() -> Result<Self> {
         Ok(EmbeddedStore {
-            engine: Arc::new(Engine::in_memory()?),
+            engine: Arc::new(
+                Engine::in_memory()?.with_outbox_rule(outbox::tenant_has_events_webhook),
+            ),
         })
     }
 

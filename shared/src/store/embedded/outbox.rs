@@ -1,11 +1,12 @@
-//! The outbox (issue #19, DESIGN 10): every change to a record that can make an event is
-//! written, with the record before it, to SQLite's `outbox` table in the transaction of the
-//! change itself ([`super::engine::Tx::put`]), so a change and its pending events are committed
-//! together or not at all. The events worker ([`crate::events::outbox`]) reads the due rows,
+//! The outbox (issue #19, DESIGN 10): every change to a record that can make an event, of a
+//! tenant that has an events webhook ([`tenant_has_events_webhook`]), is written, with the
+//! record before it, to SQLite's `outbox` table in the transaction of the change itself
+//! ([`super::engine::Tx::put`]), so a change and its pending events are committed together or
+//! not at all. The events worker ([`crate::events::outbox`]) reads the due rows,
 //! maps them with [`crate::events::events_of`] (the mapping DynamoDB Streams records go through
 //! too), delivers, and removes each row delivered or postpones it.
 
-use super::engine::{OutboxRow, TableId};
+use super::engine::{OutboxRow, TableId, Tx};
 use super::{EmbeddedStore, decode};
 use crate::clock::Timestamp;
 use crate::domain::{
@@ -39,9 +40,10 @@ impl EmbeddedStore {
             .collect())
     }
 
-    /// The row's events were delivered, or it makes none: it goes.
-    pub async fn remove_change(&self, seq: i64) -> Result<()> {
-        self.write(|tx| tx.remove_change(seq)).await
+    /// The rows whose events were delivered, or that make none: they go, in one transaction.
+    pub async fn remove_changes(&self, seqs: &[i64]) -> Result<()> {
+        self.write(|tx| seqs.iter().try_for_each(|&seq| tx.remove_change(seq)))
+            .await
     }
 
     /// A delivery failed: the row is tried again at `next_attempt_at`.
@@ -58,6 +60,26 @@ impl EmbeddedStore {
     /// How many changes wait in the outbox.
     pub fn outbox_len(&self) -> Result<u64> {
         self.read(|tx| tx.outbox_len())
+    }
+}
+
+/// The store's [`OutboxRule`](super::engine::OutboxRule): a change is written to the outbox
+/// only when its tenant (the key's first segment) has an events webhook at the time of the
+/// change. DESIGN 10: "a tenant without an events webhook gets nothing and nothing is kept
+/// for it", so its changes cost no outbox row, no delivery pass and no delete. Read in the
+/// change's transaction, which holds the write lock: a webhook set by the CLI in another
+/// process applies from the next change on.
+pub(super) fn tenant_has_events_webhook(tx: &Tx<'_>, key: &str) -> Result<bool> {
+    /// The one field of the tenant's record this needs; the others are skipped, not decoded.
+    #[derive(serde::Deserialize)]
+    struct EventsSink {
+        #[serde(default)]
+        events_webhook: Option<serde::de::IgnoredAny>,
+    }
+    let tenant = key.split(KEY_SEPARATOR).next().unwrap_or_default();
+    match tx.get(TableId::Tenants, tenant)? {
+        Some(record) => Ok(decode::<EventsSink>(&record)?.events_webhook.is_some()),
+        None => Ok(false),
     }
 }
 
@@ -113,8 +135,9 @@ fn change_of_row(row: &OutboxRow) -> Result<Option<Change>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CredentialId, Namespace, UserId};
+    use crate::domain::{CredentialId, Namespace, TenantRecord, UserId, WebhookEndpoint};
     use crate::error::Error;
+    use crate::store::TenantStore;
     use crate::store::embedded::encode;
 
     fn credential() -> Credential {
@@ -140,11 +163,79 @@ mod tests {
         Timestamp(i64::MAX)
     }
 
+    /// The tenant `acme`, with or without an events webhook.
+    fn acme(events_webhook: bool) -> TenantRecord {
+        TenantRecord {
+            id: TenantId::parse("acme").unwrap(),
+            events_webhook: events_webhook.then(|| WebhookEndpoint {
+                url: "https://backend.example/events".into(),
+                secret: "whsec_0123456789abcdef0123456789abcdef".into(),
+            }),
+            ..crate::store::samples::sample_tenant("acme")
+        }
+    }
+
+    /// A store whose tenant `acme` (the tenant of [`KEY`]) has an events webhook, so the
+    /// outbox keeps its changes.
+    async fn store_with_events_webhook() -> EmbeddedStore {
+        let store = EmbeddedStore::in_memory().unwrap();
+        store.put_tenant(&acme(true)).await.unwrap();
+        store
+    }
+
+    /// DESIGN 10: a tenant without an events webhook gets nothing and nothing is kept for it,
+    /// so its changes write no outbox row; a webhook set later applies from the next change
+    /// on, and a change of a tenant the store does not know writes none either.
+    #[tokio::test]
+    async fn only_the_changes_of_a_tenant_with_an_events_webhook_are_kept() {
+        let store = EmbeddedStore::in_memory().unwrap();
+        store.put_tenant(&acme(false)).await.unwrap();
+        let first = credential();
+        let second = Credential {
+            last_verified_at: Some(Timestamp(2_000)),
+            ..credential()
+        };
+        let put = |credential: &Credential| {
+            let value = encode(credential).unwrap();
+            let store = store.clone();
+            async move {
+                store
+                    .write(|tx| tx.put(TableId::Credentials, KEY, &value, None))
+                    .await
+                    .unwrap()
+            }
+        };
+        put(&first).await;
+        assert_eq!(store.outbox_len().unwrap(), 0, "no webhook: no row");
+
+        store.put_tenant(&acme(true)).await.unwrap();
+        put(&second).await;
+        store
+            .write(|tx| {
+                tx.put(
+                    TableId::Credentials,
+                    "globex\u{1f}in-app\u{1f}f0",
+                    &encode(&first).unwrap(),
+                    None,
+                )
+            })
+            .await
+            .unwrap();
+        let due = store.due_changes(far_future(), 10).unwrap();
+        assert_eq!(
+            due.into_iter()
+                .map(|p| p.change.unwrap().unwrap().record)
+                .collect::<Vec<_>>(),
+            [Record::Credential(Some(first), Some(second))],
+            "only acme's change after its webhook was set"
+        );
+    }
+
     /// DESIGN 10: the outbox row is written by the change's own transaction, so a change that
     /// is rolled back leaves no row, and one that commits always has its row.
     #[tokio::test]
     async fn a_change_and_its_outbox_row_commit_or_roll_back_together() {
-        let store = EmbeddedStore::in_memory().unwrap();
+        let store = store_with_events_webhook().await;
         let value = encode(&credential()).unwrap();
         let failed: Result<()> = store
             .write(|tx| {
@@ -201,7 +292,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_postponed_row_is_due_again_only_at_its_time_and_a_removed_one_never() {
-        let store = EmbeddedStore::in_memory().unwrap();
+        let store = store_with_events_webhook().await;
         let value = encode(&credential()).unwrap();
         store
             .write(|tx| tx.put(TableId::Credentials, KEY, &value, None))
@@ -215,7 +306,7 @@ mod tests {
         assert!(store.due_changes(Timestamp(4_999), 10).unwrap().is_empty());
         let due = store.due_changes(Timestamp(5_000), 10).unwrap();
         assert_eq!((due[0].seq, due[0].attempts), (seq, 1));
-        store.remove_change(seq).await.unwrap();
+        store.remove_changes(&[seq]).await.unwrap();
         assert!(store.due_changes(far_future(), 10).unwrap().is_empty());
     }
 
@@ -251,7 +342,7 @@ mod tests {
         use crate::store::PasskeyStore;
         use crate::store::{ActionWrite, EnrolmentGuard, PasskeyEnrolment, PasskeySignIn};
 
-        let store = EmbeddedStore::in_memory().unwrap();
+        let store = store_with_events_webhook().await;
         let tenant = TenantId::parse("acme").unwrap();
         let now = 1_790_000_000_000;
         let key = |k: &str| ActionKey {
@@ -304,7 +395,7 @@ mod tests {
         let drain = || async {
             let due = store.due_changes(Timestamp(i64::MAX), 100).unwrap();
             for pending in &due {
-                store.remove_change(pending.seq).await.unwrap();
+                store.remove_changes(&[pending.seq]).await.unwrap();
             }
             due.into_iter()
                 .map(|p| p.change.unwrap().unwrap().record)
@@ -390,7 +481,7 @@ mod tests {
     /// (the worker postpones it alone; found in review).
     #[tokio::test]
     async fn an_undecodable_row_does_not_hold_back_the_next() {
-        let store = EmbeddedStore::in_memory().unwrap();
+        let store = store_with_events_webhook().await;
         store
             .write(|tx| {
                 tx.put(
