@@ -45,7 +45,9 @@ macro_rules! say {
 
 use axum::Router;
 use shared::App;
+use shared::clock::{Clock, SystemClock};
 use shared::http::{SharedApp, finish};
+use shared::store::embedded::EmbeddedStore;
 use shared::websocket::LocalSockets;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -126,6 +128,36 @@ pub async fn serve(
         shutdown,
     )
     .await
+}
+
+/// The embedded store's work beside the requests, as `trusted-device serve` runs it (and the
+/// load tool, so that what it measures is what an operator runs): the events worker, which
+/// delivers the outbox that the store writes in the transaction of each change (issue #19,
+/// DESIGN 10), and the sweep of expired items every ten minutes, which DynamoDB's TTL does in
+/// production (reads check expiry themselves, so the sweep only keeps the file small).
+pub fn spawn_embedded_housekeeping(
+    store: EmbeddedStore,
+    policy: shared::events::outbox::RetryPolicy,
+    max_failed_attempts: u32,
+) {
+    let worker = shared::events::outbox::OutboxWorker::new(
+        store.clone(),
+        std::sync::Arc::new(shared::webhook::HttpWebhookSender::default()),
+        policy,
+        max_failed_attempts,
+    );
+    tokio::spawn(worker.run(std::future::pending()));
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            if let Ok(purged) = store.purge_expired(SystemClock.now()).await
+                && purged > 0
+            {
+                tracing::info!(purged, "expired records removed");
+            }
+        }
+    });
 }
 
 /// A server running in this process, for tests: started on a port the OS picks.

@@ -37,7 +37,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use shared::App;
-use shared::clock::{Clock, SystemClock};
+use shared::clock::SystemClock;
 use shared::config::{PublicUrl, Settings};
 use shared::domain::policy::ConfigKey;
 use shared::domain::{AllowedOrigin, TenantId, WebhookEndpoint};
@@ -1238,35 +1238,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         _ => bootstrap_dev_tenant(&app, &args.store, &base_url).await?,
     }
 
-    // DynamoDB's TTL deletes expired items in production; on the embedded store a sweep does.
-    // Reads check expiry themselves, so this only keeps the file small.
-    if let Some(outbox) = embedded.clone() {
-        // Events to the tenants' backends (issue #19, DESIGN 10): the outbox the store writes in
-        // the transaction of each change, delivered with retries until accepted.
+    if let Some(store) = embedded {
         let policy = shared::events::outbox::RetryPolicy::from_lookup(
             |name| std::env::var(name).ok(),
             Duration::from_millis(app.settings().webhook_timeout_ms),
         )?;
-        let worker = shared::events::outbox::OutboxWorker::new(
-            outbox,
-            Arc::new(shared::webhook::HttpWebhookSender::default()),
+        trusted_device::spawn_embedded_housekeeping(
+            store,
             policy,
             app.settings().max_failed_attempts,
         );
-        tokio::spawn(worker.run(std::future::pending()));
-    }
-    if let Some(sweeper) = embedded {
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(600));
-            loop {
-                every.tick().await;
-                if let Ok(purged) = sweeper.purge_expired(SystemClock.now()).await
-                    && purged > 0
-                {
-                    tracing::info!(purged, "expired records removed");
-                }
-            }
-        });
     }
 
     let shutdown = shutdown_signal()?;

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use shared::clock::SystemClock;
 use shared::config::Settings;
 use shared::domain::TenantId;
+use shared::events::outbox::RetryPolicy;
 use shared::store::Store;
 use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
 use shared::store::embedded::{Durability, EmbeddedStore};
@@ -323,16 +324,21 @@ fn main() {
         .unwrap();
 
     let mut meter = None;
+    // The in-process embedded store, to say how many changes its events worker left behind.
+    let mut outbox_probe: Option<EmbeddedStore> = None;
     let mut _keep_alive = None;
     let base = match &o.url {
         Some(url) => url.trim_end_matches('/').to_owned(),
         None => {
+            let mut embedded = None;
             let store: Arc<dyn Store> = match o.store.as_str() {
                 "embedded" => {
                     let dir = tempfile::tempdir().unwrap();
                     let store = EmbeddedStore::open_with(&dir.path().join("load.db"), o.durability)
                         .unwrap();
                     _keep_alive = Some(Box::new(dir) as Box<dyn std::any::Any>);
+                    embedded = Some(store.clone());
+                    outbox_probe = Some(store.clone());
                     Arc::new(store)
                 }
                 "dynamodb" => {
@@ -358,6 +364,14 @@ fn main() {
             };
             let app = testkit::app(store, Arc::new(SystemClock), Settings::default());
             server_runtime.block_on(async {
+                // The events worker and the sweep, as `trusted-device serve` runs them.
+                if let Some(store) = embedded {
+                    trusted_device::spawn_embedded_housekeeping(
+                        store,
+                        RetryPolicy::default(),
+                        app.settings().max_failed_attempts,
+                    );
+                }
                 app.ensure_tenant(
                     &TenantId::parse(o.tenant_id.clone()).unwrap(),
                     &ApiSecret::parse(&o.secret_key).unwrap(),
@@ -488,6 +502,14 @@ fn main() {
             usage.read_units / flows as f64,
             usage.write_units / flows as f64,
             usage.requests
+        );
+    }
+    if let Some(store) = &outbox_probe {
+        // A tenant without an events webhook leaves none (DESIGN 10); more than a few
+        // thousand would mean the events worker falls behind the server.
+        println!(
+            "events outbox rows left: {}",
+            store.outbox_len().unwrap_or(u64::MAX)
         );
     }
     // The servers run until the process ends.
