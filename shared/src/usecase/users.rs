@@ -3,7 +3,7 @@
 use super::tenants::Tenant;
 use crate::App;
 use crate::domain::{
-    Credential, CredentialId, PasskeyRecord, UserId, UserProfile, VerificationMethod,
+    Credential, CredentialId, Enrolment, PasskeyRecord, UserId, UserProfile, VerificationMethod,
 };
 use crate::error::{Error, Result};
 
@@ -39,23 +39,6 @@ pub struct UserPatch {
     pub locale: Option<String>,
 }
 
-/// The distinct verification methods of some credentials, in a stable order.
-pub(crate) fn distinct_methods(
-    credentials: &[Credential],
-    passkeys: usize,
-) -> Vec<VerificationMethod> {
-    let mut methods: Vec<VerificationMethod> = credentials
-        .iter()
-        .map(|c| c.namespace.verification_method())
-        .collect();
-    if passkeys > 0 {
-        methods.push(VerificationMethod::Passkey);
-    }
-    methods.sort();
-    methods.dedup();
-    methods
-}
-
 /// What `delete_authenticator` removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(clippy::large_enum_variant, reason = "one value per request")]
@@ -85,7 +68,7 @@ impl App {
         let passkeys = self.store.list_user_passkeys(&tenant.id, user).await?;
         Ok(UserView {
             profile,
-            enrolled_methods: distinct_methods(&credentials, passkeys.len()),
+            enrolled_methods: Enrolment::of(&credentials, passkeys.len()).methods(),
         })
     }
 
