@@ -339,7 +339,7 @@ mod tests {
         UserId,
     };
 
-    fn tenant() -> TenantId {
+    pub(super) fn tenant() -> TenantId {
         TenantId::parse("acme").unwrap()
     }
 
@@ -360,7 +360,7 @@ mod tests {
         }
     }
 
-    fn action(state: ActionState, at: i64) -> Action {
+    pub(super) fn action(state: ActionState, at: i64) -> Action {
         Action {
             tenant_id: tenant(),
             key: ActionKey {

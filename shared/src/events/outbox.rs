@@ -13,6 +13,7 @@ use crate::store::TenantStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::embedded::outbox::PendingChange;
 use crate::webhook::WebhookSender;
+use futures_util::StreamExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,6 +84,11 @@ pub struct OutboxWorker {
 /// How many rows one pass reads.
 const BATCH: u32 = 100;
 
+/// How many rows of a pass are delivered at once. One at a time, a receiver that takes 50 ms to
+/// answer (another region, a slow backend) would bound the server to 20 events a second, fewer
+/// than one busy tenant makes; rows are independent (order is not guaranteed, DESIGN 10).
+const CONCURRENT_DELIVERIES: usize = 16;
+
 fn wall_clock() -> Timestamp {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -113,26 +119,31 @@ impl OutboxWorker {
     /// commit per row could not keep up with a busy server (measured in docs/performance.md,
     /// "The outbox under load"). A crash before that transaction sends the pass's events again,
     /// with the same ids: delivery is at least once (DESIGN 10).
+    ///
+    /// Up to [`CONCURRENT_DELIVERIES`] rows are delivered at once. A store failure on one row
+    /// (reading its tenant, postponing it) does not stop the others; it is returned after the
+    /// rows that are done were removed.
     pub async fn run_once(&self) -> crate::error::Result<usize> {
         let due = self.store.due_changes(wall_clock(), BATCH)?;
         let handled = due.len();
+        let outcomes: Vec<(i64, crate::error::Result<Handled>)> = futures_util::stream::iter(due)
+            .map(|pending| async move { (pending.seq, self.handle(pending).await) })
+            .buffer_unordered(CONCURRENT_DELIVERIES)
+            .collect()
+            .await;
         let mut done = Vec::with_capacity(handled);
-        let mut outcome = Ok(handled);
-        for pending in due {
-            let seq = pending.seq;
-            match self.handle(pending).await {
+        let mut failure = None;
+        for (seq, outcome) in outcomes {
+            match outcome {
                 Ok(Handled::Done) => done.push(seq),
                 Ok(Handled::Postponed) => {}
-                Err(error) => {
-                    outcome = Err(error);
-                    break;
-                }
+                Err(error) => failure = failure.or(Some(error)),
             }
         }
         if !done.is_empty() {
             self.store.remove_changes(&done).await?;
         }
-        outcome
+        failure.map_or(Ok(handled), Err)
     }
 
     /// Passes until `shutdown` resolves; a store failure is logged and tried again later.
@@ -224,4 +235,82 @@ enum Handled {
     Done,
     /// A delivery failed, or the row does not decode: it is due again later.
     Postponed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Action, ActionKey, ActionState, IdempotencyKey};
+    use crate::events::tests::action;
+    use crate::store::samples::tenant_with_events_webhook;
+    use crate::store::{ActionStore, TenantStore};
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    /// A receiver that holds each delivery until `wanted` are in flight at once (if they never
+    /// are, for half a second), and counts the most it saw at once.
+    struct Gate {
+        wanted: usize,
+        in_flight: AtomicUsize,
+        most: AtomicUsize,
+        delivered: AtomicUsize,
+        all_in: tokio::sync::Notify,
+    }
+
+    #[async_trait::async_trait]
+    impl WebhookSender for Gate {
+        async fn send(&self, _: &str, _: &str, _: Vec<u8>, _: Duration) -> Result<(), String> {
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            self.most.fetch_max(now, SeqCst);
+            if now >= self.wanted {
+                self.all_in.notify_waiters();
+            } else {
+                let wait = self.all_in.notified();
+                let _ = tokio::time::timeout(Duration::from_millis(500), wait).await;
+            }
+            self.in_flight.fetch_sub(1, SeqCst);
+            self.delivered.fetch_add(1, SeqCst);
+            Ok(())
+        }
+    }
+
+    /// One pass delivers its rows at once (a far receiver would otherwise bound the events to
+    /// one per round trip), and removes every row it delivered.
+    #[tokio::test]
+    async fn a_pass_delivers_its_rows_at_once_and_removes_them() {
+        let store = EmbeddedStore::in_memory().unwrap();
+        store
+            .put_tenant(&tenant_with_events_webhook("acme"))
+            .await
+            .unwrap();
+        let created = action(ActionState::Allow, 1_790_000_000);
+        for i in 0..8 {
+            let key = ActionKey {
+                idempotency_key: IdempotencyKey::parse(format!("k{i}")).unwrap(),
+                ..created.key.clone()
+            };
+            let action = Action {
+                key,
+                ..created.clone()
+            };
+            store.create_action(&action).await.unwrap();
+        }
+        assert_eq!(store.outbox_len().unwrap(), 8);
+
+        let gate = Arc::new(Gate {
+            wanted: 8,
+            in_flight: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+            delivered: AtomicUsize::new(0),
+            all_in: tokio::sync::Notify::new(),
+        });
+        let worker = OutboxWorker::new(store.clone(), gate.clone(), RetryPolicy::default(), 5);
+        assert_eq!(worker.run_once().await.unwrap(), 8);
+        assert_eq!(gate.delivered.load(SeqCst), 8);
+        assert_eq!(gate.most.load(SeqCst), 8, "all eight in flight at once");
+        assert_eq!(
+            store.outbox_len().unwrap(),
+            0,
+            "every delivered row removed"
+        );
+    }
 }

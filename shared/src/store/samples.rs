@@ -10,7 +10,7 @@
 use crate::clock::Timestamp;
 use crate::domain::{
     ActionCode, ApprovalChallenge, ApprovalId, ApprovalKind, ApprovalState, ChallengeId,
-    SigningKeyRecord, TenantId, TenantRecord, TrackContext, UserId,
+    SigningKeyRecord, TenantId, TenantRecord, TrackContext, UserId, WebhookEndpoint,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -47,6 +47,19 @@ pub(crate) fn sample_tenant(name: &str) -> TenantRecord {
         allowed_origins: Vec::new(),
         passkey: None,
         ui: None,
+    }
+}
+
+/// `sample_tenant` named `id` exactly, with an events webhook: the embedded store's outbox
+/// keeps its changes (DESIGN 10).
+pub(crate) fn tenant_with_events_webhook(id: &str) -> TenantRecord {
+    TenantRecord {
+        id: TenantId::parse(id).unwrap(),
+        events_webhook: Some(WebhookEndpoint {
+            url: "https://backend.example/events".into(),
+            secret: "whsec_0123456789abcdef0123456789abcdef".into(),
+        }),
+        ..sample_tenant(id)
     }
 }
 

@@ -135,7 +135,7 @@ fn change_of_row(row: &OutboxRow) -> Result<Option<Change>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CredentialId, Namespace, TenantRecord, UserId, WebhookEndpoint};
+    use crate::domain::{CredentialId, Namespace, TenantRecord, UserId};
     use crate::error::Error;
     use crate::store::TenantStore;
     use crate::store::embedded::encode;
@@ -165,13 +165,14 @@ mod tests {
 
     /// The tenant `acme`, with or without an events webhook.
     fn acme(events_webhook: bool) -> TenantRecord {
-        TenantRecord {
-            id: TenantId::parse("acme").unwrap(),
-            events_webhook: events_webhook.then(|| WebhookEndpoint {
-                url: "https://backend.example/events".into(),
-                secret: "whsec_0123456789abcdef0123456789abcdef".into(),
-            }),
-            ..crate::store::samples::sample_tenant("acme")
+        let tenant = crate::store::samples::tenant_with_events_webhook("acme");
+        if events_webhook {
+            tenant
+        } else {
+            TenantRecord {
+                events_webhook: None,
+                ..tenant
+            }
         }
     }
 
