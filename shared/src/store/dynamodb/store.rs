@@ -164,11 +164,17 @@ impl DynamoStore {
         &self,
         items: Vec<TransactWriteItem>,
     ) -> Result<std::result::Result<(), Vec<CancellationReason>>> {
-        // A transaction cancelled only by a conflict with another one on the same item (two
-        // verifies of one user both write their enrolment item) changed nothing: sent again
-        // a little later its conditions are checked afresh, so it is retried twice before
-        // the conflict becomes a 503.
+        // A transaction cancelled without a failed condition, by a conflict with another one
+        // on the same item (two verifies of one user both write their enrolment item) or by
+        // throttling, changed nothing: sent again a little later its conditions are checked
+        // afresh, so it is retried twice before it becomes a 503 (a retry later can succeed;
+        // it is no bug, so never a 500).
         const ATTEMPTS: u32 = 3;
+        const TRANSIENT: [&str; 3] = [
+            "TransactionConflict",
+            "ThrottlingError",
+            "ProvisionedThroughputExceeded",
+        ];
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -194,15 +200,30 @@ impl DynamoStore {
                         if reasons.iter().any(failed) {
                             return Ok(Err(reasons));
                         }
-                        let conflict = reasons
+                        let transient = reasons
                             .iter()
-                            .any(|r| r.code() == Some("TransactionConflict"));
-                        if conflict && attempt < ATTEMPTS {
+                            .any(|r| r.code().is_some_and(|code| TRANSIENT.contains(&code)));
+                        if transient && attempt < ATTEMPTS {
                             tokio::time::sleep(std::time::Duration::from_millis(
                                 10 << attempt,
                             ))
                             .await;
                             continue;
+                        }
+                        if transient {
+                            let codes: Vec<&str> =
+                                reasons.iter().filter_map(CancellationReason::code).collect();
+                            tracing::warn!(
+                                operation = "TransactWriteItems",
+                                attempts = ATTEMPTS,
+                                ?codes,
+                                "dynamodb unavailable: the transaction was cancelled each time"
+                            );
+                            crate::metric::store_error(
+                                crate::metric::StoreKind::DynamoDb,
+                                &crate::error::Error::StoreUnavailable,
+                            );
+                            return Err(crate::error::Error::StoreUnavailable);
                         }
                     }
                     return Err(sdk_error("TransactWriteItems", error));
@@ -366,4 +387,98 @@ impl DynamoStore {
 /// The capacity of a single-item response, as a slice.
 pub(super) fn one(capacity: Option<&ConsumedCapacity>) -> &[ConsumedCapacity] {
     capacity.map(std::slice::from_ref).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    //! [`DynamoStore::transact`]'s retry of a transaction cancelled by a conflict, against an
+    //! HTTP endpoint that answers with DynamoDB's own error bodies, in the order given. A
+    //! conflict cannot be made to happen on demand in an emulator: two transactions must
+    //! overlap on an item inside the server.
+
+    use super::*;
+    use crate::error::Error;
+    use std::sync::{Arc, Mutex};
+
+    const CONFLICT: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]","CancellationReasons":[{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"}]}"#;
+    const CONDITION_FAILED: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled, please refer cancellation reasons for specific reasons [ConditionalCheckFailed]","CancellationReasons":[{"Code":"ConditionalCheckFailed","Message":"The conditional request failed"}]}"#;
+    const THROTTLED: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled, please refer cancellation reasons for specific reasons [ThrottlingError]","CancellationReasons":[{"Code":"ThrottlingError","Message":"Throughput exceeds the current capacity for one or more global secondary indexes"}]}"#;
+    const SUCCESS: &str = "{}";
+
+    /// Serves `answers` one per request (400 for an error body, 200 for `{}`) and counts the
+    /// requests; returns the store pointed at it and the count.
+    async fn store_answering(answers: &[&'static str]) -> (DynamoStore, Arc<Mutex<usize>>) {
+        let queue = Arc::new(Mutex::new(answers.to_vec()));
+        let requests = Arc::new(Mutex::new(0));
+        let app = axum::Router::new().fallback({
+            let requests = requests.clone();
+            move || async move {
+                *requests.lock().unwrap() += 1;
+                let answer = {
+                    let mut queue = queue.lock().unwrap();
+                    if queue.is_empty() {
+                        SUCCESS
+                    } else {
+                        queue.remove(0)
+                    }
+                };
+                let status = if answer == SUCCESS { 200 } else { 400 };
+                axum::response::Response::builder()
+                    .status(status)
+                    .header("content-type", "application/x-amz-json-1.0")
+                    .body(axum::body::Body::from(answer))
+                    .unwrap()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let meter = UsageMeter::default();
+        let config = super::super::DynamoConfig {
+            endpoint_url: Some(url),
+        };
+        let client = super::super::client(&config, meter.clone()).await;
+        (DynamoStore::new(client, "t", meter), requests)
+    }
+
+    fn one_put(store: &DynamoStore) -> Vec<TransactWriteItem> {
+        let item = Item::from([("pk".to_owned(), s("a")), ("sk".to_owned(), s("b"))]);
+        vec![store.put(item, None).unwrap()]
+    }
+
+    #[tokio::test]
+    async fn a_transaction_cancelled_by_a_conflict_or_throttling_is_sent_again() {
+        let (store, requests) = store_answering(&[CONFLICT, THROTTLED]).await;
+        let outcome = store.transact(one_put(&store)).await;
+        assert!(matches!(outcome, Ok(Ok(()))), "{outcome:?}");
+        assert_eq!(
+            *requests.lock().unwrap(),
+            3,
+            "twice cancelled, then written"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_conflict_that_outlasts_the_retries_is_unavailable() {
+        let (store, requests) = store_answering(&[CONFLICT, CONFLICT, CONFLICT, SUCCESS]).await;
+        let outcome = store.transact(one_put(&store)).await;
+        assert!(
+            matches!(outcome, Err(Error::StoreUnavailable)),
+            "{outcome:?}"
+        );
+        assert_eq!(*requests.lock().unwrap(), 3, "three attempts, no fourth");
+    }
+
+    /// A failed condition is the caller's answer (a 4xx), never retried.
+    #[tokio::test]
+    async fn a_failed_condition_is_returned_at_once() {
+        let (store, requests) = store_answering(&[CONDITION_FAILED]).await;
+        let outcome = store.transact(one_put(&store)).await;
+        let reasons = match outcome {
+            Ok(Err(reasons)) => reasons,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(reasons[0].code(), Some("ConditionalCheckFailed"));
+        assert_eq!(*requests.lock().unwrap(), 1);
+    }
 }
