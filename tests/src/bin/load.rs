@@ -505,8 +505,8 @@ fn main() {
         );
     }
     if let Some(store) = &outbox_probe {
-        // A tenant without an events webhook leaves none (DESIGN 10); more than a few
-        // thousand would mean the events worker falls behind the server.
+        // The load tenant has no events webhook, so its changes write none (DESIGN 10): the
+        // worker runs, as in `serve`, but only polls.
         println!(
             "events outbox rows left: {}",
             store.outbox_len().unwrap_or(u64::MAX)

@@ -200,9 +200,15 @@ impl DynamoStore {
                         if reasons.iter().any(failed) {
                             return Ok(Err(reasons));
                         }
-                        let transient = reasons
-                            .iter()
-                            .any(|r| r.code().is_some_and(|code| TRANSIENT.contains(&code)));
+                        // Transient only if every item was cancelled for a transient reason
+                        // or for none ("None": another item's failure cancelled it): a
+                        // `ValidationError` next to a conflict is a bug, and stays a 500.
+                        let transient = reasons.iter().any(|r| {
+                            r.code().is_some_and(|code| TRANSIENT.contains(&code))
+                        }) && reasons.iter().all(|r| {
+                            r.code()
+                                .is_none_or(|code| code == "None" || TRANSIENT.contains(&code))
+                        });
                         if transient && attempt < ATTEMPTS {
                             tokio::time::sleep(std::time::Duration::from_millis(
                                 10 << attempt,
@@ -403,6 +409,8 @@ mod tests {
     const CONFLICT: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]","CancellationReasons":[{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"}]}"#;
     const CONDITION_FAILED: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled, please refer cancellation reasons for specific reasons [ConditionalCheckFailed]","CancellationReasons":[{"Code":"ConditionalCheckFailed","Message":"The conditional request failed"}]}"#;
     const THROTTLED: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled, please refer cancellation reasons for specific reasons [ThrottlingError]","CancellationReasons":[{"Code":"ThrottlingError","Message":"Throughput exceeds the current capacity for one or more global secondary indexes"}]}"#;
+    const CONFLICT_AND_INVALID: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled, please refer cancellation reasons for specific reasons [None, TransactionConflict, ValidationError]","CancellationReasons":[{"Code":"None"},{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"},{"Code":"ValidationError","Message":"Item size has exceeded the maximum allowed size"}]}"#;
+    const OVER_CAPACITY: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled, please refer cancellation reasons for specific reasons [None, ProvisionedThroughputExceeded]","CancellationReasons":[{"Code":"None"},{"Code":"ProvisionedThroughputExceeded","Message":"The level of configured provisioned throughput for the table was exceeded"}]}"#;
     const SUCCESS: &str = "{}";
 
     /// Serves `answers` one per request (400 for an error body, 200 for `{}`) and counts the
@@ -467,6 +475,29 @@ mod tests {
             "{outcome:?}"
         );
         assert_eq!(*requests.lock().unwrap(), 3, "three attempts, no fourth");
+    }
+
+    /// Over capacity next to an item cancelled for no reason of its own: retried, then 503.
+    #[tokio::test]
+    async fn a_transaction_over_capacity_is_retried_then_unavailable() {
+        let (store, requests) =
+            store_answering(&[OVER_CAPACITY, OVER_CAPACITY, OVER_CAPACITY]).await;
+        let outcome = store.transact(one_put(&store)).await;
+        assert!(
+            matches!(outcome, Err(Error::StoreUnavailable)),
+            "{outcome:?}"
+        );
+        assert_eq!(*requests.lock().unwrap(), 3);
+    }
+
+    /// A reason that is neither a failed condition nor transient (a bug of ours, such as an
+    /// item too large) is not retried because another item conflicted: 500 at once.
+    #[tokio::test]
+    async fn a_conflict_next_to_an_invalid_item_is_not_retried() {
+        let (store, requests) = store_answering(&[CONFLICT_AND_INVALID]).await;
+        let outcome = store.transact(one_put(&store)).await;
+        assert!(matches!(outcome, Err(Error::Internal)), "{outcome:?}");
+        assert_eq!(*requests.lock().unwrap(), 1);
     }
 
     /// A failed condition is the caller's answer (a 4xx), never retried.

@@ -210,9 +210,11 @@ pub(crate) fn sqlite_failure(error: rusqlite::Error) -> Error {
 }
 
 /// Decides, inside a change's own transaction and from the changed item's key, whether the
-/// change is written to the outbox (DESIGN 10). The store's rule (`mod.rs`) keeps the changes
-/// of tenants that have an events webhook; [`Engine::in_memory`] and [`Engine::open`] start
-/// with [`record_every_change`].
+/// change is written to the outbox (DESIGN 10). The store's rule
+/// (`outbox::tenant_has_events_webhook`) keeps the changes of tenants that have an events
+/// webhook; [`Engine::in_memory`] and [`Engine::open`] start with [`record_every_change`]. A
+/// rule may read the [`TableId::Tenants`] item of the key's first segment: its answer is
+/// remembered for the transaction until that table is written.
 pub type OutboxRule = fn(&Tx<'_>, &str) -> Result<bool>;
 
 /// The engine's own rule: every change to a table that [feeds events](TableId::feeds_events).
@@ -297,6 +299,9 @@ impl Tx<'_> {
         value: &[u8],
         expires_at: Option<Timestamp>,
     ) -> Result<()> {
+        if table == TableId::Tenants {
+            self.outbox_answer = None;
+        }
         self.conn
             .prepare_cached(
                 "INSERT OR REPLACE INTO items (tbl, key, value, expires_at) VALUES (?1, ?2, ?3, ?4)",
@@ -314,6 +319,9 @@ impl Tx<'_> {
             && self.outbox_wants(key)?
         {
             self.record_change(table, key, Some(&old), None)?;
+        }
+        if table == TableId::Tenants {
+            self.outbox_answer = None;
         }
         self.conn
             .prepare_cached("DELETE FROM items WHERE tbl = ?1 AND key = ?2")

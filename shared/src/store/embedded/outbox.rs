@@ -184,6 +184,51 @@ mod tests {
         store
     }
 
+    /// The rule's answer is remembered within a transaction, but not across a write of the
+    /// tenant: a change after the webhook is set in the same transaction is kept, one after it
+    /// is removed is not.
+    #[tokio::test]
+    async fn a_tenant_written_in_the_transaction_is_asked_again() {
+        let store = EmbeddedStore::in_memory().unwrap();
+        let first = encode(&credential()).unwrap();
+        let second = encode(&Credential {
+            last_verified_at: Some(Timestamp(2_000)),
+            ..credential()
+        })
+        .unwrap();
+        let third = encode(&Credential {
+            last_verified_at: Some(Timestamp(3_000)),
+            ..credential()
+        })
+        .unwrap();
+        store
+            .write(|tx| {
+                tx.put(TableId::Credentials, KEY, &first, None)?;
+                super::super::put(tx, TableId::Tenants, "acme", &acme(true))?;
+                tx.put(TableId::Credentials, KEY, &second, None)?;
+                super::super::put(tx, TableId::Tenants, "acme", &acme(false))?;
+                tx.put(TableId::Credentials, KEY, &third, None)
+            })
+            .await
+            .unwrap();
+        let due = store.due_changes(far_future(), 10).unwrap();
+        let news: Vec<_> = due
+            .into_iter()
+            .map(|p| p.change.unwrap().unwrap().record)
+            .collect();
+        assert_eq!(
+            news,
+            [Record::Credential(
+                Some(credential()),
+                Some(Credential {
+                    last_verified_at: Some(Timestamp(2_000)),
+                    ..credential()
+                })
+            )],
+            "only the change made while the webhook was set"
+        );
+    }
+
     /// DESIGN 10: a tenant without an events webhook gets nothing and nothing is kept for it,
     /// so its changes write no outbox row; a webhook set later applies from the next change
     /// on, and a change of a tenant the store does not know writes none either.
