@@ -20,12 +20,12 @@ use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 use shared::clock::SystemClock;
 use shared::config::Settings;
-use shared::domain::TenantId;
+use shared::domain::{TenantId, WebhookEndpoint};
 use shared::events::outbox::RetryPolicy;
 use shared::store::Store;
 use shared::store::dynamodb::{self, DynamoConfig, DynamoStore, UsageMeter};
 use shared::store::embedded::{Durability, EmbeddedStore};
-use shared::usecase::tenants::ApiSecret;
+use shared::usecase::tenants::{ApiSecret, TenantSettingsChange};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -72,6 +72,27 @@ struct Options {
     /// The embedded store's durability: `full` (fsync per commit) or `normal`.
     #[arg(long, default_value = "full", value_parser = parse_durability)]
     durability: Durability,
+    /// Give the in-process server's tenant an events webhook: a receiver on the load
+    /// generator's threads that accepts every delivery, so the events worker's work is measured
+    /// with the rest (embedded store only).
+    #[arg(long)]
+    events_webhook: bool,
+}
+
+/// A receiver of events webhooks on `127.0.0.1:0` that answers every delivery with 200 and
+/// counts them; returns its URL.
+async fn start_events_receiver(delivered: Arc<AtomicU64>) -> String {
+    let app = axum::Router::new().route(
+        "/events",
+        axum::routing::post(move || {
+            delivered.fetch_add(1, Ordering::Relaxed);
+            async { axum::http::StatusCode::OK }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
 }
 
 fn parse_durability(value: &str) -> Result<Durability, String> {
@@ -83,7 +104,17 @@ fn parse_durability(value: &str) -> Result<Durability, String> {
 }
 
 fn options() -> Options {
-    <Options as clap::Parser>::parse()
+    let options = <Options as clap::Parser>::parse();
+    if options.events_webhook && (options.url.is_some() || options.store != "embedded") {
+        <Options as clap::CommandFactory>::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--events-webhook needs the in-process server on the embedded store \
+                 (no --url, --store embedded)",
+            )
+            .exit();
+    }
+    options
 }
 
 /// CPU seconds (user + system) of this process's threads whose name starts with `prefix`.
@@ -326,6 +357,8 @@ fn main() {
     let mut meter = None;
     // The in-process embedded store, to say how many changes its events worker left behind.
     let mut outbox_probe: Option<EmbeddedStore> = None;
+    // Deliveries the events receiver accepted (--events-webhook).
+    let events_delivered = Arc::new(AtomicU64::new(0));
     let mut _keep_alive = None;
     let base = match &o.url {
         Some(url) => url.trim_end_matches('/').to_owned(),
@@ -362,6 +395,12 @@ fn main() {
                 }
                 other => unreachable!("clap admits only embedded|dynamodb, not {other}"),
             };
+            // The events receiver runs on the load generator's threads: its CPU is not the
+            // server's.
+            let events_url = (o.events_webhook && outbox_probe.is_some()).then(|| {
+                let delivered = events_delivered.clone();
+                load_runtime.block_on(start_events_receiver(delivered))
+            });
             let app = testkit::app(store, Arc::new(SystemClock), Settings::default());
             server_runtime.block_on(async {
                 // The events worker and the sweep, as `trusted-device serve` runs them.
@@ -378,6 +417,18 @@ fn main() {
                 )
                 .await
                 .unwrap();
+                if let Some(url) = &events_url {
+                    let events = TenantSettingsChange {
+                        events_webhook: Some(Some(WebhookEndpoint {
+                            url: url.clone(),
+                            secret: "whsec_load_0123456789abcdef0123456789".into(),
+                        })),
+                        ..TenantSettingsChange::default()
+                    };
+                    app.configure_tenant(&TenantId::parse(o.tenant_id.clone()).unwrap(), events)
+                        .await
+                        .unwrap();
+                }
                 let server = trusted_device::RunningServer::start(app).await.unwrap();
                 let url = server.base_url();
                 std::mem::forget(server);
@@ -505,11 +556,25 @@ fn main() {
         );
     }
     if let Some(store) = &outbox_probe {
-        // The load tenant has no events webhook, so its changes write none (DESIGN 10): the
-        // worker runs, as in `serve`, but only polls.
+        // Without --events-webhook the tenant has none, so its changes write no row (DESIGN
+        // 10) and the worker only polls; with it, rows left say whether the worker kept up.
         println!(
             "events outbox rows left: {}",
             store.outbox_len().unwrap_or(u64::MAX)
+        );
+    }
+    if let Some(store) = outbox_probe.as_ref().filter(|_| o.events_webhook) {
+        // The rows made at the end of the run, delivered before counting (the worker polls
+        // every half second): the count per flow is then exact.
+        let drained = Instant::now();
+        while store.outbox_len().unwrap_or(0) > 0 && drained.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let delivered = events_delivered.load(Ordering::Relaxed);
+        println!(
+            "events delivered: {delivered} ({:.2} per flow; outbox emptied {} ms after the run)",
+            delivered as f64 / flows.max(1) as f64,
+            drained.elapsed().as_millis()
         );
     }
     // The servers run until the process ends.

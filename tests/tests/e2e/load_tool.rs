@@ -34,6 +34,41 @@ fn a_short_load_run_completes_flows_without_errors_and_reports_them() {
     assert!(report.contains("events outbox rows left: 0"), "{report}");
 }
 
+/// With `--events-webhook` the tenant's events reach a receiver in the tool: every flow makes
+/// at least two (its action created, then verified), all delivered once the outbox is empty.
+#[test]
+fn a_load_run_with_an_events_webhook_delivers_the_flows_events() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_load"))
+        .args(["--users", "2", "--seconds", "2", "--events-webhook"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = String::from_utf8(output.stdout).unwrap();
+    let number_after = |prefix: &str| -> f64 {
+        report
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.trim_start_matches('(').parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix:?} line:\n{report}"))
+    };
+    let flows = number_after("full flows: ");
+    let delivered = number_after("events delivered: ");
+    assert!(flows > 0.0, "{report}");
+    assert!(delivered >= 2.0 * flows, "{report}");
+    assert!(report.contains("ms after the run)"), "{report}");
+
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_load"))
+        .args(["--store", "dynamodb", "--events-webhook"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+}
+
 /// Others run the tool by hand: `--help` lists every option and exits 0, and a wrong value is
 /// a usage error, not a panic (issue #18).
 #[test]
