@@ -7,7 +7,7 @@
 //! ```sh
 //! # The server in this process (its own threads, so its CPU is measured apart), on the
 //! # embedded store or on DynamoDB (an embedded dynoxide server on loopback):
-//! cargo run --release -p e2e-tests --bin load -- --store embedded --users 50 --seconds 20 [--durability normal]
+//! cargo run --release -p e2e-tests --bin load -- --store embedded --users 50 --seconds 20 [--durability normal] [--events-webhook]
 //! cargo run --release -p e2e-tests --bin load -- --store dynamodb --users 50 --seconds 20
 //! # A server running elsewhere (CPU from /proc/<pid> when --server-pid is given):
 //! cargo run --release -p e2e-tests --bin load -- --url http://127.0.0.1:8787/v1 \

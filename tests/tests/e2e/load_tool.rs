@@ -88,6 +88,7 @@ fn the_load_tool_prints_its_options_on_help_and_refuses_bad_values_with_usage() 
         "--secret-key",
         "--server-pid",
         "--durability",
+        "--events-webhook",
     ] {
         assert!(help.contains(option), "{option} missing from:\n{help}");
     }
