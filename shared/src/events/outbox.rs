@@ -11,7 +11,7 @@ use super::{backoff, deliver, events_of};
 use crate::clock::Timestamp;
 use crate::store::TenantStore;
 use crate::store::embedded::EmbeddedStore;
-use crate::store::embedded::outbox::PendingChange;
+use crate::store::embedded::outbox::{PendingChange, Postponement};
 use crate::webhook::WebhookSender;
 use futures_util::StreamExt as _;
 use std::sync::Arc;
@@ -115,14 +115,15 @@ impl OutboxWorker {
     /// One pass over the rows due now; returns how many it handled (delivered, dropped or
     /// postponed).
     ///
-    /// The rows that are done go in one transaction at the end of the pass, not one each: a
-    /// commit per row could not keep up with a busy server (measured in docs/performance.md,
-    /// "The outbox under load"). A crash before that transaction sends the pass's events again,
-    /// with the same ids: delivery is at least once (DESIGN 10).
+    /// What became of the rows is written in one transaction at the end of the pass (the rows
+    /// that are done removed, the others postponed), not one each: a commit per row could not
+    /// keep up with a busy server (docs/performance.md, "The events outbox under load"). A
+    /// crash before that transaction sends the pass's events again, with the same ids:
+    /// delivery is at least once (DESIGN 10).
     ///
     /// Up to [`CONCURRENT_DELIVERIES`] rows are delivered at once. A store failure on one row
-    /// (reading its tenant, postponing it) does not stop the others; it is returned after the
-    /// rows that are done were removed.
+    /// (reading its tenant) does not stop the others; it is returned after the pass's outcome
+    /// was written, and that row is tried again in the next pass.
     pub async fn run_once(&self) -> crate::error::Result<usize> {
         let due = self.store.due_changes(wall_clock(), BATCH)?;
         let handled = due.len();
@@ -132,16 +133,17 @@ impl OutboxWorker {
             .collect()
             .await;
         let mut done = Vec::with_capacity(handled);
+        let mut postponed = Vec::new();
         let mut failure = None;
         for (seq, outcome) in outcomes {
             match outcome {
                 Ok(Handled::Done) => done.push(seq),
-                Ok(Handled::Postponed) => {}
+                Ok(Handled::Postponed(postponement)) => postponed.push(postponement),
                 Err(error) => failure = failure.or(Some(error)),
             }
         }
-        if !done.is_empty() {
-            self.store.remove_changes(&done).await?;
+        if !done.is_empty() || !postponed.is_empty() {
+            self.store.settle_changes(&done, &postponed).await?;
         }
         failure.map_or(Ok(handled), Err)
     }
@@ -165,7 +167,8 @@ impl OutboxWorker {
         }
     }
 
-    /// Delivers one row's events, or postpones the row; [`Handled::Done`] when the row can go.
+    /// Delivers one row's events; [`Handled::Done`] when the row can go, else when it is due
+    /// again.
     async fn handle(&self, pending: PendingChange) -> crate::error::Result<Handled> {
         let PendingChange {
             seq,
@@ -181,8 +184,11 @@ impl OutboxWorker {
                 let wait = backoff(attempts, self.policy.base, self.policy.max);
                 tracing::error!(seq, attempts, error = %error, "an outbox row does not decode");
                 let next = Timestamp(wall_clock().0.saturating_add(wait.as_millis() as i64));
-                self.store.postpone_change(seq, attempts, next).await?;
-                return Ok(Handled::Postponed);
+                return Ok(Handled::Postponed(Postponement {
+                    seq,
+                    attempts,
+                    next_attempt_at: next,
+                }));
             }
         };
         let events = events_of(&change, self.max_failed_attempts);
@@ -220,8 +226,11 @@ impl OutboxWorker {
                     "event delivery failed; will retry"
                 );
                 let next = Timestamp(wall_clock().0.saturating_add(wait.as_millis() as i64));
-                self.store.postpone_change(seq, attempts, next).await?;
-                return Ok(Handled::Postponed);
+                return Ok(Handled::Postponed(Postponement {
+                    seq,
+                    attempts,
+                    next_attempt_at: next,
+                }));
             }
             tracing::info!(tenant = %change.tenant_id, event = event.kind, id = %event.id, "event delivered");
         }
@@ -234,7 +243,7 @@ enum Handled {
     /// Its events were delivered, or it makes none: the row goes.
     Done,
     /// A delivery failed, or the row does not decode: it is due again later.
-    Postponed,
+    Postponed(Postponement),
 }
 
 #[cfg(test)]
@@ -273,17 +282,25 @@ mod tests {
         }
     }
 
-    /// One pass delivers its rows at once (a far receiver would otherwise bound the events to
-    /// one per round trip), and removes every row it delivered.
-    #[tokio::test]
-    async fn a_pass_delivers_its_rows_at_once_and_removes_them() {
+    /// A receiver that refuses every delivery.
+    struct Refusing;
+
+    #[async_trait::async_trait]
+    impl WebhookSender for Refusing {
+        async fn send(&self, _: &str, _: &str, _: Vec<u8>, _: Duration) -> Result<(), String> {
+            Err("503".into())
+        }
+    }
+
+    /// A store whose tenant `acme` has an events webhook, and `n` actions of it in the outbox.
+    async fn store_with_actions(n: usize) -> EmbeddedStore {
         let store = EmbeddedStore::in_memory().unwrap();
         store
             .put_tenant(&tenant_with_events_webhook("acme"))
             .await
             .unwrap();
         let created = action(ActionState::Allow, 1_790_000_000);
-        for i in 0..8 {
+        for i in 0..n {
             let key = ActionKey {
                 idempotency_key: IdempotencyKey::parse(format!("k{i}")).unwrap(),
                 ..created.key.clone()
@@ -294,8 +311,35 @@ mod tests {
             };
             store.create_action(&action).await.unwrap();
         }
-        assert_eq!(store.outbox_len().unwrap(), 8);
+        assert_eq!(store.outbox_len().unwrap(), n as u64);
+        store
+    }
 
+    /// A refused delivery keeps its row, counted and due again after the backoff, not before.
+    #[tokio::test]
+    async fn a_pass_whose_deliveries_are_refused_postpones_every_row() {
+        let store = store_with_actions(3).await;
+        let policy = RetryPolicy {
+            base: Duration::from_secs(60),
+            ..RetryPolicy::default()
+        };
+        let worker = OutboxWorker::new(store.clone(), Arc::new(Refusing), policy, 5);
+        assert_eq!(worker.run_once().await.unwrap(), 3);
+        assert_eq!(
+            worker.run_once().await.unwrap(),
+            0,
+            "none due before a minute"
+        );
+        let later = store.due_changes(Timestamp(i64::MAX), 10).unwrap();
+        assert_eq!(later.len(), 3);
+        assert!(later.iter().all(|row| row.attempts == 1), "{later:?}");
+    }
+
+    /// One pass delivers its rows at once (a far receiver would otherwise bound the events to
+    /// one per round trip), and removes every row it delivered.
+    #[tokio::test]
+    async fn a_pass_delivers_its_rows_at_once_and_removes_them() {
+        let store = store_with_actions(8).await;
         let gate = Arc::new(Gate {
             wanted: 8,
             in_flight: AtomicUsize::new(0),

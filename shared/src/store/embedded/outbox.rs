@@ -40,21 +40,20 @@ impl EmbeddedStore {
             .collect())
     }
 
-    /// The rows whose events were delivered, or that make none: they go, in one transaction.
-    pub async fn remove_changes(&self, seqs: &[i64]) -> Result<()> {
-        self.write(|tx| seqs.iter().try_for_each(|&seq| tx.remove_change(seq)))
-            .await
-    }
-
-    /// A delivery failed: the row is tried again at `next_attempt_at`.
-    pub async fn postpone_change(
-        &self,
-        seq: i64,
-        attempts: u32,
-        next_attempt_at: Timestamp,
-    ) -> Result<()> {
-        self.write(|tx| tx.postpone_change(seq, attempts, next_attempt_at.0))
-            .await
+    /// What a pass of the events worker did, in one transaction: the rows in `removed` (their
+    /// events were delivered, or they make none) go, and each of `postponed` (a delivery
+    /// failed) is due again at its time.
+    pub async fn settle_changes(&self, removed: &[i64], postponed: &[Postponement]) -> Result<()> {
+        self.write(|tx| {
+            for &seq in removed {
+                tx.remove_change(seq)?;
+            }
+            for later in postponed {
+                tx.postpone_change(later.seq, later.attempts, later.next_attempt_at.0)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// How many changes wait in the outbox.
@@ -81,6 +80,14 @@ pub(super) fn tenant_has_events_webhook(tx: &Tx<'_>, key: &str) -> Result<bool> 
         Some(record) => Ok(decode::<EventsSink>(&record)?.events_webhook.is_some()),
         None => Ok(false),
     }
+}
+
+/// An outbox row to try again later: its failed attempts so far, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Postponement {
+    pub seq: i64,
+    pub attempts: u32,
+    pub next_attempt_at: Timestamp,
 }
 
 fn change_of_row(row: &OutboxRow) -> Result<Option<Change>> {
@@ -345,14 +352,16 @@ mod tests {
             .await
             .unwrap();
         let seq = store.due_changes(Timestamp(0), 10).unwrap()[0].seq;
-        store
-            .postpone_change(seq, 1, Timestamp(5_000))
-            .await
-            .unwrap();
+        let later = Postponement {
+            seq,
+            attempts: 1,
+            next_attempt_at: Timestamp(5_000),
+        };
+        store.settle_changes(&[], &[later]).await.unwrap();
         assert!(store.due_changes(Timestamp(4_999), 10).unwrap().is_empty());
         let due = store.due_changes(Timestamp(5_000), 10).unwrap();
         assert_eq!((due[0].seq, due[0].attempts), (seq, 1));
-        store.remove_changes(&[seq]).await.unwrap();
+        store.settle_changes(&[seq], &[]).await.unwrap();
         assert!(store.due_changes(far_future(), 10).unwrap().is_empty());
     }
 
@@ -441,7 +450,7 @@ mod tests {
         let drain = || async {
             let due = store.due_changes(Timestamp(i64::MAX), 100).unwrap();
             for pending in &due {
-                store.remove_changes(&[pending.seq]).await.unwrap();
+                store.settle_changes(&[pending.seq], &[]).await.unwrap();
             }
             due.into_iter()
                 .map(|p| p.change.unwrap().unwrap().record)
