@@ -1,10 +1,10 @@
 //! The load generator works end to end: a short run completes flows with no error and prints
 //! the report a reader of docs/performance.md expects.
 
-#[test]
-fn a_short_load_run_completes_flows_without_errors_and_reports_them() {
+/// Runs the tool with `args`; its report, once it succeeded.
+fn report_of(args: &[&str]) -> String {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_load"))
-        .args(["--store", "embedded", "--users", "2", "--seconds", "2"])
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -12,7 +12,22 @@ fn a_short_load_run_completes_flows_without_errors_and_reports_them() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let report = String::from_utf8(output.stdout).unwrap();
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The first number after `prefix` at the start of a line of `report`.
+fn number_after(report: &str, prefix: &str) -> f64 {
+    report
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix:?} line:\n{report}"))
+}
+
+#[test]
+fn a_short_load_run_completes_flows_without_errors_and_reports_them() {
+    let report = report_of(&["--store", "embedded", "--users", "2", "--seconds", "2"]);
     for endpoint in ["track", "challenge", "verify", "validate"] {
         let row = report
             .lines()
@@ -22,13 +37,7 @@ fn a_short_load_run_completes_flows_without_errors_and_reports_them() {
         assert!(cells[2].parse::<u64>().unwrap() > 0, "{row}");
         assert_eq!(cells[3], "0", "errors: {row}");
     }
-    let flows: u64 = report
-        .lines()
-        .find_map(|l| l.strip_prefix("full flows: "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .expect("a flows line");
-    assert!(flows > 0);
+    assert!(number_after(&report, "full flows: ") > 0.0, "{report}");
     assert!(report.contains("server CPU per flow:"), "{report}");
     // Its tenant has no events webhook, so its changes leave nothing in the outbox (DESIGN 10).
     assert!(report.contains("events outbox rows left: 0"), "{report}");
@@ -38,26 +47,9 @@ fn a_short_load_run_completes_flows_without_errors_and_reports_them() {
 /// at least two (its action created, then verified), all delivered once the outbox is empty.
 #[test]
 fn a_load_run_with_an_events_webhook_delivers_the_flows_events() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_load"))
-        .args(["--users", "2", "--seconds", "2", "--events-webhook"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report = String::from_utf8(output.stdout).unwrap();
-    let number_after = |prefix: &str| -> f64 {
-        report
-            .lines()
-            .find_map(|l| l.strip_prefix(prefix))
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|n| n.trim_start_matches('(').parse().ok())
-            .unwrap_or_else(|| panic!("no {prefix:?} line:\n{report}"))
-    };
-    let flows = number_after("full flows: ");
-    let delivered = number_after("events delivered: ");
+    let report = report_of(&["--users", "2", "--seconds", "2", "--events-webhook"]);
+    let flows = number_after(&report, "full flows: ");
+    let delivered = number_after(&report, "events delivered: ");
     assert!(flows > 0.0, "{report}");
     assert!(delivered >= 2.0 * flows, "{report}");
     assert!(report.contains("ms after the run)"), "{report}");
