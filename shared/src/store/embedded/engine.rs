@@ -693,8 +693,13 @@ impl Engine {
                 )),
             ));
         }
+        // `temp_store = MEMORY`: the savepoint journal of a group commit's members (the pages
+        // each member changes, kept to roll that member back) stays in memory. By default it
+        // spills to a temporary file past 64 KiB, and a large batch then wrote it with a
+        // `pwrite` per page (seen with `strace` under load; docs/performance.md). It holds the
+        // pages of one open transaction only, and is never needed after a crash.
         conn.execute_batch(&format!(
-            "PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF;",
+            "PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY;",
             durability.pragma()
         ))?;
         Ok(conn)
