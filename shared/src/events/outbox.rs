@@ -9,11 +9,13 @@
 
 use super::{backoff, deliver, events_of};
 use crate::clock::Timestamp;
+use crate::domain::{TenantId, WebhookEndpoint};
 use crate::store::TenantStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::embedded::outbox::{PendingChange, Postponement};
 use crate::webhook::WebhookSender;
 use futures_util::StreamExt as _;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,31 +123,41 @@ impl OutboxWorker {
     /// crash before that transaction sends the pass's events again, with the same ids:
     /// delivery is at least once (DESIGN 10).
     ///
-    /// Up to [`CONCURRENT_DELIVERIES`] rows are delivered at once. A store failure on one row
-    /// (reading its tenant) does not stop the others; it is returned after the pass's outcome
-    /// was written, and that row is tried again in the next pass.
+    /// Up to [`CONCURRENT_DELIVERIES`] rows are delivered at once, after each tenant of the
+    /// pass was read once. A store failure ends the pass before any delivery (or, writing its
+    /// outcome, after them: they are sent again).
     pub async fn run_once(&self) -> crate::error::Result<usize> {
         let due = self.store.due_changes(wall_clock(), BATCH)?;
         let handled = due.len();
-        let outcomes: Vec<(i64, crate::error::Result<Handled>)> = futures_util::stream::iter(due)
-            .map(|pending| async move { (pending.seq, self.handle(pending).await) })
+        // Each tenant of the pass read once, not once per row.
+        let mut endpoints: HashMap<TenantId, Option<WebhookEndpoint>> = HashMap::new();
+        for pending in &due {
+            if let Ok(Some(change)) = &pending.change
+                && !endpoints.contains_key(&change.tenant_id)
+            {
+                let tenant = self.store.get_tenant(&change.tenant_id).await?;
+                let endpoint = tenant.and_then(|tenant| tenant.events_webhook);
+                endpoints.insert(change.tenant_id.clone(), endpoint);
+            }
+        }
+        let endpoints = &endpoints;
+        let outcomes: Vec<(i64, Handled)> = futures_util::stream::iter(due)
+            .map(|pending| async move { (pending.seq, self.handle(pending, endpoints).await) })
             .buffer_unordered(CONCURRENT_DELIVERIES)
             .collect()
             .await;
         let mut done = Vec::with_capacity(handled);
         let mut postponed = Vec::new();
-        let mut failure = None;
         for (seq, outcome) in outcomes {
             match outcome {
-                Ok(Handled::Done) => done.push(seq),
-                Ok(Handled::Postponed(postponement)) => postponed.push(postponement),
-                Err(error) => failure = failure.or(Some(error)),
+                Handled::Done => done.push(seq),
+                Handled::Postponed(postponement) => postponed.push(postponement),
             }
         }
         if !done.is_empty() || !postponed.is_empty() {
             self.store.settle_changes(&done, &postponed).await?;
         }
-        failure.map_or(Ok(handled), Err)
+        Ok(handled)
     }
 
     /// Passes until `shutdown` resolves; a store failure is logged and tried again later.
@@ -167,54 +179,60 @@ impl OutboxWorker {
         }
     }
 
-    /// Delivers one row's events; [`Handled::Done`] when the row can go, else when it is due
-    /// again.
-    async fn handle(&self, pending: PendingChange) -> crate::error::Result<Handled> {
+    /// The row `seq`, after its attempt number `attempts` failed: due again after the backoff,
+    /// returned with it.
+    fn postpone(&self, seq: i64, attempts: u32) -> (Handled, Duration) {
+        let wait = backoff(attempts, self.policy.base, self.policy.max);
+        let next_attempt_at = Timestamp(wall_clock().0.saturating_add(wait.as_millis() as i64));
+        let postponed = Handled::Postponed(Postponement {
+            seq,
+            attempts,
+            next_attempt_at,
+        });
+        (postponed, wait)
+    }
+
+    /// Delivers one row's events to its tenant's endpoint (read for the pass); whether the row
+    /// can go or is due again.
+    async fn handle(
+        &self,
+        pending: PendingChange,
+        endpoints: &HashMap<TenantId, Option<WebhookEndpoint>>,
+    ) -> Handled {
         let PendingChange {
             seq,
             attempts,
             change,
         } = pending;
+        let attempts = attempts.saturating_add(1);
         let change = match change {
             Ok(Some(change)) => change,
-            Ok(None) => return Ok(Handled::Done),
+            Ok(None) => return Handled::Done,
             // A damaged row: reported and tried again later, alone (the others go on).
             Err(error) => {
-                let attempts = attempts.saturating_add(1);
-                let wait = backoff(attempts, self.policy.base, self.policy.max);
                 tracing::error!(seq, attempts, error = %error, "an outbox row does not decode");
-                let next = Timestamp(wall_clock().0.saturating_add(wait.as_millis() as i64));
-                return Ok(Handled::Postponed(Postponement {
-                    seq,
-                    attempts,
-                    next_attempt_at: next,
-                }));
+                return self.postpone(seq, attempts).0;
             }
         };
         let events = events_of(&change, self.max_failed_attempts);
         if events.is_empty() {
-            return Ok(Handled::Done);
+            return Handled::Done;
         }
-        let endpoint = match self.store.get_tenant(&change.tenant_id).await? {
-            Some(tenant) => tenant.events_webhook,
-            None => None,
-        };
-        let Some(endpoint) = endpoint else {
+        let Some(Some(endpoint)) = endpoints.get(&change.tenant_id) else {
             // No events webhook (DESIGN 10): nobody to tell; the change is not kept for later.
-            return Ok(Handled::Done);
+            return Handled::Done;
         };
         for event in &events {
             let sent = deliver(
                 self.sender.as_ref(),
-                &endpoint,
+                endpoint,
                 event,
                 wall_clock(),
                 self.policy.timeout,
             )
             .await;
             if let Err(problem) = sent {
-                let attempts = attempts.saturating_add(1);
-                let wait = backoff(attempts, self.policy.base, self.policy.max);
+                let (postponed, wait) = self.postpone(seq, attempts);
                 // The URL and the secret are never logged: the tenant, the type, the reason.
                 tracing::warn!(
                     tenant = %change.tenant_id,
@@ -225,16 +243,11 @@ impl OutboxWorker {
                     problem = %problem,
                     "event delivery failed; will retry"
                 );
-                let next = Timestamp(wall_clock().0.saturating_add(wait.as_millis() as i64));
-                return Ok(Handled::Postponed(Postponement {
-                    seq,
-                    attempts,
-                    next_attempt_at: next,
-                }));
+                return postponed;
             }
             tracing::info!(tenant = %change.tenant_id, event = event.kind, id = %event.id, "event delivered");
         }
-        Ok(Handled::Done)
+        Handled::Done
     }
 }
 
