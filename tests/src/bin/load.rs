@@ -355,7 +355,8 @@ fn main() {
         .unwrap();
 
     let mut meter = None;
-    // The in-process embedded store, to say how many changes its events worker left behind.
+    // The in-process embedded store: its housekeeping, and how many changes its events worker
+    // left behind.
     let mut outbox_probe: Option<EmbeddedStore> = None;
     // Deliveries the events receiver accepted (--events-webhook).
     let events_delivered = Arc::new(AtomicU64::new(0));
@@ -363,14 +364,12 @@ fn main() {
     let base = match &o.url {
         Some(url) => url.trim_end_matches('/').to_owned(),
         None => {
-            let mut embedded = None;
             let store: Arc<dyn Store> = match o.store.as_str() {
                 "embedded" => {
                     let dir = tempfile::tempdir().unwrap();
                     let store = EmbeddedStore::open_with(&dir.path().join("load.db"), o.durability)
                         .unwrap();
                     _keep_alive = Some(Box::new(dir) as Box<dyn std::any::Any>);
-                    embedded = Some(store.clone());
                     outbox_probe = Some(store.clone());
                     Arc::new(store)
                 }
@@ -404,19 +403,17 @@ fn main() {
             let app = testkit::app(store, Arc::new(SystemClock), Settings::default());
             server_runtime.block_on(async {
                 // The events worker and the sweep, as `trusted-device serve` runs them.
-                if let Some(store) = embedded {
+                if let Some(store) = &outbox_probe {
                     trusted_device::spawn_embedded_housekeeping(
-                        store,
+                        store.clone(),
                         RetryPolicy::default(),
                         app.settings().max_failed_attempts,
                     );
                 }
-                app.ensure_tenant(
-                    &TenantId::parse(o.tenant_id.clone()).unwrap(),
-                    &ApiSecret::parse(&o.secret_key).unwrap(),
-                )
-                .await
-                .unwrap();
+                let tenant = TenantId::parse(o.tenant_id.clone()).unwrap();
+                app.ensure_tenant(&tenant, &ApiSecret::parse(&o.secret_key).unwrap())
+                    .await
+                    .unwrap();
                 if let Some(url) = &events_url {
                     let events = TenantSettingsChange {
                         events_webhook: Some(Some(WebhookEndpoint {
@@ -425,9 +422,7 @@ fn main() {
                         })),
                         ..TenantSettingsChange::default()
                     };
-                    app.configure_tenant(&TenantId::parse(o.tenant_id.clone()).unwrap(), events)
-                        .await
-                        .unwrap();
+                    app.configure_tenant(&tenant, events).await.unwrap();
                 }
                 let server = trusted_device::RunningServer::start(app).await.unwrap();
                 let url = server.base_url();
