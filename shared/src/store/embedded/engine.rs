@@ -1096,6 +1096,30 @@ mod tests {
         engine.read(|tx| tx.get(TableId::Users, key)).unwrap()
     }
 
+    /// The bundled SQLite is built with the options of `.cargo/config.toml` (no global
+    /// page-cache LRU, no memory statistics: two global mutexes fewer on every page fetch and
+    /// allocation; docs/performance.md). A build that loses them still works, only slower, so
+    /// nothing else would notice.
+    #[test]
+    fn sqlite_is_built_without_its_global_mutexes() {
+        let conn = Connection::open_in_memory().unwrap();
+        let options: Vec<String> = conn
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+    }
+
     #[tokio::test]
     async fn a_failed_transaction_applies_nothing() {
         let engine = Engine::in_memory().unwrap();
