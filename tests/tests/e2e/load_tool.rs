@@ -39,6 +39,10 @@ fn a_short_load_run_completes_flows_without_errors_and_reports_them() {
     }
     assert!(number_after(&report, "full flows: ") > 0.0, "{report}");
     assert!(report.contains("server CPU per flow:"), "{report}");
+    // The verify timed during the run, in the probe thread's own CPU time: a real duration
+    // (a debug build's verify takes far more than a microsecond).
+    let probe = "one P-256 verify during the run (a probe thread's CPU time, median): ";
+    assert!(number_after(&report, probe) >= 1.0, "{report}");
     // Its tenant has no events webhook, so its changes leave nothing in the outbox (DESIGN 10).
     assert!(report.contains("events outbox rows left: 0"), "{report}");
 }
