@@ -313,21 +313,44 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[index]) / 1000.0
 }
 
+/// A device's signature over a challenge-like message, and its key: what a verify request
+/// checks, for timing the verify alone.
+struct SignedSample {
+    key: shared::signature::PublicKey,
+    message: &'static str,
+    signature: String,
+}
+
+impl SignedSample {
+    fn new() -> SignedSample {
+        let device = Device::new();
+        let message = "c1.eyJ0IjoibG9hZCJ9.bWFj";
+        SignedSample {
+            key: shared::signature::PublicKey::from_base64(&device.public_key).unwrap(),
+            message,
+            signature: device.sign(message),
+        }
+    }
+
+    /// Verifies the signature `rounds` times.
+    fn verify(&self, rounds: u32) {
+        for _ in 0..rounds {
+            self.key
+                .verify(
+                    std::hint::black_box(self.message),
+                    std::hint::black_box(&self.signature),
+                )
+                .unwrap();
+        }
+    }
+}
+
 /// Mean time of one P-256 verify on this machine, now: the floor of a verify request.
 fn p256_verify_micros() -> f64 {
-    let device = Device::new();
-    let key = shared::signature::PublicKey::from_base64(&device.public_key).unwrap();
-    let message = "c1.eyJ0IjoibG9hZCJ9.bWFj";
-    let signature = device.sign(message);
+    let sample = SignedSample::new();
     let rounds = 3000;
     let started = Instant::now();
-    for _ in 0..rounds {
-        key.verify(
-            std::hint::black_box(message),
-            std::hint::black_box(&signature),
-        )
-        .unwrap();
-    }
+    sample.verify(rounds);
     started.elapsed().as_secs_f64() * 1e6 / f64::from(rounds)
 }
 
@@ -357,23 +380,14 @@ fn spawn_verify_probe(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Option<f
         .name("td-verify-probe".into())
         .spawn(move || {
             const BATCH: u32 = 20;
-            let device = Device::new();
-            let key = shared::signature::PublicKey::from_base64(&device.public_key).unwrap();
-            let message = "c1.eyJ0IjoibG9hZCJ9.bWFj";
-            let signature = device.sign(message);
+            let sample = SignedSample::new();
             let mut per_verify = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 // A clock that fails ends the probe with the batches it has.
                 let Some(before) = thread_cpu_nanos() else {
                     break;
                 };
-                for _ in 0..BATCH {
-                    key.verify(
-                        std::hint::black_box(message),
-                        std::hint::black_box(&signature),
-                    )
-                    .unwrap();
-                }
+                sample.verify(BATCH);
                 let Some(after) = thread_cpu_nanos() else {
                     break;
                 };
