@@ -278,6 +278,18 @@ mod tests {
         all_in: tokio::sync::Notify,
     }
 
+    impl Gate {
+        fn new(wanted: usize) -> Arc<Gate> {
+            Arc::new(Gate {
+                wanted,
+                in_flight: AtomicUsize::new(0),
+                most: AtomicUsize::new(0),
+                delivered: AtomicUsize::new(0),
+                all_in: tokio::sync::Notify::new(),
+            })
+        }
+    }
+
     #[async_trait::async_trait]
     impl WebhookSender for Gate {
         async fn send(&self, _: &str, _: &str, _: Vec<u8>, _: Duration) -> Result<(), String> {
@@ -348,18 +360,31 @@ mod tests {
         assert!(later.iter().all(|row| row.attempts == 1), "{later:?}");
     }
 
+    /// A store failure while the pass reads its tenants ends the pass before any delivery:
+    /// the error goes to `run` (logged, tried again later) and every row stays as it was,
+    /// its attempts not counted.
+    #[tokio::test]
+    async fn a_tenant_that_cannot_be_read_ends_the_pass_before_any_delivery() {
+        let store = store_with_actions(2).await;
+        store
+            .damage_tenant_record(&TenantId::parse("acme").unwrap())
+            .await
+            .unwrap();
+        let gate = Gate::new(1);
+        let worker = OutboxWorker::new(store.clone(), gate.clone(), RetryPolicy::default(), 5);
+        assert!(worker.run_once().await.is_err());
+        assert_eq!(gate.delivered.load(SeqCst), 0, "nothing delivered");
+        let rows = store.due_changes(Timestamp(i64::MAX), 10).unwrap();
+        assert_eq!(rows.len(), 2, "every row kept");
+        assert!(rows.iter().all(|row| row.attempts == 0), "{rows:?}");
+    }
+
     /// One pass delivers its rows at once (a far receiver would otherwise bound the events to
     /// one per round trip), and removes every row it delivered.
     #[tokio::test]
     async fn a_pass_delivers_its_rows_at_once_and_removes_them() {
         let store = store_with_actions(8).await;
-        let gate = Arc::new(Gate {
-            wanted: 8,
-            in_flight: AtomicUsize::new(0),
-            most: AtomicUsize::new(0),
-            delivered: AtomicUsize::new(0),
-            all_in: tokio::sync::Notify::new(),
-        });
+        let gate = Gate::new(8);
         let worker = OutboxWorker::new(store.clone(), gate.clone(), RetryPolicy::default(), 5);
         assert_eq!(worker.run_once().await.unwrap(), 8);
         assert_eq!(gate.delivered.load(SeqCst), 8);

@@ -242,6 +242,14 @@ impl EmbeddedStore {
     pub fn set_disk_full_fault(&self, extra_pages: Option<u32>) -> Result<()> {
         self.engine.set_disk_full_fault(extra_pages)
     }
+
+    /// Test hook: the tenant `id`'s record replaced by bytes that do not decode, as a damaged
+    /// item would be: every read of it fails (`Error::Internal`, logged).
+    #[cfg(test)]
+    pub(crate) async fn damage_tenant_record(&self, id: &TenantId) -> Result<()> {
+        self.write(|tx| tx.put_unrecorded(TableId::Tenants, id.as_str(), b"{not json", None))
+            .await
+    }
 }
 
 /// Runs a write at open time, before any runtime may exist.
