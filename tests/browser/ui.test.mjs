@@ -60,6 +60,18 @@ async function text(frame, selector) {
   return frame.$eval(selector, (element) => element.textContent);
 }
 
+/**
+ * Picks push on the UI's methods screen and answers the push on `device` (approve or decline)
+ * with the number the UI shows, as a user reading it off the screen does.
+ */
+async function answerPush(ui, device, approve) {
+  await visible(ui, "#method-push");
+  await ui.click("#method-push");
+  await visible(ui, "#push-number");
+  const pending = await waitFor(async () => (await device.pendingPush()).challengeId && (await device.pendingPush()), { what: "the push" });
+  await device.answer(pending.challengeId, approve, (await text(ui, "#push-code")).trim());
+}
+
 async function assertSucceeded(token, userId, method) {
   assert.equal(typeof token, "string", "a token for the backend");
   const validated = await env.server.backend.validateChallenge({ token });
@@ -94,7 +106,7 @@ async function launchPopup(page, url) {
   );
 }
 
-test("track returns the UI's url; its headers: strict CSP, frame-ancestors = allowed origins, no Referer, no cache; the tenant name is escaped", async () => {
+test("track returns the UI's url; its headers: strict CSP, frame-ancestors = allowed origins, no Referer, no cache; the tenant name is escaped, its colour applied", async () => {
   const userId = newUser("headers");
   const tracked = await env.server.backend.track({ userId, action: "signIn" });
   assert.ok(tracked.url.startsWith(`${env.server.publicOrigin}/v1/ui?token=`), tracked.url);
@@ -117,6 +129,9 @@ test("track returns the UI's url; its headers: strict CSP, frame-ancestors = all
   assert.equal(new URL(page.url()).search, "");
   // A new user with no authenticator and no passkey: nothing to offer but... a passkey.
   await visible(page, "#method-add-passkey");
+  // The tenant's colour (`tenant configure --ui-colour #0b6e4f`) is the buttons' accent.
+  const background = await page.$eval("#method-add-passkey", (button) => getComputedStyle(button).backgroundColor);
+  assert.equal(background, "rgb(11, 110, 79)");
   await page.close();
 });
 
@@ -159,11 +174,7 @@ test("push declined on the phone: a clear message and a retry", async () => {
   const tracked = await env.server.backend.track({ userId, action: "signIn" });
   const page = await env.browser.newPage();
   await page.goto(tracked.url, { waitUntil: "load" });
-  await visible(page, "#method-push");
-  await page.click("#method-push");
-  await visible(page, "#push-number");
-  const pending = await waitFor(async () => (await device.pendingPush()).challengeId && (await device.pendingPush()), { what: "the push" });
-  await device.answer(pending.challengeId, false, (await text(page, "#push-code")).trim());
+  await answerPush(page, device, false);
   await visible(page, "#screen-error");
   assert.match(await text(page, "#error-message"), /declined/);
   await visible(page, "#retry");
@@ -211,11 +222,7 @@ test("push, popup mode: the dialog closes with the token → CHALLENGE_SUCCEEDED
   const page = await env.open(env.allowed);
   await launchPopup(page, tracked.url);
   const ui = await uiFrame(page);
-  await visible(ui, "#method-push");
-  await ui.click("#method-push");
-  await visible(ui, "#push-number");
-  const pending = await waitFor(async () => (await device.pendingPush()).challengeId && (await device.pendingPush()), { what: "the push" });
-  await device.answer(pending.challengeId, true, (await text(ui, "#push-code")).trim());
+  await answerPush(ui, device, true);
   const launched = await waitFor(() => page.evaluate(() => window.launched), { what: "launch to resolve" });
   await assertSucceeded(launched.token, userId);
   await page.close();
@@ -320,11 +327,7 @@ test("window mode: launch opens the page in a window, which posts the token back
   );
   const target = await env.browser.waitForTarget((t) => t.url().startsWith(`${env.server.publicOrigin}/v1/ui`));
   const ui = await target.page();
-  await visible(ui, "#method-push");
-  await ui.click("#method-push");
-  await visible(ui, "#push-number");
-  const pending = await waitFor(async () => (await device.pendingPush()).challengeId && (await device.pendingPush()), { what: "the push" });
-  await device.answer(pending.challengeId, true, (await text(ui, "#push-code")).trim());
+  await answerPush(ui, device, true);
   const launched = await waitFor(() => page.evaluate(() => window.launched), { what: "launch to resolve" });
   await assertSucceeded(launched.token, userId);
   await page.close();
@@ -349,11 +352,7 @@ test("window mode from an origin the tenant does not allow: the page posts it no
   );
   const target = await env.browser.waitForTarget((t) => t.url().startsWith(`${env.server.publicOrigin}/v1/ui`));
   const ui = await target.page();
-  await visible(ui, "#method-push");
-  await ui.click("#method-push");
-  await visible(ui, "#push-number");
-  const pending = await waitFor(async () => (await device.pendingPush()).challengeId && (await device.pendingPush()), { what: "the push" });
-  await device.answer(pending.challengeId, true, (await text(ui, "#push-code")).trim());
+  await answerPush(ui, device, true);
   // The action succeeded (the backend sees it) ...
   await waitFor(async () => (await env.server.backend.validateChallenge({ token: tracked.token })).state === "CHALLENGE_SUCCEEDED", {
     what: "the action to succeed",
@@ -395,11 +394,7 @@ test("redirectToSettings after a push, redirect mode: the settings screen lists 
   const authenticator = await addVirtualAuthenticator(page);
   await launchRedirect(page, tracked.url);
   const ui = await uiFrame(page);
-  await visible(ui, "#method-push");
-  await ui.click("#method-push");
-  await visible(ui, "#push-number");
-  const pending = await waitFor(async () => (await phone.pendingPush()).challengeId && (await phone.pendingPush()), { what: "the push" });
-  await phone.answer(pending.challengeId, true, (await text(ui, "#push-code")).trim());
+  await answerPush(ui, phone, true);
 
   // The settings screen, not the redirect: both devices, their names as text.
   await visible(ui, "#screen-settings");
