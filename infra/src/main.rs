@@ -698,13 +698,23 @@ async fn main() -> ExitCode {
     }
 }
 
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// The store the arguments name, and the embedded store itself when it is that one (for the
 /// expiry sweep). A store that cannot be opened is an error with its cause, at once: the
 /// embedded store's file is opened, a DynamoDB table is described.
 async fn open_store(args: &StoreArgs) -> Result<(Arc<dyn Store>, Option<EmbeddedStore>), String> {
     match args.choice()? {
         StoreChoice::Embedded { dir, durability } => {
-            std::fs::create_dir_all(&dir).map_err(|e| {
+            // 0700 when created here: the store's files hold the tenants' signing keys (the
+            // store makes the files themselves 0600 whatever the umask).
+            create_private_dir(&dir).map_err(|e| {
                 format!(
                     "cannot create data directory {}: {}",
                     dir.display(),

@@ -602,6 +602,10 @@ impl Engine {
     /// that refuses a damaged file.
     pub fn open(path: &Path, durability: Durability) -> std::result::Result<Engine, OpenError> {
         let shown = path.display().to_string();
+        keep_owner_only(path).map_err(|e| OpenError::Io {
+            path: shown.clone(),
+            detail: e.to_string(),
+        })?;
         let damaged = |error: rusqlite::Error| OpenError::Damaged {
             path: shown.clone(),
             detail: error.to_string(),
@@ -1046,6 +1050,55 @@ fn begin_off_the_worker_if_busy(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
+/// The database and its `-wal` and `-shm` files readable and writable by their owner only
+/// (0600), whatever the umask: they hold the tenants' token-signing keys, with which anyone
+/// who reads them can forge tokens. A new database file is created 0600 before SQLite opens
+/// it (SQLite creates the `-wal` and `-shm` files with the database file's mode); existing
+/// files that others could read are tightened, with a warning. A file that cannot be
+/// tightened (another owner) is only warned about: the operator chose that layout.
+fn keep_owner_only(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(error),
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            let Ok(meta) = std::fs::metadata(&file) else {
+                continue;
+            };
+            let mode = meta.permissions().mode();
+            if mode & 0o077 == 0 {
+                continue;
+            }
+            let tightened = std::fs::Permissions::from_mode(mode & 0o700);
+            match std::fs::set_permissions(&file, tightened) {
+                Ok(()) => tracing::warn!(
+                    file = %file.display(),
+                    was = format!("{:o}", mode & 0o777),
+                    "the store's file could be read by other users; it is now 0600"
+                ),
+                Err(error) => tracing::warn!(
+                    file = %file.display(),
+                    error = %error,
+                    "the store's file can be read by other users and could not be tightened"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 fn rollback(conn: &Connection) {
     if !conn.is_autocommit()
         && let Err(error) = conn.execute_batch("ROLLBACK")
@@ -1211,6 +1264,39 @@ mod tests {
         drop((first, second));
         let reopened = Engine::open(&path, Durability::Normal).unwrap();
         assert_eq!(get(&reopened, "a"), Some(b"1".to_vec()));
+    }
+
+    /// The files hold the tenants' signing keys: 0600 whatever the umask (the test runs
+    /// with the usual 022, under which SQLite alone makes them 0644), and files that were
+    /// readable by others before are tightened at the next open.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_database_files_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let wal = dir.path().join("store.db-wal");
+        let shm = dir.path().join("store.db-shm");
+        let engine = Engine::open(&path, Durability::Full).unwrap();
+        put(&engine, "a", "1").await.unwrap();
+        assert_eq!(
+            [mode(&path), mode(&wal), mode(&shm)],
+            [0o600; 3],
+            "a new store"
+        );
+        // The first engine stays open, so the `-wal` and `-shm` files stay too.
+        for file in [&path, &wal, &shm] {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let second = Engine::open(&path, Durability::Full).unwrap();
+        assert_eq!(
+            [mode(&path), mode(&wal), mode(&shm)],
+            [0o600; 3],
+            "an existing store"
+        );
+        assert_eq!(get(&second, "a"), Some(b"1".to_vec()), "its data kept");
+        drop(engine);
     }
 
     /// Group commit: concurrent writers at full durability share commits, lose no update,
