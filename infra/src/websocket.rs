@@ -114,6 +114,7 @@ async fn upgrade(
         subprotocols,
         ip,
         user_agent,
+        origin: headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
     };
     let session = match context.app.open_socket(connection.clone(), handshake).await {
         Ok(session) => session,

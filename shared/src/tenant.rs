@@ -41,6 +41,14 @@ pub struct Tenant {
 }
 
 impl Tenant {
+    /// Whether a browser page on `origin` may act for this tenant (DESIGN 9): one of its
+    /// allowed origins, matched exactly.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.allowed_origins
+            .iter()
+            .any(|allowed| allowed.matches(origin))
+    }
+
     /// The relying party, or `PasskeysNotConfigured`.
     pub fn relying_party(&self) -> Result<&crate::passkey::RelyingParty> {
         self.passkeys

@@ -97,7 +97,7 @@ for (const transport of QR_TRANSPORTS) {
   });
 }
 
-test("from an origin the tenant does not allow: the browser blocks the SDK's calls and the server refused them", async () => {
+test("from an origin the tenant does not allow: the browser blocks the SDK's calls and the server refused them, the QR-code WebSocket's handshake too", async () => {
   const userId = newUser();
   const phone = new Device(env.server);
   await phone.enroll(userId, "push");
@@ -117,10 +117,18 @@ test("from an origin the tenant does not allow: the browser blocks the SDK's cal
   const qr = await qrChallengeInPage(page, { action: "kioskSignIn", transport: "polling" });
   assert.match(qr.thrown ?? "", /Failed to fetch/, `qrCode.challenge: ${JSON.stringify(qr)}`);
   assert.ok(page.problems.some((p) => p.includes("CORS") || p.includes("Access-Control-Allow-Origin")), page.problems.join("\n"));
+  // Browsers apply no CORS to WebSockets: the server refuses the handshake itself (403).
+  const socketsBefore = logLines("QR-code WebSocket from an origin the tenant does not allow", env.disallowed.origin).length;
+  const qrSocket = await qrChallengeInPage(page, { action: "kioskSignIn", transport: "websocket" });
+  assert.equal(qrSocket?.data?.challengeId, undefined, `qrCode.challenge over the socket: ${JSON.stringify(qrSocket)}`);
 
-  // The server refused both before they did anything, and said why in its log.
+  // The server refused all three before they did anything, and said why in its log.
   await waitFor(() => logLines("status=403", 'error="origin_not_allowed"').length >= refusedBefore + 2, { what: "two refusals in the log" });
   assert.ok(logLines("does not allow", env.disallowed.origin).length >= 2, env.server.log());
+  await waitFor(
+    () => logLines("QR-code WebSocket from an origin the tenant does not allow", env.disallowed.origin).length > socketsBefore,
+    { what: "the socket's refusal in the log" },
+  );
   assert.equal((await phone.pendingPush()).challengeId, undefined, "the refused push start created no challenge");
   await page.close();
 });

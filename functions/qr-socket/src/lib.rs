@@ -110,6 +110,10 @@ async fn connect(
             .as_deref()
             .and_then(|ip| ip.parse().ok()),
         user_agent,
+        origin: event
+            .headers
+            .get(lambda_http::http::header::ORIGIN)
+            .and_then(|v| v.to_str().ok()),
     };
     let session = match app.open_socket(connection, handshake).await {
         Ok(session) => session,

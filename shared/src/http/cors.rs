@@ -218,7 +218,7 @@ pub(crate) fn check_origin(parts: &Parts, tenant: &Tenant) -> Result<(), Error> 
     if same_origin(origin, &parts.headers) {
         return Ok(());
     }
-    if tenant.allowed_origins.iter().any(|o| o.matches(origin)) {
+    if tenant.allows_origin(origin) {
         grant.granted.store(true, Ordering::Release);
         return Ok(());
     }

@@ -45,19 +45,22 @@ pub struct Handshake<'a> {
     pub subprotocols: Vec<&'a str>,
     pub ip: Option<IpAddr>,
     pub user_agent: Option<&'a str>,
+    /// The `Origin` header: a browser always sends it with a handshake.
+    pub origin: Option<&'a str>,
 }
 
 impl App {
     /// Checks a handshake's credential (spec 3.8): a valid, unexpired track token of a known
-    /// tenant, or a known tenant id. Anything else is refused before the socket opens:
-    /// `unauthorized`, `invalid_token` or `expired_token`.
+    /// tenant, or a known tenant id; then its origin. Anything else is refused before the
+    /// socket opens: `unauthorized`, `invalid_token`, `expired_token` or
+    /// `origin_not_allowed`.
     pub async fn open_socket(
         &self,
         connection: ConnectionId,
         handshake: Handshake<'_>,
     ) -> Result<SocketSession> {
         let now = self.now();
-        let (tenant_id, starter) =
+        let (tenant, starter) =
             match websocket::credential_from_subprotocols(handshake.subprotocols)? {
                 SocketCredential::Token(token) => {
                     let tenant_id = token::claimed_tenant(&token).ok_or(Error::InvalidToken)?;
@@ -69,23 +72,34 @@ impl App {
                                 other => other,
                             })?;
                     let verified = tenant.keys.verify(&token, now)?;
-                    (
-                        tenant.id.clone(),
-                        SocketStarter::Token {
-                            action: verified.action,
-                            scopes: verified.scopes,
-                        },
-                    )
+                    let starter = SocketStarter::Token {
+                        action: verified.action,
+                        scopes: verified.scopes,
+                    };
+                    (tenant, starter)
                 }
                 SocketCredential::Tenant(id) => {
                     let id = TenantId::parse(id).map_err(|_| Error::Unauthorized)?;
-                    let tenant = self.tenant_by_id(&id).await?;
-                    (tenant.id.clone(), SocketStarter::Tenant)
+                    (self.tenant_by_id(&id).await?, SocketStarter::Tenant)
                 }
             };
+        // DESIGN 9: browsers apply no CORS to WebSockets, so the handshake's `Origin` is the
+        // only check a page of another site meets: one of the tenant's allowed origins, as
+        // for the Client API's state-changing calls (the server's own pages open no socket).
+        // No `Origin`: not a browser, nothing to check.
+        if let Some(origin) = handshake.origin
+            && !tenant.allows_origin(origin)
+        {
+            tracing::warn!(
+                tenant = tenant.id.as_str(),
+                origin,
+                "QR-code WebSocket from an origin the tenant does not allow"
+            );
+            return Err(Error::OriginNotAllowed);
+        }
         Ok(SocketSession {
             connection,
-            tenant_id,
+            tenant_id: tenant.id.clone(),
             starter,
             ip_address: handshake.ip.map(|ip| ip.to_string()),
             user_agent: handshake

@@ -31,6 +31,16 @@ async fn kit() -> (Kit, LocalSockets) {
 }
 
 async fn open(kit: &Kit, sockets: &LocalSockets, offer: &str) -> Result<Socket> {
+    open_from(kit, sockets, offer, None).await
+}
+
+/// A handshake from a page on `origin` (a browser sends its `Origin`), or from no page.
+async fn open_from(
+    kit: &Kit,
+    sockets: &LocalSockets,
+    offer: &str,
+    origin: Option<&str>,
+) -> Result<Socket> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let id = ConnectionId::parse(format!("c{}", NEXT.fetch_add(1, Ordering::SeqCst)))?;
     let session = kit
@@ -41,6 +51,7 @@ async fn open(kit: &Kit, sockets: &LocalSockets, offer: &str) -> Result<Socket> 
                 subprotocols: vec![offer],
                 ip: Some("198.51.100.4".parse().unwrap()),
                 user_agent: Some("kiosk"),
+                origin,
             },
         )
         .await?;
@@ -330,6 +341,59 @@ async fn bad_handshakes_are_refused() {
         Some(Error::ExpiredToken)
     );
     assert!(sockets.is_empty());
+}
+
+/// Browsers apply no CORS to WebSockets: a handshake from a page of an origin the tenant does
+/// not allow is refused (`origin_not_allowed`), whether it offers the tenant or a token, and
+/// opens nothing; one from an allowed origin, or with no `Origin` (not a browser), opens.
+#[tokio::test]
+async fn a_handshake_from_an_origin_the_tenant_does_not_allow_is_refused() {
+    use shared::domain::AllowedOrigin;
+    use shared::usecase::tenants::TenantSettingsChange;
+    let (kit, sockets) = kit().await;
+    let tenant_offer = format!(
+        "authsignal-ws, x.authsignal.tenant.{}",
+        kit.tenant.id.as_str()
+    );
+    let tracked = kit.track("alice", "signIn", None).await;
+    let token_offer = format!("authsignal-ws, x.authsignal.token.{}", tracked.token);
+    for offer in [&tenant_offer, &token_offer] {
+        assert_eq!(
+            open_from(&kit, &sockets, offer, Some("https://evil.example"))
+                .await
+                .err(),
+            Some(Error::OriginNotAllowed),
+            "no origin allowed yet: {offer}"
+        );
+    }
+    kit.app
+        .configure_tenant(
+            &kit.tenant.id,
+            TenantSettingsChange {
+                allowed_origins: Some(vec![AllowedOrigin::parse("https://app.example").unwrap()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    for offer in [&tenant_offer, &token_offer] {
+        for origin in ["https://evil.example", "https://app.example.evil", "null"] {
+            assert_eq!(
+                open_from(&kit, &sockets, offer, Some(origin)).await.err(),
+                Some(Error::OriginNotAllowed),
+                "{origin}: {offer}"
+            );
+        }
+    }
+    assert!(sockets.is_empty(), "nothing opened");
+    for offer in [&tenant_offer, &token_offer] {
+        let from_page = open_from(&kit, &sockets, offer, Some("https://app.example")).await;
+        assert!(from_page.is_ok(), "{offer}");
+        assert!(
+            open(&kit, &sockets, offer).await.is_ok(),
+            "no Origin: {offer}"
+        );
+    }
 }
 
 #[tokio::test]
