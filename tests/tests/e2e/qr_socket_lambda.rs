@@ -392,6 +392,33 @@ async fn bad_handshakes_are_refused_at_connect() {
     );
 }
 
+/// A browser's handshake carries its page's `Origin`; browsers apply no CORS to WebSockets, so
+/// one the tenant does not allow (the fixture tenant allows none) is refused at `$connect`.
+#[tokio::test]
+async fn a_handshake_from_an_origin_the_tenant_does_not_allow_is_refused_at_connect() {
+    let setup = setup(false).await;
+    let mut event = with_protocols(
+        with_connection(fixture("connect"), "Evil9cOFvHcCIhw="),
+        "authsignal-ws, x.authsignal.tenant.fixture-tenant",
+    );
+    event["headers"]["Origin"] = "https://evil.example".into();
+    event["multiValueHeaders"]["Origin"] = json!(["https://evil.example"]);
+    let refused = invoke(&setup.app, &event).await;
+    assert_eq!(refused["statusCode"], 403, "{refused}");
+    let body: Value = serde_json::from_str(refused["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["errorCode"], "origin_not_allowed", "{body}");
+    assert!(refused["headers"].get("Sec-WebSocket-Protocol").is_none());
+    assert!(
+        setup
+            .app
+            .socket_session(&ConnectionId::parse("Evil9cOFvHcCIhw=").unwrap())
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing stored for a refused handshake"
+    );
+}
+
 #[tokio::test]
 async fn bad_messages_get_error_messages_and_floods_are_refused() {
     let setup = setup(false).await;
