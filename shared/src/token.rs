@@ -265,6 +265,9 @@ struct ChallengePayload {
     /// Purpose, when not a verify: `pu` for a push credential update.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     p: Option<String>,
+    /// The fingerprint of the key a push credential update is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    f: Option<String>,
 }
 
 const CHALLENGE_PREFIX: &str = "c1.";
@@ -300,7 +303,15 @@ impl TenantKeys {
                 Some(key.idempotency_key.to_string()),
             ),
             ChallengeTarget::NewAction(code) => (None, Some(code.to_string()), None),
-            ChallengeTarget::Unbound | ChallengeTarget::PushCredentialUpdate => (None, None, None),
+            ChallengeTarget::Unbound | ChallengeTarget::PushCredentialUpdate { .. } => {
+                (None, None, None)
+            }
+        };
+        let (p, f) = match target {
+            ChallengeTarget::PushCredentialUpdate { key_fingerprint } => {
+                (Some(PUSH_UPDATE.to_owned()), Some(key_fingerprint.clone()))
+            }
+            _ => (None, None),
         };
         let payload = ChallengePayload {
             t: self.tenant_id.to_string(),
@@ -312,7 +323,8 @@ impl TenantKeys {
             c,
             k,
             n: nonce.clone(),
-            p: (*target == ChallengeTarget::PushCredentialUpdate).then(|| PUSH_UPDATE.to_owned()),
+            p,
+            f,
         };
         let json = serde_json::to_vec(&payload).map_err(|_| Error::Internal)?;
         let signed = format!("{CHALLENGE_PREFIX}{}", encoding::encode_url_safe(&json));
@@ -383,8 +395,14 @@ impl TenantKeys {
             return Err(Error::ChallengeNotFound);
         }
         let target = match (payload.u, payload.c, payload.k) {
-            _ if payload.p.as_deref() == Some(PUSH_UPDATE) => ChallengeTarget::PushCredentialUpdate,
-            _ if payload.p.is_some() => return Err(Error::ChallengeNotFound),
+            _ if payload.p.as_deref() == Some(PUSH_UPDATE) => match payload.f {
+                Some(key_fingerprint) => ChallengeTarget::PushCredentialUpdate { key_fingerprint },
+                // Sealed before updates were bound to their key (minutes before a release).
+                None => return Err(Error::ChallengeNotFound),
+            },
+            _ if payload.p.is_some() || payload.f.is_some() => {
+                return Err(Error::ChallengeNotFound);
+            }
             (Some(u), Some(c), Some(k)) => ChallengeTarget::TrackedAction(ActionKey {
                 user_id: UserId::parse(u)?,
                 action_code: ActionCode::parse(c)?,
@@ -707,6 +725,9 @@ mod tests {
             ChallengeTarget::TrackedAction(action()),
             ChallengeTarget::NewAction(ActionCode::parse("pay").unwrap()),
             ChallengeTarget::Unbound,
+            ChallengeTarget::PushCredentialUpdate {
+                key_fingerprint: "ab".repeat(32),
+            },
         ];
         for target in targets {
             let sealed = keys

@@ -1343,7 +1343,11 @@ fn request_for(
             None,
         ),
         "update-push-credential" => {
-            let id = challenge(ChallengeTarget::PushCredentialUpdate);
+            let id = challenge(ChallengeTarget::PushCredentialUpdate {
+                key_fingerprint: shared::signature::PublicKey::from_base64(&device_public_key())
+                    .unwrap()
+                    .fingerprint(),
+            });
             (
                 "/v1/client/user-authenticators/push".into(),
                 String::new(),

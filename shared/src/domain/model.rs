@@ -335,8 +335,10 @@ pub enum ChallengeTarget {
     /// token, or a new action with the default code is created.
     Unbound,
     /// For a push credential's update (spec 3.4.5 `push/sign`): it completes no action, and
-    /// a verify refuses it, as the update refuses every other challenge.
-    PushCredentialUpdate,
+    /// a verify refuses it, as the update refuses every other challenge. Bound to the key it
+    /// was asked for (hex SHA-256 of its SPKI, [`crate::signature::PublicKey::fingerprint`]),
+    /// so another key cannot use it up (spec 4.4 notes: bind challenges to the credential).
+    PushCredentialUpdate { key_fingerprint: String },
 }
 
 /// A one-time challenge for a device signature. It is not stored: everything here is sealed

@@ -322,7 +322,7 @@ impl App {
         };
         match (target, bearer) {
             // A challenge issued for a push credential update is for nothing else.
-            (ChallengeTarget::PushCredentialUpdate, _) => Err(Error::ChallengeMismatch),
+            (ChallengeTarget::PushCredentialUpdate { .. }, _) => Err(Error::ChallengeMismatch),
             (ChallengeTarget::TrackedAction(key), bearer) => {
                 if bearer.is_some_and(|token| token.action != *key) {
                     return Err(Error::ChallengeMismatch);

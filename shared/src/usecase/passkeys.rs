@@ -496,7 +496,7 @@ impl App {
             (ChallengeTarget::NewAction(_) | ChallengeTarget::Unbound, Some(_)) => {
                 Err(Error::ChallengeMismatch)
             }
-            (ChallengeTarget::PushCredentialUpdate, _) => Err(Error::ChallengeMismatch),
+            (ChallengeTarget::PushCredentialUpdate { .. }, _) => Err(Error::ChallengeMismatch),
         }
     }
 

@@ -1683,6 +1683,45 @@ async fn a_push_update_challenge_survives_bad_signatures_and_dies_when_expired()
         .expect_error(400, "challenge_expired");
 }
 
+/// A push update challenge is bound to the key it was asked for: another credential's valid
+/// signature over it is refused and does not use it up; its own key then updates once.
+#[tokio::test]
+async fn a_push_update_challenge_is_for_the_key_it_was_asked_for() {
+    let h = Harness::start().await;
+    let (phone, _) = enrol(&h, "alice", "push").await;
+    let (other, _) = enrol(&h, "mallory", "push").await;
+    let id = push_signing(&h, &phone).await.expect(200)["challengeId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let update = |device: &Device, push_token: &str| {
+        json!({
+            "challengeId": id,
+            "publicKey": device.public_key,
+            "signature": device.sign(&id),
+            "pushToken": push_token,
+        })
+    };
+    h.send(
+        Method::PATCH,
+        "/client/user-authenticators/push",
+        Auth::TenantIos(&h.a.id),
+        Some(&update(&other, "mallory-token")),
+    )
+    .await
+    .expect_error(400, "challenge_mismatch");
+    let updated = h
+        .send(
+            Method::PATCH,
+            "/client/user-authenticators/push",
+            Auth::TenantIos(&h.a.id),
+            Some(&update(&phone, "alice-token")),
+        )
+        .await
+        .expect(200);
+    assert_eq!(updated["pushToken"], "alice-token");
+}
+
 #[tokio::test]
 async fn another_tenant_cannot_reach_a_challenge() {
     let h = Harness::start().await;

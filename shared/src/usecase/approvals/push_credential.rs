@@ -23,7 +23,9 @@ impl App {
         let now = self.now();
         let expires_at = now.plus_seconds(self.settings.challenge_lifetime_seconds);
         let challenge = tenant.keys.seal_challenge(
-            &ChallengeTarget::PushCredentialUpdate,
+            &ChallengeTarget::PushCredentialUpdate {
+                key_fingerprint: key.fingerprint(),
+            },
             None,
             now,
             crate::usecase::challenges::next_issue_sequence(),
@@ -42,9 +44,12 @@ impl App {
     ) -> Result<Credential> {
         let now = self.now();
         let challenge = tenant.keys.open_challenge(&command.challenge_id)?;
-        // Only a challenge from `push/sign` may update a credential.
-        if challenge.target != ChallengeTarget::PushCredentialUpdate {
-            return Err(Error::ChallengeMismatch);
+        // Only a challenge from `push/sign`, for this very key, may update a credential: one
+        // seen by someone else cannot be used up with another key (spec 4.4 notes).
+        match &challenge.target {
+            ChallengeTarget::PushCredentialUpdate { key_fingerprint }
+                if *key_fingerprint == command.public_key.fingerprint() => {}
+            _ => return Err(Error::ChallengeMismatch),
         }
         if challenge.expires_at <= now {
             return Err(Error::ChallengeExpired);
