@@ -20,6 +20,7 @@ use shared::usecase::approvals::UpdatePushCredential;
 use shared::usecase::credentials::AddCredential;
 
 use shared::http::cors::preflight;
+mod unsupported;
 
 shared::routes! {
     // Passkeys (spec 3.5, issue #15): the browser SDK's registration and lookup. Static
@@ -34,6 +35,11 @@ shared::routes! {
     PATCH "/v1/client/user-authenticators/{namespace}" => update_push_credential,
     POST "/v1/client/user-authenticators/{namespace}/sign" => push_update_challenge,
     GET "/v1/users/{userId}/authenticators" => list_authenticators,
+    // Enrolling an authenticator verified elsewhere (SMS, email; spec 2.7) and the .NET SDK's
+    // batch enrolment of passkeys: not supported, said in the error shape. The static path
+    // keeps `authenticators` from being taken for a user id by `POST /v1/users/{userId}`.
+    POST "/v1/users/{userId}/authenticators" => unsupported::enroll_verified_authenticator,
+    POST "/v1/users/authenticators" => unsupported::batch_enroll_authenticators,
     DELETE "/v1/users/{userId}/authenticators/{userAuthenticatorId}" => delete_authenticator,
     // The token's own user's authenticators (spec 3.5, Bearer): the pre-built UI's settings
     // screen lists them (issue #16).
@@ -49,6 +55,7 @@ shared::routes! {
     OPTIONS "/v1/client/user-authenticators/{namespace}/remove" => preflight,
     OPTIONS "/v1/client/user-authenticators/{namespace}/sign" => preflight,
     OPTIONS "/v1/users/{userId}/authenticators" => preflight,
+    OPTIONS "/v1/users/authenticators" => preflight,
     OPTIONS "/v1/users/{userId}/authenticators/{userAuthenticatorId}" => preflight,
     OPTIONS "/v1/client/user-authenticators/passkey/registration-options" => preflight,
     OPTIONS "/v1/client/user-authenticators/passkey/registration-options/web" => preflight,

@@ -264,6 +264,37 @@ async fn query_users_claim_and_otp_end_to_end() {
     h.post("/verify", Auth::None, json!({}))
         .await
         .expect_error(401, "unauthorized");
+    // Authenticators verified elsewhere, and the .NET batch enrolment (spec 2.7): unsupported,
+    // and `authenticators` never taken for a user id to update.
+    h.post(
+        "/users/carol/authenticators",
+        secret,
+        json!({"verificationMethod": "SMS", "phoneNumber": "+64270000000"}),
+    )
+    .await
+    .expect_error(400, "verification_method_not_supported");
+    h.post(
+        "/users/authenticators",
+        secret,
+        json!({"authenticators": [{"userId": "carol", "verificationMethod": "PASSKEY"}]}),
+    )
+    .await
+    .expect_error(400, "verification_method_not_supported");
+    h.post(
+        "/users/authenticators",
+        secret,
+        json!({"email": "bogus@example.com"}),
+    )
+    .await
+    .expect_error(400, "verification_method_not_supported");
+    let bogus = h
+        .get("/users?email=bogus@example.com", secret)
+        .await
+        .expect(200);
+    assert_eq!(bogus["users"], json!([]), "no user named `authenticators`");
+    h.post("/users/authenticators", Auth::None, json!({}))
+        .await
+        .expect_error(401, "unauthorized");
 }
 
 /// One session per succeeded action (docs/api.md, "Sessions"): the track token, which also
