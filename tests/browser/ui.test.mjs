@@ -402,7 +402,7 @@ test("redirectToSettings after a push, redirect mode: the settings screen lists 
   const names = await ui.$$eval("#authenticators .name", (items) => items.map((item) => item.textContent).sort());
   assert.deepEqual(names, ["Old <i>tablet</i>", "Pixel 9"]);
   assert.equal(await ui.$("#authenticators i"), null, "a device name is text, never markup");
-  assert.match(await text(ui, `li[data-id="${old.userAuthenticatorId}"] .detail`), /ios · added /);
+  assert.match(await text(ui, `li[data-id="${old.userAuthenticatorId}"] .detail`), /iOS · added /);
   assert.equal(new URL(page.url()).searchParams.get("back"), null, "still on the UI");
 
   // Add a passkey (the virtual authenticator answers the browser's prompt).

@@ -338,7 +338,9 @@ fn authenticator_views(
             verified_at: c.created_at.to_iso8601(),
             last_verified_at: c.last_verified_at.map(|t| t.to_iso8601()),
             display_name: c.device_name,
-            device_platform: c.device_platform,
+            // The SDKs enrol with "ios" or "android" (spec 3.4.1); an authenticator's
+            // `devicePlatform` is the browser SDK's enum, `IOS | ANDROID | WEB` (spec 2.7).
+            device_platform: c.device_platform.map(|p| p.to_ascii_uppercase()),
             webauthn_credential: None,
             user_id: c.user_id.into(),
             user_authenticator_id: c.id.into(),

@@ -188,7 +188,8 @@ async fn removal_needs_redirect_to_settings_a_challenge_and_the_tokens_own_user(
         assert_eq!(ids, expected, "{kind:?}");
         assert!(listed.iter().all(|a| a["userId"] == "alice"));
         assert!(listed.iter().all(|a| a["displayName"] == "iPhone"));
-        assert!(listed.iter().all(|a| a["devicePlatform"] == "ios"));
+        // Enrolled as "ios"; listed as the browser SDK's enum (spec 2.7).
+        assert!(listed.iter().all(|a| a["devicePlatform"] == "IOS"));
         assert!(listed.iter().all(|a| a["createdAt"].is_string()));
 
         // Before a challenge: refused, nothing removed.

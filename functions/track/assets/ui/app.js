@@ -393,6 +393,12 @@
     PASSKEY: "Passkey",
   };
 
+  // The authenticators' `devicePlatform` (IOS | ANDROID | WEB), as people write it.
+  const platformNames = { IOS: "iOS", ANDROID: "Android", WEB: "Web" };
+  function platformName(platform) {
+    return platformNames[platform] || platform || "";
+  }
+
   function addedOn(iso) {
     const date = new Date(iso);
     if (Number.isNaN(date.getTime())) return "";
@@ -417,7 +423,7 @@
     title.textContent = name;
     const detail = document.createElement("span");
     detail.className = "detail";
-    detail.textContent = [kind === name ? "" : kind, authenticator.devicePlatform || synced, addedOn(authenticator.createdAt)]
+    detail.textContent = [kind === name ? "" : kind, platformName(authenticator.devicePlatform) || synced, addedOn(authenticator.createdAt)]
       .filter(Boolean)
       .join(" · ");
     about.append(title, detail);
