@@ -96,7 +96,8 @@ struct TrackBody {
     username: Option<String>,
     email: Option<String>,
     phone_number: Option<String>,
-    custom: Option<Value>,
+    /// An object (spec 2.3, rules read `custom.*`); any other JSON is refused, not dropped.
+    custom: Option<serde_json::Map<String, Value>>,
     /// Where the pre-built UI returns with the token (spec 2.3 trusted-device note).
     redirect_url: Option<String>,
     /// Show the user's authenticators after the challenge (spec 2.3, the pre-built UI's
@@ -137,7 +138,7 @@ async fn track(
             ip_address: body.ip_address,
             user_agent: body.user_agent,
             device_id: body.device_id,
-            custom: body.custom,
+            custom: body.custom.map(Value::Object),
             scope: body.scope,
         },
         username: body.username,
@@ -400,7 +401,8 @@ struct UpdateUserBody {
     phone_number_verified: Option<bool>,
     username: Option<String>,
     display_name: Option<String>,
-    custom: Option<Value>,
+    /// An object (spec 2.6), as track's: any other JSON is refused, not stored.
+    custom: Option<serde_json::Map<String, Value>>,
     locale: Option<String>,
 }
 
@@ -419,7 +421,7 @@ async fn update_user(
         phone_number_verified: body.phone_number_verified,
         username: body.username,
         display_name: body.display_name,
-        custom: body.custom,
+        custom: body.custom.map(Value::Object),
         locale: body.locale,
     };
     let profile = app.update_user(&tenant, &user_id, patch).await?;

@@ -40,6 +40,29 @@ async fn malformed_bodies_are_400_invalid_request() {
     )
     .await
     .expect_error(400, "invalid_request");
+    // `custom` is an object (spec 2.3, 2.6): anything else is refused, neither dropped from
+    // the action nor stored on the user.
+    for custom in [json!("text"), json!(5), json!(true), json!([1, 2])] {
+        h.post(
+            "/users/carol/actions/signIn",
+            secret,
+            json!({"custom": custom}),
+        )
+        .await
+        .expect_error(400, "invalid_request");
+        h.send(
+            Method::PATCH,
+            "/users/carol",
+            secret,
+            Some(&json!({"custom": custom})),
+        )
+        .await
+        .expect_error(400, "invalid_request");
+    }
+    let carol = h.get("/users/carol", secret).await.expect(200);
+    assert_eq!(carol.get("custom"), None, "{carol}");
+    let actions = h.get("/users/carol/actions", secret).await.expect(200);
+    assert_eq!(actions, json!([]), "no action tracked");
 }
 
 #[tokio::test]
