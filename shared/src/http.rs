@@ -279,7 +279,12 @@ impl<T: DeserializeOwned> FromRequest<SharedApp> for JsonBody<T> {
         } else {
             &bytes
         };
-        serde_json::from_slice(text).map(JsonBody).map_err(|error| {
+        // The whole body is UTF-8 (RFC 8259 8.1, spec 1.2), also in fields this route ignores,
+        // which `serde_json` skips without decoding.
+        let text = std::str::from_utf8(text).map_err(|_| {
+            Error::invalid_request("The request body is not valid: it is not UTF-8 JSON.")
+        })?;
+        serde_json::from_str(text).map(JsonBody).map_err(|error| {
             Error::invalid_request(format!("The request body is not valid: {error}.")).into()
         })
     }

@@ -14,6 +14,8 @@ async fn malformed_bodies_are_400_invalid_request() {
         b"[1,2,3]",
         b"\"text\"",
         b"{\"idempotencyKey\": 42}",
+        // Not UTF-8, even in a field the route ignores (RFC 8259 8.1).
+        b"{\"ignored\": \"\xff\xfe\"}",
     ] {
         h.send_raw(
             Method::POST,
