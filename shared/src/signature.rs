@@ -104,6 +104,19 @@ impl PublicKey {
     }
 }
 
+/// What a replay of a signature has in common with it: the signature's `r` (hex), which the
+/// signature and its malleated twin `(r, n − s)` share. A fresh signature by the same key over
+/// the same message has another `r` (a new random nonce; a deterministic signer, RFC 6979,
+/// gives the same `r` only for the same message and key, which is then a replay to us too).
+/// For a signature that verified, so its DER is well formed.
+pub fn replay_id(signature_base64: &str) -> Result<String, Error> {
+    let der = decode_signature(signature_base64)?;
+    let signature = p256::ecdsa::Signature::from_der(&der).map_err(|_| {
+        Error::invalid_request("Invalid signature: it is not a DER ECDSA P-256 signature.")
+    })?;
+    Ok(hex::encode(signature.r().to_bytes()))
+}
+
 /// Decodes a signature field: standard base64, at most 72 bytes of DER. A malformed encoding
 /// is a bad request; a well-formed signature that does not verify is `InvalidSignature`.
 fn decode_signature(text: &str) -> Result<Vec<u8>, Error> {
@@ -164,6 +177,20 @@ mod tests {
     fn known_answer_low_s_and_high_s_both_verify() {
         assert_eq!(key().verify(MESSAGE, SIG_LOW_S), Ok(()));
         assert_eq!(key().verify(MESSAGE, SIG_HIGH_S), Ok(()));
+    }
+
+    /// A signature and its malleated twin `(r, n − s)` share their replay id (their `r`, known
+    /// answer); another signature has its own; a malformed one is a bad request.
+    #[test]
+    fn a_signature_and_its_malleated_twin_have_one_replay_id() {
+        const R: &str = "a5908f1d4e90ab62c11919d7e1e8b3a60247e1d2f7e841c0bfde52a4708ed64a";
+        assert_eq!(replay_id(SIG_LOW_S).as_deref(), Ok(R));
+        assert_eq!(replay_id(SIG_HIGH_S).as_deref(), Ok(R));
+        assert_ne!(replay_id(OTHER_SIG).as_deref(), Ok(R));
+        assert!(matches!(
+            replay_id("AAAA"),
+            Err(Error::InvalidRequest(_))
+        ));
     }
 
     #[test]

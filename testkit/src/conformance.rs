@@ -645,6 +645,7 @@ async fn removal_receipts(store: &dyn Store) {
     enrol(store, &cred).await.unwrap();
     let receipt = RemovalReceipt {
         window: 42,
+        signature_id: "r1".into(),
         expires_at: NOW.plus_seconds(1800),
     };
     store.remove_credential_once(&cred, &receipt).await.unwrap();
@@ -656,7 +657,7 @@ async fn removal_receipts(store: &dyn Store) {
         None
     );
 
-    // Re-registered, the same window's signature cannot remove it again.
+    // Re-registered, the same signature cannot remove it again.
     enrol(store, &cred).await.unwrap();
     assert_eq!(
         store
@@ -673,7 +674,7 @@ async fn removal_receipts(store: &dyn Store) {
             .is_some()
     );
 
-    // The same key in another namespace: the window's signature is spent for the key.
+    // The same key in another namespace: the signature is spent for the key.
     let mut other_namespace = cred.clone();
     other_namespace.namespace = Namespace::Push;
     other_namespace.id = CredentialId::parse("00000000000000000000000000000abc").unwrap();
@@ -685,6 +686,22 @@ async fn removal_receipts(store: &dyn Store) {
             .unwrap_err(),
         Error::SignatureAlreadyUsed
     );
+    // A fresh signature in the same window removes it (one key in several namespaces, spec
+    // 3.2), and then the first namespace's credential registered again.
+    let fresh = RemovalReceipt {
+        signature_id: "r2".into(),
+        ..receipt.clone()
+    };
+    store
+        .remove_credential_once(&other_namespace, &fresh)
+        .await
+        .unwrap();
+    let fresher = RemovalReceipt {
+        signature_id: "r3".into(),
+        ..receipt.clone()
+    };
+    store.remove_credential_once(&cred, &fresher).await.unwrap();
+    enrol(store, &cred).await.unwrap();
 
     // Another window works; a credential that is gone is reported as such.
     let next = RemovalReceipt {
@@ -925,6 +942,7 @@ async fn enrolment_summary(store: &dyn Store) {
         .unwrap();
     let receipt = RemovalReceipt {
         window: 7,
+        signature_id: "r1".into(),
         expires_at: NOW.plus_seconds(1800),
     };
     store.remove_credential_once(&push, &receipt).await.unwrap();

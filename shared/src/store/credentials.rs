@@ -30,10 +30,13 @@ pub struct EnrolmentGuard {
     pub now: Timestamp,
 }
 
-/// A record that a removal signature for one time window was used (spec 4.4).
+/// A record that a removal signature for one time window was used (spec 4.4): the signature
+/// by its [`replay_id`](crate::signature::replay_id), so neither it nor its malleated twin can
+/// remove the key again, in any namespace, while a fresh signature by the device can.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemovalReceipt {
     pub window: i64,
+    pub signature_id: String,
     pub expires_at: Timestamp,
 }
 
@@ -88,8 +91,9 @@ pub trait CredentialStore: Send + Sync {
         user: &UserId,
         id: &CredentialId,
     ) -> Result<Option<Credential>>;
-    /// Deletes `credential` and records `receipt`, only if no receipt exists yet for this key
-    /// and window: `SignatureAlreadyUsed` otherwise, `InvalidCredential` if it is gone.
+    /// Deletes `credential` and records `receipt`, only if no receipt exists yet for this key,
+    /// window and signature: `SignatureAlreadyUsed` otherwise, `InvalidCredential` if it is
+    /// gone.
     async fn remove_credential_once(
         &self,
         credential: &Credential,

@@ -107,8 +107,10 @@ impl App {
     }
 
     /// Removes a credential on proof of its key: a signature over the current time window
-    /// (spec 4.4), accepted once per window and key, so a captured removal request cannot be
-    /// replayed against a re-registered key.
+    /// (spec 4.4). Each signature is accepted once for the key, in any namespace, so a captured
+    /// removal request (or its malleated twin) cannot be replayed against the key registered
+    /// again or in another namespace; a fresh signature by the device removes the key's
+    /// credential in another namespace (one key may be in several, spec 3.2) or again.
     pub async fn remove_credential(
         &self,
         tenant: &Tenant,
@@ -138,6 +140,7 @@ impl App {
         // A window's signature is accepted until one window after it ends.
         let receipt = RemovalReceipt {
             window,
+            signature_id: crate::signature::replay_id(signature)?,
             expires_at: crate::clock::Timestamp::from_unix_seconds((window + 2) * 600),
         };
         self.store

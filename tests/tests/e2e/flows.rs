@@ -503,6 +503,55 @@ async fn a_used_challenge_does_not_verify_again_under_a_new_registration_of_its_
     used("bob").await;
 }
 
+/// One key in several namespaces (the SDKs fall back to their legacy key in each, spec 3.2):
+/// the device removes each credential with a fresh signature in the same window, while a
+/// replay of one removal request removes nothing, in any namespace.
+#[tokio::test]
+async fn one_key_in_several_namespaces_is_removed_from_each_with_fresh_signatures() {
+    let h = Harness::start().await;
+    let device = Device::new();
+    for namespace in ["push", "qr-code", "in-app"] {
+        let tracked = h
+            .track(
+                &h.a,
+                "alice",
+                "addAuthenticator",
+                json!({"scope": "add:authenticators"}),
+            )
+            .await;
+        h.post(
+            &format!("/client/user-authenticators/{namespace}"),
+            Auth::Bearer(tracked["token"].as_str().unwrap()),
+            json!({"publicKey": device.public_key, "deviceName": "iPhone", "devicePlatform": "ios"}),
+        )
+        .await
+        .expect(200);
+    }
+    let now = h.clock_now();
+    let remove = |namespace: &str, signature: &str| {
+        let body = json!({"publicKey": device.public_key, "signature": signature});
+        let path = format!("/client/user-authenticators/{namespace}/remove");
+        let h = &h;
+        async move { h.post(&path, Auth::TenantAndroid(&h.a.id), body).await }
+    };
+    let first = device.removal_signature(now);
+    remove("push", &first).await.expect(200);
+    remove("qr-code", &first)
+        .await
+        .expect_error(409, "signature_already_used");
+    remove("qr-code", &device.removal_signature(now))
+        .await
+        .expect(200);
+    remove("in-app", &device.removal_signature(now))
+        .await
+        .expect(200);
+    let listed = h
+        .get("/users/alice/authenticators", Auth::Secret(&h.a.secret))
+        .await
+        .expect(200);
+    assert_eq!(listed, json!([]), "every namespace's credential removed");
+}
+
 #[tokio::test]
 async fn credential_removal_by_the_device_and_by_the_backend() {
     let h = Harness::start().await;
@@ -533,7 +582,7 @@ async fn credential_removal_by_the_device_and_by_the_backend() {
     .await
     .expect_error(400, "invalid_credential");
 
-    // Re-registered, the captured removal request is refused: once per window and key.
+    // Re-registered, the captured removal request is refused: each signature once per key.
     h.register(&h.a, "alice", &device).await;
     h.post(
         "/client/user-authenticators/in-app/remove",

@@ -210,13 +210,22 @@ pub(super) fn action_from(tenant: &TenantId, item: &Item) -> Result<Action> {
 
 // ---------------------------------------------------------------- removal receipts
 
-/// The receipt that `credential`'s key was removed in `receipt.window`: the window is in the
-/// key (not per namespace: the signed window message names none, spec 3.2, 4.4); the receipt
-/// is kept until `expiresAt` (and `ttl`).
+/// The receipt that a signature removed `credential`'s key in `receipt.window`: the window and
+/// the signature's replay id are in the key (not the namespace: the signed window message names
+/// none, spec 3.2, 4.4); the receipt is kept until `expiresAt` (and `ttl`).
 pub(super) fn removal_receipt_item(credential: &Credential, receipt: &RemovalReceipt) -> Item {
-    let RemovalReceipt { window, expires_at } = receipt;
-    let mut item =
-        Key::removal_receipt(&credential.tenant_id, &credential.key_fingerprint, *window).item();
+    let RemovalReceipt {
+        window,
+        signature_id,
+        expires_at,
+    } = receipt;
+    let mut item = Key::removal_receipt(
+        &credential.tenant_id,
+        &credential.key_fingerprint,
+        *window,
+        signature_id,
+    )
+    .item();
     item.insert("expiresAt".into(), n(expires_at.0));
     item.insert(schema::TTL_ATTRIBUTE.into(), n(expires_at.unix_seconds()));
     item

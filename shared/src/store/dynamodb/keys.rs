@@ -130,10 +130,15 @@ impl Key {
 
     /// `T#{t}#RK#{fp}` / `RECEIPT#{window}`. Not per namespace: the signed window message
     /// names none (spec 3.2, 4.4).
-    pub fn removal_receipt(tenant: &TenantId, fingerprint: &str, window: i64) -> Key {
+    pub fn removal_receipt(
+        tenant: &TenantId,
+        fingerprint: &str,
+        window: i64,
+        signature_id: &str,
+    ) -> Key {
         Key::new(
             format!("T#{tenant}#RK#{fingerprint}"),
-            format!("RECEIPT#{window}"),
+            format!("RECEIPT#{window}#{signature_id}"),
         )
     }
 
@@ -286,8 +291,8 @@ mod tests {
             ("T#acme#K#qr-code#f0".into(), "KEY".into())
         );
         assert_eq!(
-            pair(Key::removal_receipt(&t, "f0", 7)),
-            ("T#acme#RK#f0".into(), "RECEIPT#7".into())
+            pair(Key::removal_receipt(&t, "f0", 7, "r0")),
+            ("T#acme#RK#f0".into(), "RECEIPT#7#r0".into())
         );
         let action = ActionKey {
             user_id: u.clone(),

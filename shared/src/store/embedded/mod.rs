@@ -20,7 +20,7 @@
 //! | `ChallengeMarks` | tenant, challenge fingerprint | [`ChallengeMark`] JSON | the challenge's expiry |
 //! | `Actions` | tenant, user, action code, idempotency key | [`Action`] JSON | the action's expiry |
 //! | `Users` | tenant, user | [`UserProfile`] JSON | |
-//! | `RemovalReceipts` | tenant, fingerprint, window | expiry (ms) | that expiry |
+//! | `RemovalReceipts` | tenant, fingerprint, window, signature's `r` | expiry (ms) | that expiry |
 //! | `ActionConfigs` | tenant, action code (or `*`, the tenant default) | [`ActionConfig`] JSON | |
 //! | `Approvals` | tenant, `push`, user / tenant, `qr`, challenge id | [`ApprovalChallenge`] JSON | its `retain_until` |
 //! | `Passkeys` | tenant, WebAuthn credential id | [`PasskeyRecord`] JSON | |
@@ -777,6 +777,7 @@ impl CredentialStore for EmbeddedStore {
                 credential.tenant_id.as_str(),
                 &credential.key_fingerprint,
                 &receipt.window.to_string(),
+                &receipt.signature_id,
             ]);
             if tx.get(TableId::RemovalReceipts, &receipt_key)?.is_some() {
                 return Err(Error::SignatureAlreadyUsed);
