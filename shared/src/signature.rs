@@ -187,10 +187,7 @@ mod tests {
         assert_eq!(replay_id(SIG_LOW_S).as_deref(), Ok(R));
         assert_eq!(replay_id(SIG_HIGH_S).as_deref(), Ok(R));
         assert_ne!(replay_id(OTHER_SIG).as_deref(), Ok(R));
-        assert!(matches!(
-            replay_id("AAAA"),
-            Err(Error::InvalidRequest(_))
-        ));
+        assert!(matches!(replay_id("AAAA"), Err(Error::InvalidRequest(_))));
     }
 
     #[test]
