@@ -314,6 +314,28 @@ async fn handle(
         );
         return error.into_response();
     }
+    // RFC 9112 3.2: an HTTP/1.1 request without exactly one `Host` is a 400 (hyper does not
+    // check; API Gateway does, before the functions).
+    if parts.version == axum::http::Version::HTTP_11
+        && parts
+            .headers
+            .get_all(axum::http::header::HOST)
+            .iter()
+            .count()
+            != 1
+    {
+        let error = HttpError::from(Error::invalid_request(
+            "An HTTP/1.1 request needs exactly one Host header (RFC 9112 3.2).",
+        ));
+        tracing::info!(
+            method = %parts.method,
+            route = "unmatched",
+            status = error.status().as_u16(),
+            error = error.code(),
+            "request"
+        );
+        return error.into_response();
+    }
     parts.extensions.insert(ConnectInfo(peer));
     // A request without a body (most GETs) needs no deadline, nor its timer.
     let body = if hyper::body::Body::is_end_stream(&body) {

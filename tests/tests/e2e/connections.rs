@@ -335,6 +335,25 @@ async fn oversized_headers_get_431_in_the_error_shape() {
     server.stop().await;
 }
 
+/// An HTTP/1.1 request without exactly one `Host` is a 400 in the error shape (RFC 9112 3.2),
+/// and the connection goes on.
+#[tokio::test]
+async fn an_http_1_1_request_without_one_host_is_400() {
+    let server = start(limits()).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    for request in [
+        &b"GET /v1/users/alice HTTP/1.1\r\n\r\n"[..],
+        b"GET /v1/users/alice HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    ] {
+        stream.write_all(request).await.unwrap();
+        let answer = read_answer(&mut stream, Duration::from_secs(5))
+            .await
+            .expect("an answer");
+        answer.expect_error(400, "invalid_request");
+    }
+    server.stop().await;
+}
+
 /// A request hyper cannot parse is answered by hyper itself; it still gets the error shape.
 #[tokio::test]
 async fn a_request_that_is_not_http_gets_400_in_the_error_shape() {
