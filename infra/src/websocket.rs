@@ -12,7 +12,7 @@
 //!   and a queue of [`shared::websocket::LOCAL_QUEUE`] messages each (a socket that reads
 //!   nothing is closed, not buffered for).
 //! - **Limits per socket**: messages and frames of at most [`MAX_MESSAGE_BYTES`] (larger: closed
-//!   with 1009), a 4 KiB read buffer and a bounded write buffer; the first message within
+//!   with 1009; text that is not UTF-8: 1007; broken framing: 1002), a 4 KiB read buffer and a bounded write buffer; the first message within
 //!   [`SocketLimits::first_message`], then one at least every [`SocketLimits::idle`] (the SDK
 //!   sends one every 9 minutes; API Gateway's idle limit is 10), and at most
 //!   [`SocketLimits::lifetime`] in all (API Gateway's 2 hours); past
@@ -169,6 +169,19 @@ struct Running {
     _hold: Option<ConnectionHold>,
 }
 
+/// The close frame for a read that failed (RFC 6455 7.4.1): 1009 for a message or frame over
+/// the size limit, 1007 for text that is not UTF-8, 1002 for broken framing (an unmasked
+/// frame, reserved bits or opcodes, a bad close code); none when the connection itself broke.
+fn read_failure_close(error: axum::Error) -> Option<Message> {
+    use tungstenite::Error as Ws;
+    match error.into_inner().downcast_ref::<Ws>() {
+        Some(Ws::Capacity(_)) => Some(close(close_code::SIZE, "message too big")),
+        Some(Ws::Utf8(_)) => Some(close(close_code::INVALID, "text that is not UTF-8")),
+        Some(Ws::Protocol(_)) => Some(close(close_code::PROTOCOL, "protocol error")),
+        _ => None,
+    }
+}
+
 /// Why a socket ends, and the close frame it gets.
 fn close(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
@@ -211,8 +224,8 @@ async fn run(
                     Ok(None) | Ok(Some(Ok(Message::Close(_)))) => break None,
                     Ok(Some(Err(error))) => {
                         tracing::debug!(%error, connection = %connection, "socket read failed");
-                        // Over the size limit (or broken framing): say so if it still listens.
-                        break Some(close(close_code::SIZE, "message too big or malformed"));
+                        // Say why if it still listens (RFC 6455 7.4.1).
+                        break read_failure_close(error);
                     }
                     Ok(Some(Ok(message))) => message,
                 };

@@ -170,8 +170,10 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage> {
             "A message must be at most {MAX_MESSAGE_BYTES} bytes."
         )));
     }
-    let envelope: Envelope = serde_json::from_str(text)
-        .map_err(|_| Error::invalid_request("A message must be a JSON object."))?;
+    // The parser's own words (a syntax error, nesting too deep, a wrong type) say what is wrong.
+    let envelope: Envelope = serde_json::from_str(text).map_err(|error| {
+        Error::invalid_request(format!("A message must be a JSON object: {error}."))
+    })?;
     match envelope.kind.as_deref() {
         Some("CREATE_CHALLENGE") => {}
         Some(_) => return Err(Error::invalid_request("Unknown message type.")),

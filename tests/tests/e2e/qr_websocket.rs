@@ -292,6 +292,34 @@ async fn an_oversized_message_closes_the_socket_with_1009() {
     server.stop().await;
 }
 
+/// A read that fails closes the socket with the code RFC 6455 7.4.1 gives its cause: 1007 for
+/// a text frame that is not UTF-8, 1002 for an unmasked frame from the client.
+#[tokio::test]
+async fn broken_frames_close_the_socket_with_the_code_for_their_cause() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = strict_server(Limits::default(), short()).await;
+    for (frame, expected) in [
+        // FIN + text, masked (a zero key), two bytes that are not UTF-8.
+        (
+            &[0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe][..],
+            CloseCode::Invalid,
+        ),
+        // FIN + text, not masked: a client must mask (RFC 6455 5.1).
+        (&[0x81, 0x02, b'h', b'i'][..], CloseCode::Protocol),
+    ] {
+        let mut socket = open(&server.websocket_url(), &tenant_offer("ws-tenant"))
+            .await
+            .unwrap();
+        let MaybeTlsStream::Plain(stream) = socket.get_mut() else {
+            panic!("a plain TCP stream");
+        };
+        stream.write_all(frame).await.unwrap();
+        let code = closed(&mut socket, Duration::from_secs(2)).await;
+        assert_eq!(code, Some(expected), "{frame:02x?}");
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn silent_sockets_are_closed_after_the_first_message_and_idle_timeouts() {
     let server = strict_server(Limits::default(), short()).await;
