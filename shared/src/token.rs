@@ -68,6 +68,8 @@ pub struct VerifiedToken {
     pub redirect_url: Option<String>,
     /// Track's `redirectToSettings`: the pre-built UI's settings screen (issue #16).
     pub redirect_to_settings: bool,
+    /// When the token was issued (`iat`, whole seconds).
+    pub issued_at: Timestamp,
 }
 
 impl VerifiedToken {
@@ -232,6 +234,7 @@ impl TenantKeys {
                 .collect(),
             redirect_url: claims.other.redirect_url,
             redirect_to_settings: claims.other.redirect_to_settings,
+            issued_at: Timestamp::from_unix_seconds(claims.iat),
         })
     }
 }

@@ -132,6 +132,8 @@ impl App {
                 scopes: scopes.clone(),
                 redirect_url: None,
                 redirect_to_settings: false,
+                // Its token was checked at the handshake; it asks for no settings screen.
+                issued_at: session.connected_at,
             }),
             SocketStarter::Tenant => QrStarter::Tenant,
         };

@@ -140,12 +140,22 @@ fn removal_refusal(
     if !token.redirect_to_settings {
         Some(Error::SettingsNotRequested)
     } else if !action.challenged_after_track()
+        || !completed_since(action, token)
         || !proved_with_an_older_authenticator(action, credentials, passkeys)
     {
         Some(Error::RemovalNeedsChallenge)
     } else {
         None
     }
+}
+
+/// Whether `action` was completed after `token` was issued. A track again with the action's
+/// idempotency key returns the action as it is, with a new token: one asking for settings
+/// after the action already succeeded must not inherit that old proof (the challenge was not
+/// for it). Whole seconds, as the token's `iat` is: a completion within the second of the
+/// track still counts.
+fn completed_since(action: &Action, token: &VerifiedToken) -> bool {
+    action.state_updated_at.unix_seconds() >= token.issued_at.unix_seconds()
 }
 
 /// Whether the authenticator that completed `action` is one the user had before the action was

@@ -273,6 +273,45 @@ async fn removal_needs_redirect_to_settings_a_challenge_and_the_tokens_own_user(
     }
 }
 
+/// A track again with the idempotency key of an action that already succeeded returns that
+/// action with a new token: asking for settings then does not inherit the old challenge's
+/// proof (it was not for this token), while the original settings token keeps it.
+#[tokio::test]
+async fn a_track_again_of_a_succeeded_action_does_not_inherit_its_proof_for_removal() {
+    for kind in [StoreKind::Embedded, StoreKind::DynamoDb] {
+        let h = harness(kind).await;
+        let phone = Device::new();
+        h.register(&h.a, "alice", &phone).await;
+        let old = h
+            .register(&h.a, "alice", &Device::in_namespace("push"))
+            .await;
+        let old_id = old["userAuthenticatorId"].as_str().unwrap();
+        h.clock.advance_seconds(1);
+        let attributes = json!({"redirectToSettings": true, "idempotencyKey": "fixed-key-1"});
+        let tracked = h
+            .track(&h.a, "alice", "manageDevices", attributes.clone())
+            .await;
+        let token = tracked["token"].as_str().unwrap();
+        challenge_with(&h, token, &phone).await;
+
+        h.clock.advance_seconds(1);
+        let again = h.track(&h.a, "alice", "manageDevices", attributes).await;
+        assert_eq!(again["state"], "CHALLENGE_SUCCEEDED", "{kind:?}");
+        assert_eq!(again["idempotencyKey"], "fixed-key-1");
+        let later_token = again["token"].as_str().unwrap();
+        assert_ne!(later_token, token);
+        assert_eq!(page_config(&h, &again).await["mayRemove"], false);
+        remove(&h, Some(later_token), old_id)
+            .await
+            .expect_error(403, "challenge_required");
+        assert_eq!(server_ids(&h, "alice").await.len(), 2, "{kind:?}");
+
+        // The token the challenge was for still may.
+        assert_eq!(page_config(&h, &tracked).await["mayRemove"], true);
+        remove(&h, Some(token), old_id).await.expect(200);
+    }
+}
+
 #[tokio::test]
 async fn an_allowed_action_shows_settings_at_once_and_a_new_passkey_is_no_proof_for_removal() {
     for kind in [StoreKind::Embedded, StoreKind::DynamoDb] {
