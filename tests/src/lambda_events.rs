@@ -393,6 +393,20 @@ pub const FIXTURES: &[EventFixture] = &[
         expected_status: 404,
     },
     EventFixture {
+        function: "add-authenticator",
+        name: "enroll-verified-authenticator",
+        method: "POST",
+        route: "/v1/users/{userId}/authenticators",
+        expected_status: 400,
+    },
+    EventFixture {
+        function: "add-authenticator",
+        name: "batch-enroll-authenticators",
+        method: "POST",
+        route: "/v1/users/authenticators",
+        expected_status: 400,
+    },
+    EventFixture {
         function: "challenge",
         name: "start-challenge",
         method: "POST",
@@ -695,6 +709,13 @@ pub const FIXTURES: &[EventFixture] = &[
         name: "preflight-users-user-id-authenticators",
         method: "OPTIONS",
         route: "/v1/users/{userId}/authenticators",
+        expected_status: 403,
+    },
+    EventFixture {
+        function: "add-authenticator",
+        name: "preflight-users-authenticators",
+        method: "OPTIONS",
+        route: "/v1/users/authenticators",
         expected_status: 403,
     },
     EventFixture {
@@ -1178,6 +1199,18 @@ fn request_for(
             String::new(),
             vec![secret],
             None,
+        ),
+        "enroll-verified-authenticator" => (
+            format!("{user}/authenticators"),
+            String::new(),
+            vec![secret],
+            Some(json!({"verificationMethod": "SMS", "phoneNumber": "+64270000000"})),
+        ),
+        "batch-enroll-authenticators" => (
+            "/v1/users/authenticators".into(),
+            String::new(),
+            vec![secret],
+            Some(json!({"authenticators": []})),
         ),
         "start-challenge" => (
             "/v1/client/challenge".into(),
