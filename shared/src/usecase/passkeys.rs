@@ -418,10 +418,16 @@ impl App {
         if user.as_ref().is_some_and(|u| *u != passkey.user_id) {
             return Err(Error::PasskeyRejected(PasskeyCheck::CredentialNotAllowed));
         }
-        if let Some(handle) = response.get_user_unique_id()
-            && encoding::encode_url_safe(handle) != passkey.user_handle
-        {
-            return Err(Error::PasskeyRejected(PasskeyCheck::CredentialNotAllowed));
+        match (user, response.get_user_unique_id()) {
+            (_, Some(handle)) if encoding::encode_url_safe(handle) != passkey.user_handle => {
+                return Err(Error::PasskeyRejected(PasskeyCheck::CredentialNotAllowed));
+            }
+            // WebAuthn L2 7.2 step 6: a user not identified before the ceremony (a
+            // discoverable sign-in) is identified by the user handle, which must be there.
+            (None, None) => {
+                return Err(Error::PasskeyRejected(PasskeyCheck::CredentialNotAllowed));
+            }
+            _ => {}
         }
         let mut credential = stored_credential(&passkey)?;
         let result = rp.finish_authentication(response, &decode_state(&ceremony)?, &credential)?;

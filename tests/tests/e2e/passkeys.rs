@@ -264,6 +264,34 @@ async fn a_discoverable_passkey_signs_in_without_a_token() {
     .expect_error(400, "invalid_credential");
 }
 
+/// A discoverable sign-in identifies its user by the assertion's user handle: without one
+/// it is refused (WebAuthn L2 7.2 step 6), and with it the same assertion signs in.
+#[tokio::test]
+async fn a_discoverable_sign_in_needs_the_user_handle() {
+    let h = start().await;
+    let mut passkey = alice_with_passkey(&h).await;
+    let opts = options(&h, Auth::TenantBrowser(&h.a.id), json!({})).await;
+    let assertion = passkey.get(&opts["options"]);
+    let mut without_handle = assertion.clone();
+    without_handle["response"]["userHandle"] = Value::Null;
+    verify(
+        &h,
+        Auth::TenantBrowser(&h.a.id),
+        &opts["challengeId"],
+        &without_handle,
+    )
+    .await
+    .expect_error(400, "credential_not_allowed");
+    verify(
+        &h,
+        Auth::TenantBrowser(&h.a.id),
+        &opts["challengeId"],
+        &assertion,
+    )
+    .await
+    .expect(200);
+}
+
 #[tokio::test]
 async fn an_assertion_is_accepted_once() {
     let h = start().await;
