@@ -140,7 +140,8 @@ pub enum PasskeyCheck {
     UserPresence,
     /// The tenant requires user verification and the authenticator did not verify the user.
     UserVerification,
-    /// The assertion signature does not verify with the registered public key.
+    /// A signature does not verify: the assertion's with the registered public key, or the
+    /// attestation's at registration.
     Signature,
     /// The signature counter did not increase: a possible cloned authenticator.
     CounterRegression,
@@ -182,7 +183,7 @@ impl PasskeyCheck {
                 "The tenant requires user verification and the authenticator did not verify the user."
             }
             PasskeyCheck::Signature => {
-                "The assertion signature does not verify with the registered passkey."
+                "A signature in the response does not verify: the assertion's with the registered passkey, or the attestation's at registration."
             }
             PasskeyCheck::CounterRegression => {
                 "The authenticator's signature counter went backwards: it may be cloned; the passkey is refused."
