@@ -304,15 +304,7 @@ async fn handle(
     let (mut parts, body) = request.into_parts();
     if head_size(&parts) > limits.max_header_bytes {
         let error = HttpError::HeaderFieldsTooLarge(limits.max_header_bytes);
-        // The routers' log line is not reached: say it here, in the same shape.
-        tracing::info!(
-            method = %parts.method,
-            route = "unmatched",
-            status = error.status().as_u16(),
-            error = error.code(),
-            "request"
-        );
-        return error.into_response();
+        return refused_before_routing(&parts, error);
     }
     // RFC 9112 3.2: an HTTP/1.1 request without exactly one `Host` is a 400 (hyper does not
     // check; API Gateway does, before the functions).
@@ -327,14 +319,7 @@ async fn handle(
         let error = HttpError::from(Error::invalid_request(
             "An HTTP/1.1 request needs exactly one Host header (RFC 9112 3.2).",
         ));
-        tracing::info!(
-            method = %parts.method,
-            route = "unmatched",
-            status = error.status().as_u16(),
-            error = error.code(),
-            "request"
-        );
-        return error.into_response();
+        return refused_before_routing(&parts, error);
     }
     parts.extensions.insert(ConnectInfo(peer));
     // A request without a body (most GETs) needs no deadline, nor its timer.
@@ -352,6 +337,19 @@ async fn handle(
         Ok(response) => response,
         Err(never) => match never {},
     }
+}
+
+/// The answer to a request refused before the routers, which would have logged it: its log
+/// line here, in the routers' shape.
+fn refused_before_routing(parts: &axum::http::request::Parts, error: HttpError) -> Response {
+    tracing::info!(
+        method = %parts.method,
+        route = "unmatched",
+        status = error.status().as_u16(),
+        error = error.code(),
+        "request"
+    );
+    error.into_response()
 }
 
 /// The size of a request line and headers as sent, near enough: method, target, version and

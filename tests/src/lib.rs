@@ -427,9 +427,21 @@ impl Harness {
     }
 
     pub async fn add_credential(&self, tracked: &Value, device: &Device) -> Reply {
+        self.add_credential_in(tracked, device, device.namespace)
+            .await
+    }
+
+    /// `add_credential` in another namespace than the device's own: one key in several (the
+    /// SDKs' legacy key, spec 3.2).
+    pub async fn add_credential_in(
+        &self,
+        tracked: &Value,
+        device: &Device,
+        namespace: &str,
+    ) -> Reply {
         let token = tracked["token"].as_str().unwrap();
         self.post(
-            &format!("/client/user-authenticators/{}", device.namespace),
+            &format!("/client/user-authenticators/{namespace}"),
             Auth::Bearer(token),
             json!({"publicKey": device.public_key, "deviceName": "iPhone", "devicePlatform": "ios"}),
         )

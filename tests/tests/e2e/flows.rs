@@ -519,13 +519,9 @@ async fn one_key_in_several_namespaces_is_removed_from_each_with_fresh_signature
                 json!({"scope": "add:authenticators"}),
             )
             .await;
-        h.post(
-            &format!("/client/user-authenticators/{namespace}"),
-            Auth::Bearer(tracked["token"].as_str().unwrap()),
-            json!({"publicKey": device.public_key, "deviceName": "iPhone", "devicePlatform": "ios"}),
-        )
-        .await
-        .expect(200);
+        h.add_credential_in(&tracked, &device, namespace)
+            .await
+            .expect(200);
     }
     let now = h.clock_now();
     let remove = |namespace: &str, signature: &str| {

@@ -274,22 +274,13 @@ async fn a_discoverable_sign_in_needs_the_user_handle() {
     let assertion = passkey.get(&opts["options"]);
     let mut without_handle = assertion.clone();
     without_handle["response"]["userHandle"] = Value::Null;
-    verify(
-        &h,
-        Auth::TenantBrowser(&h.a.id),
-        &opts["challengeId"],
-        &without_handle,
-    )
-    .await
-    .expect_error(400, "credential_not_allowed");
-    verify(
-        &h,
-        Auth::TenantBrowser(&h.a.id),
-        &opts["challengeId"],
-        &assertion,
-    )
-    .await
-    .expect(200);
+    let auth = || Auth::TenantBrowser(&h.a.id);
+    verify(&h, auth(), &opts["challengeId"], &without_handle)
+        .await
+        .expect_error(400, "credential_not_allowed");
+    verify(&h, auth(), &opts["challengeId"], &assertion)
+        .await
+        .expect(200);
 }
 
 #[tokio::test]
