@@ -114,7 +114,10 @@ async fn upgrade(
         subprotocols,
         ip,
         user_agent,
-        origin: headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+        origin: headers
+            .get(header::ORIGIN)
+            .map(|v| v.to_str().unwrap_or_default()),
+        host: headers.get(header::HOST).and_then(|v| v.to_str().ok()),
     };
     let session = match context.app.open_socket(connection.clone(), handshake).await {
         Ok(session) => session,

@@ -113,6 +113,10 @@ async fn connect(
         origin: event
             .headers
             .get(lambda_http::http::header::ORIGIN)
+            .map(|v| v.to_str().unwrap_or_default()),
+        host: event
+            .headers
+            .get(lambda_http::http::header::HOST)
             .and_then(|v| v.to_str().ok()),
     };
     let session = match app.open_socket(connection, handshake).await {

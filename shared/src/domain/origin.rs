@@ -60,6 +60,16 @@ impl AllowedOrigin {
     }
 }
 
+/// Whether `origin` is the server's own: its host and port are `host`, the request's `Host`
+/// (a page the service serves itself, or a native socket client that sends its URL's origin).
+pub fn is_same_origin(origin: &str, host: Option<&str>) -> bool {
+    let authority = origin.split_once("://").map(|(_, rest)| rest);
+    match (authority, host) {
+        (Some(authority), Some(host)) => authority.eq_ignore_ascii_case(host.trim()),
+        _ => false,
+    }
+}
+
 /// `host[:port]`, with a bracketed IPv6 host; `None` if a port is there and not 1..=65535.
 fn split_port(authority: &str) -> Option<(&str, Option<u16>)> {
     let port_from = if authority.starts_with('[') {

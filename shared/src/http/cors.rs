@@ -19,6 +19,7 @@
 
 use super::HttpError;
 use crate::domain::AllowedOrigin;
+use crate::domain::origin::is_same_origin;
 use crate::error::Error;
 use crate::usecase::tenants::Tenant;
 use axum::extract::Request;
@@ -215,7 +216,7 @@ pub(crate) fn check_origin(parts: &Parts, tenant: &Tenant) -> Result<(), Error> 
         return Ok(());
     };
     let origin = grant.origin.to_str().unwrap_or_default();
-    if same_origin(origin, &parts.headers) {
+    if is_same_origin(origin, header_text(&parts.headers, header::HOST)) {
         return Ok(());
     }
     if tenant.allows_origin(origin) {
@@ -235,16 +236,6 @@ pub(crate) fn check_origin(parts: &Parts, tenant: &Tenant) -> Result<(), Error> 
         Ok(())
     } else {
         Err(Error::OriginNotAllowed)
-    }
-}
-
-/// Whether `origin` is this server's own (a page the service serves itself): its host and
-/// port are the request's `Host`.
-fn same_origin(origin: &str, headers: &HeaderMap) -> bool {
-    let authority = origin.split_once("://").map(|(_, rest)| rest);
-    match (authority, header_text(headers, header::HOST)) {
-        (Some(authority), Some(host)) => authority.eq_ignore_ascii_case(host.trim()),
-        _ => false,
     }
 }
 
@@ -336,8 +327,9 @@ mod tests {
     #[test]
     fn same_origin_is_the_host_header() {
         let headers = preflight_headers(&[("host", "auth.example:8443")]);
-        assert!(same_origin("https://auth.example:8443", &headers));
-        assert!(!same_origin("https://auth.example", &headers));
-        assert!(!same_origin("https://evil.example:8443", &headers));
+        let host = header_text(&headers, header::HOST);
+        assert!(is_same_origin("https://auth.example:8443", host));
+        assert!(!is_same_origin("https://auth.example", host));
+        assert!(!is_same_origin("https://evil.example:8443", host));
     }
 }

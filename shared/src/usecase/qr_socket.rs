@@ -27,6 +27,7 @@
 use super::approvals::{QrStarter, StartQrCode};
 use crate::App;
 use crate::clock::Timestamp;
+use crate::domain::origin::is_same_origin;
 use crate::domain::{ActionCode, ApprovalChallenge, TenantId};
 use crate::error::{Error, Result};
 use crate::store::RateBucket;
@@ -45,8 +46,11 @@ pub struct Handshake<'a> {
     pub subprotocols: Vec<&'a str>,
     pub ip: Option<IpAddr>,
     pub user_agent: Option<&'a str>,
-    /// The `Origin` header: a browser always sends it with a handshake.
+    /// The `Origin` header: a browser always sends it with a handshake (one that is not
+    /// text is given as `""`, which no tenant allows).
     pub origin: Option<&'a str>,
+    /// The `Host` header: an `Origin` of the server itself needs no allowed origin.
+    pub host: Option<&'a str>,
 }
 
 impl App {
@@ -84,11 +88,12 @@ impl App {
                 }
             };
         // DESIGN 9: browsers apply no CORS to WebSockets, so the handshake's `Origin` is the
-        // only check a page of another site meets: one of the tenant's allowed origins, as
-        // for the Client API's state-changing calls (the server's own pages open no socket).
-        // No `Origin`: not a browser, nothing to check.
+        // only check a page of another site meets: one of the tenant's allowed origins, or
+        // the server's own, as for the Client API's state-changing calls. No `Origin`: not a
+        // browser, nothing to check.
         if let Some(origin) = handshake.origin
             && !tenant.allows_origin(origin)
+            && !is_same_origin(origin, handshake.host)
         {
             tracing::warn!(
                 tenant = tenant.id.as_str(),
