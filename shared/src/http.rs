@@ -381,6 +381,22 @@ pub fn required<T>(value: Option<T>, name: &str) -> Result<T, Error> {
     value.ok_or_else(|| Error::invalid_request(format!("The field `{name}` is required.")))
 }
 
+/// A body's `custom` (spec 2.3, 2.6): a JSON object, or `[]` for an empty one (the PHP SDK
+/// sends an empty PHP array so: `json_encode` without `JSON_FORCE_OBJECT`); `null` or absent is
+/// none. Anything else is refused, not dropped. For `#[serde(default, deserialize_with)]`.
+pub fn custom_object<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, D::Error> {
+    use serde::Deserialize as _;
+    use serde_json::Value;
+    match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(Value::Array(items)) if items.is_empty() => Ok(Some(serde_json::Map::new())),
+        Some(_) => Err(serde::de::Error::custom("`custom` must be a JSON object")),
+    }
+}
+
 // ---------------------------------------------------------------- the service
 
 /// Adds what every router needs, once, around the merged routes: JSON 404 and 405, a panic

@@ -97,6 +97,7 @@ struct TrackBody {
     email: Option<String>,
     phone_number: Option<String>,
     /// An object (spec 2.3, rules read `custom.*`); any other JSON is refused, not dropped.
+    #[serde(default, deserialize_with = "shared::http::custom_object")]
     custom: Option<serde_json::Map<String, Value>>,
     /// Where the pre-built UI returns with the token (spec 2.3 trusted-device note).
     redirect_url: Option<String>,
@@ -402,6 +403,7 @@ struct UpdateUserBody {
     username: Option<String>,
     display_name: Option<String>,
     /// An object (spec 2.6), as track's: any other JSON is refused, not stored.
+    #[serde(default, deserialize_with = "shared::http::custom_object")]
     custom: Option<serde_json::Map<String, Value>>,
     locale: Option<String>,
 }

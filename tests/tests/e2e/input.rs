@@ -63,6 +63,15 @@ async fn malformed_bodies_are_400_invalid_request() {
     }
     let carol = h.get("/users/carol", secret).await.expect(200);
     assert_eq!(carol.get("custom"), None, "{carol}");
+    // PHP's `json_encode` of an empty array is `[]`: an empty object, as the SDK means it.
+    h.send(
+        Method::PATCH,
+        "/users/carol",
+        secret,
+        Some(&json!({"custom": []})),
+    )
+    .await
+    .expect(200);
     let actions = h.get("/users/carol/actions", secret).await.expect(200);
     assert_eq!(actions, json!([]), "no action tracked");
 }
