@@ -82,7 +82,11 @@ impl ManualClock {
     }
 
     pub fn advance_seconds(&self, seconds: i64) {
-        self.0.fetch_add(seconds * 1000, Ordering::SeqCst);
+        self.advance_millis(seconds * 1000);
+    }
+
+    pub fn advance_millis(&self, millis: i64) {
+        self.0.fetch_add(millis, Ordering::SeqCst);
     }
 }
 

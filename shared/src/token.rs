@@ -56,6 +56,11 @@ pub struct OtherClaims {
     /// (docs/security.md). Signed, so the page cannot grant it to itself.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub redirect_to_settings: bool,
+    /// Ours: the issue time in milliseconds, in a settings token only: a removal in settings
+    /// needs a challenge completed after it, which `iat`'s whole seconds cannot tell within
+    /// the second (docs/security.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at_ms: Option<i64>,
 }
 
 /// A token that verified: its claims, parsed into domain types.
@@ -68,7 +73,8 @@ pub struct VerifiedToken {
     pub redirect_url: Option<String>,
     /// Track's `redirectToSettings`: the pre-built UI's settings screen (issue #16).
     pub redirect_to_settings: bool,
-    /// When the token was issued (`iat`, whole seconds).
+    /// When the token was issued: to the millisecond for a settings token, else `iat`'s whole
+    /// seconds.
     pub issued_at: Timestamp,
 }
 
@@ -178,6 +184,7 @@ impl TenantKeys {
                 username: request.username.map(str::to_owned),
                 redirect_url: request.redirect_url.map(str::to_owned),
                 redirect_to_settings: request.redirect_to_settings,
+                issued_at_ms: request.redirect_to_settings.then_some(now.0),
             },
         };
         let mut header = Header::new(Algorithm::HS256);
@@ -234,7 +241,10 @@ impl TenantKeys {
                 .collect(),
             redirect_url: claims.other.redirect_url,
             redirect_to_settings: claims.other.redirect_to_settings,
-            issued_at: Timestamp::from_unix_seconds(claims.iat),
+            issued_at: claims
+                .other
+                .issued_at_ms
+                .map_or(Timestamp::from_unix_seconds(claims.iat), Timestamp),
         })
     }
 }

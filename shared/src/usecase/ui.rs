@@ -152,10 +152,10 @@ fn removal_refusal(
 /// Whether `action` was completed after `token` was issued. A track again with the action's
 /// idempotency key returns the action as it is, with a new token: one asking for settings
 /// after the action already succeeded must not inherit that old proof (the challenge was not
-/// for it). Whole seconds, as the token's `iat` is: a completion within the second of the
-/// track still counts.
+/// for it). To the millisecond (a settings token carries its issue time so); the same
+/// millisecond counts, as a clock that has not moved between track and challenge allows.
 fn completed_since(action: &Action, token: &VerifiedToken) -> bool {
-    action.state_updated_at.unix_seconds() >= token.issued_at.unix_seconds()
+    action.state_updated_at >= token.issued_at
 }
 
 /// Whether the authenticator that completed `action` is one the user had before the action was

@@ -294,7 +294,8 @@ async fn a_track_again_of_a_succeeded_action_does_not_inherit_its_proof_for_remo
         let token = tracked["token"].as_str().unwrap();
         challenge_with(&h, token, &phone).await;
 
-        h.clock.advance_seconds(1);
+        // A millisecond later: within the same second of `iat`, which alone could not tell.
+        h.clock.advance_millis(1);
         let again = h.track(&h.a, "alice", "manageDevices", attributes).await;
         assert_eq!(again["state"], "CHALLENGE_SUCCEEDED", "{kind:?}");
         assert_eq!(again["idempotencyKey"], "fixed-key-1");
