@@ -5,14 +5,15 @@
 //! `qr-socket` serves on AWS; this file is only the transport.
 //!
 //! - **Handshake**: the sub-protocols are checked before the upgrade; a missing or bad
-//!   credential is answered `401` in the error shape, and no socket opens. The answer echoes
-//!   `authsignal-ws`.
+//!   credential is answered `401` in the error shape, a browser `Origin` the tenant does not
+//!   allow `403`, and no socket opens. The answer echoes `authsignal-ws`.
 //! - **States** from claims and answers arrive through [`LocalSockets`], the in-process
 //!   registry keyed by connection id: at most one socket per connection slot of the server,
 //!   and a queue of [`shared::websocket::LOCAL_QUEUE`] messages each (a socket that reads
 //!   nothing is closed, not buffered for).
 //! - **Limits per socket**: messages and frames of at most [`MAX_MESSAGE_BYTES`] (larger: closed
-//!   with 1009; text that is not UTF-8: 1007; broken framing: 1002), a 4 KiB read buffer and a bounded write buffer; the first message within
+//!   with 1009; text that is not UTF-8: 1007; broken framing: 1002), a 4 KiB read buffer and a
+//!   bounded write buffer; the first message within
 //!   [`SocketLimits::first_message`], then one at least every [`SocketLimits::idle`] (the SDK
 //!   sends one every 9 minutes; API Gateway's idle limit is 10), and at most
 //!   [`SocketLimits::lifetime`] in all (API Gateway's 2 hours); past

@@ -128,8 +128,8 @@ impl Key {
         ]
     }
 
-    /// `T#{t}#RK#{fp}` / `RECEIPT#{window}`. Not per namespace: the signed window message
-    /// names none (spec 3.2, 4.4).
+    /// `T#{t}#RK#{fp}` / `RECEIPT#{window}#{r}`: one signature (by its `r`, so its malleated
+    /// twin too). Not per namespace: the signed window message names none (spec 3.2, 4.4).
     pub fn removal_receipt(
         tenant: &TenantId,
         fingerprint: &str,

@@ -15,7 +15,7 @@
 //! | enrolment | `T#{t}#U#{u}` | `ENROLMENT` | `credentials` (N: moved by every add and removal; what makes a scopeless token's first credential the only one), `deviceIds`, `pushIds`, `passkeyIds` (SS: the ids of the user's authenticators per method, moved in the same transactions; what track reads instead of the credentials; the verify's condition that a credential is still registered), `lastVerifiedAt#{id}` (N: each device credential's latest verification, set by verify and approve, removed with the credential), `lastChallenge` (S: the order of the user's last used in-app challenge, what makes each single-use) | |
 //! | credential | `T#{t}#U#{u}` | `CRED#{id}` | credential attributes (below) | |
 //! | credential by key | `T#{t}#K#{ns}#{fp}` | `KEY` | the same attributes, a second copy | |
-//! | removal receipt | `T#{t}#RK#{fp}` | `RECEIPT#{window}` | `expiresAt` | yes |
+//! | removal receipt | `T#{t}#RK#{fp}` | `RECEIPT#{window}#{r}` (the signature's `r`) | `expiresAt` | yes |
 //! | action | `T#{t}#U#{u}` | `ACT#{code}#{key}` | action attributes (below) | yes |
 //! | challenge mark (failed signatures of an in-app challenge; the single use of a push-update challenge) | `T#{t}#CH#{ch}` | `MARK` | `consumed`, `failedAttempts`, `expiresAt` | yes |
 //! | action config (16 identical copies, one per shard of users: no hot item) | `T#{t}#CFG#{shard}` | `ACTION#{code}` (`ACTION#*`: the tenant default) | `data` (config JSON) | |
