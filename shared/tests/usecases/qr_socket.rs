@@ -378,7 +378,13 @@ async fn a_handshake_from_an_origin_the_tenant_does_not_allow_is_refused() {
         .await
         .unwrap();
     for offer in [&tenant_offer, &token_offer] {
-        for origin in ["https://evil.example", "https://app.example.evil", "null"] {
+        // `""`: an `Origin` header that is not text, as the transports pass it.
+        for origin in [
+            "https://evil.example",
+            "https://app.example.evil",
+            "null",
+            "",
+        ] {
             assert_eq!(
                 open_from(&kit, &sockets, offer, Some(origin)).await.err(),
                 Some(Error::OriginNotAllowed),

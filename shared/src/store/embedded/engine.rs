@@ -1084,7 +1084,7 @@ fn keep_owner_only(path: &Path) -> std::io::Result<()> {
                 Ok(()) => tracing::warn!(
                     file = %file.display(),
                     was = format!("{:o}", mode & 0o777),
-                    "the store's file could be read by other users; it is now 0600"
+                    "the store's file could be read by other users; it is now its owner's only"
                 ),
                 Err(error) => tracing::warn!(
                     file = %file.display(),
